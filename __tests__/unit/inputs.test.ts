@@ -1,0 +1,56 @@
+import { describe, expect, it } from 'vitest';
+import { envInputReader, InputError, parseInputs, parseSize, splitList } from '../../src/inputs/index.js';
+
+const reader = (values: Record<string, string>) => (name: string) => values[name] ?? '';
+
+describe('parseInputs', () => {
+  it('applies defaults and takes the image from the repository, lower-cased', () => {
+    const inputs = parseInputs(reader({ attr: 'docker' }), { GITHUB_REPOSITORY: 'Octo-Org/My-App' });
+    expect(inputs).toMatchObject({
+      flake: '.',
+      attr: 'docker',
+      registry: 'ghcr.io',
+      image: 'octo-org/my-app',
+      tags: ['latest'],
+      push: true,
+      insecure: false,
+      cache: true,
+      cacheMaxSize: 4 * 1024 ** 3,
+      installNix: 'auto',
+    });
+  });
+
+  it('splits tags on lines and commas, dropping blanks and duplicates', () => {
+    expect(splitList('latest, v1\n\n v1.2 ,latest\n')).toEqual(['latest', 'v1', 'v1.2']);
+  });
+
+  it('reads INPUT_ variables the way the runner sets them (hyphens kept)', () => {
+    const get = envInputReader({ 'INPUT_GITHUB-TOKEN': ' tok ', INPUT_ATTR: 'img' });
+    expect(get('github-token')).toBe('tok');
+    expect(get('attr')).toBe('img');
+  });
+
+  it.each([
+    [{ attr: '' }, /^input attr: expected the flake attribute/],
+    [{ attr: 'docker', push: 'yes' }, /^input push: expected true or false, got "yes"$/],
+    [{ attr: 'docker', 'install-nix': 'maybe' }, /^input install-nix: expected one of auto, true, false/],
+    [{ attr: 'docker', 'cache-max-size': 'lots' }, /^input cache-max-size: expected a size/],
+    [{ attr: 'docker', flake: '.#docker' }, /^input flake: expected a flake reference without #attribute/],
+    [{ attr: 'docker', 'nix-sha256': 'abc' }, /^input nix-sha256: expected 64 hexadecimal/],
+    [{ attr: 'docker', tags: ' , ' }, /^input tags: expected at least one tag/],
+  ])('rejects %j with a one-line error naming the input', (values, message) => {
+    const parse = () => parseInputs(reader(values), { GITHUB_REPOSITORY: 'o/r' });
+    expect(parse).toThrow(InputError);
+    expect(parse).toThrow(message);
+  });
+
+  it('needs an image when there is no repository to default to', () => {
+    expect(() => parseInputs(reader({ attr: 'docker' }), {})).toThrow(/^input image: is empty/);
+  });
+
+  it('parses sizes with binary and decimal units', () => {
+    expect(parseSize('s', '500MiB')).toBe(500 * 1024 ** 2);
+    expect(parseSize('s', '2GB')).toBe(2e9);
+    expect(parseSize('s', '1024')).toBe(1024);
+  });
+});

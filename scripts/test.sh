@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh machine (Debian, Node, npm, root or sudo): installs what the tests
+# need when it is missing, checks that dist/ matches the sources, type-checks, and runs every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pair in docker-registry:docker-registry skopeo:skopeo nix:nix-bin htpasswd:apache2-utils openssl:openssl zstd:zstd xz:xz-utils; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund
+fi
+
+[ "${NIA_SETUP_ONLY:-}" = 1 ] && exit 0
+
+# dist/ is what runners execute: it must be exactly what the sources bundle to.
+npm run -s build
+if ! git diff --quiet -- dist 2>/dev/null || [ -n "$(git ls-files --others --exclude-standard -- dist 2>/dev/null)" ]; then
+  echo "dist/ does not match the sources: run 'npm run build' and commit dist/" >&2
+  git status --short -- dist >&2
+  exit 1
+fi
+
+npm run -s typecheck
+
+report="$(mktemp)"
+status=0
+npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
+node -e '
+  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const skipped = r.numPendingTests + (r.numTodoTests || 0);
+  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (skipped ? `, ${skipped} skipped` : ""));
+' "$report" || true
+exit $status

@@ -1,0 +1,141 @@
+// Parses the action's inputs once into a typed object (like docker/build-push-action's context.ts).
+// Everything here is syntax: a bad value fails in the first second, before Nix builds anything.
+// Registry-specific grammar (image path, tags) is checked by registry/reference.ts from main.ts.
+
+export type InstallNix = 'auto' | 'true' | 'false';
+
+export interface ActionInputs {
+  flake: string;
+  attr: string;
+  buildArgs: string;
+  registry: string;
+  image: string;
+  tags: string[];
+  username: string;
+  password: string;
+  githubToken: string;
+  push: boolean;
+  insecure: boolean;
+  cache: boolean;
+  cacheKey: string;
+  cacheMaxSize: number;
+  installNix: InstallNix;
+  nixVersion: string;
+  nixInstallUrl: string;
+  nixSha256: string;
+  extraNixConf: string;
+}
+
+/** A bad input: the message names the input and what is expected. */
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    message: string,
+  ) {
+    super(`input ${input}: ${message}`);
+    this.name = 'InputError';
+  }
+}
+
+export type InputReader = (name: string) => string;
+
+/** Reads an input the way @actions/core does: INPUT_<NAME upper-cased, spaces as _>, trimmed. */
+export function envInputReader(env: NodeJS.ProcessEnv = process.env): InputReader {
+  return (name) => (env[`INPUT_${name.replace(/ /g, '_').toUpperCase()}`] ?? '').trim();
+}
+
+export function parseBoolean(name: string, value: string, fallback: boolean): boolean {
+  if (value === '') return fallback;
+  // The YAML 1.2 core schema booleans, as core.getBooleanInput accepts them.
+  if (['true', 'True', 'TRUE'].includes(value)) return true;
+  if (['false', 'False', 'FALSE'].includes(value)) return false;
+  throw new InputError(name, `expected true or false, got "${value}"`);
+}
+
+const SIZE_UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  k: 1000,
+  kb: 1000,
+  m: 1000 ** 2,
+  mb: 1000 ** 2,
+  g: 1000 ** 3,
+  gb: 1000 ** 3,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+export function parseSize(name: string, value: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(value);
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined) {
+    throw new InputError(name, `expected a size such as 4GiB, 500MiB or a number of bytes, got "${value}"`);
+  }
+  return Math.floor(Number(m[1]) * unit);
+}
+
+/** Tags come one per line or comma-separated; blanks dropped, order kept, duplicates removed. */
+export function splitList(value: string): string[] {
+  const items = value
+    .split(/[\n,]/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+  return [...new Set(items)];
+}
+
+function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
+  if ((allowed as readonly string[]).includes(value)) return value as T;
+  throw new InputError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
+}
+
+export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.env): ActionInputs {
+  const attr = get('attr');
+  if (attr === '') throw new InputError('attr', 'expected the flake attribute that builds the image, e.g. docker');
+  if (/\s/.test(attr)) throw new InputError('attr', `expected a flake attribute path without spaces, got "${attr}"`);
+
+  const flake = get('flake') || '.';
+  if (flake.includes('#')) {
+    throw new InputError('flake', `expected a flake reference without #attribute (use the attr input), got "${flake}"`);
+  }
+
+  let image = get('image');
+  if (image === '') {
+    const repository = env.GITHUB_REPOSITORY ?? '';
+    if (repository === '') {
+      throw new InputError('image', 'is empty and GITHUB_REPOSITORY is not set: give the repository path, e.g. owner/app');
+    }
+    image = repository.toLowerCase();
+  }
+
+  const tags = splitList(get('tags') || 'latest');
+  if (tags.length === 0) throw new InputError('tags', 'expected at least one tag');
+
+  const nixSha256 = get('nix-sha256').toLowerCase();
+  if (nixSha256 !== '' && !/^[0-9a-f]{64}$/.test(nixSha256)) {
+    throw new InputError('nix-sha256', `expected 64 hexadecimal characters, got "${nixSha256}"`);
+  }
+
+  return {
+    flake,
+    attr,
+    buildArgs: get('build-args'),
+    registry: get('registry') || 'ghcr.io',
+    image,
+    tags,
+    username: get('username'),
+    password: get('password'),
+    githubToken: get('github-token'),
+    push: parseBoolean('push', get('push'), true),
+    insecure: parseBoolean('insecure', get('insecure'), false),
+    cache: parseBoolean('cache', get('cache'), true),
+    cacheKey: get('cache-key'),
+    cacheMaxSize: parseSize('cache-max-size', get('cache-max-size') || '4GiB'),
+    installNix: oneOf('install-nix', get('install-nix') || 'auto', ['auto', 'true', 'false'] as const),
+    nixVersion: get('nix-version'),
+    nixInstallUrl: get('nix-install-url'),
+    nixSha256,
+    extraNixConf: get('extra-nix-conf'),
+  };
+}

@@ -1,0 +1,99 @@
+// Writes what the run produced: step outputs and the job summary (like docker/build-push-action's reporter.ts).
+import * as core from '@actions/core';
+import { formatBytes, type PushResult } from '../registry/push.js';
+
+export interface RunReport {
+  registry: string;
+  repository: string;
+  tags: string[];
+  storePath: string;
+  format: string;
+  nixVersion?: string;
+  cacheHit: 'true' | 'partial' | 'false';
+  cache?: { restored?: { paths: number; bytes: number; seconds: number; key?: string }; note?: string };
+  buildSeconds: number;
+  push: PushResult;
+}
+
+export interface Metadata {
+  digest: string;
+  image: string;
+  imageid: string;
+  tags: string[];
+  'store-path': string;
+  'cache-hit': string;
+  pushed: boolean;
+  format: string;
+  'nix-version'?: string;
+  layers: { total: number; uploaded: number; skipped: number };
+  bytes: { uploaded: number; skipped: number };
+  seconds: { build: number; push: number };
+}
+
+export function metadataOf(r: RunReport): Metadata {
+  const p = r.push;
+  const uploaded = p.layers.filter((l) => l.action === 'uploaded').length;
+  return {
+    digest: p.digest,
+    image: `${r.registry}/${r.repository}@${p.digest}`,
+    imageid: p.config.digest,
+    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    'store-path': r.storePath,
+    'cache-hit': r.cacheHit,
+    pushed: p.pushed,
+    format: r.format,
+    ...(r.nixVersion ? { 'nix-version': r.nixVersion } : {}),
+    layers: { total: p.layers.length, uploaded, skipped: p.layers.filter((l) => l.action === 'reused' || l.action === 'present').length },
+    bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
+    seconds: { build: round(r.buildSeconds), push: round(p.seconds) },
+  };
+}
+
+function round(s: number): number {
+  return Math.round(s * 100) / 100;
+}
+
+export function setOutputs(m: Metadata): void {
+  core.setOutput('digest', m.digest);
+  core.setOutput('image', m.image);
+  core.setOutput('imageid', m.imageid);
+  core.setOutput('tags', m.tags.join('\n'));
+  core.setOutput('store-path', m['store-path']);
+  core.setOutput('cache-hit', m['cache-hit']);
+  core.setOutput('metadata', JSON.stringify(m));
+}
+
+export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
+  const verb = m.pushed ? 'Pushed' : 'Built (not pushed)';
+  const s = core.summary.addHeading(`${verb} ${r.registry}/${r.repository}`, 3).addTable([
+    [
+      { data: 'Digest', header: true },
+      { data: 'Tags', header: true },
+      { data: 'Layers', header: true },
+      { data: 'Uploaded', header: true },
+      { data: 'Skipped', header: true },
+    ],
+    [
+      `<code>${m.digest}</code>`,
+      r.tags.map((t) => `<code>${t}</code>`).join(' '),
+      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there)`,
+      formatBytes(m.bytes.uploaded),
+      formatBytes(m.bytes.skipped),
+    ],
+  ]);
+  s.addRaw(
+    `<p>Store path <code>${m['store-path']}</code> (${m.format}), built in ${m.seconds.build} s; push ${m.seconds.push} s.` +
+      (m['nix-version'] ? ` Nix ${m['nix-version']}.` : '') +
+      ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.</p>`,
+    true,
+  );
+  await s.write();
+}
+
+export async function report(r: RunReport): Promise<Metadata> {
+  const m = metadataOf(r);
+  setOutputs(m);
+  // The summary is a courtesy: a runner without GITHUB_STEP_SUMMARY must not fail the push.
+  if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(r, m);
+  return m;
+}
