@@ -34,6 +34,8 @@ export interface ImageConfig {
 export interface ImageMetadata {
   manifest: ArchiveManifest;
   config: ImageConfig;
+  /** Layer entries that are links to another entry: link name → target name. */
+  aliases?: Record<string, string>;
 }
 
 /** A layer.tar entry as it comes out of the archive. */

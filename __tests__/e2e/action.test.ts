@@ -1,0 +1,130 @@
+// End-to-end: the committed dist/ run as the runner runs it, on flakes built by the real Nix, pushing to
+// the real Distribution registry; skopeo, an independent client, checks every digest and pulls every blob.
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAction, type ActionRun, type Runtime } from '../support/action.js';
+import { makeFixtureFlake, type FixtureKind } from '../support/flakes.js';
+import { nixTestEnv } from '../support/nix.js';
+import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+
+let registry: TestRegistry;
+beforeAll(async () => {
+  registry = await startRegistry({});
+});
+afterAll(async () => {
+  await registry?.stop();
+});
+
+const base = { cache: 'false', insecure: 'true' };
+
+function expectSuccess(run: ActionRun): void {
+  expect(run.main.errors, run.log).toEqual([]);
+  expect(run.main.code, run.log).toBe(0);
+  expect(run.post?.code).toBe(0);
+}
+
+async function inspect(ref: string): Promise<{ Digest: string; Layers: string[] }> {
+  return JSON.parse(await skopeo(['inspect', `docker://${ref}`])) as { Digest: string; Layers: string[] };
+}
+
+/** skopeo pulls every blob of the image back; returns the blob files it wrote. */
+async function pullAll(ref: string): Promise<string[]> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-pull-'));
+  await skopeo(['copy', `docker://${ref}`, `oci:${dir}:pulled`]);
+  return readdir(join(dir, 'blobs', 'sha256'));
+}
+
+const formats: { kind: FixtureKind; layout?: 'layered' | 'buildImage' }[] = [
+  { kind: 'gzip', layout: 'layered' },
+  { kind: 'gzip', layout: 'buildImage' },
+  { kind: 'none', layout: 'layered' },
+  { kind: 'zstd', layout: 'layered' },
+  { kind: 'stream', layout: 'layered' },
+];
+const runtimesUnderTest: Runtime[] = ['node24', 'system'];
+
+describe.each(runtimesUnderTest)('the bundled action on %s', (runtime) => {
+  it.each(formats)('builds and pushes a $kind archive ($layout)', async ({ kind, layout }) => {
+    const fixture = await makeFixtureFlake({ kind, layout });
+    const image = `e2e/${runtime}-${kind}-${(layout ?? 'layered').toLowerCase()}`;
+    const run = await runAction({
+      runtime,
+      inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: registry.host, image, tags: 'latest\nv1, sha-abc' },
+      env: nixTestEnv(),
+    });
+    expectSuccess(run);
+
+    const digest = run.outputs.digest!;
+    expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(run.outputs.image).toBe(`${registry.host}/${image}@${digest}`);
+    expect(run.outputs.imageid).toBe(fixture.expected!.configDigest);
+    expect(run.outputs.tags!.split('\n')).toEqual(['latest', 'v1', 'sha-abc'].map((t) => `${registry.host}/${image}:${t}`));
+    expect(existsSync(run.outputs['store-path']!)).toBe(true);
+    expect(run.outputs['cache-hit']).toBe('false');
+    const metadata = JSON.parse(run.outputs.metadata!);
+    expect(metadata).toMatchObject({ digest, imageid: fixture.expected!.configDigest, pushed: true, layers: { total: fixture.expected!.diffIDs.length } });
+    expect(run.summary).toContain(digest);
+
+    // The independent client sees the same digest under every tag, and the config's diff ids are the archive's.
+    for (const tag of ['latest', 'v1', 'sha-abc']) expect((await inspect(`${registry.host}/${image}:${tag}`)).Digest).toBe(digest);
+    const config = JSON.parse(await skopeo(['inspect', '--config', '--raw', `docker://${registry.host}/${image}:latest`]));
+    expect(config.rootfs.diff_ids).toEqual(fixture.expected!.diffIDs);
+    const blobs = await pullAll(`${registry.host}/${image}:latest`);
+    const manifest = JSON.parse(await skopeo(['inspect', '--raw', `docker://${registry.host}/${image}:latest`]));
+    for (const l of [manifest.config, ...manifest.layers]) expect(blobs).toContain(l.digest.slice('sha256:'.length));
+  });
+});
+
+describe('pushes only what changed', () => {
+  it('skips every layer the second time and computes the same digest with push: false', async () => {
+    const fixture = await makeFixtureFlake({ kind: 'gzip' });
+    const inputs = { ...base, flake: fixture.flake, attr: fixture.attr, registry: registry.host, image: 'e2e/again' };
+    const first = await runAction({ runtime: 'node24', inputs, env: nixTestEnv() });
+    expectSuccess(first);
+    const second = await runAction({ runtime: 'node24', inputs, env: nixTestEnv() });
+    expectSuccess(second);
+    expect(second.outputs.digest).toBe(first.outputs.digest);
+    const m1 = JSON.parse(first.outputs.metadata!);
+    const m2 = JSON.parse(second.outputs.metadata!);
+    expect(m1.layers.uploaded).toBe(3);
+    expect(m2.layers).toMatchObject({ total: 3, uploaded: 0, skipped: 3 });
+    expect(m2.bytes.uploaded).toBe(0);
+
+    const dry = await runAction({ runtime: 'node24', inputs: { ...inputs, image: 'e2e/never-pushed', push: 'false' }, env: nixTestEnv() });
+    expectSuccess(dry);
+    expect(dry.outputs.digest).toBe(first.outputs.digest);
+    expect(JSON.parse(dry.outputs.metadata!).pushed).toBe(false);
+    await expect(inspect(`${registry.host}/e2e/never-pushed:latest`)).rejects.toThrow();
+  });
+});
+
+describe('bad input fails with one line and tags nothing', () => {
+  const cases: { name: string; kind?: FixtureKind; inputs: Record<string, string>; error: RegExp }[] = [
+    { name: 'a build output that is not an image', kind: 'not-image', inputs: {}, error: /\/nix\/store\/\S+-not-an-image is not a container image/ },
+    { name: 'a failing build', kind: 'failing', inputs: {}, error: /broken-image\.drv/ },
+    { name: 'a missing attr', inputs: { attr: 'nope' }, error: /nope/ },
+    { name: 'a malformed image', inputs: { image: 'Bad Name/App' }, error: /^input image|image/ },
+    { name: 'a tag with invalid characters', inputs: { tags: 'latest,bad/tag' }, error: /bad\/tag/ },
+    { name: 'a tag over 128 characters', inputs: { tags: 'a'.repeat(129) }, error: /128/ },
+    { name: 'a registry with a scheme', inputs: { registry: 'https://ghcr.io' }, error: /registry/ },
+    { name: 'a registry with a path', inputs: { registry: 'ghcr.io/owner' }, error: /registry/ },
+    { name: 'an unreachable registry', inputs: { registry: '127.0.0.1:9' }, error: /127\.0\.0\.1:9/ },
+  ];
+  it.each(cases)('$name', async ({ kind, inputs, error }) => {
+    const fixture = await makeFixtureFlake({ kind: kind ?? 'gzip' });
+    const image = `e2e/bad-${Math.random().toString(36).slice(2, 8)}`;
+    const run = await runAction({
+      runtime: 'node24',
+      inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: registry.host, image, ...inputs },
+      env: nixTestEnv(),
+    });
+    expect(run.main.code, run.log).not.toBe(0);
+    expect(run.main.errors).toHaveLength(1);
+    expect(run.main.errors[0]).not.toContain('\n');
+    expect(run.main.errors[0]).toMatch(error);
+    await expect(inspect(`${registry.host}/${image}:latest`)).rejects.toThrow();
+  });
+});

@@ -1,0 +1,22 @@
+import { createRequire as __nia_createRequire } from 'node:module'; const require = __nia_createRequire(import.meta.url);
+import {
+  errorLine,
+  info,
+  readPostState,
+  saveStoreCache,
+  warning
+} from "./chunks/chunk-JOJ3RPKI.js";
+
+// src/post.ts
+async function run() {
+  const state = readPostState();
+  if (!state?.started || state.cache === void 0) return;
+  if (!state.storePath || !state.drvPath) {
+    info("store cache: nothing was built, nothing to save");
+    return;
+  }
+  await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+}
+run().catch((error) => {
+  warning(`store cache not saved: ${errorLine(error)}`);
+});

@@ -1,0 +1,118 @@
+// Builds <flake>#<attr> with `nix build --no-link --json --print-build-logs` (understood by Nix 2.8 up
+// to current 2.3x), logs in a collapsible group, and on failure one line naming the failing derivation
+// and the last lines of its log.
+import * as core from '@actions/core';
+import { spawn } from 'node:child_process';
+import { InputError } from '../inputs/index.js';
+
+export class BuildError extends Error {
+  override name = 'BuildError';
+}
+
+/** Splits build-args like a shell would (quotes and backslashes; no expansion, no shell). */
+export function splitArgs(value: string): string[] {
+  const args: string[] = [];
+  let cur = '';
+  let inArg = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else cur += c;
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else if (c === '\\' && i + 1 < value.length && '"\\$`'.includes(value[i + 1]!)) cur += value[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inArg = true;
+    } else if (c === '\\' && i + 1 < value.length) {
+      if (value[i + 1] !== '\n') cur += value[i + 1];
+      i++;
+      inArg = true;
+    } else if (/\s/.test(c)) {
+      if (inArg) args.push(cur);
+      cur = '';
+      inArg = false;
+    } else {
+      cur += c;
+      inArg = true;
+    }
+  }
+  if (quote) throw new InputError('build-args', `unterminated ${quote} quote in "${value}"`);
+  if (inArg) args.push(cur);
+  return args;
+}
+
+export interface BuildOptions {
+  nix: string;
+  installable: string;
+  buildArgs: string[];
+  env: NodeJS.ProcessEnv;
+}
+
+export interface BuildResult {
+  storePath: string;
+  drvPath: string;
+  seconds: number;
+}
+
+const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+
+/** The error line of a failed `nix build`: the failing derivation if Nix named one, and the log's tail. */
+export function describeFailure(installable: string, code: number | null, stderr: string): string {
+  const lines = stderr.replace(ANSI, '').split('\n').map((l) => l.trimEnd());
+  const drv = /builder for '([^']+\.drv)' failed[^\n]*/.exec(stderr.replace(ANSI, ''));
+  const firstError = lines.findIndex((l) => /^error:/.test(l.trim()));
+  if (drv) {
+    // Nix prints the tail of the build log after "Last N log lines:" as "> line"; else use what precedes.
+    const logLines = lines.filter((l) => /^\s*>\s?/.test(l)).map((l) => l.replace(/^\s*>\s?/, ''));
+    const tail = (logLines.length ? logLines : lines.slice(0, Math.max(0, firstError)))
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .slice(-3);
+    return `nix build ${installable} failed: ${drv[0]}${tail.length ? `; last log lines: ${tail.join(' | ')}` : ''}`;
+  }
+  const message = firstError >= 0
+    ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' ')
+    : lines.map((l) => l.trim()).filter(Boolean).slice(-3).join(' ');
+  return `nix build ${installable} failed (exit ${code}): ${message || 'no output'}`;
+}
+
+export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult> {
+  const args = ['build', '--no-link', '--json', '--print-build-logs', opts.installable, ...opts.buildArgs];
+  const started = Date.now();
+  core.startGroup(`nix ${args.join(' ')}`);
+  let stdout = '';
+  let stderr = '';
+  let code: number | null;
+  try {
+    code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(opts.nix, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => {
+        const text = d.toString();
+        stderr = (stderr + text).slice(-64 * 1024);
+        process.stdout.write(text);
+      });
+      child.on('error', (e) => reject(new BuildError(`cannot run ${opts.nix}: ${e.message}`)));
+      child.on('close', resolve);
+    });
+  } finally {
+    core.endGroup();
+  }
+  if (code !== 0) throw new BuildError(describeFailure(opts.installable, code, stderr));
+  let parsed: { drvPath?: string; outputs?: Record<string, string> }[];
+  try {
+    parsed = JSON.parse(stdout) as typeof parsed;
+  } catch {
+    throw new BuildError(`nix build ${opts.installable} printed no JSON result: ${stdout.slice(0, 200)}`);
+  }
+  const first = parsed[0];
+  const outputs = first?.outputs ?? {};
+  const storePath = outputs.out ?? Object.values(outputs)[0];
+  if (!first?.drvPath || !storePath) throw new BuildError(`nix build ${opts.installable} reported no output path: ${stdout.slice(0, 200)}`);
+  if (parsed.length > 1) core.warning(`nix build ${opts.installable} built ${parsed.length} results; using the first, ${storePath}`);
+  return { storePath, drvPath: first.drvPath, seconds: (Date.now() - started) / 1000 };
+}

@@ -1,0 +1,61 @@
+// Which credentials to send: the inputs, else github-token for ghcr.io, else the Docker config file
+// (as docker/login-action leaves it), else none (anonymous).
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { InputError } from '../inputs/index.js';
+import type { Credentials } from './types.js';
+
+export interface CredentialSources {
+  registry: string;
+  username: string;
+  password: string;
+  githubToken: string;
+  /** Defaults to process.env (DOCKER_CONFIG, HOME). */
+  env?: NodeJS.ProcessEnv;
+}
+
+interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+}
+
+/** The keys a Docker config may file a registry under. */
+function configKeys(registry: string): string[] {
+  const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
+  if (['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(registry)) keys.push('https://index.docker.io/v1/');
+  return keys;
+}
+
+export function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {
+  const dir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
+  const file = join(dir, 'config.json');
+  if (!existsSync(file)) return undefined;
+  let config: DockerConfig;
+  try {
+    config = JSON.parse(readFileSync(file, 'utf8')) as DockerConfig;
+  } catch {
+    return undefined;
+  }
+  for (const key of configKeys(registry)) {
+    const entry = config.auths?.[key];
+    if (!entry) continue;
+    if (entry.auth) {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+      const at = decoded.indexOf(':');
+      if (at > 0) return { username: decoded.slice(0, at), password: decoded.slice(at + 1) };
+    }
+    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  }
+  return undefined;
+}
+
+export function resolveCredentials(s: CredentialSources): Credentials | undefined {
+  if (s.password !== '') {
+    if (s.username === '') throw new InputError('username', 'is empty but password is set: give the user name the password belongs to');
+    return { username: s.username, password: s.password };
+  }
+  if (s.registry === 'ghcr.io' && s.githubToken !== '') {
+    return { username: s.username || 'github-actions', password: s.githubToken };
+  }
+  return fromDockerConfig(s.registry, s.env);
+}

@@ -1,0 +1,62 @@
+// Grammar of registry hosts, repository paths and tags (distribution/reference), checked before anything runs.
+import { InputError } from '../inputs/index.js';
+
+export interface ImageName {
+  /** The registry as the user wrote it (and as it appears in outputs), e.g. ghcr.io or localhost:5000. */
+  registry: string;
+  /** The host the API is served from (Docker Hub's API is not on docker.io). */
+  apiHost: string;
+  /** The repository path, e.g. owner/app (library/app on Docker Hub for a one-part name). */
+  repository: string;
+}
+
+const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?$/;
+const IPV6 = /^\[[0-9a-fA-F:.]+\](?::[0-9]{1,5})?$/;
+const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
+const TAG = /^[\w][\w.-]{0,127}$/;
+const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+
+export function validateRegistry(registry: string): void {
+  if (/^[a-z]+:\/\//i.test(registry)) {
+    throw new InputError('registry', `expected a host name such as ghcr.io or localhost:5000, without a scheme, got "${registry}"`);
+  }
+  if (registry.includes('/')) {
+    throw new InputError('registry', `expected a host name without a path (put the path in image), got "${registry}"`);
+  }
+  if (!HOST.test(registry) && !IPV6.test(registry)) {
+    throw new InputError('registry', `expected a host name such as ghcr.io or localhost:5000, got "${registry}"`);
+  }
+}
+
+export function parseImageName(registry: string, image: string): ImageName {
+  validateRegistry(registry);
+  if (image === '') throw new InputError('image', 'expected a repository path such as owner/app, got an empty value');
+  if (image.includes(':') || image.includes('@')) {
+    throw new InputError('image', `expected a repository path without a tag or digest (use the tags input), got "${image}"`);
+  }
+  const parts = image.split('/');
+  if (parts[0] === registry && parts.length > 1) {
+    throw new InputError('image', `expected the repository path without the registry (it is set by the registry input), got "${image}"`);
+  }
+  const bad = parts.find((p) => !COMPONENT.test(p));
+  if (bad !== undefined) {
+    throw new InputError(
+      'image',
+      `expected lower-case path components of letters, digits and . _ - separated by /, got "${image}" (bad part "${bad}")`,
+    );
+  }
+  if (image.length > 255) throw new InputError('image', `expected at most 255 characters, got ${image.length}`);
+  const hub = DOCKER_HUB.has(registry);
+  return {
+    registry,
+    apiHost: hub ? 'registry-1.docker.io' : registry,
+    repository: hub && parts.length === 1 ? `library/${image}` : image,
+  };
+}
+
+export function validateTag(tag: string): void {
+  if (tag.length > 128) throw new InputError('tags', `a tag has at most 128 characters; "${tag.slice(0, 20)}…" has ${tag.length}`);
+  if (!TAG.test(tag)) {
+    throw new InputError('tags', `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
+  }
+}
