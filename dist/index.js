@@ -3384,7 +3384,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline4(src, out, noop);
+          pipeline2(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -3616,7 +3616,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform2 = class extends Duplex {
+    var Transform = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -3660,7 +3660,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough = class extends Transform2 {
+    var PassThrough = class extends Transform {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -3671,13 +3671,13 @@ var require_streamx = __commonJS({
     }
     function pipelinePromise(...streams) {
       return new Promise((resolve, reject) => {
-        return pipeline4(...streams, (err) => {
+        return pipeline2(...streams, (err) => {
           if (err) return reject(err);
           resolve();
         });
       });
     }
-    function pipeline4(stream2, ...streams) {
+    function pipeline2(stream2, ...streams) {
       const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -3775,7 +3775,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline4,
+      pipeline: pipeline2,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -3789,7 +3789,7 @@ var require_streamx = __commonJS({
       Writable,
       Readable: Readable2,
       Duplex,
-      Transform: Transform2,
+      Transform,
       // Export PassThrough for compatibility with Node.js core's stream module
       PassThrough
     };
@@ -4607,9 +4607,9 @@ var require_pack = __commonJS({
         this.push(headers.encode(newHeader));
       }
       _doDrain() {
-        const drain2 = this._drain;
+        const drain = this._drain;
         this._drain = noop;
-        drain2();
+        drain();
       }
       _predestroy() {
         const err = getStreamError(this);
@@ -4923,12 +4923,12 @@ function downloadToolAttempt(url, dest, auth, headers) {
       debug(`Failed to download from "${url}". Code(${response.message.statusCode}) Message(${response.message.statusMessage})`);
       throw err;
     }
-    const pipeline4 = util.promisify(stream.pipeline);
+    const pipeline2 = util.promisify(stream.pipeline);
     const responseMessageFactory = _getGlobal("TEST_DOWNLOAD_TOOL_RESPONSE_MESSAGE_FACTORY", () => response.message);
     const readStream = responseMessageFactory();
     let succeeded = false;
     try {
-      yield pipeline4(readStream, fs.createWriteStream(dest));
+      yield pipeline2(readStream, fs.createWriteStream(dest));
       debug("download complete");
       succeeded = true;
       return dest;
@@ -5901,7 +5901,7 @@ var RegistryClient = class {
    * asks for chunks (OCI-Chunk-Min-Length, or 405/416 on the monolithic PUT) gets PATCH then PUT instead.
    * A failure anywhere restarts from a fresh session.
    */
-  async uploadBlob(blob, open2) {
+  async uploadBlob(blob, open3) {
     await this.ping();
     await withRetry(
       `uploading blob ${blob.digest}`,
@@ -5916,30 +5916,30 @@ var RegistryClient = class {
             method: "PUT",
             url: withDigest(session, blob.digest),
             headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
-            body: open2
+            body: open3
           });
           if (put.status === 201) return;
           if (put.status !== 405 && put.status !== 416) throw this.fail(`PUT blob ${blob.digest}`, put);
           this.opts.logger.debug(`${this.opts.registry} refused a monolithic upload (${put.status}); sending ${blob.digest} in a PATCH`);
-          return this.uploadChunked(blob, open2);
+          return this.uploadChunked(blob, open3);
         }
-        await this.patchThenPut(session, blob, open2);
+        await this.patchThenPut(session, blob, open3);
       },
       this.retry,
       this.opts.logger
     );
   }
-  async uploadChunked(blob, open2) {
+  async uploadChunked(blob, open3) {
     const start = await this.send({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } });
     if (start.status !== 202) throw this.fail(`POST blob upload for ${blob.digest}`, start);
-    await this.patchThenPut(this.location(start, blob.digest), blob, open2);
+    await this.patchThenPut(this.location(start, blob.digest), blob, open3);
   }
-  async patchThenPut(session, blob, open2) {
+  async patchThenPut(session, blob, open3) {
     const patch = await this.send({
       method: "PATCH",
       url: session,
       headers: { "content-type": "application/octet-stream", "content-length": String(blob.size), "content-range": `0-${Math.max(0, blob.size - 1)}` },
-      body: open2
+      body: open3
     });
     if (patch.status !== 202) throw this.fail(`PATCH blob ${blob.digest}`, patch);
     const put = await this.send({ method: "PUT", url: withDigest(this.location(patch, blob.digest), blob.digest), headers: { "content-length": "0" } });
@@ -6014,45 +6014,123 @@ function validateTag(tag) {
 }
 
 // src/registry/push.ts
-import { createReadStream as createReadStream3, createWriteStream as createWriteStream3 } from "node:fs";
-import { mkdtemp, rm, unlink } from "node:fs/promises";
-import { availableParallelism as availableParallelism2, tmpdir as tmpdir2 } from "node:os";
+import { createReadStream as createReadStream3 } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { availableParallelism as availableParallelism3, tmpdir as tmpdir2 } from "node:os";
 import { join as join6 } from "node:path";
-import { pipeline as pipeline3 } from "node:stream/promises";
 
 // src/image/compress.ts
 import { createHash as createHash3, randomBytes } from "node:crypto";
 import { createWriteStream as createWriteStream2 } from "node:fs";
+import { once } from "node:events";
+import { availableParallelism as availableParallelism2 } from "node:os";
 import { join as join5 } from "node:path";
-import { Transform } from "node:stream";
-import { pipeline as pipeline2 } from "node:stream/promises";
-import { constants as constants2, createGzip } from "node:zlib";
+import { promisify as promisify2 } from "node:util";
+import { constants as constants2, crc32, deflateRaw } from "node:zlib";
 var DEFAULT_LEVEL = 6;
-var Measure = class extends Transform {
-  hash = createHash3("sha256");
-  bytes = 0;
-  _transform(chunk, _enc, done) {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    done(null, chunk);
+var BLOCK = 1024 * 1024;
+var WINDOW = 32 * 1024;
+var SAMPLE = 16 * 1024;
+var INCOMPRESSIBLE_BITS = 7.8;
+var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
+var LAST = Buffer.from([1, 0, 0, 255, 255]);
+var deflate = promisify2(deflateRaw);
+function sampledEntropy(block) {
+  const counts = new Uint32Array(256);
+  let n = 0;
+  const step = Math.max(SAMPLE, Math.floor(block.length / 4));
+  for (let start = 0; start < block.length; start += step) {
+    const end = Math.min(block.length, start + SAMPLE);
+    for (let i = start; i < end; i++) counts[block[i]]++;
+    n += end - start;
   }
-};
+  let bits = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    bits -= p * Math.log2(p);
+  }
+  return bits;
+}
+function storedBlocks(block) {
+  const pieces = Math.ceil(block.length / 65535);
+  const out = Buffer.allocUnsafe(block.length + pieces * 5);
+  let o = 0;
+  for (let i = 0; i < block.length; i += 65535) {
+    const len = Math.min(65535, block.length - i);
+    out[o] = 0;
+    out.writeUInt16LE(len, o + 1);
+    out.writeUInt16LE(len ^ 65535, o + 3);
+    block.copy(out, o + 5, i, i + len);
+    o += 5 + len;
+  }
+  return out;
+}
+async function* fixedBlocks(input) {
+  let pending = [];
+  let bytes = 0;
+  for await (const chunk of input) {
+    pending.push(chunk);
+    bytes += chunk.length;
+    if (bytes < BLOCK) continue;
+    let all = Buffer.concat(pending);
+    while (all.length >= BLOCK) {
+      yield all.subarray(0, BLOCK);
+      all = all.subarray(BLOCK);
+    }
+    pending = [all];
+    bytes = all.length;
+  }
+  if (bytes > 0) yield Buffer.concat(pending);
+}
 async function compressLayer(raw, opts) {
   const file = join5(opts.dir, `layer-${randomBytes(8).toString("hex")}.tar.gz`);
-  const before = new Measure();
-  const after = new Measure();
-  await pipeline2(
-    raw,
-    before,
-    createGzip({ level: opts.level ?? DEFAULT_LEVEL, chunkSize: 256 * 1024, strategy: constants2.Z_DEFAULT_STRATEGY }),
-    after,
-    createWriteStream2(file)
-  );
+  const level = opts.level ?? DEFAULT_LEVEL;
+  const parallel = opts.parallel ?? availableParallelism2();
+  const diffID = createHash3("sha256");
+  const digest = createHash3("sha256");
+  let crc = 0;
+  let uncompressedSize = 0;
+  let size = 0;
+  const out = createWriteStream2(file);
+  const failed = once(out, "error").then(([e]) => Promise.reject(e));
+  failed.catch(() => void 0);
+  const write = async (bytes) => {
+    digest.update(bytes);
+    size += bytes.length;
+    if (!out.write(bytes)) await Promise.race([once(out, "drain"), failed]);
+  };
+  try {
+    await write(HEADER);
+    const inFlight = [];
+    let previousTail;
+    for await (const block of fixedBlocks(raw)) {
+      diffID.update(block);
+      crc = crc32(block, crc);
+      uncompressedSize += block.length;
+      const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
+      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, finishFlush: constants2.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
+      task.catch(() => void 0);
+      inFlight.push(task);
+      previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
+      while (inFlight.length >= parallel) await write(await inFlight.shift());
+    }
+    for (const task of inFlight) await write(await task);
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(crc >>> 0, 0);
+    trailer.writeUInt32LE(uncompressedSize % 2 ** 32, 4);
+    await write(Buffer.concat([LAST, trailer]));
+    out.end();
+    await Promise.race([once(out, "finish"), failed]);
+  } catch (error) {
+    out.destroy();
+    throw error;
+  }
   return {
-    diffID: `sha256:${before.hash.digest("hex")}`,
-    digest: `sha256:${after.hash.digest("hex")}`,
-    size: after.bytes,
-    uncompressedSize: before.bytes,
+    diffID: `sha256:${diffID.digest("hex")}`,
+    digest: `sha256:${digest.digest("hex")}`,
+    size,
+    uncompressedSize,
     file
   };
 }
@@ -6061,6 +6139,7 @@ async function compressLayer(raw, opts) {
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { spawn as spawn3 } from "node:child_process";
 import { createReadStream as createReadStream2 } from "node:fs";
+import { open as open2 } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable } from "node:stream";
 import * as zlib from "node:zlib";
@@ -6151,7 +6230,110 @@ function parseConfig(bytes, manifest, where) {
   const digest = `sha256:${createHash4("sha256").update(bytes).digest("hex")}`;
   return { bytes, digest, diffIDs };
 }
+function tarNumber(field) {
+  if (field[0] & 128) {
+    let n = field[0] & 127;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
+    return n;
+  }
+  const text = field.toString("latin1").replace(/\0.*$/s, "").trim();
+  return text === "" ? 0 : parseInt(text, 8);
+}
+function tarString(field) {
+  const end = field.indexOf(0);
+  return field.subarray(0, end < 0 ? field.length : end).toString("utf8");
+}
+function paxRecords(body) {
+  const out = {};
+  let i = 0;
+  while (i < body.length) {
+    const space = body.indexOf(32, i);
+    if (space < 0) break;
+    const len = parseInt(body.subarray(i, space).toString("latin1"), 10);
+    if (!(len > 0)) break;
+    const record = body.subarray(space + 1, i + len - 1).toString("utf8");
+    const eq = record.indexOf("=");
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+var TYPES = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink" };
+async function walkTarFile(path2, visit) {
+  const small = /* @__PURE__ */ new Map();
+  const aliases = {};
+  const fh = await open2(path2, "r");
+  try {
+    const { size: total } = await fh.stat();
+    const header2 = Buffer.alloc(512);
+    let pos = 0;
+    let pax = {};
+    let longName;
+    let longLink;
+    const readAt = async (buf, at) => {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      if (bytesRead !== buf.length) throw new ArchiveError(`${path2} is not a valid tar archive: it ends inside an entry at byte ${at}`);
+    };
+    while (pos + 512 <= total) {
+      await readAt(header2, pos);
+      if (header2.every((b) => b === 0)) break;
+      const size = pax.size !== void 0 ? Number(pax.size) : tarNumber(header2.subarray(124, 136));
+      const flag = String.fromCharCode(header2[156]);
+      const magic = header2.subarray(257, 262).toString("latin1");
+      const prefix = magic === "ustar" ? tarString(header2.subarray(345, 500)) : "";
+      const rawName = longName ?? pax.path ?? (prefix ? `${prefix}/${tarString(header2.subarray(0, 100))}` : tarString(header2.subarray(0, 100)));
+      const linkname = longLink ?? pax.linkpath ?? tarString(header2.subarray(157, 257));
+      const start = pos + 512;
+      pos = start + Math.ceil(size / 512) * 512;
+      if (pos > total) throw new ArchiveError(`${path2} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
+      if (flag === "x" || flag === "L" || flag === "K") {
+        const body = Buffer.alloc(size);
+        await readAt(body, start);
+        if (flag === "x") pax = paxRecords(body);
+        else if (flag === "L") longName = tarString(body);
+        else longLink = tarString(body);
+        continue;
+      }
+      pax = {};
+      longName = void 0;
+      longLink = void 0;
+      if (flag === "g") continue;
+      const name = normalise(rawName);
+      const type = TYPES[flag];
+      if ((type === "link" || type === "symlink") && name.endsWith("layer.tar")) {
+        aliases[name] = linkTarget(name, type, linkname);
+      } else if (type === "file" && posix.basename(name) === "layer.tar") {
+        const end = start + size - 1;
+        await visit(
+          layerEntry(name, size, true),
+          () => size === 0 ? Readable.from([]) : createReadStream2(path2, { start, end, highWaterMark: 1024 * 1024 })
+        );
+      } else if (type === "file" && isSmall(name, size)) {
+        const body = Buffer.alloc(size);
+        await readAt(body, start);
+        small.set(name, body);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { small, aliases };
+}
 async function readLayers(source, visit) {
+  const found = source.format === "docker-archive" ? await walkTarFile(source.path, visit) : await walkTarStream(source, visit);
+  return finish(source.path, found);
+}
+function layerEntry(name, size, seekable) {
+  const dir = name.split("/")[0] ?? "";
+  return { name, size, seekable, ...HEX64.test(dir) ? { diffIDHint: `sha256:${dir}` } : {} };
+}
+function isSmall(name, size) {
+  return size <= SMALL_ENTRY && name.endsWith(".json");
+}
+function linkTarget(name, type, linkname) {
+  return normalise(type === "symlink" ? posix.join(posix.dirname(name), linkname) : linkname);
+}
+async function walkTarStream(source, visit) {
   const where = source.path;
   const opened = openArchive(source);
   const small = /* @__PURE__ */ new Map();
@@ -6163,8 +6345,7 @@ async function readLayers(source, visit) {
       const name = normalise(header2.name);
       const handle = async () => {
         if ((header2.type === "symlink" || header2.type === "link") && header2.linkname && name.endsWith("layer.tar")) {
-          const target = header2.type === "symlink" ? posix.join(posix.dirname(name), header2.linkname) : header2.linkname;
-          aliases[name] = normalise(target);
+          aliases[name] = linkTarget(name, header2.type, header2.linkname);
           body.resume();
           return;
         }
@@ -6173,11 +6354,17 @@ async function readLayers(source, visit) {
           return;
         }
         if (posix.basename(name) === "layer.tar") {
-          const dir = name.split("/")[0] ?? "";
-          await visit({ name, size: header2.size ?? 0, ...HEX64.test(dir) ? { diffIDHint: `sha256:${dir}` } : {} }, body);
+          await visit(layerEntry(name, header2.size ?? 0, false), () => body);
+          if (!body.readableEnded) {
+            body.resume();
+            await new Promise((resolve2, reject2) => {
+              body.once("end", resolve2);
+              body.once("error", reject2);
+            });
+          }
           return;
         }
-        if ((header2.size ?? 0) <= SMALL_ENTRY && (name.endsWith(".json") || name === "manifest.json")) {
+        if (isSmall(name, header2.size ?? 0)) {
           const chunks = [];
           for await (const c of body) chunks.push(c);
           small.set(name, Buffer.concat(chunks));
@@ -6204,6 +6391,9 @@ async function readLayers(source, visit) {
     throw e instanceof Error && /Unexpected end|unexpected end|invalid header/i.test(e.message) ? new ArchiveError(`${where} is not a valid tar archive: ${e.message}`) : e;
   }
   await opened.done;
+  return { small, aliases };
+}
+function finish(where, { small, aliases }) {
   const manifestBytes = small.get("manifest.json");
   if (!manifestBytes) throw new ArchiveError(`${where} is not a docker-archive: it has no manifest.json`);
   const manifest = parseManifest(manifestBytes, where);
@@ -6259,18 +6449,11 @@ async function planReuse(client, tags, logger) {
 function diffIDOf(entry) {
   return entry.diffIDHint;
 }
-async function drain(body) {
-  body.resume();
-  await new Promise((resolve, reject) => {
-    body.once("end", resolve);
-    body.once("error", reject);
-  });
-}
 async function pushImage(opts) {
   const started = Date.now();
   const { source, client, tags, logger } = opts;
   const work = await mkdtemp(join6(opts.tmpDir ?? tmpdir2(), "nix-image-push-"));
-  const cores = availableParallelism2();
+  const cores = availableParallelism3();
   const compressSlots = limiter(Math.max(2, cores));
   const uploadSlots = limiter(opts.uploads ?? 4);
   let bytesUploaded = 0;
@@ -6279,13 +6462,11 @@ async function pushImage(opts) {
     const reuse = client ? await planReuse(client, tags, logger) : /* @__PURE__ */ new Map();
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
-    let spooled = 0;
-    const meta = await readLayers(source, async (entry, body) => {
+    const meta = await readLayers(source, async (entry, open3) => {
       const expected = diffIDOf(entry);
       const known = expected ? reuse.get(expected) : void 0;
       const same = expected ? byDiffID.get(expected) : void 0;
       if (known || same) {
-        await drain(body);
         const report2 = same ?? Promise.resolve({ ...known, diffID: expected, action: "reused" });
         if (!same) {
           bytesSkipped += known.size;
@@ -6294,13 +6475,9 @@ async function pushImage(opts) {
         byName.set(entry.name, report2);
         return;
       }
-      const raw = join6(work, `raw-${spooled++}.tar`);
-      await pipeline3(body, createWriteStream3(raw));
-      const task = compressSlots(async () => {
-        const layer = await compressLayer(createReadStream3(raw), { dir: work, level: opts.compressionLevel });
-        await unlink(raw);
-        return layer;
-      }).then(async (layer) => {
+      const compress = () => compressLayer(open3(), { dir: work, level: opts.compressionLevel });
+      const compressed = entry.seekable ? compressSlots(compress) : await compress();
+      const task = Promise.resolve(compressed).then(async (layer) => {
         const desc = { mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size };
         try {
           if (!client) return { ...desc, diffID: layer.diffID, action: "computed" };

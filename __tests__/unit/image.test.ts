@@ -21,7 +21,8 @@ const layers = [
 async function hashBodies(path: string) {
   const source = await detectSource(path);
   const seen: { name: string; hint?: string; sha: string; size: number }[] = [];
-  const meta = await readLayers(source, async (entry, body) => {
+  const meta = await readLayers(source, async (entry, open) => {
+    const body = open();
     const h = createHash('sha256');
     let size = 0;
     for await (const c of body) {

@@ -3,6 +3,7 @@
 // the end, where streamLayeredImage and buildImage both put it.
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
@@ -114,14 +115,140 @@ function parseConfig(bytes: Buffer, manifest: ArchiveManifest, where: string): I
   return { bytes, digest, diffIDs: diffIDs as string[] };
 }
 
-export type LayerVisitor = (entry: LayerEntry, body: Readable) => Promise<void>;
+/**
+ * Called for every regular `…/layer.tar` entry. `open()` gives the layer's bytes. When `entry.seekable`
+ * (a plain .tar file), `open` may be called at any time, also after the visitor returns, and gives a fresh
+ * stream each time; otherwise it may be called once, and the stream must be consumed before the visitor's
+ * promise resolves (what is left unread is skipped).
+ */
+/** Parses a tar number field: octal text, or base-256 when the high bit of the first byte is set. */
+function tarNumber(field: Buffer): number {
+  if (field[0]! & 0x80) {
+    let n = field[0]! & 0x7f;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
+    return n;
+  }
+  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
+  return text === '' ? 0 : parseInt(text, 8);
+}
+
+function tarString(field: Buffer): string {
+  const end = field.indexOf(0);
+  return field.subarray(0, end < 0 ? field.length : end).toString('utf8');
+}
+
+function paxRecords(body: Buffer): Record<string, string> {
+  const out: Record<string, string> = {};
+  let i = 0;
+  while (i < body.length) {
+    const space = body.indexOf(0x20, i);
+    if (space < 0) break;
+    const len = parseInt(body.subarray(i, space).toString('latin1'), 10);
+    if (!(len > 0)) break;
+    const record = body.subarray(space + 1, i + len - 1).toString('utf8');
+    const eq = record.indexOf('=');
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+
+const TYPES: Record<string, string> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink' };
 
 /**
- * Reads the archive once. Every regular `…/layer.tar` entry is handed to `visit` (which must consume
- * the body); the archive waits for the visitor before reading on. Returns the metadata, with `aliases`
- * for layer entries that are links to another entry (docker save writes duplicate layers that way).
+ * Walks a plain tar file by its headers, seeking past bodies: layers the push does not need are never
+ * read, and the others are read straight from the archive, in parallel, without a copy.
+ */
+async function walkTarFile(path: string, visit: LayerVisitor): Promise<Found> {
+  const small = new Map<string, Buffer>();
+  const aliases: Record<string, string> = {};
+  const fh = await open(path, 'r');
+  try {
+    const { size: total } = await fh.stat();
+    const header = Buffer.alloc(512);
+    let pos = 0;
+    let pax: Record<string, string> = {};
+    let longName: string | undefined;
+    let longLink: string | undefined;
+    const readAt = async (buf: Buffer, at: number): Promise<void> => {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      if (bytesRead !== buf.length) throw new ArchiveError(`${path} is not a valid tar archive: it ends inside an entry at byte ${at}`);
+    };
+    while (pos + 512 <= total) {
+      await readAt(header, pos);
+      if (header.every((b) => b === 0)) break;
+      const size = pax.size !== undefined ? Number(pax.size) : tarNumber(header.subarray(124, 136));
+      const flag = String.fromCharCode(header[156]!);
+      const magic = header.subarray(257, 262).toString('latin1');
+      const prefix = magic === 'ustar' ? tarString(header.subarray(345, 500)) : '';
+      const rawName = longName ?? pax.path ?? (prefix ? `${prefix}/${tarString(header.subarray(0, 100))}` : tarString(header.subarray(0, 100)));
+      const linkname = longLink ?? pax.linkpath ?? tarString(header.subarray(157, 257));
+      const start = pos + 512;
+      pos = start + Math.ceil(size / 512) * 512;
+      if (pos > total) throw new ArchiveError(`${path} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
+      if (flag === 'x' || flag === 'L' || flag === 'K') {
+        const body = Buffer.alloc(size);
+        await readAt(body, start);
+        if (flag === 'x') pax = paxRecords(body);
+        else if (flag === 'L') longName = tarString(body);
+        else longLink = tarString(body);
+        continue;
+      }
+      pax = {};
+      longName = undefined;
+      longLink = undefined;
+      if (flag === 'g') continue;
+      const name = normalise(rawName);
+      const type = TYPES[flag];
+      if ((type === 'link' || type === 'symlink') && name.endsWith('layer.tar')) {
+        aliases[name] = linkTarget(name, type, linkname);
+      } else if (type === 'file' && posix.basename(name) === 'layer.tar') {
+        const end = start + size - 1;
+        await visit(layerEntry(name, size, true), () =>
+          size === 0 ? Readable.from([]) : createReadStream(path, { start, end, highWaterMark: 1024 * 1024 }),
+        );
+      } else if (type === 'file' && isSmall(name, size)) {
+        const body = Buffer.alloc(size);
+        await readAt(body, start);
+        small.set(name, body);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { small, aliases };
+}
+
+export type LayerVisitor = (entry: LayerEntry, open: () => Readable) => Promise<void>;
+
+/**
+ * Reads the archive once. Returns the metadata, with `aliases` for layer entries that are links to
+ * another entry (docker save writes duplicate layers that way).
  */
 export async function readLayers(source: ImageSource, visit: LayerVisitor): Promise<ImageMetadata> {
+  const found = source.format === 'docker-archive' ? await walkTarFile(source.path, visit) : await walkTarStream(source, visit);
+  return finish(source.path, found);
+}
+
+interface Found {
+  small: Map<string, Buffer>;
+  aliases: Record<string, string>;
+}
+
+function layerEntry(name: string, size: number, seekable: boolean): LayerEntry {
+  const dir = name.split('/')[0] ?? '';
+  return { name, size, seekable, ...(HEX64.test(dir) ? { diffIDHint: `sha256:${dir}` } : {}) };
+}
+
+function isSmall(name: string, size: number): boolean {
+  return size <= SMALL_ENTRY && name.endsWith('.json');
+}
+
+function linkTarget(name: string, type: string, linkname: string): string {
+  return normalise(type === 'symlink' ? posix.join(posix.dirname(name), linkname) : linkname);
+}
+
+async function walkTarStream(source: ImageSource, visit: LayerVisitor): Promise<Found> {
   const where = source.path;
   const opened = openArchive(source);
   const small = new Map<string, Buffer>();
@@ -135,8 +262,7 @@ export async function readLayers(source: ImageSource, visit: LayerVisitor): Prom
       const name = normalise(header.name);
       const handle = async (): Promise<void> => {
         if ((header.type === 'symlink' || header.type === 'link') && header.linkname && name.endsWith('layer.tar')) {
-          const target = header.type === 'symlink' ? posix.join(posix.dirname(name), header.linkname) : header.linkname;
-          aliases[name] = normalise(target);
+          aliases[name] = linkTarget(name, header.type, header.linkname);
           body.resume();
           return;
         }
@@ -145,11 +271,18 @@ export async function readLayers(source: ImageSource, visit: LayerVisitor): Prom
           return;
         }
         if (posix.basename(name) === 'layer.tar') {
-          const dir = name.split('/')[0] ?? '';
-          await visit({ name, size: header.size ?? 0, ...(HEX64.test(dir) ? { diffIDHint: `sha256:${dir}` } : {}) }, body);
+          await visit(layerEntry(name, header.size ?? 0, false), () => body);
+          // Whatever the visitor left unread is skipped.
+          if (!body.readableEnded) {
+            body.resume();
+            await new Promise<void>((resolve, reject) => {
+              body.once('end', resolve);
+              body.once('error', reject);
+            });
+          }
           return;
         }
-        if ((header.size ?? 0) <= SMALL_ENTRY && (name.endsWith('.json') || name === 'manifest.json')) {
+        if (isSmall(name, header.size ?? 0)) {
           const chunks: Buffer[] = [];
           for await (const c of body) chunks.push(c as Buffer);
           small.set(name, Buffer.concat(chunks));
@@ -179,7 +312,10 @@ export async function readLayers(source: ImageSource, visit: LayerVisitor): Prom
       : e;
   }
   await opened.done;
+  return { small, aliases };
+}
 
+function finish(where: string, { small, aliases }: Found): ImageMetadata {
   const manifestBytes = small.get('manifest.json');
   if (!manifestBytes) throw new ArchiveError(`${where} is not a docker-archive: it has no manifest.json`);
   const manifest = parseManifest(manifestBytes, where);

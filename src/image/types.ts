@@ -46,6 +46,8 @@ export interface LayerEntry {
   size: number;
   /** sha256:<hex> when the entry's directory name is a sha256 (streamLayeredImage / buildLayeredImage). */
   diffIDHint?: string;
+  /** The archive is a plain file: the layer can be read again, any time, straight from it. */
+  seekable: boolean;
 }
 
 /** A layer compressed for upload, held in a temporary file (never in memory). */

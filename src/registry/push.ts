@@ -5,12 +5,10 @@
 // the target tags is reused as is (its body is skipped in the archive, never compressed); every other
 // layer is spooled, gzip-compressed on the thread pool, checked with HEAD and uploaded only if missing.
 // The manifest is PUT under the tags only when every blob is in place, so nothing half-pushed is tagged.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdtemp, rm, unlink } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { compressLayer } from '../image/compress.js';
 import { readLayers } from '../image/archive.js';
 import type { ImageSource, LayerEntry } from '../image/types.js';
@@ -82,14 +80,6 @@ function diffIDOf(entry: LayerEntry): string | undefined {
   return entry.diffIDHint;
 }
 
-async function drain(body: Readable): Promise<void> {
-  body.resume();
-  await new Promise<void>((resolve, reject) => {
-    body.once('end', resolve);
-    body.once('error', reject);
-  });
-}
-
 export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const { source, client, tags, logger } = opts;
@@ -105,16 +95,16 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
     //    The archive is read once; layers named by their diff id are matched against this plan unread.
     const reuse = client ? await planReuse(client, tags, logger) : new Map<string, Descriptor>();
 
-    // 2. One pass over the archive: skip reused layers, spool the others and compress them in parallel.
+    // 2. One pass over the archive: skip reused layers, compress the others (each on all cores, block by
+    //    block) and upload them in the background while the reader moves on.
     const byDiffID = new Map<string, Promise<LayerReport>>();
     const byName = new Map<string, Promise<LayerReport>>();
-    let spooled = 0;
-    const meta = await readLayers(source, async (entry, body) => {
+    const meta = await readLayers(source, async (entry, open) => {
       const expected = diffIDOf(entry);
       const known = expected ? reuse.get(expected) : undefined;
       const same = expected ? byDiffID.get(expected) : undefined;
       if (known || same) {
-        await drain(body);
+        // Not read at all from a plain .tar; skipped unread from a stream.
         const report = same ?? Promise.resolve({ ...known!, diffID: expected!, action: 'reused' as const });
         if (!same) {
           bytesSkipped += known!.size;
@@ -123,14 +113,11 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
         byName.set(entry.name, report);
         return;
       }
-      // Spool the raw layer so the archive reader can move on while this one compresses.
-      const raw = join(work, `raw-${spooled++}.tar`);
-      await pipeline(body, createWriteStream(raw));
-      const task = compressSlots(async () => {
-        const layer = await compressLayer(createReadStream(raw), { dir: work, level: opts.compressionLevel });
-        await unlink(raw);
-        return layer;
-      }).then(async (layer): Promise<LayerReport> => {
+      // A plain .tar is read in place, several layers at once; from a compressed archive or a stream the
+      // layer is compressed as it is read (the reader waits), with no copy of the raw layer on disk.
+      const compress = () => compressLayer(open(), { dir: work, level: opts.compressionLevel });
+      const compressed = entry.seekable ? compressSlots(compress) : await compress();
+      const task = Promise.resolve(compressed).then(async (layer): Promise<LayerReport> => {
         const desc = { mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size };
         try {
           if (!client) return { ...desc, diffID: layer.diffID, action: 'computed' };
