@@ -5349,7 +5349,7 @@ function describeFailure(installable, code, stderr) {
   if (drv) {
     const logLines = lines.filter((l) => /^\s*>\s?/.test(l)).map((l) => l.replace(/^\s*>\s?/, ""));
     const tail = (logLines.length ? logLines : lines.slice(0, Math.max(0, firstError))).map((l) => l.trim()).filter(Boolean).slice(-3);
-    return `nix build ${installable} failed: ${drv[0]}${tail.length ? `; last log lines: ${tail.join(" | ")}` : ""}`;
+    return `nix build ${installable} failed: ${drv[0].replace(/[;.]\s*$/, "")}${tail.length ? `; last log lines: ${tail.join(" | ")}` : ""}`;
   }
   const message = firstError >= 0 ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(" ") : lines.map((l) => l.trim()).filter(Boolean).slice(-3).join(" ");
   return `nix build ${installable} failed (exit ${code}): ${message || "no output"}`;

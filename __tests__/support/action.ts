@@ -90,6 +90,10 @@ export interface ActionRun {
   outputs: Record<string, string>;
   state: Record<string, string>;
   summary: string;
+  /** Directories the steps added to PATH for later steps (GITHUB_PATH). */
+  paths: string[];
+  /** Variables the steps exported for later steps (GITHUB_ENV). */
+  exported: Record<string, string>;
   /** Everything both steps printed, to check that no secret leaked. */
   log: string;
   dir: string;
@@ -217,6 +221,8 @@ export async function runAction(opts: RunActionOptions = {}): Promise<ActionRun>
     outputs,
     state,
     summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
+    paths: (await readFile(files.GITHUB_PATH, 'utf8')).split('\n').filter(Boolean),
+    exported: parseFileCommands(await readFile(files.GITHUB_ENV, 'utf8')),
     log: [main.stdout, main.stderr, post?.stdout ?? '', post?.stderr ?? ''].join('\n'),
     dir,
   };

@@ -72,7 +72,7 @@ export function describeFailure(installable: string, code: number | null, stderr
       .map((l) => l.trim())
       .filter(Boolean)
       .slice(-3);
-    return `nix build ${installable} failed: ${drv[0]}${tail.length ? `; last log lines: ${tail.join(' | ')}` : ''}`;
+    return `nix build ${installable} failed: ${drv[0].replace(/[;.]\s*$/, '')}${tail.length ? `; last log lines: ${tail.join(' | ')}` : ''}`;
   }
   const message = firstError >= 0
     ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' ')

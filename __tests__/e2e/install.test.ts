@@ -1,0 +1,113 @@
+// Installing Nix: the bundled action on a PATH without Nix downloads a release-shaped tarball from a
+// loopback server with @actions/tool-cache, checks its SHA-256, runs its installer with the official
+// flags, and builds with the Nix it installed; an existing Nix is used as it is.
+import { readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAction } from '../support/action.js';
+import { makeFixtureFlake, type FixtureFlake } from '../support/flakes.js';
+import { makeNixRelease, nixTestEnv, pathWithoutNix, serveDirectory, type FileServer, type NixRelease } from '../support/nix.js';
+
+let release: NixRelease;
+let server: FileServer;
+let noNix: string;
+let fixture: FixtureFlake;
+
+beforeAll(async () => {
+  release = await makeNixRelease('2.99.0', 'x86_64-linux');
+  server = await serveDirectory(release.dir);
+  noNix = await pathWithoutNix();
+  fixture = await makeFixtureFlake({ kind: 'gzip' });
+});
+afterAll(async () => server?.stop());
+
+const tarballName = () => `/nix-${release.version}-${release.system}.tar.xz`;
+
+async function runWith(inputs: Record<string, string>, env: Record<string, string> = {}) {
+  const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+  const run = await runAction({
+    runtime: 'node24',
+    inputs: {
+      flake: fixture.flake,
+      attr: fixture.attr,
+      push: 'false',
+      cache: 'false',
+      'nix-version': release.version,
+      'nix-install-url': `${server.url}${tarballName()}`,
+      ...inputs,
+    },
+    env: nixTestEnv({ PATH: noNix, HOME: home, ...env }),
+  });
+  return { run, home };
+}
+
+describe('install-nix', () => {
+  it('auto, with no Nix present: downloads, verifies, installs with the official flags, builds with it', async () => {
+    const before = server.requests.length;
+    const toolCache = await mkdtemp(join(tmpdir(), 'nia-toolcache-'));
+    const { run, home } = await runWith({}, { RUNNER_TOOL_CACHE: toolCache });
+    expect(run.main.errors, run.log).toEqual([]);
+    expect(run.main.code).toBe(0);
+    expect(server.requests.slice(before)).toEqual([tarballName(), `${tarballName()}.sha256`]);
+
+    const record = await readFile(join(home, 'installer-record'), 'utf8');
+    // No systemd here: the single-user install.
+    expect(record).toMatch(/^args: --no-daemon --no-channel-add --nix-extra-conf-file \S+nix-image-action\.nix\.conf$/m);
+    expect(record).toContain('experimental-features = nix-command flakes');
+    expect(record).toContain('max-jobs = auto');
+    expect(record).toMatch(/trusted-users = root \S+/);
+    expect(record).toContain('access-tokens = github.com=ghs_testtoken');
+    // The single-user installer writes no nix.conf: the action puts the settings where Nix reads them.
+    expect(await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8')).toContain('experimental-features = nix-command flakes');
+    expect(run.log).not.toMatch(/access-tokens = github\.com=ghs_/); // masked wherever it is printed
+
+    expect(run.outputs.imageid).toBe(fixture.expected!.configDigest);
+    expect(JSON.parse(run.outputs.metadata!)['nix-version']).toBe('2.99.0');
+    expect(run.main.stdout).toContain('installed Nix 2.99.0');
+    // Later steps see the installed Nix.
+    expect(run.paths).toContain(join(home, '.nix-profile', 'bin'));
+
+    // A second job on the same runner takes the tarball from the tool cache.
+    const again = server.requests.length;
+    const second = await runWith({}, { RUNNER_TOOL_CACHE: toolCache });
+    expect(second.run.main.code, second.run.log).toBe(0);
+    expect(server.requests.slice(again)).toEqual([]);
+    expect(second.run.main.stdout).toContain('found in the tool cache');
+  });
+
+  it('refuses a tarball whose SHA-256 does not match, before running anything from it', async () => {
+    const { run, home } = await runWith({ 'install-nix': 'true', 'nix-sha256': 'ab'.repeat(32) });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toEqual([
+      `the Nix tarball ${server.url}${tarballName()} has SHA-256 ${release.sha256}, expected ${'ab'.repeat(32)}: not installing it`,
+    ]);
+    await expect(readFile(join(home, 'installer-record'))).rejects.toThrow();
+  });
+
+  it('fails in one line when the tarball cannot be downloaded', async () => {
+    const { run } = await runWith({ 'nix-install-url': `${server.url}/missing.tar.xz` });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toHaveLength(1);
+    expect(run.main.errors[0]).toMatch(new RegExp(`^cannot download the Nix tarball ${server.url}/missing\\.tar\\.xz: .*404`));
+  });
+
+  it('false, with no Nix present: a clear input error', async () => {
+    const { run } = await runWith({ 'install-nix': 'false' });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toEqual([
+      'input install-nix: is false but no nix is on PATH or in /nix/var/nix/profiles/default/bin: install Nix first, or use auto',
+    ]);
+  });
+
+  it('auto, with Nix on PATH: uses it, downloads nothing', async () => {
+    const before = server.requests.length;
+    const { run } = await runWith({}, { PATH: process.env.PATH! });
+    expect(run.main.code, run.log).toBe(0);
+    expect(server.requests.length).toBe(before);
+    expect(JSON.parse(run.outputs.metadata!)['nix-version']).toMatch(/^2\.\d+/);
+    expect(run.main.stdout).toMatch(/using Nix 2\.\d+\S* \(\/usr\/bin\/nix\)/);
+    expect(run.outputs.imageid).toBe(fixture.expected!.configDigest);
+  });
+});

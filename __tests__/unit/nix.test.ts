@@ -1,0 +1,54 @@
+// Pure pieces of the Nix side: build-args splitting, build failure lines, runner systems, settings.
+import { describe, expect, it } from 'vitest';
+import { describeFailure, splitArgs } from '../../src/nix/build.js';
+import { nixConfigEnv, nixSettings, releaseUrl, runnerSystem } from '../../src/nix/install.js';
+
+describe('splitArgs', () => {
+  it('splits like a shell, without running one', () => {
+    expect(splitArgs('')).toEqual([]);
+    expect(splitArgs('  --impure   -L ')).toEqual(['--impure', '-L']);
+    expect(splitArgs(`--option substituters 'https://a https://b' --arg x "a \\"b\\" $HOME"`)).toEqual([
+      '--option', 'substituters', 'https://a https://b', '--arg', 'x', 'a "b" $HOME',
+    ]);
+    expect(splitArgs('a\\ b "" c')).toEqual(['a b', '', 'c']);
+    expect(() => splitArgs('--x "open')).toThrow(/^input build-args: unterminated " quote/);
+  });
+});
+
+describe('describeFailure', () => {
+  it('names the failing derivation and the last lines of its log', () => {
+    const stderr = [
+      "error: builder for '/nix/store/abc-broken-image.drv' failed with exit code 3;",
+      '       last 2 log lines:',
+      '       > compiling...',
+      '       > error: the build is broken on purpose',
+      '       For full logs, run ...',
+    ].join('\n');
+    expect(describeFailure('path:/f#docker', 1, stderr)).toBe(
+      "nix build path:/f#docker failed: builder for '/nix/store/abc-broken-image.drv' failed with exit code 3; last log lines: compiling... | error: the build is broken on purpose",
+    );
+  });
+
+  it('keeps an evaluation error to its first lines, without colour codes', () => {
+    const stderr = "\x1b[31;1merror:\x1b[0m flake 'path:/f' does not provide attribute 'packages.x86_64-linux.nope' or 'nope'\n";
+    expect(describeFailure('path:/f#nope', 1, stderr)).toBe(
+      "nix build path:/f#nope failed (exit 1): error: flake 'path:/f' does not provide attribute 'packages.x86_64-linux.nope' or 'nope'",
+    );
+  });
+});
+
+describe('install settings', () => {
+  it('supports the two Linux systems Nix publishes tarballs for', () => {
+    expect(runnerSystem('linux', 'x64')).toBe('x86_64-linux');
+    expect(runnerSystem('linux', 'arm64')).toBe('aarch64-linux');
+    expect(() => runnerSystem('win32', 'x64')).toThrow('cannot install Nix on a win32/x64 runner: supported are x86_64-linux and aarch64-linux');
+    expect(releaseUrl('2.31.2', 'x86_64-linux')).toBe('https://releases.nixos.org/nix/nix-2.31.2/nix-2.31.2-x86_64-linux.tar.xz');
+  });
+
+  it('puts our settings first, the environment next and extra-nix-conf last, so later lines win', () => {
+    expect(nixConfigEnv({ githubToken: 'tok', extraNixConf: 'max-jobs = 1' }, 'substituters =')).toBe(
+      ['experimental-features = nix-command flakes', 'max-jobs = auto', 'access-tokens = github.com=tok', 'substituters =', 'max-jobs = 1'].join('\n'),
+    );
+    expect(nixSettings({ trustedUser: 'runner' })).toContain('trusted-users = root runner');
+  });
+});

@@ -1,0 +1,105 @@
+// Pure pieces of the registry side: reference grammar, credentials, challenges, retry policy, error lines.
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseImageName, validateTag } from '../../src/registry/reference.js';
+import { fromDockerConfig, resolveCredentials } from '../../src/registry/credentials.js';
+import { parseChallenge } from '../../src/registry/transport/challenge.js';
+import { backoff, isRetryable } from '../../src/registry/transport/retry.js';
+import { AuthError, NetworkError, RegistryError, httpError, parseRetryAfter } from '../../src/registry/transport/error.js';
+
+describe('parseImageName', () => {
+  it('keeps the registry for outputs and finds the API host', () => {
+    expect(parseImageName('ghcr.io', 'octo-org/app')).toEqual({ registry: 'ghcr.io', apiHost: 'ghcr.io', repository: 'octo-org/app' });
+    expect(parseImageName('localhost:5000', 'a/b/c')).toEqual({ registry: 'localhost:5000', apiHost: 'localhost:5000', repository: 'a/b/c' });
+    expect(parseImageName('docker.io', 'nginx')).toEqual({ registry: 'docker.io', apiHost: 'registry-1.docker.io', repository: 'library/nginx' });
+    expect(parseImageName('docker.io', 'me/app').repository).toBe('me/app');
+    expect(parseImageName('[::1]:5000', 'x/y').apiHost).toBe('[::1]:5000');
+    expect(parseImageName('r.example.com', 'a__b/c.d-e').repository).toBe('a__b/c.d-e');
+  });
+
+  it.each([
+    ['https://ghcr.io', 'x/y', /^input registry: .*without a scheme/],
+    ['ghcr.io/owner', 'x/y', /^input registry: .*without a path/],
+    ['bad_host!', 'x/y', /^input registry: /],
+    ['ghcr.io', '', /^input image: .*empty/],
+    ['ghcr.io', 'Owner/App', /^input image: .*lower-case/],
+    ['ghcr.io', 'owner//app', /^input image: /],
+    ['ghcr.io', 'owner/app:v1', /^input image: .*without a tag/],
+    ['ghcr.io', 'ghcr.io/owner/app', /^input image: .*without the registry/],
+    ['ghcr.io', '-x/app', /^input image: /],
+  ])('rejects registry %s image %s', (registry, image, error) => {
+    expect(() => parseImageName(registry, image)).toThrow(error);
+  });
+});
+
+describe('validateTag', () => {
+  it('accepts the tag grammar and rejects the rest in one line', () => {
+    for (const t of ['latest', 'v1.2.3', 'sha-abc_DEF', 'a'.repeat(128), '_x']) expect(() => validateTag(t)).not.toThrow();
+    expect(() => validateTag('a'.repeat(129))).toThrow(/^input tags: a tag has at most 128 characters/);
+    expect(() => validateTag('bad/tag')).toThrow(/^input tags: .*"bad\/tag"/);
+    expect(() => validateTag('.hidden')).toThrow(/^input tags: /);
+    expect(() => validateTag('-x')).toThrow(/^input tags: /);
+  });
+});
+
+describe('credentials', () => {
+  it('prefers the inputs, then github-token for ghcr.io, then the Docker config', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-dc-'));
+    await writeFile(
+      join(dir, 'config.json'),
+      JSON.stringify({ auths: { 'r.example.com': { auth: Buffer.from('bob:pw:with:colons').toString('base64') }, 'https://index.docker.io/v1/': { username: 'hub', password: 'hp' } } }),
+    );
+    const env = { DOCKER_CONFIG: dir };
+    expect(resolveCredentials({ registry: 'r.example.com', username: 'me', password: 'p', githubToken: 't', env })).toEqual({ username: 'me', password: 'p' });
+    expect(resolveCredentials({ registry: 'ghcr.io', username: 'me', password: '', githubToken: 't', env })).toEqual({ username: 'me', password: 't' });
+    expect(resolveCredentials({ registry: 'r.example.com', username: 'me', password: '', githubToken: 't', env })).toEqual({ username: 'bob', password: 'pw:with:colons' });
+    expect(fromDockerConfig('docker.io', env)).toEqual({ username: 'hub', password: 'hp' });
+    expect(resolveCredentials({ registry: 'other.io', username: 'me', password: '', githubToken: 't', env })).toBeUndefined();
+    expect(() => resolveCredentials({ registry: 'x.io', username: '', password: 'p', githubToken: '', env })).toThrow(/^input username: /);
+  });
+});
+
+describe('transport pieces', () => {
+  it('parses WWW-Authenticate challenges', () => {
+    expect(parseChallenge('Bearer realm="https://ghcr.io/token",service="ghcr.io",scope="repository:a/b:pull"')).toEqual({
+      scheme: 'bearer',
+      params: { realm: 'https://ghcr.io/token', service: 'ghcr.io', scope: 'repository:a/b:pull' },
+    });
+    expect(parseChallenge('Basic realm="Registry Realm"')).toEqual({ scheme: 'basic', params: { realm: 'Registry Realm' } });
+    expect(parseChallenge(undefined)).toBeUndefined();
+  });
+
+  it('retries what is worth retrying, with bounded exponential backoff and Retry-After', () => {
+    expect(isRetryable(new RegistryError('x', 503))).toBe(true);
+    expect(isRetryable(new RegistryError('x', 429))).toBe(true);
+    expect(isRetryable(new RegistryError('x', 408))).toBe(true);
+    expect(isRetryable(new NetworkError('reset'))).toBe(true);
+    expect(isRetryable(new RegistryError('x', 404))).toBe(false);
+    expect(isRetryable(new AuthError('x', 401))).toBe(false);
+    const policy = { attempts: 5, baseMs: 100, maxMs: 1000 };
+    expect(backoff(1, policy, undefined, () => 0)).toBe(50);
+    expect(backoff(3, policy, undefined, () => 1)).toBe(400);
+    expect(backoff(10, policy, undefined, () => 1)).toBe(1000);
+    expect(backoff(1, policy, 300)).toBe(300);
+    expect(backoff(1, policy, 60_000)).toBe(1000);
+    expect(parseRetryAfter('7')).toBe(7000);
+    expect(parseRetryAfter(new Date(Date.now() + 5000).toUTCString())).toBeGreaterThan(3000);
+  });
+
+  it('makes registry errors one line with status, code, message and subject', () => {
+    const e = httpError({
+      registry: 'ghcr.io',
+      what: 'PUT manifest latest',
+      status: 400,
+      statusText: 'Bad Request',
+      body: Buffer.from(JSON.stringify({ errors: [{ code: 'MANIFEST_INVALID', message: 'manifest invalid', detail: {} }] })),
+    });
+    expect(e.message).toBe('registry ghcr.io answered 400 Bad Request to PUT manifest latest: MANIFEST_INVALID: manifest invalid');
+    expect(e.code).toBe('MANIFEST_INVALID');
+    const html = httpError({ registry: 'r', what: 'HEAD blob x', status: 502, body: Buffer.from('<html>\n<body>Bad gateway</body>\n</html>') });
+    expect(html.message).toBe('registry r answered 502 to HEAD blob x: <html> <body>Bad gateway</body> </html>');
+    expect(httpError({ registry: 'r', what: 'x', status: 403, body: Buffer.alloc(0) })).toBeInstanceOf(AuthError);
+  });
+});
