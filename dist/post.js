@@ -3,9 +3,10 @@ import {
   errorLine,
   info,
   readPostState,
+  reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-JOJ3RPKI.js";
+} from "./chunks/chunk-PEC55UJZ.js";
 
 // src/post.ts
 async function run() {
@@ -15,7 +16,8 @@ async function run() {
     info("store cache: nothing was built, nothing to save");
     return;
   }
-  await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+  const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+  if (saved) await reportCacheSave(saved);
 }
 run().catch((error) => {
   warning(`store cache not saved: ${errorLine(error)}`);

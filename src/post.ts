@@ -1,6 +1,7 @@
 // The post step: only wiring. Saves the store cache when main built something, also if the push failed.
 import * as core from '@actions/core';
 import { saveStoreCache } from './nix/cache.js';
+import { reportCacheSave } from './report/index.js';
 import { readPostState } from './state.js';
 import { errorLine } from './log.js';
 
@@ -11,7 +12,8 @@ async function run(): Promise<void> {
     core.info('store cache: nothing was built, nothing to save');
     return;
   }
-  await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+  const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+  if (saved) await reportCacheSave(saved);
 }
 
 run().catch((error: unknown) => {

@@ -1,7 +1,7 @@
 // Fixture flakes for end-to-end tests: flakes without nixpkgs whose `docker` output is an image in one of
 // the formats dockerTools produces (archives made by support/archives.ts, copied into the store by a plain
 // derivation), a streamLayeredImage-like script, a non-image, or a failing build.
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { makeImageArchive, type ArchiveLayout, type Compression, type LayerSpec } from './archives.js';
@@ -70,4 +70,57 @@ export async function makeFixtureFlake(opts: FixtureOptions): Promise<FixtureFla
   }
   await writeFile(join(dir, 'flake.nix'), `{\n  outputs = { self }: {\n    docker = ${drv};\n  };\n}\n`);
   return { dir, flake: `path:${dir}`, attr: 'docker', expected };
+}
+
+export interface ClosureFlake extends FixtureFlake {
+  /** Where each build of `base` and `app` appends a line (base, app): what was built, job by job. */
+  records: string;
+  /** Rewrites the flake with another app version (base unchanged). */
+  setVersion(version: string): Promise<void>;
+}
+
+/**
+ * A flake shaped like a real one for the store cache: `base` (slow, rarely changes) ← `app` (slow, has a
+ * version) ← `docker`, a .tar.gz docker-archive whose layers are those two store paths, assembled in the
+ * builder with tar and sha256sum like buildLayeredImage does. `base` and `app` are outputs too.
+ */
+export async function makeClosureFlake(version = '1'): Promise<ClosureFlake> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-flake-closure-'));
+  const records = await mkdtemp(join(tmpdir(), 'nia-records-'));
+  await chmod(records, 0o777); // builders run as the nixbld users
+  const salt = basename(dir);
+  const image = [
+    'set -e',
+    'w=$(mktemp -d)',
+    'cd $w',
+    'for p in $base $app; do',
+    '  tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner -cf l.tar $p 2>/dev/null',
+    '  h=$(sha256sum l.tar | cut -c1-64)',
+    '  mkdir $h && mv l.tar $h/layer.tar && echo $h >> order',
+    'done',
+    'diffs=$(sed \'s/.*/"sha256:&"/\' order | paste -sd, -)',
+    'layers=$(sed \'s|.*|"&/layer.tar"|\' order | paste -sd, -)',
+    'printf \'{"architecture":"amd64","os":"linux","config":{"Cmd":["/bin/app"]},"rootfs":{"type":"layers","diff_ids":[%s]}}\' "$diffs" > config.json',
+    'c=$(sha256sum config.json | cut -c1-64)',
+    'mv config.json $c.json',
+    'printf \'[{"Config":"%s.json","RepoTags":["cache:latest"],"Layers":[%s]}]\' $c "$layers" > manifest.json',
+    'tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner -cf - $(cat order) $c.json manifest.json | gzip -n > $out',
+  ].join('\n');
+  const write = async (v: string) => {
+    const drv = (name: string, deps: string, script: string) =>
+      `derivation { name = ${JSON.stringify(name)}; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; salt = ${JSON.stringify(salt)}; ${deps} args = [ "-c" ${JSON.stringify(script)} ]; }`;
+    await writeFile(
+      join(dir, 'flake.nix'),
+      `{
+  outputs = { self }: rec {
+    base = ${drv('cache-base', '', `echo base >> ${records}/builds; sleep 1; mkdir -p $out/lib; yes base-library | head -c 300000 > $out/lib/libbase.so`)};
+    app = ${drv('cache-app', 'inherit base;', `echo app >> ${records}/builds; sleep 1; mkdir -p $out/bin; printf '#!/bin/sh\\necho version ${v}\\n# uses %s\\n' $base > $out/bin/app; chmod +x $out/bin/app`)};
+    docker = ${drv('cache-image.tar.gz', 'inherit base app;', image)};
+  };
+}
+`,
+    );
+  };
+  await write(version);
+  return { dir, flake: `path:${dir}`, attr: 'docker', records, setVersion: write };
 }

@@ -1,5 +1,21 @@
-// The Nix store cache. Not active yet: restore reports a miss and save does nothing.
-import type { NixSetup } from './install.js';
+// The Nix store cache: one GitHub Actions cache entry per job holding a Nix binary cache directory.
+// Restore (main step, before the build) fetches the newest matching entry and hands the directory to
+// Nix as a substituter, so the build fetches only the paths it needs. Save (post step, also after a
+// failed push) writes the build's closure as realised here, minus what an upstream cache serves and
+// minus the image itself, and saves it under a key naming that path set — nothing when it is unchanged.
+//
+// Keys: nix-image-<os>-<arch>-<attr>-<flake.lock hash>-<path set hash>; restored by the prefix up to the
+// flake.lock hash (cache-hit true), else up to <attr>- or <arch>- (cache-hit partial). cache-key
+// replaces everything before the path set hash.
+import * as cache from '@actions/cache';
+import * as core from '@actions/core';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
+import { describeBinaryCache, writeBinaryCache } from './binary-cache.js';
+import { closure, pathInfo, type PathInfo } from './store.js';
 
 export interface RestoreOptions {
   enabled: boolean;
@@ -8,21 +24,164 @@ export interface RestoreOptions {
   flake: string;
   maxSize: number;
   nix: string;
-  env: NixSetup['env'];
+  /** Environment of this action's Nix invocations (NIX_CONFIG from setup). */
+  env: Record<string, string>;
+}
+
+export interface CacheState {
+  dir: string;
+  /** The key up to the path set hash, ending in "-". */
+  keyBase: string;
+  restoredKey?: string;
+  nix: string;
+  maxSize: number;
 }
 
 export interface RestoreResult {
   hit: 'true' | 'partial' | 'false';
   restored?: { paths: number; bytes: number; seconds: number; key?: string };
   note?: string;
+  /** Environment for the build: NIX_CONFIG with the restored directory as a substituter. */
   env: Record<string, string>;
-  state?: unknown;
+  state?: CacheState;
+}
+
+/** Where the binary cache lives: the same path in every job, as @actions/cache versions entries by path. */
+export function cacheDir(home = homedir()): string {
+  return join(home, '.cache', 'nix-image-action', 'binary-cache');
+}
+
+/** The directory of a local flake reference, or undefined for a remote one. */
+export function localFlakeDir(flake: string, cwd = process.env.GITHUB_WORKSPACE || process.cwd()): string | undefined {
+  let ref = flake;
+  if (ref.startsWith('path:')) ref = ref.slice('path:'.length);
+  else if (ref.startsWith('git+file://')) ref = ref.slice('git+file://'.length);
+  else if (/^[a-z+]+:/.test(ref)) return undefined;
+  ref = ref.split('?')[0]!;
+  return isAbsolute(ref) ? ref : resolve(cwd, ref);
+}
+
+/** 16 hex digits naming the flake's inputs: its flake.lock, or the reference itself for a remote flake. */
+export function lockHash(flake: string): string {
+  const dir = localFlakeDir(flake);
+  const lock = dir ? join(dir, 'flake.lock') : undefined;
+  const source = lock && existsSync(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`);
+  return createHash('sha256').update(source).digest('hex').slice(0, 16);
+}
+
+const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
+
+export function cacheKeys(opts: { keyPrefix?: string; attr: string; flake: string; platform?: string; arch?: string }): { keyBase: string; restoreKeys: string[] } {
+  if (opts.keyPrefix) {
+    const keyBase = `${safe(opts.keyPrefix)}-`;
+    return { keyBase, restoreKeys: [keyBase] };
+  }
+  const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
+  const withAttr = `${system}${safe(opts.attr)}-`;
+  const keyBase = `${withAttr}${lockHash(opts.flake)}-`;
+  return { keyBase, restoreKeys: [keyBase, withAttr, system] };
+}
+
+function withSubstituter(env: Record<string, string>, dir: string): Record<string, string> {
+  // trusted=1: the directory's paths need no signature. It is this job's own cache entry, written by a
+  // workflow of this repository; Nix honours the setting for root and trusted users (fresh installs
+  // make the runner user trusted; see README "Store cache").
+  const line = `extra-substituters = file://${dir}?trusted=1`;
+  return { NIX_CONFIG: [env.NIX_CONFIG, line].filter(Boolean).join('\n') };
 }
 
 export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreResult> {
-  return { hit: 'false', note: opts.enabled ? 'the store cache is not active yet' : 'cache: false', env: {} };
+  if (!opts.enabled) return { hit: 'false', note: 'off (cache: false)', env: {} };
+  if (!cache.isFeatureAvailable()) {
+    core.warning('store cache: the GitHub Actions cache service is not available to this job; building without it');
+    return { hit: 'false', note: 'cache service not available', env: {} };
+  }
+  const started = Date.now();
+  const dir = cacheDir();
+  const { keyBase, restoreKeys } = cacheKeys(opts);
+  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize };
+  await rm(dir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  let matched: string | undefined;
+  try {
+    // @actions/cache reports misses and service failures itself (as warnings) and returns undefined.
+    matched = await cache.restoreCache([dir], keyBase, restoreKeys);
+  } catch (error) {
+    core.warning(`store cache not restored: ${(error as Error).message}`);
+  }
+  if (!matched) {
+    core.info(`store cache: no entry for ${restoreKeys.join(' or ')}`);
+    return { hit: 'false', note: 'no entry yet', env: {}, state };
+  }
+  state.restoredKey = matched;
+  const found = await describeBinaryCache(dir);
+  const seconds = (Date.now() - started) / 1000;
+  const hit = matched.startsWith(keyBase) ? 'true' : 'partial';
+  core.info(`store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s`);
+  return {
+    hit,
+    restored: { ...found, seconds, key: matched },
+    env: withSubstituter(opts.env, dir),
+    state,
+  };
 }
 
-export async function saveStoreCache(_state: unknown, _built: { storePath: string; drvPath: string }): Promise<void> {
-  // nothing to save until the store cache is active
+export interface SaveSummary {
+  key?: string;
+  paths: number;
+  bytes: number;
+  seconds: number;
+  skipped?: string;
+}
+
+/** What to keep: the output's runtime closure, then the build-time paths present here; no signed paths, not the image. */
+export async function pathsToSave(nix: string, built: { storePath: string; drvPath: string }, maxSize: number, env: NodeJS.ProcessEnv): Promise<{ keep: PathInfo[]; dropped: number }> {
+  const runtime = await closure(nix, [built.storePath], env);
+  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith('.drv') && existsSync(p));
+  const ordered = [...new Set([...runtime, ...buildTime])].filter((p) => p !== built.storePath);
+  const infos = new Map((await pathInfo(nix, ordered, env)).map((i) => [i.path, i]));
+  const keep: PathInfo[] = [];
+  let total = 0;
+  let dropped = 0;
+  for (const path of ordered) {
+    const info = infos.get(path);
+    // A signed path came from a binary cache (cache.nixos.org, a cachix): it will come from there again.
+    if (!info || info.signatures.length > 0) continue;
+    if (total + info.narSize > maxSize) {
+      dropped++;
+      continue;
+    }
+    total += info.narSize;
+    keep.push(info);
+  }
+  return { keep, dropped };
+}
+
+export function pathSetKey(keyBase: string, paths: PathInfo[]): string {
+  const set = paths.map((p) => p.path).sort().join('\n');
+  return `${keyBase}${createHash('sha256').update(set).digest('hex').slice(0, 16)}`;
+}
+
+export async function saveStoreCache(raw: unknown, built: { storePath: string; drvPath: string }): Promise<SaveSummary | undefined> {
+  const state = raw as CacheState | undefined;
+  if (!state?.dir || !state.keyBase) return undefined;
+  const started = Date.now();
+  const env = { ...process.env, NIX_CONFIG: ['experimental-features = nix-command flakes', process.env.NIX_CONFIG].filter(Boolean).join('\n') };
+  const { keep, dropped } = await pathsToSave(state.nix, built, state.maxSize, env);
+  const key = pathSetKey(state.keyBase, keep);
+  const summary = (s: Omit<SaveSummary, 'seconds'>): SaveSummary => ({ ...s, seconds: (Date.now() - started) / 1000 });
+  if (keep.length === 0) {
+    core.info('store cache: nothing built here that an upstream cache does not serve; nothing to save');
+    return summary({ paths: 0, bytes: 0, skipped: 'nothing to save' });
+  }
+  if (key === state.restoredKey) {
+    core.info(`store cache: the path set is unchanged since ${key}; nothing new to save`);
+    return summary({ key, paths: keep.length, bytes: 0, skipped: 'unchanged' });
+  }
+  if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
+  const written = await writeBinaryCache(state.dir, keep, state.nix, env);
+  core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes; saving as ${key}`);
+  const id = await cache.saveCache([state.dir], key);
+  if (id <= 0) return summary({ key, paths: keep.length, bytes: written.bytes, skipped: 'not saved (see the warning above)' });
+  return summary({ key, paths: keep.length, bytes: written.bytes });
 }

@@ -1,6 +1,7 @@
 // Writes what the run produced: step outputs and the job summary (like docker/build-push-action's reporter.ts).
 import * as core from '@actions/core';
 import { formatBytes, type PushResult } from '../registry/push.js';
+import type { SaveSummary } from '../nix/cache.js';
 
 export interface RunReport {
   registry: string;
@@ -96,4 +97,13 @@ export async function report(r: RunReport): Promise<Metadata> {
   // The summary is a courtesy: a runner without GITHUB_STEP_SUMMARY must not fail the push.
   if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(r, m);
   return m;
+}
+
+/** The post step's line in the job summary: what the store cache saved. */
+export async function reportCacheSave(s: SaveSummary): Promise<void> {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  const what = s.skipped
+    ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ''}`
+    : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
+  await core.summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true).write();
 }

@@ -1,0 +1,125 @@
+// The store cache end to end: the bundled action with the real Nix and the real @actions/cache, against
+// the test cache server. Job 1 builds and saves; the built paths are then deleted, as a fresh runner
+// lacks them; job 2 restores and rebuilds nothing but the image's own assembly; job 3, after a source
+// change, rebuilds only what changed and saves under a new key. A failing cache service costs a warning.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runAction, type ActionRun } from '../support/action.js';
+import { startCacheServer, type CacheServer } from '../support/cache-server.js';
+import { makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { nixTestEnv } from '../support/nix.js';
+import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+
+const run = promisify(execFile);
+let registry: TestRegistry;
+let server: CacheServer;
+
+beforeAll(async () => {
+  registry = await startRegistry({});
+  server = await startCacheServer();
+});
+afterAll(async () => {
+  await registry?.stop();
+  await server?.stop();
+});
+
+async function builds(flake: ClosureFlake): Promise<string[]> {
+  return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+}
+
+/** Deletes the flake's outputs from the store, as a fresh runner would not have them. */
+async function forget(flake: ClosureFlake): Promise<void> {
+  const env = { ...process.env, ...nixTestEnv() };
+  const paths: string[] = [];
+  for (const attr of ['docker', 'app', 'base']) {
+    const { stdout } = await run('nix', ['path-info', `${flake.flake}#${attr}`], { env }).catch(() => ({ stdout: '' }));
+    if (stdout.trim()) paths.push(stdout.trim());
+  }
+  await run('nix', ['store', 'delete', ...paths], { env });
+}
+
+function ok(r: ActionRun): void {
+  expect(r.main.errors, r.log).toEqual([]);
+  expect(r.main.code, r.log).toBe(0);
+  expect(r.post?.code, r.log).toBe(0);
+}
+
+describe('the store cache', () => {
+  it('saves after a build, restores on a fresh runner, and saves again only what changed', async () => {
+    const flake = await makeClosureFlake('1');
+    const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+    const workspace = await mkdtemp(join(tmpdir(), 'nia-ws-'));
+    const job = () =>
+      runAction({
+        runtime: 'node24',
+        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: 'cache/app', insecure: 'true' },
+        env: { ...nixTestEnv(), ...server.env('v2'), HOME: home },
+        cwd: workspace,
+      });
+
+    const first = await job();
+    ok(first);
+    expect(first.outputs['cache-hit']).toBe('false');
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    const saved = server.entries.filter((e) => e.committed);
+    expect(saved).toHaveLength(1);
+    expect(saved[0]!.key).toMatch(/^nix-image-linux-x64-docker-[0-9a-f]{16}-[0-9a-f]{16}$/);
+    expect(first.summary).toMatch(/Store cache saved <code>nix-image-linux-x64-docker-/);
+
+    await forget(flake);
+    const second = await job();
+    ok(second);
+    expect(second.outputs['cache-hit']).toBe('true');
+    expect(await builds(flake)).toEqual(['base', 'app']); // nothing rebuilt
+    expect(second.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
+    expect(second.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-base' from 'file:\/\//);
+    expect(second.outputs.digest).toBe(first.outputs.digest);
+    expect(server.entries.filter((e) => e.committed)).toHaveLength(1); // unchanged set: nothing saved
+    expect(second.post?.stdout).toContain('nothing new to save');
+    expect(JSON.parse(second.outputs.metadata!)['cache-hit']).toBe('true');
+    expect(second.summary).toMatch(/restored \d+ paths/);
+
+    await forget(flake);
+    await flake.setVersion('2');
+    const third = await job();
+    ok(third);
+    expect(third.outputs['cache-hit']).toBe('true');
+    expect(await builds(flake)).toEqual(['base', 'app', 'app']); // only the changed derivation
+    expect(third.outputs.digest).not.toBe(first.outputs.digest);
+    const entries = server.entries.filter((e) => e.committed);
+    expect(entries).toHaveLength(2);
+    expect(entries[1]!.key).not.toBe(entries[0]!.key);
+    expect(entries[1]!.key.slice(0, -16)).toBe(entries[0]!.key.slice(0, -16));
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/app:latest`])) as { Digest: string };
+    expect(inspected.Digest).toBe(third.outputs.digest);
+  });
+
+  it('builds and pushes with a warning when the cache service answers 500', async () => {
+    const flake = await makeClosureFlake('1');
+    server.failWith = 500;
+    try {
+      const r = await runAction({
+        runtime: 'node24',
+        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: 'cache/down', insecure: 'true' },
+        env: { ...nixTestEnv(), ...server.env('v2'), HOME: await mkdtemp(join(tmpdir(), 'nia-home-')) },
+      });
+      expect(r.main.code, r.log).toBe(0);
+      expect(r.post?.code).toBe(0);
+      expect(r.outputs['cache-hit']).toBe('false');
+      // Warnings, never errors: the cache is an optimisation.
+      expect(r.main.errors).toEqual([]);
+      expect(r.post?.errors).toEqual([]);
+      expect(r.main.warnings.join('\n')).toMatch(/Failed to restore: .*500/);
+      expect(r.post?.warnings.join('\n')).toMatch(/Failed to save/);
+      expect(r.summary).toMatch(/Store cache not saved/);
+      const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/down:latest`])) as { Digest: string };
+      expect(inspected.Digest).toBe(r.outputs.digest);
+    } finally {
+      server.failWith = undefined;
+    }
+  }, 240_000);
+});

@@ -1,0 +1,221 @@
+// A loopback server that speaks what the bundled @actions/cache (v6) speaks to GitHub, storing entries on disk.
+//
+// Cache service v2 (github.com; @actions/cache uses it when ACTIONS_CACHE_SERVICE_V2 is set and
+// GITHUB_SERVER_URL's host is github.com — lib/internal/config.js getCacheServiceVersion/isGhes):
+//   Twirp JSON RPCs under /twirp/github.actions.results.api.v1.CacheService/ (lib/internal/shared/
+//   cacheTwirpClient.js; request fields in proto names, e.g. restore_keys — generated/results/api/v1/
+//   cache.twirp-client.js uses useProtoFieldName): CreateCacheEntry → signed_upload_url,
+//   FinalizeCacheEntryUpload → entry_id, GetCacheEntryDownloadURL → signed_download_url + matched_key.
+//   Uploads go to the signed URL with the Azure BlockBlobClient (lib/internal/uploadUtils.js
+//   uploadCacheArchiveSDK: maxSingleShotSize 128 MiB): one Put Blob up to that size, above it
+//   `comp=block&blockid=…` PUTs then one `comp=blocklist` PUT. A download URL whose host is not
+//   *.blob.core.windows.net is fetched with one plain GET (lib/internal/cacheHttpClient.js downloadCache).
+// Cache service v1 (GHES and any host other than github.com, even localhost): REST under
+//   ACTIONS_CACHE_URL + _apis/artifactcache/ — GET cache?keys=&version= (204 on a miss), POST caches
+//   (reserve → cacheId), PATCH caches/<id> with Content-Range chunks, POST caches/<id> {size} (commit).
+// Matching, as GitHub documents it ("Matching a cache key"): the primary key exactly, then each restore
+//   key as a prefix, newest entry first; always within the same version (a hash of the paths and the
+//   compression method), so save and restore must pass identical paths.
+import { randomUUID } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+export interface CacheEntry {
+  id: number;
+  key: string;
+  version: string;
+  size: number;
+  committed: boolean;
+  /** Order of creation: newer entries win prefix matches. */
+  seq: number;
+  file: string;
+  /** How it was uploaded: 'single' Put Blob, 'blocks' (comp=block + comp=blocklist), or 'chunks' (v1 PATCH). */
+  upload?: 'single' | 'blocks' | 'chunks';
+}
+
+export interface CacheServer {
+  url: string;
+  entries: CacheEntry[];
+  /** Every request: "METHOD path". */
+  requests: string[];
+  /** Environment that points @actions/cache at this server (v2 protocol unless 'v1'). */
+  env(protocol?: 'v1' | 'v2'): Record<string, string>;
+  /** Answer every request with this status from now on (undefined: behave). */
+  failWith?: number;
+  stop(): Promise<void>;
+}
+
+const TWIRP = '/twirp/github.actions.results.api.v1.CacheService/';
+
+async function body(req: IncomingMessage): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const c of req) chunks.push(c as Buffer);
+  return Buffer.concat(chunks);
+}
+
+function json(res: ServerResponse, status: number, value: unknown): void {
+  const bytes = Buffer.from(JSON.stringify(value));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length }).end(bytes);
+}
+
+export async function startCacheServer(): Promise<CacheServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-cache-server-'));
+  const entries: CacheEntry[] = [];
+  const requests: string[] = [];
+  const blocks = new Map<string, Buffer>();
+  let seq = 0;
+  let base = '';
+
+  const find = (key: string, restoreKeys: string[], version: string): CacheEntry | undefined => {
+    const usable = entries.filter((e) => e.committed && e.version === version).sort((a, b) => b.seq - a.seq);
+    const exact = usable.find((e) => e.key === key);
+    if (exact) return exact;
+    for (const prefix of restoreKeys) {
+      const hit = usable.find((e) => e.key.startsWith(prefix));
+      if (hit) return hit;
+    }
+    return undefined;
+  };
+  const create = (key: string, version: string): CacheEntry | undefined => {
+    // GitHub refuses a second entry for the same key and version.
+    if (entries.some((e) => e.key === key && e.version === version)) return undefined;
+    const entry: CacheEntry = { id: entries.length + 1, key, version, size: 0, committed: false, seq: ++seq, file: join(dir, `${randomUUID()}.bin`) };
+    entries.push(entry);
+    return entry;
+  };
+  const byId = (id: string | undefined) => entries.find((e) => String(e.id) === id);
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    requests.push(`${req.method} ${url.pathname}${url.search}`);
+    if (api.failWith) {
+      req.resume();
+      json(res, api.failWith, { msg: 'injected failure' });
+      return;
+    }
+    handle(req, res, url).catch((e: Error) => json(res, 500, { msg: e.message }));
+  });
+
+  async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+    const path = url.pathname;
+    // --- v2: Twirp ---
+    if (req.method === 'POST' && path.startsWith(TWIRP)) {
+      const method = path.slice(TWIRP.length);
+      const input = JSON.parse((await body(req)).toString() || '{}') as Record<string, unknown>;
+      if (method === 'CreateCacheEntry') {
+        const entry = create(String(input.key), String(input.version));
+        if (!entry) return json(res, 200, { ok: false, message: 'cache entry already exists' });
+        return json(res, 200, { ok: true, signed_upload_url: `${base}/blob/devstoreaccount1/cache/${entry.id}?sv=2020&sig=test` });
+      }
+      if (method === 'FinalizeCacheEntryUpload') {
+        const entry = entries.find((e) => e.key === input.key && e.version === input.version && !e.committed);
+        if (!entry) return json(res, 200, { ok: false, message: 'no such upload' });
+        entry.committed = true;
+        entry.size = Number(input.size_bytes);
+        return json(res, 200, { ok: true, entry_id: String(entry.id) });
+      }
+      if (method === 'GetCacheEntryDownloadURL') {
+        const entry = find(String(input.key), (input.restore_keys as string[] | undefined) ?? [], String(input.version));
+        if (!entry) return json(res, 200, { ok: false });
+        return json(res, 200, { ok: true, signed_download_url: `${base}/download/${entry.id}?sig=test`, matched_key: entry.key });
+      }
+      return json(res, 404, { code: 'bad_route', msg: `no method ${method}` });
+    }
+    // --- Azure blob, as the BlockBlobClient sends it ---
+    const blob = /^\/blob\/[^/]+\/[^/]+\/(\d+)$/.exec(path);
+    if (blob && req.method === 'PUT') {
+      const entry = byId(blob[1]);
+      if (!entry) return json(res, 404, {});
+      const comp = url.searchParams.get('comp');
+      if (comp === 'block') {
+        blocks.set(`${entry.id}/${url.searchParams.get('blockid')}`, await body(req));
+      } else if (comp === 'blocklist') {
+        const ids = [...(await body(req)).toString().matchAll(/<(?:Latest|Uncommitted|Committed)>([^<]+)<\//g)].map((m) => m[1]!);
+        const parts = ids.map((id) => blocks.get(`${entry.id}/${id}`));
+        if (parts.some((p) => !p)) return json(res, 400, { msg: 'unknown block' });
+        await writeFile(entry.file, Buffer.concat(parts as Buffer[]));
+        entry.upload = 'blocks';
+      } else {
+        await pipeline(req, createWriteStream(entry.file));
+        entry.upload = 'single';
+      }
+      res.writeHead(201, { etag: `"${randomUUID()}"`, 'last-modified': new Date().toUTCString(), 'x-ms-request-id': randomUUID(), 'x-ms-version': '2020-10-02', 'content-length': 0 }).end();
+      return;
+    }
+    const download = /^\/download\/(\d+)$/.exec(path);
+    if (download && req.method === 'GET') {
+      const entry = byId(download[1]);
+      if (!entry?.committed) return json(res, 404, {});
+      const bytes = await readFile(entry.file);
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': bytes.length }).end(bytes);
+      return;
+    }
+    // --- v1: REST ---
+    const v1 = /^\/_apis\/artifactcache\/(.*)$/.exec(path);
+    if (v1) {
+      const resource = v1[1]!;
+      if (req.method === 'GET' && resource === 'cache') {
+        const [key = '', ...restoreKeys] = (url.searchParams.get('keys') ?? '').split(',');
+        const entry = find(key, restoreKeys, url.searchParams.get('version') ?? '');
+        if (!entry) {
+          res.writeHead(204).end();
+          return;
+        }
+        return json(res, 200, { cacheKey: entry.key, scope: 'refs/heads/main', archiveLocation: `${base}/download/${entry.id}` });
+      }
+      if (req.method === 'POST' && resource === 'caches') {
+        const input = JSON.parse((await body(req)).toString()) as { key: string; version: string };
+        const entry = create(input.key, input.version);
+        if (!entry) return json(res, 409, { message: 'cache already exists' });
+        await writeFile(entry.file, '');
+        return json(res, 201, { cacheId: entry.id });
+      }
+      const chunk = /^caches\/(\d+)$/.exec(resource);
+      const entry = chunk ? byId(chunk[1]) : undefined;
+      if (entry && req.method === 'PATCH') {
+        const range = /bytes (\d+)-(\d+)/.exec(String(req.headers['content-range']));
+        if (!range) return json(res, 400, { message: 'no Content-Range' });
+        const bytes = await body(req);
+        const { open } = await import('node:fs/promises');
+        const fh = await open(entry.file, 'r+');
+        await fh.write(bytes, 0, bytes.length, Number(range[1]));
+        await fh.close();
+        entry.upload = 'chunks';
+        res.writeHead(204).end();
+        return;
+      }
+      if (entry && req.method === 'POST') {
+        const input = JSON.parse((await body(req)).toString()) as { size: number };
+        entry.size = input.size;
+        entry.committed = true;
+        res.writeHead(204).end();
+        return;
+      }
+    }
+    json(res, 404, { msg: `nothing at ${req.method} ${path}` });
+  }
+
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const api: CacheServer = {
+    url: base,
+    entries,
+    requests,
+    env(protocol = 'v2') {
+      const token = { ACTIONS_RUNTIME_TOKEN: 'test-runtime-token' };
+      if (protocol === 'v1') return { ...token, GITHUB_SERVER_URL: 'https://ghes.example.internal', ACTIONS_CACHE_URL: `${base}/`, ACTIONS_CACHE_SERVICE_V2: '' };
+      return { ...token, GITHUB_SERVER_URL: 'https://github.com', ACTIONS_RESULTS_URL: `${base}/`, ACTIONS_CACHE_SERVICE_V2: 'true' };
+    },
+    async stop() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+  return api;
+}
