@@ -2,19 +2,16 @@
 // the test cache server. Job 1 builds and saves; the built paths are then deleted, as a fresh runner
 // lacks them; job 2 restores and rebuilds nothing but the image's own assembly; job 3, after a source
 // change, rebuilds only what changed and saves under a new key. A failing cache service costs a warning.
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from '../support/action.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
-import { makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { nixTestEnv } from '../support/nix.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
 
-const run = promisify(execFile);
 let registry: TestRegistry;
 let server: CacheServer;
 
@@ -29,17 +26,6 @@ afterAll(async () => {
 
 async function builds(flake: ClosureFlake): Promise<string[]> {
   return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-}
-
-/** Deletes the flake's outputs from the store, as a fresh runner would not have them. */
-async function forget(flake: ClosureFlake): Promise<void> {
-  const env = { ...process.env, ...nixTestEnv() };
-  const paths: string[] = [];
-  for (const attr of ['docker', 'app', 'base']) {
-    const { stdout } = await run('nix', ['path-info', `${flake.flake}#${attr}`], { env }).catch(() => ({ stdout: '' }));
-    if (stdout.trim()) paths.push(stdout.trim());
-  }
-  await run('nix', ['store', 'delete', ...paths], { env });
 }
 
 function ok(r: ActionRun): void {
@@ -70,7 +56,7 @@ describe('the store cache', () => {
     expect(saved[0]!.key).toMatch(/^nix-image-linux-x64-docker-[0-9a-f]{16}-[0-9a-f]{16}$/);
     expect(first.summary).toMatch(/Store cache saved <code>nix-image-linux-x64-docker-/);
 
-    await forget(flake);
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
     const second = await job();
     ok(second);
     expect(second.outputs['cache-hit']).toBe('true');
@@ -83,7 +69,7 @@ describe('the store cache', () => {
     expect(JSON.parse(second.outputs.metadata!)['cache-hit']).toBe('true');
     expect(second.summary).toMatch(/restored \d+ paths/);
 
-    await forget(flake);
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
     await flake.setVersion('2');
     const third = await job();
     ok(third);

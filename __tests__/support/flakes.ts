@@ -4,6 +4,9 @@
 import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { nixTestEnv } from './nix.js';
 import { makeImageArchive, type ArchiveLayout, type Compression, type LayerSpec } from './archives.js';
 
 export type FixtureKind = 'gzip' | 'none' | 'zstd' | 'stream' | 'not-image' | 'failing';
@@ -24,6 +27,8 @@ export interface FixtureOptions {
   /** Makes the store paths of this fixture unique to one test. */
   salt?: string;
 }
+
+const run = promisify(execFile);
 
 const defaultLayers: LayerSpec[] = [
   { size: 200_000, seed: 'app', compressible: true },
@@ -84,7 +89,7 @@ export interface ClosureFlake extends FixtureFlake {
  * version) ← `docker`, a .tar.gz docker-archive whose layers are those two store paths, assembled in the
  * builder with tar and sha256sum like buildLayeredImage does. `base` and `app` are outputs too.
  */
-export async function makeClosureFlake(version = '1'): Promise<ClosureFlake> {
+export async function makeClosureFlake(version = '1', buildSeconds = 1): Promise<ClosureFlake> {
   const dir = await mkdtemp(join(tmpdir(), 'nia-flake-closure-'));
   const records = await mkdtemp(join(tmpdir(), 'nia-records-'));
   await chmod(records, 0o777); // builders run as the nixbld users
@@ -113,8 +118,8 @@ export async function makeClosureFlake(version = '1'): Promise<ClosureFlake> {
       join(dir, 'flake.nix'),
       `{
   outputs = { self }: rec {
-    base = ${drv('cache-base', '', `echo base >> ${records}/builds; sleep 1; mkdir -p $out/lib; yes base-library | head -c 300000 > $out/lib/libbase.so`)};
-    app = ${drv('cache-app', 'inherit base;', `echo app >> ${records}/builds; sleep 1; mkdir -p $out/bin; printf '#!/bin/sh\\necho version ${v}\\n# uses %s\\n' $base > $out/bin/app; chmod +x $out/bin/app`)};
+    base = ${drv('cache-base', '', `echo base >> ${records}/builds; sleep ${buildSeconds}; mkdir -p $out/lib; head -c 2000000 /dev/urandom > $out/lib/libbase.so; yes base-library | head -c 2000000 >> $out/lib/libbase.so`)};
+    app = ${drv('cache-app', 'inherit base;', `echo app >> ${records}/builds; sleep ${buildSeconds}; mkdir -p $out/bin; printf '#!/bin/sh\\necho version ${v}\\n# uses %s\\n' $base > $out/bin/app; chmod +x $out/bin/app`)};
     docker = ${drv('cache-image.tar.gz', 'inherit base app;', image)};
   };
 }
@@ -123,4 +128,16 @@ export async function makeClosureFlake(version = '1'): Promise<ClosureFlake> {
   };
   await write(version);
   return { dir, flake: `path:${dir}`, attr: 'docker', records, setVersion: write };
+}
+
+/** Deletes a flake's outputs from the store, as a fresh runner would not have them; returns their paths. */
+export async function forgetOutputs(flake: FixtureFlake, attrs: string[]): Promise<string[]> {
+  const env = { ...process.env, ...nixTestEnv() };
+  const paths: string[] = [];
+  for (const attr of attrs) {
+    const { stdout } = await run('nix', ['path-info', `${flake.flake}#${attr}`], { env }).catch(() => ({ stdout: '' }));
+    if (stdout.trim()) paths.push(stdout.trim());
+  }
+  if (paths.length) await run('nix', ['store', 'delete', ...paths], { env });
+  return paths;
 }
