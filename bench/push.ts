@@ -38,6 +38,9 @@ try {
     changed: await makeImageArchive({ dir: work, name: 'changed', compression: 'none', layers: layerSizes.map((size, i) => ({ size, seed: i === layerCount - 1 ? 'changed' : `layer-${i}`, compressible: i % 2 === 0 })) }),
   };
 
+  // Flush the archives just written, so that neither tool's timing pays for the other's page-cache writeback.
+  await run('sync', []);
+
   const ours = async (archive: string, repo: string) => {
     const client = new RegistryClient({ registry: registry.host, repository: repo, insecure: true, logger: quiet });
     await client.ping();

@@ -23,7 +23,7 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-PEC55UJZ.js";
+} from "./chunks/chunk-MEZK25OG.js";
 
 // src/inputs/index.ts
 var InputError = class extends Error {

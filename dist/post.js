@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-PEC55UJZ.js";
+} from "./chunks/chunk-MEZK25OG.js";
 
 // src/post.ts
 async function run() {

@@ -10,10 +10,11 @@ import { createCipheriv, createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
+import { HashingStream } from '../../src/hash.js';
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 export type ArchiveLayout = 'layered' | 'buildImage';
@@ -73,20 +74,10 @@ export function layerContent(spec: LayerSpec): Readable {
   });
 }
 
-class Hasher extends Transform {
-  readonly hash = createHash('sha256');
-  size = 0;
-  override _transform(c: Buffer, _e: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(c);
-    this.size += c.length;
-    done(null, c);
-  }
-}
-
 /** Writes one layer.tar (a tar holding nix/store/<seed>/data) to a file; returns its sha256 and size. */
 async function writeLayerTar(spec: LayerSpec, file: string): Promise<{ hex: string; size: number }> {
   const p = pack();
-  const hasher = new Hasher();
+  const hasher = new HashingStream();
   const written = pipeline(p, hasher, createWriteStream(file));
   const dir = `nix/store/${sha256(spec.seed).slice(0, 32)}-${spec.seed.replace(/[^a-zA-Z0-9._-]/g, '_')}`;
   for (const d of ['nix/', 'nix/store/', `${dir}/`]) p.entry({ name: d, type: 'directory', mode: 0o555, mtime: MTIME, uid: 0, gid: 0 });
@@ -94,7 +85,7 @@ async function writeLayerTar(spec: LayerSpec, file: string): Promise<{ hex: stri
   await pipeline(layerContent(spec), entry);
   p.finalize();
   await written;
-  return { hex: hasher.hash.digest('hex'), size: hasher.size };
+  return { hex: hasher.hash.digest('hex'), size: hasher.bytes };
 }
 
 function addBytes(p: ReturnType<typeof pack>, name: string, bytes: Buffer | string): void {

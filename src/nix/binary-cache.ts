@@ -4,12 +4,11 @@
 // the cache does not hold, and Nix substitutes those from wherever it finds them.
 // NARs are stored uncompressed: the GitHub cache archive is zstd-compressed as a whole.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { HashingStream } from '../hash.js';
 import { nixStoreBinary, type PathInfo } from './store.js';
 
 const NIX_BASE32 = '0123456789abcdfghijklmnpqrsvwxyz';
@@ -45,16 +44,6 @@ export function narinfo(info: PathInfo, narHash: Buffer, narSize: number): strin
   ].join('\n');
 }
 
-class Hashing extends Transform {
-  readonly hash = createHash('sha256');
-  size = 0;
-  override _transform(c: Buffer, _e: BufferEncoding, done: TransformCallback): void {
-    this.hash.update(c);
-    this.size += c.length;
-    done(null, c);
-  }
-}
-
 async function dumpNar(nix: string, path: string, file: string, env: NodeJS.ProcessEnv): Promise<{ hash: Buffer; size: number }> {
   const child = spawn(nixStoreBinary(nix), ['--dump', path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
@@ -63,11 +52,11 @@ async function dumpNar(nix: string, path: string, file: string, env: NodeJS.Proc
     child.on('error', reject);
     child.on('close', resolve);
   });
-  const hashing = new Hashing();
+  const hashing = new HashingStream();
   await pipeline(child.stdout, hashing, createWriteStream(file));
   const code = await exited;
   if (code !== 0) throw new Error(`nix-store --dump ${path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
-  return { hash: hashing.hash.digest(), size: hashing.size };
+  return { hash: hashing.hash.digest(), size: hashing.bytes };
 }
 
 export interface WriteResult {

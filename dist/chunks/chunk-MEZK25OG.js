@@ -71246,12 +71246,23 @@ import { isAbsolute, join as join8, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
 import { spawn as spawn3 } from "node:child_process";
-import { createHash as createHash2 } from "node:crypto";
 import { createWriteStream as createWriteStream2, existsSync as existsSync4 } from "node:fs";
 import { mkdir as mkdir2, readdir as readdir2, rm as rm2, stat as stat2, writeFile as writeFile2 } from "node:fs/promises";
 import { basename as basename5, join as join7 } from "node:path";
-import { Transform as Transform2 } from "node:stream";
 import { pipeline as pipeline2 } from "node:stream/promises";
+
+// src/hash.ts
+import { createHash as createHash2 } from "node:crypto";
+import { Transform as Transform2 } from "node:stream";
+var HashingStream = class extends Transform2 {
+  hash = createHash2("sha256");
+  bytes = 0;
+  _transform(chunk, _enc, done) {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    done(null, chunk);
+  }
+};
 
 // src/nix/store.ts
 import { spawn as spawn2 } from "node:child_process";
@@ -71328,15 +71339,6 @@ function narinfo(info2, narHash, narSize) {
     ""
   ].join("\n");
 }
-var Hashing = class extends Transform2 {
-  hash = createHash2("sha256");
-  size = 0;
-  _transform(c, _e, done) {
-    this.hash.update(c);
-    this.size += c.length;
-    done(null, c);
-  }
-};
 async function dumpNar(nix, path13, file, env) {
   const child2 = spawn3(nixStoreBinary(nix), ["--dump", path13], { env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
@@ -71345,11 +71347,11 @@ async function dumpNar(nix, path13, file, env) {
     child2.on("error", reject);
     child2.on("close", resolve4);
   });
-  const hashing = new Hashing();
+  const hashing = new HashingStream();
   await pipeline2(child2.stdout, hashing, createWriteStream2(file));
   const code = await exited;
   if (code !== 0) throw new Error(`nix-store --dump ${path13} failed (exit ${code}): ${err.trim().split("\n").pop() ?? ""}`);
-  return { hash: hashing.hash.digest(), size: hashing.size };
+  return { hash: hashing.hash.digest(), size: hashing.bytes };
 }
 async function writeBinaryCache(dir, paths, nix, env) {
   await mkdir2(join7(dir, "nar"), { recursive: true });
