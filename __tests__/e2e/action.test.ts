@@ -1,14 +1,14 @@
 // End-to-end: the committed dist/ run as the runner runs it, on flakes built by the real Nix, pushing to
 // the real Distribution registry; skopeo, an independent client, checks every digest and pulls every blob.
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun, type Runtime } from '../support/action.js';
 import { makeFixtureFlake, type FixtureKind } from '../support/flakes.js';
 import { nixTestEnv } from '../support/nix.js';
-import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+import { skopeo, startFaultProxy, startRegistry, type TestRegistry } from '../support/registry.js';
 
 let registry: TestRegistry;
 beforeAll(async () => {
@@ -126,5 +126,79 @@ describe('bad input fails with one line and tags nothing', () => {
     expect(run.main.errors[0]).not.toContain('\n');
     expect(run.main.errors[0]).toMatch(error);
     await expect(inspect(`${registry.host}/${image}:latest`)).rejects.toThrow();
+  });
+});
+
+describe('registry auth through the inputs', () => {
+  let secure: TestRegistry;
+  beforeAll(async () => {
+    secure = await startRegistry({ tls: true, auth: 'htpasswd', users: { pusher: 'pa55-word-xyz' } });
+  });
+  afterAll(async () => {
+    await secure?.stop();
+  });
+
+  it('pushes over TLS with username and password, and never prints the password', async () => {
+    const fixture = await makeFixtureFlake({ kind: 'gzip' });
+    const run = await runAction({
+      runtime: 'node24',
+      inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: secure.host, image: 'auth/app', username: 'pusher', password: 'pa55-word-xyz' },
+      env: nixTestEnv(),
+    });
+    expectSuccess(run);
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${secure.host}/auth/app:latest`], { creds: 'pusher:pa55-word-xyz' })) as { Digest: string };
+    expect(inspected.Digest).toBe(run.outputs.digest);
+    // The only place the secret appears is the add-mask command that hides it.
+    expect(run.log.split('pa55-word-xyz').length - 1).toBe(run.log.split('::add-mask::pa55-word-xyz').length - 1);
+  });
+
+  it('takes the credentials from the Docker config file that docker/login-action leaves', async () => {
+    const fixture = await makeFixtureFlake({ kind: 'gzip' });
+    const dockerConfig = await mkdtemp(join(tmpdir(), 'nia-docker-config-'));
+    await writeFile(join(dockerConfig, 'config.json'), JSON.stringify({ auths: { [secure.host]: { auth: Buffer.from('pusher:pa55-word-xyz').toString('base64') } } }));
+    const run = await runAction({
+      runtime: 'node24',
+      inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: secure.host, image: 'auth/from-config' },
+      env: nixTestEnv({ DOCKER_CONFIG: dockerConfig }),
+    });
+    expectSuccess(run);
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${secure.host}/auth/from-config:latest`], { creds: 'pusher:pa55-word-xyz' })) as { Digest: string };
+    expect(inspected.Digest).toBe(run.outputs.digest);
+  });
+
+  it('fails in one line on a wrong password, before building, with nothing tagged', async () => {
+    const fixture = await makeFixtureFlake({ kind: 'gzip' });
+    const run = await runAction({
+      runtime: 'node24',
+      inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: secure.host, image: 'auth/wrong', username: 'pusher', password: 'not-the-password' },
+      env: nixTestEnv(),
+    });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toEqual([`registry ${secure.host} rejected the credentials of pusher (401)`]);
+    expect(run.main.stdout).not.toContain('nix build');
+    await expect(skopeo(['inspect', `docker://${secure.host}/auth/wrong:latest`], { creds: 'pusher:pa55-word-xyz' })).rejects.toThrow();
+  });
+});
+
+describe('a registry that answers 500', () => {
+  it('fails in one line naming the status and the blob, after retries, with nothing tagged', async () => {
+    const fixture = await makeFixtureFlake({ kind: 'gzip' });
+    const proxy = await startFaultProxy(registry, [{ method: 'PUT', path: /\/blobs\/uploads\//, status: 500, times: 1000 }]);
+    try {
+      const run = await runAction({
+        runtime: 'node24',
+        inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: proxy.host, image: 'e2e/five-hundred' },
+        env: nixTestEnv(),
+      });
+      expect(run.main.code).not.toBe(0);
+      expect(run.main.errors).toHaveLength(1);
+      expect(run.main.errors[0]).toMatch(
+        new RegExp(`^registry ${proxy.host.replace(/\./g, '\\.')} answered 500 Internal Server Error to PUT blob sha256:[0-9a-f]{64}: UNKNOWN: injected fault 500 \\(after 5 tries\\)$`),
+      );
+      expect(proxy.log.some((l) => l.startsWith('PUT /v2/e2e/five-hundred/manifests/'))).toBe(false);
+      await expect(inspect(`${registry.host}/e2e/five-hundred:latest`)).rejects.toThrow();
+    } finally {
+      await proxy.stop();
+    }
   });
 });
