@@ -104,7 +104,7 @@ describe('pushes only what changed', () => {
 describe('bad input fails with one line and tags nothing', () => {
   const cases: { name: string; kind?: FixtureKind; inputs: Record<string, string>; error: RegExp }[] = [
     { name: 'a build output that is not an image', kind: 'not-image', inputs: {}, error: /\/nix\/store\/\S+-not-an-image is not a container image/ },
-    { name: 'a failing build', kind: 'failing', inputs: {}, error: /broken-image\.drv/ },
+    { name: 'a failing build', kind: 'failing', inputs: {}, error: /^nix build path:\S+#docker failed: builder for '\/nix\/store\/\w+-broken-image\.drv' failed with exit code 3; last log lines: compiling\.\.\. \| error: the build is broken on purpose$/ },
     { name: 'a missing attr', inputs: { attr: 'nope' }, error: /nope/ },
     { name: 'a malformed image', inputs: { image: 'Bad Name/App' }, error: /^input image|image/ },
     { name: 'a tag with invalid characters', inputs: { tags: 'latest,bad/tag' }, error: /bad\/tag/ },

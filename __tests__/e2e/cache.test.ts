@@ -10,7 +10,7 @@ import { runAction, type ActionRun } from '../support/action.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
 import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { nixTestEnv } from '../support/nix.js';
-import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+import { skopeo, startFaultProxy, startRegistry, type TestRegistry } from '../support/registry.js';
 
 let registry: TestRegistry;
 let server: CacheServer;
@@ -82,6 +82,26 @@ describe('the store cache', () => {
     expect(entries[1]!.key.slice(0, -16)).toBe(entries[0]!.key.slice(0, -16));
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/app:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(third.outputs.digest);
+  });
+
+  it('saves in the post step also when the push failed', async () => {
+    const flake = await makeClosureFlake('1');
+    const proxy = await startFaultProxy(registry, [{ method: 'PUT', path: /\/blobs\/uploads\//, status: 500, times: 1000 }]);
+    try {
+      const before = server.entries.filter((e) => e.committed).length;
+      const r = await runAction({
+        runtime: 'node24',
+        inputs: { flake: flake.flake, attr: 'docker', registry: proxy.host, image: 'cache/push-fails', insecure: 'true' },
+        env: { ...nixTestEnv(), ...server.env('v2'), HOME: await mkdtemp(join(tmpdir(), 'nia-home-')) },
+      });
+      expect(r.main.code).not.toBe(0);
+      expect(r.main.errors[0]).toMatch(/answered 500/);
+      expect(r.post?.code).toBe(0);
+      expect(server.entries.filter((e) => e.committed).length).toBe(before + 1);
+      expect(r.post?.stdout).toMatch(/store cache: 2 paths \(2 new, 0 restored\)/);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('builds and pushes with a warning when the cache service answers 500', async () => {

@@ -93,6 +93,18 @@ describe('install-nix', () => {
     expect(run.main.errors[0]).toMatch(new RegExp(`^cannot download the Nix tarball ${server.url}/missing\\.tar\\.xz: .*404`));
   });
 
+  it('fails in one line when the installer fails', async () => {
+    const broken = await makeNixRelease('2.98.0', 'x86_64-linux', { failing: true });
+    const brokenServer = await serveDirectory(broken.dir);
+    try {
+      const { run } = await runWith({ 'nix-version': '2.98.0', 'nix-install-url': `${brokenServer.url}/nix-2.98.0-x86_64-linux.tar.xz` });
+      expect(run.main.code).not.toBe(0);
+      expect(run.main.errors).toEqual(['the Nix installer exited with code 1: error: cannot create /nix: Permission denied']);
+    } finally {
+      await brokenServer.stop();
+    }
+  });
+
   it('false, with no Nix present: a clear input error', async () => {
     const { run } = await runWith({ 'install-nix': 'false' });
     expect(run.main.code).not.toBe(0);

@@ -49,7 +49,7 @@ export interface NixRelease {
  * Its installer records the flags and the nix.conf lines it was given in $HOME/installer-record, and
  * "installs" a nix into $HOME/.nix-profile/bin that reports this version and builds with the real Nix.
  */
-export async function makeNixRelease(version = '2.99.0', system = 'x86_64-linux'): Promise<NixRelease> {
+export async function makeNixRelease(version = '2.99.0', system = 'x86_64-linux', opts: { failing?: boolean } = {}): Promise<NixRelease> {
   const dir = await mkdtemp(join(tmpdir(), 'nia-release-'));
   const name = `nix-${version}-${system}`;
   const root = join(dir, 'src', name);
@@ -63,6 +63,7 @@ export async function makeNixRelease(version = '2.99.0', system = 'x86_64-linux'
       'set -e',
       'here="$(cd "$(dirname "$0")" && pwd)"',
       'echo "args: $*" > "$HOME/installer-record"',
+      ...(opts.failing ? ['echo "error: cannot create /nix: Permission denied" >&2', 'exit 1'] : []),
       'while [ $# -gt 0 ]; do',
       '  if [ "$1" = --nix-extra-conf-file ]; then echo "conf:" >> "$HOME/installer-record"; cat "$2" >> "$HOME/installer-record"; shift; fi',
       '  shift',

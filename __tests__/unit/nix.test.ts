@@ -29,6 +29,18 @@ describe('describeFailure', () => {
     );
   });
 
+  it('takes the log lines --print-build-logs printed when Nix does not repeat them', () => {
+    const stderr = [
+      "building '/nix/store/0z1d5cxya1vy24x30vjyy27brwc68ppa-broken-image.drv'...",
+      'broken-image> compiling...',
+      'broken-image> error: the build is broken on purpose',
+      "error: builder for '/nix/store/0z1d5cxya1vy24x30vjyy27brwc68ppa-broken-image.drv' failed with exit code 3",
+    ].join('\n');
+    expect(describeFailure('path:/f#docker', 1, stderr)).toBe(
+      "nix build path:/f#docker failed: builder for '/nix/store/0z1d5cxya1vy24x30vjyy27brwc68ppa-broken-image.drv' failed with exit code 3; last log lines: compiling... | error: the build is broken on purpose",
+    );
+  });
+
   it('keeps an evaluation error to its first lines, without colour codes', () => {
     const stderr = "\x1b[31;1merror:\x1b[0m flake 'path:/f' does not provide attribute 'packages.x86_64-linux.nope' or 'nope'\n";
     expect(describeFailure('path:/f#nope', 1, stderr)).toBe(

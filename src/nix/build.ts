@@ -66,12 +66,12 @@ export function describeFailure(installable: string, code: number | null, stderr
   const drv = /builder for '([^']+\.drv)' failed[^\n]*/.exec(stderr.replace(ANSI, ''));
   const firstError = lines.findIndex((l) => /^error:/.test(l.trim()));
   if (drv) {
-    // Nix prints the tail of the build log after "Last N log lines:" as "> line"; else use what precedes.
-    const logLines = lines.filter((l) => /^\s*>\s?/.test(l)).map((l) => l.replace(/^\s*>\s?/, ''));
-    const tail = (logLines.length ? logLines : lines.slice(0, Math.max(0, firstError)))
-      .map((l) => l.trim())
-      .filter(Boolean)
-      .slice(-3);
+    // Nix prints the tail of the build log after "last N log lines:" as "> line"; with --print-build-logs it
+    // has already printed every line as "<name>> line". Either way, keep the last three.
+    const name = drv[1]!.replace(/^.*\/[0-9a-z]{32}-/, '').replace(/\.drv$/, '');
+    const quoted = lines.filter((l) => /^\s*>\s?/.test(l)).map((l) => l.replace(/^\s*>\s?/, ''));
+    const prefixed = lines.filter((l) => l.startsWith(`${name}> `)).map((l) => l.slice(name.length + 2));
+    const tail = (quoted.length ? quoted : prefixed).map((l) => l.trim()).filter(Boolean).slice(-3);
     return `nix build ${installable} failed: ${drv[0].replace(/[;.]\s*$/, '')}${tail.length ? `; last log lines: ${tail.join(' | ')}` : ''}`;
   }
   const message = firstError >= 0
