@@ -623,7 +623,7 @@ async function install(opts, env) {
   startGroup(`${installer} ${flags.join(" ")}`);
   let result;
   try {
-    result = await run(installer, flags, { ...env, NIX_INSTALLER_NO_MODIFY_PROFILE: "1" }, true);
+    result = await run(installer, flags, env, true);
   } finally {
     endGroup();
   }
@@ -853,6 +853,9 @@ function resolveCredentials(s) {
   }
   return fromDockerConfig(s.registry, s.env);
 }
+
+// src/registry/client.ts
+import { Readable } from "node:stream";
 
 // src/registry/transport/basic.ts
 function basicHeader(c) {
@@ -1203,7 +1206,6 @@ var RegistryClient = class {
   }
   async uploadBlobBytes(bytes) {
     const digest = sha256Digest(bytes);
-    const { Readable } = await import("node:stream");
     await this.uploadBlob({ digest, size: bytes.length }, () => Readable.from([bytes]));
     return digest;
   }

@@ -194,7 +194,7 @@ async function install(opts: SetupOptions, env: NodeJS.ProcessEnv): Promise<stri
   core.startGroup(`${installer} ${flags.join(' ')}`);
   let result: { code: number | null; out: string };
   try {
-    result = await run(installer, flags, { ...env, NIX_INSTALLER_NO_MODIFY_PROFILE: '1' }, true);
+    result = await run(installer, flags, env, true);
   } finally {
     core.endGroup();
   }

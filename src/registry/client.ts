@@ -1,7 +1,7 @@
 // A client for one repository of one registry (OCI distribution spec): blobs, manifests, auth.
 // Transport concerns live in transport/ (scheme, challenge, basic, bearer, retry, error, http);
 // this file says which requests to make.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { sha256Digest } from './manifest.js';
 import type { Credentials, Logger } from './types.js';
 import { basicHeader } from './transport/basic.js';
@@ -183,7 +183,6 @@ export class RegistryClient {
 
   async uploadBlobBytes(bytes: Buffer): Promise<string> {
     const digest = sha256Digest(bytes);
-    const { Readable } = await import('node:stream');
     await this.uploadBlob({ digest, size: bytes.length }, () => Readable.from([bytes]));
     return digest;
   }
