@@ -7,7 +7,7 @@
 // benchmarks can make images of any size without holding them in memory.
 import { spawn } from 'node:child_process';
 import { createCipheriv, createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { closeSync, createReadStream, createWriteStream, fstatSync, openSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -26,6 +26,9 @@ export interface LayerSpec {
   seed: string;
   /** Repetitive text (true) or random-looking bytes (false). */
   compressible: boolean;
+  /** Take the bytes from this file instead (from an offset the seed picks, wrapping around): real binaries
+   *  compress like real layers do, which repetitive text does not. */
+  corpus?: string;
 }
 
 export interface ArchiveOptions {
@@ -49,6 +52,25 @@ const sha256 = (b: Buffer | string): string => createHash('sha256').update(b).di
 export function layerContent(spec: LayerSpec): Readable {
   const chunk = 64 * 1024;
   let left = spec.size;
+  if (spec.corpus) {
+    const fd = openSync(spec.corpus, 'r');
+    const length = fstatSync(fd).size;
+    let at = createHash('sha256').update(spec.seed).digest().readUInt32BE(0) % length;
+    return new Readable({
+      read() {
+        if (left === 0) {
+          closeSync(fd);
+          return void this.push(null);
+        }
+        const n = Math.min(chunk, left, length - at);
+        const buf = Buffer.allocUnsafe(n);
+        readSync(fd, buf, 0, n, at);
+        at = (at + n) % length;
+        left -= n;
+        this.push(buf);
+      },
+    });
+  }
   if (spec.compressible) {
     const line = Buffer.from(`${spec.seed}: the quick brown fox jumps over the lazy dog 0123456789\n`);
     const block = Buffer.alloc(chunk);
