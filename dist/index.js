@@ -1,9 +1,11 @@
 import { createRequire as __nia_createRequire } from 'node:module'; const require = __nia_createRequire(import.meta.url);
 import {
   HttpClient,
+  LAYERS_AT_ONCE,
   __toESM,
   actionLogger,
   addPath,
+  blocksInFlight,
   cp,
   debug,
   endGroup,
@@ -23,7 +25,14 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-MEZK25OG.js";
+} from "./chunks/chunk-6JGPJIXE.js";
+
+// src/threadpool.ts
+var IO_THREADS = 4;
+function threadPoolSize(env) {
+  return env.UV_THREADPOOL_SIZE || String(LAYERS_AT_ONCE * blocksInFlight() + IO_THREADS);
+}
+process.env.UV_THREADPOOL_SIZE = threadPoolSize(process.env);
 
 // src/inputs/index.ts
 var InputError = class extends Error {

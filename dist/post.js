@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-MEZK25OG.js";
+} from "./chunks/chunk-6JGPJIXE.js";
 
 // src/post.ts
 async function run() {

@@ -1,4 +1,5 @@
 // The main step: only wiring. inputs → nix (install, cache restore, build) → image → registry → report.
+import './threadpool.js'; // first: sizes the thread pool before anything starts it
 import * as core from '@actions/core';
 import { envInputReader, parseInputs } from './inputs/index.js';
 import { setupNix } from './nix/install.js';

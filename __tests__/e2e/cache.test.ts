@@ -50,7 +50,7 @@ describe('the store cache', () => {
     const first = await job();
     ok(first);
     expect(first.outputs['cache-hit']).toBe('false');
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builds(flake), first.log).toEqual(['base', 'app']);
     const saved = server.entries.filter((e) => e.committed);
     expect(saved).toHaveLength(1);
     expect(saved[0]!.key).toMatch(/^nix-image-linux-x64-docker-[0-9a-f]{16}-[0-9a-f]{16}$/);

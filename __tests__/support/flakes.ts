@@ -93,6 +93,10 @@ export async function makeClosureFlake(version = '1', buildSeconds = 1): Promise
   const dir = await mkdtemp(join(tmpdir(), 'nia-flake-closure-'));
   const records = await mkdtemp(join(tmpdir(), 'nia-records-'));
   await chmod(records, 0o777); // builders run as the nixbld users
+  // ...and not always as the same one (concurrent builds take other users), so the record file exists,
+  // writable by all, before any builder appends to it.
+  await writeFile(join(records, 'builds'), '');
+  await chmod(join(records, 'builds'), 0o666);
   const salt = basename(dir);
   const image = [
     'set -e',

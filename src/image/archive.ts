@@ -45,9 +45,12 @@ function runProducer(command: string, args: string[], what: string): Opened {
   return { stream: child.stdout, done };
 }
 
+/** Read and decompression size: one trip to the thread pool per MiB, not per 16 or 64 KiB. */
+const CHUNK = 1024 * 1024;
+
 function zstdDecompressor(): NodeJS.ReadWriteStream | undefined {
-  const make = (zlib as unknown as { createZstdDecompress?: () => NodeJS.ReadWriteStream }).createZstdDecompress;
-  return make?.();
+  const make = (zlib as unknown as { createZstdDecompress?: (o: { chunkSize: number }) => NodeJS.ReadWriteStream }).createZstdDecompress;
+  return make?.({ chunkSize: CHUNK });
 }
 
 /** The uncompressed tar stream of an image source. */
@@ -58,13 +61,13 @@ export function openArchive(source: ImageSource): Opened {
     case 'docker-archive':
       return { stream: createReadStream(source.path), done: Promise.resolve() };
     case 'docker-archive+gzip': {
-      const out = createReadStream(source.path).pipe(zlib.createGunzip());
+      const out = createReadStream(source.path, { highWaterMark: CHUNK }).pipe(zlib.createGunzip({ chunkSize: CHUNK }));
       return { stream: out as unknown as Readable, done: Promise.resolve() };
     }
     case 'docker-archive+zstd': {
       // Node 24 decompresses zstd itself; older Node falls back to the zstd command.
       const native = zstdDecompressor();
-      if (native) return { stream: createReadStream(source.path).pipe(native) as unknown as Readable, done: Promise.resolve() };
+      if (native) return { stream: createReadStream(source.path, { highWaterMark: CHUNK }).pipe(native) as unknown as Readable, done: Promise.resolve() };
       return runProducer('zstd', ['-d', '-c', '-q', source.path], `zstd -d ${source.path}`);
     }
   }
@@ -205,7 +208,7 @@ async function walkTarFile(path: string, visit: LayerVisitor): Promise<Found> {
       } else if (type === 'file' && posix.basename(name) === 'layer.tar') {
         const end = start + size - 1;
         await visit(layerEntry(name, size, true), () =>
-          size === 0 ? Readable.from([]) : createReadStream(path, { start, end, highWaterMark: 1024 * 1024 }),
+          size === 0 ? Readable.from([]) : createReadStream(path, { start, end, highWaterMark: CHUNK }),
         );
       } else if (type === 'file' && isSmall(name, size)) {
         const body = Buffer.alloc(size);

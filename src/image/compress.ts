@@ -20,11 +20,23 @@ import { promisify } from 'node:util';
 import { constants, crc32, deflateRaw, type ZlibOptions } from 'node:zlib';
 import type { CompressedLayer } from './types.js';
 
-/** The gzip level of pushed layers. Part of every blob digest: changing it changes every digest. */
-export const DEFAULT_LEVEL = 6;
+/** The gzip level of pushed layers. Part of every blob digest: changing it changes every digest.
+ *  Level 4 gives the ratio of skopeo's default (Go) compressor on machine code, at about 1.7 times the
+ *  speed of zlib's level 6 for 1% fewer bytes (see README, Benchmarks). */
+export const DEFAULT_LEVEL = 4;
+/** Layers compressing at once: two, so that one layer's last blocks overlap the next layer's first. */
+export const LAYERS_AT_ONCE = 2;
+/** Blocks of one layer on the thread pool at once: one per core, and two more so a core never waits for
+ *  the main thread to hand it the next block. */
+export function blocksInFlight(): number {
+  return availableParallelism() + 2;
+}
 const BLOCK = 1024 * 1024;
 const WINDOW = 32 * 1024;
 const SAMPLE = 16 * 1024;
+/** zlib's output buffer: deflate's worst case for one block, so a block costs one trip to the thread pool
+ *  (the default 16 KiB would call back into the main thread for every 16 KiB of output). */
+const OUT_CHUNK = BLOCK + BLOCK / 8;
 /** Bits per byte above which a block is taken as incompressible. Text and code sit near 5, machine code near 6. */
 const INCOMPRESSIBLE_BITS = 7.8;
 /** gzip header: magic, deflate, no flags, mtime 0, no extra flags, OS unix. */
@@ -74,6 +86,11 @@ async function* fixedBlocks(input: AsyncIterable<Buffer>): AsyncGenerator<Buffer
   let pending: Buffer[] = [];
   let bytes = 0;
   for await (const chunk of input) {
+    // A plain .tar is read in chunks of exactly one block: pass them on without a copy.
+    if (bytes === 0 && chunk.length === BLOCK) {
+      yield chunk;
+      continue;
+    }
     pending.push(chunk);
     bytes += chunk.length;
     if (bytes < BLOCK) continue;
@@ -92,14 +109,14 @@ export interface CompressOptions {
   /** Directory for the temporary file. */
   dir: string;
   level?: number;
-  /** Blocks of this layer compressing at once (default: the number of cores). */
+  /** Blocks of this layer compressing at once (default: blocksInFlight()). */
   parallel?: number;
 }
 
 export async function compressLayer(raw: Readable, opts: CompressOptions): Promise<CompressedLayer> {
   const file = join(opts.dir, `layer-${randomBytes(8).toString('hex')}.tar.gz`);
   const level = opts.level ?? DEFAULT_LEVEL;
-  const parallel = opts.parallel ?? availableParallelism();
+  const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash('sha256');
   const digest = createHash('sha256');
   let crc = 0;
@@ -126,7 +143,7 @@ export async function compressLayer(raw: Readable, opts: CompressOptions): Promi
       const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
       const task = stored
         ? Promise.resolve(storedBlocks(block))
-        : deflate(block, { level, finishFlush: constants.Z_SYNC_FLUSH, ...(previousTail ? { dictionary: previousTail } : {}) });
+        : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants.Z_SYNC_FLUSH, ...(previousTail ? { dictionary: previousTail } : {}) });
       task.catch(() => undefined);
       inFlight.push(task);
       previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));

@@ -7,15 +7,18 @@
 // The manifest is PUT under the tags only when every blob is in place, so nothing half-pushed is tagged.
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compressLayer } from '../image/compress.js';
+import { compressLayer, LAYERS_AT_ONCE } from '../image/compress.js';
 import { readLayers } from '../image/archive.js';
 import type { ImageSource, LayerEntry } from '../image/types.js';
 import type { RegistryClient } from './client.js';
 import { limiter } from './limit.js';
 import { buildOciManifest, layersByDiffID, sha256Digest, type BuiltManifest } from './manifest.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
+
+/** Read size of a compressed layer going out: fewer, larger socket writes than the 64 KiB default. */
+const UPLOAD_CHUNK = 1024 * 1024;
 
 export type LayerAction = 'reused' | 'present' | 'uploaded' | 'computed';
 
@@ -84,8 +87,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const started = Date.now();
   const { source, client, tags, logger } = opts;
   const work = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'nix-image-push-'));
-  const cores = availableParallelism();
-  const compressSlots = limiter(Math.max(2, cores));
+  const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(opts.uploads ?? 4);
   let bytesUploaded = 0;
   let bytesSkipped = 0;
@@ -116,8 +118,8 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       // A plain .tar is read in place, several layers at once; from a compressed archive or a stream the
       // layer is compressed as it is read (the reader waits), with no copy of the raw layer on disk.
       const compress = () => compressLayer(open(), { dir: work, level: opts.compressionLevel });
-      const compressed = entry.seekable ? compressSlots(compress) : await compress();
-      const task = Promise.resolve(compressed).then(async (layer): Promise<LayerReport> => {
+      const compressed = entry.seekable ? compressSlots(compress) : Promise.resolve(await compress());
+      const task = compressed.then(async (layer): Promise<LayerReport> => {
         const desc = { mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size };
         try {
           if (!client) return { ...desc, diffID: layer.diffID, action: 'computed' };
@@ -126,7 +128,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
               bytesSkipped += layer.size;
               return { ...desc, diffID: layer.diffID, action: 'present' as const };
             }
-            await client.uploadBlob({ digest: layer.digest, size: layer.size }, () => createReadStream(layer.file));
+            await client.uploadBlob({ digest: layer.digest, size: layer.size }, () => createReadStream(layer.file, { highWaterMark: UPLOAD_CHUNK }));
             bytesUploaded += layer.size;
             logger.info(`uploaded ${layer.digest} (${formatBytes(layer.size)}, layer ${entry.name})`);
             return { ...desc, diffID: layer.diffID, action: 'uploaded' as const };

@@ -71511,7 +71511,7 @@ async function saveStoreCache(raw, built) {
 // src/registry/push.ts
 import { createReadStream as createReadStream3 } from "node:fs";
 import { mkdtemp, rm as rm4 } from "node:fs/promises";
-import { availableParallelism as availableParallelism2, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { join as join10 } from "node:path";
 
 // src/image/compress.ts
@@ -71522,10 +71522,15 @@ import { availableParallelism } from "node:os";
 import { join as join9 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 import { constants as constants4, crc32, deflateRaw } from "node:zlib";
-var DEFAULT_LEVEL = 6;
+var DEFAULT_LEVEL = 4;
+var LAYERS_AT_ONCE = 2;
+function blocksInFlight() {
+  return availableParallelism() + 2;
+}
 var BLOCK = 1024 * 1024;
 var WINDOW = 32 * 1024;
 var SAMPLE = 16 * 1024;
+var OUT_CHUNK = BLOCK + BLOCK / 8;
 var INCOMPRESSIBLE_BITS = 7.8;
 var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
 var LAST = Buffer.from([1, 0, 0, 255, 255]);
@@ -71565,6 +71570,10 @@ async function* fixedBlocks(input) {
   let pending = [];
   let bytes = 0;
   for await (const chunk of input) {
+    if (bytes === 0 && chunk.length === BLOCK) {
+      yield chunk;
+      continue;
+    }
     pending.push(chunk);
     bytes += chunk.length;
     if (bytes < BLOCK) continue;
@@ -71581,7 +71590,7 @@ async function* fixedBlocks(input) {
 async function compressLayer(raw, opts) {
   const file = join9(opts.dir, `layer-${randomBytes(8).toString("hex")}.tar.gz`);
   const level = opts.level ?? DEFAULT_LEVEL;
-  const parallel = opts.parallel ?? availableParallelism();
+  const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash4("sha256");
   const digest = createHash4("sha256");
   let crc = 0;
@@ -71604,7 +71613,7 @@ async function compressLayer(raw, opts) {
       crc = crc32(block, crc);
       uncompressedSize += block.length;
       const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
-      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
+      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
       task.catch(() => void 0);
       inFlight.push(task);
       previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
@@ -71663,9 +71672,10 @@ function runProducer(command, args, what) {
   done.catch(() => void 0);
   return { stream: child2.stdout, done };
 }
+var CHUNK = 1024 * 1024;
 function zstdDecompressor() {
   const make = zlib2.createZstdDecompress;
-  return make?.();
+  return make?.({ chunkSize: CHUNK });
 }
 function openArchive(source) {
   switch (source.format) {
@@ -71674,12 +71684,12 @@ function openArchive(source) {
     case "docker-archive":
       return { stream: createReadStream2(source.path), done: Promise.resolve() };
     case "docker-archive+gzip": {
-      const out = createReadStream2(source.path).pipe(zlib2.createGunzip());
+      const out = createReadStream2(source.path, { highWaterMark: CHUNK }).pipe(zlib2.createGunzip({ chunkSize: CHUNK }));
       return { stream: out, done: Promise.resolve() };
     }
     case "docker-archive+zstd": {
       const native = zstdDecompressor();
-      if (native) return { stream: createReadStream2(source.path).pipe(native), done: Promise.resolve() };
+      if (native) return { stream: createReadStream2(source.path, { highWaterMark: CHUNK }).pipe(native), done: Promise.resolve() };
       return runProducer("zstd", ["-d", "-c", "-q", source.path], `zstd -d ${source.path}`);
     }
   }
@@ -71801,7 +71811,7 @@ async function walkTarFile(path13, visit) {
         const end = start + size - 1;
         await visit(
           layerEntry(name, size, true),
-          () => size === 0 ? Readable5.from([]) : createReadStream2(path13, { start, end, highWaterMark: 1024 * 1024 })
+          () => size === 0 ? Readable5.from([]) : createReadStream2(path13, { start, end, highWaterMark: CHUNK })
         );
       } else if (type === "file" && isSmall(name, size)) {
         const body2 = Buffer.alloc(size);
@@ -71971,6 +71981,7 @@ function layersByDiffID(manifestBytes, configBytes) {
 }
 
 // src/registry/push.ts
+var UPLOAD_CHUNK = 1024 * 1024;
 var ImageMismatchError = class extends Error {
   name = "ImageMismatchError";
 };
@@ -72000,8 +72011,7 @@ async function pushImage(opts) {
   const started = Date.now();
   const { source, client, tags: tags2, logger: logger8 } = opts;
   const work = await mkdtemp(join10(opts.tmpDir ?? tmpdir(), "nix-image-push-"));
-  const cores = availableParallelism2();
-  const compressSlots = limiter(Math.max(2, cores));
+  const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(opts.uploads ?? 4);
   let bytesUploaded = 0;
   let bytesSkipped = 0;
@@ -72023,8 +72033,8 @@ async function pushImage(opts) {
         return;
       }
       const compress2 = () => compressLayer(open3(), { dir: work, level: opts.compressionLevel });
-      const compressed = entry.seekable ? compressSlots(compress2) : await compress2();
-      const task = Promise.resolve(compressed).then(async (layer) => {
+      const compressed = entry.seekable ? compressSlots(compress2) : Promise.resolve(await compress2());
+      const task = compressed.then(async (layer) => {
         const desc = { mediaType: MediaTypes2.ociLayerGzip, digest: layer.digest, size: layer.size };
         try {
           if (!client) return { ...desc, diffID: layer.diffID, action: "computed" };
@@ -72033,7 +72043,7 @@ async function pushImage(opts) {
               bytesSkipped += layer.size;
               return { ...desc, diffID: layer.diffID, action: "present" };
             }
-            await client.uploadBlob({ digest: layer.digest, size: layer.size }, () => createReadStream3(layer.file));
+            await client.uploadBlob({ digest: layer.digest, size: layer.size }, () => createReadStream3(layer.file, { highWaterMark: UPLOAD_CHUNK }));
             bytesUploaded += layer.size;
             logger8.info(`uploaded ${layer.digest} (${formatBytes(layer.size)}, layer ${entry.name})`);
             return { ...desc, diffID: layer.diffID, action: "uploaded" };
@@ -72195,6 +72205,8 @@ function errorLine(error2) {
 
 export {
   __toESM,
+  LAYERS_AT_ONCE,
+  blocksInFlight,
   HttpClient,
   cp,
   rmRF,
