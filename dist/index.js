@@ -25,7 +25,7 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-6JGPJIXE.js";
+} from "./chunks/chunk-MY32N3UD.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

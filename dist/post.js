@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-6JGPJIXE.js";
+} from "./chunks/chunk-MY32N3UD.js";
 
 // src/post.ts
 async function run() {

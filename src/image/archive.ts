@@ -59,7 +59,7 @@ export function openArchive(source: ImageSource): Opened {
     case 'stream':
       return runProducer(source.path, [], `the image stream script ${source.path}`);
     case 'docker-archive':
-      return { stream: createReadStream(source.path), done: Promise.resolve() };
+      return { stream: createReadStream(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
     case 'docker-archive+gzip': {
       const out = createReadStream(source.path, { highWaterMark: CHUNK }).pipe(zlib.createGunzip({ chunkSize: CHUNK }));
       return { stream: out as unknown as Readable, done: Promise.resolve() };

@@ -22,7 +22,7 @@ import type { CompressedLayer } from './types.js';
 
 /** The gzip level of pushed layers. Part of every blob digest: changing it changes every digest.
  *  Level 4 gives the ratio of skopeo's default (Go) compressor on machine code, at about 1.7 times the
- *  speed of zlib's level 6 for 1% fewer bytes (see README, Benchmarks). */
+ *  speed of level 6, which would save only 1% more bytes (see README, Benchmarks). */
 export const DEFAULT_LEVEL = 4;
 /** Layers compressing at once: two, so that one layer's last blocks overlap the next layer's first. */
 export const LAYERS_AT_ONCE = 2;

@@ -71682,7 +71682,7 @@ function openArchive(source) {
     case "stream":
       return runProducer(source.path, [], `the image stream script ${source.path}`);
     case "docker-archive":
-      return { stream: createReadStream2(source.path), done: Promise.resolve() };
+      return { stream: createReadStream2(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
     case "docker-archive+gzip": {
       const out = createReadStream2(source.path, { highWaterMark: CHUNK }).pipe(zlib2.createGunzip({ chunkSize: CHUNK }));
       return { stream: out, done: Promise.resolve() };
