@@ -25,7 +25,7 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-MY32N3UD.js";
+} from "./chunks/chunk-GRPMEPIN.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -111,6 +111,7 @@ function parseInputs(get, env = process.env) {
     registry: get("registry") || "ghcr.io",
     image,
     tags,
+    reuseTags: splitList(get("reuse-tags")),
     username: get("username"),
     password: get("password"),
     githubToken: get("github-token"),
@@ -1328,10 +1329,10 @@ function parseImageName(registry, image) {
     repository: hub && parts.length === 1 ? `library/${image}` : image
   };
 }
-function validateTag(tag) {
-  if (tag.length > 128) throw new InputError("tags", `a tag has at most 128 characters; "${tag.slice(0, 20)}\u2026" has ${tag.length}`);
+function validateTag(tag, input = "tags") {
+  if (tag.length > 128) throw new InputError(input, `a tag has at most 128 characters; "${tag.slice(0, 20)}\u2026" has ${tag.length}`);
   if (!TAG.test(tag)) {
-    throw new InputError("tags", `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
+    throw new InputError(input, `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
   }
 }
 
@@ -1342,6 +1343,7 @@ async function run2() {
   if (inputs.githubToken) setSecret(inputs.githubToken);
   const target = parseImageName(inputs.registry, inputs.image);
   inputs.tags.forEach((t) => validateTag(t));
+  inputs.reuseTags.forEach((t) => validateTag(t, "reuse-tags"));
   const buildArgs = splitArgs(inputs.buildArgs);
   const logger = actionLogger();
   let client;
@@ -1399,6 +1401,7 @@ async function run2() {
     source,
     client,
     tags: inputs.tags,
+    reuseTags: inputs.reuseTags,
     logger,
     tmpDir: process.env.RUNNER_TEMP || void 0
   });

@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-MY32N3UD.js";
+} from "./chunks/chunk-GRPMEPIN.js";
 
 // src/post.ts
 async function run() {

@@ -20,6 +20,7 @@ async function run(): Promise<void> {
   if (inputs.githubToken) core.setSecret(inputs.githubToken);
   const target = parseImageName(inputs.registry, inputs.image);
   inputs.tags.forEach((t) => validateTag(t));
+  inputs.reuseTags.forEach((t) => validateTag(t, 'reuse-tags'));
   const buildArgs = splitArgs(inputs.buildArgs);
   const logger = actionLogger();
 
@@ -83,6 +84,7 @@ async function run(): Promise<void> {
     source,
     client,
     tags: inputs.tags,
+    reuseTags: inputs.reuseTags,
     logger,
     tmpDir: process.env.RUNNER_TEMP || undefined,
   });

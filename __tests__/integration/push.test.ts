@@ -78,6 +78,34 @@ describe('anonymous, plain HTTP', () => {
     expect(dry.pushed).toBe(false);
   });
 
+  it('reuses the layers of an image under a reuse tag when pushing a new tag, unread and uncompressed', async () => {
+    const layers = (last: string) => [
+      { size: 300_000, seed: 'base', compressible: true },
+      { size: 200_000, seed: 'lib', compressible: false },
+      { size: 5_000, seed: last, compressible: true },
+    ];
+    const a = await makeImageArchive({ dir: work, name: 'reuse-a', compression: 'none', layers: layers('app-1') });
+    const b = await makeImageArchive({ dir: work, name: 'reuse-b', compression: 'none', layers: layers('app-2') });
+    const pushTo = async (path: string, tags: string[], reuseTags?: string[]) =>
+      pushImage({ source: await detectSource(path), client: client(registry.host, 'int/reuse'), tags, reuseTags, logger: quiet, tmpDir: work });
+
+    const first = await pushTo(a.path, ['latest']);
+    // A per-commit tag that does not exist yet: the two unchanged layers come from latest's manifest.
+    const second = await pushTo(b.path, ['sha-2'], ['latest', 'missing']);
+    expect(second.layers.map((l) => l.action)).toEqual(['reused', 'reused', 'uploaded']);
+    expect(second.layers.slice(0, 2).map((l) => l.digest)).toEqual(first.layers.slice(0, 2).map((l) => l.digest));
+    expect(second.bytesUploaded).toBe(second.layers[2]!.size + second.config.size);
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/int/reuse:sha-2`])) as { Digest: string; Layers: string[] };
+    expect(inspected.Digest).toBe(second.digest);
+    expect(inspected.Layers).toEqual(second.layers.map((l) => l.digest));
+
+    // Without reuse tags the same layers are compressed again, found by HEAD, and not uploaded.
+    const third = await pushTo(b.path, ['sha-3'], []);
+    expect(third.layers.map((l) => l.action)).toEqual(['present', 'present', 'present']);
+    expect(third.digest).toBe(second.digest);
+    expect(third.bytesUploaded).toBe(0);
+  });
+
   it('refuses plain HTTP unless insecure', async () => {
     await expect(client(registry.host, 'int/secure', undefined, false).ping()).rejects.toThrow(/does not speak HTTPS.*insecure: true/);
   });

@@ -12,6 +12,7 @@ describe('parseInputs', () => {
       registry: 'ghcr.io',
       image: 'octo-org/my-app',
       tags: ['latest'],
+      reuseTags: [],
       push: true,
       insecure: false,
       cache: true,
@@ -22,6 +23,11 @@ describe('parseInputs', () => {
 
   it('splits tags on lines and commas, dropping blanks and duplicates', () => {
     expect(splitList('latest, v1\n\n v1.2 ,latest\n')).toEqual(['latest', 'v1', 'v1.2']);
+  });
+
+  it('takes reuse-tags as a list, and an empty one as none (action.yml supplies latest)', () => {
+    expect(parseInputs(reader({ attr: 'docker', 'reuse-tags': 'latest\nmain' }), { GITHUB_REPOSITORY: 'o/r' }).reuseTags).toEqual(['latest', 'main']);
+    expect(parseInputs(reader({ attr: 'docker', 'reuse-tags': '' }), { GITHUB_REPOSITORY: 'o/r' }).reuseTags).toEqual([]);
   });
 
   it('reads INPUT_ variables the way the runner sets them (hyphens kept)', () => {

@@ -41,6 +41,7 @@ describe('validateTag', () => {
     expect(() => validateTag('bad/tag')).toThrow(/^input tags: .*"bad\/tag"/);
     expect(() => validateTag('.hidden')).toThrow(/^input tags: /);
     expect(() => validateTag('-x')).toThrow(/^input tags: /);
+    expect(() => validateTag('bad/tag', 'reuse-tags')).toThrow(/^input reuse-tags: .*"bad\/tag"/);
   });
 });
 

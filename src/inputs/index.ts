@@ -11,6 +11,8 @@ export interface ActionInputs {
   registry: string;
   image: string;
   tags: string[];
+  /** Tags whose layers may be reused besides the target tags (may be empty). */
+  reuseTags: string[];
   username: string;
   password: string;
   githubToken: string;
@@ -124,6 +126,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     registry: get('registry') || 'ghcr.io',
     image,
     tags,
+    reuseTags: splitList(get('reuse-tags')),
     username: get('username'),
     password: get('password'),
     githubToken: get('github-token'),

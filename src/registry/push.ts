@@ -2,7 +2,7 @@
 //
 // Shape (after go-containerregistry's remote/write.go and nix2container): the plan is made from
 // diff ids before anything is compressed. A layer whose diff id the registry already holds under one of
-// the target tags is reused as is (its body is skipped in the archive, never compressed); every other
+// the target tags or the reuse tags is reused as is (its body is skipped in the archive, never compressed); every other
 // layer is spooled, gzip-compressed on the thread pool, checked with HEAD and uploaded only if missing.
 // The manifest is PUT under the tags only when every blob is in place, so nothing half-pushed is tagged.
 import { createReadStream } from 'node:fs';
@@ -32,6 +32,8 @@ export interface PushOptions {
   /** Absent when push is false: the digest is computed, nothing is sent. */
   client?: RegistryClient;
   tags: string[];
+  /** Further tags of the repository whose layers may be reused (an earlier build's, e.g. latest). */
+  reuseTags?: string[];
   logger: Logger;
   /** Parent for temporary files (RUNNER_TEMP on a runner). */
   tmpDir?: string;
@@ -56,12 +58,14 @@ export class ImageMismatchError extends Error {
   override name = 'ImageMismatchError';
 }
 
-/** Layers the registry already holds under the target tags, by diff id, each confirmed with HEAD. */
+/** Layers the registry already holds under the given tags, by diff id, each confirmed with HEAD. */
 async function planReuse(client: RegistryClient, tags: string[], logger: Logger): Promise<Map<string, Descriptor>> {
   const candidates = new Map<string, Descriptor>();
+  const found: string[] = [];
   for (const tag of tags) {
     const existing = await client.getManifest(tag);
     if (!existing) continue;
+    found.push(tag);
     const parsed = JSON.parse(existing.bytes.toString('utf8')) as { config?: Descriptor };
     if (!parsed.config?.digest) continue; // an index or something else: nothing to reuse from it
     const config = await client.getBlob(parsed.config.digest);
@@ -73,7 +77,9 @@ async function planReuse(client: RegistryClient, tags: string[], logger: Logger)
       if (await client.hasBlob(desc.digest)) confirmed.set(diffID, desc);
     }),
   );
-  if (confirmed.size > 0) logger.info(`${confirmed.size} layer(s) already in the registry: they will not be compressed or uploaded`);
+  if (confirmed.size > 0) {
+    logger.info(`${confirmed.size} layer(s) of ${found.join(', ')} in the registry: those in this image are neither compressed nor uploaded`);
+  }
   return confirmed;
 }
 
@@ -93,9 +99,10 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   let bytesSkipped = 0;
 
   try {
-    // 1. Plan before compressing: which diff ids the registry already holds under the target tags.
+    // 1. Plan before compressing: which diff ids the registry already holds under the target tags and
+    //    the reuse tags.
     //    The archive is read once; layers named by their diff id are matched against this plan unread.
-    const reuse = client ? await planReuse(client, tags, logger) : new Map<string, Descriptor>();
+    const reuse = client ? await planReuse(client, [...new Set([...tags, ...(opts.reuseTags ?? [])])], logger) : new Map<string, Descriptor>();
 
     // 2. One pass over the archive: skip reused layers, compress the others (each on all cores, block by
     //    block) and upload them in the background while the reader moves on.

@@ -54,9 +54,9 @@ export function parseImageName(registry: string, image: string): ImageName {
   };
 }
 
-export function validateTag(tag: string): void {
-  if (tag.length > 128) throw new InputError('tags', `a tag has at most 128 characters; "${tag.slice(0, 20)}…" has ${tag.length}`);
+export function validateTag(tag: string, input = 'tags'): void {
+  if (tag.length > 128) throw new InputError(input, `a tag has at most 128 characters; "${tag.slice(0, 20)}…" has ${tag.length}`);
   if (!TAG.test(tag)) {
-    throw new InputError('tags', `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
+    throw new InputError(input, `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
   }
 }

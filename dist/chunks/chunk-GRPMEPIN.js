@@ -71987,9 +71987,11 @@ var ImageMismatchError = class extends Error {
 };
 async function planReuse(client, tags2, logger8) {
   const candidates = /* @__PURE__ */ new Map();
+  const found = [];
   for (const tag of tags2) {
     const existing = await client.getManifest(tag);
     if (!existing) continue;
+    found.push(tag);
     const parsed = JSON.parse(existing.bytes.toString("utf8"));
     if (!parsed.config?.digest) continue;
     const config = await client.getBlob(parsed.config.digest);
@@ -72001,7 +72003,9 @@ async function planReuse(client, tags2, logger8) {
       if (await client.hasBlob(desc.digest)) confirmed.set(diffID, desc);
     })
   );
-  if (confirmed.size > 0) logger8.info(`${confirmed.size} layer(s) already in the registry: they will not be compressed or uploaded`);
+  if (confirmed.size > 0) {
+    logger8.info(`${confirmed.size} layer(s) of ${found.join(", ")} in the registry: those in this image are neither compressed nor uploaded`);
+  }
   return confirmed;
 }
 function diffIDOf(entry) {
@@ -72016,7 +72020,7 @@ async function pushImage(opts) {
   let bytesUploaded = 0;
   let bytesSkipped = 0;
   try {
-    const reuse = client ? await planReuse(client, tags2, logger8) : /* @__PURE__ */ new Map();
+    const reuse = client ? await planReuse(client, [.../* @__PURE__ */ new Set([...tags2, ...opts.reuseTags ?? []])], logger8) : /* @__PURE__ */ new Map();
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
     const meta = await readLayers(source, async (entry, open3) => {
