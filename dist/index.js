@@ -25,7 +25,7 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-GRPMEPIN.js";
+} from "./chunks/chunk-3WPX5OU2.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

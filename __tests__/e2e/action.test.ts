@@ -90,8 +90,15 @@ describe('pushes only what changed', () => {
     const m1 = JSON.parse(first.outputs.metadata!);
     const m2 = JSON.parse(second.outputs.metadata!);
     expect(m1.layers.uploaded).toBe(3);
-    expect(m2.layers).toMatchObject({ total: 3, uploaded: 0, skipped: 3 });
+    expect(m2.layers).toMatchObject({ total: 3, uploaded: 0, skipped: 3, reused: 3 });
     expect(m2.bytes.uploaded).toBe(0);
+
+    // A per-commit tag that is new: the layers still come from latest (reuse-tags' default), uncompressed.
+    const third = await runAction({ runtime: 'node24', inputs: { ...inputs, tags: 'sha-3' }, env: nixTestEnv() });
+    expectSuccess(third);
+    expect(third.outputs.digest).toBe(first.outputs.digest);
+    expect(JSON.parse(third.outputs.metadata!).layers).toEqual({ total: 3, uploaded: 0, skipped: 3, reused: 3 });
+    expect((await inspect(`${registry.host}/e2e/again:sha-3`)).Digest).toBe(first.outputs.digest);
 
     const dry = await runAction({ runtime: 'node24', inputs: { ...inputs, image: 'e2e/never-pushed', push: 'false' }, env: nixTestEnv() });
     expectSuccess(dry);

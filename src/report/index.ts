@@ -26,14 +26,15 @@ export interface Metadata {
   pushed: boolean;
   format: string;
   'nix-version'?: string;
-  layers: { total: number; uploaded: number; skipped: number };
+  /** skipped: already in the registry; reused: of those, the ones known from a tag's manifest, never compressed. */
+  layers: { total: number; uploaded: number; skipped: number; reused: number };
   bytes: { uploaded: number; skipped: number };
   seconds: { build: number; push: number };
 }
 
 export function metadataOf(r: RunReport): Metadata {
   const p = r.push;
-  const uploaded = p.layers.filter((l) => l.action === 'uploaded').length;
+  const count = (...actions: string[]) => p.layers.filter((l) => actions.includes(l.action)).length;
   return {
     digest: p.digest,
     image: `${r.registry}/${r.repository}@${p.digest}`,
@@ -44,7 +45,7 @@ export function metadataOf(r: RunReport): Metadata {
     pushed: p.pushed,
     format: r.format,
     ...(r.nixVersion ? { 'nix-version': r.nixVersion } : {}),
-    layers: { total: p.layers.length, uploaded, skipped: p.layers.filter((l) => l.action === 'reused' || l.action === 'present').length },
+    layers: { total: p.layers.length, uploaded: count('uploaded'), skipped: count('reused', 'present'), reused: count('reused') },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
     seconds: { build: round(r.buildSeconds), push: round(p.seconds) },
   };

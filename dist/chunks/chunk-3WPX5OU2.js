@@ -72119,7 +72119,7 @@ function formatBytes(n) {
 // src/report/index.ts
 function metadataOf(r) {
   const p = r.push;
-  const uploaded = p.layers.filter((l) => l.action === "uploaded").length;
+  const count = (...actions) => p.layers.filter((l) => actions.includes(l.action)).length;
   return {
     digest: p.digest,
     image: `${r.registry}/${r.repository}@${p.digest}`,
@@ -72130,7 +72130,7 @@ function metadataOf(r) {
     pushed: p.pushed,
     format: r.format,
     ...r.nixVersion ? { "nix-version": r.nixVersion } : {},
-    layers: { total: p.layers.length, uploaded, skipped: p.layers.filter((l) => l.action === "reused" || l.action === "present").length },
+    layers: { total: p.layers.length, uploaded: count("uploaded"), skipped: count("reused", "present"), reused: count("reused") },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
     seconds: { build: round(r.buildSeconds), push: round(p.seconds) }
   };
