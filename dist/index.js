@@ -25,7 +25,7 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-3WPX5OU2.js";
+} from "./chunks/chunk-JUZIR7QZ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-3WPX5OU2.js";
+} from "./chunks/chunk-JUZIR7QZ.js";
 
 // src/post.ts
 async function run() {

@@ -198,6 +198,18 @@ describe('faults', () => {
     await expect(skopeo(['inspect', `docker://${registry.host}/int/broken:latest`])).rejects.toThrow();
   });
 
+  it('pushes without the layer plan when the tag it would reuse from cannot be read', async () => {
+    const first = await push(client(registry.host, 'int/unreadable'));
+    // The old image's config cannot be fetched: its layers are compressed and found by HEAD instead.
+    const { result, log } = await throughProxy([{ method: 'GET', path: /\/blobs\//, status: 500, times: 1000 }], 'int/unreadable');
+    expect(result.ok, result.ok ? '' : result.e.message).toBe(true);
+    if (!result.ok) return;
+    expect(log.some((l) => /^GET .*\/blobs\/.* → 500$/.test(l))).toBe(true);
+    expect(result.r.layers.map((l) => l.action)).toEqual(['present', 'present', 'present']);
+    expect(result.r.digest).toBe(first.digest);
+    expect(result.r.bytesUploaded).toBe(0);
+  });
+
   it('falls back to PATCH when the monolithic PUT is refused', async () => {
     const { result, log } = await throughProxy([{ method: 'PUT', path: /uploads\/.*digest=.*/, status: 405, times: 1 }], 'int/chunked');
     expect(result.ok, result.ok ? '' : result.e.message).toBe(true);

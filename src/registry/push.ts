@@ -63,13 +63,19 @@ async function planReuse(client: RegistryClient, tags: string[], logger: Logger)
   const candidates = new Map<string, Descriptor>();
   const found: string[] = [];
   for (const tag of tags) {
-    const existing = await client.getManifest(tag);
-    if (!existing) continue;
-    found.push(tag);
-    const parsed = JSON.parse(existing.bytes.toString('utf8')) as { config?: Descriptor };
-    if (!parsed.config?.digest) continue; // an index or something else: nothing to reuse from it
-    const config = await client.getBlob(parsed.config.digest);
-    for (const [diffID, desc] of layersByDiffID(existing.bytes, config)) candidates.set(diffID, desc);
+    // The plan only saves work: a tag that cannot be read (a config the registry lost, a document we do
+    // not parse) leaves its layers to be compressed and checked one by one, as if it were absent.
+    try {
+      const existing = await client.getManifest(tag);
+      if (!existing) continue;
+      const parsed = JSON.parse(existing.bytes.toString('utf8')) as { config?: Descriptor };
+      if (!parsed.config?.digest) continue; // an index or something else: nothing to reuse from it
+      const config = await client.getBlob(parsed.config.digest);
+      for (const [diffID, desc] of layersByDiffID(existing.bytes, config)) candidates.set(diffID, desc);
+      found.push(tag);
+    } catch (error) {
+      logger.info(`cannot reuse the layers under ${tag}: ${error instanceof Error ? error.message : String(error)}`);
+    }
   }
   const confirmed = new Map<string, Descriptor>();
   await Promise.all(

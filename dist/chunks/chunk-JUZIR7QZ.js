@@ -71989,13 +71989,17 @@ async function planReuse(client, tags2, logger8) {
   const candidates = /* @__PURE__ */ new Map();
   const found = [];
   for (const tag of tags2) {
-    const existing = await client.getManifest(tag);
-    if (!existing) continue;
-    found.push(tag);
-    const parsed = JSON.parse(existing.bytes.toString("utf8"));
-    if (!parsed.config?.digest) continue;
-    const config = await client.getBlob(parsed.config.digest);
-    for (const [diffID, desc] of layersByDiffID(existing.bytes, config)) candidates.set(diffID, desc);
+    try {
+      const existing = await client.getManifest(tag);
+      if (!existing) continue;
+      const parsed = JSON.parse(existing.bytes.toString("utf8"));
+      if (!parsed.config?.digest) continue;
+      const config = await client.getBlob(parsed.config.digest);
+      for (const [diffID, desc] of layersByDiffID(existing.bytes, config)) candidates.set(diffID, desc);
+      found.push(tag);
+    } catch (error2) {
+      logger8.info(`cannot reuse the layers under ${tag}: ${error2 instanceof Error ? error2.message : String(error2)}`);
+    }
   }
   const confirmed = /* @__PURE__ */ new Map();
   await Promise.all(
