@@ -2,8 +2,9 @@
 //
 // Shape (after go-containerregistry's remote/write.go and nix2container): the plan is made from
 // diff ids before anything is compressed. A layer whose diff id the registry already holds under one of
-// the target tags or the reuse tags is reused as is (its body is skipped in the archive, never compressed); every other
-// layer is spooled, gzip-compressed on the thread pool, checked with HEAD and uploaded only if missing.
+// the target tags or the reuse tags is reused as is (its body is skipped in the archive, never
+// compressed); every other layer is spooled, gzip-compressed on the thread pool, checked with HEAD and
+// uploaded only if missing.
 // The manifest is PUT under the tags only when every blob is in place, so nothing half-pushed is tagged.
 import { createReadStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
