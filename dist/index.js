@@ -25,7 +25,7 @@ import {
   sha256Digest,
   startGroup,
   warning
-} from "./chunks/chunk-JUZIR7QZ.js";
+} from "./chunks/chunk-VKP7H6HB.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

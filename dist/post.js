@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-JUZIR7QZ.js";
+} from "./chunks/chunk-VKP7H6HB.js";
 
 // src/post.ts
 async function run() {

@@ -72164,7 +72164,7 @@ async function writeSummary(r, m) {
     [
       `<code>${m.digest}</code>`,
       r.tags.map((t) => `<code>${t}</code>`).join(" "),
-      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there)`,
+      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` + (m.layers.reused > 0 ? `, ${m.layers.reused} of them known from a tag and not compressed)` : ")"),
       formatBytes(m.bytes.uploaded),
       formatBytes(m.bytes.skipped)
     ]
