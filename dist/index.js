@@ -1073,6 +1073,7 @@ async function pickScheme(host, insecure, probe) {
 }
 
 // src/registry/client.ts
+var MONOLITHIC_MAX = 1024 * 1024;
 var MANIFEST_ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
   "application/vnd.oci.image.index.v1+json",
@@ -1220,51 +1221,50 @@ var RegistryClient = class {
     return digest;
   }
   /**
-   * Uploads a blob: POST opens a session, PUT with ?digest= sends the body in one request. A registry that
-   * asks for chunks (OCI-Chunk-Min-Length, or 405/416 on the monolithic PUT) gets PATCH then PUT instead.
-   * A failure anywhere restarts from a fresh session.
+   * Uploads a blob the way docker, skopeo and go-containerregistry do: POST opens a session, one PATCH
+   * streams the whole body (no Content-Range: to ghcr.io a ranged request is a chunk, refused over
+   * 4 MiB, and so is a body sent in the closing PUT), then PUT with ?digest= closes it. A blob of at most
+   * MONOLITHIC_MAX goes in the PUT itself, one round trip less; a registry that refuses that (405, 413,
+   * 416) gets the PATCH instead. A registry that asks for chunks (OCI-Chunk-Min-Length) gets the body as
+   * one ranged chunk. A failure anywhere restarts from a fresh session.
    */
   async uploadBlob(blob, open2) {
     await this.ping();
     await withRetry(
       `uploading blob ${blob.digest}`,
       async () => {
-        const start = await this.send({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } });
-        if (start.status === 201) return;
-        if (start.status !== 202) throw this.fail(`POST blob upload for ${blob.digest}`, start);
-        const session = this.location(start, blob.digest);
-        const chunked = header(start, "oci-chunk-min-length") !== void 0;
-        if (!chunked) {
-          const put = await this.send({
-            method: "PUT",
-            url: withDigest(session, blob.digest),
-            headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
-            body: open2
-          });
-          if (put.status === 201) return;
-          if (put.status !== 405 && put.status !== 416) throw this.fail(`PUT blob ${blob.digest}`, put);
-          this.opts.logger.debug(`${this.opts.registry} refused a monolithic upload (${put.status}); sending ${blob.digest} in a PATCH`);
-          return this.uploadChunked(blob, open2);
-        }
-        await this.patchThenPut(session, blob, open2);
+        const session = await this.openUpload(blob.digest);
+        if (!session) return;
+        if (session.chunked) return this.patchThenPut(session.url, blob, open2, true);
+        if (blob.size > MONOLITHIC_MAX) return this.patchThenPut(session.url, blob, open2, false);
+        const put = await this.send({
+          method: "PUT",
+          url: withDigest(session.url, blob.digest),
+          headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
+          body: open2
+        });
+        if (put.status === 201) return;
+        if (![405, 413, 416].includes(put.status)) throw this.fail(`PUT blob ${blob.digest}`, put);
+        this.opts.logger.debug(`${this.opts.registry} refused the blob in the PUT (${put.status}); sending ${blob.digest} in a PATCH`);
+        const again = await this.openUpload(blob.digest);
+        if (again) await this.patchThenPut(again.url, blob, open2, again.chunked);
       },
       this.retry,
       this.opts.logger
     );
   }
-  async uploadChunked(blob, open2) {
+  /** POST: a new upload session, or undefined when the registry says the blob is already complete. */
+  async openUpload(digest) {
     const start = await this.send({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } });
-    if (start.status !== 202) throw this.fail(`POST blob upload for ${blob.digest}`, start);
-    await this.patchThenPut(this.location(start, blob.digest), blob, open2);
+    if (start.status === 201) return void 0;
+    if (start.status !== 202) throw this.fail(`POST blob upload for ${digest}`, start);
+    return { url: this.location(start, digest), chunked: header(start, "oci-chunk-min-length") !== void 0 };
   }
-  async patchThenPut(session, blob, open2) {
-    const patch = await this.send({
-      method: "PATCH",
-      url: session,
-      headers: { "content-type": "application/octet-stream", "content-length": String(blob.size), "content-range": `0-${Math.max(0, blob.size - 1)}` },
-      body: open2
-    });
-    if (patch.status !== 202) throw this.fail(`PATCH blob ${blob.digest}`, patch);
+  async patchThenPut(session, blob, open2, ranged) {
+    const headers = { "content-type": "application/octet-stream", "content-length": String(blob.size) };
+    if (ranged) headers["content-range"] = `0-${Math.max(0, blob.size - 1)}`;
+    const patch = await this.send({ method: "PATCH", url: session, headers, body: open2 });
+    if (patch.status !== 202 && patch.status !== 204) throw this.fail(`PATCH blob ${blob.digest}`, patch);
     const put = await this.send({ method: "PUT", url: withDigest(this.location(patch, blob.digest), blob.digest), headers: { "content-length": "0" } });
     if (put.status !== 201) throw this.fail(`PUT blob ${blob.digest}`, put);
   }

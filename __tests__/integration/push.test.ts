@@ -210,6 +210,38 @@ describe('faults', () => {
     expect(result.r.bytesUploaded).toBe(0);
   });
 
+  it('streams large blobs in one PATCH, as ghcr.io needs: no request body over 4 MiB in a PUT or a ranged PATCH', async () => {
+    const big = await makeImageArchive({
+      dir: work,
+      name: 'big',
+      compression: 'none',
+      layers: [
+        { size: 6_000_000, seed: 'big', compressible: false },
+        { size: 2_000, seed: 'small', compressible: true },
+      ],
+    });
+    const over4MiB = (req: { headers: Record<string, string | string[] | undefined> }) => Number(req.headers['content-length'] ?? 0) > 4 * 2 ** 20;
+    const proxy = await startFaultProxy(registry, [
+      { method: 'PUT', path: /uploads/, when: over4MiB, status: 416, times: 1000 },
+      { method: 'PATCH', path: /uploads/, when: (req) => over4MiB(req) && req.headers['content-range'] !== undefined, status: 416, times: 1000 },
+    ]);
+    try {
+      const result = await pushImage({ source: await detectSource(big.path), client: client(proxy.host, 'int/big'), tags: ['latest'], logger: quiet, tmpDir: work });
+      expect(result.layers.map((l) => l.action)).toEqual(['uploaded', 'uploaded']);
+      expect(result.layers[0]!.size).toBeGreaterThan(4 * 2 ** 20);
+      expect(proxy.log.filter((l) => l.endsWith('→ 416'))).toEqual([]);
+      // The big blob went POST, PATCH, PUT; the small ones in the PUT itself.
+      expect(proxy.log.filter((l) => l.startsWith('PATCH '))).toHaveLength(1);
+      const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/int/big:latest`])) as { Digest: string; Layers: string[] };
+      expect(inspected.Digest).toBe(result.digest);
+      const dir = await mkdtemp(join(work, 'pull-big-'));
+      await skopeo(['copy', `docker://${registry.host}/int/big:latest`, `oci:${dir}:x`]);
+      expect(await readdir(join(dir, 'blobs', 'sha256'))).toContain(result.layers[0]!.digest.slice(7));
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('falls back to PATCH when the monolithic PUT is refused', async () => {
     const { result, log } = await throughProxy([{ method: 'PUT', path: /uploads\/.*digest=.*/, status: 405, times: 1 }], 'int/chunked');
     expect(result.ok, result.ok ? '' : result.e.message).toBe(true);

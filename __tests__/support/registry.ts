@@ -193,6 +193,8 @@ export interface FaultRule {
   /** Which requests: method and a pattern on the path. */
   method?: string;
   path?: RegExp;
+  /** And a test on the request itself (its headers), e.g. to refuse bodies over a size. */
+  when?: (req: http.IncomingMessage) => boolean;
   /** Answer this status instead of forwarding, this many times (then forward). */
   status: number;
   times: number;
@@ -214,7 +216,9 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
   const log: string[] = [];
   const left = rules.map((r) => r.times);
   const server = http.createServer((req, res) => {
-    const i = rules.findIndex((r, k) => left[k]! > 0 && (!r.method || r.method === req.method) && (!r.path || r.path.test(req.url ?? '')));
+    const i = rules.findIndex(
+      (r, k) => left[k]! > 0 && (!r.method || r.method === req.method) && (!r.path || r.path.test(req.url ?? '')) && (!r.when || r.when(req)),
+    );
     if (i >= 0) {
       left[i]!--;
       const rule = rules[i]!;
