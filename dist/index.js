@@ -1073,7 +1073,6 @@ async function pickScheme(host, insecure, probe) {
 }
 
 // src/registry/client.ts
-var MONOLITHIC_MAX = 1024 * 1024;
 var MANIFEST_ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
   "application/vnd.oci.image.index.v1+json",
@@ -1221,12 +1220,11 @@ var RegistryClient = class {
     return digest;
   }
   /**
-   * Uploads a blob the way docker, skopeo and go-containerregistry do: POST opens a session, one PATCH
-   * streams the whole body (no Content-Range: to ghcr.io a ranged request is a chunk, refused over
-   * 4 MiB, and so is a body sent in the closing PUT), then PUT with ?digest= closes it. A blob of at most
-   * MONOLITHIC_MAX goes in the PUT itself, one round trip less; a registry that refuses that (405, 413,
-   * 416) gets the PATCH instead. A registry that asks for chunks (OCI-Chunk-Min-Length) gets the body as
-   * one ranged chunk. A failure anywhere restarts from a fresh session.
+   * Uploads a blob the way docker, skopeo and go-containerregistry do, the shape every registry takes:
+   * POST opens a session, one PATCH streams the whole body, PUT with ?digest= closes it. No Content-Range
+   * (to ghcr.io a ranged request is a chunk, refused over 4 MiB, as is a body in the PUT), unless the
+   * registry asks for chunks (OCI-Chunk-Min-Length): then the body goes as one ranged chunk. A failure
+   * anywhere restarts from a fresh session.
    */
   async uploadBlob(blob, open2) {
     await this.ping();
@@ -1234,20 +1232,7 @@ var RegistryClient = class {
       `uploading blob ${blob.digest}`,
       async () => {
         const session = await this.openUpload(blob.digest);
-        if (!session) return;
-        if (session.chunked) return this.patchThenPut(session.url, blob, open2, true);
-        if (blob.size > MONOLITHIC_MAX) return this.patchThenPut(session.url, blob, open2, false);
-        const put = await this.send({
-          method: "PUT",
-          url: withDigest(session.url, blob.digest),
-          headers: { "content-type": "application/octet-stream", "content-length": String(blob.size) },
-          body: open2
-        });
-        if (put.status === 201) return;
-        if (![405, 413, 416].includes(put.status)) throw this.fail(`PUT blob ${blob.digest}`, put);
-        this.opts.logger.debug(`${this.opts.registry} refused the blob in the PUT (${put.status}); sending ${blob.digest} in a PATCH`);
-        const again = await this.openUpload(blob.digest);
-        if (again) await this.patchThenPut(again.url, blob, open2, again.chunked);
+        if (session) await this.patchThenPut(session.url, blob, open2, session.chunked);
       },
       this.retry,
       this.opts.logger
@@ -1264,8 +1249,9 @@ var RegistryClient = class {
     const headers = { "content-type": "application/octet-stream", "content-length": String(blob.size) };
     if (ranged) headers["content-range"] = `0-${Math.max(0, blob.size - 1)}`;
     const patch = await this.send({ method: "PATCH", url: session, headers, body: open2 });
-    if (patch.status !== 202 && patch.status !== 204) throw this.fail(`PATCH blob ${blob.digest}`, patch);
-    const put = await this.send({ method: "PUT", url: withDigest(this.location(patch, blob.digest), blob.digest), headers: { "content-length": "0" } });
+    if (![201, 202, 204].includes(patch.status)) throw this.fail(`PATCH blob ${blob.digest}`, patch);
+    const next = header(patch, "location") ? this.location(patch, blob.digest) : session;
+    const put = await this.send({ method: "PUT", url: withDigest(next, blob.digest), headers: { "content-length": "0" } });
     if (put.status !== 201) throw this.fail(`PUT blob ${blob.digest}`, put);
   }
   location(res, digest) {

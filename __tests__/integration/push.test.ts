@@ -230,8 +230,8 @@ describe('faults', () => {
       expect(result.layers.map((l) => l.action)).toEqual(['uploaded', 'uploaded']);
       expect(result.layers[0]!.size).toBeGreaterThan(4 * 2 ** 20);
       expect(proxy.log.filter((l) => l.endsWith('→ 416'))).toEqual([]);
-      // The big blob went POST, PATCH, PUT; the small ones in the PUT itself.
-      expect(proxy.log.filter((l) => l.startsWith('PATCH '))).toHaveLength(1);
+      // Every blob (two layers, the config) went POST, one PATCH, an empty PUT.
+      expect(proxy.log.filter((l) => l.startsWith('PATCH '))).toHaveLength(3);
       const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/int/big:latest`])) as { Digest: string; Layers: string[] };
       expect(inspected.Digest).toBe(result.digest);
       const dir = await mkdtemp(join(work, 'pull-big-'));
@@ -242,11 +242,11 @@ describe('faults', () => {
     }
   });
 
-  it('falls back to PATCH when the monolithic PUT is refused', async () => {
-    const { result, log } = await throughProxy([{ method: 'PUT', path: /uploads\/.*digest=.*/, status: 405, times: 1 }], 'int/chunked');
+  it('takes 201 for a PATCH, as ECR answers, and pushes', async () => {
+    const { result, log } = await throughProxy([{ method: 'PATCH', path: /uploads/, status: 201, forward: true, times: 1000 }], 'int/ecr-like');
     expect(result.ok, result.ok ? '' : result.e.message).toBe(true);
     if (!result.ok) return;
-    expect(log.some((l) => l.startsWith('PATCH '))).toBe(true);
-    await checkWithSkopeo(`${registry.host}/int/chunked:latest`, result.r.digest);
+    expect(log.filter((l) => /^PATCH .* → 201$/.test(l))).toHaveLength(4); // three layers and the config
+    await checkWithSkopeo(`${registry.host}/int/ecr-like:latest`, result.r.digest);
   });
 });

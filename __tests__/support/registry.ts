@@ -201,6 +201,9 @@ export interface FaultRule {
   retryAfter?: string;
   /** Close the connection without an answer instead of sending the status. */
   drop?: boolean;
+  /** Forward the request, then answer with `status` instead of the registry's own (keeping its headers):
+   *  a registry that does the work but answers in its own dialect. */
+  forward?: boolean;
 }
 
 export interface FaultProxy {
@@ -219,9 +222,9 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     const i = rules.findIndex(
       (r, k) => left[k]! > 0 && (!r.method || r.method === req.method) && (!r.path || r.path.test(req.url ?? '')) && (!r.when || r.when(req)),
     );
-    if (i >= 0) {
+    const rule = i >= 0 ? rules[i]! : undefined;
+    if (rule && !rule.forward) {
       left[i]!--;
-      const rule = rules[i]!;
       log.push(`${req.method} ${req.url} → ${rule.drop ? 'dropped' : rule.status}`);
       req.resume();
       if (rule.drop) {
@@ -232,14 +235,16 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
       res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `injected fault ${rule.status}` }] }));
       return;
     }
+    if (rule) left[i]!--;
     const upstream = http.request(
       { host: '127.0.0.1', port: Number(target.host.split(':')[1]), method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
       (up) => {
-        log.push(`${req.method} ${req.url} → ${up.statusCode}`);
+        const status = rule?.status ?? up.statusCode ?? 502;
+        log.push(`${req.method} ${req.url} → ${status}`);
         const headers = { ...up.headers };
         // Locations the registry gives point at itself; send clients back through the proxy.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(target.host, `127.0.0.1:${port}`);
-        res.writeHead(up.statusCode ?? 502, headers);
+        res.writeHead(status, headers);
         up.pipe(res);
       },
     );
