@@ -915,9 +915,15 @@ function parseRetryAfter(value, now = Date.now()) {
   const date = Date.parse(v);
   return Number.isNaN(date) ? void 0 : Math.max(0, date - now);
 }
+function deniedHint(registry) {
+  if (registry === "ghcr.io") {
+    return "the token may not write this package: give the job 'permissions: packages: write', and if the package was first pushed from elsewhere, add this repository under the package's Manage Actions access";
+  }
+  return "the credentials were accepted but may not push to this repository";
+}
 function httpError(opts) {
   const { code, text } = describeBody(opts.body);
-  const message = `registry ${opts.registry} answered ${opts.status}${opts.statusText ? ` ${opts.statusText}` : ""} to ${opts.what}` + (text ? `: ${text}` : "");
+  const message = `registry ${opts.registry} answered ${opts.status}${opts.statusText ? ` ${opts.statusText}` : ""} to ${opts.what}` + (text ? `: ${text}` : "") + (opts.status === 403 ? ` (${deniedHint(opts.registry)})` : "");
   const Kind = opts.status === 401 || opts.status === 403 ? AuthError : RegistryError;
   return new Kind(message, opts.status, code, parseRetryAfter(opts.retryAfter));
 }

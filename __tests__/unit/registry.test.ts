@@ -103,4 +103,13 @@ describe('transport pieces', () => {
     expect(html.message).toBe('registry r answered 502 to HEAD blob x: <html> <body>Bad gateway</body> </html>');
     expect(httpError({ registry: 'r', what: 'x', status: 403, body: Buffer.alloc(0) })).toBeInstanceOf(AuthError);
   });
+
+  it('says what to check when a push is denied, in the same line', () => {
+    const body = Buffer.from(JSON.stringify({ errors: [{ code: 'DENIED', message: 'permission_denied: write_package' }] }));
+    const ghcr = httpError({ registry: 'ghcr.io', what: 'POST blob upload for sha256:ab', status: 403, statusText: 'Forbidden', body });
+    expect(ghcr.message).toBe(
+      "registry ghcr.io answered 403 Forbidden to POST blob upload for sha256:ab: DENIED: permission_denied: write_package (the token may not write this package: give the job 'permissions: packages: write', and if the package was first pushed from elsewhere, add this repository under the package's Manage Actions access)",
+    );
+    expect(httpError({ registry: 'r.example', what: 'x', status: 403, body }).message).toMatch(/\(the credentials were accepted but may not push to this repository\)$/);
+  });
 });

@@ -57,6 +57,14 @@ export function parseRetryAfter(value: string | string[] | undefined, now = Date
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
+/** What to check when the credentials were accepted but may not do this. */
+function deniedHint(registry: string): string {
+  if (registry === 'ghcr.io') {
+    return "the token may not write this package: give the job 'permissions: packages: write', and if the package was first pushed from elsewhere, add this repository under the package's Manage Actions access";
+  }
+  return 'the credentials were accepted but may not push to this repository';
+}
+
 export function httpError(opts: {
   registry: string;
   what: string;
@@ -68,7 +76,8 @@ export function httpError(opts: {
   const { code, text } = describeBody(opts.body);
   const message =
     `registry ${opts.registry} answered ${opts.status}${opts.statusText ? ` ${opts.statusText}` : ''} to ${opts.what}` +
-    (text ? `: ${text}` : '');
+    (text ? `: ${text}` : '') +
+    (opts.status === 403 ? ` (${deniedHint(opts.registry)})` : '');
   const Kind = opts.status === 401 || opts.status === 403 ? AuthError : RegistryError;
   return new Kind(message, opts.status, code, parseRetryAfter(opts.retryAfter));
 }
