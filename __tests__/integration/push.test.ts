@@ -242,6 +242,20 @@ describe('faults', () => {
     }
   });
 
+  it('sends the blob as one ranged chunk to a registry that asks for chunks', async () => {
+    const { result, log } = await throughProxy(
+      [
+        { method: 'POST', path: /uploads/, status: 202, forward: true, addHeaders: { 'oci-chunk-min-length': '1024' }, times: 1000 },
+        { method: 'PATCH', path: /uploads/, when: (req) => req.headers['content-range'] === undefined, status: 400, times: 1000 },
+      ],
+      'int/chunks',
+    );
+    expect(result.ok, result.ok ? '' : result.e.message).toBe(true);
+    if (!result.ok) return;
+    expect(log.filter((l) => /^PATCH .* → 202$/.test(l))).toHaveLength(4);
+    await checkWithSkopeo(`${registry.host}/int/chunks:latest`, result.r.digest);
+  });
+
   it('takes 201 for a PATCH, as ECR answers, and pushes', async () => {
     const { result, log } = await throughProxy([{ method: 'PATCH', path: /uploads/, status: 201, forward: true, times: 1000 }], 'int/ecr-like');
     expect(result.ok, result.ok ? '' : result.e.message).toBe(true);

@@ -204,6 +204,8 @@ export interface FaultRule {
   /** Forward the request, then answer with `status` instead of the registry's own (keeping its headers):
    *  a registry that does the work but answers in its own dialect. */
   forward?: boolean;
+  /** With forward: headers added to the registry's answer. */
+  addHeaders?: Record<string, string>;
 }
 
 export interface FaultProxy {
@@ -241,7 +243,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
       (up) => {
         const status = rule?.status ?? up.statusCode ?? 502;
         log.push(`${req.method} ${req.url} → ${status}`);
-        const headers = { ...up.headers };
+        const headers = { ...up.headers, ...rule?.addHeaders };
         // Locations the registry gives point at itself; send clients back through the proxy.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(target.host, `127.0.0.1:${port}`);
         res.writeHead(status, headers);
