@@ -24,8 +24,9 @@ import {
   setSecret,
   sha256Digest,
   startGroup,
+  untrustedCacheWarning,
   warning
-} from "./chunks/chunk-VKP7H6HB.js";
+} from "./chunks/chunk-SAQ45IKX.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -727,12 +728,16 @@ function describeFailure(installable, code, stderr) {
   const message = firstError >= 0 ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(" ") : lines.map((l) => l.trim()).filter(Boolean).slice(-3).join(" ");
   return `nix build ${installable} failed (exit ${code}): ${message || "no output"}`;
 }
+function ignoredSubstituters(log) {
+  return [...log.replace(ANSI, "").matchAll(/ignoring untrusted substituter '([^']+)'/g)].map((m) => m[1]);
+}
 async function buildImageOutput(opts) {
   const args = ["build", "--no-link", "--json", "--print-build-logs", opts.installable, ...opts.buildArgs];
   const started = Date.now();
   startGroup(`nix ${args.join(" ")}`);
   let stdout = "";
   let stderr = "";
+  let head2 = "";
   let code;
   try {
     code = await new Promise((resolve, reject) => {
@@ -741,6 +746,7 @@ async function buildImageOutput(opts) {
       child.stderr.on("data", (d) => {
         const text = d.toString();
         stderr = (stderr + text).slice(-64 * 1024);
+        if (head2.length < 64 * 1024) head2 += text;
         process.stdout.write(text);
       });
       child.on("error", (e) => reject(new BuildError(`cannot run ${opts.nix}: ${e.message}`)));
@@ -761,7 +767,7 @@ async function buildImageOutput(opts) {
   const storePath = outputs.out ?? Object.values(outputs)[0];
   if (!first?.drvPath || !storePath) throw new BuildError(`nix build ${opts.installable} reported no output path: ${stdout.slice(0, 200)}`);
   if (parsed.length > 1) warning(`nix build ${opts.installable} built ${parsed.length} results; using the first, ${storePath}`);
-  return { storePath, drvPath: first.drvPath, seconds: (Date.now() - started) / 1e3 };
+  return { storePath, drvPath: first.drvPath, seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignoredSubstituters(head2) };
 }
 
 // src/image/format.ts
@@ -1387,6 +1393,8 @@ async function run2() {
   state.drvPath = built.drvPath;
   savePostState(state);
   info(`built ${built.storePath} in ${built.seconds.toFixed(1)} s`);
+  const untrusted = untrustedCacheWarning(built.ignoredSubstituters);
+  if (untrusted) warning(untrusted);
   const source = await detectSource(built.storePath);
   info(`image format: ${source.format} (${source.path})`);
   const pushed = await pushImage({

@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-VKP7H6HB.js";
+} from "./chunks/chunk-SAQ45IKX.js";
 
 // src/post.ts
 async function run() {

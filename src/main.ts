@@ -3,7 +3,7 @@ import './threadpool.js'; // first: sizes the thread pool before anything starts
 import * as core from '@actions/core';
 import { envInputReader, parseInputs } from './inputs/index.js';
 import { setupNix } from './nix/install.js';
-import { restoreStoreCache } from './nix/cache.js';
+import { restoreStoreCache, untrustedCacheWarning } from './nix/cache.js';
 import { buildImageOutput, splitArgs } from './nix/build.js';
 import { detectSource } from './image/format.js';
 import { resolveCredentials } from './registry/credentials.js';
@@ -77,6 +77,8 @@ async function run(): Promise<void> {
   state.drvPath = built.drvPath;
   savePostState(state);
   core.info(`built ${built.storePath} in ${built.seconds.toFixed(1)} s`);
+  const untrusted = untrustedCacheWarning(built.ignoredSubstituters);
+  if (untrusted) core.warning(untrusted);
 
   const source = await detectSource(built.storePath);
   core.info(`image format: ${source.format} (${source.path})`);

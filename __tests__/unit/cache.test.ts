@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheKeys, localFlakeDir, lockHash, pathSetKey } from '../../src/nix/cache.js';
+import { cacheKeys, localFlakeDir, lockHash, pathSetKey, untrustedCacheWarning } from '../../src/nix/cache.js';
 import { narinfo, nixBase32 } from '../../src/nix/binary-cache.js';
 import { parsePathInfo } from '../../src/nix/store.js';
 
@@ -35,6 +35,18 @@ describe('keys', () => {
     expect(a).toMatch(/^k-[0-9a-f]{16}$/);
     expect(pathSetKey('k-', [info('/nix/store/b'), info('/nix/store/a')])).toBe(a);
     expect(pathSetKey('k-', [info('/nix/store/a')])).not.toBe(a);
+  });
+});
+
+describe('untrusted user', () => {
+  it('warns, naming the fix, only when Nix ignored the store cache itself', () => {
+    const dir = '/home/runner/.cache/nix-image-action/binary-cache';
+    expect(untrustedCacheWarning([`file://${dir}?trusted=1`], dir, 'runner')).toBe(
+      `store cache: Nix ignored file://${dir} because runner is not a trusted user, so the build could not use it; ` +
+        'add "trusted-users = root runner" to nix.conf, or let this action install Nix (README, Store cache)',
+    );
+    expect(untrustedCacheWarning(['https://example.cachix.org'], dir, 'runner')).toBeUndefined();
+    expect(untrustedCacheWarning([], dir, 'runner')).toBeUndefined();
   });
 });
 

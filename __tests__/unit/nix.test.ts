@@ -1,6 +1,6 @@
 // Pure pieces of the Nix side: build-args splitting, build failure lines, runner systems, settings.
 import { describe, expect, it } from 'vitest';
-import { describeFailure, splitArgs } from '../../src/nix/build.js';
+import { describeFailure, ignoredSubstituters, splitArgs } from '../../src/nix/build.js';
 import { nixConfigEnv, nixSettings, releaseUrl, runnerSystem } from '../../src/nix/install.js';
 
 describe('splitArgs', () => {
@@ -46,6 +46,19 @@ describe('describeFailure', () => {
     expect(describeFailure('path:/f#nope', 1, stderr)).toBe(
       "nix build path:/f#nope failed (exit 1): error: flake 'path:/f' does not provide attribute 'packages.x86_64-linux.nope' or 'nope'",
     );
+  });
+});
+
+describe('ignoredSubstituters', () => {
+  it('reads the URLs of the substituters an untrusted user cannot use, from the log as Nix prints it', () => {
+    const log = [
+      "\x1b[35;1mwarning:\x1b[0m ignoring untrusted substituter 'file:///home/runner/.cache/nix-image-action/binary-cache?trusted=1', you are not a trusted user.",
+      'Run `man nix.conf` for more information on the `substituters` configuration option.',
+      "warning: ignoring untrusted substituter 'https://example.cachix.org', you are not a trusted user.",
+      "building '/nix/store/abc-app.drv'...",
+    ].join('\n');
+    expect(ignoredSubstituters(log)).toEqual(['file:///home/runner/.cache/nix-image-action/binary-cache?trusted=1', 'https://example.cachix.org']);
+    expect(ignoredSubstituters("building '/nix/store/abc-app.drv'...")).toEqual([]);
   });
 });
 

@@ -56,6 +56,8 @@ export interface BuildResult {
   storePath: string;
   drvPath: string;
   seconds: number;
+  /** Substituters Nix ignored because this user is not trusted (it says so before building). */
+  ignoredSubstituters: string[];
 }
 
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
@@ -80,12 +82,20 @@ export function describeFailure(installable: string, code: number | null, stderr
   return `nix build ${installable} failed (exit ${code}): ${message || 'no output'}`;
 }
 
+/** The substituters of Nix's "ignoring untrusted substituter '<url>', you are not a trusted user" warnings
+ *  (printed by the daemon for a client that is not in trusted-users, forwarded to the client's stderr). */
+export function ignoredSubstituters(log: string): string[] {
+  return [...log.replace(ANSI, '').matchAll(/ignoring untrusted substituter '([^']+)'/g)].map((m) => m[1]!);
+}
+
 export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult> {
   const args = ['build', '--no-link', '--json', '--print-build-logs', opts.installable, ...opts.buildArgs];
   const started = Date.now();
   core.startGroup(`nix ${args.join(' ')}`);
   let stdout = '';
   let stderr = '';
+  // The start of the log, where Nix warns about settings it ignores (the tail above may have lost it).
+  let head = '';
   let code: number | null;
   try {
     code = await new Promise<number | null>((resolve, reject) => {
@@ -94,6 +104,7 @@ export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult>
       child.stderr.on('data', (d: Buffer) => {
         const text = d.toString();
         stderr = (stderr + text).slice(-64 * 1024);
+        if (head.length < 64 * 1024) head += text;
         process.stdout.write(text);
       });
       child.on('error', (e) => reject(new BuildError(`cannot run ${opts.nix}: ${e.message}`)));
@@ -114,5 +125,5 @@ export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult>
   const storePath = outputs.out ?? Object.values(outputs)[0];
   if (!first?.drvPath || !storePath) throw new BuildError(`nix build ${opts.installable} reported no output path: ${stdout.slice(0, 200)}`);
   if (parsed.length > 1) core.warning(`nix build ${opts.installable} built ${parsed.length} results; using the first, ${storePath}`);
-  return { storePath, drvPath: first.drvPath, seconds: (Date.now() - started) / 1000 };
+  return { storePath, drvPath: first.drvPath, seconds: (Date.now() - started) / 1000, ignoredSubstituters: ignoredSubstituters(head) };
 }

@@ -12,7 +12,7 @@ import * as core from '@actions/core';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { describeBinaryCache, writeBinaryCache } from './binary-cache.js';
 import { closure, pathInfo, type PathInfo } from './store.js';
@@ -49,6 +49,16 @@ export interface RestoreResult {
 /** Where the binary cache lives: the same path in every job, as @actions/cache versions entries by path. */
 export function cacheDir(home = homedir()): string {
   return join(home, '.cache', 'nix-image-action', 'binary-cache');
+}
+
+/** A warning when Nix ignored the restored store cache because the user running it is not trusted. */
+export function untrustedCacheWarning(ignored: string[], dir = cacheDir(), user = userInfo().username): string | undefined {
+  const url = `file://${dir}`;
+  if (!ignored.some((u) => u === url || u.startsWith(`${url}?`))) return undefined;
+  return (
+    `store cache: Nix ignored ${url} because ${user} is not a trusted user, so the build could not use it; ` +
+    `add "trusted-users = root ${user}" to nix.conf, or let this action install Nix (README, Store cache)`
+  );
 }
 
 /** The directory of a local flake reference, or undefined for a remote one. */

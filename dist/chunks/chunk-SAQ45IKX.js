@@ -71241,7 +71241,7 @@ function saveCacheV2(paths_1, key_1, options_1) {
 import { createHash as createHash3 } from "node:crypto";
 import { existsSync as existsSync5, readFileSync } from "node:fs";
 import { mkdir as mkdir3, rm as rm3 } from "node:fs/promises";
-import { homedir as homedir2 } from "node:os";
+import { homedir as homedir2, userInfo } from "node:os";
 import { isAbsolute, join as join8, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
@@ -71396,6 +71396,11 @@ async function describeBinaryCache(dir) {
 // src/nix/cache.ts
 function cacheDir(home = homedir2()) {
   return join8(home, ".cache", "nix-image-action", "binary-cache");
+}
+function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
+  const url2 = `file://${dir}`;
+  if (!ignored.some((u) => u === url2 || u.startsWith(`${url2}?`))) return void 0;
+  return `store cache: Nix ignored ${url2} because ${user} is not a trusted user, so the build could not use it; add "trusted-users = root ${user}" to nix.conf, or let this action install Nix (README, Store cache)`;
 }
 function localFlakeDir(flake, cwd = process.env.GITHUB_WORKSPACE || process.cwd()) {
   let ref = flake;
@@ -72230,6 +72235,7 @@ export {
   startGroup,
   endGroup,
   require_semver2 as require_semver,
+  untrustedCacheWarning,
   restoreStoreCache,
   saveStoreCache,
   sha256Digest,
