@@ -3,13 +3,13 @@
 
   inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
 
-  outputs = { self, nixpkgs }:
+  outputs = { nixpkgs, ... }:
     let
       forAll = f: nixpkgs.lib.genAttrs [ "x86_64-linux" "aarch64-linux" ] (system: f nixpkgs.legacyPackages.${system});
     in {
       packages = forAll (pkgs: {
-        # The attr the action builds by default is `docker`: here it is packages.<system>.docker,
-        # so the workflow sets `attr: packages.x86_64-linux.docker` — or expose it at the top level as below.
+        # The action builds `<flake>#docker` by default; Nix finds it here as packages.<runner's system>.docker,
+        # so the same workflow builds the x86_64 image on x86_64 runners and the aarch64 one on arm runners.
         docker = pkgs.dockerTools.buildLayeredImage {
           name = "hello";
           tag = "latest";
@@ -24,6 +24,5 @@
           config.Cmd = [ "/bin/hello" ];
         };
       });
-      docker = self.packages.x86_64-linux.docker;
     };
 }
