@@ -14,6 +14,7 @@ import {
   info,
   isDebug,
   mkdirP,
+  nixOutput,
   pushImage,
   report,
   require_semver,
@@ -26,7 +27,7 @@ import {
   startGroup,
   untrustedCacheWarning,
   warning
-} from "./chunks/chunk-SAQ45IKX.js";
+} from "./chunks/chunk-AER2JCKZ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -728,6 +729,15 @@ function describeFailure(installable, code, stderr) {
   const message = firstError >= 0 ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(" ") : lines.map((l) => l.trim()).filter(Boolean).slice(-3).join(" ");
   return `nix build ${installable} failed (exit ${code}): ${message || "no output"}`;
 }
+async function derivationOf(opts) {
+  try {
+    const out = await nixOutput(opts.nix, ["path-info", "--derivation", opts.installable, ...opts.buildArgs], opts.env);
+    const drv = out.trim().split("\n").pop();
+    return drv?.endsWith(".drv") ? drv : void 0;
+  } catch {
+    return void 0;
+  }
+}
 function ignoredSubstituters(log) {
   return [...log.replace(ANSI, "").matchAll(/ignoring untrusted substituter '([^']+)'/g)].map((m) => m[1]);
 }
@@ -1383,11 +1393,13 @@ async function run2() {
   state.cache = cache.state;
   savePostState(state);
   const env = { ...process.env, ...nix.env, ...cache.env };
-  const built = await buildImageOutput({
-    nix: nix.nix,
-    installable: `${inputs.flake}#${inputs.attr}`,
-    buildArgs,
-    env
+  const build = { nix: nix.nix, installable: `${inputs.flake}#${inputs.attr}`, buildArgs, env };
+  const built = await buildImageOutput(build).catch(async (error) => {
+    if (state.cache) {
+      state.drvPath = await derivationOf(build);
+      savePostState(state);
+    }
+    throw error;
   });
   state.storePath = built.storePath;
   state.drvPath = built.drvPath;

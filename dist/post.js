@@ -6,16 +6,17 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-SAQ45IKX.js";
+} from "./chunks/chunk-AER2JCKZ.js";
 
 // src/post.ts
 async function run() {
   const state = readPostState();
   if (!state?.started || state.cache === void 0) return;
-  if (!state.storePath || !state.drvPath) {
+  if (!state.drvPath) {
     info("store cache: nothing was built, nothing to save");
     return;
   }
+  if (!state.storePath) info("store cache: the build failed; saving what it built");
   const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
   if (saved) await reportCacheSave(saved);
 }

@@ -4,7 +4,7 @@ import * as core from '@actions/core';
 import { envInputReader, parseInputs } from './inputs/index.js';
 import { setupNix } from './nix/install.js';
 import { restoreStoreCache, untrustedCacheWarning } from './nix/cache.js';
-import { buildImageOutput, splitArgs } from './nix/build.js';
+import { buildImageOutput, derivationOf, splitArgs } from './nix/build.js';
 import { detectSource } from './image/format.js';
 import { resolveCredentials } from './registry/credentials.js';
 import { RegistryClient } from './registry/client.js';
@@ -67,11 +67,14 @@ async function run(): Promise<void> {
   savePostState(state);
 
   const env = { ...process.env, ...nix.env, ...cache.env };
-  const built = await buildImageOutput({
-    nix: nix.nix,
-    installable: `${inputs.flake}#${inputs.attr}`,
-    buildArgs,
-    env,
+  const build = { nix: nix.nix, installable: `${inputs.flake}#${inputs.attr}`, buildArgs, env };
+  const built = await buildImageOutput(build).catch(async (error: unknown) => {
+    // What a failed build did build is kept for the next attempt: the post step saves it from here.
+    if (state.cache) {
+      state.drvPath = await derivationOf(build);
+      savePostState(state);
+    }
+    throw error;
   });
   state.storePath = built.storePath;
   state.drvPath = built.drvPath;

@@ -8,10 +8,11 @@ import { errorLine } from './log.js';
 async function run(): Promise<void> {
   const state = readPostState();
   if (!state?.started || state.cache === undefined) return;
-  if (!state.storePath || !state.drvPath) {
+  if (!state.drvPath) {
     core.info('store cache: nothing was built, nothing to save');
     return;
   }
+  if (!state.storePath) core.info('store cache: the build failed; saving what it built');
   const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
   if (saved) await reportCacheSave(saved);
 }

@@ -104,6 +104,39 @@ describe('the store cache', () => {
     }
   });
 
+  it('saves what a failed build built, so the next attempt builds only what failed', async () => {
+    const flake = await makeClosureFlake('1');
+    await flake.setVersion('2', { failApp: true });
+    const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+    const job = () =>
+      runAction({
+        runtime: 'node24',
+        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: 'cache/build-fails', insecure: 'true' },
+        env: { ...nixTestEnv(), ...server.env('v2'), HOME: home },
+      });
+    const before = server.entries.filter((e) => e.committed).length;
+
+    const failed = await job();
+    expect(failed.main.code).not.toBe(0);
+    expect(failed.main.errors[0]).toMatch(/cache-app\.drv' failed .*the app does not compile/);
+    expect(failed.post?.code, failed.log).toBe(0);
+    expect(failed.post?.stdout).toContain('the build failed; saving what it built');
+    expect(failed.post?.stdout).toMatch(/store cache: 1 paths \(1 new, 0 restored\)/); // base
+    expect(server.entries.filter((e) => e.committed).length).toBe(before + 1);
+    expect(await builds(flake)).toEqual(['base', 'app']);
+
+    // A fresh runner, the app fixed: base comes from the cache, only app is built.
+    await forgetOutputs(flake, ['base']);
+    await flake.setVersion('2');
+    const fixed = await job();
+    ok(fixed);
+    expect(fixed.outputs['cache-hit']).toBe('true');
+    expect(fixed.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-base' from 'file:\/\//);
+    expect(await builds(flake)).toEqual(['base', 'app', 'app']);
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/build-fails:latest`])) as { Digest: string };
+    expect(inspected.Digest).toBe(fixed.outputs.digest);
+  });
+
   it('builds and pushes with a warning when the cache service answers 500', async () => {
     const flake = await makeClosureFlake('1');
     server.failWith = 500;

@@ -80,8 +80,8 @@ export async function makeFixtureFlake(opts: FixtureOptions): Promise<FixtureFla
 export interface ClosureFlake extends FixtureFlake {
   /** Where each build of `base` and `app` appends a line (base, app): what was built, job by job. */
   records: string;
-  /** Rewrites the flake with another app version (base unchanged). */
-  setVersion(version: string): Promise<void>;
+  /** Rewrites the flake with another app version (base unchanged); `failApp`: app's builder fails. */
+  setVersion(version: string, opts?: { failApp?: boolean }): Promise<void>;
 }
 
 /**
@@ -115,7 +115,7 @@ export async function makeClosureFlake(version = '1', buildSeconds = 1): Promise
     'printf \'[{"Config":"%s.json","RepoTags":["cache:latest"],"Layers":[%s]}]\' $c "$layers" > manifest.json',
     'tar --sort=name --mtime=@1 --owner=0 --group=0 --numeric-owner -cf - $(cat order) $c.json manifest.json | gzip -n > $out',
   ].join('\n');
-  const write = async (v: string) => {
+  const write = async (v: string, opts: { failApp?: boolean } = {}) => {
     const drv = (name: string, deps: string, script: string) =>
       `derivation { name = ${JSON.stringify(name)}; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; salt = ${JSON.stringify(salt)}; ${deps} args = [ "-c" ${JSON.stringify(script)} ]; }`;
     await writeFile(
@@ -123,7 +123,7 @@ export async function makeClosureFlake(version = '1', buildSeconds = 1): Promise
       `{
   outputs = { self }: rec {
     base = ${drv('cache-base', '', `echo base >> ${records}/builds; sleep ${buildSeconds}; mkdir -p $out/lib; head -c 2000000 /dev/urandom > $out/lib/libbase.so; yes base-library | head -c 2000000 >> $out/lib/libbase.so`)};
-    app = ${drv('cache-app', 'inherit base;', `echo app >> ${records}/builds; sleep ${buildSeconds}; mkdir -p $out/bin; printf '#!/bin/sh\\necho version ${v}\\n# uses %s\\n' $base > $out/bin/app; chmod +x $out/bin/app`)};
+    app = ${drv('cache-app', 'inherit base;', `echo app >> ${records}/builds; ${opts.failApp ? 'echo the app does not compile; exit 3; ' : ''}sleep ${buildSeconds}; mkdir -p $out/bin; printf '#!/bin/sh\\necho version ${v}\\n# uses %s\\n' $base > $out/bin/app; chmod +x $out/bin/app`)};
     docker = ${drv('cache-image.tar.gz', 'inherit base app;', image)};
   };
 }

@@ -4,6 +4,7 @@
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import { InputError } from '../inputs/index.js';
+import { nixOutput } from './store.js';
 
 export class BuildError extends Error {
   override name = 'BuildError';
@@ -80,6 +81,18 @@ export function describeFailure(installable: string, code: number | null, stderr
     ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(' ')
     : lines.map((l) => l.trim()).filter(Boolean).slice(-3).join(' ');
   return `nix build ${installable} failed (exit ${code}): ${message || 'no output'}`;
+}
+
+/** The installable's derivation, evaluated without building: after a failed build, what it did build is
+ *  found from there. Undefined when even that fails (the flake does not evaluate). */
+export async function derivationOf(opts: BuildOptions): Promise<string | undefined> {
+  try {
+    const out = await nixOutput(opts.nix, ['path-info', '--derivation', opts.installable, ...opts.buildArgs], opts.env);
+    const drv = out.trim().split('\n').pop();
+    return drv?.endsWith('.drv') ? drv : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The substituters of Nix's "ignoring untrusted substituter '<url>', you are not a trusted user" warnings

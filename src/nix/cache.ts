@@ -1,7 +1,7 @@
 // The Nix store cache: one GitHub Actions cache entry per job holding a Nix binary cache directory.
 // Restore (main step, before the build) fetches the newest matching entry and hands the directory to
 // Nix as a substituter, so the build fetches only the paths it needs. Save (post step, also after a
-// failed push) writes the build's closure as realised here, minus what an upstream cache serves and
+// failed push or build) writes the build's closure as realised here, minus what an upstream cache serves and
 // minus the image itself, and saves it under a key naming that path set — nothing when it is unchanged.
 //
 // Keys: nix-image-<os>-<arch>-<attr>-<flake.lock hash>-<path set hash>; restored by the prefix up to the
@@ -144,9 +144,15 @@ export interface SaveSummary {
   skipped?: string;
 }
 
+/** What a build leaves: its derivation, and its output unless the build failed. */
+export interface Built {
+  drvPath: string;
+  storePath?: string;
+}
+
 /** What to keep: the output's runtime closure, then the build-time paths present here; no signed paths, not the image. */
-export async function pathsToSave(nix: string, built: { storePath: string; drvPath: string }, maxSize: number, env: NodeJS.ProcessEnv): Promise<{ keep: PathInfo[]; dropped: number }> {
-  const runtime = await closure(nix, [built.storePath], env);
+export async function pathsToSave(nix: string, built: Built, maxSize: number, env: NodeJS.ProcessEnv): Promise<{ keep: PathInfo[]; dropped: number }> {
+  const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
   const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith('.drv') && existsSync(p));
   const ordered = [...new Set([...runtime, ...buildTime])].filter((p) => p !== built.storePath);
   const infos = new Map((await pathInfo(nix, ordered, env)).map((i) => [i.path, i]));
@@ -172,7 +178,7 @@ export function pathSetKey(keyBase: string, paths: PathInfo[]): string {
   return `${keyBase}${createHash('sha256').update(set).digest('hex').slice(0, 16)}`;
 }
 
-export async function saveStoreCache(raw: unknown, built: { storePath: string; drvPath: string }): Promise<SaveSummary | undefined> {
+export async function saveStoreCache(raw: unknown, built: Built): Promise<SaveSummary | undefined> {
   const state = raw as CacheState | undefined;
   if (!state?.dir || !state.keyBase) return undefined;
   const started = Date.now();

@@ -71466,7 +71466,7 @@ async function restoreStoreCache(opts) {
   };
 }
 async function pathsToSave(nix, built, maxSize2, env) {
-  const runtime = await closure(nix, [built.storePath], env);
+  const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
   const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith(".drv") && existsSync5(p));
   const ordered = [.../* @__PURE__ */ new Set([...runtime, ...buildTime])].filter((p) => p !== built.storePath);
   const infos = new Map((await pathInfo(nix, ordered, env)).map((i) => [i.path, i]));
@@ -72235,6 +72235,7 @@ export {
   startGroup,
   endGroup,
   require_semver2 as require_semver,
+  nixOutput,
   untrustedCacheWarning,
   restoreStoreCache,
   saveStoreCache,
