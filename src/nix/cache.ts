@@ -1,8 +1,9 @@
 // The Nix store cache: one GitHub Actions cache entry per job holding a Nix binary cache directory.
 // Restore (main step, before the build) fetches the newest matching entry and hands the directory to
 // Nix as a substituter, so the build fetches only the paths it needs. Save (post step, also after a
-// failed push or build) writes the build's closure as realised here, minus what an upstream cache serves and
-// minus the image itself, and saves it under a key naming that path set — nothing when it is unchanged.
+// failed push or build) writes the build's closure as realised here, minus what an upstream cache
+// serves and minus the image itself, and saves it under a key naming that path set — nothing when it
+// is unchanged.
 //
 // Keys: nix-image-<os>-<arch>-<attr>-<flake.lock hash>-<path set hash>; restored by the prefix up to the
 // flake.lock hash (cache-hit true), else up to <attr>- or <arch>- (cache-hit partial). cache-key
