@@ -64,3 +64,46 @@ export interface CompressedLayer {
 }
 
 export type LayerBody = Readable;
+
+/**
+ * One layer as the push sees it, whatever made it (an archive entry, or a layer plan read from a
+ * derivation): what is known of it before a byte is read, and whether it can be opened at any time.
+ */
+export interface LayerSource {
+  /** For logs: the archive entry ("<hex>/layer.tar") or the plan's "layer N". */
+  name: string;
+  /** What fixes the layer's bytes (store paths, tar parameters, maker and compressor versions), when known
+   *  before reading it: recorded as an annotation on the layer in the pushed manifest. */
+  key?: string;
+  /** The diff id, when known without reading the layer (archive directory name, customisation checksum).
+   *  Only a hint: a layer that is read is hashed, and the push compares the hash with the config. */
+  diffIDHint?: string;
+  /** The store paths the layer holds, when known (the plan, or the archive config's history comment). */
+  storePaths?: string[];
+  /** May be opened any time, also after the visitor returned, and several at once. Otherwise `open` may be
+   *  called once, and the stream must be read before the visitor's promise resolves. */
+  seekable: boolean;
+}
+
+export type LayerSourceVisitor = (layer: LayerSource, open: () => Readable) => Promise<void>;
+
+/** What the push needs, after every layer was visited, to put the image together. */
+export interface LayerListing {
+  /** Layer names in the order of the image config's diff ids (aliases resolved). */
+  order: string[];
+  /** The config blob for these diff ids (one per `order` entry). An archive's config is returned as found,
+   *  after checking that it names exactly these diff ids; a plan's config is made from them. */
+  config(diffIDs: string[]): Buffer;
+  /** Per `order` entry: the key to annotate the layer with in the manifest (see LayerSource.key). */
+  keys?: (string | undefined)[];
+  /** Per `order` entry: the store paths the layer holds, where known. */
+  storePaths?: (string[] | undefined)[];
+}
+
+/** An image the push can read: an archive in the store, or layers made from a plan. */
+export interface ImageInput {
+  /** One line for the log: where the layers come from. */
+  description: string;
+  /** Visits every layer once (in the input's own order), then lists them in config order. */
+  readLayers(visit: LayerSourceVisitor): Promise<LayerListing>;
+}

@@ -12,13 +12,22 @@ export function sha256Digest(bytes: Buffer | string): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** The layer annotation naming what fixes a layer's bytes (see image/plan.ts): read back by later pushes,
+ *  so a layer whose inputs did not change is neither made nor compressed again. */
+export const LAYER_KEY_ANNOTATION = 'io.github.nix-image-action.layer.key';
+
 /** An OCI image manifest: config and layers in the order of the config's rootfs.diff_ids. */
 export function buildOciManifest(config: Descriptor, layers: Descriptor[]): BuiltManifest {
   const body = {
     schemaVersion: 2,
     mediaType: MediaTypes.ociManifest,
     config: { mediaType: MediaTypes.ociConfig, digest: config.digest, size: config.size },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+    layers: layers.map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      size: l.size,
+      ...(l.annotations && Object.keys(l.annotations).length > 0 ? { annotations: l.annotations } : {}),
+    })),
   };
   const bytes = Buffer.from(JSON.stringify(body));
   return { mediaType: MediaTypes.ociManifest, bytes, digest: sha256Digest(bytes) };
@@ -29,32 +38,48 @@ interface ParsedManifest {
   layers?: Descriptor[];
 }
 
-/**
- * The layers of a manifest the registry already has, keyed by their diff id (from that image's config):
- * what lets a push skip compressing a layer whose content the registry already holds.
- * Returns an empty map for anything that is not a single-image manifest.
- */
-export function layersByDiffID(manifestBytes: Buffer, configBytes: Buffer): Map<string, Descriptor> {
-  const found = new Map<string, Descriptor>();
+/** A layer the registry holds, as an earlier manifest and its config describe it. */
+export interface KnownLayer {
+  diffID: string;
+  /** The blob, described with the OCI gzip type we push. */
+  desc: Descriptor;
+  /** The layer's key annotation, when the manifest carried one. */
+  key?: string;
+}
+
+/** The layers of a single-image manifest with their diff ids (from its config) and key annotations. */
+export function knownLayers(manifestBytes: Buffer, configBytes: Buffer): KnownLayer[] {
   let manifest: ParsedManifest;
   let config: { rootfs?: { diff_ids?: unknown } };
   try {
     manifest = JSON.parse(manifestBytes.toString('utf8')) as ParsedManifest;
     config = JSON.parse(configBytes.toString('utf8')) as typeof config;
   } catch {
-    return found;
+    return [];
   }
   const diffIDs = config.rootfs?.diff_ids;
   const layers = manifest.layers;
-  if (!Array.isArray(diffIDs) || !Array.isArray(layers) || diffIDs.length !== layers.length) return found;
+  if (!Array.isArray(diffIDs) || !Array.isArray(layers) || diffIDs.length !== layers.length) return [];
+  const found: KnownLayer[] = [];
   layers.forEach((layer, i) => {
     const diffID = diffIDs[i];
-    const reusable =
-      layer.mediaType === MediaTypes.ociLayerGzip || layer.mediaType === MediaTypes.dockerLayerGzip;
-    if (typeof diffID === 'string' && reusable && typeof layer.digest === 'string' && Number.isInteger(layer.size)) {
-      // Whatever the old manifest called it, the blob is gzip: describe it with the OCI type we push.
-      found.set(diffID, { mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size });
-    }
+    const gzip = layer.mediaType === MediaTypes.ociLayerGzip || layer.mediaType === MediaTypes.dockerLayerGzip;
+    if (typeof diffID !== 'string' || !gzip || typeof layer.digest !== 'string' || !Number.isInteger(layer.size)) return;
+    const key = layer.annotations?.[LAYER_KEY_ANNOTATION];
+    found.push({
+      diffID,
+      desc: { mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size },
+      ...(typeof key === 'string' ? { key } : {}),
+    });
   });
   return found;
+}
+
+/**
+ * The layers of a manifest the registry already has, keyed by their diff id (from that image's config):
+ * what lets a push skip compressing a layer whose content the registry already holds.
+ * Returns an empty map for anything that is not a single-image manifest.
+ */
+export function layersByDiffID(manifestBytes: Buffer, configBytes: Buffer): Map<string, Descriptor> {
+  return new Map(knownLayers(manifestBytes, configBytes).map((l) => [l.diffID, l.desc]));
 }

@@ -1,0 +1,60 @@
+// Image inputs for the push: a docker-archive read from the store (any format detectSource recognises),
+// or layers made in-process from a dockerTools layer plan. The push sees only LayerSource and LayerListing,
+// never which one it reads.
+import { ArchiveError, readLayers } from './archive.js';
+import type { ImageInput, ImageSource, LayerListing } from './types.js';
+
+export class ImageMismatchError extends Error {
+  override name = 'ImageMismatchError';
+}
+
+/** The store paths of each layer from dockerTools' history comments (`store paths: ['/nix/store/…']`). */
+export function historyStorePaths(configBytes: Buffer): (string[] | undefined)[] {
+  let config: { history?: { comment?: unknown; empty_layer?: unknown }[] };
+  try {
+    config = JSON.parse(configBytes.toString('utf8')) as typeof config;
+  } catch {
+    return [];
+  }
+  return (config.history ?? [])
+    .filter((h) => h.empty_layer !== true)
+    .map((h) => {
+      const m = typeof h.comment === 'string' ? /^store paths: \[(.*)\]$/.exec(h.comment) : null;
+      if (!m) return undefined;
+      return [...m[1]!.matchAll(/'([^'\\]*)'/g)].map((p) => p[1]!);
+    });
+}
+
+/**
+ * A docker-archive: layers are visited as the archive holds them; the config is the archive's own.
+ * `keys` (config order), when the archive is the output of a recognised plan read anyway, annotate the
+ * layers as the plan's own push would, so both give the same manifest.
+ */
+export function archiveInput(source: ImageSource, opts: { keys?: (string | undefined)[] } = {}): ImageInput {
+  return {
+    description: `${source.format} ${source.path}`,
+    async readLayers(visit): Promise<LayerListing> {
+      const meta = await readLayers(source, (entry, open) =>
+        visit({ name: entry.name, seekable: entry.seekable, ...(entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {}) }, open),
+      );
+      const order = meta.manifest.layers.map((name) => meta.aliases?.[name] ?? name);
+      const keys = opts.keys;
+      if (keys && keys.length !== order.length) {
+        throw new ArchiveError(`${source.path} has ${order.length} layers, but its derivation's plan has ${keys.length}`);
+      }
+      return {
+        order,
+        config(diffIDs) {
+          diffIDs.forEach((d, i) => {
+            if (d !== meta.config.diffIDs[i]) {
+              throw new ImageMismatchError(`layer ${i} (${order[i]}) has diff id ${d}, but the image config says ${meta.config.diffIDs[i]}`);
+            }
+          });
+          return meta.config.bytes;
+        },
+        ...(keys ? { keys } : {}),
+        storePaths: historyStorePaths(meta.config.bytes),
+      };
+    },
+  };
+}
