@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in docker-registry:docker-registry skopeo:skopeo nix:nix-bin htpasswd:apache2-utils openssl:openssl zstd:zstd xz:xz-utils; do
+for pair in docker-registry:docker-registry skopeo:skopeo podman:podman pigz:pigz nix:nix-bin htpasswd:apache2-utils openssl:openssl zstd:zstd xz:xz-utils; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then

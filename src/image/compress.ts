@@ -24,6 +24,11 @@ import type { CompressedLayer } from './types.js';
  *  Level 4 gives the ratio of skopeo's default (Go) compressor on machine code, at about 1.7 times the
  *  speed of level 6, which would save only 1% more bytes (see README, Benchmarks). */
 export const DEFAULT_LEVEL = 4;
+/** Names this compressor's output: part of every layer key (image/plan.ts), so a change to the blocks,
+ *  the level or the stored-block rule must change it. */
+export function compressorID(level = DEFAULT_LEVEL): string {
+  return `gzip/pigz-blocks-1MiB/level-${level}/v1`;
+}
 /** Layers compressing at once: two, so that one layer's last blocks overlap the next layer's first. */
 export const LAYERS_AT_ONCE = 2;
 /** Blocks of one layer on the thread pool at once: one per core, and two more so a core never waits for

@@ -3,6 +3,8 @@
 // Registry-specific grammar (image path, tags) is checked by registry/reference.ts from main.ts.
 
 export type InstallNix = 'auto' | 'true' | 'false';
+/** auto: a recognised dockerTools image's layers are made from the store; archive: always build and read the archive. */
+export type LayersFrom = 'auto' | 'archive';
 
 export interface ActionInputs {
   flake: string;
@@ -13,6 +15,7 @@ export interface ActionInputs {
   tags: string[];
   /** Tags whose layers may be reused besides the target tags (may be empty). */
   reuseTags: string[];
+  layersFrom: LayersFrom;
   username: string;
   password: string;
   githubToken: string;
@@ -127,6 +130,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     image,
     tags,
     reuseTags: splitList(get('reuse-tags')),
+    layersFrom: oneOf('layers-from', get('layers-from') || 'auto', ['auto', 'archive'] as const),
     username: get('username'),
     password: get('password'),
     githubToken: get('github-token'),

@@ -26,8 +26,16 @@ export interface Metadata {
   pushed: boolean;
   format: string;
   'nix-version'?: string;
-  /** skipped: already in the registry; reused: of those, the ones known from a tag's manifest, never compressed. */
-  layers: { total: number; uploaded: number; skipped: number; reused: number };
+  /** skipped: already in the registry; reused: of those, the ones known before reading (a tag's manifest, the
+   *  store cache's record), never made nor compressed; made: layers read (or made from the store) and compressed. */
+  layers: {
+    total: number;
+    uploaded: number;
+    skipped: number;
+    reused: number;
+    made: number;
+    list: { digest: string; size: number; diffID: string; action: string; storePaths?: string[] }[];
+  };
   bytes: { uploaded: number; skipped: number };
   seconds: { build: number; push: number };
 }
@@ -45,7 +53,14 @@ export function metadataOf(r: RunReport): Metadata {
     pushed: p.pushed,
     format: r.format,
     ...(r.nixVersion ? { 'nix-version': r.nixVersion } : {}),
-    layers: { total: p.layers.length, uploaded: count('uploaded'), skipped: count('reused', 'present'), reused: count('reused') },
+    layers: {
+      total: p.layers.length,
+      uploaded: count('uploaded'),
+      skipped: count('reused', 'present'),
+      reused: count('reused'),
+      made: count('uploaded', 'present', 'computed'),
+      list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...(l.storePaths ? { storePaths: l.storePaths } : {}) })),
+    },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
     seconds: { build: round(r.buildSeconds), push: round(p.seconds) },
   };
@@ -79,13 +94,13 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
       `<code>${m.digest}</code>`,
       r.tags.map((t) => `<code>${t}</code>`).join(' '),
       `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` +
-        (m.layers.reused > 0 ? `, ${m.layers.reused} of them known from a tag and not compressed)` : ')'),
+        (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed)` : ')'),
       formatBytes(m.bytes.uploaded),
       formatBytes(m.bytes.skipped),
     ],
   ]);
   s.addRaw(
-    `<p>Store path <code>${m['store-path']}</code> (${m.format}), built in ${m.seconds.build} s; push ${m.seconds.push} s.` +
+    `<p>Store path <code>${m['store-path']}</code> (${m.format}), ${m.format === 'layers from the store' ? 'its conf built' : 'built'} in ${m.seconds.build} s; push ${m.seconds.push} s.` +
       (m['nix-version'] ? ` Nix ${m['nix-version']}.` : '') +
       ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.</p>`,
     true,
@@ -96,8 +111,11 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
 export async function report(r: RunReport): Promise<Metadata> {
   const m = metadataOf(r);
   setOutputs(m);
-  // The summary is a courtesy: a runner without GITHUB_STEP_SUMMARY must not fail the push.
-  if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(r, m);
+  // The summary is a courtesy: a runner without GITHUB_STEP_SUMMARY, or one that cannot write it, must not
+  // fail a push that succeeded.
+  if (process.env.GITHUB_STEP_SUMMARY) {
+    await writeSummary(r, m).catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
+  }
   return m;
 }
 
@@ -107,5 +125,8 @@ export async function reportCacheSave(s: SaveSummary): Promise<void> {
   const what = s.skipped
     ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ''}`
     : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
-  await core.summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true).write();
+  await core.summary
+    .addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true)
+    .write()
+    .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
 }
