@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { makeImageArchive } from '../__tests__/support/archives.js';
+import { emptySkopeoBlobCache } from '../__tests__/support/clients.js';
 import { skopeoArgs, startRegistry } from '../__tests__/support/registry.js';
 import { DEFAULT_LEVEL } from '../src/image/compress.js';
 import { detectSource } from '../src/image/format.js';
@@ -67,9 +68,9 @@ try {
   const sizes = { skopeo: 0, ours: 0 };
   let oneLayer = 0;
   for (let r = 0; r < runs; r++) {
-    // A fresh registry per run: skopeo keeps a blob-info cache (diff id → compressed digest, and where it
-    // saw it) keyed by registry host, so a new port makes its cold push cold, and its later pushes in the
-    // run warm for it as ours are for us. Who goes first alternates between runs.
+    // A fresh registry per run, and skopeo's blob-info cache (diff id → compressed digest, and where it saw
+    // it) emptied before each of its pushes, as on a new runner: each job starts with what the registry
+    // holds and nothing else, for both tools. Who goes first alternates between runs.
     const registry = await startRegistry({});
     const fresh = await startRegistry({});
     try {
@@ -78,8 +79,11 @@ try {
         await client.ping();
         return pushImage({ source: await detectSource(archive), client, tags: ['latest'], logger: quiet, tmpDir: work, compressionLevel: level });
       };
-      const theirs = (host: string, archive: string) =>
-        run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${host}/bench/skopeo:latest`]), { maxBuffer: 1 << 24 });
+      const theirs = async (host: string, archive: string) => {
+        // A fresh runner: skopeo's blob-info cache (what it learnt of earlier pushes) is empty every time.
+        await emptySkopeoBlobCache();
+        return run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${host}/bench/skopeo:latest`]), { maxBuffer: 1 << 24 });
+      };
       // What buildLayeredImage makes by default is a .tar.gz, which this skopeo cannot read as
       // docker-archive: in the last scenario ours reads the .tar.gz, skopeo the same image as .tar.
       const steps: [string, string, string][] = [

@@ -1,8 +1,10 @@
-// podman, the second independent client: `podman pull` into a throwaway vfs store checks every layer's
-// diff id against the image config as it unpacks it, the way a container runtime would.
+// The independent clients' state, beside what support/registry.ts does with skopeo: podman, the second
+// client (`podman pull` into a throwaway vfs store checks every layer's diff id against the image config
+// as it unpacks it, the way a container runtime would), and skopeo's blob-info cache, emptied to play a
+// fresh runner.
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
@@ -25,5 +27,15 @@ export async function podmanPull(ref: string, opts: { creds?: string } = {}): Pr
     return stdout.trim().split('\n').pop() ?? '';
   } finally {
     await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+/** Empties skopeo's blob-info cache (root's and the user's), as a new runner has it. */
+export async function emptySkopeoBlobCache(): Promise<void> {
+  for (const file of [
+    '/var/lib/containers/cache/blob-info-cache-v1.boltdb',
+    join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'containers', 'cache', 'blob-info-cache-v1.boltdb'),
+  ]) {
+    await rm(file, { force: true });
   }
 }
