@@ -27,7 +27,7 @@ import {
   startGroup,
   untrustedCacheWarning,
   warning
-} from "./chunks/chunk-AER2JCKZ.js";
+} from "./chunks/chunk-SPKD5A4N.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -114,6 +114,7 @@ function parseInputs(get, env = process.env) {
     image,
     tags,
     reuseTags: splitList(get("reuse-tags")),
+    layersFrom: oneOf("layers-from", get("layers-from") || "auto", ["auto", "archive"]),
     username: get("username"),
     password: get("password"),
     githubToken: get("github-token"),

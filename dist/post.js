@@ -6,7 +6,7 @@ import {
   reportCacheSave,
   saveStoreCache,
   warning
-} from "./chunks/chunk-AER2JCKZ.js";
+} from "./chunks/chunk-SPKD5A4N.js";
 
 // src/post.ts
 async function run() {

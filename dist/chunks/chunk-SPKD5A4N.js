@@ -71914,6 +71914,53 @@ function finish(where2, { small, aliases }) {
   return { manifest, config, aliases };
 }
 
+// src/image/input.ts
+var ImageMismatchError = class extends Error {
+  name = "ImageMismatchError";
+};
+function historyStorePaths(configBytes) {
+  let config;
+  try {
+    config = JSON.parse(configBytes.toString("utf8"));
+  } catch {
+    return [];
+  }
+  return (config.history ?? []).filter((h) => h.empty_layer !== true).map((h) => {
+    const m = typeof h.comment === "string" ? /^store paths: \[(.*)\]$/.exec(h.comment) : null;
+    if (!m) return void 0;
+    return [...m[1].matchAll(/'([^'\\]*)'/g)].map((p) => p[1]);
+  });
+}
+function archiveInput(source, opts = {}) {
+  return {
+    description: `${source.format} ${source.path}`,
+    async readLayers(visit) {
+      const meta = await readLayers(
+        source,
+        (entry, open3) => visit({ name: entry.name, seekable: entry.seekable, ...entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {} }, open3)
+      );
+      const order = meta.manifest.layers.map((name) => meta.aliases?.[name] ?? name);
+      const keys = opts.keys;
+      if (keys && keys.length !== order.length) {
+        throw new ArchiveError(`${source.path} has ${order.length} layers, but its derivation's plan has ${keys.length}`);
+      }
+      return {
+        order,
+        config(diffIDs) {
+          diffIDs.forEach((d, i) => {
+            if (d !== meta.config.diffIDs[i]) {
+              throw new ImageMismatchError(`layer ${i} (${order[i]}) has diff id ${d}, but the image config says ${meta.config.diffIDs[i]}`);
+            }
+          });
+          return meta.config.bytes;
+        },
+        ...keys ? { keys } : {},
+        storePaths: historyStorePaths(meta.config.bytes)
+      };
+    }
+  };
+}
+
 // src/registry/limit.ts
 function limiter(n) {
   let active = 0;
@@ -71952,47 +71999,58 @@ var MediaTypes2 = {
 function sha256Digest(bytes) {
   return `sha256:${createHash6("sha256").update(bytes).digest("hex")}`;
 }
+var LAYER_KEY_ANNOTATION = "io.github.nix-image-action.layer.key";
 function buildOciManifest(config, layers) {
   const body2 = {
     schemaVersion: 2,
     mediaType: MediaTypes2.ociManifest,
     config: { mediaType: MediaTypes2.ociConfig, digest: config.digest, size: config.size },
-    layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size }))
+    layers: layers.map((l) => ({
+      mediaType: l.mediaType,
+      digest: l.digest,
+      size: l.size,
+      ...l.annotations && Object.keys(l.annotations).length > 0 ? { annotations: l.annotations } : {}
+    }))
   };
   const bytes = Buffer.from(JSON.stringify(body2));
   return { mediaType: MediaTypes2.ociManifest, bytes, digest: sha256Digest(bytes) };
 }
-function layersByDiffID(manifestBytes, configBytes) {
-  const found = /* @__PURE__ */ new Map();
+function knownLayers(manifestBytes, configBytes) {
   let manifest;
   let config;
   try {
     manifest = JSON.parse(manifestBytes.toString("utf8"));
     config = JSON.parse(configBytes.toString("utf8"));
   } catch {
-    return found;
+    return [];
   }
   const diffIDs = config.rootfs?.diff_ids;
   const layers = manifest.layers;
-  if (!Array.isArray(diffIDs) || !Array.isArray(layers) || diffIDs.length !== layers.length) return found;
+  if (!Array.isArray(diffIDs) || !Array.isArray(layers) || diffIDs.length !== layers.length) return [];
+  const found = [];
   layers.forEach((layer, i) => {
     const diffID = diffIDs[i];
-    const reusable = layer.mediaType === MediaTypes2.ociLayerGzip || layer.mediaType === MediaTypes2.dockerLayerGzip;
-    if (typeof diffID === "string" && reusable && typeof layer.digest === "string" && Number.isInteger(layer.size)) {
-      found.set(diffID, { mediaType: MediaTypes2.ociLayerGzip, digest: layer.digest, size: layer.size });
-    }
+    const gzip = layer.mediaType === MediaTypes2.ociLayerGzip || layer.mediaType === MediaTypes2.dockerLayerGzip;
+    if (typeof diffID !== "string" || !gzip || typeof layer.digest !== "string" || !Number.isInteger(layer.size)) return;
+    const key = layer.annotations?.[LAYER_KEY_ANNOTATION];
+    found.push({
+      diffID,
+      desc: { mediaType: MediaTypes2.ociLayerGzip, digest: layer.digest, size: layer.size },
+      ...typeof key === "string" ? { key } : {}
+    });
   });
   return found;
 }
 
 // src/registry/push.ts
 var UPLOAD_CHUNK = 1024 * 1024;
-var ImageMismatchError = class extends Error {
-  name = "ImageMismatchError";
-};
-async function planReuse(client, tags2, logger8) {
-  const candidates = /* @__PURE__ */ new Map();
-  const found = [];
+var UPLOADS = 4;
+function spoolLimit(uploads = UPLOADS) {
+  return LAYERS_AT_ONCE + uploads;
+}
+async function planReuse(client, tags2, known, logger8) {
+  const candidates = [...known];
+  const found = known.length > 0 ? ["the store cache record"] : [];
   for (const tag of tags2) {
     try {
       const existing = await client.getManifest(tag);
@@ -72000,105 +72058,167 @@ async function planReuse(client, tags2, logger8) {
       const parsed = JSON.parse(existing.bytes.toString("utf8"));
       if (!parsed.config?.digest) continue;
       const config = await client.getBlob(parsed.config.digest);
-      for (const [diffID, desc] of layersByDiffID(existing.bytes, config)) candidates.set(diffID, desc);
+      candidates.push(...knownLayers(existing.bytes, config));
       found.push(tag);
     } catch (error2) {
       logger8.info(`cannot reuse the layers under ${tag}: ${error2 instanceof Error ? error2.message : String(error2)}`);
     }
   }
-  const confirmed = /* @__PURE__ */ new Map();
+  const present = /* @__PURE__ */ new Map();
+  const reuse = { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
   await Promise.all(
-    [...candidates].map(async ([diffID, desc]) => {
-      if (await client.hasBlob(desc.digest)) confirmed.set(diffID, desc);
+    candidates.map(async (layer) => {
+      let head = present.get(layer.desc.digest);
+      if (!head) present.set(layer.desc.digest, head = client.hasBlob(layer.desc.digest));
+      if (!await head) return;
+      reuse.byDiffID.set(layer.diffID, layer);
+      if (layer.key) reuse.byKey.set(layer.key, layer);
     })
   );
-  if (confirmed.size > 0) {
-    logger8.info(`${confirmed.size} layer(s) of ${found.join(", ")} in the registry: those in this image are neither compressed nor uploaded`);
+  if (reuse.byDiffID.size > 0) {
+    logger8.info(`${reuse.byDiffID.size} layer(s) of ${found.join(", ")} in the registry: those in this image are neither made nor uploaded`);
   }
-  return confirmed;
+  return reuse;
 }
-function diffIDOf(entry) {
-  return entry.diffIDHint;
-}
+var FailFast = class {
+  controller = new AbortController();
+  first;
+  tasks = [];
+  get signal() {
+    return this.controller.signal;
+  }
+  fail(error2) {
+    if (this.first !== void 0) return;
+    this.first = error2;
+    this.controller.abort(error2);
+  }
+  /** Throws the first failure, if any. */
+  check() {
+    if (this.first !== void 0) throw this.first;
+  }
+  track(task) {
+    task.catch((e) => this.fail(e));
+    this.tasks.push(task);
+    return task;
+  }
+  async settle() {
+    await Promise.allSettled(this.tasks);
+    this.check();
+  }
+};
 async function pushImage(opts) {
   const started = Date.now();
-  const { source, client, tags: tags2, logger: logger8 } = opts;
+  const { client, tags: tags2, logger: logger8 } = opts;
+  const input = opts.input ?? (opts.source ? archiveInput(opts.source) : void 0);
+  if (!input) throw new Error("pushImage needs an input or a source");
   const work = await mkdtemp(join10(opts.tmpDir ?? tmpdir(), "nix-image-push-"));
+  const uploads = opts.uploads ?? UPLOADS;
   const compressSlots = limiter(LAYERS_AT_ONCE);
-  const uploadSlots = limiter(opts.uploads ?? 4);
+  const uploadSlots = limiter(uploads);
+  const spoolSlots = limiter(spoolLimit(uploads));
+  const run = new FailFast();
+  const opened = /* @__PURE__ */ new Set();
+  run.signal.addEventListener("abort", () => {
+    for (const s of opened) s.destroy();
+  });
   let bytesUploaded = 0;
   let bytesSkipped = 0;
   try {
-    const reuse = client ? await planReuse(client, [.../* @__PURE__ */ new Set([...tags2, ...opts.reuseTags ?? []])], logger8) : /* @__PURE__ */ new Map();
+    const reuse = client ? await planReuse(client, [.../* @__PURE__ */ new Set([...tags2, ...opts.reuseTags ?? []])], opts.known ?? [], logger8) : { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
-    const meta = await readLayers(source, async (entry, open3) => {
-      const expected = diffIDOf(entry);
-      const known = expected ? reuse.get(expected) : void 0;
-      const same = expected ? byDiffID.get(expected) : void 0;
+    const listing = await input.readLayers(async (layer, open3) => {
+      run.check();
+      const known = (layer.key ? reuse.byKey.get(layer.key) : void 0) ?? (layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : void 0);
+      const same = layer.diffIDHint ? byDiffID.get(layer.diffIDHint) : void 0;
       if (known || same) {
-        const report2 = same ?? Promise.resolve({ ...known, diffID: expected, action: "reused" });
+        const report2 = same ?? Promise.resolve({ ...known.desc, diffID: known.diffID, action: "reused" });
         if (!same) {
-          bytesSkipped += known.size;
-          byDiffID.set(expected, report2);
+          bytesSkipped += known.desc.size;
+          byDiffID.set(known.diffID, report2);
         }
-        byName.set(entry.name, report2);
+        byName.set(layer.name, report2);
         return;
       }
-      const compress2 = () => compressLayer(open3(), { dir: work, level: opts.compressionLevel });
-      const compressed = entry.seekable ? compressSlots(compress2) : Promise.resolve(await compress2());
-      const task = compressed.then(async (layer) => {
-        const desc = { mediaType: MediaTypes2.ociLayerGzip, digest: layer.digest, size: layer.size };
-        try {
-          if (!client) return { ...desc, diffID: layer.diffID, action: "computed" };
-          return await uploadSlots(async () => {
-            if (await client.hasBlob(layer.digest)) {
-              bytesSkipped += layer.size;
-              return { ...desc, diffID: layer.diffID, action: "present" };
+      const compressed = deferred();
+      const task = run.track(
+        spoolSlots(async () => {
+          run.check();
+          const compress2 = async () => {
+            run.check();
+            const raw = open3();
+            opened.add(raw);
+            try {
+              return await compressLayer(raw, { dir: work, level: opts.compressionLevel });
+            } finally {
+              opened.delete(raw);
             }
-            await client.uploadBlob({ digest: layer.digest, size: layer.size }, () => createReadStream3(layer.file, { highWaterMark: UPLOAD_CHUNK }));
-            bytesUploaded += layer.size;
-            logger8.info(`uploaded ${layer.digest} (${formatBytes(layer.size)}, layer ${entry.name})`);
-            return { ...desc, diffID: layer.diffID, action: "uploaded" };
+          };
+          const made = await (layer.seekable ? compressSlots(compress2) : compress2()).catch((e) => {
+            compressed.reject(e);
+            throw e;
           });
-        } finally {
-          await rm4(layer.file, { force: true });
-        }
-      });
+          compressed.resolve(made);
+          const desc = { mediaType: MediaTypes2.ociLayerGzip, digest: made.digest, size: made.size };
+          try {
+            if (!client) return { ...desc, diffID: made.diffID, action: "computed" };
+            return await uploadSlots(async () => {
+              run.check();
+              if (await client.hasBlob(made.digest)) {
+                bytesSkipped += made.size;
+                return { ...desc, diffID: made.diffID, action: "present" };
+              }
+              run.check();
+              await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
+                const body2 = createReadStream3(made.file, { highWaterMark: UPLOAD_CHUNK });
+                opened.add(body2);
+                body2.once("close", () => opened.delete(body2));
+                if (run.signal.aborted) body2.destroy();
+                return body2;
+              });
+              bytesUploaded += made.size;
+              logger8.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
+              return { ...desc, diffID: made.diffID, action: "uploaded" };
+            });
+          } finally {
+            await rm4(made.file, { force: true });
+          }
+        })
+      );
       task.catch(() => void 0);
-      if (expected) byDiffID.set(expected, task);
-      byName.set(entry.name, task);
+      compressed.promise.catch(() => void 0);
+      if (layer.diffIDHint) byDiffID.set(layer.diffIDHint, task);
+      byName.set(layer.name, task);
+      if (!layer.seekable) await Promise.race([compressed.promise, task]);
+    }).catch((error2) => {
+      run.check();
+      throw error2;
     });
-    const results = await Promise.allSettled([...new Set(byName.values())]);
-    const failed = results.find((r) => r.status === "rejected");
-    if (failed) throw failed.reason;
+    await run.settle();
     const layers = [];
-    for (const [i, name] of meta.manifest.layers.entries()) {
-      const target = meta.aliases?.[name] ?? name;
-      const report2 = byName.get(target);
-      if (!report2) throw new ImageMismatchError(`the archive's manifest.json names layer ${name}, but the archive has no such entry`);
-      const layer = await report2;
-      if (layer.diffID !== meta.config.diffIDs[i]) {
-        throw new ImageMismatchError(
-          `layer ${i} (${name}) has diff id ${layer.diffID}, but the image config says ${meta.config.diffIDs[i]}`
-        );
-      }
+    for (const [i, name] of listing.order.entries()) {
+      const report2 = byName.get(name);
+      if (!report2) throw new ImageMismatchError(`the image names layer ${name}, but it has no such entry`);
+      const layer = { ...await report2 };
+      const key = listing.keys?.[i];
+      if (key) layer.key = key;
+      const paths = listing.storePaths?.[i];
+      if (paths) layer.storePaths = paths;
       layers.push(layer);
     }
-    const config = { mediaType: MediaTypes2.ociConfig, digest: meta.config.digest, size: meta.config.bytes.length };
-    const manifest = buildOciManifest(config, layers);
+    const configBytes = listing.config(layers.map((l) => l.diffID));
+    const config = { mediaType: MediaTypes2.ociConfig, digest: sha256Digest(configBytes), size: configBytes.length };
+    const manifest = buildOciManifest(
+      config,
+      layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...l.key ? { annotations: { [LAYER_KEY_ANNOTATION]: l.key } } : {} }))
+    );
     if (client) {
       if (await client.hasBlob(config.digest)) bytesSkipped += config.size;
       else {
-        await client.uploadBlobBytes(meta.config.bytes);
+        await client.uploadBlobBytes(configBytes);
         bytesUploaded += config.size;
       }
-      for (const tag of tags2) {
-        const digest = await client.putManifest(tag, manifest.bytes, manifest.mediaType);
-        if (digest !== manifest.digest) {
-          throw new ImageMismatchError(`the registry stored the manifest for ${tag} as ${digest}, expected ${manifest.digest}`);
-        }
-      }
+      await tagAll(client, tags2, manifest);
     }
     return {
       digest: manifest.digest,
@@ -72108,11 +72228,38 @@ async function pushImage(opts) {
       pushed: client !== void 0,
       bytesUploaded,
       bytesSkipped,
-      seconds: (Date.now() - started) / 1e3
+      seconds: (Date.now() - started) / 1e3,
+      input: input.description
     };
   } finally {
+    run.controller.abort();
     await rm4(work, { recursive: true, force: true });
   }
+}
+async function tagAll(client, tags2, manifest) {
+  for (const [i, tag] of tags2.entries()) {
+    try {
+      const digest = await client.putManifest(tag, manifest.bytes, manifest.mediaType);
+      if (digest !== manifest.digest) {
+        throw new ImageMismatchError(`the registry stored the manifest for ${tag} as ${digest}, expected ${manifest.digest}`);
+      }
+    } catch (error2) {
+      if (tags2.length > 1 && error2 instanceof Error) {
+        const moved = tags2.slice(0, i);
+        error2.message += ` (tags moved to ${manifest.digest}: ${moved.length ? moved.join(", ") : "none"}; not moved: ${tags2.slice(i).join(", ")})`;
+      }
+      throw error2;
+    }
+  }
+}
+function deferred() {
+  let resolve4;
+  let reject;
+  const promise = new Promise((res, rej) => {
+    resolve4 = res;
+    reject = rej;
+  });
+  return { promise, resolve: resolve4, reject };
 }
 function formatBytes(n) {
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -72139,7 +72286,14 @@ function metadataOf(r) {
     pushed: p.pushed,
     format: r.format,
     ...r.nixVersion ? { "nix-version": r.nixVersion } : {},
-    layers: { total: p.layers.length, uploaded: count("uploaded"), skipped: count("reused", "present"), reused: count("reused") },
+    layers: {
+      total: p.layers.length,
+      uploaded: count("uploaded"),
+      skipped: count("reused", "present"),
+      reused: count("reused"),
+      made: count("uploaded", "present", "computed"),
+      list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...l.storePaths ? { storePaths: l.storePaths } : {} }))
+    },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
     seconds: { build: round(r.buildSeconds), push: round(p.seconds) }
   };
@@ -72169,13 +72323,13 @@ async function writeSummary(r, m) {
     [
       `<code>${m.digest}</code>`,
       r.tags.map((t) => `<code>${t}</code>`).join(" "),
-      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` + (m.layers.reused > 0 ? `, ${m.layers.reused} of them known from a tag and not compressed)` : ")"),
+      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` + (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed)` : ")"),
       formatBytes(m.bytes.uploaded),
       formatBytes(m.bytes.skipped)
     ]
   ]);
   s.addRaw(
-    `<p>Store path <code>${m["store-path"]}</code> (${m.format}), built in ${m.seconds.build} s; push ${m.seconds.push} s.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.</p>`,
+    `<p>Store path <code>${m["store-path"]}</code> (${m.format}), ${m.format === "layers from the store" ? "its conf built" : "built"} in ${m.seconds.build} s; push ${m.seconds.push} s.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.</p>`,
     true
   );
   await s.write();
@@ -72183,13 +72337,15 @@ async function writeSummary(r, m) {
 async function report(r) {
   const m = metadataOf(r);
   setOutputs(m);
-  if (process.env.GITHUB_STEP_SUMMARY) await writeSummary(r, m);
+  if (process.env.GITHUB_STEP_SUMMARY) {
+    await writeSummary(r, m).catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
+  }
   return m;
 }
 async function reportCacheSave(s) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   const what = s.skipped ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ""}` : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
-  await summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true).write();
+  await summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
 }
 
 // src/state.ts
