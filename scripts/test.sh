@@ -15,6 +15,16 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Nix builds as the nixbld users, as on a runner's multi-user install; a machine whose nix-bin came
+# without them (no postinst run) gets them here, or every build fails on 'build-users-group'.
+if ! getent group nixbld >/dev/null 2>&1; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo groupadd --system nixbld
+  for i in 1 2 3 4 5 6 7 8; do
+    $sudo useradd --system --no-create-home --home-dir /var/empty --shell /usr/sbin/nologin -g nixbld -G nixbld "nixbld$i"
+  done
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
 fi
