@@ -1,7 +1,9 @@
 // Test registries: Debian's docker-registry (CNCF Distribution 2.8) on a free loopback port, in a temp
 // dir, with plain HTTP or TLS (a self-signed certificate made here), anonymous, htpasswd basic auth, or
 // token auth (a token server run here, signing JWTs with a key the registry trusts). Plus skopeo, the
-// independent client that checks what we pushed, and a proxy that injects registry faults.
+// independent client that checks what we pushed, a proxy that injects registry faults, and recording
+// origins: a front for the registry that moves upload sessions and blob reads to other loopback
+// origins (as registries hand blobs to S3 or a CDN), each recording the headers it received.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createSign, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -31,6 +33,8 @@ export interface TestRegistry {
   caFile?: string;
   users: Record<string, string>;
   dir: string;
+  /** The token server's URL, for token auth (plain HTTP). */
+  realm?: string;
   stop(): Promise<void>;
 }
 
@@ -123,6 +127,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     caFile = cert;
   }
   let tokenServer: http.Server | undefined;
+  let realm: string | undefined;
   if (auth === 'htpasswd') {
     const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => (await run('htpasswd', ['-Bbn', u, p])).stdout.trim()));
     await writeFile(join(dir, 'htpasswd'), `${lines.join('\n')}\n`);
@@ -131,7 +136,8 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     const signing = await selfSignedCert(dir, 'token', 'nia-token-issuer');
     const tokenPort = await freePort();
     tokenServer = await startTokenServer({ port: tokenPort, ...signing, service: 'nia-registry', issuer: 'nia-issuer', users });
-    config.auth = { token: { realm: `http://127.0.0.1:${tokenPort}/token`, service: 'nia-registry', issuer: 'nia-issuer', rootcertbundle: signing.cert } };
+    realm = `http://127.0.0.1:${tokenPort}/token`;
+    config.auth = { token: { realm, service: 'nia-registry', issuer: 'nia-issuer', rootcertbundle: signing.cert } };
   }
   const configFile = join(dir, 'config.yml');
   await writeFile(configFile, JSON.stringify(config, null, 2)); // JSON is YAML
@@ -153,6 +159,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     caFile,
     users,
     dir,
+    realm,
     async stop() {
       tokenServer?.close();
       if (child.exitCode === null) {
@@ -262,5 +269,221 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
         server.closeAllConnections();
         server.close(() => r());
       }),
+  };
+}
+
+// ---- Recording origins: where do the registry's credentials go? ----
+
+export interface SeenRequest {
+  method: string;
+  /** Path and query, as received. */
+  url: string;
+  scheme: 'http' | 'https';
+  authorization?: string;
+  /** Date.now() when the request arrived. */
+  at: number;
+  /** Set when the client closed the connection before the request body ended or the answer was sent. */
+  closedEarly?: boolean;
+}
+
+export type OriginHandler = (req: http.IncomingMessage, res: http.ServerResponse, seen: SeenRequest) => void;
+
+export interface TestOrigin {
+  /** 127.0.0.1:port */
+  host: string;
+  /** scheme://127.0.0.1:port (the TLS one for a dual origin). */
+  origin: string;
+  /** Every request received, in order. */
+  seen: SeenRequest[];
+  /** The self-signed certificate (PEM) it serves, when TLS. */
+  cert?: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * A loopback server that records every request, then answers it with `handle`. tls: a self-signed
+ * certificate made here; 'dual': TLS and plain HTTP on the same port (another origin: same host and
+ * port, another scheme), told apart by the first byte a client sends.
+ */
+export async function startOrigin(opts: { tls?: boolean | 'dual'; handle: OriginHandler }): Promise<TestOrigin> {
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  const seen: SeenRequest[] = [];
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const entry: SeenRequest = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      scheme: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+      at: Date.now(),
+      ...(req.headers.authorization ? { authorization: req.headers.authorization } : {}),
+    };
+    seen.push(entry);
+    req.once('close', () => {
+      if (!req.complete) entry.closedEarly = true;
+    });
+    res.once('close', () => {
+      if (!res.writableFinished) entry.closedEarly = true;
+    });
+    opts.handle(req, res, entry);
+  };
+  const plain = http.createServer(listener);
+  let secure: https.Server | undefined;
+  let cert: string | undefined;
+  let dir: string | undefined;
+  if (opts.tls) {
+    dir = await mkdtemp(join(tmpdir(), 'nia-origin-'));
+    const files = await selfSignedCert(dir, 'origin', '127.0.0.1');
+    cert = await readFile(files.cert, 'utf8');
+    secure = https.createServer({ cert, key: await readFile(files.key, 'utf8') }, listener);
+  }
+  const sockets = new Set<import('node:net').Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    if (!opts.tls) return void plain.emit('connection', socket);
+    if (opts.tls === true) return void secure!.emit('connection', socket);
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      (first[0] === 0x16 ? secure! : plain).emit('connection', socket);
+      process.nextTick(() => socket.resume());
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    host,
+    origin: `${opts.tls ? 'https' : 'http'}://${host}`,
+    seen,
+    cert,
+    async stop() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Forwards a request to `target` (scheme://host:port, TLS not verified) and pipes the answer back.
+ * `authorization` replaces the client's (undefined: keep it); `location` rewrites a Location header.
+ */
+export function forward(
+  target: string,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  opts: { path?: string; authorization?: string; location?: (location: string) => string; headers?: (h: http.IncomingHttpHeaders) => http.IncomingHttpHeaders } = {},
+): void {
+  const url = new URL(target);
+  const headers: http.OutgoingHttpHeaders = { ...req.headers, host: url.host };
+  if (opts.authorization !== undefined) headers.authorization = opts.authorization;
+  const get = url.protocol === 'https:' ? https.request : http.request;
+  const upstream = get(
+    { host: url.hostname, port: Number(url.port), method: req.method, path: opts.path ?? req.url, headers, rejectUnauthorized: false },
+    (up) => {
+      let answer = { ...up.headers };
+      if (typeof answer.location === 'string' && opts.location) answer.location = opts.location(answer.location);
+      if (opts.headers) answer = opts.headers(answer);
+      res.writeHead(up.statusCode ?? 502, answer);
+      up.pipe(res);
+    },
+  );
+  upstream.on('error', () => res.destroy());
+  res.once('close', () => {
+    if (!res.writableFinished) upstream.destroy();
+  });
+  req.once('close', () => {
+    if (!req.complete) upstream.destroy();
+  });
+  req.pipe(upstream);
+}
+
+/** Where a blob GET goes after the registry's front: other origins ('a', 'b'), the front again, or the front's plain-HTTP side. */
+export type Hop = 'a' | 'b' | 'front' | 'front-http';
+
+export interface SplitRegistryOptions {
+  /** Upload sessions (the POST's Location, and every Location after) on origin A instead of the registry. */
+  uploadsOnA?: boolean;
+  /** Blob GETs are redirected (307) along this chain; the last hop serves the blob. */
+  blobReads?: Hop[];
+  /** Rewrites the realm of a WWW-Authenticate the registry sends. */
+  realm?: (realm: string) => string;
+  /** Answers a request at the front instead of forwarding it, when it returns true. */
+  intercept?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean;
+}
+
+export interface SplitRegistry {
+  /** The registry as the client sees it (host:port): TLS and plain HTTP on one port when the registry is TLS. */
+  host: string;
+  front: TestOrigin;
+  /** Other origins (plain HTTP), standing for blob storage: they reach the registry with its credentials themselves, as a presigned URL would. */
+  a: TestOrigin;
+  b: TestOrigin;
+  stop(): Promise<void>;
+}
+
+/**
+ * A front for a test registry that moves upload sessions and blob reads to other loopback origins,
+ * which forward to the registry. Every origin records the requests (and Authorization headers) it got.
+ */
+export async function startSplitRegistry(registry: TestRegistry, opts: SplitRegistryOptions = {}): Promise<SplitRegistry> {
+  const target = `${registry.scheme}://${registry.host}`;
+  const [user, pass] = Object.entries(registry.users)[0]!;
+  // How storage reaches an htpasswd registry by itself, as a presigned URL would (a token registry is not split).
+  const storageAuth = `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+  const origins: Partial<Record<Hop, string>> = {};
+  const chain = opts.blobReads ?? [];
+  const isBlobRead = (req: http.IncomingMessage, path: string): boolean => req.method === 'GET' && /\/blobs\/sha256:[0-9a-f]{64}$/.test(path);
+
+  /** Where a Location of the registry's points the client: upload sessions to A (when split), the rest to the front. */
+  const relocate = (loc: string, storage: boolean): string => {
+    const u = new URL(loc, target);
+    if (u.host !== registry.host) return loc;
+    const to = (opts.uploadsOnA || storage) && u.pathname.includes('/blobs/uploads/') ? origins.a! : origins.front!;
+    return `${to}${u.pathname}${u.search}`;
+  };
+
+  /** Serves a request at one origin: a blob read goes on to the next hop of the chain, the rest to the registry. */
+  const handler =
+    (me: 'front' | 'a' | 'b'): OriginHandler =>
+    (req, res) => {
+      if (me === 'front' && opts.intercept?.(req, res)) return;
+      const url = new URL(req.url ?? '/', 'http://x');
+      const at = Number(url.searchParams.get('nia-hop') ?? '-1');
+      if (isBlobRead(req, url.pathname) && at + 1 < chain.length) {
+        req.resume();
+        res.writeHead(307, { location: `${origins[chain[at + 1]!]}${url.pathname}?nia-hop=${at + 1}` });
+        res.end();
+        return;
+      }
+      url.searchParams.delete('nia-hop');
+      const storage = me !== 'front';
+      // Storage, and the end of a redirect chain where the client sent no credentials, authorize by themselves.
+      const inject = !registry.realm && (storage || (at >= 0 && !req.headers.authorization));
+      forward(target, req, res, {
+        path: `${url.pathname}${url.search}`,
+        ...(inject ? { authorization: storageAuth } : {}),
+        location: (loc) => relocate(loc, storage),
+        headers: (h) => {
+          const challenge = h['www-authenticate'];
+          if (opts.realm && typeof challenge === 'string') h['www-authenticate'] = challenge.replace(/realm="([^"]*)"/, (_, r: string) => `realm="${opts.realm!(r)}"`);
+          return h;
+        },
+      });
+    };
+  const front = await startOrigin({ tls: registry.scheme === 'https' ? 'dual' : false, handle: handler('front') });
+  const a = await startOrigin({ handle: handler('a') });
+  const b = await startOrigin({ handle: handler('b') });
+  origins.a = a.origin;
+  origins.b = b.origin;
+  origins.front = front.origin;
+  origins['front-http'] = `http://${front.host}`;
+  return {
+    host: front.host,
+    front,
+    a,
+    b,
+    async stop() {
+      await Promise.all([front.stop(), a.stop(), b.stop()]);
+    },
   };
 }

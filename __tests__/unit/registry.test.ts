@@ -1,4 +1,5 @@
-// Pure pieces of the registry side: reference grammar, credentials, challenges, retry policy, error lines.
+// Pure pieces of the registry side: reference grammar, credentials, challenges, retry policy, error lines,
+// origins, aborts, and the concurrency limiter.
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,9 @@ import { describe, expect, it } from 'vitest';
 import { parseImageName, validateTag } from '../../src/registry/reference.js';
 import { fromDockerConfig, resolveCredentials } from '../../src/registry/credentials.js';
 import { parseChallenge } from '../../src/registry/transport/challenge.js';
-import { backoff, isRetryable } from '../../src/registry/transport/retry.js';
+import { backoff, isRetryable, withRetry } from '../../src/registry/transport/retry.js';
+import { sameOrigin } from '../../src/registry/transport/origin.js';
+import { limiter } from '../../src/registry/limit.js';
 import { AuthError, NetworkError, RegistryError, httpError, parseRetryAfter } from '../../src/registry/transport/error.js';
 
 describe('parseImageName', () => {
@@ -111,5 +114,112 @@ describe('transport pieces', () => {
       "registry ghcr.io answered 403 Forbidden to POST blob upload for sha256:ab: DENIED: permission_denied: write_package (the token may not write this package: give the job 'permissions: packages: write', and if the package was first pushed from elsewhere, add this repository under the package's Manage Actions access)",
     );
     expect(httpError({ registry: 'r.example', what: 'x', status: 403, body }).message).toMatch(/\(the credentials were accepted but may not push to this repository\)$/);
+  });
+});
+
+describe('origins', () => {
+  it('are scheme, host and port: another port or scheme is another origin, a default port is the same', () => {
+    expect(sameOrigin(new URL('https://r.example/v2/a'), new URL('https://r.example:443/v2/b?x=1'))).toBe(true);
+    expect(sameOrigin(new URL('https://R.Example/'), new URL('https://r.example/'))).toBe(true);
+    expect(sameOrigin(new URL('https://r.example/'), new URL('http://r.example/'))).toBe(false);
+    expect(sameOrigin(new URL('https://127.0.0.1:5000/'), new URL('https://127.0.0.1:5001/'))).toBe(false);
+    expect(sameOrigin(new URL('https://r.example/'), new URL('https://blobs.r.example/'))).toBe(false);
+  });
+});
+
+describe('withRetry and aborts', () => {
+  it('stops at once when aborted during a wait: no further try, an AbortError', async () => {
+    const controller = new AbortController();
+    let tries = 0;
+    const started = Date.now();
+    const run = withRetry(
+      'HEAD blob x',
+      async () => {
+        tries++;
+        setTimeout(() => controller.abort(), 20);
+        throw new RegistryError('busy', 503);
+      },
+      { attempts: 5, baseMs: 10_000, maxMs: 10_000 },
+      undefined,
+      controller.signal,
+    );
+    await expect(run).rejects.toMatchObject({ name: 'AbortError', message: 'HEAD blob x: aborted' });
+    expect(Date.now() - started).toBeLessThan(1000);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(tries).toBe(1);
+  });
+
+  it('does not start when already aborted, and reports an abort rather than the failure it caused', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    let tries = 0;
+    await expect(withRetry('x', async () => tries++, { attempts: 3, baseMs: 1, maxMs: 1 }, undefined, controller.signal)).rejects.toMatchObject({ name: 'AbortError' });
+    expect(tries).toBe(0);
+    const late = new AbortController();
+    const run = withRetry(
+      'y',
+      async () => {
+        late.abort();
+        throw new NetworkError('socket hang up');
+      },
+      { attempts: 3, baseMs: 1, maxMs: 1 },
+      undefined,
+      late.signal,
+    );
+    await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+  });
+});
+
+describe('limiter', () => {
+  const ticks = async (k: number) => {
+    for (let i = 0; i < k; i++) await Promise.resolve();
+  };
+  const random = (k: number) => Math.floor(Math.random() * k);
+
+  /** Many tasks arriving and finishing at random (microtask and timer) moments; the most that ran at once. */
+  async function mostAtOnce(n: number, tasks: number): Promise<number> {
+    const limit = limiter(n);
+    let running = 0;
+    let most = 0;
+    const all: Promise<void>[] = [];
+    for (let i = 0; i < tasks; i++) {
+      all.push(
+        limit(async () => {
+          running++;
+          most = Math.max(most, running);
+          if (Math.random() < 0.1) await new Promise((r) => setTimeout(r, random(2)));
+          else await ticks(random(4));
+          running--;
+        }),
+      );
+      await ticks(random(4));
+    }
+    await Promise.all(all);
+    return most;
+  }
+
+  it('runs exactly n at once, even with tasks arriving as a slot is handed on', async () => {
+    for (let round = 0; round < 5; round++) {
+      expect(await mostAtOnce(1, 200)).toBe(1);
+      expect(await mostAtOnce(3, 200)).toBe(3);
+    }
+  });
+
+  it('runs waiting tasks in order and passes results and failures through', async () => {
+    const limit = limiter(1);
+    const order: number[] = [];
+    const results = await Promise.allSettled(
+      [0, 1, 2, 3].map((i) =>
+        limit(async () => {
+          order.push(i);
+          await ticks(2);
+          if (i === 2) throw new Error('two');
+          return i;
+        }),
+      ),
+    );
+    expect(order).toEqual([0, 1, 2, 3]);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([0, 1, 'two', 3]);
+    expect(() => limiter(0)).toThrow(/at least 1/);
   });
 });

@@ -223,7 +223,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
             if (!client) return { ...desc, diffID: made.diffID, action: 'computed' };
             return await uploadSlots(async () => {
               run.check();
-              if (await client.hasBlob(made.digest)) {
+              if (await client.hasBlob(made.digest, { signal: run.signal })) {
                 bytesSkipped += made.size;
                 return { ...desc, diffID: made.diffID, action: 'present' as const };
               }
@@ -234,7 +234,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
                 body.once('close', () => opened.delete(body));
                 if (run.signal.aborted) body.destroy();
                 return body;
-              });
+              }, { signal: run.signal });
               bytesUploaded += made.size;
               logger.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: 'uploaded' as const };

@@ -1,26 +1,55 @@
 // The token flow: the registry's Bearer challenge names a realm; we ask it for a token for our scope,
 // sending the credentials (if any) with basic auth, and use the token until the registry refuses it.
+// The credentials go to the realm's origin only (not to where it redirects), and never over plain
+// HTTP unless the client is insecure: a plain-HTTP realm, or a redirect to one, is refused.
 import type { Credentials } from '../types.js';
 import { basicHeader } from './basic.js';
 import type { Challenge } from './challenge.js';
 import { AuthError, httpError } from './error.js';
-import type { HttpTransport } from './http.js';
+import type { HttpResponse, HttpTransport } from './http.js';
+import { isPlainHttp, sameOrigin } from './origin.js';
 
-export async function fetchToken(
-  transport: HttpTransport,
-  challenge: Challenge,
-  scope: string,
-  credentials: Credentials | undefined,
-  registry: string,
-): Promise<string> {
+export interface TokenRequest {
+  challenge: Challenge;
+  scope: string;
+  credentials: Credentials | undefined;
+  registry: string;
+  insecure: boolean;
+  signal?: AbortSignal;
+}
+
+const REDIRECTS = [301, 302, 303, 307, 308];
+const MAX_HOPS = 5;
+
+export async function fetchToken(transport: HttpTransport, t: TokenRequest): Promise<string> {
+  const { challenge, credentials, registry } = t;
   const realm = challenge.params.realm;
   if (!realm) throw new AuthError(`registry ${registry} asked for a bearer token but named no realm to get it from`);
-  const url = new URL(realm);
+  let url: URL;
+  try {
+    url = new URL(realm);
+  } catch {
+    throw new AuthError(`registry ${registry} named a token realm that is not a URL: ${realm}`);
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new AuthError(`registry ${registry} named a token realm that is not HTTP(S): ${realm}`);
   if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-  url.searchParams.set('scope', scope);
-  const headers: Record<string, string> = {};
-  if (credentials) headers.authorization = basicHeader(credentials);
-  const res = await transport.request({ method: 'GET', url, headers });
+  url.searchParams.set('scope', t.scope);
+  const realmUrl = url;
+  const refusePlain = (hop: URL, how: string): void => {
+    if (isPlainHttp(hop) && !t.insecure) {
+      throw new AuthError(`registry ${registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP: set insecure: true to get a token there`);
+    }
+  };
+  refusePlain(url, 'names the token realm');
+  const auth: Record<string, string> = credentials ? { authorization: basicHeader(credentials) } : {};
+  let res: HttpResponse = await transport.request({ method: 'GET', url, headers: auth, signal: t.signal });
+  for (let hops = 0; REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
+    const location = res.headers.location;
+    if (!location) break;
+    url = new URL(location, url);
+    refusePlain(url, 'sent the token request on to');
+    res = await transport.request({ method: 'GET', url, headers: sameOrigin(url, realmUrl) ? auth : {}, signal: t.signal });
+  }
   if (res.status === 401 || res.status === 403) {
     const who = credentials ? `the credentials of ${credentials.username}` : 'anonymous access';
     const err = httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body });
@@ -29,7 +58,12 @@ export async function fetchToken(
   if (res.status !== 200) {
     throw httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'] });
   }
-  const body = JSON.parse(res.body.toString('utf8')) as { token?: string; access_token?: string };
+  let body: { token?: string; access_token?: string };
+  try {
+    body = JSON.parse(res.body.toString('utf8')) as typeof body;
+  } catch {
+    throw new AuthError(`registry ${registry}: the token endpoint ${url.host} answered with something that is not JSON`);
+  }
   const token = body.token ?? body.access_token;
   if (!token) throw new AuthError(`registry ${registry}: the token endpoint ${url.host} answered without a token`);
   return token;

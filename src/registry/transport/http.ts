@@ -1,9 +1,15 @@
 // The one place bytes go over the wire: node:http/https with keep-alive, streamed request bodies,
-// buffered (small) response bodies, and connection failures turned into NetworkError.
+// buffered (small) response bodies, and connection failures turned into NetworkError. TLS is verified
+// for every host; `insecure` relaxes it for the registry's own origin only, never for the hosts the
+// registry sends us to (token realm, blob storage, redirects). An AbortSignal destroys the request,
+// its response and its body stream.
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Readable } from 'node:stream';
+import { rootCertificates } from 'node:tls';
+import { AbortError } from './abort.js';
 import { NetworkError, RegistryError } from './error.js';
+import { originOf } from './origin.js';
 
 export interface HttpRequest {
   method: string;
@@ -11,6 +17,7 @@ export interface HttpRequest {
   headers?: Record<string, string>;
   /** A buffer, or a function that opens the body afresh (so a retry can send it again). */
   body?: Buffer | (() => Readable);
+  signal?: AbortSignal;
 }
 
 export interface HttpResponse {
@@ -20,6 +27,14 @@ export interface HttpResponse {
   body: Buffer;
 }
 
+export interface HttpTransportOptions {
+  /** host[:port] of the registry: the one host whose TLS certificate `insecure` stops verifying. */
+  registry: string;
+  insecure: boolean;
+  /** Extra trusted certificates (PEM), on top of Node's roots, for every host. */
+  ca?: string[];
+}
+
 /** Responses we read are JSON documents and configs; anything larger is a misbehaving server. */
 const MAX_BODY = 64 * 1024 * 1024;
 const IDLE_TIMEOUT_MS = 120_000;
@@ -27,23 +42,57 @@ const IDLE_TIMEOUT_MS = 120_000;
 export class HttpTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   private readonly httpsAgent: https.Agent;
+  /** Only for the registry's https origin, when insecure. */
+  private readonly registryAgent?: https.Agent;
+  private readonly registryOrigin: string;
+  /** host[:port] as URL#host spells it, for messages. */
+  private readonly registryHost: string;
 
-  constructor(insecure: boolean) {
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: !insecure });
+  constructor(private readonly opts: HttpTransportOptions) {
+    const ca = opts.ca?.length ? [...rootCertificates, ...opts.ca] : undefined;
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...(ca ? { ca } : {}) });
+    if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+    this.registryOrigin = originOf(`https://${opts.registry}/`);
+    this.registryHost = new URL(`https://${opts.registry}/`).host;
+  }
+
+  private agent(url: URL): http.Agent {
+    if (url.protocol !== 'https:') return this.httpAgent;
+    return this.registryAgent && url.origin === this.registryOrigin ? this.registryAgent : this.httpsAgent;
   }
 
   request(req: HttpRequest): Promise<HttpResponse> {
     const secure = req.url.protocol === 'https:';
     const headers: Record<string, string> = { 'user-agent': 'nix-image-action', ...req.headers };
     if (Buffer.isBuffer(req.body)) headers['content-length'] = String(req.body.length);
+    const what = `${req.method} ${req.url.host}${req.url.pathname}`;
+    const { signal } = req;
+    if (signal?.aborted) return Promise.reject(new AbortError(what, signal.reason));
     return new Promise((resolve, reject) => {
+      let body: Readable | undefined;
+      let response: http.IncomingMessage | undefined;
+      let settled = false;
+      const finish = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const onAbort = (): void => {
+        const error = new AbortError(what, signal?.reason);
+        finish(() => reject(error));
+        response?.destroy(error);
+        r.destroy(error);
+        body?.destroy();
+      };
       const options: http.RequestOptions = {
         method: req.method,
         headers,
-        agent: secure ? this.httpsAgent : this.httpAgent,
+        agent: this.agent(req.url),
         timeout: IDLE_TIMEOUT_MS,
       };
       const r = (secure ? https : http).request(req.url, options, (res) => {
+        response = res;
         const chunks: Buffer[] = [];
         let size = 0;
         res.on('data', (c: Buffer) => {
@@ -55,16 +104,19 @@ export class HttpTransport {
           chunks.push(c);
         });
         res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks) }),
+          finish(() => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? '', headers: res.headers, body: Buffer.concat(chunks) })),
         );
-        res.on('error', (e) => reject(e instanceof RegistryError ? e : new NetworkError(`${req.url.host}: ${e.message}`)));
+        res.on('error', (e) => finish(() => reject(e instanceof RegistryError ? e : new NetworkError(`${req.url.host}: ${e.message}`))));
       });
+      signal?.addEventListener('abort', onAbort, { once: true });
       r.on('timeout', () => r.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1000} s`)));
-      r.on('error', (e: NodeJS.ErrnoException) => reject(classify(req.url, e)));
+      r.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(this.classify(req.url, e))));
+      // A request that ends early (an answer before the whole body, a reset) leaves no file open.
+      r.on('close', () => body?.destroy());
       if (req.body === undefined) r.end();
       else if (Buffer.isBuffer(req.body)) r.end(req.body);
       else {
-        const body = req.body();
+        body = req.body();
         body.on('error', (e) => r.destroy(e));
         body.pipe(r);
       }
@@ -74,6 +126,26 @@ export class HttpTransport {
   close(): void {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.registryAgent?.destroy();
+  }
+
+  private classify(url: URL, e: NodeJS.ErrnoException): Error {
+    if (e instanceof RegistryError || e instanceof AbortError) return e;
+    const code = e.code ?? '';
+    const registryHost = url.host === this.registryHost;
+    if (TLS_CODES.test(code)) {
+      if (!registryHost) {
+        return new TlsError(
+          `cannot verify the TLS certificate of ${url.host} (${code}), where registry ${this.opts.registry} sent us: insecure: true applies to the registry's own host only`,
+        );
+      }
+      return new TlsError(`cannot verify the TLS certificate of ${url.host} (${code}): set insecure: true for a registry with a self-signed certificate`);
+    }
+    if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(e.message)) {
+      if (!registryHost) return new TlsError(`${url.host}, where registry ${this.opts.registry} sent us, does not speak HTTPS (${e.message.split('\n')[0]})`);
+      return new TlsError(`${url.host} does not speak HTTPS (${e.message.split('\n')[0]}): set insecure: true for a plain-HTTP registry`);
+    }
+    return new NetworkError(`cannot reach ${registryHost ? 'registry ' : ''}${url.host}: ${e.message}`);
   }
 }
 
@@ -81,16 +153,4 @@ const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/;
 
 export class TlsError extends RegistryError {
   override name = 'TlsError';
-}
-
-function classify(url: URL, e: NodeJS.ErrnoException): Error {
-  if (e instanceof RegistryError) return e;
-  const code = e.code ?? '';
-  if (TLS_CODES.test(code)) {
-    return new TlsError(`cannot verify the TLS certificate of ${url.host} (${code}): set insecure: true for a registry with a self-signed certificate`);
-  }
-  if (code === 'EPROTO' || /wrong version number|packet length too long/i.test(e.message)) {
-    return new TlsError(`${url.host} does not speak HTTPS (${e.message.split('\n')[0]}): set insecure: true for a plain-HTTP registry`);
-  }
-  return new NetworkError(`cannot reach registry ${url.host}: ${e.message}`);
 }
