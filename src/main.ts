@@ -4,17 +4,43 @@ import * as core from '@actions/core';
 import { envInputReader, parseInputs } from './inputs/index.js';
 import { setupNix } from './nix/install.js';
 import { restoreStoreCache, untrustedCacheWarning } from './nix/cache.js';
-import { buildImageOutput, derivationOf, splitArgs } from './nix/build.js';
+import { evaluateDerivation, splitArgs } from './nix/build.js';
+import { imageDerivation, resolveImage } from './nix/resolve.js';
+import { readLayerRecord, recordLayers } from './nix/layer-record.js';
 import { detectSource } from './image/format.js';
+import { archiveInput } from './image/input.js';
+import { planInput, planKeys, UnsupportedImageError, type StorePlan } from './image/plan.js';
+import { producerAnnotations } from './image/settings.js';
+import type { ImageInput } from './image/types.js';
+import { MediaTypes } from './registry/types.js';
 import { resolveCredentials } from './registry/credentials.js';
 import { RegistryClient } from './registry/client.js';
 import { parseImageName, validateTag } from './registry/reference.js';
+import { findExisting, retag } from './registry/existing.js';
 import { pushImage } from './registry/push.js';
 import { report } from './report/index.js';
 import { savePostState, type PostState } from './state.js';
 import { actionLogger, errorLine } from './log.js';
 
+/** Why image/ cannot make a plan's layers exactly, or undefined when it can. */
+function refusal(make: () => unknown): string | undefined {
+  try {
+    make();
+    return undefined;
+  } catch (error) {
+    if (error instanceof UnsupportedImageError) return error.message;
+    throw error;
+  }
+}
+
+/** The layer keys of a recognised image read through its archive anyway: its manifest is the plan's own. */
+function archiveKeys(plan: StorePlan | undefined): string[] | undefined {
+  if (!plan || refusal(() => planKeys(plan))) return undefined;
+  return planKeys(plan);
+}
+
 async function run(): Promise<void> {
+  const started = Date.now();
   const inputs = parseInputs(envInputReader());
   if (inputs.password) core.setSecret(inputs.password);
   if (inputs.githubToken) core.setSecret(inputs.githubToken);
@@ -40,6 +66,7 @@ async function run(): Promise<void> {
       insecure: inputs.insecure,
       credentials,
       logger,
+      onSecret: (token) => core.setSecret(token),
     });
     await client.ping();
   }
@@ -52,6 +79,36 @@ async function run(): Promise<void> {
     githubToken: inputs.githubToken || undefined,
     extraNixConf: inputs.extraNixConf || undefined,
   });
+
+  // The registry is the image's binary cache: evaluate the image's derivation (nothing built, no cache
+  // restored yet); a manifest under the tags that records the same derivation and settings is the image.
+  const installable = `${inputs.flake}#${inputs.attr}`;
+  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: { ...process.env, ...nix.env } });
+  const producer = 'drvPath' in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath)) : undefined;
+  if (client && producer && 'drvPath' in evaluation) {
+    const found = await findExisting(client, [...inputs.tags, ...inputs.reuseTags], producer, logger);
+    if (found.existing) {
+      core.info(`image: already in the registry, nothing to build: ${found.reason}`);
+      const pushed = await retag(client, inputs.tags, found.existing, started);
+      const metadata = await report({
+        registry: target.registry,
+        repository: target.repository,
+        tags: inputs.tags,
+        storePath: evaluation.outPath,
+        format: 'already in the registry',
+        nixVersion: nix.version,
+        cacheHit: 'false',
+        cache: { note: 'not restored: nothing to build' },
+        buildSeconds: 0,
+        push: pushed,
+      });
+      core.info(`tagged ${metadata.image} (${found.existing.foundUnder}): nothing built, no layer sent`);
+      return; // no post state: the post step restores and saves nothing
+    }
+    core.info(`image: building, ${found.reason}`);
+  } else if ('reason' in evaluation) {
+    core.info(`image: building, the registry cannot stand in for the build: ${evaluation.reason}`);
+  }
 
   const state: PostState = { started: true };
   const cache = await restoreStoreCache({
@@ -67,43 +124,74 @@ async function run(): Promise<void> {
   savePostState(state);
 
   const env = { ...process.env, ...nix.env, ...cache.env };
-  const build = { nix: nix.nix, installable: `${inputs.flake}#${inputs.attr}`, buildArgs, env };
-  const built = await buildImageOutput(build).catch(async (error: unknown) => {
-    // What a failed build did build is kept for the next attempt: the post step saves it from here.
-    if (state.cache) {
-      state.drvPath = await derivationOf(build);
+  const build = { nix: nix.nix, installable, buildArgs, env };
+  // Evaluate first: a recognised dockerTools image is pushed from a plan, its archive never built.
+  const resolved = await resolveImage({
+    ...build,
+    layersFrom: inputs.layersFrom,
+    ...('drvPath' in evaluation ? { drvPath: evaluation.drvPath } : {}),
+    checkPlan: (plan) => refusal(() => planInput(plan)),
+    onDerivation: (drvPath) => {
+      // What a failed build did build is kept for the next attempt: the post step saves it from here.
+      state.drvPath = drvPath;
       savePostState(state);
-    }
-    throw error;
+    },
   });
-  state.storePath = built.storePath;
-  state.drvPath = built.drvPath;
+  if (resolved.built) {
+    state.storePath = resolved.built.storePath;
+    state.drvPath = resolved.built.drvPath;
+    core.info(`built ${resolved.built.storePath} in ${resolved.built.seconds.toFixed(1)} s`);
+  } else if (resolved.plan) {
+    // The image's content is the conf's closure (it names every layer's paths): the post step saves that,
+    // and the archive, never built, stays out of the store cache.
+    state.storePath = resolved.plan.image.confPath;
+    core.info(`built the conf ${resolved.plan.image.confPath} and what it names in ${resolved.seconds.toFixed(1)} s`);
+  }
   savePostState(state);
-  core.info(`built ${built.storePath} in ${built.seconds.toFixed(1)} s`);
-  const untrusted = untrustedCacheWarning(built.ignoredSubstituters);
+  const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) core.warning(untrusted);
 
-  const source = await detectSource(built.storePath);
-  core.info(`image format: ${source.format} (${source.path})`);
+  let input: ImageInput;
+  let format: string;
+  if (resolved.plan) {
+    input = planInput(resolved.plan);
+    format = 'layers from the store';
+  } else {
+    const source = await detectSource(resolved.outPath);
+    core.info(`image format: ${source.format} (${source.path})`);
+    input = archiveInput(source, { keys: archiveKeys(resolved.archivePlan) });
+    format = source.format;
+  }
+  const recordTarget = `${target.registry}/${target.repository}`;
+  const known = client && cache.state ? await readLayerRecord(cache.state.dir, recordTarget) : [];
   const pushed = await pushImage({
-    source,
+    input,
     client,
     tags: inputs.tags,
     reuseTags: inputs.reuseTags,
+    known: known.map((l) => ({ diffID: l.diffID, desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size }, ...(l.key ? { key: l.key } : {}) })),
     logger,
     tmpDir: process.env.RUNNER_TEMP || undefined,
+    ...(producer ? { annotations: producer } : {}),
   });
+  if (pushed.pushed && cache.state) {
+    await recordLayers(
+      cache.state.dir,
+      recordTarget,
+      pushed.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}) })),
+    );
+  }
 
   const metadata = await report({
     registry: target.registry,
     repository: target.repository,
     tags: inputs.tags,
-    storePath: built.storePath,
-    format: source.format,
+    storePath: resolved.outPath,
+    format,
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === 'false' ? undefined : cache.restored, note: cache.note },
-    buildSeconds: built.seconds,
+    buildSeconds: resolved.seconds,
     push: pushed,
   });
   core.info(

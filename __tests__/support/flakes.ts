@@ -1,7 +1,8 @@
 // Fixture flakes for end-to-end tests: flakes without nixpkgs whose `docker` output is an image in one of
 // the formats dockerTools produces (archives made by support/archives.ts, copied into the store by a plain
 // derivation), a streamLayeredImage-like script, a non-image, or a failing build.
-import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { repoRoot } from './action.js';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -144,4 +145,118 @@ export async function forgetOutputs(flake: FixtureFlake, attrs: string[]): Promi
   }
   if (paths.length) await run('nix', ['store', 'delete', ...paths], { env });
   return paths;
+}
+
+export interface DockerToolsFlake extends FixtureFlake {
+  /** Attributes of the one image: the stream script (streamLayeredImage), .tar.gz (buildLayeredImage,
+   *  pigz -nTR) and .tar (compressor = "none"). */
+  attrs: { stream: string; tarGz: string; tar: string };
+  /** Where each build of a package appends its name: what was built, job by job. */
+  records: string;
+  /** Rewrites the flake with another app version: only the app package (and the customisation layer,
+   *  which links to it) changes. */
+  setVersion(version: string): Promise<void>;
+}
+
+/**
+ * A flake shaped exactly as nixpkgs dockerTools' derivations are, without nixpkgs: packages `base` (real
+ * machine code: a copy of the host's ls, with a hardlink, a symlink, an empty directory, a name over 100
+ * characters and non-ASCII names) and `app` (a source tree with a version); a customisation layer
+ * (`layer.tar` and `checksum`, tarred as nixpkgs does); the `<name>-conf.json` conf; the stream script, a
+ * `writePython3 "stream"`-like derivation from a `stream_layered_image.py` source (the test's own
+ * reference, support/dockertools.py, which follows nixpkgs' rules); `stream-<name>`, a runCommand whose
+ * buildCommand is `makeWrapper <script> $out --add-flags <conf>`; and the archives, runCommands piping
+ * that stream into `pigz -nTR > $out` or `> $out`.
+ */
+export interface DockerToolsOptions {
+  version?: string;
+  salt?: string;
+  /** More packages, each a store layer between base and app, holding copies of these host files or
+   *  directories (real machine code and source trees, for benchmarks): `cp -a` into `$out/<basename>`. */
+  packages?: { name: string; sources: string[] }[];
+}
+
+export async function makeDockerToolsFlake(opts: DockerToolsOptions = {}): Promise<DockerToolsFlake> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-flake-dockertools-'));
+  const records = await mkdtemp(join(tmpdir(), 'nia-records-'));
+  await chmod(records, 0o777);
+  await writeFile(join(records, 'builds'), '');
+  await chmod(join(records, 'builds'), 0o666);
+  await copyFile(join(repoRoot, '__tests__', 'support', 'dockertools.py'), join(dir, 'stream_layered_image.py'));
+  const salt = opts.salt ?? basename(dir);
+  const long = `${'deeply-nested-directory-name/'.repeat(4)}a-file-whose-name-makes-the-path-longer-than-one-hundred-characters.txt`;
+  const packages = (opts.packages ?? []).map((p, i) => ({ ...p, attr: `pkg${i}` }));
+  const write = async (version: string) => {
+    const base = [
+      `echo base >> ${records}/builds`,
+      'mkdir -p $out/bin $out/lib $out/share/empty "$out/share/$(dirname ' + long + ')"',
+      'cp /bin/ls $out/bin/ls && chmod 755 $out/bin/ls',
+      'ln $out/bin/ls $out/bin/dir',
+      'ln -s ls $out/bin/vdir',
+      'head -c 300000 /bin/ls > $out/lib/libbase.so',
+      `echo long > "$out/share/${long}"`,
+      "printf 'caf\\303\\251\\n' > \"$out/share/caf\\303\\251.txt\"",
+      "printf 'x\\n' > \"$out/share/\\346\\227\\245\\346\\234\\254-\\360\\237\\220\\263.txt\"",
+      'echo a > $out/share/a-b; mkdir $out/share/a; echo b > $out/share/a/b; echo c > $out/share/a.txt',
+    ].join('\n');
+    const app = [
+      `echo app >> ${records}/builds`,
+      'mkdir -p $out/bin $out/src/lib',
+      `printf '#!/bin/sh\\necho version ${version}\\n# uses %s\\n' $base > $out/bin/app`,
+      'chmod +x $out/bin/app',
+      `for i in 1 2 3 4 5; do printf 'module %s version ${version}\\n' $i > $out/src/lib/module$i.py; done`,
+    ].join('\n');
+    const customisation = [
+      'mkdir -p root/bin root/etc',
+      'ln -s $app/bin/app root/bin/app',
+      'echo "ID=fixture" > root/etc/os-release',
+      'mkdir $out',
+      '(cd root && tar --sort=name --numeric-owner --mtime=@1 --hard-dereference -cf $out/layer.tar .)',
+      'sha256sum $out/layer.tar | cut -c1-64 > $out/checksum',
+    ].join('\n');
+    // The conf as nixpkgs' jq writes it: baseJson's keys (sorted by builtins.toJSON), then the added ones.
+    const conf = [
+      'cat > $out <<JSON',
+      '{',
+      '  "architecture": "amd64",',
+      '  "config": { "Cmd": ["/bin/app"], "Env": ["PATH=/bin", "GREETING=h\u00e9llo \u65e5\u672c"], "ExposedPorts": { "8080/tcp": {} }, "Labels": { "zeta": "1", "alpha": "2" }, "WorkingDir": "/" },',
+      '  "os": "linux",',
+      '  "store_dir": "/nix/store",',
+      '  "from_image": null,',
+      `  "store_layers": [["$base"], ${packages.map((p) => `["$${p.attr}"], `).join('')}["$app"]],`,
+      '  "customisation_layer": "$customisation",',
+      '  "repo_tag": "fixture:latest",',
+      '  "created": "1970-01-01T00:00:01+00:00",',
+      '  "mtime": "1970-01-01T00:00:01+00:00",',
+      '  "uid": 0,',
+      '  "gid": 0,',
+      '  "uname": "root",',
+      '  "gname": "root"',
+      '}',
+      'JSON',
+    ].join('\n');
+    const wrapper = `makeWrapper() { printf '#!/bin/sh\\nexec %s %s "$@"\\n' "$1" "$4" > "$2"; chmod +x "$2"; }; eval "$buildCommand"`;
+    const drv = (name: string, attrs: string, script: string) =>
+      `derivation { name = ${JSON.stringify(name)}; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; salt = ${JSON.stringify(salt)}; ${attrs} args = [ "-c" ${JSON.stringify(script)} ]; }`;
+    const runCommand = (name: string, attrs: string, command: string) =>
+      `derivation { name = ${JSON.stringify(name)}; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; salt = ${JSON.stringify(salt)}; ${attrs} buildCommand = ${command}; args = [ "-c" ${JSON.stringify(wrapper)} ]; }`;
+    await writeFile(
+      join(dir, 'flake.nix'),
+      `{
+  outputs = { self }: rec {
+    base = ${drv('fixture-base', '', base)};
+    app = ${drv(`fixture-app-${version}`, 'inherit base;', app)};
+    customisation = ${drv('fixture-customisation-layer', 'inherit app;', customisation)};
+${packages.map((p) => `    ${p.attr} = ${drv(`fixture-${p.name}`, '', [`echo ${p.name} >> ${records}/builds`, 'mkdir -p $out', ...p.sources.map((src) => `cp -a ${src} $out/`)].join('\n'))};\n`).join('')}    conf = ${drv('fixture-conf.json', `inherit base app customisation ${packages.map((p) => p.attr).join(' ')};`, conf)};
+    script = ${drv('stream', 'src = ./stream_layered_image.py;', `printf '#!/bin/sh\\nexec /usr/bin/python3 %s stream "$@"\\n' $src > $out; chmod +x $out`)};
+    docker-stream = ${runCommand('stream-fixture', '', '"makeWrapper ${script} $out --add-flags ${conf}"')};
+    docker = ${runCommand('fixture.tar.gz', '', '"${docker-stream} | pigz -nTR > $out"')};
+    docker-tar = ${runCommand('fixture.tar', '', '"${docker-stream} > $out"')};
+  };
+}
+`,
+    );
+  };
+  await write(opts.version ?? '1');
+  return { dir, flake: `path:${dir}`, attr: 'docker', attrs: { stream: 'docker-stream', tarGz: 'docker', tar: 'docker-tar' }, records, setVersion: write };
 }

@@ -4,7 +4,9 @@
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import { InputError } from '../inputs/index.js';
-import { nixOutput } from './store.js';
+import { basename } from 'node:path';
+import { readDerivation } from './derivation.js';
+import { nixOutput, nixStoreBinary } from './store.js';
 
 export class BuildError extends Error {
   override name = 'BuildError';
@@ -95,24 +97,53 @@ export async function derivationOf(opts: BuildOptions): Promise<string | undefin
   }
 }
 
+export type Evaluation = { drvPath: string; outPath: string } | { reason: string };
+
+/**
+ * The installable's derivation and output path, evaluated without building anything: import from
+ * derivation is switched off, so an expression that needs a build to evaluate fails here instead. An
+ * impure evaluation (`--impure`) or an impure or content-addressed derivation gives a reason instead: its
+ * derivation path does not fix its output.
+ */
+export async function evaluateDerivation(opts: BuildOptions): Promise<Evaluation> {
+  if (opts.buildArgs.includes('--impure')) return { reason: 'build-args has --impure: the derivation does not fix the image' };
+  let drvPath: string | undefined;
+  try {
+    const out = await nixOutput(opts.nix, ['path-info', '--derivation', '--option', 'allow-import-from-derivation', 'false', opts.installable, ...opts.buildArgs], opts.env);
+    drvPath = out.trim().split('\n').pop();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { reason: /import from derivation|allow-import-from-derivation/i.test(message) ? 'it imports from a derivation: evaluating it needs a build' : `it cannot be evaluated without building (${message})` };
+  }
+  if (!drvPath?.endsWith('.drv')) return { reason: 'nix path-info --derivation named no derivation' };
+  let drv;
+  try {
+    drv = await readDerivation(drvPath);
+  } catch (error) {
+    return { reason: (error as Error).message };
+  }
+  if (drv.env.__impure !== undefined) return { reason: `${drvPath} is an impure derivation` };
+  const outPath = drv.outputs.out ?? Object.values(drv.outputs)[0];
+  if (!outPath) return { reason: `${drvPath} is content-addressed: its output path is known only once built` };
+  return { drvPath, outPath };
+}
+
 /** The substituters of Nix's "ignoring untrusted substituter '<url>', you are not a trusted user" warnings
  *  (printed by the daemon for a client that is not in trusted-users, forwarded to the client's stderr). */
 export function ignoredSubstituters(log: string): string[] {
   return [...log.replace(ANSI, '').matchAll(/ignoring untrusted substituter '([^']+)'/g)].map((m) => m[1]!);
 }
 
-export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult> {
-  const args = ['build', '--no-link', '--json', '--print-build-logs', opts.installable, ...opts.buildArgs];
-  const started = Date.now();
-  core.startGroup(`nix ${args.join(' ')}`);
+/** Runs a Nix command in a collapsible log group, its stderr (the build logs) shown as it comes. */
+async function runLogged(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string; head: string }> {
+  core.startGroup(`${basename(command)} ${args.join(' ')}`);
   let stdout = '';
   let stderr = '';
-  // The start of the log, where Nix warns about settings it ignores (the tail above may have lost it).
+  // The start of the log, where Nix warns about settings it ignores (the tail may have lost it).
   let head = '';
-  let code: number | null;
   try {
-    code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(opts.nix, args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => {
         const text = d.toString();
@@ -120,12 +151,28 @@ export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult>
         if (head.length < 64 * 1024) head += text;
         process.stdout.write(text);
       });
-      child.on('error', (e) => reject(new BuildError(`cannot run ${opts.nix}: ${e.message}`)));
+      child.on('error', (e) => reject(new BuildError(`cannot run ${command}: ${e.message}`)));
       child.on('close', resolve);
     });
+    return { code, stdout, stderr, head };
   } finally {
     core.endGroup();
   }
+}
+
+/** Builds one derivation's outputs (`nix-store --realise`, which Nix 2.8 and 2.3x both take for a .drv;
+ *  `nix build <drv>^out` is unknown to 2.8). `what` names it in a failure. */
+export async function realiseDerivation(opts: Pick<BuildOptions, 'nix' | 'env'>, drvPath: string, what: string): Promise<{ outPaths: string[]; seconds: number; ignoredSubstituters: string[] }> {
+  const started = Date.now();
+  const { code, stdout, stderr, head } = await runLogged(nixStoreBinary(opts.nix), ['--realise', drvPath], opts.env);
+  if (code !== 0) throw new BuildError(describeFailure(what, code, stderr));
+  return { outPaths: stdout.split('\n').filter(Boolean), seconds: (Date.now() - started) / 1000, ignoredSubstituters: ignoredSubstituters(head) };
+}
+
+export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult> {
+  const args = ['build', '--no-link', '--json', '--print-build-logs', opts.installable, ...opts.buildArgs];
+  const started = Date.now();
+  const { code, stdout, stderr, head } = await runLogged(opts.nix, args, opts.env);
   if (code !== 0) throw new BuildError(describeFailure(opts.installable, code, stderr));
   let parsed: { drvPath?: string; outputs?: Record<string, string> }[];
   try {

@@ -22,7 +22,7 @@ export function nixOutput(command: string, args: string[], env: NodeJS.ProcessEn
     child.on('close', (code) => {
       if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
       else {
-        const last = err.trim().split('\n').filter(Boolean).slice(-1)[0] ?? '';
+        const last = err.trim().split('\n').filter((l) => l.trim() && !/--show-trace/.test(l)).slice(-1)[0] ?? '';
         reject(new Error(`${command} ${args.slice(0, 2).join(' ')} … failed (exit ${code}): ${last}`));
       }
     });

@@ -16,8 +16,9 @@ export function sha256Digest(bytes: Buffer | string): string {
  *  so a layer whose inputs did not change is neither made nor compressed again. */
 export const LAYER_KEY_ANNOTATION = 'io.github.nix-image-action.layer.key';
 
-/** An OCI image manifest: config and layers in the order of the config's rootfs.diff_ids. */
-export function buildOciManifest(config: Descriptor, layers: Descriptor[]): BuiltManifest {
+/** An OCI image manifest: config and layers in the order of the config's rootfs.diff_ids; `annotations`
+ *  (what produced the image, see image/settings.ts) on the manifest itself. */
+export function buildOciManifest(config: Descriptor, layers: Descriptor[], annotations?: Record<string, string>): BuiltManifest {
   const body = {
     schemaVersion: 2,
     mediaType: MediaTypes.ociManifest,
@@ -28,9 +29,14 @@ export function buildOciManifest(config: Descriptor, layers: Descriptor[]): Buil
       size: l.size,
       ...(l.annotations && Object.keys(l.annotations).length > 0 ? { annotations: l.annotations } : {}),
     })),
+    ...(annotations && Object.keys(annotations).length > 0 ? { annotations: sortedObject(annotations) } : {}),
   };
   const bytes = Buffer.from(JSON.stringify(body));
   return { mediaType: MediaTypes.ociManifest, bytes, digest: sha256Digest(bytes) };
+}
+
+function sortedObject(o: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 interface ParsedManifest {

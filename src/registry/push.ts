@@ -59,6 +59,8 @@ export interface PushOptions {
   compressionLevel?: number;
   /** Blob uploads in flight at once. */
   uploads?: number;
+  /** Annotations of the manifest itself (what produced the image: a later job finds it by them). */
+  annotations?: Record<string, string>;
 }
 
 export interface PushResult {
@@ -276,6 +278,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
     const manifest = buildOciManifest(
       config,
       layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...(l.key ? { annotations: { [LAYER_KEY_ANNOTATION]: l.key } } : {}) })),
+      opts.annotations,
     );
     if (client) {
       if (await client.hasBlob(config.digest)) bytesSkipped += config.size;
@@ -303,7 +306,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
 }
 
 /** PUTs the manifest under every tag; a failure says which tags were moved and which were not. */
-async function tagAll(client: RegistryClient, tags: string[], manifest: BuiltManifest): Promise<void> {
+export async function tagAll(client: RegistryClient, tags: string[], manifest: BuiltManifest): Promise<void> {
   for (const [i, tag] of tags.entries()) {
     try {
       const digest = await client.putManifest(tag, manifest.bytes, manifest.mediaType);

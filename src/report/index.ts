@@ -99,8 +99,12 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
       formatBytes(m.bytes.skipped),
     ],
   ]);
+  const built =
+    m.format === 'already in the registry'
+      ? `the image was already in the registry (${r.push.input.replace(/^already in the registry /, '')}), made from the same derivation with the same settings: nothing was built, no layer was sent, only the tags were set (${m.seconds.push} s)`
+      : `${m.format === 'layers from the store' ? 'its conf built' : 'built'} in ${m.seconds.build} s; push ${m.seconds.push} s`;
   s.addRaw(
-    `<p>Store path <code>${m['store-path']}</code> (${m.format}), ${m.format === 'layers from the store' ? 'its conf built' : 'built'} in ${m.seconds.build} s; push ${m.seconds.push} s.` +
+    `<p>Store path <code>${m['store-path']}</code> (${m.format}): ${built}.` +
       (m['nix-version'] ? ` Nix ${m['nix-version']}.` : '') +
       ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.</p>`,
     true,

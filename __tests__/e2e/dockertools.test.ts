@@ -1,0 +1,229 @@
+// End-to-end, real Nix: an image shaped exactly as dockerTools makes it (support/flakes.ts,
+// makeDockerToolsFlake) is pushed from its layer plan, its archive never built: the stream script, the
+// .tar.gz and the .tar attrs push one digest, which the archive path (layers-from: archive, reading what
+// the reference stream script writes) gives too; imageid is skopeo's config digest of that archive;
+// podman and skopeo pull it intact; after a one-package change only the changed layers are made.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LAYER_KEY_ANNOTATION } from '../../src/registry/manifest.js';
+import { runAction, type ActionRun } from '../support/action.js';
+import { podmanPull } from '../support/clients.js';
+import { startCacheServer, type CacheServer } from '../support/cache-server.js';
+import { forgetOutputs, makeDockerToolsFlake, type DockerToolsFlake } from '../support/flakes.js';
+import { nixTestEnv } from '../support/nix.js';
+import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+
+const run = promisify(execFile);
+let registry: TestRegistry;
+let fixture: DockerToolsFlake;
+beforeAll(async () => {
+  registry = await startRegistry({});
+  fixture = await makeDockerToolsFlake();
+});
+afterAll(async () => {
+  await registry?.stop();
+});
+
+const base = { cache: 'false', insecure: 'true' };
+
+function expectSuccess(r: ActionRun): void {
+  expect(r.main.errors, r.log).toEqual([]);
+  expect(r.main.code, r.log).toBe(0);
+}
+
+interface Metadata {
+  digest: string;
+  imageid: string;
+  format: string;
+  'store-path': string;
+  layers: { total: number; uploaded: number; skipped: number; reused: number; made: number; list: { digest: string; diffID: string; action: string; storePaths?: string[] }[] };
+}
+
+const metadata = (r: ActionRun): Metadata => JSON.parse(r.outputs.metadata!) as Metadata;
+
+async function nixBuild(attr: string): Promise<string> {
+  const { stdout } = await run('nix', ['build', '--no-link', '--json', `${fixture.flake}#${attr}`], { env: { ...process.env, ...nixTestEnv() } });
+  return (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
+}
+
+async function inspectRaw(ref: string): Promise<{ config: { digest: string }; layers: { digest: string; annotations?: Record<string, string> }[] }> {
+  return JSON.parse(await skopeo(['inspect', '--raw', ref])) as never;
+}
+
+describe('a dockerTools image pushed from its layer plan', () => {
+  const push = (attr: string, image: string, more: Record<string, string> = {}) =>
+    runAction({ runtime: 'node24', inputs: { ...base, flake: fixture.flake, attr, registry: registry.host, image, tags: 'latest', ...more }, env: nixTestEnv() });
+
+  it('pushes one digest from the stream, the .tar.gz and the .tar, never building an archive; the archive path agrees', async () => {
+    const stream = await push(fixture.attrs.stream, 'dt/stream');
+    expectSuccess(stream);
+    const m = metadata(stream);
+    expect(m.format).toBe('layers from the store');
+    expect(stream.log).toMatch(/image: layers made from the store, the archive is not built \(.*streamLayeredImage/);
+    expect(m.layers).toMatchObject({ total: 3, made: 3, uploaded: 3, reused: 0 });
+    // Every layer names its store paths and carries the key of what fixed its bytes.
+    expect(m.layers.list.map((l) => l.storePaths?.length)).toEqual([1, 1, 1]);
+    expect(m.layers.list[0]!.storePaths![0]).toMatch(/-fixture-base$/);
+    expect(m.layers.list[2]!.storePaths![0]).toMatch(/-fixture-customisation-layer$/);
+
+    const gz = await push(fixture.attrs.tarGz, 'dt/targz');
+    const tar = await push(fixture.attrs.tar, 'dt/tar');
+    expectSuccess(gz);
+    expectSuccess(tar);
+    expect(gz.log).toMatch(/buildLayeredImage \(pigz -nTR\)/);
+    expect(tar.log).toMatch(/buildLayeredImage \(none\)/);
+    expect(gz.outputs.digest).toBe(stream.outputs.digest);
+    expect(tar.outputs.digest).toBe(stream.outputs.digest);
+    // Not one archive was built, and the store-path output is the image's own output path.
+    for (const r of [stream, gz, tar]) expect(existsSync(metadata(r)['store-path'])).toBe(false);
+
+    // The archive path, forced: the reference stream script writes the archive, the action reads it.
+    const forced = await push(fixture.attrs.tarGz, 'dt/forced', { 'layers-from': 'archive' });
+    expectSuccess(forced);
+    expect(forced.log).toMatch(/image: building the output and reading its archive: layers-from: archive/);
+    expect(metadata(forced).format).toBe('docker-archive+gzip');
+    expect(forced.outputs.digest).toBe(stream.outputs.digest);
+    expect(forced.outputs.imageid).toBe(stream.outputs.imageid);
+
+    // imageid is the config digest skopeo reads from the same archive (the uncompressed one).
+    const archive = await nixBuild(fixture.attrs.tar);
+    const fromArchive = JSON.parse(await skopeo(['inspect', '--raw', `docker-archive:${archive}`])) as { config: { digest: string } };
+    expect(stream.outputs.imageid).toBe(fromArchive.config.digest);
+    // ... and the layers the archive holds are the ones pushed (diff ids from the archive's config).
+    const config = JSON.parse(await skopeo(['inspect', '--config', '--raw', `docker-archive:${archive}`])) as { rootfs: { diff_ids: string[] } };
+    expect(m.layers.list.map((l) => l.diffID)).toEqual(config.rootfs.diff_ids);
+
+    // Independent clients: podman checks every diff id as it unpacks; skopeo reads the manifest back.
+    const id = await podmanPull(`${registry.host}/dt/stream:latest`);
+    expect(`sha256:${id}`).toBe(stream.outputs.imageid);
+    const raw = await inspectRaw(`docker://${registry.host}/dt/stream:latest`);
+    expect(raw.config.digest).toBe(stream.outputs.imageid);
+    for (const l of raw.layers) expect(l.annotations?.[LAYER_KEY_ANNOTATION]).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+
+  it('after a one-package change makes and uploads only the changed layers; unchanged, it makes none', async () => {
+    const image = 'dt/changes';
+    const first = await push(fixture.attrs.tarGz, image);
+    expectSuccess(first);
+    const before = await inspectRaw(`docker://${registry.host}/${image}:latest`);
+
+    await fixture.setVersion('2');
+    const second = await push(fixture.attrs.tarGz, image);
+    expectSuccess(second);
+    const m = metadata(second);
+    expect(second.outputs.digest).not.toBe(first.outputs.digest);
+    // base is reused unread; app and the customisation layer (it links to app) are made and uploaded.
+    expect(m.layers).toMatchObject({ total: 3, made: 2, uploaded: 2, reused: 1 });
+    expect(m.layers.list.map((l) => l.action)).toEqual(['reused', 'uploaded', 'uploaded']);
+    const after = await inspectRaw(`docker://${registry.host}/${image}:latest`);
+    expect(after.layers[0]!.digest).toBe(before.layers[0]!.digest);
+    expect(after.layers[1]!.digest).not.toBe(before.layers[1]!.digest);
+    expect(after.layers[2]!.digest).not.toBe(before.layers[2]!.digest);
+    const id = await podmanPull(`${registry.host}/${image}:latest`);
+    expect(`sha256:${id}`).toBe(second.outputs.imageid);
+
+    // Nothing changed: every layer is known by its key from latest, none is made or read.
+    const third = await push(fixture.attrs.tarGz, image, { tags: 'sha-3' });
+    expectSuccess(third);
+    expect(third.outputs.digest).toBe(second.outputs.digest);
+    expect(metadata(third).layers).toMatchObject({ total: 3, made: 0, uploaded: 0, reused: 3 });
+  });
+});
+
+describe('a dockerTools image on a fresh runner with the store cache', () => {
+  let server: CacheServer;
+  beforeAll(async () => (server = await startCacheServer()));
+  afterAll(async () => server?.stop());
+
+  it('reuses the layers last pushed from the record in the store cache, with no tag to read, and never caches an archive', async () => {
+    const flake = await makeDockerToolsFlake();
+    const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+    const job = (tag: string) =>
+      runAction({
+        runtime: 'node24',
+        // Only per-commit tags, and no reuse tag: nothing in the registry names the layers.
+        inputs: { flake: flake.flake, attr: flake.attrs.tarGz, registry: registry.host, image: 'dt/record', tags: tag, 'reuse-tags': '', insecure: 'true' },
+        env: { ...nixTestEnv(), ...server.env('v2'), HOME: home },
+      });
+    const builds = async () => (await readFile(join(flake.records, 'builds'), 'utf8')).split('\n').filter(Boolean);
+
+    const first = await job('sha-1');
+    expectSuccess(first);
+    expect(first.post?.code, first.log).toBe(0);
+    expect(metadata(first).layers).toMatchObject({ made: 3, uploaded: 3 });
+    expect(await builds()).toEqual(['base', 'app']);
+    const saved = server.entries.filter((e) => e.committed);
+    expect(saved).toHaveLength(1);
+    // The archive was never built, so it is in neither the store nor the cache entry.
+    expect(existsSync(metadata(first)['store-path'])).toBe(false);
+
+    // A fresh runner: none of the image's paths in the store, only the store cache to restore.
+    await forgetOutputs(flake, ['conf', 'customisation', 'script', 'app', 'base']);
+    const second = await job('sha-2');
+    expectSuccess(second);
+    expect(second.outputs['cache-hit']).toBe('true');
+    expect(await builds()).toEqual(['base', 'app']); // substituted from the cache, nothing rebuilt
+    expect(second.outputs.digest).toBe(first.outputs.digest);
+    // Every layer known from the record, confirmed with HEAD: none made, none read.
+    expect(metadata(second).layers).toMatchObject({ total: 3, made: 0, uploaded: 0, reused: 3 });
+    expect(second.main.stdout).toMatch(/3 layer\(s\) of the store cache record in the registry/);
+  });
+});
+
+describe('the registry as the image binary cache', () => {
+  let server: CacheServer;
+  beforeAll(async () => (server = await startCacheServer()));
+  afterAll(async () => server?.stop());
+
+  it('an unchanged image costs one evaluation: no cache restored, nothing built, the same digest under every tag', async () => {
+    const flake = await makeDockerToolsFlake();
+    const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+    const job = (tags: string, attr = flake.attrs.tarGz) =>
+      runAction({
+        runtime: 'node24',
+        inputs: { flake: flake.flake, attr, registry: registry.host, image: 'dt/unchanged', tags, insecure: 'true' },
+        env: { ...nixTestEnv(), ...server.env('v2'), HOME: home },
+      });
+    const builds = async () => (await readFile(join(flake.records, 'builds'), 'utf8')).split('\n').filter(Boolean);
+
+    const first = await job('latest');
+    expectSuccess(first);
+    expect(first.main.stdout).toMatch(/image: building, no tag holds this image/);
+    const raw = await inspectRaw(`docker://${registry.host}/dt/unchanged:latest`);
+    expect(raw).toMatchObject({ annotations: { 'io.github.nix-image-action.derivation': expect.stringMatching(/-fixture-conf\.json\.drv$/) } });
+
+    // A fresh runner: the image's paths are gone from the store; the registry has the image.
+    await forgetOutputs(flake, ['conf', 'customisation', 'script', 'app', 'base']);
+    const requests = server.requests.length;
+    const second = await job('latest\nsha-2');
+    expectSuccess(second);
+    expect(second.main.stdout).toMatch(/image: already in the registry, nothing to build: the manifest under latest was made from the same derivation/);
+    expect(server.requests.length).toBe(requests); // no cache restore, no save
+    expect(await builds()).toEqual(['base', 'app']); // nothing built again
+    expect(existsSync(metadata(first)['store-path'])).toBe(false);
+    expect(second.outputs.digest).toBe(first.outputs.digest);
+    expect(second.outputs.imageid).toBe(first.outputs.imageid);
+    expect(second.outputs['store-path']).toBe(first.outputs['store-path']);
+    expect(metadata(second)).toMatchObject({ format: 'already in the registry', layers: { total: 3, made: 0, uploaded: 0, reused: 3 } });
+    expect(second.summary).toContain('nothing was built, no layer was sent');
+    expect(JSON.parse(await skopeo(['inspect', `docker://${registry.host}/dt/unchanged:sha-2`])).Digest).toBe(first.outputs.digest);
+    // The same image named through its stream script is the same image.
+    const viaStream = await job('sha-3', flake.attrs.stream);
+    expectSuccess(viaStream);
+    expect(viaStream.main.stdout).toMatch(/image: already in the registry/);
+    expect(viaStream.outputs.digest).toBe(first.outputs.digest);
+
+    // One package changed: the derivation differs, the job builds.
+    await flake.setVersion('2');
+    const changed = await job('latest');
+    expectSuccess(changed);
+    expect(changed.main.stdout).toMatch(/image: building, no tag holds this image \(latest: made from something else\)/);
+    expect(changed.outputs.digest).not.toBe(first.outputs.digest);
+    expect(await builds()).toEqual(['base', 'app', 'app']);
+  });
+});
