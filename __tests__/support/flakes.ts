@@ -228,7 +228,7 @@ export async function makeDockerToolsFlake(opts: DockerToolsOptions = {}): Promi
       '  "repo_tag": "fixture:latest",',
       '  "created": "1970-01-01T00:00:01+00:00",',
       '  "mtime": "1970-01-01T00:00:01+00:00",',
-      '  "uid": 0,',
+      '  "uid": "0",',
       '  "gid": 0,',
       '  "uname": "root",',
       '  "gname": "root"',

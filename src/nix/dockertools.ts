@@ -92,6 +92,15 @@ const CONF_OPTIONAL = ['os'];
 /** The command a runCommand-style derivation runs: its `buildCommand`, or the `-c` argument of its builder. */
 function commandOf(drv: Derivation): string | undefined {
   if (drv.env.buildCommand !== undefined) return drv.env.buildCommand;
+  if (drv.env.__json !== undefined) {
+    // __structuredAttrs: every attribute is in one JSON document.
+    try {
+      const attrs = JSON.parse(drv.env.__json) as { buildCommand?: unknown };
+      if (typeof attrs.buildCommand === 'string') return attrs.buildCommand;
+    } catch {
+      return undefined;
+    }
+  }
   const c = drv.args.indexOf('-c');
   return c >= 0 ? drv.args[c + 1] : undefined;
 }
@@ -217,7 +226,14 @@ export function planFromConf(confText: string, image: RecognisedImage): Step<Lay
     return { reason: `the conf's store_layers are not lists of store paths under ${storeDir}` };
   }
   if (!inStore(conf.customisation_layer)) return { reason: 'the conf has no valid customisation_layer' };
-  for (const k of ['uid', 'gid']) if (!Number.isSafeInteger(conf[k]) || (conf[k] as number) < 0) return { reason: `the conf's ${k} is not a whole number` };
+  // nixpkgs passes uid and gid with `jq --arg`, so they are strings the script reads with int().
+  const ids: Record<string, number> = {};
+  for (const k of ['uid', 'gid']) {
+    const v = conf[k];
+    const n = typeof v === 'number' ? v : typeof v === 'string' && /^[0-9]{1,10}$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < 0) return { reason: `the conf's ${k} is not a whole number: ${JSON.stringify(v)}` };
+    ids[k] = n;
+  }
   for (const k of ['uname', 'gname', 'architecture', 'created', 'mtime']) if (typeof conf[k] !== 'string') return { reason: `the conf's ${k} is not a string` };
   if (!isObject(conf.config)) return { reason: "the conf's config is not an object" };
   return {
@@ -228,8 +244,8 @@ export function planFromConf(confText: string, image: RecognisedImage): Step<Lay
       storeDir,
       created: conf.created as string,
       mtime: conf.mtime as string,
-      uid: conf.uid as number,
-      gid: conf.gid as number,
+      uid: ids.uid!,
+      gid: ids.gid!,
       uname: conf.uname as string,
       gname: conf.gname as string,
       architecture: conf.architecture as string,
