@@ -2,7 +2,8 @@
 import './threadpool.js'; // first: sizes the thread pool before anything starts it
 import * as core from '@actions/core';
 import { envInputReader, parseInputs } from './inputs/index.js';
-import { setupNix } from './nix/install.js';
+import { maskNixSecrets, setupNix } from './nix/install.js';
+import { withoutSecrets } from './image/child-env.js';
 import { restoreStoreCache, untrustedCacheWarning } from './nix/cache.js';
 import { evaluateDerivation, splitArgs } from './nix/build.js';
 import { imageDerivation, resolveImage } from './nix/resolve.js';
@@ -44,6 +45,7 @@ async function run(): Promise<void> {
   const inputs = parseInputs(envInputReader());
   if (inputs.password) core.setSecret(inputs.password);
   if (inputs.githubToken) core.setSecret(inputs.githubToken);
+  maskNixSecrets(inputs);
   const target = parseImageName(inputs.registry, inputs.image);
   inputs.tags.forEach((t) => validateTag(t));
   inputs.reuseTags.forEach((t) => validateTag(t, 'reuse-tags'));
@@ -83,7 +85,10 @@ async function run(): Promise<void> {
   // The registry is the image's binary cache: evaluate the image's derivation (nothing built, no cache
   // restored yet); a manifest under the tags that records the same derivation and settings is the image.
   const installable = `${inputs.flake}#${inputs.attr}`;
-  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: { ...process.env, ...nix.env } });
+  // Nix runs flake code (an --impure evaluation can read the environment): it gets none of the action's
+  // inputs or runner tokens, only its own settings through NIX_CONFIG.
+  const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
+  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
   const producer = 'drvPath' in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath)) : undefined;
   if (client && producer && 'drvPath' in evaluation) {
     const found = await findExisting(client, [...inputs.tags, ...inputs.reuseTags], producer, logger);
@@ -123,7 +128,7 @@ async function run(): Promise<void> {
   state.cache = cache.state;
   savePostState(state);
 
-  const env = { ...process.env, ...nix.env, ...cache.env };
+  const env = { ...nixEnv, ...cache.env };
   const build = { nix: nix.nix, installable, buildArgs, env };
   // Evaluate first: a recognised dockerTools image is pushed from a plan, its archive never built.
   const resolved = await resolveImage({

@@ -1,11 +1,28 @@
-// The post step: only wiring. Saves the store cache when main built something, also if the push failed.
+// The post step: only wiring. First removes the files main wrote under RUNNER_TEMP, then saves the store
+// cache when main built something, also if the push failed. Nothing here fails the job: every failure,
+// an unhandled rejection or a stray exception included, is a warning, and the step exits 0 once done
+// (a socket or timer left behind by the cache client must not hold it open either).
 import * as core from '@actions/core';
+import { rm } from 'node:fs/promises';
 import { saveStoreCache } from './nix/cache.js';
 import { reportCacheSave } from './report/index.js';
-import { readPostState } from './state.js';
+import { readPostState, readTempFiles } from './state.js';
 import { errorLine } from './log.js';
 
-async function run(): Promise<void> {
+process.on('unhandledRejection', (error: unknown) => core.warning(`post step: ${errorLine(error)}`));
+process.on('uncaughtException', (error: unknown) => {
+  core.warning(`post step: ${errorLine(error)}`);
+  process.exit(0);
+});
+
+/** Removes the recorded temp files; a file that cannot be removed is a warning naming it. */
+async function removeTempFiles(paths: string[]): Promise<void> {
+  for (const path of paths) {
+    await rm(path, { recursive: true, force: true }).catch((error: unknown) => core.warning(`cannot remove ${path}: ${errorLine(error)}`));
+  }
+}
+
+async function saveCache(): Promise<void> {
   const state = readPostState();
   if (!state?.started || state.cache === undefined) return;
   if (!state.drvPath) {
@@ -17,7 +34,14 @@ async function run(): Promise<void> {
   if (saved) await reportCacheSave(saved);
 }
 
-run().catch((error: unknown) => {
-  // The cache is an optimisation: saving it never fails the job.
-  core.warning(`store cache not saved: ${errorLine(error)}`);
-});
+async function run(): Promise<void> {
+  await removeTempFiles(readTempFiles());
+  await saveCache().catch((error: unknown) => {
+    // The cache is an optimisation: saving it never fails the job.
+    core.warning(`store cache not saved: ${errorLine(error)}`);
+  });
+}
+
+run()
+  .catch((error: unknown) => core.warning(`post step: ${errorLine(error)}`))
+  .finally(() => process.exit(0));

@@ -157,7 +157,8 @@ describe('registry auth through the inputs', () => {
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${secure.host}/auth/app:latest`], { creds: 'pusher:pa55-word-xyz' })) as { Digest: string };
     expect(inspected.Digest).toBe(run.outputs.digest);
     // The only place the secret appears is the add-mask command that hides it.
-    expect(run.log.split('pa55-word-xyz').length - 1).toBe(run.log.split('::add-mask::pa55-word-xyz').length - 1);
+    expect(run.rawLog.split('pa55-word-xyz').length - 1).toBe(run.rawLog.split('::add-mask::pa55-word-xyz').length - 1);
+    expect(run.masks).toContain('pa55-word-xyz');
   });
 
   it('takes the credentials from the Docker config file that docker/login-action leaves', async () => {

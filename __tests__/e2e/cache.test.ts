@@ -39,10 +39,13 @@ describe('the store cache', () => {
     const flake = await makeClosureFlake('1');
     const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
     const workspace = await mkdtemp(join(tmpdir(), 'nia-ws-'));
+    // Each job pushes to a repository of its own: one that already held the image would be re-tagged
+    // without restoring or building anything (the registry as binary cache, tested in dockertools.test.ts).
+    let jobs = 0;
     const job = () =>
       runAction({
         runtime: 'node24',
-        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: 'cache/app', insecure: 'true' },
+        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: `cache/app-${++jobs}`, insecure: 'true' },
         env: { ...nixTestEnv(), ...server.env('v2'), HOME: home },
         cwd: workspace,
       });
@@ -80,7 +83,7 @@ describe('the store cache', () => {
     expect(entries).toHaveLength(2);
     expect(entries[1]!.key).not.toBe(entries[0]!.key);
     expect(entries[1]!.key.slice(0, -16)).toBe(entries[0]!.key.slice(0, -16));
-    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/app:latest`])) as { Digest: string };
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/app-3:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(third.outputs.digest);
   });
 

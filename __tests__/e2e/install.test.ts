@@ -1,7 +1,9 @@
 // Installing Nix: the bundled action on a PATH without Nix downloads a release-shaped tarball from a
 // loopback server with @actions/tool-cache, checks its SHA-256, runs its installer with the official
-// flags, and builds with the Nix it installed; an existing Nix is used as it is.
-import { readFile } from 'node:fs/promises';
+// flags, and builds with the Nix it installed; an existing Nix is used as it is. A tarball from anywhere
+// but the official release server needs nix-sha256.
+import { existsSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,8 +27,8 @@ afterAll(async () => server?.stop());
 
 const tarballName = () => `/nix-${release.version}-${release.system}.tar.xz`;
 
-async function runWith(inputs: Record<string, string>, env: Record<string, string> = {}) {
-  const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+async function runWith(inputs: Record<string, string>, env: Record<string, string> = {}, home?: string) {
+  home ??= await mkdtemp(join(tmpdir(), 'nia-home-'));
   const run = await runAction({
     runtime: 'node24',
     inputs: {
@@ -36,6 +38,7 @@ async function runWith(inputs: Record<string, string>, env: Record<string, strin
       cache: 'false',
       'nix-version': release.version,
       'nix-install-url': `${server.url}${tarballName()}`,
+      'nix-sha256': release.sha256,
       ...inputs,
     },
     env: nixTestEnv({ PATH: noNix, HOME: home, ...env }),
@@ -50,7 +53,8 @@ describe('install-nix', () => {
     const { run, home } = await runWith({}, { RUNNER_TOOL_CACHE: toolCache });
     expect(run.main.errors, run.log).toEqual([]);
     expect(run.main.code).toBe(0);
-    expect(server.requests.slice(before)).toEqual([tarballName(), `${tarballName()}.sha256`]);
+    // The checksum is nix-sha256's: nothing is fetched beside the tarball.
+    expect(server.requests.slice(before)).toEqual([tarballName()]);
 
     const record = await readFile(join(home, 'installer-record'), 'utf8');
     // No systemd here: the single-user install.
@@ -58,10 +62,16 @@ describe('install-nix', () => {
     expect(record).toContain('experimental-features = nix-command flakes');
     expect(record).toContain('max-jobs = auto');
     expect(record).toMatch(/trusted-users = root \S+/);
-    expect(record).toContain('access-tokens = github.com=ghs_testtoken');
+    // The token reaches Nix through NIX_CONFIG only: never in a nix.conf, nor in the file the installer gets.
+    expect(record).not.toContain('access-tokens');
+    expect(record).not.toContain('ghs_testtoken');
     // The single-user installer writes no nix.conf: the action puts the settings where Nix reads them.
-    expect(await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8')).toContain('experimental-features = nix-command flakes');
-    expect(run.log).not.toMatch(/access-tokens = github\.com=ghs_/); // masked wherever it is printed
+    const conf = await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8');
+    expect(conf).toContain('experimental-features = nix-command flakes');
+    expect(conf).not.toContain('access-tokens');
+    expect(run.rawLog).not.toMatch(/access-tokens = github\.com=ghs_/);
+    // The conf file, the download and the unpacked tarball are gone from RUNNER_TEMP.
+    expect(await readdir(run.runnerTemp)).toEqual([]);
 
     expect(run.outputs.imageid).toBe(fixture.expected!.configDigest);
     expect(JSON.parse(run.outputs.metadata!)['nix-version']).toBe('2.99.0');
@@ -75,6 +85,28 @@ describe('install-nix', () => {
     expect(second.run.main.code, second.run.log).toBe(0);
     expect(server.requests.slice(again)).toEqual([]);
     expect(second.run.main.stdout).toContain('found in the tool cache');
+  });
+
+  it('installing again in the same HOME adds no second copy of the settings to nix.conf', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+    for (let i = 0; i < 2; i++) {
+      const { run } = await runWith({ 'install-nix': 'true' }, {}, home);
+      expect(run.main.code, run.log).toBe(0);
+    }
+    const conf = await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8');
+    expect(conf.split('\n').filter((l) => l === 'experimental-features = nix-command flakes')).toHaveLength(1);
+    expect(conf.split('\n').filter((l) => l.startsWith('trusted-users = '))).toHaveLength(1);
+  });
+
+  it('refuses a nix-install-url other than the official one without nix-sha256, downloading nothing', async () => {
+    const before = server.requests.length;
+    const { run, home } = await runWith({ 'install-nix': 'true', 'nix-sha256': '' });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toEqual([
+      'input nix-install-url: needs nix-sha256 unless it is the official release URL (a checksum fetched from the same server proves nothing)',
+    ]);
+    expect(server.requests.length).toBe(before);
+    expect(existsSync(join(home, 'installer-record'))).toBe(false);
   });
 
   it('refuses a tarball whose SHA-256 does not match, before running anything from it', async () => {
@@ -97,7 +129,11 @@ describe('install-nix', () => {
     const broken = await makeNixRelease('2.98.0', 'x86_64-linux', { failing: true });
     const brokenServer = await serveDirectory(broken.dir);
     try {
-      const { run } = await runWith({ 'nix-version': '2.98.0', 'nix-install-url': `${brokenServer.url}/nix-2.98.0-x86_64-linux.tar.xz` });
+      const { run } = await runWith({
+        'nix-version': '2.98.0',
+        'nix-install-url': `${brokenServer.url}/nix-2.98.0-x86_64-linux.tar.xz`,
+        'nix-sha256': broken.sha256,
+      });
       expect(run.main.code).not.toBe(0);
       expect(run.main.errors).toEqual(['the Nix installer exited with code 1: error: cannot create /nix: Permission denied']);
     } finally {

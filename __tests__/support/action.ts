@@ -1,6 +1,9 @@
 // Runs the committed, bundled action the way a GitHub runner does: from a copy of the tree without
 // node_modules, with INPUT_* built from action.yml's defaults, the file commands (GITHUB_OUTPUT,
 // GITHUB_STATE, GITHUB_ENV, GITHUB_PATH, GITHUB_STEP_SUMMARY), then the post step with STATE_*.
+// And the runner's masking: an `::add-mask::VALUE` line is not shown, and from then on, for the rest of
+// the job, VALUE is `***` in both steps' output and in the outputs, state, env and summary the test
+// sees. The unmasked log and the files themselves are kept, for tests that look for raw secrets.
 import { spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
@@ -75,10 +78,43 @@ export function parseFileCommands(text: string): Record<string, string> {
   return out;
 }
 
+/** The runner's secret masker: values from ::add-mask:: lines, replaced by *** wherever they occur. */
+export class Masker {
+  readonly values: string[] = [];
+
+  add(value: string): void {
+    if (value.trim() === '' || this.values.includes(value)) return;
+    this.values.push(value);
+    // Longest first, so a secret that contains another is masked whole.
+    this.values.sort((a, b) => b.length - a.length);
+  }
+
+  mask(text: string): string {
+    let out = text;
+    for (const v of this.values) out = out.split(v).join('***');
+    return out;
+  }
+
+  /** One output line as the runner shows it: undefined for an add-mask command (it registers its value). */
+  line(line: string): string | undefined {
+    const m = /^::add-mask::(.*)$/.exec(line.replace(/\r$/, ''));
+    if (m) {
+      const value = m[1]!.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
+      this.add(value);
+      for (const part of value.split(/\r?\n/)) this.add(part);
+      return undefined;
+    }
+    return this.mask(line);
+  }
+}
+
 export interface StepResult {
   code: number;
+  /** As the runner shows it: add-mask lines dropped, registered secrets replaced by ***. */
   stdout: string;
   stderr: string;
+  /** What the step really printed, before masking. */
+  raw: { stdout: string; stderr: string };
   /** Messages of ::error:: commands. */
   errors: string[];
   warnings: string[];
@@ -94,8 +130,17 @@ export interface ActionRun {
   paths: string[];
   /** Variables the steps exported for later steps (GITHUB_ENV). */
   exported: Record<string, string>;
-  /** Everything both steps printed, to check that no secret leaked. */
+  /** Everything both steps printed, as the runner shows it (masked). */
   log: string;
+  /** Everything both steps printed, unmasked (add-mask lines included): grep it for raw secrets. */
+  rawLog: string;
+  /** The values the steps registered with ::add-mask:: (longest first). */
+  masks: string[];
+  /** The file-command files as the action wrote them (unmasked), by variable name. */
+  files: Record<'GITHUB_OUTPUT' | 'GITHUB_STATE' | 'GITHUB_ENV' | 'GITHUB_PATH' | 'GITHUB_STEP_SUMMARY', string>;
+  /** The RUNNER_TEMP and RUNNER_TOOL_CACHE the steps were given. */
+  runnerTemp: string;
+  toolCache: string;
   dir: string;
 }
 
@@ -116,23 +161,53 @@ function commandMessages(stdout: string, kind: 'error' | 'warning'): string[] {
   return [...stdout.matchAll(re)].map((m) => m[1]!.replace(/%0A/g, '\n').replace(/%0D/g, '\r').replace(/%25/g, '%'));
 }
 
-function runStep(node: string, script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number): Promise<StepResult> {
+/** One output stream of a step, masked line by line as the lines arrive (masks from either stream apply to both). */
+class MaskedStream {
+  raw = '';
+  shown = '';
+  private partial = '';
+
+  constructor(private readonly masker: Masker) {}
+
+  write(text: string): void {
+    this.raw += text;
+    const lines = (this.partial + text).split('\n');
+    this.partial = lines.pop()!;
+    for (const l of lines) this.show(l, true);
+  }
+
+  end(): void {
+    if (this.partial !== '') this.show(this.partial, false);
+    this.partial = '';
+  }
+
+  private show(line: string, newline: boolean): void {
+    const shown = this.masker.line(line);
+    if (shown !== undefined) this.shown += newline ? `${shown}\n` : shown;
+  }
+}
+
+function runStep(node: string, script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number, masker: Masker): Promise<StepResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(node, [script], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const out = new MaskedStream(masker);
+    const err = new MaskedStream(masker);
+    child.stdout.on('data', (d: Buffer) => out.write(d.toString()));
+    child.stderr.on('data', (d: Buffer) => err.write(d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      out.end();
+      err.end();
+      const killed = signal ? `\nkilled by ${signal} after ${timeoutMs} ms` : '';
       resolvePromise({
         code: code ?? (signal ? 128 : 1),
-        stdout,
-        stderr: signal ? `${stderr}\nkilled by ${signal} after ${timeoutMs} ms` : stderr,
-        errors: commandMessages(stdout, 'error'),
-        warnings: commandMessages(stdout, 'warning'),
+        stdout: out.shown,
+        stderr: err.shown + killed,
+        raw: { stdout: out.raw, stderr: err.raw + killed },
+        errors: commandMessages(out.shown, 'error'),
+        warnings: commandMessages(out.shown, 'warning'),
       });
     });
   });
@@ -203,15 +278,19 @@ export async function runAction(opts: RunActionOptions = {}): Promise<ActionRun>
   const timeout = opts.timeoutMs ?? 240_000;
   const cwd = opts.cwd ?? dir;
 
-  const main = await runStep(node, join(actionDir, yml.runs.main), env, cwd, timeout);
-  const state = parseFileCommands(await readFile(files.GITHUB_STATE, 'utf8'));
+  // One masker for the job: what main masks stays masked in post.
+  const masker = new Masker();
+  const main = await runStep(node, join(actionDir, yml.runs.main), env, cwd, timeout, masker);
+  // The post step gets the state as main wrote it; the test sees it masked.
+  const rawState = parseFileCommands(await readFile(files.GITHUB_STATE, 'utf8'));
   let post: StepResult | undefined;
   if (yml.runs.post && opts.post !== false) {
     const postEnv: NodeJS.ProcessEnv = { ...env };
-    for (const [k, v] of Object.entries(state)) postEnv[`STATE_${k}`] = v;
-    post = await runStep(node, join(actionDir, yml.runs.post), postEnv, cwd, timeout);
+    for (const [k, v] of Object.entries(rawState)) postEnv[`STATE_${k}`] = v;
+    post = await runStep(node, join(actionDir, yml.runs.post), postEnv, cwd, timeout, masker);
   }
-  const outputs = parseFileCommands(await readFile(files.GITHUB_OUTPUT, 'utf8'));
+  const shown = async (file: string) => masker.mask(await readFile(file, 'utf8'));
+  const outputs = parseFileCommands(await shown(files.GITHUB_OUTPUT));
   for (const name of Object.keys(outputs)) {
     if (!(name in yml.outputs)) throw new Error(`the action set output ${name}, which action.yml does not declare`);
   }
@@ -219,11 +298,16 @@ export async function runAction(opts: RunActionOptions = {}): Promise<ActionRun>
     main,
     post,
     outputs,
-    state,
-    summary: await readFile(files.GITHUB_STEP_SUMMARY, 'utf8'),
-    paths: (await readFile(files.GITHUB_PATH, 'utf8')).split('\n').filter(Boolean),
-    exported: parseFileCommands(await readFile(files.GITHUB_ENV, 'utf8')),
+    state: parseFileCommands(await shown(files.GITHUB_STATE)),
+    summary: await shown(files.GITHUB_STEP_SUMMARY),
+    paths: (await shown(files.GITHUB_PATH)).split('\n').filter(Boolean),
+    exported: parseFileCommands(await shown(files.GITHUB_ENV)),
     log: [main.stdout, main.stderr, post?.stdout ?? '', post?.stderr ?? ''].join('\n'),
+    rawLog: [main.raw.stdout, main.raw.stderr, post?.raw.stdout ?? '', post?.raw.stderr ?? ''].join('\n'),
+    masks: [...masker.values],
+    files,
+    runnerTemp,
+    toolCache,
     dir,
   };
 }

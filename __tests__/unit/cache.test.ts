@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheKeys, localFlakeDir, lockHash, pathSetKey, untrustedCacheWarning } from '../../src/nix/cache.js';
+import { cacheKeys, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
 import { narinfo, nixBase32 } from '../../src/nix/binary-cache.js';
 import { parsePathInfo } from '../../src/nix/store.js';
 
@@ -35,6 +35,14 @@ describe('keys', () => {
     expect(a).toMatch(/^k-[0-9a-f]{16}$/);
     expect(pathSetKey('k-', [info('/nix/store/b'), info('/nix/store/a')])).toBe(a);
     expect(pathSetKey('k-', [info('/nix/store/a')])).not.toBe(a);
+  });
+});
+
+describe('substituter', () => {
+  it('is trusted, and consulted after cache.nixos.org (40) and every other configured substituter', () => {
+    expect(substituterLine('/home/runner/.cache/nix-image-action/binary-cache')).toBe(
+      'extra-substituters = file:///home/runner/.cache/nix-image-action/binary-cache?trusted=1&priority=1000',
+    );
   });
 });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { envInputReader, InputError, parseInputs, parseSize, splitList } from '../../src/inputs/index.js';
+import { envInputReader, InputError, isOfficialReleaseUrl, parseInputs, parseSize, splitList } from '../../src/inputs/index.js';
 
 const reader = (values: Record<string, string>) => (name: string) => values[name] ?? '';
 
@@ -48,6 +48,22 @@ describe('parseInputs', () => {
     const parse = () => parseInputs(reader(values), { GITHUB_REPOSITORY: 'o/r' });
     expect(parse).toThrow(InputError);
     expect(parse).toThrow(message);
+  });
+
+  it('refuses a nix-install-url without nix-sha256 unless it is the official release tarball', () => {
+    const parse = (values: Record<string, string>) => () => parseInputs(reader({ attr: 'docker', ...values }), { GITHUB_REPOSITORY: 'o/r' });
+    const mirror = 'https://mirror.example/nix-2.31.2-x86_64-linux.tar.xz';
+    expect(parse({ 'nix-install-url': mirror })).toThrow(InputError);
+    expect(parse({ 'nix-install-url': mirror })).toThrow(
+      /^input nix-install-url: needs nix-sha256 unless it is the official release URL \(a checksum fetched from the same server proves nothing\)$/,
+    );
+    // Not even the official host over plain HTTP, nor another file on it.
+    expect(parse({ 'nix-install-url': 'http://releases.nixos.org/nix/nix-2.31.2/nix-2.31.2-x86_64-linux.tar.xz' })).toThrow(/^input nix-install-url: /);
+    expect(parse({ 'nix-install-url': 'https://releases.nixos.org/nix/nix-2.31.2/nix-2.30.0-x86_64-linux.tar.xz' })).toThrow(/^input nix-install-url: /);
+    expect(parse({ 'nix-install-url': mirror, 'nix-sha256': 'ab'.repeat(32) })().nixInstallUrl).toBe(mirror);
+    const official = 'https://releases.nixos.org/nix/nix-2.31.2/nix-2.31.2-aarch64-linux.tar.xz';
+    expect(parse({ 'nix-install-url': official })().nixInstallUrl).toBe(official);
+    expect(isOfficialReleaseUrl(official)).toBe(true);
   });
 
   it('needs an image when there is no repository to default to', () => {

@@ -1,7 +1,10 @@
 // Pure pieces of the Nix side: build-args splitting, build failure lines, runner systems, settings.
 import { describe, expect, it } from 'vitest';
 import { describeFailure, ignoredSubstituters, splitArgs } from '../../src/nix/build.js';
-import { nixConfigEnv, nixSettings, releaseUrl, runnerSystem } from '../../src/nix/install.js';
+import { appendMissingLines, nixConfigEnv, nixSettings, releaseUrl, runnerSystem } from '../../src/nix/install.js';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 describe('splitArgs', () => {
   it('splits like a shell, without running one', () => {
@@ -75,5 +78,24 @@ describe('install settings', () => {
       ['experimental-features = nix-command flakes', 'max-jobs = auto', 'access-tokens = github.com=tok', 'substituters =', 'max-jobs = 1'].join('\n'),
     );
     expect(nixSettings({ trustedUser: 'runner' })).toContain('trusted-users = root runner');
+  });
+
+  it('writes nothing secret to disk: the nix.conf lines of a fresh install carry no token', () => {
+    expect(nixSettings({ trustedUser: 'runner' })).toBe(
+      ['experimental-features = nix-command flakes', 'max-jobs = auto', 'trusted-users = root runner', ''].join('\n'),
+    );
+  });
+
+  it('appends only the lines nix.conf lacks, so a second run adds nothing', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'nia-conf-')), 'nix.conf');
+    await writeFile(file, 'substituters = https://c.example\nmax-jobs = auto');
+    expect(await appendMissingLines(file, nixSettings({ trustedUser: 'runner' }))).toEqual([
+      'experimental-features = nix-command flakes',
+      'trusted-users = root runner',
+    ]);
+    expect(await appendMissingLines(file, nixSettings({ trustedUser: 'runner' }))).toEqual([]);
+    expect(await readFile(file, 'utf8')).toBe(
+      'substituters = https://c.example\nmax-jobs = auto\nexperimental-features = nix-command flakes\ntrusted-users = root runner\n',
+    );
   });
 });

@@ -10,6 +10,7 @@ import * as zlib from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
 import { createHash } from 'node:crypto';
 import type { ArchiveManifest, ImageMetadata, ImageSource, LayerEntry } from './types.js';
+import { scrubbedEnv } from './child-env.js';
 
 export class ArchiveError extends Error {
   override name = 'ArchiveError';
@@ -26,7 +27,8 @@ interface Opened {
 }
 
 function runProducer(command: string, args: string[], what: string): Opened {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Code from the flake (and zstd reading its output) never sees the action's inputs, tokens or NIX_CONFIG.
+  const child = spawn(command, args, { env: scrubbedEnv(process.env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-2000);

@@ -90,6 +90,14 @@ export function splitList(value: string): string[] {
   return [...new Set(items)];
 }
 
+/** The official release tarball: its published .sha256 comes from releases.nixos.org over HTTPS. */
+export function isOfficialReleaseUrl(url: string): boolean {
+  return /^https:\/\/releases\.nixos\.org\/nix\/nix-(\d[\w.+-]*)\/nix-\1-(x86_64|aarch64)-linux\.tar\.xz$/.test(url);
+}
+
+/** Why another tarball URL needs nix-sha256 (the InputError of nix-install-url). */
+export const CHECKSUM_REQUIRED = 'needs nix-sha256 unless it is the official release URL (a checksum fetched from the same server proves nothing)';
+
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new InputError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
@@ -122,6 +130,12 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     throw new InputError('nix-sha256', `expected 64 hexadecimal characters, got "${nixSha256}"`);
   }
 
+  const nixInstallUrl = get('nix-install-url');
+  // Never print the URL here: its userinfo may be a token, masked only later.
+  if (nixInstallUrl !== '' && nixSha256 === '' && !isOfficialReleaseUrl(nixInstallUrl)) {
+    throw new InputError('nix-install-url', CHECKSUM_REQUIRED);
+  }
+
   return {
     flake,
     attr,
@@ -141,7 +155,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     cacheMaxSize: parseSize('cache-max-size', get('cache-max-size') || '4GiB'),
     installNix: oneOf('install-nix', get('install-nix') || 'auto', ['auto', 'true', 'false'] as const),
     nixVersion: get('nix-version'),
-    nixInstallUrl: get('nix-install-url'),
+    nixInstallUrl,
     nixSha256,
     extraNixConf: get('extra-nix-conf'),
   };

@@ -11,6 +11,15 @@ import { pipeline } from 'node:stream/promises';
 import { HashingStream } from '../hash.js';
 import { nixStoreBinary, type PathInfo } from './store.js';
 
+/**
+ * The store cache's substituter priority. Nix consults substituters by ascending priority (a store's
+ * default is 0, cache.nixos.org's nix-cache-info says 40; equal ones keep their configured order), and
+ * the URL's ?priority= beats the Priority of nix-cache-info (both checked with Nix 2.8). This one comes
+ * after every upstream cache: a path an upstream cache serves comes from there, signature checked,
+ * whenever that cache can be reached.
+ */
+export const STORE_CACHE_PRIORITY = 1000;
+
 const NIX_BASE32 = '0123456789abcdfghijklmnpqrsvwxyz';
 
 /** Nix's base32 (its own alphabet and bit order), as narinfo NarHash fields carry it. */
@@ -53,8 +62,15 @@ async function dumpNar(nix: string, path: string, file: string, env: NodeJS.Proc
     child.on('close', resolve);
   });
   const hashing = new HashingStream();
-  await pipeline(child.stdout, hashing, createWriteStream(file));
-  const code = await exited;
+  // Both awaited together: when the copy fails first, the exit (or spawn error) is still handled, never an
+  // unhandled rejection that would fail the post step.
+  let code: number | null;
+  try {
+    [, code] = await Promise.all([pipeline(child.stdout, hashing, createWriteStream(file)), exited]);
+  } catch (e) {
+    child.kill();
+    throw e;
+  }
   if (code !== 0) throw new Error(`nix-store --dump ${path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
   return { hash: hashing.hash.digest(), size: hashing.bytes };
 }
@@ -70,7 +86,7 @@ export interface WriteResult {
 /** Makes `dir` a binary cache of exactly `paths`: keeps what is there, dumps what is missing, drops the rest. */
 export async function writeBinaryCache(dir: string, paths: PathInfo[], nix: string, env: NodeJS.ProcessEnv): Promise<WriteResult> {
   await mkdir(join(dir, 'nar'), { recursive: true });
-  await writeFile(join(dir, 'nix-cache-info'), 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 10\n');
+  await writeFile(join(dir, 'nix-cache-info'), `StoreDir: /nix/store\nWantMassQuery: 1\nPriority: ${STORE_CACHE_PRIORITY}\n`);
   const wanted = new Set(paths.map((p) => hashPart(p.path)));
   let removed = 0;
   for (const name of await readdir(dir)) {

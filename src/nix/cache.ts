@@ -15,7 +15,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
-import { describeBinaryCache, writeBinaryCache } from './binary-cache.js';
+import { describeBinaryCache, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
 import { closure, pathInfo, type PathInfo } from './store.js';
 
 export interface RestoreOptions {
@@ -93,12 +93,18 @@ export function cacheKeys(opts: { keyPrefix?: string; attr: string; flake: strin
   return { keyBase, restoreKeys: [keyBase, withAttr, system] };
 }
 
+/**
+ * The nix.conf line that hands the restored directory to the build. trusted=1: its paths need no
+ * signature (it is this job's own cache entry, written by a workflow of this repository; Nix honours the
+ * setting for root and trusted users, see README "Store cache"). priority: consulted after
+ * cache.nixos.org and every other substituter, so it never stands in for a path upstream signs.
+ */
+export function substituterLine(dir: string): string {
+  return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+}
+
 function withSubstituter(env: Record<string, string>, dir: string): Record<string, string> {
-  // trusted=1: the directory's paths need no signature. It is this job's own cache entry, written by a
-  // workflow of this repository; Nix honours the setting for root and trusted users (fresh installs
-  // make the runner user trusted; see README "Store cache").
-  const line = `extra-substituters = file://${dir}?trusted=1`;
-  return { NIX_CONFIG: [env.NIX_CONFIG, line].filter(Boolean).join('\n') };
+  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir)].filter(Boolean).join('\n') };
 }
 
 export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreResult> {

@@ -1,15 +1,22 @@
 // Nix on the runner: use the one present, or install the official release tarball (downloaded with
 // @actions/tool-cache, checked against its SHA-256, cached for later jobs on the same runner), and
-// configure it for this action's own invocations through NIX_CONFIG.
+// configure it for this action's own invocations through NIX_CONFIG. Secrets (the GitHub token as
+// access-tokens, extra-nix-conf) reach Nix only through NIX_CONFIG, never a file: a fresh install's
+// nix.conf gets only experimental-features, max-jobs and trusted-users.
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { accessSync, constants, createReadStream, existsSync, readdirSync } from 'node:fs';
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir, tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { InputError, type InstallNix } from '../inputs/index.js';
+import { CHECKSUM_REQUIRED, InputError, isOfficialReleaseUrl, type InstallNix } from '../inputs/index.js';
+import { withoutSecrets } from '../image/child-env.js';
+import { recordTempFile } from '../state.js';
+import { maskNixSecrets } from './secrets.js';
+
+export { maskNixSecrets } from './secrets.js';
 
 export class NixInstallError extends Error {
   override name = 'NixInstallError';
@@ -56,19 +63,30 @@ export function findNix(env: NodeJS.ProcessEnv = process.env): string | undefine
   return undefined;
 }
 
-/** The settings this action needs, as nix.conf lines. The token is masked by the caller. */
-export function nixSettings(opts: { githubToken?: string; extraNixConf?: string; trustedUser?: string }): string {
+/** The nix.conf lines a fresh install writes to disk: nothing secret, ever. */
+export function nixSettings(opts: { trustedUser?: string } = {}): string {
   const lines = ['experimental-features = nix-command flakes', 'max-jobs = auto'];
   if (opts.trustedUser) lines.push(`trusted-users = root ${opts.trustedUser}`);
-  if (opts.githubToken) lines.push(`access-tokens = github.com=${opts.githubToken}`);
-  if (opts.extraNixConf) lines.push(opts.extraNixConf.trimEnd());
   return `${lines.join('\n')}\n`;
 }
 
-/** NIX_CONFIG for our invocations: our settings, then what the environment already had, then extra-nix-conf (last wins). */
+/** NIX_CONFIG for our invocations: our settings and the token (masked by setupNix), then what the
+ *  environment already had, then extra-nix-conf (last wins). */
 export function nixConfigEnv(opts: { githubToken?: string; extraNixConf?: string }, existing?: string): string {
-  const ours = nixSettings({ githubToken: opts.githubToken });
-  return [ours.trimEnd(), existing?.trimEnd(), opts.extraNixConf?.trimEnd()].filter(Boolean).join('\n');
+  const ours = [nixSettings().trimEnd(), ...(opts.githubToken ? [`access-tokens = github.com=${opts.githubToken}`] : [])];
+  return [...ours, existing?.trimEnd(), opts.extraNixConf?.trimEnd()].filter(Boolean).join('\n');
+}
+
+/** Appends the lines `file` does not have yet: a second run on the same runner adds nothing. */
+export async function appendMissingLines(file: string, text: string): Promise<string[]> {
+  const existing = existsSync(file) ? await readFile(file, 'utf8') : '';
+  const have = new Set(existing.split('\n').map((l) => l.trim()));
+  const missing = [...new Set(text.split('\n').map((l) => l.trim()))].filter((l) => l !== '' && !have.has(l));
+  if (missing.length > 0) {
+    const separator = existing === '' || existing.endsWith('\n') ? '' : '\n';
+    await appendFile(file, `${separator}${missing.join('\n')}\n`, { mode: 0o600 });
+  }
+  return missing;
 }
 
 function run(cmd: string, args: string[], env?: NodeJS.ProcessEnv, echo = false): Promise<{ code: number | null; out: string }> {
@@ -125,8 +143,9 @@ async function publishedSha256(url: string): Promise<string> {
   return hex;
 }
 
-/** Downloads, verifies and unpacks the tarball, or finds it in the tool cache; returns the unpacked dir. */
-async function fetchRelease(version: string, system: string, url: string, sha256?: string): Promise<string> {
+/** Downloads, verifies and unpacks the tarball, or finds it in the tool cache; returns the unpacked dir.
+ *  The download and the unpacked copy in `temp` are recorded for the post step and removed once cached. */
+async function fetchRelease(version: string, system: string, url: string, sha256: string | undefined, temp: string): Promise<string> {
   // A custom URL gets its own tool-cache entry so it never shadows the official tarball of the same version.
   const tool = url === releaseUrl(version, system) ? 'nix' : `nix-${createHash('sha256').update(url).digest('hex').slice(0, 12)}`;
   const cached = tc.find(tool, version, system);
@@ -135,9 +154,22 @@ async function fetchRelease(version: string, system: string, url: string, sha256
     return cached;
   }
   core.info(`downloading ${url}`);
-  let file: string;
+  const file = join(temp, `nix-image-action-${randomUUID()}.tar.xz`);
+  const unpacked = join(temp, `nix-image-action-${randomUUID()}`);
+  recordTempFile(file);
+  recordTempFile(unpacked);
   try {
-    file = await tc.downloadTool(url);
+    return await unpackRelease({ version, system, url, sha256, tool, file, unpacked });
+  } finally {
+    await rm(file, { force: true });
+    await rm(unpacked, { recursive: true, force: true });
+  }
+}
+
+async function unpackRelease(o: { version: string; system: string; url: string; sha256?: string; tool: string; file: string; unpacked: string }): Promise<string> {
+  const { version, system, url, sha256, tool, file } = o;
+  try {
+    await tc.downloadTool(url, file);
   } catch (e) {
     throw new NixInstallError(`cannot download the Nix tarball ${url}: ${(e as Error).message}`);
   }
@@ -149,7 +181,7 @@ async function fetchRelease(version: string, system: string, url: string, sha256
   let dir: string;
   try {
     // tool-cache's default flags mean gzip; the release tarballs are xz.
-    dir = await tc.extractTar(file, undefined, 'xJ');
+    dir = await tc.extractTar(file, o.unpacked, 'xJ');
   } catch (e) {
     throw new NixInstallError(`cannot unpack the Nix tarball ${url}: ${(e as Error).message}`);
   }
@@ -175,13 +207,16 @@ function canRunDaemon(env: NodeJS.ProcessEnv): boolean {
 async function install(opts: SetupOptions, env: NodeJS.ProcessEnv): Promise<string> {
   const system = runnerSystem();
   const url = opts.installUrl ?? releaseUrl(opts.nixVersion, system);
-  const dir = await fetchRelease(opts.nixVersion, system, url, opts.sha256);
+  if (!opts.sha256 && !isOfficialReleaseUrl(url)) throw new InputError('nix-install-url', CHECKSUM_REQUIRED);
+  const temp = env.RUNNER_TEMP || tmpdir();
+  const dir = await fetchRelease(opts.nixVersion, system, url, opts.sha256, temp);
   const installer = installerIn(dir);
 
   const user = env.USER || userInfo().username;
-  const settings = nixSettings({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf, trustedUser: user });
-  const temp = env.RUNNER_TEMP || tmpdir();
+  // What must be on disk for later steps and the daemon; the token and extra-nix-conf never are.
+  const settings = nixSettings({ trustedUser: user });
   const confFile = join(temp, 'nix-image-action.nix.conf');
+  recordTempFile(confFile);
   await writeFile(confFile, settings, { mode: 0o600 });
 
   // The tarball's install script (NixOS/nix scripts/install-nix-from-tarball.sh, the same flags the
@@ -194,19 +229,22 @@ async function install(opts: SetupOptions, env: NodeJS.ProcessEnv): Promise<stri
   core.startGroup(`${installer} ${flags.join(' ')}`);
   let result: { code: number | null; out: string };
   try {
-    result = await run(installer, flags, env, true);
+    // The installer needs the runner's environment (USER, HOME, XDG_*, sudo's), not its credentials.
+    result = await run(installer, flags, withoutSecrets(env), true);
   } finally {
     core.endGroup();
+    await rm(confFile, { force: true });
   }
   if (result.code !== 0) {
     const last = result.out.trim().split('\n').slice(-2).join(' / ');
     throw new NixInstallError(`the Nix installer exited with code ${result.code}: ${last}`);
   }
   if (!daemon) {
-    // The single-user installer writes no nix.conf of its own: put the settings where Nix reads them.
+    // The single-user installer writes no nix.conf of its own: put the settings where Nix reads them,
+    // once (a self-hosted runner installing again gets no second copy).
     const confDir = join(env.XDG_CONFIG_HOME || join(env.HOME || homedir(), '.config'), 'nix');
     await mkdir(confDir, { recursive: true });
-    await appendFile(join(confDir, 'nix.conf'), settings, { mode: 0o600 });
+    await appendMissingLines(join(confDir, 'nix.conf'), settings);
   }
   for (const bin of PROFILE_BINS) {
     if (executable(join(bin, 'nix'))) {
@@ -220,6 +258,7 @@ async function install(opts: SetupOptions, env: NodeJS.ProcessEnv): Promise<stri
 export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   const env = opts.env ?? process.env;
   if (opts.githubToken) core.setSecret(opts.githubToken);
+  maskNixSecrets({ nixInstallUrl: opts.installUrl, extraNixConf: opts.extraNixConf });
   const found = opts.installNix === 'true' ? undefined : findNix(env);
   let nix: string;
   let installed = false;

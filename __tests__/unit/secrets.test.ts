@@ -1,0 +1,75 @@
+// Secret hygiene at the unit level: which values of the Nix inputs are masked, and the environment that
+// code from the flake (a stream script) and the installer get.
+import { describe, expect, it } from 'vitest';
+import { maskNixSecrets, nixConfSecrets, urlSecrets } from '../../src/nix/secrets.js';
+import { isSecretVariable, scrubbedEnv, withoutSecrets } from '../../src/image/child-env.js';
+
+describe('nix-install-url userinfo', () => {
+  it('masks the userinfo and the password, also percent-decoded', () => {
+    expect(urlSecrets('https://deploy:s%40cret-pw@mirror.example/nix.tar.xz')).toEqual(['deploy:s%40cret-pw', 's%40cret-pw', 's@cret-pw']);
+  });
+  it('masks a user name that stands alone: it is the token', () => {
+    expect(urlSecrets('https://ghp_abcdef123456@mirror.example/nix.tar.xz')).toEqual(['ghp_abcdef123456']);
+    expect(urlSecrets('https://tok123:@mirror.example/nix.tar.xz')).toEqual(['tok123:', 'tok123']);
+  });
+  it('finds nothing in a URL without userinfo, even with an @ in its path', () => {
+    expect(urlSecrets('https://releases.nixos.org/nix/nix-2.31.2/nix-2.31.2-x86_64-linux.tar.xz')).toEqual([]);
+    expect(urlSecrets('https://mirror.example/a@b/nix.tar.xz')).toEqual([]);
+    expect(urlSecrets('')).toEqual([]);
+  });
+});
+
+describe('extra-nix-conf secrets', () => {
+  it('masks every access-tokens value, with and without a token type', () => {
+    const conf = ['access-tokens = github.com=ghp_one gitlab.example=PAT:glpat-two', 'extra-access-tokens = git.example=three-token'].join('\n');
+    expect(nixConfSecrets(conf)).toEqual(['ghp_one', 'PAT:glpat-two', 'glpat-two', 'three-token']);
+  });
+  it('masks password, token and secret settings and netrc-style password pairs, not paths or public keys', () => {
+    const conf = [
+      'substituters = https://cache.example',
+      'trusted-public-keys = cache.example:AAAAC3NzaC1lZDI1NTE5',
+      'netrc-file = /etc/nix/netrc',
+      'secret-key-files = /etc/nix/key.sec',
+      'my-plugin-token = tok-xyz-123',
+      'upload-password = hunter22',
+      '# access-tokens = github.com=commented-out',
+      'machine cache.example login me password netrc-pw-9',
+    ].join('\n');
+    expect(nixConfSecrets(conf)).toEqual(['tok-xyz-123', 'hunter22', 'netrc-pw-9']);
+  });
+  it('maskNixSecrets hands each secret of both inputs to setSecret', () => {
+    const masked: string[] = [];
+    maskNixSecrets({ nixInstallUrl: 'https://u:pw-123@m.example/n.tar.xz', extraNixConf: 'access-tokens = github.com=ghp_x1' }, (v) => masked.push(v));
+    expect(masked).toEqual(['u:pw-123', 'pw-123', 'ghp_x1']);
+  });
+});
+
+describe('the environment of code from the flake', () => {
+  const runner = {
+    PATH: '/usr/bin:/bin',
+    HOME: '/home/runner',
+    TMPDIR: '/tmp/x',
+    LANG: 'C.UTF-8',
+    USER: 'runner',
+    INPUT_PASSWORD: 'pw',
+    'INPUT_GITHUB-TOKEN': 'ghs_x',
+    ACTIONS_RUNTIME_TOKEN: 'rt',
+    ACTIONS_ID_TOKEN_REQUEST_TOKEN: 'idt',
+    ACTIONS_ID_TOKEN_REQUEST_URL: 'https://token.example',
+    ACTIONS_CACHE_URL: 'https://cache.example',
+    GITHUB_TOKEN: 'ghs_y',
+    DOCKER_CONFIG: '/home/runner/.docker',
+    REGISTRY_AUTH_FILE: '/run/auth.json',
+    NIX_CONFIG: 'access-tokens = github.com=ghp_z',
+    GITHUB_REPOSITORY: 'o/r',
+  };
+  it('a stream script gets PATH, TMPDIR, HOME and the locale, nothing else', () => {
+    expect(scrubbedEnv(runner)).toEqual({ PATH: '/usr/bin:/bin', HOME: '/home/runner', TMPDIR: '/tmp/x', LANG: 'C.UTF-8' });
+  });
+  it('the installer gets the runner environment without its credentials', () => {
+    const env = withoutSecrets(runner);
+    expect(Object.keys(env).sort()).toEqual(['GITHUB_REPOSITORY', 'HOME', 'LANG', 'PATH', 'TMPDIR', 'USER']);
+    expect(isSecretVariable('ACTIONS_RUNTIME_TOKEN')).toBe(true);
+    expect(isSecretVariable('PATH')).toBe(false);
+  });
+});

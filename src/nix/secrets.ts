@@ -1,0 +1,60 @@
+// The secrets inside the Nix inputs, for core.setSecret: the userinfo of nix-install-url
+// (https://user:token@host/…) and, in extra-nix-conf, access-tokens values, any password/token/secret
+// setting, and netrc-style "password VALUE" pairs. Masked before anything can print them.
+import * as core from '@actions/core';
+
+function decoded(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+/** The userinfo of a URL as written, its password (or, alone, its user name: a token), also percent-decoded. */
+export function urlSecrets(url: string): string[] {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url.trim());
+  if (!m || m[1] === '') return [];
+  const userinfo = m[1]!;
+  const colon = userinfo.indexOf(':');
+  const secret = colon >= 0 && colon < userinfo.length - 1 ? userinfo.slice(colon + 1) : colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+  return unique([userinfo, secret, decoded(secret)]);
+}
+
+/** A nix.conf setting whose value is a secret (not a path to one: secret-key-files names files). */
+const SECRET_SETTING = /(password|passwd|token|secret)/i;
+
+/** Secret values in nix.conf lines. */
+export function nixConfSecrets(conf: string): string[] {
+  const out: string[] = [];
+  for (const raw of conf.split(/\r?\n/)) {
+    const line = raw.replace(/#.*$/, ''); // Nix ignores everything after '#'
+    const setting = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (setting && /^(extra-)?access-tokens$/.test(setting[1]!)) {
+      // host=token pairs; a GitLab token may carry a type: gitlab.com=PAT:xxxx, OAuth2:xxxx
+      for (const item of setting[2]!.split(/\s+/)) {
+        const eq = item.indexOf('=');
+        if (eq < 0 || eq === item.length - 1) continue;
+        const token = item.slice(eq + 1);
+        out.push(token);
+        const typed = /^(?:PAT|OAuth2):(.+)$/i.exec(token);
+        if (typed) out.push(typed[1]!);
+      }
+    } else if (setting && SECRET_SETTING.test(setting[1]!) && !/-files?$/.test(setting[1]!) && setting[2] !== '') {
+      out.push(setting[2]!);
+    }
+    for (const pair of line.matchAll(/\b(?:password|passwd)\s+([^\s=]\S*)/gi)) out.push(pair[1]!);
+  }
+  return unique(out);
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values.filter((v) => v.trim() !== ''))];
+}
+
+/** Masks the secrets of nix-install-url and extra-nix-conf in the job's log; returns them. */
+export function maskNixSecrets(inputs: { nixInstallUrl?: string; extraNixConf?: string }, setSecret: (v: string) => void = core.setSecret): string[] {
+  const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ''), ...nixConfSecrets(inputs.extraNixConf ?? '')]);
+  for (const s of secrets) setSecret(s);
+  return secrets;
+}
