@@ -11,7 +11,8 @@ import { readLayerRecord, recordLayers } from './nix/layer-record.js';
 import { detectSource } from './image/format.js';
 import { archiveInput } from './image/input.js';
 import { planInput, planKeys, UnsupportedImageError, type StorePlan } from './image/plan.js';
-import { producerAnnotations } from './image/settings.js';
+import { manifestAnnotations, producerAnnotations } from './image/settings.js';
+import { labelled } from './image/labels.js';
 import type { ImageInput } from './image/types.js';
 import { MediaTypes } from './registry/types.js';
 import { resolveCredentials } from './registry/credentials.js';
@@ -73,6 +74,14 @@ async function run(): Promise<void> {
     await client.ping();
   }
 
+  let mark = Date.now();
+  const lap = (): number => {
+    const now = Date.now();
+    const seconds = (now - mark) / 1000;
+    mark = now;
+    return seconds;
+  };
+  const phases: { install?: number; evaluate?: number; restore?: number } = {};
   const nix = await setupNix({
     installNix: inputs.installNix,
     nixVersion: inputs.nixVersion,
@@ -82,6 +91,7 @@ async function run(): Promise<void> {
     extraNixConf: inputs.extraNixConf || undefined,
   });
 
+  phases.install = lap();
   // The registry is the image's binary cache: evaluate the image's derivation (nothing built, no cache
   // restored yet); a manifest under the tags that records the same derivation and settings is the image.
   const installable = `${inputs.flake}#${inputs.attr}`;
@@ -89,7 +99,10 @@ async function run(): Promise<void> {
   // inputs or runner tokens, only its own settings through NIX_CONFIG.
   const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
-  const producer = 'drvPath' in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath)) : undefined;
+  const annotations = manifestAnnotations(inputs.annotations);
+  const settings = { labels: inputs.labels, annotations };
+  const producer = 'drvPath' in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), settings) : undefined;
+  phases.evaluate = lap();
   if (client && producer && 'drvPath' in evaluation) {
     const found = await findExisting(client, [...inputs.tags, ...inputs.reuseTags], producer, logger);
     if (found.existing) {
@@ -106,6 +119,7 @@ async function run(): Promise<void> {
         cache: { note: 'not restored: nothing to build' },
         buildSeconds: 0,
         push: pushed,
+        phases,
       });
       core.info(`tagged ${metadata.image} (${found.existing.foundUnder}): nothing built, no layer sent`);
       return; // no post state: the post step restores and saves nothing
@@ -115,6 +129,7 @@ async function run(): Promise<void> {
     core.info(`image: building, the registry cannot stand in for the build: ${evaluation.reason}`);
   }
 
+  lap(); // the registry lookup is not the restore's time
   const state: PostState = { started: true };
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
@@ -127,6 +142,7 @@ async function run(): Promise<void> {
   });
   state.cache = cache.state;
   savePostState(state);
+  if (inputs.cache) phases.restore = lap();
 
   const env = { ...nixEnv, ...cache.env };
   const build = { nix: nix.nix, installable, buildArgs, env };
@@ -167,6 +183,7 @@ async function run(): Promise<void> {
     input = archiveInput(source, { keys: archiveKeys(resolved.archivePlan) });
     format = source.format;
   }
+  input = labelled(input, inputs.labels);
   const recordTarget = `${target.registry}/${target.repository}`;
   const known = client && cache.state ? await readLayerRecord(cache.state.dir, recordTarget) : [];
   const pushed = await pushImage({
@@ -177,7 +194,7 @@ async function run(): Promise<void> {
     known: known.map((l) => ({ diffID: l.diffID, desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size }, ...(l.key ? { key: l.key } : {}) })),
     logger,
     tmpDir: process.env.RUNNER_TEMP || undefined,
-    ...(producer ? { annotations: producer } : {}),
+    annotations: { ...Object.fromEntries(annotations), ...producer },
   });
   if (pushed.pushed && cache.state) {
     await recordLayers(
@@ -198,6 +215,7 @@ async function run(): Promise<void> {
     cache: { restored: cache.hit === 'false' ? undefined : cache.restored, note: cache.note },
     buildSeconds: resolved.seconds,
     push: pushed,
+    phases,
   });
   core.info(
     `${pushed.pushed ? 'pushed' : 'computed (push: false)'} ${metadata.image}: ` +

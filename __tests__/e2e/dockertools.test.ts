@@ -120,6 +120,10 @@ describe('a dockerTools image pushed from its layer plan', () => {
     // base is reused unread; app and the customisation layer (it links to app) are made and uploaded.
     expect(m.layers).toMatchObject({ total: 3, made: 2, uploaded: 2, reused: 1 });
     expect(m.layers.list.map((l) => l.action)).toEqual(['reused', 'uploaded', 'uploaded']);
+    // The summary says which package changed and what it cost: a row per layer with its store paths.
+    expect(second.summary).toMatch(/<td>1<\/td><td><code title="\/nix\/store\/[0-9a-z]{32}-fixture-base">fixture-base<\/code><\/td><td>[\d.]+ KiB<\/td><td>reused without being read<\/td>/);
+    expect(second.summary).toMatch(/<td>2<\/td><td><code title="[^"]+">fixture-app-2<\/code><\/td><td>[\d.]+ (B|KiB)<\/td><td>uploaded<\/td>/);
+    expect(second.summary).toMatch(/Time: Nix install [\d.]+ s, evaluation [\d.]+ s, build [\d.]+ s, push [\d.]+ s/);
     const after = await inspectRaw(`docker://${registry.host}/${image}:latest`);
     expect(after.layers[0]!.digest).toBe(before.layers[0]!.digest);
     expect(after.layers[1]!.digest).not.toBe(before.layers[1]!.digest);
@@ -225,5 +229,56 @@ describe('the registry as the image binary cache', () => {
     expect(changed.main.stdout).toMatch(/image: building, no tag holds this image \(latest: made from something else\)/);
     expect(changed.outputs.digest).not.toBe(first.outputs.digest);
     expect(await builds()).toEqual(['base', 'app', 'app']);
+  });
+});
+
+describe('labels and annotations', () => {
+  it('merges labels into the config and puts annotations on the manifest; a label change rebuilds only the config', async () => {
+    const flake = await makeDockerToolsFlake();
+    const job = (labels: string) =>
+      runAction({
+        runtime: 'node24',
+        inputs: {
+          ...base,
+          flake: flake.flake,
+          attr: flake.attrs.tarGz,
+          registry: registry.host,
+          image: 'dt/labels',
+          // docker/metadata-action's labels output, as is.
+          labels,
+          annotations: 'org.opencontainers.image.revision=0123abcd\norg.example.empty=x\norg.example.empty=',
+        },
+        github: { repository: 'acme/widget' },
+        env: nixTestEnv(),
+      });
+    const first = await job('org.opencontainers.image.title=widget\nalpha=override\norg.opencontainers.image.description=A = sign, kept');
+    expectSuccess(first);
+    const config = JSON.parse(await skopeo(['inspect', '--config', '--raw', `docker://${registry.host}/dt/labels:latest`])) as { config: { Labels: Record<string, string> } };
+    // The fixture's own labels keep their place; alpha takes the new value; the new ones follow in order.
+    expect(Object.entries(config.config.Labels)).toEqual([
+      ['zeta', '1'],
+      ['alpha', 'override'],
+      ['org.opencontainers.image.title', 'widget'],
+      ['org.opencontainers.image.description', 'A = sign, kept'],
+    ]);
+    const raw = await inspectRaw(`docker://${registry.host}/dt/labels:latest`);
+    expect(raw).toMatchObject({
+      annotations: {
+        'org.opencontainers.image.source': 'https://github.com/acme/widget',
+        'org.opencontainers.image.revision': '0123abcd',
+        'io.github.nix-image-action.derivation': expect.stringMatching(/-fixture-conf\.json\.drv$/),
+      },
+    });
+    expect(Object.keys((raw as { annotations: object }).annotations)).not.toContain('org.example.empty');
+    expect(first.outputs.imageid).toBe(raw.config.digest);
+    expect(`sha256:${await podmanPull(`${registry.host}/dt/labels:latest`)}`).toBe(first.outputs.imageid);
+
+    // The same derivation with another label: not the image in the registry, so the job goes on, but only
+    // the config changes: every layer is known by its key.
+    const second = await job('org.opencontainers.image.title=widget-2');
+    expectSuccess(second);
+    expect(second.main.stdout).toMatch(/image: building, no tag holds this image \(latest: made from something else\)/);
+    expect(second.outputs.imageid).not.toBe(first.outputs.imageid);
+    expect(metadata(second).layers).toMatchObject({ total: 3, made: 0, reused: 3, uploaded: 0 });
   });
 });

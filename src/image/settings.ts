@@ -1,5 +1,5 @@
 // What, besides the image derivation, shapes the bytes this action pushes: the layer makers' and the
-// compressor's versions and the manifest's form (and, as such inputs come, labels and annotations). Their
+// compressor's versions, the manifest's form, the labels and the annotations asked for. Their
 // digest and the derivation are recorded on every pushed manifest, so a later job that evaluates the same
 // derivation with the same settings finds the image in the registry and builds nothing
 // (registry/existing.ts); any change here must change the digest.
@@ -15,6 +15,9 @@ export const PRODUCER_ANNOTATIONS = {
 
 export interface ImageSettings {
   compressionLevel?: number;
+  /** The labels input (into the config) and the manifest annotations the user asked for. */
+  labels?: [string, string][];
+  annotations?: [string, string][];
 }
 
 /** sha256 of every setting that changes a pushed byte for a given derivation. */
@@ -24,10 +27,27 @@ export function settingsDigest(s: ImageSettings = {}): string {
     storeLayer: `store-layer/${LAYER_MAKER_VERSION}`,
     customisationLayer: 'customisation-layer/1',
     manifest: 'oci-image-manifest/layer-keys/1',
+    labels: s.labels ?? [],
+    annotations: s.annotations ?? [],
   };
   return `sha256:${createHash('sha256').update(JSON.stringify(shaping)).digest('hex')}`;
 }
 
 export function producerAnnotations(drvPath: string, s: ImageSettings = {}): Record<string, string> {
   return { [PRODUCER_ANNOTATIONS.derivation]: drvPath, [PRODUCER_ANNOTATIONS.settings]: settingsDigest(s) };
+}
+
+export const SOURCE_ANNOTATION = 'org.opencontainers.image.source';
+
+/**
+ * The annotations the pushed manifest carries besides the producer's: `org.opencontainers.image.source`,
+ * the repository URL (the same on every commit, so it never changes a digest from one commit to the next;
+ * ghcr.io links the package to the repository by it), then the user's, which win; a key given an empty
+ * value is left out.
+ */
+export function manifestAnnotations(user: [string, string][], env: NodeJS.ProcessEnv = process.env): [string, string][] {
+  const out = new Map<string, string>();
+  if (env.GITHUB_REPOSITORY) out.set(SOURCE_ANNOTATION, `${(env.GITHUB_SERVER_URL || 'https://github.com').replace(/\/+$/, '')}/${env.GITHUB_REPOSITORY}`);
+  for (const [k, v] of user) out.set(k, v);
+  return [...out].filter(([, v]) => v !== '');
 }

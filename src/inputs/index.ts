@@ -29,6 +29,10 @@ export interface ActionInputs {
   nixInstallUrl: string;
   nixSha256: string;
   extraNixConf: string;
+  /** `labels`: merged into the image config's Labels, in order. */
+  labels: [string, string][];
+  /** `annotations`: on the pushed manifest. */
+  annotations: [string, string][];
 }
 
 /** A bad input: the message names the input and what is expected. */
@@ -98,6 +102,25 @@ export function isOfficialReleaseUrl(url: string): boolean {
 /** Why another tarball URL needs nix-sha256 (the InputError of nix-install-url). */
 export const CHECKSUM_REQUIRED = 'needs nix-sha256 unless it is the official release URL (a checksum fetched from the same server proves nothing)';
 
+/**
+ * `key=value`, one per line (docker/metadata-action's `labels` output as is). Blank lines and lines starting
+ * with # are skipped; the value is everything after the first `=`, kept verbatim; a key given twice keeps
+ * its last value.
+ */
+export function parseKeyValues(name: string, value: string): [string, string][] {
+  const out = new Map<string, string>();
+  for (const [i, raw] of value.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const eq = line.indexOf('=');
+    const key = eq > 0 ? line.slice(0, eq).trim() : '';
+    if (key === '' || /\s/.test(key)) throw new InputError(name, `expected key=value on every line, got "${line}" on line ${i + 1}`);
+    out.delete(key);
+    out.set(key, line.slice(eq + 1).trim());
+  }
+  return [...out];
+}
+
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new InputError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
@@ -158,5 +181,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     nixInstallUrl,
     nixSha256,
     extraNixConf: get('extra-nix-conf'),
+    labels: parseKeyValues('labels', get('labels')),
+    annotations: parseKeyValues('annotations', get('annotations')),
   };
 }

@@ -14,6 +14,8 @@ export interface RunReport {
   cache?: { restored?: { paths: number; bytes: number; seconds: number; key?: string }; note?: string };
   buildSeconds: number;
   push: PushResult;
+  /** Seconds of the phases before the build (main measures them). */
+  phases?: { install?: number; evaluate?: number; restore?: number };
 }
 
 export interface Metadata {
@@ -37,7 +39,7 @@ export interface Metadata {
     list: { digest: string; size: number; diffID: string; action: string; storePaths?: string[] }[];
   };
   bytes: { uploaded: number; skipped: number };
-  seconds: { build: number; push: number };
+  seconds: { install?: number; evaluate?: number; restore?: number; build: number; push: number };
 }
 
 export function metadataOf(r: RunReport): Metadata {
@@ -62,7 +64,13 @@ export function metadataOf(r: RunReport): Metadata {
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...(l.storePaths ? { storePaths: l.storePaths } : {}) })),
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
-    seconds: { build: round(r.buildSeconds), push: round(p.seconds) },
+    seconds: {
+      ...(r.phases?.install !== undefined ? { install: round(r.phases.install) } : {}),
+      ...(r.phases?.evaluate !== undefined ? { evaluate: round(r.phases.evaluate) } : {}),
+      ...(r.phases?.restore !== undefined ? { restore: round(r.phases.restore) } : {}),
+      build: round(r.buildSeconds),
+      push: round(p.seconds),
+    },
   };
 }
 
@@ -80,8 +88,32 @@ export function setOutputs(m: Metadata): void {
   core.setOutput('metadata', JSON.stringify(m));
 }
 
+const ACTION_WORDS: Record<string, string> = {
+  uploaded: 'uploaded',
+  present: 'made, already in the registry',
+  reused: 'reused without being read',
+  mounted: 'mounted from another repository',
+  computed: 'made (not pushed)',
+};
+
+const escapeHtml = (t: string): string => t.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A store path as a person reads it: its name, without the hash (the full path in the title). */
+function storeName(path: string): string {
+  const base = path.split('/').pop() ?? path;
+  const name = /^[0-9a-z]{32}-(.+)$/.exec(base)?.[1] ?? base;
+  return `<code title="${escapeHtml(path)}">${escapeHtml(name)}</code>`;
+}
+
+/** The store paths of a layer, the first few named and the rest counted. */
+function layerPaths(paths: string[] | undefined): string {
+  if (!paths || paths.length === 0) return '—';
+  const shown = paths.slice(0, 4).map(storeName).join(', ');
+  return paths.length > 4 ? `${shown} and ${paths.length - 4} more` : shown;
+}
+
 export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
-  const verb = m.pushed ? 'Pushed' : 'Built (not pushed)';
+  const verb = m.format === 'already in the registry' ? 'Tagged' : m.pushed ? 'Pushed' : 'Built (not pushed)';
   const s = core.summary.addHeading(`${verb} ${r.registry}/${r.repository}`, 3).addTable([
     [
       { data: 'Digest', header: true },
@@ -109,6 +141,31 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
       ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.</p>`,
     true,
   );
+  // One row per layer: which store paths it holds, what it weighs, and what became of it — the changed
+  // package is the row that says "uploaded".
+  s.addTable([
+    [
+      { data: '#', header: true },
+      { data: 'Store paths', header: true },
+      { data: 'Compressed', header: true },
+      { data: 'What happened', header: true },
+    ],
+    ...r.push.layers.map((l, i) => [String(i + 1), layerPaths(l.storePaths), formatBytes(l.size), ACTION_WORDS[l.action] ?? l.action]),
+  ]);
+  const phases: [string, number | undefined][] = [
+    ['Nix install', m.seconds.install],
+    ['evaluation', m.seconds.evaluate],
+    ['cache restore', m.seconds.restore],
+    ['build', m.format === 'already in the registry' ? undefined : m.seconds.build],
+    ['push', m.seconds.push],
+  ];
+  s.addRaw(
+    `<p>Time: ${phases
+      .filter(([, t]) => t !== undefined)
+      .map(([what, t]) => `${what} ${t} s`)
+      .join(', ')}${r.cache?.restored ? ` (${formatBytes(r.cache.restored.bytes)} restored)` : ''}; ${formatBytes(m.bytes.uploaded)} uploaded.</p>`,
+    true,
+  );
   await s.write();
 }
 
@@ -130,7 +187,7 @@ export async function reportCacheSave(s: SaveSummary): Promise<void> {
     ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ''}`
     : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
   await core.summary
-    .addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true)
+    .addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s (post step: cache save).</p>`, true)
     .write()
     .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
 }
