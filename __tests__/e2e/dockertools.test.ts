@@ -51,7 +51,7 @@ async function nixBuild(attr: string): Promise<string> {
   return (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
 }
 
-async function inspectRaw(ref: string): Promise<{ config: { digest: string }; layers: { digest: string; annotations?: Record<string, string> }[] }> {
+async function inspectRaw(ref: string): Promise<{ config: { digest: string }; layers: { digest: string; annotations?: Record<string, string> }[]; annotations?: Record<string, string> }> {
   return JSON.parse(await skopeo(['inspect', '--raw', ref])) as never;
 }
 
@@ -269,7 +269,7 @@ describe('labels and annotations', () => {
         'io.github.nix-image-action.derivation': expect.stringMatching(/-fixture-conf\.json\.drv$/),
       },
     });
-    expect(Object.keys((raw as { annotations: object }).annotations)).not.toContain('org.example.empty');
+    expect(Object.keys(raw.annotations ?? {})).not.toContain('org.example.empty');
     expect(first.outputs.imageid).toBe(raw.config.digest);
     expect(`sha256:${await podmanPull(`${registry.host}/dt/labels:latest`)}`).toBe(first.outputs.imageid);
 
