@@ -19,8 +19,9 @@ import { resolveCredentials } from './registry/credentials.js';
 import { RegistryClient } from './registry/client.js';
 import { parseImageName, validateTag } from './registry/reference.js';
 import { findExisting, retag } from './registry/existing.js';
+import { mergeImages } from './registry/merge.js';
 import { pushImage } from './registry/push.js';
-import { report } from './report/index.js';
+import { report, reportMerge } from './report/index.js';
 import { savePostState, type PostState } from './state.js';
 import { actionLogger, errorLine } from './log.js';
 
@@ -74,6 +75,21 @@ async function run(): Promise<void> {
     await client.ping();
   }
 
+  // A merge job builds nothing: the images are in the registry already, pushed by digest by the matrix.
+  if (inputs.merge.length > 0 && client) {
+    const merged = await mergeImages(client, inputs.merge, inputs.tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
+    await reportMerge({
+      registry: target.registry,
+      repository: target.repository,
+      tags: inputs.tags,
+      index: { digest: merged.index.digest, size: merged.index.bytes.length },
+      images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
+      seconds: (Date.now() - started) / 1000,
+    });
+    core.info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
+    return;
+  }
+
   let mark = Date.now();
   const lap = (): number => {
     const now = Date.now();
@@ -95,6 +111,8 @@ async function run(): Promise<void> {
   // The registry is the image's binary cache: evaluate the image's derivation (nothing built, no cache
   // restored yet); a manifest under the tags that records the same derivation and settings is the image.
   const installable = `${inputs.flake}#${inputs.attr}`;
+  // push-by-digest: the image goes under no tag (a merge job puts the platforms together under the tags).
+  const tags = inputs.pushByDigest ? [] : inputs.tags;
   // Nix runs flake code (an --impure evaluation can read the environment): it gets none of the action's
   // inputs or runner tokens, only its own settings through NIX_CONFIG.
   const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
@@ -104,14 +122,14 @@ async function run(): Promise<void> {
   const producer = 'drvPath' in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), settings) : undefined;
   phases.evaluate = lap();
   if (client && producer && 'drvPath' in evaluation) {
-    const found = await findExisting(client, [...inputs.tags, ...inputs.reuseTags], producer, logger);
+    const found = await findExisting(client, [...tags, ...inputs.reuseTags], producer, logger);
     if (found.existing) {
       core.info(`image: already in the registry, nothing to build: ${found.reason}`);
-      const pushed = await retag(client, inputs.tags, found.existing, started);
+      const pushed = await retag(client, tags, found.existing, started);
       const metadata = await report({
         registry: target.registry,
         repository: target.repository,
-        tags: inputs.tags,
+        tags,
         storePath: evaluation.outPath,
         format: 'already in the registry',
         nixVersion: nix.version,
@@ -189,7 +207,8 @@ async function run(): Promise<void> {
   const pushed = await pushImage({
     input,
     client,
-    tags: inputs.tags,
+    tags,
+    byDigest: inputs.pushByDigest,
     reuseTags: inputs.reuseTags,
     known: known.map((l) => ({ diffID: l.diffID, desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size }, ...(l.key ? { key: l.key } : {}) })),
     logger,
@@ -207,7 +226,7 @@ async function run(): Promise<void> {
   const metadata = await report({
     registry: target.registry,
     repository: target.repository,
-    tags: inputs.tags,
+    tags,
     storePath: resolved.outPath,
     format,
     nixVersion: nix.version,

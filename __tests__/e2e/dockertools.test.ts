@@ -15,7 +15,7 @@ import { runAction, type ActionRun } from '../support/action.js';
 import { podmanPull } from '../support/clients.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
 import { forgetOutputs, makeDockerToolsFlake, type DockerToolsFlake } from '../support/flakes.js';
-import { nixTestEnv } from '../support/nix.js';
+import { nixTestEnv, pathWithoutNix } from '../support/nix.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
 
 const run = promisify(execFile);
@@ -280,5 +280,60 @@ describe('labels and annotations', () => {
     expect(second.main.stdout).toMatch(/image: building, no tag holds this image \(latest: made from something else\)/);
     expect(second.outputs.imageid).not.toBe(first.outputs.imageid);
     expect(metadata(second).layers).toMatchObject({ total: 3, made: 0, reused: 3, uploaded: 0 });
+  });
+});
+
+describe('a multi-platform image: matrix jobs push by digest, a merge job makes the index', () => {
+  it('merges an amd64 and an arm64 image into one index that skopeo reads per platform, building nothing', async () => {
+    const amd = await makeDockerToolsFlake({ architecture: 'amd64', salt: 'mp-amd64' });
+    const arm = await makeDockerToolsFlake({ architecture: 'arm64', salt: 'mp-arm64' });
+    const image = 'dt/multi';
+    const byDigest = (flake: DockerToolsFlake) =>
+      runAction({ runtime: 'node24', inputs: { ...base, flake: flake.flake, attr: flake.attrs.tarGz, registry: registry.host, image, 'push-by-digest': 'true' }, env: nixTestEnv() });
+    const a = await byDigest(amd);
+    const b = await byDigest(arm);
+    expectSuccess(a);
+    expectSuccess(b);
+    expect(a.outputs.digest).not.toBe(b.outputs.digest);
+    expect(a.outputs.tags).toBe('');
+    // Pushed by digest only: no tag was set.
+    await expect(skopeo(['inspect', '--raw', `docker://${registry.host}/${image}:latest`])).rejects.toThrow();
+    expect((await inspectRaw(`docker://${registry.host}/${image}@${a.outputs.digest}`)).config.digest).toBe(a.outputs.imageid);
+
+    // The merge job: no Nix on PATH and install-nix false — it must not need one.
+    const noNix = await pathWithoutNix();
+    const merge = await runAction({
+      runtime: 'node24',
+      inputs: { ...base, registry: registry.host, image, tags: 'latest\nv1', merge: `${a.outputs.digest}\n${registry.host}/${image}@${b.outputs.digest}`, 'install-nix': 'false' },
+      env: { ...nixTestEnv(), PATH: noNix },
+    });
+    expectSuccess(merge);
+    const index = JSON.parse(await skopeo(['inspect', '--raw', `docker://${registry.host}/${image}:latest`])) as {
+      mediaType: string;
+      manifests: { digest: string; platform: { os: string; architecture: string } }[];
+    };
+    expect(index.mediaType).toBe('application/vnd.oci.image.index.v1+json');
+    expect(index.manifests.map((m) => [m.digest, m.platform])).toEqual([
+      [a.outputs.digest, { architecture: 'amd64', os: 'linux' }],
+      [b.outputs.digest, { architecture: 'arm64', os: 'linux' }],
+    ]);
+    expect(merge.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(JSON.parse(await skopeo(['inspect', `docker://${registry.host}/${image}:v1`, '--raw'])).manifests).toHaveLength(2);
+    // skopeo picks the arm64 image out of the index.
+    const dir = await mkdtemp(join(tmpdir(), 'nia-arm-'));
+    await skopeo(['copy', '--override-arch', 'arm64', `docker://${registry.host}/${image}:latest`, `oci:${dir}:arm`]);
+    const ociIndex = JSON.parse(await readFile(join(dir, 'index.json'), 'utf8')) as { manifests: { digest: string }[] };
+    expect(ociIndex.manifests[0]!.digest).toBe(b.outputs.digest);
+
+    // An image that is not in the repository: the error names it, nothing is tagged.
+    const missing = `sha256:${'0'.repeat(64)}`;
+    const bad = await runAction({
+      runtime: 'node24',
+      inputs: { ...base, registry: registry.host, image, tags: 'broken', merge: `${a.outputs.digest}\n${missing}`, 'install-nix': 'false' },
+      env: { ...nixTestEnv(), PATH: noNix },
+    });
+    expect(bad.main.code).not.toBe(0);
+    expect(bad.main.errors).toEqual([`merge: ${missing} is not in ${image}`]);
+    await expect(skopeo(['inspect', '--raw', `docker://${registry.host}/${image}:broken`])).rejects.toThrow();
   });
 });

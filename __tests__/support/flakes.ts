@@ -170,6 +170,8 @@ export interface DockerToolsFlake extends FixtureFlake {
  */
 export interface DockerToolsOptions {
   version?: string;
+  /** The image's architecture in its conf (GOARCH names: amd64, arm64): the files are the same. */
+  architecture?: string;
   salt?: string;
   /** More packages, each a store layer between base and app, holding copies of these host files or
    *  directories (real machine code and source trees, for benchmarks): `cp -a` into `$out/<basename>`. */
@@ -218,7 +220,7 @@ export async function makeDockerToolsFlake(opts: DockerToolsOptions = {}): Promi
     const conf = [
       'cat > $out <<JSON',
       '{',
-      '  "architecture": "amd64",',
+      `  "architecture": "${opts.architecture ?? 'amd64'}",`,
       '  "config": { "Cmd": ["/bin/app"], "Env": ["PATH=/bin", "GREETING=h\u00e9llo \u65e5\u672c"], "ExposedPorts": { "8080/tcp": {} }, "Labels": { "zeta": "1", "alpha": "2" }, "WorkingDir": "/" },',
       '  "os": "linux",',
       '  "store_dir": "/nix/store",',

@@ -13,7 +13,8 @@ export interface ActionInputs {
   registry: string;
   image: string;
   tags: string[];
-  /** Tags whose layers may be reused besides the target tags (may be empty). */
+  /** Tags whose layers may be reused besides the target tags (may be empty): `tag`, or `repository:tag` of
+   *  another repository of the same registry (checked by registry/reference.ts parseReuseTags). */
   reuseTags: string[];
   layersFrom: LayersFrom;
   username: string;
@@ -33,6 +34,10 @@ export interface ActionInputs {
   labels: [string, string][];
   /** `annotations`: on the pushed manifest. */
   annotations: [string, string][];
+  /** Push the image under no tag, by its digest only (matrix jobs of a multi-platform image). */
+  pushByDigest: boolean;
+  /** Images (digests or references) to merge into one multi-platform index; nothing is built. */
+  merge: string[];
 }
 
 /** A bad input: the message names the input and what is expected. */
@@ -159,6 +164,12 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     throw new InputError('nix-install-url', CHECKSUM_REQUIRED);
   }
 
+  const push = parseBoolean('push', get('push'), true);
+  if (get('merge') !== '' && !push) throw new InputError('merge', 'needs push: true (the index is made in the registry from the images it holds)');
+  if (get('merge') !== '' && parseBoolean('push-by-digest', get('push-by-digest'), false)) {
+    throw new InputError('merge', 'and push-by-digest: true do not go together (push by digest in the matrix jobs, merge in the job after them)');
+  }
+
   return {
     flake,
     attr,
@@ -171,7 +182,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     username: get('username'),
     password: get('password'),
     githubToken: get('github-token'),
-    push: parseBoolean('push', get('push'), true),
+    push,
     insecure: parseBoolean('insecure', get('insecure'), false),
     cache: parseBoolean('cache', get('cache'), true),
     cacheKey: get('cache-key'),
@@ -181,6 +192,8 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     nixInstallUrl,
     nixSha256,
     extraNixConf: get('extra-nix-conf'),
+    pushByDigest: parseBoolean('push-by-digest', get('push-by-digest'), false),
+    merge: get('merge').split(/\r?\n/).map((l) => l.trim()).filter(Boolean),
     labels: parseKeyValues('labels', get('labels')),
     annotations: parseKeyValues('annotations', get('annotations')),
   };

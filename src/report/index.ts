@@ -191,3 +191,49 @@ export async function reportCacheSave(s: SaveSummary): Promise<void> {
     .write()
     .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
 }
+
+export interface MergeReport {
+  registry: string;
+  repository: string;
+  tags: string[];
+  index: { digest: string; size: number };
+  images: { ref: string; digest: string; platform: { os: string; architecture: string; variant?: string } }[];
+  seconds: number;
+}
+
+/** Outputs and summary of a merge: the index digest, and one row per platform. */
+export async function reportMerge(r: MergeReport): Promise<void> {
+  const platform = (p: MergeReport['images'][number]['platform']) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ''}`;
+  const m = {
+    digest: r.index.digest,
+    image: `${r.registry}/${r.repository}@${r.index.digest}`,
+    imageid: '',
+    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    'store-path': '',
+    'cache-hit': 'false',
+    pushed: true,
+    format: 'image index',
+    platforms: r.images.map((i) => ({ platform: platform(i.platform), digest: i.digest, ref: i.ref })),
+    seconds: { merge: round(r.seconds) },
+  };
+  core.setOutput('digest', m.digest);
+  core.setOutput('image', m.image);
+  core.setOutput('imageid', '');
+  core.setOutput('tags', m.tags.join('\n'));
+  core.setOutput('store-path', '');
+  core.setOutput('cache-hit', 'false');
+  core.setOutput('metadata', JSON.stringify(m));
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  await core.summary
+    .addHeading(`Merged ${r.registry}/${r.repository}`, 3)
+    .addRaw(`<p>Index <code>${m.digest}</code> under ${r.tags.map((t) => `<code>${t}</code>`).join(' ') || 'its digest'}; nothing was built.</p>`, true)
+    .addTable([
+      [
+        { data: 'Platform', header: true },
+        { data: 'Image', header: true },
+      ],
+      ...r.images.map((i) => [platform(i.platform), `<code>${i.digest}</code>`]),
+    ])
+    .write()
+    .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
+}
