@@ -2,18 +2,23 @@
 // cache when main built something, also if the push failed. Nothing here fails the job: every failure,
 // an unhandled rejection or a stray exception included, is a warning, and the step exits 0 once done
 // (a socket or timer left behind by the cache client must not hold it open either).
+// The same bundle is the child that runs one @actions/cache call under a watchdog (nix/cache-call.ts),
+// for main's restore and for the save here: with NIA_CACHE_CALL set it runs that call and nothing else.
 import * as core from '@actions/core';
 import { rm } from 'node:fs/promises';
 import { saveStoreCache } from './nix/cache.js';
+import { isCacheCall, runCacheCall } from './nix/cache-call.js';
 import { reportCacheSave } from './report/index.js';
 import { readPostState, readTempFiles } from './state.js';
 import { errorLine } from './log.js';
 
-process.on('unhandledRejection', (error: unknown) => core.warning(`post step: ${errorLine(error)}`));
-process.on('uncaughtException', (error: unknown) => {
-  core.warning(`post step: ${errorLine(error)}`);
-  process.exit(0);
-});
+function handleStrayErrors(): void {
+  process.on('unhandledRejection', (error: unknown) => core.warning(`post step: ${errorLine(error)}`));
+  process.on('uncaughtException', (error: unknown) => {
+    core.warning(`post step: ${errorLine(error)}`);
+    process.exit(0);
+  });
+}
 
 /** Removes the recorded temp files; a file that cannot be removed is a warning naming it. */
 async function removeTempFiles(paths: string[]): Promise<void> {
@@ -42,6 +47,11 @@ async function run(): Promise<void> {
   });
 }
 
-run()
-  .catch((error: unknown) => core.warning(`post step: ${errorLine(error)}`))
-  .finally(() => process.exit(0));
+if (isCacheCall()) {
+  void runCacheCall();
+} else {
+  handleStrayErrors();
+  run()
+    .catch((error: unknown) => core.warning(`post step: ${errorLine(error)}`))
+    .finally(() => process.exit(0));
+}

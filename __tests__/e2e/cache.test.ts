@@ -1,7 +1,8 @@
 // The store cache end to end: the bundled action with the real Nix and the real @actions/cache, against
 // the test cache server. Job 1 builds and saves; the built paths are then deleted, as a fresh runner
 // lacks them; job 2 restores and rebuilds nothing but the image's own assembly; job 3, after a source
-// change, rebuilds only what changed and saves under a new key. A failing cache service costs a warning.
+// change, rebuilds only what changed and saves under a new key. A cache service that answers 500 or never
+// answers costs one warning and a few seconds, and nothing is saved after a failed restore.
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,29 +140,87 @@ describe('the store cache', () => {
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/build-fails:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(fixed.outputs.digest);
   });
+});
 
-  it('builds and pushes with a warning when the cache service answers 500', async () => {
+// A cache service that is down or stalls costs the job seconds: each job is timed against the same job
+// with `cache: false` (a flake of its own, the same builds), and must stay within 10 s of it.
+describe('a cache service that is down or stalls', () => {
+  let baseline: number;
+  let jobs = 0;
+  async function timedJob(cache: 'true' | 'false'): Promise<{ r: ActionRun; seconds: number; requests: string[]; image: string }> {
     const flake = await makeClosureFlake('1');
-    server.failWith = 500;
+    const image = `outage/app-${++jobs}`;
+    const before = server.requests.length;
+    const started = Date.now();
+    const r = await runAction({
+      runtime: 'node24',
+      inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image, insecure: 'true', cache },
+      env: { ...nixTestEnv(), ...server.env('v2'), HOME: await mkdtemp(join(tmpdir(), 'nia-home-')) },
+    });
+    return { r, seconds: (Date.now() - started) / 1000, requests: server.requests.slice(before), image };
+  }
+  async function pushed(image: string, r: ActionRun): Promise<void> {
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/${image}:latest`])) as { Digest: string };
+    expect(inspected.Digest).toBe(r.outputs.digest);
+  }
+
+  beforeAll(async () => {
+    const { r, seconds } = await timedJob('false');
+    ok(r);
+    baseline = seconds;
+    console.log(`cache: false job: ${seconds.toFixed(1)} s`);
+  });
+
+  it.each([
+    ['answers 500 to everything', { failWith: 500 }, /^the lookup kept failing for 5 s: Failed request: \(500\) Internal Server Error: injected failure$/],
+    ['takes every request and never answers', { hang: true }, /^the lookup got no answer in 5 s$/],
+  ] as const)('builds and pushes with one warning, and saves nothing, when the service %s', async (_, fault, reason) => {
+    Object.assign(server, fault);
     try {
-      const r = await runAction({
-        runtime: 'node24',
-        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: 'cache/down', insecure: 'true' },
-        env: { ...nixTestEnv(), ...server.env('v2'), HOME: await mkdtemp(join(tmpdir(), 'nia-home-')) },
-      });
-      expect(r.main.code, r.log).toBe(0);
-      expect(r.post?.code).toBe(0);
-      expect(r.outputs['cache-hit']).toBe('false');
-      // Warnings, never errors: the cache is an optimisation.
-      expect(r.main.errors).toEqual([]);
+      const { r, seconds, requests, image } = await timedJob('true');
+      console.log(`cache service that ${_}: ${seconds.toFixed(1)} s (${(seconds - baseline).toFixed(1)} s more than cache: false)`);
+      ok(r);
       expect(r.post?.errors).toEqual([]);
-      expect(r.main.warnings.join('\n')).toMatch(/Failed to restore: .*500/);
-      expect(r.post?.warnings.join('\n')).toMatch(/Failed to save/);
-      expect(r.summary).toMatch(/Store cache not saved/);
-      const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/down:latest`])) as { Digest: string };
-      expect(inspected.Digest).toBe(r.outputs.digest);
+      expect(r.outputs['cache-hit']).toBe('false');
+      // One line, and only one: @actions/cache's own warnings and errors are plain lines.
+      expect(r.main.warnings).toHaveLength(1);
+      const warning = /^store cache: the cache service was unreachable \((.*)\); the job went on without the store cache$/.exec(r.main.warnings[0]!);
+      expect(warning, r.main.warnings[0]).not.toBeNull();
+      expect(warning![1]).toMatch(reason);
+      expect(r.post?.warnings).toEqual([]);
+      // The post step does not try the service again.
+      expect(requests.every((q) => q.includes('/GetCacheEntryDownloadURL')), requests.join('\n')).toBe(true);
+      expect(r.post?.stdout).toContain('store cache: not saved: the restore failed in the main step');
+      expect(r.summary).toMatch(/Store cache: false \(cache service unreachable\)/);
+      expect(r.summary).toMatch(/Store cache not saved: the cache service was unreachable when restoring/);
+      await pushed(image, r);
+      expect(seconds - baseline).toBeLessThan(10);
     } finally {
       server.failWith = undefined;
+      server.hang = false;
     }
-  }, 240_000);
+  });
+
+  it('bounds each call of the save on its own: a reservation that never answers costs seconds', async () => {
+    server.hang = true;
+    server.faultOn = /\/CreateCacheEntry$/;
+    try {
+      const { r, seconds, requests, image } = await timedJob('true');
+      console.log(`reservation that never answers: ${seconds.toFixed(1)} s (${(seconds - baseline).toFixed(1)} s more than cache: false)`);
+      ok(r);
+      expect(r.main.warnings).toEqual([]);
+      expect(r.outputs['cache-hit']).toBe('false'); // the lookup answered: no entry yet
+      expect(r.post?.warnings).toEqual([
+        'store cache: the cache service was unreachable (the reserve got no answer in 5 s); the job went on without saving the store cache',
+      ]);
+      expect(requests.filter((q) => q.includes('/CreateCacheEntry'))).toHaveLength(1);
+      expect(requests.some((q) => q.includes('/FinalizeCacheEntryUpload'))).toBe(false);
+      expect(r.summary).toMatch(/Store cache not saved: the cache service was unreachable/);
+      await pushed(image, r);
+      expect(seconds - baseline).toBeLessThan(10);
+    } finally {
+      server.hang = false;
+      server.faultOn = undefined;
+    }
+  });
 });

@@ -13,6 +13,9 @@
 // Cache service v1 (GHES and any host other than github.com, even localhost): REST under
 //   ACTIONS_CACHE_URL + _apis/artifactcache/ — GET cache?keys=&version= (204 on a miss), POST caches
 //   (reserve → cacheId), PATCH caches/<id> with Content-Range chunks, POST caches/<id> {size} (commit).
+// Faults: failWith answers every request with a status; hang takes every request and never answers it
+//   (the socket stays open until stop(), as a cache service that accepts connections and then stalls);
+//   faultOn narrows either to the requests whose "METHOD path?query" it matches.
 // Matching, as GitHub documents it ("Matching a cache key"): the primary key exactly, then each restore
 //   key as a prefix, newest entry first; always within the same version (a hash of the paths and the
 //   compression method), so save and restore must pass identical paths.
@@ -47,6 +50,12 @@ export interface CacheServer {
   env(protocol?: 'v1' | 'v2'): Record<string, string>;
   /** Answer every request with this status from now on (undefined: behave). */
   failWith?: number;
+  /** Take every request and never answer it from now on, as a stalled service (false: behave). */
+  hang?: boolean;
+  /** Apply failWith and hang only to the requests whose "METHOD path?query" this matches (undefined: all). */
+  faultOn?: RegExp;
+  /** Requests taken and left unanswered under hang. */
+  hung: number;
   stop(): Promise<void>;
 }
 
@@ -92,8 +101,15 @@ export async function startCacheServer(): Promise<CacheServer> {
 
   const server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
-    requests.push(`${req.method} ${url.pathname}${url.search}`);
-    if (api.failWith) {
+    const line = `${req.method} ${url.pathname}${url.search}`;
+    requests.push(line);
+    const faulty = !api.faultOn || api.faultOn.test(line);
+    if (api.hang && faulty) {
+      req.resume();
+      api.hung++;
+      return; // never answered; stop() closes the socket
+    }
+    if (api.failWith && faulty) {
       req.resume();
       json(res, api.failWith, { msg: 'injected failure' });
       return;
@@ -206,6 +222,7 @@ export async function startCacheServer(): Promise<CacheServer> {
     url: base,
     entries,
     requests,
+    hung: 0,
     env(protocol = 'v2') {
       const token = { ACTIONS_RUNTIME_TOKEN: 'test-runtime-token' };
       if (protocol === 'v1') return { ...token, GITHUB_SERVER_URL: 'https://ghes.example.internal', ACTIONS_CACHE_URL: `${base}/`, ACTIONS_CACHE_SERVICE_V2: '' };

@@ -8,6 +8,11 @@
 // Keys: nix-image-<os>-<arch>-<attr>-<flake.lock hash>-<path set hash>; restored by the prefix up to the
 // flake.lock hash (cache-hit true), else up to <attr>- or <arch>- (cache-hit partial). cache-key
 // replaces everything before the path set hash.
+//
+// A cache service that is down or stalls costs seconds: each restore and save runs in a child under a
+// watchdog (cache-call.ts) that gives each service call CALL_MS and each transfer STALL_MS without
+// progress. A restore that failed or timed out is recorded in the state carried to post, and post then
+// does not try the service again. Either way the job goes on without the cache, with one warning.
 import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import { createHash } from 'node:crypto';
@@ -16,6 +21,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import { describeBinaryCache, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
+import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } from './cache-call.js';
 import { closure, pathInfo, type PathInfo } from './store.js';
 
 export interface RestoreOptions {
@@ -36,6 +42,9 @@ export interface CacheState {
   restoredKey?: string;
   nix: string;
   maxSize: number;
+  /** Why the restore failed or timed out (unreachable: the service failed or did not answer in time):
+   *  the post step then does not try to save. */
+  restoreFailed?: { reason: string; unreachable: boolean };
 }
 
 export interface RestoreResult {
@@ -119,13 +128,21 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
   const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  let matched: string | undefined;
-  try {
-    // @actions/cache reports misses and service failures itself (as warnings) and returns undefined.
-    matched = await cache.restoreCache([dir], keyBase, restoreKeys);
-  } catch (error) {
-    core.warning(`store cache not restored: ${(error as Error).message}`);
+  const call = await cacheCall<RestoreValue>({ op: 'restore', paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
+  const problem = cacheProblem(call);
+  if (problem) {
+    core.warning(
+      problem.unreachable
+        ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without the store cache`
+        : `store cache not restored (${problem.reason}); the job went on without it`,
+    );
+    // Whatever a stopped extraction left there is not handed to the build.
+    await rm(dir, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    state.restoreFailed = problem;
+    return { hit: 'false', note: problem.unreachable ? 'cache service unreachable' : 'not restored', env: {}, state };
   }
+  const matched = call.value?.key ?? undefined;
   if (!matched) {
     core.info(`store cache: no entry for ${restoreKeys.join(' or ')}`);
     return { hit: 'false', note: 'no entry yet', env: {}, state };
@@ -185,10 +202,29 @@ export function pathSetKey(keyBase: string, paths: PathInfo[]): string {
   return `${keyBase}${createHash('sha256').update(set).digest('hex').slice(0, 16)}`;
 }
 
+/** What went wrong in a cache call, if anything; unreachable when the service failed or did not answer in time. */
+export function cacheProblem(call: CacheCallOutcome<unknown>): { reason: string; unreachable: boolean } | undefined {
+  if (call.timedOut) return { reason: call.timedOut, unreachable: true };
+  if (!call.failure) return undefined;
+  const reason = call.failure.message;
+  // An info-level "Failed to save" is a refused reservation (another job saves the same key): the service answered.
+  if (call.failure.level === 'info') return { reason, unreachable: false };
+  return { reason, unreachable: SERVICE_DOWN.test(reason) };
+}
+
+/** A failure of the service or the network, as @actions/cache words it. */
+const SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
+
 export async function saveStoreCache(raw: unknown, built: Built): Promise<SaveSummary | undefined> {
   const state = raw as CacheState | undefined;
   if (!state?.dir || !state.keyBase) return undefined;
   const started = Date.now();
+  if (state.restoreFailed) {
+    // The main step already lost its time on the service: the post step does not try it again.
+    core.info(`store cache: not saved: the restore failed in the main step (${state.restoreFailed.reason}), so the cache service is not tried again`);
+    const skipped = state.restoreFailed.unreachable ? 'the cache service was unreachable when restoring' : 'the restore failed';
+    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1000, skipped };
+  }
   const env = { ...process.env, NIX_CONFIG: ['experimental-features = nix-command flakes', process.env.NIX_CONFIG].filter(Boolean).join('\n') };
   const { keep, dropped } = await pathsToSave(state.nix, built, state.maxSize, env);
   const key = pathSetKey(state.keyBase, keep);
@@ -204,7 +240,17 @@ export async function saveStoreCache(raw: unknown, built: Built): Promise<SaveSu
   if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
   const written = await writeBinaryCache(state.dir, keep, state.nix, env);
   core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes; saving as ${key}`);
-  const id = await cache.saveCache([state.dir], key);
-  if (id <= 0) return summary({ key, paths: keep.length, bytes: written.bytes, skipped: 'not saved (see the warning above)' });
+  const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key });
+  const problem = cacheProblem(call);
+  if (problem) {
+    core.warning(
+      problem.unreachable
+        ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache`
+        : `store cache not saved: ${problem.reason}`,
+    );
+    return summary({ key, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? 'the cache service was unreachable' : problem.reason });
+  }
+  const id = call.value?.id ?? -1;
+  if (id <= 0) return summary({ key, paths: keep.length, bytes: written.bytes, skipped: 'the cache service did not take it (see the log above)' });
   return summary({ key, paths: keep.length, bytes: written.bytes });
 }
