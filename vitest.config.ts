@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['__tests__/**/*.test.ts'],
+    // Every test file's temp dirs under one TMPDIR of its own, removed after it (support/tmp.ts).
+    setupFiles: ['__tests__/support/tmp.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,
     // Integration and e2e tests start real registries and Nix builds; two cores.

@@ -42,6 +42,7 @@ fi
 npm run -s typecheck
 
 report="$(mktemp)"
+trap 'rm -f "$report"' EXIT # the JSON report is read below, then goes
 status=0
 npx vitest run --reporter=default --reporter=json --outputFile.json="$report" "$@" || status=$?
 node -e '

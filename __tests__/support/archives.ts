@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { HashingStream } from '../../src/hash.js';
+import './tmp.js'; // temporary directories go with the process (support/tmp.ts)
 
 export type Compression = 'none' | 'gzip' | 'zstd';
 export type ArchiveLayout = 'layered' | 'buildImage';

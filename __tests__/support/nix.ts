@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import './tmp.js'; // temporary directories go with the process (support/tmp.ts)
 
 export const testNixConfig = ['experimental-features = nix-command flakes', 'substituters =', 'sandbox = false'].join('\n');
 

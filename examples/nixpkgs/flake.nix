@@ -1,7 +1,7 @@
 {
   description = "A container image built with nixpkgs dockerTools, pushed by nix-image-action";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs = { nixpkgs, ... }:
     let
