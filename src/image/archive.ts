@@ -24,6 +24,8 @@ interface Opened {
   stream: Readable;
   /** Resolves when the producer (a stream script or an external decompressor) has exited cleanly. */
   done: Promise<void>;
+  /** Stops the producer, if there is one (a failed push does not wait for it). */
+  kill?: () => void;
 }
 
 function runProducer(command: string, args: string[], what: string): Opened {
@@ -44,7 +46,7 @@ function runProducer(command: string, args: string[], what: string): Opened {
     });
   });
   done.catch(() => undefined);
-  return { stream: child.stdout, done };
+  return { stream: child.stdout, done, kill: () => void child.kill('SIGKILL') };
 }
 
 /** Read and decompression size: one trip to the thread pool per MiB, not per 16 or 64 KiB. */
@@ -260,6 +262,7 @@ async function walkTarStream(source: ImageSource, visit: LayerVisitor): Promise<
   const aliases: Record<string, string> = {};
   const ex = extract();
 
+  let visitorFailed = false;
   const reading = new Promise<void>((resolve, reject) => {
     ex.on('entry', (header: Header, entryStream, next) => {
       // tar-stream hands out streamx streams; visitors get a Node stream.
@@ -277,8 +280,8 @@ async function walkTarStream(source: ImageSource, visit: LayerVisitor): Promise<
         }
         if (posix.basename(name) === 'layer.tar') {
           await visit(layerEntry(name, header.size ?? 0, false), () => body);
-          // Whatever the visitor left unread is skipped.
-          if (!body.readableEnded) {
+          // Whatever the visitor left unread is skipped (a body destroyed by an aborted push ends nothing).
+          if (!body.readableEnded && !body.destroyed) {
             body.resume();
             await new Promise<void>((resolve, reject) => {
               body.once('end', resolve);
@@ -297,11 +300,19 @@ async function walkTarStream(source: ImageSource, visit: LayerVisitor): Promise<
       };
       handle().then(
         () => next(),
-        (e: unknown) => next(e instanceof Error ? e : new Error(String(e))),
+        (e: unknown) => {
+          // The extractor may be gone already (the push destroyed the body): reject here, not only through it.
+          visitorFailed = true;
+          const error = e instanceof Error ? e : new Error(String(e));
+          reject(error);
+          next(error);
+        },
       );
     });
     ex.on('finish', resolve);
     ex.on('error', reject);
+    // A destroyed extractor (the push aborted the layer being read) emits only close.
+    ex.on('close', () => reject(new ArchiveError(`${where}: reading stopped`)));
     opened.stream.on('error', (e: Error) => reject(new ArchiveError(`${where}: ${e.message}`)));
   });
   opened.stream.pipe(ex);
@@ -309,9 +320,14 @@ async function walkTarStream(source: ImageSource, visit: LayerVisitor): Promise<
     await reading;
   } catch (e) {
     opened.stream.destroy();
-    if (e instanceof ArchiveError) throw e;
-    // A producer that died explains a truncated archive better than the tar parser does.
-    await opened.done;
+    if (visitorFailed || e instanceof ArchiveError) {
+      // The push failed (or stopped reading): that is the error, not the producer's broken pipe after it.
+      opened.kill?.();
+      throw e;
+    }
+    // A producer that died explains a truncated archive better than the tar parser does (given a moment).
+    await Promise.race([opened.done, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    opened.kill?.();
     throw e instanceof Error && /Unexpected end|unexpected end|invalid header/i.test(e.message)
       ? new ArchiveError(`${where} is not a valid tar archive: ${e.message}`)
       : e;
