@@ -17,7 +17,7 @@ import type { ImageInput } from './image/types.js';
 import { MediaTypes } from './registry/types.js';
 import { resolveCredentials } from './registry/credentials.js';
 import { RegistryClient } from './registry/client.js';
-import { parseImageName, validateTag } from './registry/reference.js';
+import { parseImageName, parseReuseTags, tagsOf, validateTag } from './registry/reference.js';
 import { findExisting, retag } from './registry/existing.js';
 import { mergeImages } from './registry/merge.js';
 import { pushImage } from './registry/push.js';
@@ -50,7 +50,8 @@ async function run(): Promise<void> {
   maskNixSecrets(inputs);
   const target = parseImageName(inputs.registry, inputs.image);
   inputs.tags.forEach((t) => validateTag(t));
-  inputs.reuseTags.forEach((t) => validateTag(t, 'reuse-tags'));
+  // reuse-tags: tags of this repository, or repository:tag of another in the same registry (layers mounted).
+  const reuse = parseReuseTags(inputs.reuseTags, target);
   const buildArgs = splitArgs(inputs.buildArgs);
   const logger = actionLogger();
 
@@ -122,10 +123,10 @@ async function run(): Promise<void> {
   const producer = 'drvPath' in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), settings) : undefined;
   phases.evaluate = lap();
   if (client && producer && 'drvPath' in evaluation) {
-    const found = await findExisting(client, [...tags, ...inputs.reuseTags], producer, logger);
+    const found = await findExisting(client, [...tags, ...tagsOf(reuse, target.repository)], producer, logger);
     if (found.existing) {
       core.info(`image: already in the registry, nothing to build: ${found.reason}`);
-      const pushed = await retag(client, tags, found.existing, started);
+      const pushed = { ...(await retag(client, tags, found.existing, started)), retries: client.retryStats() };
       const metadata = await report({
         registry: target.registry,
         repository: target.repository,
@@ -209,7 +210,7 @@ async function run(): Promise<void> {
     client,
     tags,
     byDigest: inputs.pushByDigest,
-    reuseTags: inputs.reuseTags,
+    reuseTags: reuse,
     known: known.map((l) => ({ diffID: l.diffID, desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size }, ...(l.key ? { key: l.key } : {}) })),
     logger,
     tmpDir: process.env.RUNNER_TEMP || undefined,

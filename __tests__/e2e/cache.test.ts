@@ -90,7 +90,7 @@ describe('the store cache', () => {
 
   it('saves in the post step also when the push failed', async () => {
     const flake = await makeClosureFlake('1');
-    const proxy = await startFaultProxy(registry, [{ method: 'PUT', path: /\/blobs\/uploads\//, status: 500, times: 1000 }]);
+    const proxy = await startFaultProxy(registry, [{ method: 'PUT', path: /\/blobs\/uploads\//, status: 500, times: 1000, retryAfter: '0' }] /* Retry-After: 0: the registry asks for the retries at once, so the test does not wait out the backoff */);
     try {
       const before = server.entries.filter((e) => e.committed).length;
       const r = await runAction({

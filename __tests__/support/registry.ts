@@ -5,13 +5,14 @@
 // origins: a front for the registry that moves upload sessions and blob reads to other loopback
 // origins (as registries hand blobs to S3 or a CDN), each recording the headers it received.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createSign, randomUUID } from 'node:crypto';
+import { createHash, createSign, randomUUID } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Transform } from 'node:stream';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -23,6 +24,24 @@ export interface RegistryOptions {
   auth?: RegistryAuth;
   /** user → password, for htpasswd and token auth. Default: { tester: 's3cret-pass' }. */
   users?: Record<string, string>;
+  /** Token auth: how long a token lives (its JWT `exp`, and `expires_in` in the answer). Default 600 s. */
+  tokenSeconds?: number;
+  /** Token auth: leave `expires_in` out of the answer (clients then assume 60 s, per the token spec). */
+  omitExpiresIn?: boolean;
+  /** Token auth: refuse (401) a token request with any scope matching this, as some token servers do
+   *  rather than grant less. */
+  refuseScope?: RegExp;
+}
+
+/** A token the test token server issued. */
+export interface IssuedToken {
+  /** Date.now() when it was issued. */
+  at: number;
+  /** Seconds it lives. */
+  seconds: number;
+  /** The scopes asked for, as sent. */
+  scopes: string[];
+  token: string;
 }
 
 export interface TestRegistry {
@@ -35,6 +54,8 @@ export interface TestRegistry {
   dir: string;
   /** The token server's URL, for token auth (plain HTTP). */
   realm?: string;
+  /** Every token the token server issued, in order (token auth). */
+  issued: IssuedToken[];
   stop(): Promise<void>;
 }
 
@@ -60,8 +81,24 @@ function b64url(b: Buffer | string): string {
   return Buffer.from(b).toString('base64url');
 }
 
+/** Distribution accepts a token this long past its `exp` (clock skew leeway): the test token server signs
+ *  `exp` that much earlier, so a token is refused once its `expires_in` has passed (within the second), as
+ *  real registries do. */
+const DISTRIBUTION_LEEWAY_S = 60;
+
 /** A token server for Distribution's token auth: basic credentials in, RS256 JWT with an x5c chain out. */
-async function startTokenServer(opts: { port: number; cert: string; key: string; service: string; issuer: string; users: Record<string, string> }): Promise<http.Server> {
+async function startTokenServer(opts: {
+  port: number;
+  cert: string;
+  key: string;
+  service: string;
+  issuer: string;
+  users: Record<string, string>;
+  seconds: number;
+  omitExpiresIn: boolean;
+  refuseScope?: RegExp;
+  issued: IssuedToken[];
+}): Promise<http.Server> {
   const certPem = await readFile(opts.cert, 'utf8');
   const keyPem = await readFile(opts.key, 'utf8');
   const der = Buffer.from(certPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64').toString('base64');
@@ -74,16 +111,23 @@ async function startTokenServer(opts: { port: number; cert: string; key: string;
       res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'invalid username or password' }] }));
       return;
     }
+    if (opts.refuseScope && url.searchParams.getAll('scope').some((scope) => opts.refuseScope!.test(scope))) {
+      res.writeHead(401, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ errors: [{ code: 'UNAUTHORIZED', message: 'access to the requested resource is not authorized' }] }));
+      return;
+    }
     const access = url.searchParams.getAll('scope').flatMap((scope) => {
       const [type, name, actions] = scope.split(':');
       return type && name && actions ? [{ type, name, actions: actions.split(',') }] : [];
     });
     const now = Math.floor(Date.now() / 1000);
     const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', x5c: [der] }));
-    const claims = b64url(JSON.stringify({ iss: opts.issuer, sub: user, aud: opts.service, exp: now + 600, nbf: now - 10, iat: now, jti: randomUUID(), access }));
+    const claims = b64url(JSON.stringify({ iss: opts.issuer, sub: user, aud: opts.service, exp: Math.ceil(Date.now() / 1000) + opts.seconds - DISTRIBUTION_LEEWAY_S, nbf: now - 10 - DISTRIBUTION_LEEWAY_S, iat: now, jti: randomUUID(), access }));
     const signature = createSign('RSA-SHA256').update(`${header}.${claims}`).sign(keyPem);
+    const token = `${header}.${claims}.${b64url(signature)}`;
+    opts.issued.push({ at: Date.now(), seconds: opts.seconds, scopes: url.searchParams.getAll('scope'), token });
     res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ token: `${header}.${claims}.${b64url(signature)}`, expires_in: 600 }));
+    res.end(JSON.stringify({ token, ...(opts.omitExpiresIn ? {} : { expires_in: opts.seconds }) }));
   });
   await new Promise<void>((r) => server.listen(opts.port, '127.0.0.1', r));
   return server;
@@ -128,6 +172,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   }
   let tokenServer: http.Server | undefined;
   let realm: string | undefined;
+  const issued: IssuedToken[] = [];
   if (auth === 'htpasswd') {
     const lines = await Promise.all(Object.entries(users).map(async ([u, p]) => (await run('htpasswd', ['-Bbn', u, p])).stdout.trim()));
     await writeFile(join(dir, 'htpasswd'), `${lines.join('\n')}\n`);
@@ -135,7 +180,17 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
   } else if (auth === 'token') {
     const signing = await selfSignedCert(dir, 'token', 'nia-token-issuer');
     const tokenPort = await freePort();
-    tokenServer = await startTokenServer({ port: tokenPort, ...signing, service: 'nia-registry', issuer: 'nia-issuer', users });
+    tokenServer = await startTokenServer({
+      port: tokenPort,
+      ...signing,
+      service: 'nia-registry',
+      issuer: 'nia-issuer',
+      users,
+      seconds: opts.tokenSeconds ?? 600,
+      omitExpiresIn: opts.omitExpiresIn ?? false,
+      ...(opts.refuseScope ? { refuseScope: opts.refuseScope } : {}),
+      issued,
+    });
     realm = `http://127.0.0.1:${tokenPort}/token`;
     config.auth = { token: { realm, service: 'nia-registry', issuer: 'nia-issuer', rootcertbundle: signing.cert } };
   }
@@ -160,6 +215,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     users,
     dir,
     realm,
+    issued,
     async stop() {
       tokenServer?.close();
       if (child.exitCode === null) {
@@ -203,9 +259,13 @@ export interface FaultRule {
   /** And a test on the request itself (its headers), e.g. to refuse bodies over a size. */
   when?: (req: http.IncomingMessage) => boolean;
   /** Answer this status instead of forwarding, this many times (then forward). */
-  status: number;
+  status?: number;
   times: number;
   retryAfter?: string;
+  /** Only every n-th request the rule matches (the n-th, 2n-th, …) gets the fault. */
+  every?: number;
+  /** Once the rule first fires, it fires on every matching request for this long, then never again. */
+  burstMs?: number;
   /** Close the connection without an answer instead of sending the status. */
   drop?: boolean;
   /** Forward the request, then answer with `status` instead of the registry's own (keeping its headers):
@@ -213,59 +273,234 @@ export interface FaultRule {
   forward?: boolean;
   /** With forward: headers added to the registry's answer. */
   addHeaders?: Record<string, string>;
+  /** Forward only this many bytes of the request body, then reset both connections (a reset mid-PATCH:
+   *  the registry keeps a partial upload). */
+  resetAfterBytes?: number;
+  /** Forward a PATCH whole, complete the upload at the registry (PUT ?digest= of the body's sha256) as a
+   *  registry committing by itself would, then reset the client's connection without an answer. */
+  commitThenReset?: boolean;
+  /** read: stop reading the request body and never answer (an upload that stops moving); answer: read
+   *  the body, never answer; body: forward, send the answer's headers and `stallAfterBytes` of its body,
+   *  then nothing more (a download that stops moving). */
+  stall?: 'read' | 'answer' | 'body';
+  stallAfterBytes?: number;
+  /** Forward the request whole, let the registry answer, then reset the client's connection instead of
+   *  passing the answer on (the registry did the work; the client never learns it). */
+  dropAnswer?: boolean;
+  /** Forward the request to another path (and query) of the registry. */
+  rewritePath?: (path: string) => string;
+  /** Forward the request body at this many bytes per second (a slow link). */
+  throttle?: number;
 }
 
 export interface FaultProxy {
   host: string;
   /** Requests the proxy saw: "METHOD path → status". */
   log: string[];
+  /** The rules, live: a test may push more once the proxy runs. */
+  rules: FaultRule[];
+  /** Request body bytes received from the client, by method. */
+  received: Record<string, number>;
+  /** Request body bytes forwarded to the registry, by method. */
+  forwarded: Record<string, number>;
   stop(): Promise<void>;
 }
 
-/** A plain-HTTP proxy in front of a plain-HTTP test registry that answers some requests with faults. */
+interface RuleState {
+  left: number;
+  matched: number;
+  burstUntil?: number;
+}
+
+/** A Transform that passes bytes on at `rate` bytes per second, in 16 KiB pieces. */
+function throttled(rate: number): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      const pieces: Buffer[] = [];
+      for (let i = 0; i < chunk.length; i += 16 * 1024) pieces.push(chunk.subarray(i, i + 16 * 1024));
+      const next = (): void => {
+        const piece = pieces.shift();
+        if (!piece) return done();
+        setTimeout(() => {
+          this.push(piece);
+          next();
+        }, (piece.length / rate) * 1000);
+      };
+      next();
+    },
+  });
+}
+
+/**
+ * A plain-HTTP proxy in front of a plain-HTTP test registry that answers some requests with faults:
+ * statuses (every n-th, in bursts), dropped and reset connections (before, mid-body, after the registry
+ * committed the blob), stalls up and down, slow links.
+ */
 export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]): Promise<FaultProxy> {
   const port = await freePort();
   const log: string[] = [];
-  const left = rules.map((r) => r.times);
-  const server = http.createServer((req, res) => {
-    const i = rules.findIndex(
-      (r, k) => left[k]! > 0 && (!r.method || r.method === req.method) && (!r.path || r.path.test(req.url ?? '')) && (!r.when || r.when(req)),
-    );
-    const rule = i >= 0 ? rules[i]! : undefined;
-    if (rule && !rule.forward) {
-      left[i]!--;
-      log.push(`${req.method} ${req.url} → ${rule.drop ? 'dropped' : rule.status}`);
-      req.resume();
-      if (rule.drop) {
-        req.socket.destroy();
-        return;
+  const received: Record<string, number> = {};
+  const forwarded: Record<string, number> = {};
+  const state = new Map<FaultRule, RuleState>();
+  const live = [...rules];
+  const stateOf = (r: FaultRule): RuleState => {
+    let st = state.get(r);
+    if (!st) state.set(r, (st = { left: r.times, matched: 0 }));
+    return st;
+  };
+  const upstreamPort = Number(target.host.split(':')[1]);
+  const upstreams = new Set<http.ClientRequest>();
+
+  /** The rule that fires for this request, if any (counting it as matched). */
+  const pick = (req: http.IncomingMessage): FaultRule | undefined => {
+    const now = Date.now();
+    for (const r of live) {
+      const st = stateOf(r);
+      if (st.left <= 0) continue;
+      if ((r.method && r.method !== req.method) || (r.path && !r.path.test(req.url ?? '')) || (r.when && !r.when(req))) continue;
+      if (r.burstMs !== undefined && st.burstUntil !== undefined) {
+        if (now > st.burstUntil) {
+          st.left = 0;
+          continue;
+        }
+      } else {
+        st.matched++;
+        if (r.every && st.matched % r.every !== 0) continue;
+        if (r.burstMs !== undefined) st.burstUntil = now + r.burstMs;
       }
+      st.left--;
+      return r;
+    }
+    return undefined;
+  };
+
+  const server = http.createServer((req, res) => {
+    const method = req.method ?? '';
+    req.on('data', (c: Buffer) => (received[method] = (received[method] ?? 0) + c.length));
+    const rule = pick(req);
+    const entry = `${method} ${req.url}`;
+    if (rule?.stall === 'read') {
+      log.push(`${entry} → stalled`);
+      req.pause();
+      return;
+    }
+    if (rule?.stall === 'answer') {
+      log.push(`${entry} → stalled`);
+      req.resume();
+      return;
+    }
+    if (rule && !rule.forward && rule.status !== undefined && !rule.drop) {
+      log.push(`${entry} → ${rule.status}`);
+      req.resume();
       res.writeHead(rule.status, { 'content-type': 'application/json', ...(rule.retryAfter ? { 'retry-after': rule.retryAfter } : {}) });
       res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `injected fault ${rule.status}` }] }));
       return;
     }
-    if (rule) left[i]!--;
+    if (rule?.drop) {
+      log.push(`${entry} → dropped`);
+      req.resume();
+      req.socket.destroy();
+      return;
+    }
     const upstream = http.request(
-      { host: '127.0.0.1', port: Number(target.host.split(':')[1]), method: req.method, path: req.url, headers: { ...req.headers, host: target.host } },
+      { host: '127.0.0.1', port: upstreamPort, method, path: rule?.rewritePath ? rule.rewritePath(req.url ?? '/') : req.url, headers: { ...req.headers, host: target.host } },
       (up) => {
-        const status = rule?.status ?? up.statusCode ?? 502;
-        log.push(`${req.method} ${req.url} → ${status}`);
+        if (rule?.dropAnswer) {
+          up.resume();
+          up.on('end', () => {
+            log.push(`${entry} → ${up.statusCode} not passed on, reset`);
+            req.socket.destroy();
+          });
+          return;
+        }
+        if (rule?.commitThenReset) {
+          up.resume();
+          up.on('end', () => {
+            const location = up.headers.location;
+            if (!location) {
+              log.push(`${entry} → ${up.statusCode} (nothing to commit), reset`);
+              req.socket.destroy();
+              return;
+            }
+            const url = new URL(location, `http://${target.host}`);
+            url.searchParams.set('digest', `sha256:${hash.digest('hex')}`);
+            const put = http.request({ host: '127.0.0.1', port: upstreamPort, method: 'PUT', path: `${url.pathname}${url.search}`, headers: { 'content-length': '0' } }, (done) => {
+              done.resume();
+              log.push(`${entry} → committed (${done.statusCode}), reset`);
+              req.socket.destroy();
+            });
+            put.on('error', () => req.socket.destroy());
+            put.end();
+          });
+          return;
+        }
+        const status = rule?.forward && rule.status !== undefined ? rule.status : (up.statusCode ?? 502);
+        log.push(`${entry} → ${status}${rule?.stall === 'body' ? ', stalled' : ''}`);
         const headers = { ...up.headers, ...rule?.addHeaders };
         // Locations the registry gives point at itself; send clients back through the proxy.
         if (typeof headers.location === 'string') headers.location = headers.location.replace(target.host, `127.0.0.1:${port}`);
         res.writeHead(status, headers);
+        if (rule?.stall === 'body') {
+          let sent = 0;
+          const limit = rule.stallAfterBytes ?? 1024;
+          up.on('data', (c: Buffer) => {
+            if (sent >= limit) return void up.pause();
+            res.write(c.subarray(0, limit - sent));
+            sent += Math.min(c.length, limit - sent);
+          });
+          return;
+        }
         up.pipe(res);
       },
     );
+    upstreams.add(upstream);
+    upstream.once('close', () => upstreams.delete(upstream));
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    res.once('close', () => {
+      if (!res.writableFinished && !rule?.commitThenReset && !rule?.dropAnswer) upstream.destroy();
+    });
+    const hash = createHash('sha256');
+    let body: NodeJS.ReadableStream = req;
+    if (rule?.throttle) body = req.pipe(throttled(rule.throttle));
+    let sent = 0;
+    body.on('data', (c: Buffer) => {
+      if (rule?.commitThenReset) hash.update(c);
+      if (rule?.resetAfterBytes !== undefined) {
+        const part = c.subarray(0, Math.max(0, rule.resetAfterBytes - sent));
+        if (part.length > 0) upstream.write(part);
+        sent += part.length;
+        forwarded[method] = (forwarded[method] ?? 0) + part.length;
+        if (sent >= rule.resetAfterBytes) {
+          log.push(`${entry} → reset after ${sent} bytes`);
+          body.pause();
+          // Let the registry take what was sent, then cut both sides.
+          setTimeout(() => {
+            upstream.destroy();
+            req.socket.destroy();
+          }, 100);
+        }
+        return;
+      }
+      forwarded[method] = (forwarded[method] ?? 0) + c.length;
+      if (!upstream.write(c)) {
+        body.pause();
+        upstream.once('drain', () => body.resume());
+      }
+    });
+    body.on('end', () => {
+      if (rule?.resetAfterBytes === undefined) upstream.end();
+    });
   });
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
     host: `127.0.0.1:${port}`,
     log,
+    rules: live,
+    received,
+    forwarded,
     stop: () =>
       new Promise<void>((r) => {
+        for (const u of upstreams) u.destroy();
         server.closeAllConnections();
         server.close(() => r());
       }),

@@ -1,9 +1,13 @@
 // Which credentials to send: the inputs, else github-token for ghcr.io, else the Docker config file
-// (as docker/login-action leaves it), else none (anonymous).
+// (as docker/login-action leaves it), else none (anonymous). In the Docker config: the registry's
+// credential helper (`credHelpers`), else its `auths` entry, else the default helper (`credsStore`), each
+// helper run as `docker-credential-<name> get`. Whatever a helper returns is a secret like the password
+// input: the caller masks it.
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../inputs/index.js';
+import { helperGet } from './credential-helper.js';
 import type { Credentials } from './types.js';
 
 export interface CredentialSources {
@@ -17,12 +21,23 @@ export interface CredentialSources {
 
 interface DockerConfig {
   auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  /** registry host → helper name (docker-credential-<name>). */
+  credHelpers?: Record<string, string>;
+  /** The helper for every registry without an entry of its own. */
+  credsStore?: string;
+}
+
+const DOCKER_HUB = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
+
+/** The server URL a helper files a registry under: the host, or Docker Hub's historical URL. */
+function helperServer(registry: string): string {
+  return DOCKER_HUB.includes(registry) ? 'https://index.docker.io/v1/' : registry;
 }
 
 /** The keys a Docker config may file a registry under. */
 function configKeys(registry: string): string[] {
   const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
-  if (['docker.io', 'index.docker.io', 'registry-1.docker.io'].includes(registry)) keys.push('https://index.docker.io/v1/');
+  if (DOCKER_HUB.includes(registry)) keys.push('https://index.docker.io/v1/', 'index.docker.io', 'docker.io');
   return keys;
 }
 
@@ -36,7 +51,11 @@ export function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv = proc
   } catch {
     return undefined;
   }
-  for (const key of configKeys(registry)) {
+  const keys = configKeys(registry);
+  const where = `${file}`;
+  const helper = keys.map((k) => config.credHelpers?.[k]).find((h) => typeof h === 'string' && h !== '');
+  if (helper) return helperGet(helper, helperServer(registry), `credHelpers of ${where} for ${registry}`, env);
+  for (const key of keys) {
     const entry = config.auths?.[key];
     if (!entry) continue;
     if (entry.auth) {
@@ -45,6 +64,9 @@ export function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv = proc
       if (at > 0) return { username: decoded.slice(0, at), password: decoded.slice(at + 1) };
     }
     if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  }
+  if (typeof config.credsStore === 'string' && config.credsStore !== '') {
+    return helperGet(config.credsStore, helperServer(registry), `credsStore of ${where}`, env);
   }
   return undefined;
 }

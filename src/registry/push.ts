@@ -4,8 +4,11 @@
 // layer is read. A layer is reused as is, never read nor compressed, when the registry holds it under one
 // of the target tags, the reuse tags, or the record the store cache keeps: by its key (what fixes its
 // bytes, an annotation this action writes) or by the diff id its input announces. Every candidate is
-// confirmed with HEAD first. Every other layer is compressed on the thread pool to a temporary file,
-// checked with HEAD and uploaded only if missing.
+// confirmed with HEAD first. A reuse tag may name another repository of the same registry
+// (`mono/base:latest`): a layer found only there is mounted into the target repository (a POST with
+// ?mount=&from=, no bytes sent), or, when the registry will not mount it, made and uploaded like any
+// other. Every other layer is compressed on the thread pool to a temporary file, checked with HEAD and
+// uploaded only if missing.
 //
 // What a reused layer is trusted for: the registry's own config mapped that blob to this diff id (or this
 // key) under a manifest we read, and HEAD found the blob; its content is not hashed again. A layer that is
@@ -20,10 +23,12 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { compressLayer, LAYERS_AT_ONCE } from '../image/compress.js';
 import { archiveInput, ImageMismatchError } from '../image/input.js';
-import type { ImageInput, ImageSource, LayerSource } from '../image/types.js';
+import type { ImageInput, ImageSource, LayerListing, LayerSource } from '../image/types.js';
 import type { RegistryClient } from './client.js';
 import { limiter } from './limit.js';
 import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, sha256Digest, type BuiltManifest, type KnownLayer } from './manifest.js';
+import type { ReuseRef } from './reference.js';
+import type { RetryStats } from './transport/budget.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 
 /** Read size of a compressed layer going out: fewer, larger socket writes than the 64 KiB default. */
@@ -31,7 +36,9 @@ const UPLOAD_CHUNK = 1024 * 1024;
 /** Uploads in flight at once. */
 const UPLOADS = 4;
 
-export type LayerAction = 'reused' | 'present' | 'uploaded' | 'computed';
+/** reused: known before reading and in the repository; mounted: known from another repository of the
+ *  registry and mounted from there, never read; present: read, then found by HEAD; uploaded; computed: no push. */
+export type LayerAction = 'reused' | 'mounted' | 'present' | 'uploaded' | 'computed';
 
 export interface LayerReport extends Descriptor {
   diffID: string;
@@ -48,8 +55,9 @@ export interface PushOptions {
   /** Absent when push is false: the digest is computed, nothing is sent. */
   client?: RegistryClient;
   tags: string[];
-  /** Further tags of the repository whose layers may be reused (an earlier build's, e.g. latest). */
-  reuseTags?: string[];
+  /** Further tags whose layers may be reused (an earlier build's, e.g. latest): a string is a tag of the
+   *  target repository; a ReuseRef may name another repository of the registry (layers mounted from it). */
+  reuseTags?: (string | ReuseRef)[];
   /** Layers known from elsewhere (the store cache's record of earlier pushes); confirmed with HEAD. */
   known?: KnownLayer[];
   logger: Logger;
@@ -59,6 +67,8 @@ export interface PushOptions {
   compressionLevel?: number;
   /** Blob uploads in flight at once. */
   uploads?: number;
+  /** Push under no tag: the manifest is PUT by its digest only. */
+  byDigest?: boolean;
   /** Annotations of the manifest itself (what produced the image: a later job finds it by them). */
   annotations?: Record<string, string>;
 }
@@ -74,6 +84,8 @@ export interface PushResult {
   seconds: number;
   /** Where the layers came from (the input's description). */
   input: string;
+  /** Requests the registry client sent again, by cause (absent without a registry). */
+  retries?: RetryStats;
 }
 
 export { ImageMismatchError };
@@ -83,43 +95,77 @@ export function spoolLimit(uploads = UPLOADS): number {
   return LAYERS_AT_ONCE + uploads;
 }
 
+/** A layer the registry holds: in the target repository, or (mountFrom) only in another one. */
+type Candidate = KnownLayer & { mountFrom?: string };
+
 interface Reuse {
-  byDiffID: Map<string, KnownLayer>;
-  byKey: Map<string, KnownLayer>;
+  byDiffID: Map<string, Candidate>;
+  byKey: Map<string, Candidate>;
 }
 
-/** Layers the registry holds under the given tags or in `known`, each confirmed with HEAD. */
-async function planReuse(client: RegistryClient, tags: string[], known: KnownLayer[], logger: Logger): Promise<Reuse> {
-  const candidates: KnownLayer[] = [...known];
+/** The reuse tags as references: plain strings are tags of the target repository. */
+function reuseRefs(client: RegistryClient, tags: string[], reuseTags: (string | ReuseRef)[]): ReuseRef[] {
+  const refs = [...tags, ...reuseTags].map((t) => (typeof t === 'string' ? { repository: client.repository, tag: t } : t));
+  const seen = new Set<string>();
+  return refs.filter((r) => {
+    const key = `${r.repository}:${r.tag}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}
+
+/**
+ * Layers the registry holds under the given references or in `known`, each confirmed with HEAD in the
+ * target repository; one found only under another repository's tag is confirmed there, to be mounted.
+ */
+async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownLayer[], logger: Logger): Promise<Reuse> {
+  const candidates: Candidate[] = [...known];
   const found: string[] = known.length > 0 ? ['the store cache record'] : [];
-  for (const tag of tags) {
+  for (const ref of refs) {
+    const other = ref.repository !== client.repository;
+    const name = other ? `${ref.repository}:${ref.tag}` : ref.tag;
+    const from = other ? { repository: ref.repository } : {};
     // The plan only saves work: a tag that cannot be read (a config the registry lost, a document we do
     // not parse) leaves its layers to be made and checked one by one, as if it were absent.
     try {
-      const existing = await client.getManifest(tag);
+      const existing = await client.getManifest(ref.tag, from);
       if (!existing) continue;
       const parsed = JSON.parse(existing.bytes.toString('utf8')) as { config?: Descriptor };
       if (!parsed.config?.digest) continue; // an index or something else: nothing to reuse from it
-      const config = await client.getBlob(parsed.config.digest);
-      candidates.push(...knownLayers(existing.bytes, config));
-      found.push(tag);
+      const config = await client.getBlob(parsed.config.digest, from);
+      candidates.push(...knownLayers(existing.bytes, config).map((l) => (other ? { ...l, mountFrom: ref.repository } : l)));
+      found.push(name);
     } catch (error) {
-      logger.info(`cannot reuse the layers under ${tag}: ${error instanceof Error ? error.message : String(error)}`);
+      logger.info(`cannot reuse the layers under ${name}: ${error instanceof Error ? error.message : String(error)}`);
     }
   }
-  const present = new Map<string, Promise<boolean>>();
+  const heads = new Map<string, Promise<boolean>>();
+  const head = (digest: string, repository?: string): Promise<boolean> => {
+    const key = `${repository ?? ''}@${digest}`;
+    let h = heads.get(key);
+    if (!h) heads.set(key, (h = client.hasBlob(digest, repository ? { repository } : {})));
+    return h;
+  };
   const reuse: Reuse = { byDiffID: new Map(), byKey: new Map() };
+  const put = (layer: Candidate): void => {
+    // A layer the target repository has wins over one to be mounted.
+    const held = reuse.byDiffID.get(layer.diffID);
+    if (!held || (held.mountFrom && !layer.mountFrom)) reuse.byDiffID.set(layer.diffID, layer);
+    const byKey = layer.key ? reuse.byKey.get(layer.key) : undefined;
+    if (layer.key && (!byKey || (byKey.mountFrom && !layer.mountFrom))) reuse.byKey.set(layer.key, layer);
+  };
   await Promise.all(
     candidates.map(async (layer) => {
-      let head = present.get(layer.desc.digest);
-      if (!head) present.set(layer.desc.digest, (head = client.hasBlob(layer.desc.digest)));
-      if (!(await head)) return;
-      reuse.byDiffID.set(layer.diffID, layer);
-      if (layer.key) reuse.byKey.set(layer.key, layer);
+      if (await head(layer.desc.digest)) return put({ ...layer, mountFrom: undefined });
+      if (layer.mountFrom && (await head(layer.desc.digest, layer.mountFrom))) put(layer);
     }),
   );
   if (reuse.byDiffID.size > 0) {
-    logger.info(`${reuse.byDiffID.size} layer(s) of ${found.join(', ')} in the registry: those in this image are neither made nor uploaded`);
+    const mounts = [...reuse.byDiffID.values()].filter((l) => l.mountFrom).length;
+    logger.info(
+      `${reuse.byDiffID.size} layer(s) of ${found.join(', ')} in the registry` +
+        (mounts > 0 ? ` (${mounts} in other repositories, to be mounted)` : '') +
+        ': those in this image are neither made nor uploaded',
+    );
   }
   return reuse;
 }
@@ -129,6 +175,14 @@ class FailFast {
   readonly controller = new AbortController();
   private first?: unknown;
   private readonly tasks: Promise<unknown>[] = [];
+  /** Rejects with the first failure, the moment it happens. */
+  readonly failed: Promise<never>;
+  private rejectFailed!: (error: unknown) => void;
+
+  constructor() {
+    this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
+    this.failed.catch(() => undefined);
+  }
 
   get signal(): AbortSignal {
     return this.controller.signal;
@@ -138,6 +192,7 @@ class FailFast {
     if (this.first !== undefined) return;
     this.first = error;
     this.controller.abort(error);
+    this.rejectFailed(error);
   }
 
   /** Throws the first failure, if any. */
@@ -178,27 +233,38 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   let bytesSkipped = 0;
 
   try {
-    // 1. Plan before reading: which layers the registry already holds.
-    const reuse = client
-      ? await planReuse(client, [...new Set([...tags, ...(opts.reuseTags ?? [])])], opts.known ?? [], logger)
-      : { byDiffID: new Map<string, KnownLayer>(), byKey: new Map<string, KnownLayer>() };
+    // 1. Plan before reading: which layers the registry already holds (here, or in other repositories).
+    let reuse: Reuse = { byDiffID: new Map(), byKey: new Map() };
+    if (client) {
+      const refs = reuseRefs(client, tags, opts.reuseTags ?? []);
+      client.allowPull(refs.map((r) => r.repository));
+      reuse = await planReuse(client, refs, opts.known ?? [], logger);
+    }
 
     // 2. One pass over the input: reuse known layers unread, make and compress the others (each on all
     //    cores, block by block) and upload them in the background while the reader moves on.
     const byDiffID = new Map<string, Promise<LayerReport>>();
     const byName = new Map<string, Promise<LayerReport>>();
-    const listing = await input.readLayers(async (layer: LayerSource, open) => {
+    const reading = input.readLayers(async (layer: LayerSource, open) => {
       run.check();
       const known = (layer.key ? reuse.byKey.get(layer.key) : undefined) ?? (layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : undefined);
       const same = layer.diffIDHint ? byDiffID.get(layer.diffIDHint) : undefined;
-      if (known || same) {
-        const report = same ?? Promise.resolve<LayerReport>({ ...known!.desc, diffID: known!.diffID, action: 'reused' });
-        if (!same) {
-          bytesSkipped += known!.desc.size;
-          byDiffID.set(known!.diffID, report);
-        }
-        byName.set(layer.name, report);
+      if (same) {
+        byName.set(layer.name, same);
         return;
+      }
+      if (known) {
+        // Known from another repository: mounted, or (the registry will not) made and uploaded below.
+        const mounted = known.mountFrom ? await client!.mountBlob(known.desc.digest, known.mountFrom, { signal: run.signal }) : false;
+        if (!known.mountFrom || mounted) {
+          const report = Promise.resolve<LayerReport>({ ...known.desc, diffID: known.diffID, action: mounted ? 'mounted' : 'reused' });
+          bytesSkipped += known.desc.size;
+          byDiffID.set(known.diffID, report);
+          byName.set(layer.name, report);
+          if (mounted) logger.info(`mounted ${known.desc.digest} (${formatBytes(known.desc.size)}, ${layer.name}) from ${known.mountFrom}`);
+          return;
+        }
+        logger.info(`the registry did not mount ${known.desc.digest} from ${known.mountFrom}: making and uploading ${layer.name}`);
       }
       const compressed = deferred<Awaited<ReturnType<typeof compressLayer>>>();
       const task = run.track(
@@ -252,11 +318,21 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       byName.set(layer.name, task);
       // A stream must be read before the visitor returns.
       if (!layer.seekable) await Promise.race([compressed.promise, task]);
-    }).catch((error: unknown) => {
-      // The reader stopped because a layer failed: that failure is the one to report.
-      run.check();
-      throw error;
     });
+    // The first failure is reported as it happens, not when the reader gets round to noticing (a reader
+    // may be waiting on its producer: a stream script between two writes). A reader still going then
+    // finds the run failed at its next layer and makes nothing more.
+    reading.catch(() => undefined);
+    let listing: LayerListing;
+    try {
+      listing = await Promise.race([reading, run.failed]);
+    } catch (error) {
+      // A layer failed (that failure is the one to report), or the reader did (then everything in flight
+      // is aborted). Either way the tasks end before their temporary files go.
+      run.fail(error);
+      await run.settle();
+      throw error;
+    }
     await run.settle();
 
     // 3. Layers in config order; each must exist and match the config's diff ids.
@@ -286,7 +362,8 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
         await client.uploadBlobBytes(configBytes);
         bytesUploaded += config.size;
       }
-      await tagAll(client, tags, manifest);
+      // push-by-digest: the manifest goes under its own digest, no tag.
+      await tagAll(client, opts.byDigest || tags.length === 0 ? [manifest.digest] : tags, manifest);
     }
     return {
       digest: manifest.digest,
@@ -298,6 +375,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       bytesSkipped,
       seconds: (Date.now() - started) / 1000,
       input: input.description,
+      ...(client ? { retries: client.retryStats() } : {}),
     };
   } finally {
     run.controller.abort();

@@ -60,3 +60,72 @@ export function validateTag(tag: string, input = 'tags'): void {
     throw new InputError(input, `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
   }
 }
+
+/** A reuse tag: a tag of the target repository, or `repository:tag` of another repository of the same registry. */
+export interface ReuseRef {
+  repository: string;
+  tag: string;
+}
+
+/**
+ * Parses the reuse-tags input against the target image: `latest` is a tag of the target repository;
+ * `mono/base:latest` a tag of another repository of the same registry (its layers are mounted, not
+ * uploaded). A registry host in front (`ghcr.io/x:y`, `localhost:5000/x:y`) is refused: mounts only work
+ * within one registry. Duplicates are dropped, order kept.
+ */
+export function parseReuseTags(values: string[], target: ImageName): ReuseRef[] {
+  const seen = new Set<string>();
+  const refs: ReuseRef[] = [];
+  for (const value of values) {
+    const ref = parseReuseTag(value, target);
+    const key = `${ref.repository}:${ref.tag}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    refs.push(ref);
+  }
+  return refs;
+}
+
+function parseReuseTag(value: string, target: ImageName): ReuseRef {
+  const input = 'reuse-tags';
+  if (value.includes('@')) {
+    throw new InputError(input, `expected a tag or repository:tag, not a digest, got "${value}"`);
+  }
+  const colon = value.lastIndexOf(':');
+  const slash = value.lastIndexOf('/');
+  if (colon < 0 || colon < slash) {
+    if (slash >= 0) throw new InputError(input, `expected repository:tag for another repository (the tag is missing), got "${value}"`);
+    validateReuseTag(value, value);
+    return { repository: target.repository, tag: value };
+  }
+  const path = value.slice(0, colon);
+  const tag = value.slice(colon + 1);
+  validateReuseTag(tag, value);
+  const parts = path.split('/');
+  const first = parts[0]!;
+  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+    throw new InputError(input, `expected a repository of the same registry without its host (layers are mounted within one registry), got "${value}"`);
+  }
+  const bad = parts.find((p) => !COMPONENT.test(p));
+  if (bad !== undefined) {
+    throw new InputError(
+      input,
+      `expected repository:tag with a lower-case repository path of letters, digits and . _ - separated by /, got "${value}" (bad part "${bad}")`,
+    );
+  }
+  if (path.length > 255) throw new InputError(input, `expected a repository path of at most 255 characters, got ${path.length} in "${value}"`);
+  const hub = DOCKER_HUB.has(target.registry);
+  return { repository: hub && parts.length === 1 ? `library/${path}` : path, tag };
+}
+
+function validateReuseTag(tag: string, value: string): void {
+  if (tag.length > 128) throw new InputError('reuse-tags', `a tag has at most 128 characters; "${value.slice(0, 40)}…" has one of ${tag.length}`);
+  if (!TAG.test(tag)) {
+    throw new InputError('reuse-tags', `expected tags of letters, digits, _ . - (not starting with . or -), or repository:tag, got "${value}"`);
+  }
+}
+
+/** The reuse tags that are tags of `repository` itself. */
+export function tagsOf(refs: ReuseRef[], repository: string): string[] {
+  return refs.filter((r) => r.repository === repository).map((r) => r.tag);
+}

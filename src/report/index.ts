@@ -36,9 +36,13 @@ export interface Metadata {
     skipped: number;
     reused: number;
     made: number;
+    /** Of the skipped: mounted from another repository of the registry. */
+    mounted: number;
     list: { digest: string; size: number; diffID: string; action: string; storePaths?: string[] }[];
   };
   bytes: { uploaded: number; skipped: number };
+  /** Requests sent again (408, 429, 5xx, dropped or stalled connections), by cause. */
+  retries: { total: number; causes: Record<string, number> };
   seconds: { install?: number; evaluate?: number; restore?: number; build: number; push: number };
 }
 
@@ -58,12 +62,14 @@ export function metadataOf(r: RunReport): Metadata {
     layers: {
       total: p.layers.length,
       uploaded: count('uploaded'),
-      skipped: count('reused', 'present'),
+      skipped: count('reused', 'present', 'mounted'),
       reused: count('reused'),
       made: count('uploaded', 'present', 'computed'),
+      mounted: count('mounted'),
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...(l.storePaths ? { storePaths: l.storePaths } : {}) })),
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
+    retries: { total: p.retries?.total ?? 0, causes: { ...(p.retries?.causes ?? {}) } },
     seconds: {
       ...(r.phases?.install !== undefined ? { install: round(r.phases.install) } : {}),
       ...(r.phases?.evaluate !== undefined ? { evaluate: round(r.phases.evaluate) } : {}),
@@ -163,7 +169,9 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
     `<p>Time: ${phases
       .filter(([, t]) => t !== undefined)
       .map(([what, t]) => `${what} ${t} s`)
-      .join(', ')}${r.cache?.restored ? ` (${formatBytes(r.cache.restored.bytes)} restored)` : ''}; ${formatBytes(m.bytes.uploaded)} uploaded.</p>`,
+      .join(', ')}${r.cache?.restored ? ` (${formatBytes(r.cache.restored.bytes)} restored)` : ''}; ${formatBytes(m.bytes.uploaded)} uploaded` +
+      (m.retries.total > 0 ? `; ${m.retries.total} request(s) sent again (${Object.entries(m.retries.causes).map(([c, n]) => `${n} × ${c}`).join(', ')})` : '') +
+      '.</p>',
     true,
   );
   await s.write();

@@ -1,5 +1,6 @@
-// The token flow: the registry's Bearer challenge names a realm; we ask it for a token for our scope,
-// sending the credentials (if any) with basic auth, and use the token until the registry refuses it.
+// The token flow: the registry's Bearer challenge names a realm; we ask it for a token for our scopes,
+// sending the credentials (if any) with basic auth. The answer says how long the token lives
+// (`expires_in`; 60 s when it does not say, per the token spec): token.ts keeps it that long.
 // The credentials go to the realm's origin only (not to where it redirects), and never over plain
 // HTTP unless the client is insecure: a plain-HTTP realm, or a redirect to one, is refused.
 import type { Credentials } from '../types.js';
@@ -11,17 +12,29 @@ import { isPlainHttp, sameOrigin } from './origin.js';
 
 export interface TokenRequest {
   challenge: Challenge;
-  scope: string;
+  /** e.g. repository:owner/app:pull,push and repository:owner/base:pull, each sent as its own scope parameter. */
+  scopes: string[];
   credentials: Credentials | undefined;
   registry: string;
   insecure: boolean;
   signal?: AbortSignal;
 }
 
+export interface Token {
+  value: string;
+  /** Seconds it lives, from when it was received. */
+  expiresInS: number;
+  /** Date.now() when it was received. */
+  receivedAt: number;
+}
+
+/** The token spec's lifetime of a token whose answer gives no expires_in. */
+export const DEFAULT_TOKEN_SECONDS = 60;
+
 const REDIRECTS = [301, 302, 303, 307, 308];
 const MAX_HOPS = 5;
 
-export async function fetchToken(transport: HttpTransport, t: TokenRequest): Promise<string> {
+export async function fetchToken(transport: HttpTransport, t: TokenRequest): Promise<Token> {
   const { challenge, credentials, registry } = t;
   const realm = challenge.params.realm;
   if (!realm) throw new AuthError(`registry ${registry} asked for a bearer token but named no realm to get it from`);
@@ -33,7 +46,7 @@ export async function fetchToken(transport: HttpTransport, t: TokenRequest): Pro
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new AuthError(`registry ${registry} named a token realm that is not HTTP(S): ${realm}`);
   if (challenge.params.service) url.searchParams.set('service', challenge.params.service);
-  url.searchParams.set('scope', t.scope);
+  for (const scope of t.scopes) url.searchParams.append('scope', scope);
   const realmUrl = url;
   const refusePlain = (hop: URL, how: string): void => {
     if (isPlainHttp(hop) && !t.insecure) {
@@ -58,7 +71,7 @@ export async function fetchToken(transport: HttpTransport, t: TokenRequest): Pro
   if (res.status !== 200) {
     throw httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'] });
   }
-  let body: { token?: string; access_token?: string };
+  let body: { token?: string; access_token?: string; expires_in?: unknown };
   try {
     body = JSON.parse(res.body.toString('utf8')) as typeof body;
   } catch {
@@ -66,5 +79,6 @@ export async function fetchToken(transport: HttpTransport, t: TokenRequest): Pro
   }
   const token = body.token ?? body.access_token;
   if (!token) throw new AuthError(`registry ${registry}: the token endpoint ${url.host} answered without a token`);
-  return token;
+  const expiresIn = typeof body.expires_in === 'number' && Number.isFinite(body.expires_in) && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+  return { value: token, expiresInS: expiresIn, receivedAt: Date.now() };
 }

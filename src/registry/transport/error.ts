@@ -18,6 +18,11 @@ export class NetworkError extends RegistryError {
   override name = 'NetworkError';
 }
 
+/** No bytes moved either way for the stall timeout: treated as a dropped connection. Retryable. */
+export class StallError extends NetworkError {
+  override name = 'StallError';
+}
+
 /** The registry refused the credentials, or wants some and none were given. Not retryable. */
 export class AuthError extends RegistryError {
   override name = 'AuthError';

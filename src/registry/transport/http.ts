@@ -1,5 +1,7 @@
 // The one place bytes go over the wire: node:http/https with keep-alive, streamed request bodies,
-// buffered (small) response bodies, and connection failures turned into NetworkError. TLS is verified
+// buffered (small) response bodies, and connection failures turned into NetworkError. A request whose
+// connection moves no bytes, up or down, for `stallMs` (default 60 s) is dropped as a StallError, a
+// NetworkError like any other dropped connection. TLS is verified
 // for every host; `insecure` relaxes it for the registry's own origin only, never for the hosts the
 // registry sends us to (token realm, blob storage, redirects). An AbortSignal destroys the request,
 // its response and its body stream.
@@ -8,7 +10,7 @@ import * as https from 'node:https';
 import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { AbortError } from './abort.js';
-import { NetworkError, RegistryError } from './error.js';
+import { NetworkError, RegistryError, StallError } from './error.js';
 import { originOf } from './origin.js';
 
 export interface HttpRequest {
@@ -33,11 +35,13 @@ export interface HttpTransportOptions {
   insecure: boolean;
   /** Extra trusted certificates (PEM), on top of Node's roots, for every host. */
   ca?: string[];
+  /** A connection that moves no bytes for this long (uploading, waiting, downloading) is dropped. */
+  stallMs?: number;
 }
 
 /** Responses we read are JSON documents and configs; anything larger is a misbehaving server. */
 const MAX_BODY = 64 * 1024 * 1024;
-const IDLE_TIMEOUT_MS = 120_000;
+export const STALL_MS = 60_000;
 
 export class HttpTransport {
   private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
@@ -48,7 +52,10 @@ export class HttpTransport {
   /** host[:port] as URL#host spells it, for messages. */
   private readonly registryHost: string;
 
+  private readonly stallMs: number;
+
   constructor(private readonly opts: HttpTransportOptions) {
+    this.stallMs = opts.stallMs ?? STALL_MS;
     const ca = opts.ca?.length ? [...rootCertificates, ...opts.ca] : undefined;
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...(ca ? { ca } : {}) });
     if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
@@ -89,7 +96,7 @@ export class HttpTransport {
         method: req.method,
         headers,
         agent: this.agent(req.url),
-        timeout: IDLE_TIMEOUT_MS,
+        timeout: this.stallMs,
       };
       const r = (secure ? https : http).request(req.url, options, (res) => {
         response = res;
@@ -109,7 +116,12 @@ export class HttpTransport {
         res.on('error', (e) => finish(() => reject(e instanceof RegistryError ? e : new NetworkError(`${req.url.host}: ${e.message}`))));
       });
       signal?.addEventListener('abort', onAbort, { once: true });
-      r.on('timeout', () => r.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1000} s`)));
+      // The socket's idle timeout: no byte written or read for stallMs, at any stage of the request.
+      r.on('timeout', () => {
+        const error = new StallError(`no bytes moved for ${this.stallMs / 1000} s (${req.url.host})`);
+        response?.destroy(error);
+        r.destroy(error);
+      });
       r.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(this.classify(req.url, e))));
       // A request that ends early (an answer before the whole body, a reset) leaves no file open.
       r.on('close', () => body?.destroy());
@@ -145,11 +157,14 @@ export class HttpTransport {
       if (!registryHost) return new TlsError(`${url.host}, where registry ${this.opts.registry} sent us, does not speak HTTPS (${e.message.split('\n')[0]})`);
       return new TlsError(`${url.host} does not speak HTTPS (${e.message.split('\n')[0]}): set insecure: true for a plain-HTTP registry`);
     }
-    return new NetworkError(`cannot reach ${registryHost ? 'registry ' : ''}${url.host}: ${e.message}`);
+    // Before a connection exists the host cannot be reached; after, the connection was lost.
+    const reaching = CONNECT_CODES.has(code);
+    return new NetworkError(`${reaching ? 'cannot reach' : 'lost the connection to'} ${registryHost ? 'registry ' : ''}${url.host}: ${e.message}`);
   }
 }
 
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/;
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 
 export class TlsError extends RegistryError {
   override name = 'TlsError';
