@@ -2,10 +2,13 @@ import { createRequire as __nia_createRequire } from 'node:module'; const requir
 import {
   HttpClient,
   LAYERS_AT_ONCE,
+  MediaTypes,
   __toESM,
   actionLogger,
   addPath,
+  archiveInput,
   blocksInFlight,
+  compressorID,
   cp,
   debug,
   endGroup,
@@ -13,10 +16,14 @@ import {
   exec,
   info,
   isDebug,
+  knownLayers,
   mkdirP,
   nixOutput,
+  nixStoreBinary,
   pushImage,
+  recordTempFile,
   report,
+  reportMerge,
   require_semver,
   restoreStoreCache,
   rmRF,
@@ -25,9 +32,11 @@ import {
   setSecret,
   sha256Digest,
   startGroup,
+  tagAll,
   untrustedCacheWarning,
-  warning
-} from "./chunks/chunk-SPKD5A4N.js";
+  warning,
+  withoutSecrets
+} from "./chunks/chunk-CNOW2BPI.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -80,6 +89,23 @@ function splitList(value) {
   const items = value.split(/[\n,]/).map((s) => s.trim()).filter((s) => s !== "");
   return [...new Set(items)];
 }
+function isOfficialReleaseUrl(url) {
+  return /^https:\/\/releases\.nixos\.org\/nix\/nix-(\d[\w.+-]*)\/nix-\1-(x86_64|aarch64)-linux\.tar\.xz$/.test(url);
+}
+var CHECKSUM_REQUIRED = "needs nix-sha256 unless it is the official release URL (a checksum fetched from the same server proves nothing)";
+function parseKeyValues(name, value) {
+  const out = /* @__PURE__ */ new Map();
+  for (const [i, raw] of value.split(/\r?\n/).entries()) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const eq = line.indexOf("=");
+    const key = eq > 0 ? line.slice(0, eq).trim() : "";
+    if (key === "" || /\s/.test(key)) throw new InputError(name, `expected key=value on every line, got "${line}" on line ${i + 1}`);
+    out.delete(key);
+    out.set(key, line.slice(eq + 1).trim());
+  }
+  return [...out];
+}
 function oneOf(name, value, allowed) {
   if (allowed.includes(value)) return value;
   throw new InputError(name, `expected one of ${allowed.join(", ")}, got "${value}"`);
@@ -106,6 +132,15 @@ function parseInputs(get, env = process.env) {
   if (nixSha256 !== "" && !/^[0-9a-f]{64}$/.test(nixSha256)) {
     throw new InputError("nix-sha256", `expected 64 hexadecimal characters, got "${nixSha256}"`);
   }
+  const nixInstallUrl = get("nix-install-url");
+  if (nixInstallUrl !== "" && nixSha256 === "" && !isOfficialReleaseUrl(nixInstallUrl)) {
+    throw new InputError("nix-install-url", CHECKSUM_REQUIRED);
+  }
+  const push = parseBoolean("push", get("push"), true);
+  if (get("merge") !== "" && !push) throw new InputError("merge", "needs push: true (the index is made in the registry from the images it holds)");
+  if (get("merge") !== "" && parseBoolean("push-by-digest", get("push-by-digest"), false)) {
+    throw new InputError("merge", "and push-by-digest: true do not go together (push by digest in the matrix jobs, merge in the job after them)");
+  }
   return {
     flake,
     attr,
@@ -118,16 +153,20 @@ function parseInputs(get, env = process.env) {
     username: get("username"),
     password: get("password"),
     githubToken: get("github-token"),
-    push: parseBoolean("push", get("push"), true),
+    push,
     insecure: parseBoolean("insecure", get("insecure"), false),
     cache: parseBoolean("cache", get("cache"), true),
     cacheKey: get("cache-key"),
     cacheMaxSize: parseSize("cache-max-size", get("cache-max-size") || "4GiB"),
     installNix: oneOf("install-nix", get("install-nix") || "auto", ["auto", "true", "false"]),
     nixVersion: get("nix-version"),
-    nixInstallUrl: get("nix-install-url"),
+    nixInstallUrl,
     nixSha256,
-    extraNixConf: get("extra-nix-conf")
+    extraNixConf: get("extra-nix-conf"),
+    pushByDigest: parseBoolean("push-by-digest", get("push-by-digest"), false),
+    merge: get("merge").split(/\r?\n/).map((l) => l.trim()).filter(Boolean),
+    labels: parseKeyValues("labels", get("labels")),
+    annotations: parseKeyValues("annotations", get("annotations"))
   };
 }
 
@@ -452,9 +491,9 @@ function _completeToolPath(tool, version, arch2) {
 function isExplicitVersion(versionSpec) {
   const c = semver2.clean(versionSpec) || "";
   debug(`isExplicit: ${c}`);
-  const valid2 = semver2.valid(c) != null;
-  debug(`explicit? ${valid2}`);
-  return valid2;
+  const valid3 = semver2.valid(c) != null;
+  debug(`explicit? ${valid3}`);
+  return valid3;
 }
 function evaluateVersions(versions, versionSpec) {
   let version = "";
@@ -497,11 +536,60 @@ function _getGlobal(key, defaultValue) {
 
 // src/nix/install.ts
 import { spawn } from "node:child_process";
-import { createHash } from "node:crypto";
+import { createHash, randomUUID as randomUUID2 } from "node:crypto";
 import { accessSync, constants, createReadStream, existsSync as existsSync2, readdirSync as readdirSync2 } from "node:fs";
-import { appendFile, mkdir, writeFile } from "node:fs/promises";
+import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, homedir, tmpdir, userInfo } from "node:os";
 import { delimiter, join as join2 } from "node:path";
+
+// src/nix/secrets.ts
+function decoded(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+function urlSecrets(url) {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url.trim());
+  if (!m || m[1] === "") return [];
+  const userinfo = m[1];
+  const colon = userinfo.indexOf(":");
+  const secret = colon >= 0 && colon < userinfo.length - 1 ? userinfo.slice(colon + 1) : colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+  return unique([userinfo, secret, decoded(secret)]);
+}
+var SECRET_SETTING = /(password|passwd|token|secret)/i;
+function nixConfSecrets(conf) {
+  const out = [];
+  for (const raw of conf.split(/\r?\n/)) {
+    const line = raw.replace(/#.*$/, "");
+    const setting = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (setting && /^(extra-)?access-tokens$/.test(setting[1])) {
+      for (const item of setting[2].split(/\s+/)) {
+        const eq = item.indexOf("=");
+        if (eq < 0 || eq === item.length - 1) continue;
+        const token = item.slice(eq + 1);
+        out.push(token);
+        const typed = /^(?:PAT|OAuth2):(.+)$/i.exec(token);
+        if (typed) out.push(typed[1]);
+      }
+    } else if (setting && SECRET_SETTING.test(setting[1]) && !/-files?$/.test(setting[1]) && setting[2] !== "") {
+      out.push(setting[2]);
+    }
+    for (const pair of line.matchAll(/\b(?:password|passwd)\s+([^\s=]\S*)/gi)) out.push(pair[1]);
+  }
+  return unique(out);
+}
+function unique(values) {
+  return [...new Set(values.filter((v) => v.trim() !== ""))];
+}
+function maskNixSecrets(inputs, setSecret2 = setSecret) {
+  const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ""), ...nixConfSecrets(inputs.extraNixConf ?? "")]);
+  for (const s of secrets) setSecret2(s);
+  return secrets;
+}
+
+// src/nix/install.ts
 var NixInstallError = class extends Error {
   name = "NixInstallError";
 };
@@ -521,17 +609,26 @@ function findNix(env = process.env) {
   }
   return void 0;
 }
-function nixSettings(opts) {
+function nixSettings(opts = {}) {
   const lines = ["experimental-features = nix-command flakes", "max-jobs = auto"];
   if (opts.trustedUser) lines.push(`trusted-users = root ${opts.trustedUser}`);
-  if (opts.githubToken) lines.push(`access-tokens = github.com=${opts.githubToken}`);
-  if (opts.extraNixConf) lines.push(opts.extraNixConf.trimEnd());
   return `${lines.join("\n")}
 `;
 }
 function nixConfigEnv(opts, existing) {
-  const ours = nixSettings({ githubToken: opts.githubToken });
-  return [ours.trimEnd(), existing?.trimEnd(), opts.extraNixConf?.trimEnd()].filter(Boolean).join("\n");
+  const ours = [nixSettings().trimEnd(), ...opts.githubToken ? [`access-tokens = github.com=${opts.githubToken}`] : []];
+  return [...ours, existing?.trimEnd(), opts.extraNixConf?.trimEnd()].filter(Boolean).join("\n");
+}
+async function appendMissingLines(file, text) {
+  const existing = existsSync2(file) ? await readFile(file, "utf8") : "";
+  const have = new Set(existing.split("\n").map((l) => l.trim()));
+  const missing = [...new Set(text.split("\n").map((l) => l.trim()))].filter((l) => l !== "" && !have.has(l));
+  if (missing.length > 0) {
+    const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
+    await appendFile(file, `${separator}${missing.join("\n")}
+`, { mode: 384 });
+  }
+  return missing;
 }
 function run(cmd, args, env, echo = false) {
   return new Promise((resolve, reject) => {
@@ -580,7 +677,7 @@ async function publishedSha256(url) {
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new NixInstallError(`${url}.sha256 does not hold a SHA-256: "${hex.slice(0, 80)}"`);
   return hex;
 }
-async function fetchRelease(version, system, url, sha256) {
+async function fetchRelease(version, system, url, sha256, temp) {
   const tool = url === releaseUrl(version, system) ? "nix" : `nix-${createHash("sha256").update(url).digest("hex").slice(0, 12)}`;
   const cached = find(tool, version, system);
   if (cached) {
@@ -588,9 +685,21 @@ async function fetchRelease(version, system, url, sha256) {
     return cached;
   }
   info(`downloading ${url}`);
-  let file;
+  const file = join2(temp, `nix-image-action-${randomUUID2()}.tar.xz`);
+  const unpacked = join2(temp, `nix-image-action-${randomUUID2()}`);
+  recordTempFile(file);
+  recordTempFile(unpacked);
   try {
-    file = await downloadTool(url);
+    return await unpackRelease({ version, system, url, sha256, tool, file, unpacked });
+  } finally {
+    await rm(file, { force: true });
+    await rm(unpacked, { recursive: true, force: true });
+  }
+}
+async function unpackRelease(o) {
+  const { version, system, url, sha256, tool, file } = o;
+  try {
+    await downloadTool(url, file);
   } catch (e) {
     throw new NixInstallError(`cannot download the Nix tarball ${url}: ${e.message}`);
   }
@@ -601,7 +710,7 @@ async function fetchRelease(version, system, url, sha256) {
   }
   let dir;
   try {
-    dir = await extractTar(file, void 0, "xJ");
+    dir = await extractTar(file, o.unpacked, "xJ");
   } catch (e) {
     throw new NixInstallError(`cannot unpack the Nix tarball ${url}: ${e.message}`);
   }
@@ -624,21 +733,24 @@ function canRunDaemon(env) {
 async function install(opts, env) {
   const system = runnerSystem();
   const url = opts.installUrl ?? releaseUrl(opts.nixVersion, system);
-  const dir = await fetchRelease(opts.nixVersion, system, url, opts.sha256);
+  if (!opts.sha256 && !isOfficialReleaseUrl(url)) throw new InputError("nix-install-url", CHECKSUM_REQUIRED);
+  const temp = env.RUNNER_TEMP || tmpdir();
+  const dir = await fetchRelease(opts.nixVersion, system, url, opts.sha256, temp);
   const installer = installerIn(dir);
   const user = env.USER || userInfo().username;
-  const settings = nixSettings({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf, trustedUser: user });
-  const temp = env.RUNNER_TEMP || tmpdir();
+  const settings = nixSettings({ trustedUser: user });
   const confFile = join2(temp, "nix-image-action.nix.conf");
+  recordTempFile(confFile);
   await writeFile(confFile, settings, { mode: 384 });
   const daemon = canRunDaemon(env);
   const flags = daemon ? ["--daemon", "--yes", "--daemon-user-count", String(Math.max(4, availableParallelism())), "--no-channel-add", "--nix-extra-conf-file", confFile] : ["--no-daemon", "--no-channel-add", "--nix-extra-conf-file", confFile];
   startGroup(`${installer} ${flags.join(" ")}`);
   let result;
   try {
-    result = await run(installer, flags, env, true);
+    result = await run(installer, flags, withoutSecrets(env), true);
   } finally {
     endGroup();
+    await rm(confFile, { force: true });
   }
   if (result.code !== 0) {
     const last = result.out.trim().split("\n").slice(-2).join(" / ");
@@ -647,7 +759,7 @@ async function install(opts, env) {
   if (!daemon) {
     const confDir = join2(env.XDG_CONFIG_HOME || join2(env.HOME || homedir(), ".config"), "nix");
     await mkdir(confDir, { recursive: true });
-    await appendFile(join2(confDir, "nix.conf"), settings, { mode: 384 });
+    await appendMissingLines(join2(confDir, "nix.conf"), settings);
   }
   for (const bin of PROFILE_BINS) {
     if (executable(join2(bin, "nix"))) {
@@ -660,6 +772,7 @@ async function install(opts, env) {
 async function setupNix(opts) {
   const env = opts.env ?? process.env;
   if (opts.githubToken) setSecret(opts.githubToken);
+  maskNixSecrets({ nixInstallUrl: opts.installUrl, extraNixConf: opts.extraNixConf });
   const found = opts.installNix === "true" ? void 0 : findNix(env);
   let nix;
   let installed = false;
@@ -678,6 +791,95 @@ async function setupNix(opts) {
 
 // src/nix/build.ts
 import { spawn as spawn2 } from "node:child_process";
+import { basename } from "node:path";
+
+// src/nix/derivation.ts
+import { readFile as readFile2 } from "node:fs/promises";
+var DerivationParseError = class extends Error {
+  name = "DerivationParseError";
+};
+function parseTerm(text, where) {
+  let i = 0;
+  const fail = (what) => {
+    throw new DerivationParseError(`${where}: not a derivation (${what} at byte ${i})`);
+  };
+  const value = () => {
+    const c = text[i];
+    if (c === '"') {
+      i++;
+      let out = "";
+      for (; ; ) {
+        const j = text.indexOf('"', i);
+        const k = text.indexOf("\\", i);
+        if (j < 0) fail("unterminated string");
+        if (k >= 0 && k < j) {
+          out += text.slice(i, k);
+          const e = text[k + 1];
+          out += e === "n" ? "\n" : e === "r" ? "\r" : e === "t" ? "	" : e ?? "";
+          i = k + 2;
+          continue;
+        }
+        out += text.slice(i, j);
+        i = j + 1;
+        return out;
+      }
+    }
+    if (c === "[" || c === "(") {
+      const close2 = c === "[" ? "]" : ")";
+      i++;
+      const items = [];
+      if (text[i] === close2) {
+        i++;
+        return items;
+      }
+      for (; ; ) {
+        items.push(value());
+        if (text[i] === ",") i++;
+        else if (text[i] === close2) {
+          i++;
+          return items;
+        } else fail(`expected , or ${close2}`);
+      }
+    }
+    return fail(`unexpected ${JSON.stringify(c ?? "end")}`);
+  };
+  if (!text.startsWith("Derive(")) fail("no Derive( head");
+  i = "Derive".length;
+  const term = value();
+  if (i !== text.length && text.slice(i).trim() !== "") fail("trailing text");
+  return term;
+}
+var strings = (t, where) => {
+  if (!Array.isArray(t) || !t.every((s) => typeof s === "string")) throw new DerivationParseError(`${where}: malformed list`);
+  return t;
+};
+function parseDerivation(text, path2) {
+  const t = parseTerm(text, path2);
+  if (!Array.isArray(t) || t.length !== 7) throw new DerivationParseError(`${path2}: a derivation has 7 fields, found ${Array.isArray(t) ? t.length : 0}`);
+  const [outs, drvs, srcs, system, builder, args, env] = t;
+  const outputs = {};
+  for (const o of outs ?? []) {
+    const [name, out] = strings(o, path2);
+    outputs[name] = out ?? "";
+  }
+  const inputDrvs = {};
+  for (const d of drvs ?? []) {
+    if (!Array.isArray(d) || typeof d[0] !== "string") throw new DerivationParseError(`${path2}: malformed input derivation`);
+    inputDrvs[d[0]] = Array.isArray(d[1]) ? strings(d[1], path2) : [];
+  }
+  const vars = {};
+  for (const e of env ?? []) {
+    const [k, v] = strings(e, path2);
+    vars[k] = v ?? "";
+  }
+  if (typeof system !== "string" || typeof builder !== "string") throw new DerivationParseError(`${path2}: malformed system or builder`);
+  return { path: path2, outputs, inputDrvs, inputSrcs: strings(srcs, path2), system, builder, args: strings(args, path2), env: vars };
+}
+async function readDerivation(path2) {
+  return parseDerivation(await readFile2(path2, "utf8"), path2);
+}
+
+// src/nix/build.ts
 var BuildError = class extends Error {
   name = "BuildError";
 };
@@ -739,20 +941,39 @@ async function derivationOf(opts) {
     return void 0;
   }
 }
+async function evaluateDerivation(opts) {
+  if (opts.buildArgs.includes("--impure")) return { reason: "build-args has --impure: the derivation does not fix the image" };
+  let drvPath;
+  try {
+    const out = await nixOutput(opts.nix, ["path-info", "--derivation", "--option", "allow-import-from-derivation", "false", opts.installable, ...opts.buildArgs], opts.env);
+    drvPath = out.trim().split("\n").pop();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return { reason: /import from derivation|allow-import-from-derivation/i.test(message) ? "it imports from a derivation: evaluating it needs a build" : `it cannot be evaluated without building (${message})` };
+  }
+  if (!drvPath?.endsWith(".drv")) return { reason: "nix path-info --derivation named no derivation" };
+  let drv;
+  try {
+    drv = await readDerivation(drvPath);
+  } catch (error) {
+    return { reason: error.message };
+  }
+  if (drv.env.__impure !== void 0) return { reason: `${drvPath} is an impure derivation` };
+  const outPath = drv.outputs.out ?? Object.values(drv.outputs)[0];
+  if (!outPath) return { reason: `${drvPath} is content-addressed: its output path is known only once built` };
+  return { drvPath, outPath };
+}
 function ignoredSubstituters(log) {
   return [...log.replace(ANSI, "").matchAll(/ignoring untrusted substituter '([^']+)'/g)].map((m) => m[1]);
 }
-async function buildImageOutput(opts) {
-  const args = ["build", "--no-link", "--json", "--print-build-logs", opts.installable, ...opts.buildArgs];
-  const started = Date.now();
-  startGroup(`nix ${args.join(" ")}`);
+async function runLogged(command, args, env) {
+  startGroup(`${basename(command)} ${args.join(" ")}`);
   let stdout = "";
   let stderr = "";
   let head2 = "";
-  let code;
   try {
-    code = await new Promise((resolve, reject) => {
-      const child = spawn2(opts.nix, args, { env: opts.env, stdio: ["ignore", "pipe", "pipe"] });
+    const code = await new Promise((resolve, reject) => {
+      const child = spawn2(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
       child.stdout.on("data", (d) => stdout += d.toString());
       child.stderr.on("data", (d) => {
         const text = d.toString();
@@ -760,12 +981,24 @@ async function buildImageOutput(opts) {
         if (head2.length < 64 * 1024) head2 += text;
         process.stdout.write(text);
       });
-      child.on("error", (e) => reject(new BuildError(`cannot run ${opts.nix}: ${e.message}`)));
+      child.on("error", (e) => reject(new BuildError(`cannot run ${command}: ${e.message}`)));
       child.on("close", resolve);
     });
+    return { code, stdout, stderr, head: head2 };
   } finally {
     endGroup();
   }
+}
+async function realiseDerivation(opts, drvPath, what) {
+  const started = Date.now();
+  const { code, stdout, stderr, head: head2 } = await runLogged(nixStoreBinary(opts.nix), ["--realise", drvPath], opts.env);
+  if (code !== 0) throw new BuildError(describeFailure(what, code, stderr));
+  return { outPaths: stdout.split("\n").filter(Boolean), seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignoredSubstituters(head2) };
+}
+async function buildImageOutput(opts) {
+  const args = ["build", "--no-link", "--json", "--print-build-logs", opts.installable, ...opts.buildArgs];
+  const started = Date.now();
+  const { code, stdout, stderr, head: head2 } = await runLogged(opts.nix, args, opts.env);
   if (code !== 0) throw new BuildError(describeFailure(opts.installable, code, stderr));
   let parsed;
   try {
@@ -781,9 +1014,283 @@ async function buildImageOutput(opts) {
   return { storePath, drvPath: first.drvPath, seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignoredSubstituters(head2) };
 }
 
+// src/nix/dockertools.ts
+import { lstat, readFile as readFile3, stat } from "node:fs/promises";
+import { basename as basename2, join as join3 } from "node:path";
+var STORE_PATH = /^(\/[^\s'"\\]+)\/[0-9a-z]{32}-[A-Za-z0-9+\-._?=]+$/;
+var PIPE = /^(\S+)\s*\|\s*((?:cat|pigz|gzip|zstd)(?:\s+[-\w$={}]+)*)\s*>\s*"?\$\{?out\}?"?$/;
+var REDIRECT = /^(\S+)\s*>\s*"?\$\{?out\}?"?$/;
+var WRAPPER = /^makeWrapper\s+(\S+)\s+"?\$\{?out\}?"?\s+--add-flags\s+(\S+)$/;
+var SCRIPT_MARKERS = [
+  [/^\s*import\s+tarfile\b/m, "import tarfile"],
+  [/tarfile\.open\([^)]*mode\s*=\s*"w\|"/, 'layer tars written by tarfile.open(mode="w|")'],
+  [/\.rglob\(\s*"\*"\s*\)/, 'store paths walked with rglob("*")'],
+  [/\bsorted\(/, "entries sorted"],
+  [/\.islnk\(\)[\s\S]{0,300}tarfile\.REGTYPE/, "hardlinks copied as regular files"],
+  ...["store_layers", "customisation_layer", "mtime", "uid", "gid", "uname", "gname", "store_dir", "created", "architecture", "config"].map(
+    (k) => [new RegExp(`conf\\[\\s*"${k}"\\s*\\]`), `conf["${k}"] read`]
+  ),
+  [/json\.dumps\([^)]*indent\s*=\s*4/, "the config written by json.dumps(indent=4)"],
+  [/store paths: \{/, 'history comments "store paths: [...]"']
+];
+var CONF_KEYS = ["architecture", "config", "store_dir", "from_image", "store_layers", "customisation_layer", "repo_tag", "created", "mtime", "uid", "gid", "uname", "gname"];
+var CONF_OPTIONAL = ["os"];
+function commandOf(drv) {
+  if (drv.env.buildCommand !== void 0) return drv.env.buildCommand;
+  if (drv.env.__json !== void 0) {
+    try {
+      const attrs = JSON.parse(drv.env.__json);
+      if (typeof attrs.buildCommand === "string") return attrs.buildCommand;
+    } catch {
+      return void 0;
+    }
+  }
+  const c = drv.args.indexOf("-c");
+  return c >= 0 ? drv.args[c + 1] : void 0;
+}
+function resolveToken(token, drv) {
+  const unquoted = token.replace(/^"(.*)"$/, "$1").replace(/^'(.*)'$/, "$1");
+  const ref = /^\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?$/.exec(unquoted);
+  return ref ? drv.env[ref[1]] ?? "" : unquoted;
+}
+async function producerOf(drv, path2) {
+  for (const [input, outs] of Object.entries(drv.inputDrvs)) {
+    const d = await readDerivation(input).catch(() => void 0);
+    if (d && outs.some((o) => d.outputs[o] === path2)) return d;
+  }
+  return void 0;
+}
+function singleLine(command) {
+  const lines = command.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("#"));
+  return lines.length === 1 ? lines[0] : void 0;
+}
+function missingMarkers(script) {
+  return SCRIPT_MARKERS.filter(([re]) => !re.test(script)).map(([, what]) => what);
+}
+async function scriptSource(drv) {
+  const isSource = (p) => /^[0-9a-z]{32}-stream_layered_image\.py$/.test(basename2(p));
+  const direct = drv.inputSrcs.find(isSource);
+  if (direct) return direct;
+  for (const input of Object.keys(drv.inputDrvs)) {
+    const d = await readDerivation(input).catch(() => void 0);
+    const found = d?.inputSrcs.find(isSource);
+    if (found) return found;
+  }
+  return void 0;
+}
+async function recogniseStream(drv) {
+  const command = commandOf(drv);
+  const line = command === void 0 ? void 0 : singleLine(command);
+  const m = line ? WRAPPER.exec(line) : null;
+  if (!m) return { reason: `${drv.env.name ?? drv.path} is not a streamLayeredImage wrapper (makeWrapper <script> $out --add-flags <conf>)` };
+  const scriptPath = resolveToken(m[1], drv);
+  const confPath = resolveToken(m[2], drv);
+  const scriptDrv = await producerOf(drv, scriptPath);
+  const confDrv = await producerOf(drv, confPath);
+  if (!scriptDrv || !confDrv) return { reason: `the wrapper's script and conf are not outputs of its input derivations` };
+  if (!/-conf\.json$/.test(confDrv.env.name ?? "")) return { reason: `the wrapper's flags are not a dockerTools conf (${confDrv.env.name ?? confDrv.path})` };
+  const source = await scriptSource(scriptDrv);
+  if (!source) return { reason: `the wrapper's script ${scriptPath} is not made from nixpkgs' stream_layered_image.py` };
+  let text;
+  try {
+    text = await readFile3(source, "utf8");
+  } catch {
+    return { reason: `the script source ${source} is not in the store` };
+  }
+  const missing = missingMarkers(text);
+  if (missing.length > 0) return { reason: `${source} is a stream_layered_image.py this action does not know (it lacks: ${missing.join("; ")})` };
+  return { ok: { streamDrv: drv.path, confDrv: confDrv.path, confPath, script: source } };
+}
+async function recogniseImage(drvPath) {
+  let drv;
+  try {
+    drv = await readDerivation(drvPath);
+  } catch (e) {
+    return { reason: `cannot read the derivation ${drvPath}: ${e.message}` };
+  }
+  const outPath = drv.outputs.out ?? "";
+  const name = drv.env.name ?? basename2(drvPath);
+  const command = commandOf(drv);
+  const line = command === void 0 ? void 0 : singleLine(command);
+  if (line && WRAPPER.test(line)) {
+    const s2 = await recogniseStream(drv);
+    if ("reason" in s2) return s2;
+    return { image: { drvPath, outPath, kind: "stream", ...s2.ok }, reason: `${name} is a dockerTools streamLayeredImage` };
+  }
+  const piped = line ? PIPE.exec(line) ?? REDIRECT.exec(line) : null;
+  if (!piped) return { reason: `${name} is not a dockerTools layered image (no stream script piped into $out)` };
+  const streamPath = resolveToken(piped[1], drv);
+  const streamDrv = await producerOf(drv, streamPath);
+  if (!streamDrv) return { reason: `${name} pipes ${streamPath}, which none of its input derivations makes` };
+  const s = await recogniseStream(streamDrv);
+  if ("reason" in s) return s;
+  const compressor = piped[2]?.trim() ?? "none";
+  return {
+    image: { drvPath, outPath, kind: "archive", compressor, ...s.ok },
+    reason: `${name} is a dockerTools buildLayeredImage (the stream ${basename2(streamPath)} piped into ${compressor})`
+  };
+}
+var isObject = (v) => typeof v === "object" && v !== null && !Array.isArray(v);
+function planFromConf(confText, image) {
+  let conf;
+  try {
+    conf = JSON.parse(confText);
+  } catch {
+    return { reason: `the conf ${image.confPath} is not JSON` };
+  }
+  if (!isObject(conf)) return { reason: "the conf is not a JSON object" };
+  const keys = Object.keys(conf);
+  const unknown = keys.filter((k) => !CONF_KEYS.includes(k) && !CONF_OPTIONAL.includes(k));
+  const absent = CONF_KEYS.filter((k) => !keys.includes(k));
+  if (unknown.length || absent.length) {
+    return { reason: `the conf has a shape this action does not know (${[unknown.length ? `unknown: ${unknown.join(", ")}` : "", absent.length ? `missing: ${absent.join(", ")}` : ""].filter(Boolean).join("; ")})` };
+  }
+  if (conf.from_image !== null) return { reason: "the image has a fromImage base, whose layers come from its archive" };
+  const storeDir = conf.store_dir;
+  if (typeof storeDir !== "string" || !storeDir.startsWith("/")) return { reason: "the conf has no valid store_dir" };
+  const inStore = (p) => typeof p === "string" && STORE_PATH.exec(p)?.[1] === storeDir;
+  const layers = conf.store_layers;
+  if (!Array.isArray(layers) || !layers.every((l) => Array.isArray(l) && l.length > 0 && l.every(inStore))) {
+    return { reason: `the conf's store_layers are not lists of store paths under ${storeDir}` };
+  }
+  if (!inStore(conf.customisation_layer)) return { reason: "the conf has no valid customisation_layer" };
+  const ids = {};
+  for (const k of ["uid", "gid"]) {
+    const v = conf[k];
+    const n = typeof v === "number" ? v : typeof v === "string" && /^[0-9]{1,10}$/.test(v) ? Number(v) : NaN;
+    if (!Number.isSafeInteger(n) || n < 0) return { reason: `the conf's ${k} is not a whole number: ${JSON.stringify(v)}` };
+    ids[k] = n;
+  }
+  for (const k of ["uname", "gname", "architecture", "created", "mtime"]) if (typeof conf[k] !== "string") return { reason: `the conf's ${k} is not a string` };
+  if (!isObject(conf.config)) return { reason: "the conf's config is not an object" };
+  return {
+    ok: {
+      image,
+      storeLayers: layers,
+      customisationLayer: conf.customisation_layer,
+      storeDir,
+      created: conf.created,
+      mtime: conf.mtime,
+      uid: ids.uid,
+      gid: ids.gid,
+      uname: conf.uname,
+      gname: conf.gname,
+      architecture: conf.architecture,
+      confText
+    }
+  };
+}
+async function realisePlan(image, nix, env) {
+  const started = Date.now();
+  const seconds = () => (Date.now() - started) / 1e3;
+  const store = nixStoreBinary(nix);
+  const built = await realiseDerivation({ nix, env }, image.confDrv, `the image's conf ${basename2(image.confDrv)}`);
+  const confPath = built.outPaths.at(-1) ?? image.confPath;
+  const confText = await readFile3(confPath, "utf8");
+  const step = planFromConf(confText, { ...image, confPath });
+  if ("reason" in step) return { reason: step.reason, seconds: seconds(), ignoredSubstituters: built.ignoredSubstituters };
+  const plan = step.ok;
+  const needed = [.../* @__PURE__ */ new Set([...plan.storeLayers.flat(), plan.customisationLayer])];
+  const absent = [];
+  for (const p of needed) if (!await lstat(p).then(() => true, () => false)) absent.push(p);
+  if (absent.length > 0) await nixOutput(store, ["--realise", ...absent], env);
+  for (const f of ["layer.tar", "checksum"]) {
+    const ok2 = await stat(join3(plan.customisationLayer, f)).then((s) => s.isFile(), () => false);
+    if (!ok2) return { reason: `the customisation layer ${plan.customisationLayer} has no ${f}`, seconds: seconds(), ignoredSubstituters: built.ignoredSubstituters };
+  }
+  const kind = image.kind === "stream" ? "streamLayeredImage" : `buildLayeredImage (${image.compressor})`;
+  return {
+    plan,
+    reason: `${basename2(image.drvPath, ".drv")} is a dockerTools ${kind}: ${plan.storeLayers.length} store layers and the customisation layer, from ${basename2(confPath)}`,
+    seconds: seconds(),
+    ignoredSubstituters: built.ignoredSubstituters
+  };
+}
+
+// src/nix/resolve.ts
+async function resolveImage(opts) {
+  const started = Date.now();
+  const drvPath = opts.drvPath ?? await derivationOf(opts);
+  if (drvPath) opts.onDerivation?.(drvPath);
+  let plan;
+  let ignored = [];
+  let reason = "the installable could not be evaluated to a derivation without building";
+  if (drvPath) {
+    const recognised = await recogniseImage(drvPath);
+    reason = recognised.reason;
+    if (recognised.image) {
+      const realised = await realisePlan(recognised.image, opts.nix, opts.env);
+      reason = realised.reason;
+      plan = realised.plan;
+      ignored = realised.ignoredSubstituters;
+      const refused = plan ? opts.checkPlan?.(plan) : void 0;
+      if (refused) {
+        reason = `the layers cannot be made exactly from the plan: ${refused}`;
+        plan = void 0;
+      }
+    }
+  }
+  if (plan && opts.layersFrom === "auto") {
+    info(`image: layers made from the store, the archive is not built (${reason})`);
+    return { drvPath, outPath: plan.image.outPath, plan, reason, seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignored };
+  }
+  const why = plan ? `layers-from: archive (${reason})` : reason;
+  info(`image: building the output and reading its archive: ${why}`);
+  const built = await buildImageOutput(opts);
+  return {
+    drvPath: built.drvPath,
+    outPath: built.storePath,
+    built,
+    ...plan ? { archivePlan: plan } : {},
+    reason: why,
+    seconds: (Date.now() - started) / 1e3,
+    ignoredSubstituters: [.../* @__PURE__ */ new Set([...ignored, ...built.ignoredSubstituters])]
+  };
+}
+async function imageDerivation(drvPath) {
+  const recognised = await recogniseImage(drvPath);
+  return recognised.image?.confDrv ?? drvPath;
+}
+
+// src/nix/layer-record.ts
+import { readFile as readFile4, writeFile as writeFile2 } from "node:fs/promises";
+import { join as join4 } from "node:path";
+var FILE = "nix-image-action-layers.json";
+var KEEP = 1e3;
+function layerRecordFile(dir) {
+  return join4(dir, FILE);
+}
+async function load(dir) {
+  try {
+    const parsed = JSON.parse(await readFile4(layerRecordFile(dir), "utf8"));
+    if (parsed?.version === 1 && parsed.repositories && typeof parsed.repositories === "object") return parsed;
+  } catch {
+  }
+  return { version: 1, repositories: {} };
+}
+var valid2 = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0;
+async function readLayerRecord(dir, target) {
+  const layers = (await load(dir)).repositories[target];
+  return Array.isArray(layers) ? layers.filter(valid2) : [];
+}
+async function recordLayers(dir, target, layers) {
+  const record = await load(dir);
+  const seen = /* @__PURE__ */ new Set();
+  const merged = [];
+  for (const l of [...layers, ...record.repositories[target] ?? []]) {
+    const id = `${l.key ?? ""} ${l.diffID} ${l.digest}`;
+    if (seen.has(id) || !valid2(l)) continue;
+    seen.add(id);
+    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} });
+  }
+  record.repositories[target] = merged.slice(0, KEEP);
+  await writeFile2(layerRecordFile(dir), `${JSON.stringify(record)}
+`);
+}
+
 // src/image/format.ts
-import { open, readdir, stat } from "node:fs/promises";
-import { join as join3 } from "node:path";
+import { open, readdir, stat as stat2 } from "node:fs/promises";
+import { join as join5 } from "node:path";
 var NotAnImageError = class extends Error {
   name = "NotAnImageError";
 };
@@ -800,7 +1307,7 @@ async function head(path2, n) {
   }
 }
 async function sniffFile(path2) {
-  const info2 = await stat(path2);
+  const info2 = await stat2(path2);
   const bytes = await head(path2, 512);
   if (bytes.subarray(0, 2).equals(GZIP)) return { format: "docker-archive+gzip", found: "gzip data" };
   if (bytes.subarray(0, 4).equals(ZSTD)) return { format: "docker-archive+zstd", found: "zstd data" };
@@ -816,7 +1323,7 @@ async function sniffFile(path2) {
 }
 var ARCHIVE_NAME = /\.(tar|tar\.gz|tgz|tar\.zst)$/;
 async function detectSource(storePath) {
-  const info2 = await stat(storePath).catch(() => void 0);
+  const info2 = await stat2(storePath).catch(() => void 0);
   if (!info2) throw new NotAnImageError(`${storePath} is not a container image: the path does not exist`);
   let path2 = storePath;
   if (info2.isDirectory()) {
@@ -828,7 +1335,7 @@ async function detectSource(storePath) {
         `${storePath} is not a container image: expected a docker-archive (.tar, .tar.gz, .tar.zst) or a streamLayeredImage script, found a directory with ${entries.length ? listing : "nothing in it"}`
       );
     }
-    path2 = join3(storePath, archives[0]);
+    path2 = join5(storePath, archives[0]);
   }
   const { format, found } = await sniffFile(path2);
   if (!format) {
@@ -839,18 +1346,736 @@ async function detectSource(storePath) {
   return { format, path: path2 };
 }
 
+// src/image/plan.ts
+import { createHash as createHash2 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { readFile as readFile5 } from "node:fs/promises";
+import { join as join6 } from "node:path";
+
+// src/image/store-layer.ts
+import * as fs2 from "node:fs";
+import { readdir as readdir2, readlink } from "node:fs/promises";
+import { Readable } from "node:stream";
+var LAYER_MAKER_VERSION = "1";
+var UnsupportedImageError = class extends Error {
+  name = "UnsupportedImageError";
+};
+var BLOCK = 512;
+var RECORD = 20 * BLOCK;
+var CHUNK = 1024 * 1024;
+var ZEROS = Buffer.alloc(RECORD);
+function isAscii(s) {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+function asciiReplace(s) {
+  let out = "";
+  for (const ch of s) out += ch.charCodeAt(0) < 128 ? ch : "?";
+  return Buffer.from(out, "latin1");
+}
+function octal(n, digits) {
+  return n.toString(8).padStart(digits - 1, "0") + "\0";
+}
+function ustarHeader(f) {
+  const b = Buffer.alloc(BLOCK);
+  const str = (s, at, len) => asciiReplace(s).copy(b, at, 0, len);
+  str(f.name, 0, 100);
+  b.write(octal(f.mode & 4095, 8), 100, "latin1");
+  b.write(octal(f.uid, 8), 108, "latin1");
+  b.write(octal(f.gid, 8), 116, "latin1");
+  b.write(octal(f.size, 12), 124, "latin1");
+  b.write(octal(f.mtime, 12), 136, "latin1");
+  b.write("        ", 148, "latin1");
+  b.write(f.type, 156, "latin1");
+  str(f.linkname, 157, 100);
+  b.write("ustar\x0000", 257, "latin1");
+  str(f.uname, 265, 32);
+  str(f.gname, 297, 32);
+  let sum = 0;
+  for (let i = 0; i < BLOCK; i++) sum += b[i];
+  b.write(sum.toString(8).padStart(6, "0") + "\0", 148, "latin1");
+  return b;
+}
+function paxRecord(key, value) {
+  const body = Buffer.byteLength(key) + Buffer.byteLength(value) + 3;
+  let p = 0;
+  for (; ; ) {
+    const n = body + String(p).length;
+    if (n === p) break;
+    p = n;
+  }
+  return Buffer.from(`${p} ${key}=${value}
+`, "utf8");
+}
+function padLength(n) {
+  return (BLOCK - n % BLOCK) % BLOCK;
+}
+function tarHeader(m) {
+  const f = { ...m };
+  const pax = [];
+  for (const [field, key, len] of [["name", "path", 100], ["linkname", "linkpath", 100], ["uname", "uname", 32], ["gname", "gname", 32]]) {
+    const v = f[field];
+    if (new RegExp("\\p{Cs}", "u").test(v)) throw new UnsupportedImageError(`a lone surrogate in a tar ${field} would make Python write hdrcharset=BINARY`);
+    if (!isAscii(v) || v.length > len) pax.push([key, v]);
+  }
+  for (const [field, digits] of [["uid", 8], ["gid", 8], ["size", 12], ["mtime", 12]]) {
+    const v = f[field];
+    if (!Number.isSafeInteger(v)) throw new UnsupportedImageError(`tar ${field} ${v} is not an integer`);
+    if (v < 0 || v >= 8 ** (digits - 1)) {
+      f[field] = 0;
+      pax.push([field, String(v)]);
+    }
+  }
+  const ustar = ustarHeader(f);
+  if (pax.length === 0) return ustar;
+  const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
+  const xh = ustarHeader({ name: "././@PaxHeader", mode: 0, uid: 0, gid: 0, size: records.length, mtime: 0, type: "x", linkname: "", uname: "", gname: "" });
+  return Buffer.concat([xh, records, ZEROS.subarray(0, padLength(records.length)), ustar]);
+}
+function tarEnd(offset) {
+  const end = offset + 2 * BLOCK;
+  return Buffer.alloc(2 * BLOCK + (RECORD - end % RECORD) % RECORD);
+}
+var utf8 = new TextDecoder("utf-8", { fatal: true });
+function decodeName(raw, where) {
+  try {
+    return utf8.decode(raw);
+  } catch {
+    throw new UnsupportedImageError(`${where}: a name that is not valid UTF-8 (${raw.toString("hex")}) would need hdrcharset=BINARY`);
+  }
+}
+function checkParams(tar) {
+  for (const k of ["mtime", "uid", "gid"]) {
+    if (!Number.isSafeInteger(tar[k])) throw new UnsupportedImageError(`tar ${k} ${tar[k]} is not an integer`);
+  }
+  for (const k of ["uname", "gname"]) {
+    if (typeof tar[k] !== "string" || new RegExp("\\p{Cs}", "u").test(tar[k])) throw new UnsupportedImageError(`tar ${k} is not a well-formed string`);
+  }
+}
+function checkPath(path2, storeDir) {
+  if (!path2.startsWith(storeDir)) throw new Error(`${path2} is not under the store ${storeDir}`);
+  const dir = storeDir.endsWith("/") ? storeDir : storeDir + "/";
+  if (!path2.startsWith(dir)) throw new UnsupportedImageError(`${path2} is not a path inside ${dir}`);
+  const parts = path2.split("/");
+  if (parts[0] !== "" || parts.slice(1).some((c) => c === "" || c === "." || c === "..") || path2.includes("\0") || new RegExp("\\p{Cs}", "u").test(path2)) {
+    throw new UnsupportedImageError(`${path2} is not a normalized absolute path`);
+  }
+}
+var SMALL = 256 * 1024;
+var LOOKAHEAD = 32;
+function lstat3(path2) {
+  return new Promise((resolve, reject) => fs2.lstat(path2, (e, st) => e ? reject(e) : resolve(st)));
+}
+function openRead(path2) {
+  return new Promise((resolve, reject) => fs2.open(path2, "r", (e, fd) => e ? reject(e) : resolve(fd)));
+}
+function readInto(fd, buf, at) {
+  return new Promise((resolve, reject) => fs2.read(fd, buf, at, buf.length - at, null, (e, n) => e ? reject(e) : resolve(n)));
+}
+function closeFd(fd) {
+  return new Promise((resolve, reject) => fs2.close(fd, (e) => e ? reject(e) : resolve()));
+}
+async function fill(fd, buf, path2) {
+  for (let got = 0; got < buf.length; ) {
+    const n = await readInto(fd, buf, got);
+    if (n === 0) throw shortRead(path2);
+    got += n;
+  }
+}
+function node(path2, name) {
+  const st = lstat3(path2);
+  st.catch(() => void 0);
+  return { path: path2, name, st };
+}
+function readAhead(n) {
+  if (n.data) return;
+  n.data = n.st.then((st) => st.isFile() && st.size <= SMALL ? readExact(n.path, st.size) : null);
+  n.data.catch(() => void 0);
+}
+function shortRead(path2) {
+  return new Error(`${path2}: unexpected end of data (it changed while being read)`);
+}
+async function readExact(path2, size) {
+  const fd = await openRead(path2);
+  try {
+    const buf = Buffer.allocUnsafe(size);
+    await fill(fd, buf, path2);
+    return buf;
+  } finally {
+    await closeFd(fd);
+  }
+}
+async function* readChunks(path2, size) {
+  const fd = await openRead(path2);
+  try {
+    for (let left = size; left > 0; ) {
+      const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
+      await fill(fd, buf, path2);
+      left -= buf.length;
+      yield buf;
+    }
+  } finally {
+    await closeFd(fd);
+  }
+}
+async function member(n, st, tar) {
+  const base = { uid: tar.uid, gid: tar.gid, mtime: tar.mtime, uname: tar.uname, gname: tar.gname, mode: st.mode & 4095, linkname: "" };
+  if (st.isFile()) return { ...base, name: n.name, type: "0", size: st.size };
+  if (st.isDirectory()) return { ...base, name: n.name + "/", type: "5", size: 0 };
+  if (st.isSymbolicLink()) {
+    const target = decodeName(await readlink(n.path, { encoding: "buffer" }), `symlink ${n.path}`);
+    return { ...base, name: n.name, type: "2", size: 0, linkname: target };
+  }
+  throw new UnsupportedImageError(`${n.path} is neither a regular file, a directory nor a symlink`);
+}
+var Gather = class {
+  parts = [];
+  pending = 0;
+  /** Bytes of the tar so far (TarFile.offset). */
+  offset = 0;
+  push(b) {
+    this.parts.push(b);
+    this.pending += b.length;
+    this.offset += b.length;
+  }
+  get full() {
+    return this.pending >= CHUNK;
+  }
+  get empty() {
+    return this.pending === 0;
+  }
+  take() {
+    const b = Buffer.concat(this.parts, this.pending);
+    this.parts = [];
+    this.pending = 0;
+    return b;
+  }
+};
+async function* layer(paths, tar) {
+  checkParams(tar);
+  for (const path2 of paths) checkPath(path2, tar.storeDir);
+  const out = new Gather();
+  const root = { mode: 493, uid: tar.uid, gid: tar.gid, size: 0, mtime: tar.mtime, type: "5", linkname: "", uname: tar.uname, gname: tar.gname };
+  out.push(tarHeader({ ...root, name: "/nix/" }));
+  out.push(tarHeader({ ...root, name: "/nix/store/" }));
+  for (const top of paths) {
+    const stack = [node(top, top)];
+    while (stack.length > 0) {
+      const n = stack.pop();
+      for (let i = stack.length - 1; i >= Math.max(0, stack.length - LOOKAHEAD); i--) readAhead(stack[i]);
+      const st = await n.st;
+      const m = await member(n, st, tar);
+      out.push(tarHeader(m));
+      if (m.type === "0") {
+        const small = n.data ? await n.data : null;
+        if (small) out.push(small);
+        else if (m.size > 0) {
+          if (!out.empty) yield out.take();
+          for await (const chunk of readChunks(n.path, m.size)) {
+            out.offset += chunk.length;
+            yield chunk;
+          }
+        }
+        const pad = padLength(m.size);
+        if (pad) out.push(ZEROS.subarray(0, pad));
+      } else if (m.type === "5") {
+        const raw = await readdir2(n.path, { encoding: "buffer" });
+        raw.sort(Buffer.compare);
+        for (let i = raw.length - 1; i >= 0; i--) {
+          const child = decodeName(raw[i], `in ${n.path}`);
+          stack.push(node(`${n.path}/${child}`, `${n.name}/${child}`));
+        }
+      }
+      if (out.full) yield out.take();
+    }
+  }
+  out.push(tarEnd(out.offset));
+  yield out.take();
+}
+function storeLayerTar(paths, tar) {
+  return Readable.from(layer([...paths], { ...tar }), { objectMode: false, highWaterMark: CHUNK });
+}
+
+// src/image/pyjson.ts
+var JsonNumber = class {
+  constructor(lexeme) {
+    this.lexeme = lexeme;
+  }
+  lexeme;
+  /** True for what Python's json reads as int. */
+  get isInteger() {
+    return /^-?\d+$/.test(this.lexeme);
+  }
+  /** The exact value of an int; throws for a float. */
+  toBigInt() {
+    if (!this.isInteger) throw new UnsupportedImageError(`${this.lexeme} is a float, not an int`);
+    return BigInt(this.lexeme);
+  }
+  /** The value as a JS number (a float's value; an int's when it is a safe integer, else throws). */
+  toNumber() {
+    if (!this.isInteger) return Number(this.lexeme);
+    const n = Number(this.lexeme);
+    if (!Number.isSafeInteger(n)) throw new UnsupportedImageError(`${this.lexeme} is too large for a JS number`);
+    return n === 0 ? 0 : n;
+  }
+  /** What Python's json.dumps writes for it: int repr, or float repr (NaN, Infinity, -Infinity for those). */
+  toPython() {
+    return this.isInteger ? BigInt(this.lexeme).toString() : pyFloatRepr(Number(this.lexeme));
+  }
+};
+function isJsonObject(v) {
+  return v instanceof Map;
+}
+var MAX_INT_DIGITS = 4300;
+function parsePythonJson(text) {
+  const p = new Parser(text);
+  p.ws();
+  const v = p.value();
+  p.ws();
+  if (p.i !== text.length) p.fail("extra data");
+  return v;
+}
+var Parser = class {
+  constructor(s) {
+    this.s = s;
+  }
+  s;
+  i = 0;
+  fail(what) {
+    throw new UnsupportedImageError(`JSON not read as Python would: ${what} at offset ${this.i}`);
+  }
+  ws() {
+    const s = this.s;
+    while (this.i < s.length) {
+      const c = s.charCodeAt(this.i);
+      if (c === 32 || c === 9 || c === 10 || c === 13) this.i++;
+      else break;
+    }
+  }
+  value() {
+    const s = this.s;
+    const c = s[this.i];
+    if (c === '"') return this.string();
+    if (c === "{") return this.object();
+    if (c === "[") return this.array();
+    if (s.startsWith("null", this.i)) return this.i += 4, null;
+    if (s.startsWith("true", this.i)) return this.i += 4, true;
+    if (s.startsWith("false", this.i)) return this.i += 5, false;
+    if (s.startsWith("NaN", this.i)) return this.i += 3, new JsonNumber("NaN");
+    if (s.startsWith("Infinity", this.i)) return this.i += 8, new JsonNumber("Infinity");
+    if (s.startsWith("-Infinity", this.i)) return this.i += 9, new JsonNumber("-Infinity");
+    const m = /-?(?:0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?/y;
+    m.lastIndex = this.i;
+    const r = m.exec(s);
+    if (!r) this.fail("expecting value");
+    this.i += r[0].length;
+    if (r[1] === void 0 && r[2] === void 0 && r[0].replace("-", "").length > MAX_INT_DIGITS) this.fail("int too long for Python");
+    return new JsonNumber(r[0]);
+  }
+  object() {
+    const s = this.s;
+    const out = /* @__PURE__ */ new Map();
+    this.i++;
+    this.ws();
+    if (s[this.i] === "}") return this.i++, out;
+    for (; ; ) {
+      if (s[this.i] !== '"') this.fail("expecting property name");
+      const key = this.string();
+      this.ws();
+      if (s[this.i] !== ":") this.fail("expecting ':'");
+      this.i++;
+      this.ws();
+      out.set(key, this.value());
+      this.ws();
+      if (s[this.i] === ",") {
+        this.i++;
+        this.ws();
+        continue;
+      }
+      if (s[this.i] === "}") return this.i++, out;
+      this.fail("expecting ',' or '}'");
+    }
+  }
+  array() {
+    const s = this.s;
+    const out = [];
+    this.i++;
+    this.ws();
+    if (s[this.i] === "]") return this.i++, out;
+    for (; ; ) {
+      out.push(this.value());
+      this.ws();
+      if (s[this.i] === ",") {
+        this.i++;
+        this.ws();
+        continue;
+      }
+      if (s[this.i] === "]") return this.i++, out;
+      this.fail("expecting ',' or ']'");
+    }
+  }
+  hex4(at) {
+    const h = this.s.slice(at, at + 4);
+    if (!/^[0-9a-fA-F]{4}$/.test(h)) this.fail("invalid \\uXXXX escape");
+    return parseInt(h, 16);
+  }
+  // Python's scanstring (strict): no raw control characters; \u escapes of a high then a low surrogate
+  // make one character, which in a JS string is the same pair of code units, so the text is kept as is.
+  string() {
+    const s = this.s;
+    let out = "";
+    let start = ++this.i;
+    for (; ; ) {
+      if (this.i >= s.length) this.fail("unterminated string");
+      const c = s.charCodeAt(this.i);
+      if (c === 34) {
+        out += s.slice(start, this.i);
+        this.i++;
+        return out;
+      }
+      if (c < 32) this.fail("invalid control character in string");
+      if (c !== 92) {
+        this.i++;
+        continue;
+      }
+      out += s.slice(start, this.i);
+      const e = s[this.i + 1];
+      const simple = { '"': '"', "\\": "\\", "/": "/", b: "\b", f: "\f", n: "\n", r: "\r", t: "	" };
+      if (e !== void 0 && e in simple) {
+        out += simple[e];
+        this.i += 2;
+      } else if (e === "u") {
+        out += String.fromCharCode(this.hex4(this.i + 2));
+        this.i += 6;
+      } else this.fail("invalid escape");
+      start = this.i;
+    }
+  }
+};
+function pyFloatRepr(x) {
+  if (Number.isNaN(x)) return "NaN";
+  if (x === Infinity) return "Infinity";
+  if (x === -Infinity) return "-Infinity";
+  if (x === 0) return Object.is(x, -0) ? "-0.0" : "0.0";
+  const sign = x < 0 ? "-" : "";
+  const [mant, expText] = Math.abs(x).toExponential().split("e");
+  const digits = mant.replace(".", "");
+  const exp = Number(expText);
+  if (exp < -4 || exp >= 16) {
+    const m = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    const e = Math.abs(exp).toString().padStart(2, "0");
+    return `${sign}${m}e${exp < 0 ? "-" : "+"}${e}`;
+  }
+  const point = exp + 1;
+  if (point <= 0) return `${sign}0.${"0".repeat(-point)}${digits}`;
+  if (point >= digits.length) return `${sign}${digits}${"0".repeat(point - digits.length)}.0`;
+  return `${sign}${digits.slice(0, point)}.${digits.slice(point)}`;
+}
+function pyJsonString(s) {
+  let out = '"';
+  let start = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 32 && c <= 126 && c !== 34 && c !== 92) continue;
+    out += s.slice(start, i);
+    start = i + 1;
+    switch (c) {
+      case 34:
+        out += '\\"';
+        break;
+      case 92:
+        out += "\\\\";
+        break;
+      case 10:
+        out += "\\n";
+        break;
+      case 13:
+        out += "\\r";
+        break;
+      case 9:
+        out += "\\t";
+        break;
+      case 8:
+        out += "\\b";
+        break;
+      case 12:
+        out += "\\f";
+        break;
+      default:
+        out += `\\u${c.toString(16).padStart(4, "0")}`;
+    }
+  }
+  return `${out}${s.slice(start)}"`;
+}
+function dumpsIndent4(value) {
+  const parts = [];
+  write(value, 0, parts);
+  return parts.join("");
+}
+function write(v, level, out) {
+  if (v === null) out.push("null");
+  else if (v === true) out.push("true");
+  else if (v === false) out.push("false");
+  else if (typeof v === "string") out.push(pyJsonString(v));
+  else if (v instanceof JsonNumber) out.push(v.toPython());
+  else if (Array.isArray(v)) {
+    if (v.length === 0) return void out.push("[]");
+    const inner = "\n" + " ".repeat(4 * (level + 1));
+    out.push("[");
+    v.forEach((item, i) => {
+      out.push(i === 0 ? inner : "," + inner);
+      write(item, level + 1, out);
+    });
+    out.push("\n" + " ".repeat(4 * level) + "]");
+  } else {
+    if (v.size === 0) return void out.push("{}");
+    const inner = "\n" + " ".repeat(4 * (level + 1));
+    out.push("{");
+    let first = true;
+    for (const [k, item] of v) {
+      out.push(first ? inner : "," + inner);
+      first = false;
+      out.push(pyJsonString(k), ": ");
+      write(item, level + 1, out);
+    }
+    out.push("\n" + " ".repeat(4 * level) + "}");
+  }
+}
+
+// src/image/docker-config.ts
+function pyStrRepr(s) {
+  if (!/^[\x20-\x7e]*$/.test(s)) throw new UnsupportedImageError(`cannot reproduce Python's repr() of ${JSON.stringify(s)}`);
+  const quote = s.includes("'") && !s.includes('"') ? '"' : "'";
+  let out = s.replace(/\\/g, "\\\\");
+  if (quote === "'") out = out.replace(/'/g, "\\'");
+  return quote + out + quote;
+}
+function pyListRepr(items) {
+  return `[${items.map(pyStrRepr).join(", ")}]`;
+}
+var ISO = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(Z|[+-]\d{2}:\d{2})$/;
+function daysInMonth(y, m) {
+  if (m === 2) return y % 4 === 0 && y % 100 !== 0 || y % 400 === 0 ? 29 : 28;
+  return [4, 6, 9, 11].includes(m) ? 30 : 31;
+}
+function daysFromCivil(y, m, d) {
+  const yy = m <= 2 ? y - 1 : y;
+  const era = Math.floor(yy / 400);
+  const yoe = yy - era * 400;
+  const doy = Math.floor((153 * (m + (m > 2 ? -3 : 9)) + 2) / 5) + d - 1;
+  const doe = yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy;
+  return era * 146097 + doe - 719468;
+}
+function parseTime(value) {
+  if (value === "now") throw new UnsupportedImageError('the time "now" is only known when the stream script runs');
+  const r = ISO.exec(value);
+  if (!r) throw new UnsupportedImageError(`time ${JSON.stringify(value)} is not in a form we reproduce (YYYY-MM-DDTHH:MM:SS[.ffffff] with Z or \xB1HH:MM)`);
+  const [, Y, M, D, h, m, s, frac, tz] = r;
+  const [year, month, day, hour, minute, second] = [Y, M, D, h, m, s].map(Number);
+  if (year < 1 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59 || second > 59) {
+    throw new UnsupportedImageError(`time ${JSON.stringify(value)} is not a valid date and time`);
+  }
+  const micro = frac === void 0 ? 0 : Number(frac.padEnd(6, "0"));
+  let offsetSeconds = 0;
+  let offsetText = "+00:00";
+  if (tz !== "Z") {
+    const oh = Number(tz.slice(1, 3));
+    const om = Number(tz.slice(4, 6));
+    if (oh > 23 || om > 59) throw new UnsupportedImageError(`time ${JSON.stringify(value)} has an invalid UTC offset`);
+    offsetSeconds = (tz[0] === "-" ? -1 : 1) * (oh * 3600 + om * 60);
+    offsetText = offsetSeconds === 0 ? "+00:00" : tz;
+  }
+  const iso = `${Y}-${M}-${D}T${h}:${m}:${s}${micro ? "." + String(micro).padStart(6, "0") : ""}${offsetText}`;
+  const seconds = daysFromCivil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second - offsetSeconds;
+  if (micro === 0) return { iso, epochSeconds: seconds };
+  const totalMicros = BigInt(seconds) * 1000000n + BigInt(micro);
+  if (totalMicros > 2n ** 53n || totalMicros < -(2n ** 53n)) throw new UnsupportedImageError(`time ${JSON.stringify(value)} is too far from 1970 to reproduce its float timestamp`);
+  return { iso, epochSeconds: Math.trunc(Number(totalMicros) / 1e6) || 0 };
+}
+function imageConfigBytes(src, diffIDs) {
+  if (diffIDs.length !== src.storeLayers.length + 1) throw new Error(`expected ${src.storeLayers.length + 1} diff ids, got ${diffIDs.length}`);
+  for (const d of diffIDs) if (!/^sha256:[0-9a-f]{64}$/.test(d)) throw new Error(`not a sha256 diff id: ${d}`);
+  const created = parseTime(src.created).iso;
+  const layerPaths = [...src.storeLayers, [src.customisationLayer]];
+  const image = /* @__PURE__ */ new Map([
+    ["created", created],
+    ["architecture", src.architecture],
+    ["os", "linux"],
+    ["config", src.config],
+    ["rootfs", /* @__PURE__ */ new Map([["diff_ids", [...diffIDs]], ["type", "layers"]])],
+    ["history", layerPaths.map((paths) => /* @__PURE__ */ new Map([["created", created], ["comment", `store paths: ${pyListRepr(paths)}`]]))]
+  ]);
+  return Buffer.from(dumpsIndent4(image), "utf8");
+}
+var utf82 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+// src/image/plan.ts
+function tarParams(plan) {
+  return { mtime: parseTime(plan.mtime).epochSeconds, uid: plan.uid, gid: plan.gid, uname: plan.uname, gname: plan.gname, storeDir: plan.storeDir };
+}
+function configSource(plan) {
+  parseTime(plan.created);
+  const conf = parsePythonJson(plan.confText);
+  const config = isJsonObject(conf) ? conf.get("config") : void 0;
+  if (!isJsonObject(config)) throw new UnsupportedImageError("the conf's config is not an object");
+  return { created: plan.created, architecture: plan.architecture, config, storeLayers: plan.storeLayers, customisationLayer: plan.customisationLayer };
+}
+function digestOf(value) {
+  return `sha256:${createHash2("sha256").update(JSON.stringify(value)).digest("hex")}`;
+}
+function storeLayerKey(paths, tar, level) {
+  return digestOf({ maker: `store-layer/${LAYER_MAKER_VERSION}`, compressor: compressorID(level), paths, tar });
+}
+function customisationLayerKey(path2, level) {
+  return digestOf({ maker: "customisation-layer/1", compressor: compressorID(level), path: path2 });
+}
+async function customisationDiffID(path2) {
+  const checksum = (await readFile5(join6(path2, "checksum"), "utf8")).trim();
+  if (!/^[0-9a-f]{64}$/.test(checksum)) throw new Error(`${path2}/checksum does not hold a sha256: "${checksum.slice(0, 80)}"`);
+  return `sha256:${checksum}`;
+}
+function planKeys(plan, level) {
+  const tar = tarParams(plan);
+  return [...plan.storeLayers.map((paths) => storeLayerKey(paths, tar, level)), customisationLayerKey(plan.customisationLayer, level)];
+}
+function planInput(plan, opts = {}) {
+  const tar = tarParams(plan);
+  const source = configSource(plan);
+  const names = plan.storeLayers.map((_, i) => `layer ${i + 1}`);
+  const custName = `layer ${plan.storeLayers.length + 1} (customisation)`;
+  const keys = planKeys(plan, opts.compressionLevel);
+  return {
+    description: `${plan.storeLayers.length + 1} layers made from the store (dockerTools layer plan)`,
+    async readLayers(visit) {
+      for (const [i, paths] of plan.storeLayers.entries()) {
+        await visit({ name: names[i], key: keys[i], storePaths: paths, seekable: true }, () => storeLayerTar(paths, tar));
+      }
+      const custTar = join6(plan.customisationLayer, "layer.tar");
+      await visit(
+        { name: custName, key: keys.at(-1), diffIDHint: await customisationDiffID(plan.customisationLayer), storePaths: [plan.customisationLayer], seekable: true },
+        () => createReadStream2(custTar, { highWaterMark: 1024 * 1024 })
+      );
+      return {
+        order: [...names, custName],
+        config: (diffIDs) => imageConfigBytes(source, diffIDs),
+        keys,
+        storePaths: [...plan.storeLayers, [plan.customisationLayer]]
+      };
+    }
+  };
+}
+
+// src/image/settings.ts
+import { createHash as createHash3 } from "node:crypto";
+var PRODUCER_ANNOTATIONS = {
+  derivation: "io.github.nix-image-action.derivation",
+  settings: "io.github.nix-image-action.settings"
+};
+function settingsDigest(s = {}) {
+  const shaping = {
+    compressor: compressorID(s.compressionLevel),
+    storeLayer: `store-layer/${LAYER_MAKER_VERSION}`,
+    customisationLayer: "customisation-layer/1",
+    manifest: "oci-image-manifest/layer-keys/1",
+    labels: s.labels ?? [],
+    annotations: s.annotations ?? []
+  };
+  return `sha256:${createHash3("sha256").update(JSON.stringify(shaping)).digest("hex")}`;
+}
+function producerAnnotations(drvPath, s = {}) {
+  return { [PRODUCER_ANNOTATIONS.derivation]: drvPath, [PRODUCER_ANNOTATIONS.settings]: settingsDigest(s) };
+}
+var SOURCE_ANNOTATION = "org.opencontainers.image.source";
+function manifestAnnotations(user, env = process.env) {
+  const out = /* @__PURE__ */ new Map();
+  if (env.GITHUB_REPOSITORY) out.set(SOURCE_ANNOTATION, `${(env.GITHUB_SERVER_URL || "https://github.com").replace(/\/+$/, "")}/${env.GITHUB_REPOSITORY}`);
+  for (const [k, v] of user) out.set(k, v);
+  return [...out].filter(([, v]) => v !== "");
+}
+
+// src/image/labels.ts
+function withLabels(configBytes, labels) {
+  if (labels.length === 0) return configBytes;
+  const root = parsePythonJson(configBytes.toString("utf8"));
+  if (!isJsonObject(root)) throw new Error("the image config is not a JSON object");
+  let config = root.get("config");
+  if (!isJsonObject(config)) {
+    config = /* @__PURE__ */ new Map();
+    root.set("config", config);
+  }
+  let current = config.get("Labels");
+  if (!isJsonObject(current)) {
+    current = /* @__PURE__ */ new Map();
+    config.set("Labels", current);
+  }
+  for (const [k, v] of labels) current.set(k, v);
+  return Buffer.from(dumpsIndent4(root), "utf8");
+}
+function labelled(input, labels) {
+  if (labels.length === 0) return input;
+  return {
+    description: `${input.description}, with ${labels.length} label(s)`,
+    async readLayers(visit) {
+      const listing = await input.readLayers(visit);
+      return { ...listing, config: (diffIDs) => withLabels(listing.config(diffIDs), labels) };
+    }
+  };
+}
+
 // src/registry/credentials.ts
 import { existsSync as existsSync3, readFileSync } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { join as join4 } from "node:path";
+import { join as join7 } from "node:path";
+
+// src/registry/credential-helper.ts
+import { execFileSync } from "node:child_process";
+var CredentialHelperError = class extends Error {
+  name = "CredentialHelperError";
+};
+var HELPER_TIMEOUT_MS = 6e4;
+var IDENTITY_TOKEN_USER = "<token>";
+function helperGet(helper, serverUrl, where, env = process.env) {
+  if (!/^[\w.-]+$/.test(helper)) throw new CredentialHelperError(`${where} names credential helper "${helper}", which is not a helper name`);
+  const program = `docker-credential-${helper}`;
+  let stdout;
+  try {
+    stdout = execFileSync(program, ["get"], { input: serverUrl, env, encoding: "utf8", timeout: HELPER_TIMEOUT_MS, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 20 });
+  } catch (error) {
+    const e = error;
+    if (e.code === "ENOENT") throw new CredentialHelperError(`${where} names credential helper ${helper}, but ${program} is not on PATH`);
+    const said = `${e.stdout ?? ""} ${e.stderr ?? ""}`.trim().replace(/\s+/g, " ");
+    if (/credentials not found/i.test(said)) return void 0;
+    if (e.code === "ETIMEDOUT" || e.signal === "SIGTERM") throw new CredentialHelperError(`${program} get (${where}) gave no answer within ${HELPER_TIMEOUT_MS / 1e3} s`);
+    throw new CredentialHelperError(`${program} get (${where}) failed${e.status != null ? ` with exit code ${e.status}` : ""}${said ? `: ${said.slice(0, 200)}` : ""}`);
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new CredentialHelperError(`${program} get (${where}) answered with something that is not JSON`);
+  }
+  const { Username: username, Secret: password } = parsed;
+  if (typeof username !== "string" || typeof password !== "string" || password === "") {
+    throw new CredentialHelperError(`${program} get (${where}) answered without a Username and Secret`);
+  }
+  if (username === IDENTITY_TOKEN_USER) {
+    throw new CredentialHelperError(`${program} get (${where}) gave an identity token, which this action cannot use: give a username and password instead`);
+  }
+  return { username, password };
+}
+
+// src/registry/credentials.ts
+var DOCKER_HUB = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+function helperServer(registry) {
+  return DOCKER_HUB.includes(registry) ? "https://index.docker.io/v1/" : registry;
+}
 function configKeys(registry) {
   const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
-  if (["docker.io", "index.docker.io", "registry-1.docker.io"].includes(registry)) keys.push("https://index.docker.io/v1/");
+  if (DOCKER_HUB.includes(registry)) keys.push("https://index.docker.io/v1/", "index.docker.io", "docker.io");
   return keys;
 }
 function fromDockerConfig(registry, env = process.env) {
-  const dir = env.DOCKER_CONFIG || join4(env.HOME || homedir2(), ".docker");
-  const file = join4(dir, "config.json");
+  const dir = env.DOCKER_CONFIG || join7(env.HOME || homedir2(), ".docker");
+  const file = join7(dir, "config.json");
   if (!existsSync3(file)) return void 0;
   let config;
   try {
@@ -858,15 +2083,22 @@ function fromDockerConfig(registry, env = process.env) {
   } catch {
     return void 0;
   }
-  for (const key of configKeys(registry)) {
+  const keys = configKeys(registry);
+  const where = `${file}`;
+  const helper = keys.map((k) => config.credHelpers?.[k]).find((h) => typeof h === "string" && h !== "");
+  if (helper) return helperGet(helper, helperServer(registry), `credHelpers of ${where} for ${registry}`, env);
+  for (const key of keys) {
     const entry = config.auths?.[key];
     if (!entry) continue;
     if (entry.auth) {
-      const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
-      const at = decoded.indexOf(":");
-      if (at > 0) return { username: decoded.slice(0, at), password: decoded.slice(at + 1) };
+      const decoded2 = Buffer.from(entry.auth, "base64").toString("utf8");
+      const at = decoded2.indexOf(":");
+      if (at > 0) return { username: decoded2.slice(0, at), password: decoded2.slice(at + 1) };
     }
     if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  }
+  if (typeof config.credsStore === "string" && config.credsStore !== "") {
+    return helperGet(config.credsStore, helperServer(registry), `credsStore of ${where}`, env);
   }
   return void 0;
 }
@@ -882,7 +2114,56 @@ function resolveCredentials(s) {
 }
 
 // src/registry/client.ts
-import { Readable } from "node:stream";
+import { Readable as Readable2 } from "node:stream";
+
+// src/registry/transport/abort.ts
+var AbortError = class extends Error {
+  name = "AbortError";
+  constructor(what, reason) {
+    super(`${what}: aborted`, reason === void 0 ? void 0 : { cause: reason });
+  }
+};
+function isAbortError(error) {
+  return error instanceof Error && error.name === "AbortError";
+}
+function throwIfAborted(signal, what) {
+  if (signal?.aborted) throw new AbortError(what, signal.reason);
+}
+function abortable(promise, signal, what) {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => void 0);
+    return Promise.reject(new AbortError(what, signal.reason));
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(new AbortError(what, signal.reason));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      }
+    );
+  });
+}
+function sleep(ms, signal, what) {
+  throwIfAborted(signal, what);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(new AbortError(what, signal?.reason));
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
 
 // src/registry/transport/basic.ts
 function basicHeader(c) {
@@ -904,6 +2185,9 @@ var RegistryError = class extends Error {
 };
 var NetworkError = class extends RegistryError {
   name = "NetworkError";
+};
+var StallError = class extends NetworkError {
+  name = "StallError";
 };
 var AuthError = class extends RegistryError {
   name = "AuthError";
@@ -945,16 +2229,50 @@ function httpError(opts) {
   return new Kind(message, opts.status, code, parseRetryAfter(opts.retryAfter));
 }
 
+// src/registry/transport/origin.ts
+function originOf(url) {
+  return new URL(url).origin;
+}
+function sameOrigin(a, b) {
+  return originOf(a) === originOf(b);
+}
+function isPlainHttp(url) {
+  return url.protocol === "http:";
+}
+
 // src/registry/transport/bearer.ts
-async function fetchToken(transport, challenge, scope, credentials, registry) {
+var DEFAULT_TOKEN_SECONDS = 60;
+var REDIRECTS = [301, 302, 303, 307, 308];
+var MAX_HOPS = 5;
+async function fetchToken(transport, t) {
+  const { challenge, credentials, registry } = t;
   const realm = challenge.params.realm;
   if (!realm) throw new AuthError(`registry ${registry} asked for a bearer token but named no realm to get it from`);
-  const url = new URL(realm);
+  let url;
+  try {
+    url = new URL(realm);
+  } catch {
+    throw new AuthError(`registry ${registry} named a token realm that is not a URL: ${realm}`);
+  }
+  if (url.protocol !== "https:" && url.protocol !== "http:") throw new AuthError(`registry ${registry} named a token realm that is not HTTP(S): ${realm}`);
   if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
-  url.searchParams.set("scope", scope);
-  const headers = {};
-  if (credentials) headers.authorization = basicHeader(credentials);
-  const res = await transport.request({ method: "GET", url, headers });
+  for (const scope of t.scopes) url.searchParams.append("scope", scope);
+  const realmUrl = url;
+  const refusePlain = (hop, how) => {
+    if (isPlainHttp(hop) && !t.insecure) {
+      throw new AuthError(`registry ${registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP: set insecure: true to get a token there`);
+    }
+  };
+  refusePlain(url, "names the token realm");
+  const auth = credentials ? { authorization: basicHeader(credentials) } : {};
+  let res = await transport.request({ method: "GET", url, headers: auth, signal: t.signal });
+  for (let hops = 0; REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
+    const location = res.headers.location;
+    if (!location) break;
+    url = new URL(location, url);
+    refusePlain(url, "sent the token request on to");
+    res = await transport.request({ method: "GET", url, headers: sameOrigin(url, realmUrl) ? auth : {}, signal: t.signal });
+  }
   if (res.status === 401 || res.status === 403) {
     const who = credentials ? `the credentials of ${credentials.username}` : "anonymous access";
     const err = httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body });
@@ -963,11 +2281,47 @@ async function fetchToken(transport, challenge, scope, credentials, registry) {
   if (res.status !== 200) {
     throw httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"] });
   }
-  const body = JSON.parse(res.body.toString("utf8"));
+  let body;
+  try {
+    body = JSON.parse(res.body.toString("utf8"));
+  } catch {
+    throw new AuthError(`registry ${registry}: the token endpoint ${url.host} answered with something that is not JSON`);
+  }
   const token = body.token ?? body.access_token;
   if (!token) throw new AuthError(`registry ${registry}: the token endpoint ${url.host} answered without a token`);
-  return token;
+  const expiresIn = typeof body.expires_in === "number" && Number.isFinite(body.expires_in) && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
+  return { value: token, expiresInS: expiresIn, receivedAt: Date.now() };
 }
+
+// src/registry/transport/budget.ts
+var RetryBudget = class {
+  constructor(ms, now = Date.now) {
+    this.ms = ms;
+    this.now = now;
+  }
+  ms;
+  now;
+  failingSince;
+  counts = { total: 0, causes: {} };
+  /** A request got an answer it wanted: the registry is working, the count starts again. */
+  progress() {
+    this.failingSince = void 0;
+  }
+  /** After a retryable failure: whether waiting `waitMs` and trying again stays within the budget. */
+  allows(waitMs) {
+    const now = this.now();
+    this.failingSince ??= now;
+    return now + waitMs - this.failingSince <= this.ms;
+  }
+  count(cause) {
+    this.counts.total++;
+    this.counts.causes[cause] = (this.counts.causes[cause] ?? 0) + 1;
+  }
+  /** A copy of the counts so far. */
+  stats() {
+    return { total: this.counts.total, causes: { ...this.counts.causes } };
+  }
+};
 
 // src/registry/transport/challenge.ts
 function parseChallenge(header2) {
@@ -985,26 +2339,64 @@ function parseChallenge(header2) {
 // src/registry/transport/http.ts
 import * as http from "node:http";
 import * as https from "node:https";
+import { rootCertificates } from "node:tls";
 var MAX_BODY = 64 * 1024 * 1024;
-var IDLE_TIMEOUT_MS = 12e4;
+var STALL_MS = 6e4;
 var HttpTransport = class {
+  constructor(opts) {
+    this.opts = opts;
+    this.stallMs = opts.stallMs ?? STALL_MS;
+    const ca = opts.ca?.length ? [...rootCertificates, ...opts.ca] : void 0;
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...ca ? { ca } : {} });
+    if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+    this.registryOrigin = originOf(`https://${opts.registry}/`);
+    this.registryHost = new URL(`https://${opts.registry}/`).host;
+  }
+  opts;
   httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
   httpsAgent;
-  constructor(insecure) {
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: !insecure });
+  /** Only for the registry's https origin, when insecure. */
+  registryAgent;
+  registryOrigin;
+  /** host[:port] as URL#host spells it, for messages. */
+  registryHost;
+  stallMs;
+  agent(url) {
+    if (url.protocol !== "https:") return this.httpAgent;
+    return this.registryAgent && url.origin === this.registryOrigin ? this.registryAgent : this.httpsAgent;
   }
   request(req) {
     const secure = req.url.protocol === "https:";
     const headers = { "user-agent": "nix-image-action", ...req.headers };
     if (Buffer.isBuffer(req.body)) headers["content-length"] = String(req.body.length);
+    const what = `${req.method} ${req.url.host}${req.url.pathname}`;
+    const { signal } = req;
+    if (signal?.aborted) return Promise.reject(new AbortError(what, signal.reason));
     return new Promise((resolve, reject) => {
+      let body;
+      let response;
+      let settled = false;
+      const finish = (fn) => {
+        if (settled) return;
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      const onAbort = () => {
+        const error = new AbortError(what, signal?.reason);
+        finish(() => reject(error));
+        response?.destroy(error);
+        r.destroy(error);
+        body?.destroy();
+      };
       const options = {
         method: req.method,
         headers,
-        agent: secure ? this.httpsAgent : this.httpAgent,
-        timeout: IDLE_TIMEOUT_MS
+        agent: this.agent(req.url),
+        timeout: this.stallMs
       };
       const r = (secure ? https : http).request(req.url, options, (res) => {
+        response = res;
         const chunks = [];
         let size = 0;
         res.on("data", (c) => {
@@ -1017,16 +2409,22 @@ var HttpTransport = class {
         });
         res.on(
           "end",
-          () => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? "", headers: res.headers, body: Buffer.concat(chunks) })
+          () => finish(() => resolve({ status: res.statusCode ?? 0, statusText: res.statusMessage ?? "", headers: res.headers, body: Buffer.concat(chunks) }))
         );
-        res.on("error", (e) => reject(e instanceof RegistryError ? e : new NetworkError(`${req.url.host}: ${e.message}`)));
+        res.on("error", (e) => finish(() => reject(e instanceof RegistryError ? e : new NetworkError(`${req.url.host}: ${e.message}`))));
       });
-      r.on("timeout", () => r.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1e3} s`)));
-      r.on("error", (e) => reject(classify(req.url, e)));
+      signal?.addEventListener("abort", onAbort, { once: true });
+      r.on("timeout", () => {
+        const error = new StallError(`no bytes moved for ${this.stallMs / 1e3} s (${req.url.host})`);
+        response?.destroy(error);
+        r.destroy(error);
+      });
+      r.on("error", (e) => finish(() => reject(this.classify(req.url, e))));
+      r.on("close", () => body?.destroy());
       if (req.body === void 0) r.end();
       else if (Buffer.isBuffer(req.body)) r.end(req.body);
       else {
-        const body = req.body();
+        body = req.body();
         body.on("error", (e) => r.destroy(e));
         body.pipe(r);
       }
@@ -1035,52 +2433,85 @@ var HttpTransport = class {
   close() {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
+    this.registryAgent?.destroy();
+  }
+  classify(url, e) {
+    if (e instanceof RegistryError || e instanceof AbortError) return e;
+    const code = e.code ?? "";
+    const registryHost = url.host === this.registryHost;
+    if (TLS_CODES.test(code)) {
+      if (!registryHost) {
+        return new TlsError(
+          `cannot verify the TLS certificate of ${url.host} (${code}), where registry ${this.opts.registry} sent us: insecure: true applies to the registry's own host only`
+        );
+      }
+      return new TlsError(`cannot verify the TLS certificate of ${url.host} (${code}): set insecure: true for a registry with a self-signed certificate`);
+    }
+    if (code === "EPROTO" || /wrong version number|packet length too long/i.test(e.message)) {
+      if (!registryHost) return new TlsError(`${url.host}, where registry ${this.opts.registry} sent us, does not speak HTTPS (${e.message.split("\n")[0]})`);
+      return new TlsError(`${url.host} does not speak HTTPS (${e.message.split("\n")[0]}): set insecure: true for a plain-HTTP registry`);
+    }
+    const reaching = CONNECT_CODES.has(code);
+    return new NetworkError(`${reaching ? "cannot reach" : "lost the connection to"} ${registryHost ? "registry " : ""}${url.host}: ${e.message}`);
   }
 };
 var TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/;
+var CONNECT_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
 var TlsError = class extends RegistryError {
   name = "TlsError";
 };
-function classify(url, e) {
-  if (e instanceof RegistryError) return e;
-  const code = e.code ?? "";
-  if (TLS_CODES.test(code)) {
-    return new TlsError(`cannot verify the TLS certificate of ${url.host} (${code}): set insecure: true for a registry with a self-signed certificate`);
-  }
-  if (code === "EPROTO" || /wrong version number|packet length too long/i.test(e.message)) {
-    return new TlsError(`${url.host} does not speak HTTPS (${e.message.split("\n")[0]}): set insecure: true for a plain-HTTP registry`);
-  }
-  return new NetworkError(`cannot reach registry ${url.host}: ${e.message}`);
-}
 
 // src/registry/transport/retry.ts
-var defaultRetry = { attempts: 5, baseMs: 400, maxMs: 2e4 };
+var defaultRetry = { attempts: 8, baseMs: 500, maxMs: 3e4, budgetMs: 12e4 };
 function isRetryable(error) {
   if (error instanceof AuthError) return false;
   if (error instanceof NetworkError) return true;
   if (error instanceof RegistryError) return error.status !== void 0 && isRetryableStatus(error.status);
   return false;
 }
+function retryCause(error) {
+  if (error instanceof StallError) return "stall";
+  if (error instanceof NetworkError) return "connection";
+  if (error instanceof RegistryError && error.status !== void 0) return String(error.status);
+  return "other";
+}
 function backoff(attempt, policy, retryAfterMs, random = Math.random) {
   if (retryAfterMs !== void 0) return Math.min(retryAfterMs, policy.maxMs);
   const ceiling = Math.min(policy.maxMs, policy.baseMs * 2 ** (attempt - 1));
   return Math.round(ceiling / 2 + random() * (ceiling / 2));
 }
-var sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-async function withRetry(what, fn, policy, logger) {
+function tries(n) {
+  return `${n} ${n === 1 ? "try" : "tries"}`;
+}
+async function withRetry(what, fn, policy, logger, signal, opts = {}) {
+  const retryable = opts.retryable ?? isRetryable;
   for (let attempt = 1; ; attempt++) {
+    throwIfAborted(signal, what);
     try {
-      return await fn(attempt);
+      const result = await fn(attempt);
+      opts.budget?.progress();
+      return result;
     } catch (error) {
-      if (!isRetryable(error) || attempt >= policy.attempts) {
-        if (attempt > 1 && error instanceof Error) error.message += ` (after ${attempt} tries)`;
+      if (signal?.aborted) throw isAbortError(error) ? error : new AbortError(what, signal.reason);
+      if (!retryable(error) || !(error instanceof Error)) throw error;
+      if (attempt >= policy.attempts) {
+        if (attempt > 1) error.message += ` (after ${tries(attempt)})`;
         throw error;
       }
       const wait = backoff(attempt, policy, error instanceof RegistryError ? error.retryAfterMs : void 0);
+      if (opts.budget && !opts.budget.allows(wait)) {
+        error.message += ` (after ${tries(attempt)}; retrying would pass the retry budget of ${formatSeconds(opts.budget.ms)})`;
+        throw error;
+      }
+      opts.budget?.count(retryCause(error));
       logger?.info(`${what}: ${error.message}; retrying in ${(wait / 1e3).toFixed(1)} s (try ${attempt + 1} of ${policy.attempts})`);
-      await sleep(wait);
+      await sleep(wait, signal, what);
     }
   }
+}
+function formatSeconds(ms) {
+  const s = ms / 1e3;
+  return `${Number.isInteger(s) ? s : s.toFixed(1)} s`;
 }
 
 // src/registry/transport/scheme.ts
@@ -1095,7 +2526,58 @@ async function pickScheme(host, insecure, probe) {
   return { base: http2, response: await probe(http2) };
 }
 
+// src/registry/transport/token.ts
+function refreshAt(token) {
+  const life = token.expiresInS * 1e3;
+  return token.receivedAt + life - Math.min(3e4, life / 3);
+}
+var TokenHolder = class {
+  constructor(fetch2, onToken = () => {
+  }, now = Date.now) {
+    this.fetch = fetch2;
+    this.onToken = onToken;
+    this.now = now;
+  }
+  fetch;
+  onToken;
+  now;
+  token;
+  pending;
+  /** Tokens fetched so far. */
+  fetched = 0;
+  /** The token to send now: the one held, or a fresh one when it is due. */
+  async get(signal) {
+    const held = this.token;
+    if (held && this.now() < refreshAt(held)) return held.value;
+    return (await this.refresh(signal)).value;
+  }
+  /** Fetches a token (joining a fetch already under way). */
+  refresh(signal) {
+    this.pending ??= this.fetch().then(
+      (token) => {
+        this.pending = void 0;
+        this.token = token;
+        this.fetched++;
+        this.onToken(token);
+        return token;
+      },
+      (error) => {
+        this.pending = void 0;
+        throw error;
+      }
+    );
+    return abortable(this.pending, signal, "fetching a registry token");
+  }
+  /** Forget the token held (refused by the registry, or its scopes changed): the next request fetches one. */
+  invalidate(value) {
+    if (value === void 0 || this.token?.value === value) this.token = void 0;
+  }
+};
+
 // src/registry/client.ts
+var REDIRECTS2 = [301, 302, 303, 307, 308];
+var MAX_HOPS2 = 5;
+var MAX_SESSIONS = 3;
 var MANIFEST_ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
   "application/vnd.oci.image.index.v1+json",
@@ -1105,20 +2587,52 @@ var MANIFEST_ACCEPT = [
 var RegistryClient = class {
   constructor(opts) {
     this.opts = opts;
-    this.transport = new HttpTransport(opts.insecure ?? false);
+    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs });
     this.retry = { ...defaultRetry, ...opts.retry };
+    this.budget = new RetryBudget(this.retry.budgetMs);
+    for (const r of opts.pullFrom ?? []) if (r !== opts.repository) this.pullFrom.add(r);
   }
   opts;
   transport;
   retry;
+  budget;
   ready;
   base;
   auth = { kind: "none" };
+  pullFrom = /* @__PURE__ */ new Set();
+  /** Scopes a registry's challenge asked for that we had not (as go-containerregistry adds them). */
+  extraScopes = /* @__PURE__ */ new Set();
+  sessions = 0;
   get registry() {
     return this.opts.registry;
   }
-  get scope() {
-    return `repository:${this.opts.repository}:pull,push`;
+  get repository() {
+    return this.opts.repository;
+  }
+  /** Retries so far, by cause; tokens fetched; upload sessions reopened. */
+  get stats() {
+    const tokens = this.auth.kind === "bearer" ? this.auth.tokens.fetched : 0;
+    const { total, causes } = this.budget.stats();
+    return { retries: total, causes, tokens, sessions: this.sessions };
+  }
+  /** Retries so far (for the push's report). */
+  retryStats() {
+    return this.budget.stats();
+  }
+  /** Lets this client read (and mount blobs) from other repositories of the registry: a bearer token held
+   *  without pull on them is dropped, and the next request fetches one with it. */
+  allowPull(repositories) {
+    let added = false;
+    for (const r of repositories) {
+      if (r === this.opts.repository || this.pullFrom.has(r)) continue;
+      this.pullFrom.add(r);
+      added = true;
+    }
+    if (added && this.auth.kind === "bearer") this.auth.tokens.invalidate();
+  }
+  scopes() {
+    const own = `repository:${this.opts.repository}:pull,push`;
+    return [.../* @__PURE__ */ new Set([own, ...[...this.pullFrom].map((r) => `repository:${r}:pull`), ...this.extraScopes])];
   }
   /**
    * Reaches the registry, picks the scheme and the auth method, and checks the credentials,
@@ -1130,17 +2644,21 @@ var RegistryClient = class {
   }
   async doPing() {
     const { registry, insecure, credentials } = this.opts;
+    let unreachable = 0;
+    const firstContact = (error) => error instanceof NetworkError && !(error instanceof StallError) ? ++unreachable < 3 : isRetryable(error);
     const { base, response } = await withRetry(
       `reaching ${registry}`,
       () => pickScheme(registry, insecure ?? false, async (b) => {
         const res = await this.transport.request({ method: "GET", url: new URL("/v2/", b) });
-        if (res.status >= 500 || res.status === 429 || res.status === 408) {
+        if (isRetryableStatus(res.status)) {
           throw httpError({ registry, what: "GET /v2/", status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"] });
         }
         return res;
       }),
       this.retry,
-      this.opts.logger
+      this.opts.logger,
+      void 0,
+      { budget: this.budget, retryable: firstContact }
     );
     this.base = base;
     if (response.status === 200) return;
@@ -1149,8 +2667,16 @@ var RegistryClient = class {
     }
     const challenge = parseChallenge(header(response, "www-authenticate"));
     if (challenge?.scheme === "bearer") {
-      this.auth = { kind: "bearer", challenge };
-      this.auth.token = await fetchToken(this.transport, challenge, this.scope, credentials, registry);
+      const auth = {
+        kind: "bearer",
+        challenge,
+        tokens: new TokenHolder(
+          () => this.fetchToken(auth.challenge),
+          (token) => this.opts.onSecret?.(token.value)
+        )
+      };
+      this.auth = auth;
+      await withRetry(`a token for ${registry}`, () => auth.tokens.refresh(), this.retry, this.opts.logger, void 0, { budget: this.budget });
       return;
     }
     if (challenge?.scheme === "basic") {
@@ -1164,118 +2690,212 @@ var RegistryClient = class {
     }
     throw new AuthError(`registry ${registry} asks for an authentication scheme we do not speak: ${header(response, "www-authenticate") ?? "none given"}`, 401);
   }
-  url(path2) {
-    return new URL(`/v2/${this.opts.repository}/${path2}`, this.base);
+  /** A token for our scopes. A token server that refuses the pull scopes on other repositories (rather
+   *  than granting less, as the spec has it) is asked again for this repository alone: reuse from there
+   *  then finds nothing, and the push goes on. */
+  async fetchToken(challenge) {
+    const { credentials, registry, insecure } = this.opts;
+    const scopes = this.scopes();
+    const request = (s) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false });
+    try {
+      return await request(scopes);
+    } catch (error) {
+      if (!(error instanceof AuthError) || scopes.length === 1) throw error;
+      this.opts.logger.info(`registry ${registry} refused a token for ${scopes.slice(1).join(" ")} (${error.message}): asking for ${scopes[0]} alone`);
+      this.pullFrom.clear();
+      this.extraScopes.clear();
+      return request(this.scopes());
+    }
   }
-  authHeaders() {
+  url(path2, repository = this.opts.repository) {
+    return new URL(`/v2/${repository}/${path2}`, this.base);
+  }
+  toRegistry(url) {
+    return this.base !== void 0 && sameOrigin(url, this.base);
+  }
+  /** The registry's Authorization, for a request to `url`: nothing unless it goes to the registry's origin.
+   *  A bearer token due for renewal is fetched again first. */
+  async authHeaders(url, signal) {
+    if (!this.toRegistry(url)) return {};
     if (this.auth.kind === "basic") return { authorization: this.auth.header };
-    if (this.auth.kind === "bearer" && this.auth.token) return { authorization: `Bearer ${this.auth.token}` };
+    if (this.auth.kind === "bearer") return { authorization: `Bearer ${await this.auth.tokens.get(signal)}` };
     return {};
   }
-  /** One request with auth; a 401 under a bearer token fetches a fresh token once. Follows redirects for reads. */
+  /**
+   * One request, with the registry's credentials if it goes to the registry's origin; a 401 from the
+   * registry under a bearer token (revoked, or short of a scope its challenge names) fetches a fresh token
+   * once. Follows redirects for reads, each hop judged against the registry's origin (not the previous
+   * hop): blob storage gets no credentials.
+   */
   async send(req) {
-    await this.ping();
-    let res = await this.transport.request({ ...req, headers: { ...req.headers, ...this.authHeaders() } });
-    if (res.status === 401 && this.auth.kind === "bearer") {
+    await abortable(this.ping(), req.signal, `${req.method} ${req.url.pathname}`);
+    const withAuth = async (r) => ({ ...r, headers: { ...r.headers, ...await this.authHeaders(r.url, r.signal) } });
+    const first = await withAuth(req);
+    let res = await this.transport.request(first);
+    if (res.status === 401 && this.auth.kind === "bearer" && this.toRegistry(req.url)) {
       const fresh = parseChallenge(header(res, "www-authenticate"));
-      if (fresh?.scheme === "bearer") this.auth.challenge = fresh;
-      this.auth.token = await fetchToken(this.transport, this.auth.challenge, this.scope, this.opts.credentials, this.opts.registry);
-      res = await this.transport.request({ ...req, headers: { ...req.headers, ...this.authHeaders() } });
+      if (fresh?.scheme === "bearer") {
+        this.auth.challenge = fresh;
+        for (const scope of (fresh.params.scope ?? "").split(" ").filter(Boolean)) {
+          if (!this.scopes().includes(scope)) this.extraScopes.add(scope);
+        }
+      }
+      this.auth.tokens.invalidate(first.headers?.authorization?.slice("Bearer ".length));
+      res = await this.transport.request(await withAuth(req));
     }
-    for (let hops = 0; (req.method === "GET" || req.method === "HEAD") && [301, 302, 303, 307, 308].includes(res.status) && hops < 5; hops++) {
+    for (let hops = 0; (req.method === "GET" || req.method === "HEAD") && REDIRECTS2.includes(res.status) && hops < MAX_HOPS2; hops++) {
       const location = header(res, "location");
       if (!location) break;
-      const next = new URL(location, req.url);
-      const headers = next.host === req.url.host ? { ...req.headers, ...this.authHeaders() } : { ...req.headers };
-      req = { ...req, url: next };
-      res = await this.transport.request({ ...req, headers });
+      req = { ...req, url: new URL(location, req.url) };
+      res = await this.transport.request(await withAuth(req));
     }
     return res;
   }
   fail(what, res) {
     return httpError({ registry: this.opts.registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"] });
   }
-  /** Sends with retries; `ok` lists the statuses that are answers rather than failures. */
-  async call(what, req, ok2) {
-    await this.ping();
+  /** One request with its retries; `ok` lists the statuses that are answers rather than failures. */
+  async call(what, req, ok2, signal, retryable) {
+    await abortable(this.ping(), signal, what);
     return withRetry(
       what,
       async () => {
-        const res = await this.send(req());
+        const res = await this.send({ ...req(), signal }).catch((error) => {
+          if (error instanceof NetworkError) throw new error.constructor(`${what}: ${error.message}`);
+          throw error;
+        });
         if (!ok2.includes(res.status)) throw this.fail(what, res);
         return res;
       },
       this.retry,
-      this.opts.logger
+      this.opts.logger,
+      signal,
+      { budget: this.budget, ...retryable ? { retryable } : {} }
     );
   }
-  async hasBlob(digest) {
-    const res = await this.call(`HEAD blob ${digest}`, () => ({ method: "HEAD", url: this.url(`blobs/${digest}`) }), [200, 404]);
+  async hasBlob(digest, opts = {}) {
+    const res = await this.call(`HEAD blob ${digest}${this.from(opts)}`, () => ({ method: "HEAD", url: this.url(`blobs/${digest}`, opts.repository) }), [200, 404], opts.signal);
     return res.status === 200;
   }
-  async getBlob(digest) {
-    const res = await this.call(`GET blob ${digest}`, () => ({ method: "GET", url: this.url(`blobs/${digest}`) }), [200]);
+  async getBlob(digest, opts = {}) {
+    const res = await this.call(`GET blob ${digest}${this.from(opts)}`, () => ({ method: "GET", url: this.url(`blobs/${digest}`, opts.repository) }), [200], opts.signal);
     const got = sha256Digest(res.body);
     if (got !== digest) throw new RegistryError(`registry ${this.opts.registry} sent blob ${digest} with content hashing to ${got}`);
     return res.body;
   }
-  async getManifest(ref) {
+  async getManifest(ref, opts = {}) {
     const res = await this.call(
-      `GET manifest ${ref}`,
-      () => ({ method: "GET", url: this.url(`manifests/${ref}`), headers: { accept: MANIFEST_ACCEPT } }),
-      [200, 404]
+      `GET manifest ${ref}${this.from(opts)}`,
+      () => ({ method: "GET", url: this.url(`manifests/${ref}`, opts.repository), headers: { accept: MANIFEST_ACCEPT } }),
+      [200, 404],
+      opts.signal
     );
     if (res.status === 404) return void 0;
     return { mediaType: header(res, "content-type") ?? "", digest: sha256Digest(res.body), bytes: res.body };
   }
+  /** " of <repository>" for a read from another repository, for messages. */
+  from(opts) {
+    return opts.repository && opts.repository !== this.opts.repository ? ` of ${opts.repository}` : "";
+  }
   /** PUTs a manifest under a tag; returns the digest the registry filed it under. */
-  async putManifest(ref, bytes, mediaType) {
+  async putManifest(ref, bytes, mediaType, opts = {}) {
     const res = await this.call(
       `PUT manifest ${ref}`,
       () => ({ method: "PUT", url: this.url(`manifests/${ref}`), headers: { "content-type": mediaType }, body: bytes }),
-      [200, 201]
+      [200, 201],
+      opts.signal
     );
     return header(res, "docker-content-digest") ?? sha256Digest(bytes);
   }
-  async uploadBlobBytes(bytes) {
+  /**
+   * Cross-repository mount: asks the registry to link a blob of `from` (same registry) into this
+   * repository, nothing uploaded. True when mounted (201); false when the registry opened an upload
+   * session instead (202: it does not mount, or cannot see the blob there), which is cancelled: the
+   * caller uploads the blob the usual way.
+   */
+  async mountBlob(digest, from, opts = {}) {
+    const res = await this.call(
+      `POST blob mount of ${digest} from ${from}`,
+      () => {
+        const url = this.url("blobs/uploads/");
+        url.searchParams.set("mount", digest);
+        url.searchParams.set("from", from);
+        return { method: "POST", url, headers: { "content-length": "0" } };
+      },
+      [201, 202],
+      opts.signal
+    );
+    if (res.status === 201) return true;
+    const location = header(res, "location");
+    if (location) {
+      await this.send({ method: "DELETE", url: new URL(location, this.base), signal: opts.signal }).catch(() => void 0);
+    }
+    return false;
+  }
+  async uploadBlobBytes(bytes, opts = {}) {
     const digest = sha256Digest(bytes);
-    await this.uploadBlob({ digest, size: bytes.length }, () => Readable.from([bytes]));
+    await this.uploadBlob({ digest, size: bytes.length }, () => Readable2.from([bytes]), opts);
     return digest;
   }
   /**
    * Uploads a blob the way docker, skopeo and go-containerregistry do, the shape every registry takes:
    * POST opens a session, one PATCH streams the whole body, PUT with ?digest= closes it. No Content-Range
    * (to ghcr.io a ranged request is a chunk, refused over 4 MiB, as is a body in the PUT), unless the
-   * registry asks for chunks (OCI-Chunk-Min-Length): then the body goes as one ranged chunk. A failure
-   * anywhere restarts from a fresh session.
+   * registry asks for chunks (OCI-Chunk-Min-Length): then the body goes as one ranged chunk. The session's
+   * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials.
+   *
+   * Each request retries on its own: the POST; the PATCH on the same session, with the body opened
+   * afresh, when the registry answered 408, 429 or 5xx; the PUT. A new session is opened only when the
+   * one we had is gone: the registry answers 404 / BLOB_UPLOAD_UNKNOWN (or says the session no longer
+   * matches what we sent: BLOB_UPLOAD_INVALID, DIGEST_INVALID, 416), or the connection dropped or stalled
+   * mid-PATCH, leaving the session in a state we cannot know. Before a new session, HEAD: the blob may
+   * have landed anyway (the PUT went through and only its answer was lost), and then nothing is sent again.
    */
-  async uploadBlob(blob, open2) {
-    await this.ping();
-    await withRetry(
-      `uploading blob ${blob.digest}`,
-      async () => {
-        const session = await this.openUpload(blob.digest);
-        if (session) await this.patchThenPut(session.url, blob, open2, session.chunked);
-      },
-      this.retry,
-      this.opts.logger
-    );
+  async uploadBlob(blob, open3, opts = {}) {
+    const { signal } = opts;
+    for (let session = 1; ; session++) {
+      const opened = await this.openUpload(blob.digest, signal);
+      if (!opened) return;
+      const lost = await this.sendThrough(opened, blob, open3, signal);
+      if (!lost) return;
+      this.budget.count(retryCause(lost));
+      if (await this.hasBlob(blob.digest, { signal })) {
+        this.opts.logger.info(`${lost.message}; the registry has blob ${blob.digest} all the same: not sent again`);
+        return;
+      }
+      if (session >= MAX_SESSIONS) {
+        lost.message += ` (after ${session} upload sessions)`;
+        throw lost;
+      }
+      this.sessions++;
+      this.opts.logger.info(`${lost.message}; the upload session is lost: opening a new one (${session + 1} of ${MAX_SESSIONS})`);
+    }
   }
   /** POST: a new upload session, or undefined when the registry says the blob is already complete. */
-  async openUpload(digest) {
-    const start = await this.send({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } });
+  async openUpload(digest, signal) {
+    const start = await this.call(`POST blob upload for ${digest}`, () => ({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } }), [201, 202], signal);
     if (start.status === 201) return void 0;
-    if (start.status !== 202) throw this.fail(`POST blob upload for ${digest}`, start);
     return { url: this.location(start, digest), chunked: header(start, "oci-chunk-min-length") !== void 0 };
   }
-  async patchThenPut(session, blob, open2, ranged) {
+  /** PATCH then PUT on one session: undefined when the blob is in, the error when the session is lost. */
+  async sendThrough(session, blob, open3, signal) {
     const headers = { "content-type": "application/octet-stream", "content-length": String(blob.size) };
-    if (ranged) headers["content-range"] = `0-${Math.max(0, blob.size - 1)}`;
-    const patch = await this.send({ method: "PATCH", url: session, headers, body: open2 });
-    if (![201, 202, 204].includes(patch.status)) throw this.fail(`PATCH blob ${blob.digest}`, patch);
-    const next = header(patch, "location") ? this.location(patch, blob.digest) : session;
-    const put = await this.send({ method: "PUT", url: withDigest(next, blob.digest), headers: { "content-length": "0" } });
-    if (put.status !== 201) throw this.fail(`PUT blob ${blob.digest}`, put);
+    if (session.chunked) headers["content-range"] = `0-${Math.max(0, blob.size - 1)}`;
+    let next;
+    try {
+      const patch = await this.call(`PATCH blob ${blob.digest}`, () => ({ method: "PATCH", url: session.url, headers, body: open3 }), [201, 202, 204], signal, retryableStatus);
+      next = header(patch, "location") ? this.location(patch, blob.digest) : session.url;
+    } catch (error) {
+      if (error instanceof NetworkError || sessionLost(error)) return error;
+      throw error;
+    }
+    try {
+      await this.call(`PUT blob ${blob.digest}`, () => ({ method: "PUT", url: withDigest(next, blob.digest), headers: { "content-length": "0" } }), [201], signal);
+      return void 0;
+    } catch (error) {
+      if (sessionLost(error)) return error;
+      throw error;
+    }
   }
   location(res, digest) {
     const loc = header(res, "location");
@@ -1286,6 +2906,14 @@ var RegistryClient = class {
     this.transport.close();
   }
 };
+function retryableStatus(error) {
+  return error instanceof RegistryError && !(error instanceof NetworkError) && !(error instanceof AuthError) && error.status !== void 0 && isRetryableStatus(error.status);
+}
+function sessionLost(error) {
+  if (!(error instanceof RegistryError) || error instanceof AuthError) return false;
+  if (error.status === 404 || error.status === 416) return true;
+  return error.code === "BLOB_UPLOAD_UNKNOWN" || error.code === "BLOB_UPLOAD_INVALID" || error.code === "DIGEST_INVALID";
+}
 function header(res, name) {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
@@ -1301,7 +2929,7 @@ var HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-z
 var IPV6 = /^\[[0-9a-fA-F:.]+\](?::[0-9]{1,5})?$/;
 var COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 var TAG = /^[\w][\w.-]{0,127}$/;
-var DOCKER_HUB = /* @__PURE__ */ new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
+var DOCKER_HUB2 = /* @__PURE__ */ new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
 function validateRegistry(registry) {
   if (/^[a-z]+:\/\//i.test(registry)) {
     throw new InputError("registry", `expected a host name such as ghcr.io or localhost:5000, without a scheme, got "${registry}"`);
@@ -1331,7 +2959,7 @@ function parseImageName(registry, image) {
     );
   }
   if (image.length > 255) throw new InputError("image", `expected at most 255 characters, got ${image.length}`);
-  const hub = DOCKER_HUB.has(registry);
+  const hub = DOCKER_HUB2.has(registry);
   return {
     registry,
     apiHost: hub ? "registry-1.docker.io" : registry,
@@ -1344,15 +2972,206 @@ function validateTag(tag, input = "tags") {
     throw new InputError(input, `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
   }
 }
+function parseReuseTags(values, target) {
+  const seen = /* @__PURE__ */ new Set();
+  const refs = [];
+  for (const value of values) {
+    const ref = parseReuseTag(value, target);
+    const key = `${ref.repository}:${ref.tag}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    refs.push(ref);
+  }
+  return refs;
+}
+function parseReuseTag(value, target) {
+  const input = "reuse-tags";
+  if (value.includes("@")) {
+    throw new InputError(input, `expected a tag or repository:tag, not a digest, got "${value}"`);
+  }
+  const colon = value.lastIndexOf(":");
+  const slash = value.lastIndexOf("/");
+  if (colon < 0 || colon < slash) {
+    if (slash >= 0) throw new InputError(input, `expected repository:tag for another repository (the tag is missing), got "${value}"`);
+    validateReuseTag(value, value);
+    return { repository: target.repository, tag: value };
+  }
+  const path2 = value.slice(0, colon);
+  const tag = value.slice(colon + 1);
+  validateReuseTag(tag, value);
+  const parts = path2.split("/");
+  const first = parts[0];
+  if (parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))) {
+    throw new InputError(input, `expected a repository of the same registry without its host (layers are mounted within one registry), got "${value}"`);
+  }
+  const bad = parts.find((p) => !COMPONENT.test(p));
+  if (bad !== void 0) {
+    throw new InputError(
+      input,
+      `expected repository:tag with a lower-case repository path of letters, digits and . _ - separated by /, got "${value}" (bad part "${bad}")`
+    );
+  }
+  if (path2.length > 255) throw new InputError(input, `expected a repository path of at most 255 characters, got ${path2.length} in "${value}"`);
+  const hub = DOCKER_HUB2.has(target.registry);
+  return { repository: hub && parts.length === 1 ? `library/${path2}` : path2, tag };
+}
+function validateReuseTag(tag, value) {
+  if (tag.length > 128) throw new InputError("reuse-tags", `a tag has at most 128 characters; "${value.slice(0, 40)}\u2026" has one of ${tag.length}`);
+  if (!TAG.test(tag)) {
+    throw new InputError("reuse-tags", `expected tags of letters, digits, _ . - (not starting with . or -), or repository:tag, got "${value}"`);
+  }
+}
+function tagsOf(refs, repository) {
+  return refs.filter((r) => r.repository === repository).map((r) => r.tag);
+}
+
+// src/registry/existing.ts
+async function findExisting(client, tags, wanted, logger) {
+  const misses = [];
+  for (const tag of [...new Set(tags)]) {
+    let got;
+    try {
+      got = await client.getManifest(tag);
+    } catch (error) {
+      logger.info(`cannot read the manifest under ${tag}: ${error instanceof Error ? error.message : String(error)}`);
+      misses.push(`${tag}: unreadable`);
+      continue;
+    }
+    if (!got) {
+      misses.push(`${tag}: absent`);
+      continue;
+    }
+    let parsed;
+    try {
+      parsed = JSON.parse(got.bytes.toString("utf8"));
+    } catch {
+      misses.push(`${tag}: not JSON`);
+      continue;
+    }
+    const differs = Object.entries(wanted).filter(([k, v]) => parsed.annotations?.[k] !== v).map(([k]) => k);
+    if (parsed.mediaType !== MediaTypes.ociManifest || !parsed.config?.digest || !Array.isArray(parsed.layers) || differs.length > 0) {
+      misses.push(`${tag}: made from something else`);
+      continue;
+    }
+    const config = parsed.config;
+    const configBytes = await client.getBlob(config.digest).catch(() => void 0);
+    const layers = configBytes ? knownLayers(got.bytes, configBytes) : [];
+    if (!configBytes || layers.length !== parsed.layers.length) {
+      misses.push(`${tag}: its config is gone or does not match its layers`);
+      continue;
+    }
+    const present = await Promise.all(layers.map((l) => client.hasBlob(l.desc.digest)));
+    if (!present.every(Boolean)) {
+      misses.push(`${tag}: ${present.filter((p) => !p).length} of its layers are gone`);
+      continue;
+    }
+    return {
+      existing: {
+        foundUnder: tag,
+        manifest: { mediaType: MediaTypes.ociManifest, bytes: got.bytes, digest: got.digest },
+        config: { mediaType: config.mediaType ?? MediaTypes.ociConfig, digest: config.digest, size: config.size },
+        layers: layers.map((l) => ({ ...l.desc, diffID: l.diffID, action: "reused", ...l.key ? { key: l.key } : {} }))
+      },
+      reason: `the manifest under ${tag} was made from the same derivation with the same settings, and the registry holds its config and every layer`
+    };
+  }
+  return { reason: misses.length ? `no tag holds this image (${misses.join("; ")})` : "no tag to look under" };
+}
+async function retag(client, tags, existing, started = Date.now()) {
+  if (sha256Digest(existing.manifest.bytes) !== existing.manifest.digest) throw new Error("manifest digest mismatch");
+  await tagAll(client, tags, existing.manifest);
+  return {
+    digest: existing.manifest.digest,
+    manifest: existing.manifest,
+    config: existing.config,
+    layers: existing.layers,
+    pushed: true,
+    bytesUploaded: 0,
+    bytesSkipped: existing.layers.reduce((n, l) => n + l.size, existing.config.size),
+    seconds: (Date.now() - started) / 1e3,
+    input: `already in the registry under ${existing.foundUnder}`
+  };
+}
+
+// src/registry/merge.ts
+var MergeError = class extends Error {
+  name = "MergeError";
+};
+function mergeRef(entry, repository) {
+  const at = entry.lastIndexOf("@");
+  if (at >= 0) {
+    const digest = entry.slice(at + 1);
+    const name = entry.slice(0, at);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new MergeError(`merge: ${entry} does not end in @sha256:<64 hex digits>`);
+    if (name !== "" && !name.endsWith(`/${repository}`) && name !== repository) {
+      throw new MergeError(`merge: ${entry} is not in ${repository}: every image merged must be in the repository of the index`);
+    }
+    return digest;
+  }
+  if (/^sha256:[0-9a-f]{64}$/.test(entry)) return entry;
+  const colon = entry.lastIndexOf(":");
+  return colon >= 0 && !entry.slice(colon).includes("/") ? entry.slice(colon + 1) : entry;
+}
+function platformOf(config, ref) {
+  const c = config;
+  if (typeof c?.os !== "string" || typeof c.architecture !== "string") throw new MergeError(`merge: the config of ${ref} names no os and architecture`);
+  return { architecture: c.architecture, os: c.os, ...typeof c.variant === "string" && c.variant ? { variant: c.variant } : {} };
+}
+async function buildIndex(client, entries, repository, annotations) {
+  if (entries.length === 0) throw new MergeError("merge: expected at least one image digest or reference");
+  const images = [];
+  for (const entry of entries) {
+    const ref = mergeRef(entry, repository);
+    const got = await client.getManifest(ref);
+    if (!got) throw new MergeError(`merge: ${entry} is not in ${repository}`);
+    const manifest = JSON.parse(got.bytes.toString("utf8"));
+    const mediaType = manifest.mediaType ?? got.mediaType;
+    if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest || !manifest.config?.digest) {
+      throw new MergeError(`merge: ${entry} is ${mediaType || "not an image manifest"}, not a single image`);
+    }
+    const platform = platformOf(JSON.parse((await client.getBlob(manifest.config.digest)).toString("utf8")), entry);
+    const same = images.find((i) => JSON.stringify(i.descriptor.platform) === JSON.stringify(platform));
+    if (same) throw new MergeError(`merge: ${entry} and ${same.ref} are both ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ""}`);
+    images.push({ ref: entry, descriptor: { mediaType, digest: got.digest, size: got.bytes.length, platform } });
+  }
+  const body = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: images.map((i) => i.descriptor),
+    ...annotations && Object.keys(annotations).length > 0 ? { annotations } : {}
+  };
+  const bytes = Buffer.from(JSON.stringify(body));
+  return { index: { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) }, images };
+}
+async function mergeImages(client, entries, tags, repository, annotations) {
+  const merged = await buildIndex(client, entries, repository, annotations);
+  await tagAll(client, tags.length > 0 ? tags : [merged.index.digest], merged.index);
+  return merged;
+}
 
 // src/main.ts
+function refusal(make) {
+  try {
+    make();
+    return void 0;
+  } catch (error) {
+    if (error instanceof UnsupportedImageError) return error.message;
+    throw error;
+  }
+}
+function archiveKeys(plan) {
+  if (!plan || refusal(() => planKeys(plan))) return void 0;
+  return planKeys(plan);
+}
 async function run2() {
+  const started = Date.now();
   const inputs = parseInputs(envInputReader());
   if (inputs.password) setSecret(inputs.password);
   if (inputs.githubToken) setSecret(inputs.githubToken);
+  maskNixSecrets(inputs);
   const target = parseImageName(inputs.registry, inputs.image);
   inputs.tags.forEach((t) => validateTag(t));
-  inputs.reuseTags.forEach((t) => validateTag(t, "reuse-tags"));
+  const reuse = parseReuseTags(inputs.reuseTags, target);
   const buildArgs = splitArgs(inputs.buildArgs);
   const logger = actionLogger();
   let client;
@@ -1369,10 +3188,32 @@ async function run2() {
       repository: target.repository,
       insecure: inputs.insecure,
       credentials,
-      logger
+      logger,
+      onSecret: (token) => setSecret(token)
     });
     await client.ping();
   }
+  if (inputs.merge.length > 0 && client) {
+    const merged = await mergeImages(client, inputs.merge, inputs.tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
+    await reportMerge({
+      registry: target.registry,
+      repository: target.repository,
+      tags: inputs.tags,
+      index: { digest: merged.index.digest, size: merged.index.bytes.length },
+      images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
+      seconds: (Date.now() - started) / 1e3
+    });
+    info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
+    return;
+  }
+  let mark = Date.now();
+  const lap = () => {
+    const now = Date.now();
+    const seconds = (now - mark) / 1e3;
+    mark = now;
+    return seconds;
+  };
+  const phases = {};
   const nix = await setupNix({
     installNix: inputs.installNix,
     nixVersion: inputs.nixVersion,
@@ -1381,6 +3222,41 @@ async function run2() {
     githubToken: inputs.githubToken || void 0,
     extraNixConf: inputs.extraNixConf || void 0
   });
+  phases.install = lap();
+  const installable = `${inputs.flake}#${inputs.attr}`;
+  const tags = inputs.pushByDigest ? [] : inputs.tags;
+  const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
+  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
+  const annotations = manifestAnnotations(inputs.annotations);
+  const settings = { labels: inputs.labels, annotations };
+  const producer = "drvPath" in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), settings) : void 0;
+  phases.evaluate = lap();
+  if (client && producer && "drvPath" in evaluation) {
+    const found = await findExisting(client, [...tags, ...tagsOf(reuse, target.repository)], producer, logger);
+    if (found.existing) {
+      info(`image: already in the registry, nothing to build: ${found.reason}`);
+      const pushed2 = { ...await retag(client, tags, found.existing, started), retries: client.retryStats() };
+      const metadata2 = await report({
+        registry: target.registry,
+        repository: target.repository,
+        tags,
+        storePath: evaluation.outPath,
+        format: "already in the registry",
+        nixVersion: nix.version,
+        cacheHit: "false",
+        cache: { note: "not restored: nothing to build" },
+        buildSeconds: 0,
+        push: pushed2,
+        phases
+      });
+      info(`tagged ${metadata2.image} (${found.existing.foundUnder}): nothing built, no layer sent`);
+      return;
+    }
+    info(`image: building, ${found.reason}`);
+  } else if ("reason" in evaluation) {
+    info(`image: building, the registry cannot stand in for the build: ${evaluation.reason}`);
+  }
+  lap();
   const state = { started: true };
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
@@ -1393,42 +3269,74 @@ async function run2() {
   });
   state.cache = cache.state;
   savePostState(state);
-  const env = { ...process.env, ...nix.env, ...cache.env };
-  const build = { nix: nix.nix, installable: `${inputs.flake}#${inputs.attr}`, buildArgs, env };
-  const built = await buildImageOutput(build).catch(async (error) => {
-    if (state.cache) {
-      state.drvPath = await derivationOf(build);
+  if (inputs.cache) phases.restore = lap();
+  const env = { ...nixEnv, ...cache.env };
+  const build = { nix: nix.nix, installable, buildArgs, env };
+  const resolved = await resolveImage({
+    ...build,
+    layersFrom: inputs.layersFrom,
+    ..."drvPath" in evaluation ? { drvPath: evaluation.drvPath } : {},
+    checkPlan: (plan) => refusal(() => planInput(plan)),
+    onDerivation: (drvPath) => {
+      state.drvPath = drvPath;
       savePostState(state);
     }
-    throw error;
   });
-  state.storePath = built.storePath;
-  state.drvPath = built.drvPath;
+  if (resolved.built) {
+    state.storePath = resolved.built.storePath;
+    state.drvPath = resolved.built.drvPath;
+    info(`built ${resolved.built.storePath} in ${resolved.built.seconds.toFixed(1)} s`);
+  } else if (resolved.plan) {
+    state.storePath = resolved.plan.image.confPath;
+    info(`built the conf ${resolved.plan.image.confPath} and what it names in ${resolved.seconds.toFixed(1)} s`);
+  }
   savePostState(state);
-  info(`built ${built.storePath} in ${built.seconds.toFixed(1)} s`);
-  const untrusted = untrustedCacheWarning(built.ignoredSubstituters);
+  const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) warning(untrusted);
-  const source = await detectSource(built.storePath);
-  info(`image format: ${source.format} (${source.path})`);
+  let input;
+  let format;
+  if (resolved.plan) {
+    input = planInput(resolved.plan);
+    format = "layers from the store";
+  } else {
+    const source = await detectSource(resolved.outPath);
+    info(`image format: ${source.format} (${source.path})`);
+    input = archiveInput(source, { keys: archiveKeys(resolved.archivePlan) });
+    format = source.format;
+  }
+  input = labelled(input, inputs.labels);
+  const recordTarget = `${target.registry}/${target.repository}`;
+  const known = client && cache.state ? await readLayerRecord(cache.state.dir, recordTarget) : [];
   const pushed = await pushImage({
-    source,
+    input,
     client,
-    tags: inputs.tags,
-    reuseTags: inputs.reuseTags,
+    tags,
+    byDigest: inputs.pushByDigest,
+    reuseTags: reuse,
+    known: known.map((l) => ({ diffID: l.diffID, desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size }, ...l.key ? { key: l.key } : {} })),
     logger,
-    tmpDir: process.env.RUNNER_TEMP || void 0
+    tmpDir: process.env.RUNNER_TEMP || void 0,
+    annotations: { ...Object.fromEntries(annotations), ...producer }
   });
+  if (pushed.pushed && cache.state) {
+    await recordLayers(
+      cache.state.dir,
+      recordTarget,
+      pushed.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} }))
+    );
+  }
   const metadata = await report({
     registry: target.registry,
     repository: target.repository,
-    tags: inputs.tags,
-    storePath: built.storePath,
-    format: source.format,
+    tags,
+    storePath: resolved.outPath,
+    format,
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === "false" ? void 0 : cache.restored, note: cache.note },
-    buildSeconds: built.seconds,
-    push: pushed
+    buildSeconds: resolved.seconds,
+    push: pushed,
+    phases
   });
   info(
     `${pushed.pushed ? "pushed" : "computed (push: false)"} ${metadata.image}: ${metadata.layers.uploaded} layer(s) uploaded, ${metadata.layers.skipped} already there`

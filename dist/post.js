@@ -2,14 +2,30 @@ import { createRequire as __nia_createRequire } from 'node:module'; const requir
 import {
   errorLine,
   info,
+  isCacheCall,
   readPostState,
+  readTempFiles,
   reportCacheSave,
+  runCacheCall,
   saveStoreCache,
   warning
-} from "./chunks/chunk-SPKD5A4N.js";
+} from "./chunks/chunk-CNOW2BPI.js";
 
 // src/post.ts
-async function run() {
+import { rm } from "node:fs/promises";
+function handleStrayErrors() {
+  process.on("unhandledRejection", (error) => warning(`post step: ${errorLine(error)}`));
+  process.on("uncaughtException", (error) => {
+    warning(`post step: ${errorLine(error)}`);
+    process.exit(0);
+  });
+}
+async function removeTempFiles(paths) {
+  for (const path of paths) {
+    await rm(path, { recursive: true, force: true }).catch((error) => warning(`cannot remove ${path}: ${errorLine(error)}`));
+  }
+}
+async function saveCache() {
   const state = readPostState();
   if (!state?.started || state.cache === void 0) return;
   if (!state.drvPath) {
@@ -20,6 +36,15 @@ async function run() {
   const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
   if (saved) await reportCacheSave(saved);
 }
-run().catch((error) => {
-  warning(`store cache not saved: ${errorLine(error)}`);
-});
+async function run() {
+  await removeTempFiles(readTempFiles());
+  await saveCache().catch((error) => {
+    warning(`store cache not saved: ${errorLine(error)}`);
+  });
+}
+if (isCacheCall()) {
+  void runCacheCall();
+} else {
+  handleStrayErrors();
+  run().catch((error) => warning(`post step: ${errorLine(error)}`)).finally(() => process.exit(0));
+}

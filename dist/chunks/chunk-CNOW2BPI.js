@@ -15070,7 +15070,7 @@ var require_util4 = __commonJS({
           if (encoding === "failure") {
             encoding = "UTF-8";
           }
-          return decode(bytes, encoding);
+          return decode2(bytes, encoding);
         }
         case "ArrayBuffer": {
           const sequence = combineByteSequences(bytes);
@@ -15087,7 +15087,7 @@ var require_util4 = __commonJS({
         }
       }
     }
-    function decode(ioQueue, encoding) {
+    function decode2(ioQueue, encoding) {
       const bytes = combineByteSequences(ioQueue);
       const BOMEncoding = BOMSniffing(bytes);
       let slice = 0;
@@ -28580,7 +28580,7 @@ var require_headers2 = __commonJS({
       b4a.write(buf, encodeOct(cksum(buf), 6), 148);
       return buf;
     };
-    exports2.decode = function decode(buf, filenameEncoding, allowUnknownFormat) {
+    exports2.decode = function decode2(buf, filenameEncoding, allowUnknownFormat) {
       let typeflag = buf[156] === 0 ? 0 : buf[156] - ZERO_OFFSET;
       let name = decodeStr(buf, 0, 100, filenameEncoding);
       const mode = decodeOct(buf, 100, 8);
@@ -31410,6 +31410,61 @@ function saveState(name, value) {
 }
 function getState(name) {
   return process.env[`STATE_${name}`] || "";
+}
+
+// src/image/child-env.ts
+var KEEP = ["PATH", "TMPDIR", "HOME", "LANG", "LC_ALL", "TZ"];
+function scrubbedEnv(env = process.env) {
+  const out = {};
+  for (const key of KEEP) if (env[key] !== void 0) out[key] = env[key];
+  return out;
+}
+function isSecretVariable(name) {
+  return /^(INPUT_|ACTIONS_|STATE_)/i.test(name) || ["GITHUB_TOKEN", "GH_TOKEN", "DOCKER_CONFIG", "DOCKER_AUTH_CONFIG", "REGISTRY_AUTH_FILE", "NIX_CONFIG"].includes(name.toUpperCase());
+}
+function withoutSecrets(env = process.env) {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretVariable(k)));
+}
+
+// src/state.ts
+var KEY = "nix-image-action";
+var TEMP_KEY = "nix-image-action-temp";
+function savePostState(state3) {
+  saveState(KEY, JSON.stringify({ ...state3, tempFiles: void 0 }));
+}
+function readPostState() {
+  const raw = getState(KEY);
+  if (raw === "") return void 0;
+  try {
+    return { ...JSON.parse(raw), tempFiles: readTempFiles() };
+  } catch {
+    return void 0;
+  }
+}
+var recorded = [];
+function recordTempFile(path13) {
+  if (recorded.includes(path13)) return;
+  recorded.push(path13);
+  saveState(TEMP_KEY, JSON.stringify(recorded));
+}
+function readTempFiles() {
+  const raw = getState(TEMP_KEY);
+  if (raw === "") return [];
+  try {
+    const parsed = JSON.parse(raw);
+    return Array.isArray(parsed) ? parsed.filter((p) => typeof p === "string" && p !== "") : [];
+  } catch {
+    return [];
+  }
+}
+
+// src/log.ts
+function actionLogger() {
+  return { debug, info, warning: (m) => warning(m) };
+}
+function errorLine(error2) {
+  const message = error2 instanceof Error ? error2.message : String(error2);
+  return message.split("\n").map((l) => l.trim()).filter(Boolean).join(" \u2014 ");
 }
 
 // node_modules/@actions/cache/lib/cache.js
@@ -71237,18 +71292,206 @@ function saveCacheV2(paths_1, key_1, options_1) {
   });
 }
 
+// src/nix/cache-call.ts
+import { spawn as spawn2 } from "node:child_process";
+import { existsSync as existsSync4, writeSync } from "node:fs";
+import { mkdtemp, readdir as readdir2, rm as rm2, stat as stat2 } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname as dirname6, join as join7 } from "node:path";
+var CACHE_CALL_ENV = "NIA_CACHE_CALL";
+var CALL_MS = 5e3;
+var STALL_MS = 8e3;
+var RPC = {
+  GetCacheEntryDownloadURL: "lookup",
+  CreateCacheEntry: "reserve",
+  FinalizeCacheEntryUpload: "commit"
+};
+function phaseOf(line, op) {
+  let m = /^::debug::\[Request\] (\w+) /.exec(line);
+  if (m) return { name: RPC[m[1]] ?? m[1], kind: "call" };
+  m = /^::debug::Resource Url: \S*\/_apis\/artifactcache\/(cache\?|caches$)/.exec(line);
+  if (m) return { name: m[1] === "caches" ? "reserve" : "lookup", kind: "call" };
+  if (/^::debug::Commiting cache/.test(line)) return { name: "commit", kind: "call" };
+  if (/^::debug::Starting download of archive to: /.test(line)) return { name: "download", kind: "work" };
+  if (/^::debug::Archive Path: /.test(line)) return { name: op === "restore" ? "download" : "archive", kind: "work" };
+  if (op === "restore" && /^Cache Size: ~/.test(line)) return { name: "extract", kind: "work" };
+  if (/^::debug::(Attempting to upload cache located at: |Upload cache$)/.test(line)) return { name: "upload", kind: "work" };
+  return void 0;
+}
+async function treeBytes(dirs) {
+  let total = 0;
+  for (const dir of dirs) {
+    const names = await readdir2(dir, { recursive: true }).catch(() => []);
+    for (const name of names) {
+      const s = await stat2(join7(dir, name)).catch(() => void 0);
+      if (s?.isFile()) total += s.size;
+    }
+  }
+  return total;
+}
+var decode = (s) => s.replace(/%0D/g, "").replace(/%0A/g, " \u2014 ").replace(/%25/g, "%");
+function defaultScript() {
+  return join7(dirname6(process.argv[1] ?? "."), "post.js");
+}
+async function cacheCall(request, opts = {}) {
+  const started = Date.now();
+  const callMs = opts.callMs ?? CALL_MS;
+  const stallMs = opts.stallMs ?? STALL_MS;
+  const write = opts.write ?? ((text) => void process.stdout.write(text));
+  const script = opts.script ?? defaultScript();
+  const messages = [];
+  const outcome = (o) => ({ ...o, messages, seconds: (Date.now() - started) / 1e3 });
+  if (!existsSync4(script)) return outcome({ failure: { message: `cannot run the cache call: ${script} not found`, level: "error" } });
+  const temp = await mkdtemp(join7(process.env.RUNNER_TEMP || tmpdir(), "nia-cache-call-"));
+  const child2 = spawn2(process.execPath, [script], {
+    env: { ...process.env, [CACHE_CALL_ENV]: JSON.stringify(request), RUNNER_TEMP: temp },
+    stdio: ["ignore", "pipe", "pipe", "pipe"],
+    detached: true
+    // a process group of its own: killed with its tar and zstd
+  });
+  const killGroup = () => {
+    try {
+      if (child2.pid) process.kill(-child2.pid, "SIGKILL");
+    } catch {
+    }
+  };
+  process.once("exit", killGroup);
+  let phase = { name: "start", kind: "work" };
+  let lastError;
+  let failure;
+  let timedOut;
+  let reported = -1;
+  let timer;
+  const arm = () => {
+    clearTimeout(timer);
+    const ms = phase.kind === "call" ? callMs : stallMs;
+    timer = setTimeout(() => {
+      const s = `${+(ms / 1e3).toFixed(1)} s`;
+      if (phase.kind === "call") timedOut = lastError ? `the ${phase.name} kept failing for ${s}: ${lastError}` : `the ${phase.name} got no answer in ${s}`;
+      else timedOut = `the ${phase.name} made no progress for ${s}${lastError ? ` (last error: ${lastError})` : ""}`;
+      killGroup();
+    }, ms);
+  };
+  const enter = (next) => {
+    if (next.kind === "call" && phase.kind === "call" && next.name === phase.name) return;
+    phase = next;
+    lastError = void 0;
+    arm();
+  };
+  const progress = () => {
+    if (phase.kind === "work" && !timedOut) arm();
+  };
+  arm();
+  const watched = [temp, ...opts.watch ?? []];
+  let bytes = await treeBytes(watched);
+  let polling = false;
+  const poll = setInterval(() => {
+    if (polling) return;
+    polling = true;
+    void treeBytes(watched).then((now) => {
+      if (now !== bytes) progress();
+      bytes = now;
+    }).finally(() => polling = false);
+  }, 1e3);
+  const onLine = (line) => {
+    const annotation = /^::(warning|error)(?: [^:]*)?::(.*)$/.exec(line);
+    const text = annotation ? decode(annotation[2]) : line;
+    const failed = /^Failed to (?:restore|save): (.*)$/.exec(text);
+    if (failed) failure = { message: failed[1], level: annotation?.[1] ?? "info" };
+    const attempt = /Attempt \d+ of \d+ failed with error: (.*?)(?:\. Retrying request in \d+ ms\.\.\.)?$/.exec(text);
+    if (attempt) lastError = attempt[1];
+    if (annotation) {
+      messages.push(text);
+      write(`@actions/cache: ${text}
+`);
+      return;
+    }
+    const next = phaseOf(line, request.op);
+    if (next) enter(next);
+    const sent = /^(?:Received|Sent) (\d+) of \d+/.exec(line);
+    if (sent && Number(sent[1]) > reported) {
+      reported = Number(sent[1]);
+      progress();
+    }
+    if (/^::debug::(Uploading chunk|Downloading segment) /.test(line)) progress();
+    write(`${line}
+`);
+  };
+  let partial = "";
+  child2.stdout.setEncoding("utf8").on("data", (chunk) => {
+    const lines = (partial + chunk).split("\n");
+    partial = lines.pop();
+    lines.forEach(onLine);
+  });
+  let stderr = "";
+  child2.stderr.setEncoding("utf8").on("data", (chunk) => {
+    stderr = (stderr + chunk).slice(-2e3);
+    process.stderr.write(chunk);
+  });
+  let result = "";
+  const resultPipe = child2.stdio[3];
+  resultPipe.setEncoding("utf8");
+  resultPipe.on("data", (chunk) => result += chunk);
+  const exit = await new Promise((resolve4) => {
+    child2.on("error", (error2) => resolve4(errorLine(error2)));
+    child2.on("close", (code, signal) => resolve4(signal ? `signal ${signal}` : `code ${code}`));
+  });
+  if (partial) onLine(partial);
+  clearTimeout(timer);
+  clearInterval(poll);
+  process.off("exit", killGroup);
+  killGroup();
+  await rm2(temp, { recursive: true, force: true }).catch(() => void 0);
+  if (timedOut) return outcome({ timedOut });
+  let parsed;
+  try {
+    parsed = result.trim() ? JSON.parse(result) : void 0;
+  } catch {
+    parsed = void 0;
+  }
+  if (parsed?.error !== void 0) return outcome({ failure: { message: parsed.error, level: "error" } });
+  if (!parsed || !("value" in parsed)) {
+    const last = stderr.trim().split("\n").pop();
+    return outcome({ failure: { message: `the cache call ended (${exit}) without a result${last ? `: ${last}` : ""}`, level: "error" } });
+  }
+  return outcome({ value: parsed.value, ...failure ? { failure } : {} });
+}
+function isCacheCall() {
+  return Boolean(process.env[CACHE_CALL_ENV]);
+}
+async function runCacheCall() {
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) process.exit(1);
+  }, 1e3).unref();
+  let out;
+  try {
+    const request = JSON.parse(process.env[CACHE_CALL_ENV] ?? "");
+    if (request.op === "restore") {
+      out = { value: { key: await restoreCache(request.paths, request.key, request.restoreKeys) ?? null } };
+    } else {
+      out = { value: { id: await saveCache2(request.paths, request.key, { uploadChunkSize: 4 * 1024 * 1024 }) } };
+    }
+  } catch (error2) {
+    out = { error: errorLine(error2) };
+  }
+  writeSync(3, `${JSON.stringify(out)}
+`);
+  process.exit(0);
+}
+
 // src/nix/cache.ts
 import { createHash as createHash3 } from "node:crypto";
-import { existsSync as existsSync5, readFileSync } from "node:fs";
-import { mkdir as mkdir3, rm as rm3 } from "node:fs/promises";
+import { existsSync as existsSync6, readFileSync } from "node:fs";
+import { mkdir as mkdir3, rm as rm4 } from "node:fs/promises";
 import { homedir as homedir2, userInfo } from "node:os";
-import { isAbsolute, join as join8, resolve as resolve3 } from "node:path";
+import { isAbsolute, join as join9, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
-import { spawn as spawn3 } from "node:child_process";
-import { createWriteStream as createWriteStream2, existsSync as existsSync4 } from "node:fs";
-import { mkdir as mkdir2, readdir as readdir2, rm as rm2, stat as stat2, writeFile as writeFile2 } from "node:fs/promises";
-import { basename as basename5, join as join7 } from "node:path";
+import { spawn as spawn4 } from "node:child_process";
+import { createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
+import { mkdir as mkdir2, readdir as readdir3, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
+import { basename as basename5, join as join8 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 
 // src/hash.ts
@@ -71265,10 +71508,10 @@ var HashingStream = class extends Transform2 {
 };
 
 // src/nix/store.ts
-import { spawn as spawn2 } from "node:child_process";
+import { spawn as spawn3 } from "node:child_process";
 function nixOutput(command, args, env) {
   return new Promise((resolve4, reject) => {
-    const child2 = spawn2(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child2 = spawn3(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const out = [];
     let err = "";
     child2.stdout.on("data", (d) => out.push(d));
@@ -71277,7 +71520,7 @@ function nixOutput(command, args, env) {
     child2.on("close", (code) => {
       if (code === 0) resolve4(Buffer.concat(out).toString("utf8"));
       else {
-        const last = err.trim().split("\n").filter(Boolean).slice(-1)[0] ?? "";
+        const last = err.trim().split("\n").filter((l) => l.trim() && !/--show-trace/.test(l)).slice(-1)[0] ?? "";
         reject(new Error(`${command} ${args.slice(0, 2).join(" ")} \u2026 failed (exit ${code}): ${last}`));
       }
     });
@@ -71311,6 +71554,7 @@ async function pathInfo(nix, paths, env) {
 }
 
 // src/nix/binary-cache.ts
+var STORE_CACHE_PRIORITY = 1e3;
 var NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 function nixBase32(bytes) {
   const len = Math.ceil(bytes.length * 8 / 5);
@@ -71340,7 +71584,7 @@ function narinfo(info2, narHash, narSize) {
   ].join("\n");
 }
 async function dumpNar(nix, path13, file, env) {
-  const child2 = spawn3(nixStoreBinary(nix), ["--dump", path13], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child2 = spawn4(nixStoreBinary(nix), ["--dump", path13], { env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-2e3));
   const exited = new Promise((resolve4, reject) => {
@@ -71348,54 +71592,62 @@ async function dumpNar(nix, path13, file, env) {
     child2.on("close", resolve4);
   });
   const hashing = new HashingStream();
-  await pipeline2(child2.stdout, hashing, createWriteStream2(file));
-  const code = await exited;
+  let code;
+  try {
+    [, code] = await Promise.all([pipeline2(child2.stdout, hashing, createWriteStream2(file)), exited]);
+  } catch (e) {
+    child2.kill();
+    throw e;
+  }
   if (code !== 0) throw new Error(`nix-store --dump ${path13} failed (exit ${code}): ${err.trim().split("\n").pop() ?? ""}`);
   return { hash: hashing.hash.digest(), size: hashing.bytes };
 }
 async function writeBinaryCache(dir, paths, nix, env) {
-  await mkdir2(join7(dir, "nar"), { recursive: true });
-  await writeFile2(join7(dir, "nix-cache-info"), "StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 10\n");
+  await mkdir2(join8(dir, "nar"), { recursive: true });
+  await writeFile2(join8(dir, "nix-cache-info"), `StoreDir: /nix/store
+WantMassQuery: 1
+Priority: ${STORE_CACHE_PRIORITY}
+`);
   const wanted = new Set(paths.map((p) => hashPart(p.path)));
   let removed = 0;
-  for (const name of await readdir2(dir)) {
+  for (const name of await readdir3(dir)) {
     if (name.endsWith(".narinfo") && !wanted.has(name.slice(0, -".narinfo".length))) {
-      await rm2(join7(dir, name));
+      await rm3(join8(dir, name));
       removed++;
     }
   }
-  for (const name of await readdir2(join7(dir, "nar"))) {
-    if (!wanted.has(name.replace(/\.nar$/, ""))) await rm2(join7(dir, "nar", name));
+  for (const name of await readdir3(join8(dir, "nar"))) {
+    if (!wanted.has(name.replace(/\.nar$/, ""))) await rm3(join8(dir, "nar", name));
   }
   let written = 0;
   let kept = 0;
   let bytes = 0;
   for (const info2 of paths) {
     const h = hashPart(info2.path);
-    const nar = join7(dir, "nar", `${h}.nar`);
-    if (existsSync4(join7(dir, `${h}.narinfo`)) && existsSync4(nar)) {
+    const nar = join8(dir, "nar", `${h}.nar`);
+    if (existsSync5(join8(dir, `${h}.narinfo`)) && existsSync5(nar)) {
       kept++;
-      bytes += (await stat2(nar)).size;
+      bytes += (await stat3(nar)).size;
       continue;
     }
     const { hash, size } = await dumpNar(nix, info2.path, nar, env);
-    await writeFile2(join7(dir, `${h}.narinfo`), narinfo(info2, hash, size));
+    await writeFile2(join8(dir, `${h}.narinfo`), narinfo(info2, hash, size));
     written++;
     bytes += size;
   }
   return { written, kept, removed, bytes };
 }
 async function describeBinaryCache(dir) {
-  if (!existsSync4(dir)) return { paths: 0, bytes: 0 };
-  const names = await readdir2(dir);
+  if (!existsSync5(dir)) return { paths: 0, bytes: 0 };
+  const names = await readdir3(dir);
   let bytes = 0;
-  if (existsSync4(join7(dir, "nar"))) for (const n of await readdir2(join7(dir, "nar"))) bytes += (await stat2(join7(dir, "nar", n))).size;
+  if (existsSync5(join8(dir, "nar"))) for (const n of await readdir3(join8(dir, "nar"))) bytes += (await stat3(join8(dir, "nar", n))).size;
   return { paths: names.filter((n) => n.endsWith(".narinfo")).length, bytes };
 }
 
 // src/nix/cache.ts
 function cacheDir(home = homedir2()) {
-  return join8(home, ".cache", "nix-image-action", "binary-cache");
+  return join9(home, ".cache", "nix-image-action", "binary-cache");
 }
 function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
   const url2 = `file://${dir}`;
@@ -71412,8 +71664,8 @@ function localFlakeDir(flake, cwd = process.env.GITHUB_WORKSPACE || process.cwd(
 }
 function lockHash(flake) {
   const dir = localFlakeDir(flake);
-  const lock = dir ? join8(dir, "flake.lock") : void 0;
-  const source = lock && existsSync5(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`);
+  const lock = dir ? join9(dir, "flake.lock") : void 0;
+  const source = lock && existsSync6(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`);
   return createHash3("sha256").update(source).digest("hex").slice(0, 16);
 }
 var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
@@ -71427,9 +71679,11 @@ function cacheKeys(opts) {
   const keyBase = `${withAttr}${lockHash(opts.flake)}-`;
   return { keyBase, restoreKeys: [keyBase, withAttr, system] };
 }
+function substituterLine(dir) {
+  return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+}
 function withSubstituter(env, dir) {
-  const line = `extra-substituters = file://${dir}?trusted=1`;
-  return { NIX_CONFIG: [env.NIX_CONFIG, line].filter(Boolean).join("\n") };
+  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir)].filter(Boolean).join("\n") };
 }
 async function restoreStoreCache(opts) {
   if (!opts.enabled) return { hit: "false", note: "off (cache: false)", env: {} };
@@ -71441,14 +71695,20 @@ async function restoreStoreCache(opts) {
   const dir = cacheDir();
   const { keyBase, restoreKeys } = cacheKeys(opts);
   const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize };
-  await rm3(dir, { recursive: true, force: true });
+  await rm4(dir, { recursive: true, force: true });
   await mkdir3(dir, { recursive: true });
-  let matched;
-  try {
-    matched = await restoreCache([dir], keyBase, restoreKeys);
-  } catch (error2) {
-    warning(`store cache not restored: ${error2.message}`);
+  const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
+  const problem = cacheProblem(call);
+  if (problem) {
+    warning(
+      problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without the store cache` : `store cache not restored (${problem.reason}); the job went on without it`
+    );
+    await rm4(dir, { recursive: true, force: true });
+    await mkdir3(dir, { recursive: true });
+    state3.restoreFailed = problem;
+    return { hit: "false", note: problem.unreachable ? "cache service unreachable" : "not restored", env: {}, state: state3 };
   }
+  const matched = call.value?.key ?? void 0;
   if (!matched) {
     info(`store cache: no entry for ${restoreKeys.join(" or ")}`);
     return { hit: "false", note: "no entry yet", env: {}, state: state3 };
@@ -71467,7 +71727,7 @@ async function restoreStoreCache(opts) {
 }
 async function pathsToSave(nix, built, maxSize2, env) {
   const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
-  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith(".drv") && existsSync5(p));
+  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith(".drv") && existsSync6(p));
   const ordered = [.../* @__PURE__ */ new Set([...runtime, ...buildTime])].filter((p) => p !== built.storePath);
   const infos = new Map((await pathInfo(nix, ordered, env)).map((i) => [i.path, i]));
   const keep = [];
@@ -71489,10 +71749,23 @@ function pathSetKey(keyBase, paths) {
   const set = paths.map((p) => p.path).sort().join("\n");
   return `${keyBase}${createHash3("sha256").update(set).digest("hex").slice(0, 16)}`;
 }
+function cacheProblem(call) {
+  if (call.timedOut) return { reason: call.timedOut, unreachable: true };
+  if (!call.failure) return void 0;
+  const reason = call.failure.message;
+  if (call.failure.level === "info") return { reason, unreachable: false };
+  return { reason, unreachable: SERVICE_DOWN.test(reason) };
+}
+var SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
 async function saveStoreCache(raw, built) {
   const state3 = raw;
   if (!state3?.dir || !state3.keyBase) return void 0;
   const started = Date.now();
+  if (state3.restoreFailed) {
+    info(`store cache: not saved: the restore failed in the main step (${state3.restoreFailed.reason}), so the cache service is not tried again`);
+    const skipped = state3.restoreFailed.unreachable ? "the cache service was unreachable when restoring" : "the restore failed";
+    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped };
+  }
   const env = { ...process.env, NIX_CONFIG: ["experimental-features = nix-command flakes", process.env.NIX_CONFIG].filter(Boolean).join("\n") };
   const { keep, dropped } = await pathsToSave(state3.nix, built, state3.maxSize, env);
   const key = pathSetKey(state3.keyBase, keep);
@@ -71508,158 +71781,35 @@ async function saveStoreCache(raw, built) {
   if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
   const written = await writeBinaryCache(state3.dir, keep, state3.nix, env);
   info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes; saving as ${key}`);
-  const id = await saveCache2([state3.dir], key);
-  if (id <= 0) return summary2({ key, paths: keep.length, bytes: written.bytes, skipped: "not saved (see the warning above)" });
+  const call = await cacheCall({ op: "save", paths: [state3.dir], key });
+  const problem = cacheProblem(call);
+  if (problem) {
+    warning(
+      problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache` : `store cache not saved: ${problem.reason}`
+    );
+    return summary2({ key, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
+  }
+  const id = call.value?.id ?? -1;
+  if (id <= 0) return summary2({ key, paths: keep.length, bytes: written.bytes, skipped: "the cache service did not take it (see the log above)" });
   return summary2({ key, paths: keep.length, bytes: written.bytes });
-}
-
-// src/registry/push.ts
-import { createReadStream as createReadStream3 } from "node:fs";
-import { mkdtemp, rm as rm4 } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join as join10 } from "node:path";
-
-// src/image/compress.ts
-import { createHash as createHash4, randomBytes } from "node:crypto";
-import { createWriteStream as createWriteStream3 } from "node:fs";
-import { once } from "node:events";
-import { availableParallelism } from "node:os";
-import { join as join9 } from "node:path";
-import { promisify as promisify3 } from "node:util";
-import { constants as constants4, crc32, deflateRaw } from "node:zlib";
-var DEFAULT_LEVEL = 4;
-var LAYERS_AT_ONCE = 2;
-function blocksInFlight() {
-  return availableParallelism() + 2;
-}
-var BLOCK = 1024 * 1024;
-var WINDOW = 32 * 1024;
-var SAMPLE = 16 * 1024;
-var OUT_CHUNK = BLOCK + BLOCK / 8;
-var INCOMPRESSIBLE_BITS = 7.8;
-var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
-var LAST = Buffer.from([1, 0, 0, 255, 255]);
-var deflate = promisify3(deflateRaw);
-function sampledEntropy(block) {
-  const counts = new Uint32Array(256);
-  let n = 0;
-  const step = Math.max(SAMPLE, Math.floor(block.length / 4));
-  for (let start = 0; start < block.length; start += step) {
-    const end = Math.min(block.length, start + SAMPLE);
-    for (let i = start; i < end; i++) counts[block[i]]++;
-    n += end - start;
-  }
-  let bits = 0;
-  for (const c of counts) {
-    if (c === 0) continue;
-    const p = c / n;
-    bits -= p * Math.log2(p);
-  }
-  return bits;
-}
-function storedBlocks(block) {
-  const pieces = Math.ceil(block.length / 65535);
-  const out = Buffer.allocUnsafe(block.length + pieces * 5);
-  let o = 0;
-  for (let i = 0; i < block.length; i += 65535) {
-    const len = Math.min(65535, block.length - i);
-    out[o] = 0;
-    out.writeUInt16LE(len, o + 1);
-    out.writeUInt16LE(len ^ 65535, o + 3);
-    block.copy(out, o + 5, i, i + len);
-    o += 5 + len;
-  }
-  return out;
-}
-async function* fixedBlocks(input) {
-  let pending = [];
-  let bytes = 0;
-  for await (const chunk of input) {
-    if (bytes === 0 && chunk.length === BLOCK) {
-      yield chunk;
-      continue;
-    }
-    pending.push(chunk);
-    bytes += chunk.length;
-    if (bytes < BLOCK) continue;
-    let all = Buffer.concat(pending);
-    while (all.length >= BLOCK) {
-      yield all.subarray(0, BLOCK);
-      all = all.subarray(BLOCK);
-    }
-    pending = [all];
-    bytes = all.length;
-  }
-  if (bytes > 0) yield Buffer.concat(pending);
-}
-async function compressLayer(raw, opts) {
-  const file = join9(opts.dir, `layer-${randomBytes(8).toString("hex")}.tar.gz`);
-  const level = opts.level ?? DEFAULT_LEVEL;
-  const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash4("sha256");
-  const digest = createHash4("sha256");
-  let crc = 0;
-  let uncompressedSize = 0;
-  let size = 0;
-  const out = createWriteStream3(file);
-  const failed = once(out, "error").then(([e]) => Promise.reject(e));
-  failed.catch(() => void 0);
-  const write = async (bytes) => {
-    digest.update(bytes);
-    size += bytes.length;
-    if (!out.write(bytes)) await Promise.race([once(out, "drain"), failed]);
-  };
-  try {
-    await write(HEADER);
-    const inFlight = [];
-    let previousTail;
-    for await (const block of fixedBlocks(raw)) {
-      diffID.update(block);
-      crc = crc32(block, crc);
-      uncompressedSize += block.length;
-      const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
-      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
-      task.catch(() => void 0);
-      inFlight.push(task);
-      previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
-      while (inFlight.length >= parallel) await write(await inFlight.shift());
-    }
-    for (const task of inFlight) await write(await task);
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(crc >>> 0, 0);
-    trailer.writeUInt32LE(uncompressedSize % 2 ** 32, 4);
-    await write(Buffer.concat([LAST, trailer]));
-    out.end();
-    await Promise.race([once(out, "finish"), failed]);
-  } catch (error2) {
-    out.destroy();
-    throw error2;
-  }
-  return {
-    diffID: `sha256:${diffID.digest("hex")}`,
-    digest: `sha256:${digest.digest("hex")}`,
-    size,
-    uncompressedSize,
-    file
-  };
 }
 
 // src/image/archive.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { spawn as spawn4 } from "node:child_process";
+import { spawn as spawn5 } from "node:child_process";
 import { createReadStream as createReadStream2 } from "node:fs";
 import { open as open2 } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable as Readable5 } from "node:stream";
 import * as zlib2 from "node:zlib";
-import { createHash as createHash5 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 var ArchiveError = class extends Error {
   name = "ArchiveError";
 };
 var SMALL_ENTRY = 8 * 1024 * 1024;
 var HEX64 = /^[0-9a-f]{64}$/;
 function runProducer(command, args, what) {
-  const child2 = spawn4(command, args, { stdio: ["ignore", "pipe", "pipe"] });
+  const child2 = spawn5(command, args, { env: scrubbedEnv(process.env), stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";
   child2.stderr.on("data", (d) => {
     stderr = (stderr + d.toString()).slice(-2e3);
@@ -71675,7 +71825,7 @@ function runProducer(command, args, what) {
     });
   });
   done.catch(() => void 0);
-  return { stream: child2.stdout, done };
+  return { stream: child2.stdout, done, kill: () => void child2.kill("SIGKILL") };
 }
 var CHUNK = 1024 * 1024;
 function zstdDecompressor() {
@@ -71737,7 +71887,7 @@ function parseConfig(bytes, manifest, where2) {
       `${where2}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`
     );
   }
-  const digest = `sha256:${createHash5("sha256").update(bytes).digest("hex")}`;
+  const digest = `sha256:${createHash4("sha256").update(bytes).digest("hex")}`;
   return { bytes, digest, diffIDs };
 }
 function tarNumber(field) {
@@ -71849,6 +71999,7 @@ async function walkTarStream(source, visit) {
   const small = /* @__PURE__ */ new Map();
   const aliases = {};
   const ex = (0, import_tar_stream.extract)();
+  let visitorFailed = false;
   const reading = new Promise((resolve4, reject) => {
     ex.on("entry", (header, entryStream, next) => {
       const body2 = Readable5.from(entryStream, { objectMode: false });
@@ -71865,7 +72016,7 @@ async function walkTarStream(source, visit) {
         }
         if (posix.basename(name) === "layer.tar") {
           await visit(layerEntry(name, header.size ?? 0, false), () => body2);
-          if (!body2.readableEnded) {
+          if (!body2.readableEnded && !body2.destroyed) {
             body2.resume();
             await new Promise((resolve5, reject2) => {
               body2.once("end", resolve5);
@@ -71884,11 +72035,17 @@ async function walkTarStream(source, visit) {
       };
       handle().then(
         () => next(),
-        (e) => next(e instanceof Error ? e : new Error(String(e)))
+        (e) => {
+          visitorFailed = true;
+          const error2 = e instanceof Error ? e : new Error(String(e));
+          reject(error2);
+          next(error2);
+        }
       );
     });
     ex.on("finish", resolve4);
     ex.on("error", reject);
+    ex.on("close", () => reject(new ArchiveError(`${where2}: reading stopped`)));
     opened.stream.on("error", (e) => reject(new ArchiveError(`${where2}: ${e.message}`)));
   });
   opened.stream.pipe(ex);
@@ -71896,8 +72053,12 @@ async function walkTarStream(source, visit) {
     await reading;
   } catch (e) {
     opened.stream.destroy();
-    if (e instanceof ArchiveError) throw e;
-    await opened.done;
+    if (visitorFailed || e instanceof ArchiveError) {
+      opened.kill?.();
+      throw e;
+    }
+    await Promise.race([opened.done, new Promise((r) => setTimeout(r, 2e3).unref())]);
+    opened.kill?.();
     throw e instanceof Error && /Unexpected end|unexpected end|invalid header/i.test(e.message) ? new ArchiveError(`${where2} is not a valid tar archive: ${e.message}`) : e;
   }
   await opened.done;
@@ -71961,28 +72122,6 @@ function archiveInput(source, opts = {}) {
   };
 }
 
-// src/registry/limit.ts
-function limiter(n) {
-  let active = 0;
-  const waiting = [];
-  const release = () => {
-    active--;
-    waiting.shift()?.();
-  };
-  return async (task) => {
-    if (active >= n) await new Promise((resolve4) => waiting.push(resolve4));
-    active++;
-    try {
-      return await task();
-    } finally {
-      release();
-    }
-  };
-}
-
-// src/registry/manifest.ts
-import { createHash as createHash6 } from "node:crypto";
-
 // src/registry/types.ts
 var MediaTypes2 = {
   ociManifest: "application/vnd.oci.image.manifest.v1+json",
@@ -71995,12 +72134,174 @@ var MediaTypes2 = {
   dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip"
 };
 
+// src/registry/push.ts
+import { createReadStream as createReadStream3 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm5 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
+import { join as join11 } from "node:path";
+
+// src/image/compress.ts
+import { createHash as createHash5, randomBytes } from "node:crypto";
+import { createWriteStream as createWriteStream3 } from "node:fs";
+import { once } from "node:events";
+import { availableParallelism } from "node:os";
+import { join as join10 } from "node:path";
+import { promisify as promisify3 } from "node:util";
+import { constants as constants4, crc32, deflateRaw } from "node:zlib";
+var DEFAULT_LEVEL = 4;
+function compressorID(level = DEFAULT_LEVEL) {
+  return `gzip/pigz-blocks-1MiB/level-${level}/v1`;
+}
+var LAYERS_AT_ONCE = 2;
+function blocksInFlight() {
+  return availableParallelism() + 2;
+}
+var BLOCK = 1024 * 1024;
+var WINDOW = 32 * 1024;
+var SAMPLE = 16 * 1024;
+var OUT_CHUNK = BLOCK + BLOCK / 8;
+var INCOMPRESSIBLE_BITS = 7.8;
+var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
+var LAST = Buffer.from([1, 0, 0, 255, 255]);
+var deflate = promisify3(deflateRaw);
+function sampledEntropy(block) {
+  const counts = new Uint32Array(256);
+  let n = 0;
+  const step = Math.max(SAMPLE, Math.floor(block.length / 4));
+  for (let start = 0; start < block.length; start += step) {
+    const end = Math.min(block.length, start + SAMPLE);
+    for (let i = start; i < end; i++) counts[block[i]]++;
+    n += end - start;
+  }
+  let bits = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    bits -= p * Math.log2(p);
+  }
+  return bits;
+}
+function storedBlocks(block) {
+  const pieces = Math.ceil(block.length / 65535);
+  const out = Buffer.allocUnsafe(block.length + pieces * 5);
+  let o = 0;
+  for (let i = 0; i < block.length; i += 65535) {
+    const len = Math.min(65535, block.length - i);
+    out[o] = 0;
+    out.writeUInt16LE(len, o + 1);
+    out.writeUInt16LE(len ^ 65535, o + 3);
+    block.copy(out, o + 5, i, i + len);
+    o += 5 + len;
+  }
+  return out;
+}
+async function* fixedBlocks(input) {
+  let pending = [];
+  let bytes = 0;
+  for await (const chunk of input) {
+    if (bytes === 0 && chunk.length === BLOCK) {
+      yield chunk;
+      continue;
+    }
+    pending.push(chunk);
+    bytes += chunk.length;
+    if (bytes < BLOCK) continue;
+    let all = Buffer.concat(pending);
+    while (all.length >= BLOCK) {
+      yield all.subarray(0, BLOCK);
+      all = all.subarray(BLOCK);
+    }
+    pending = [all];
+    bytes = all.length;
+  }
+  if (bytes > 0) yield Buffer.concat(pending);
+}
+async function compressLayer(raw, opts) {
+  const file = join10(opts.dir, `layer-${randomBytes(8).toString("hex")}.tar.gz`);
+  const level = opts.level ?? DEFAULT_LEVEL;
+  const parallel = opts.parallel ?? blocksInFlight();
+  const diffID = createHash5("sha256");
+  const digest = createHash5("sha256");
+  let crc = 0;
+  let uncompressedSize = 0;
+  let size = 0;
+  const out = createWriteStream3(file);
+  const failed = once(out, "error").then(([e]) => Promise.reject(e));
+  failed.catch(() => void 0);
+  const write = async (bytes) => {
+    digest.update(bytes);
+    size += bytes.length;
+    if (!out.write(bytes)) await Promise.race([once(out, "drain"), failed]);
+  };
+  try {
+    await write(HEADER);
+    const inFlight = [];
+    let previousTail;
+    for await (const block of fixedBlocks(raw)) {
+      diffID.update(block);
+      crc = crc32(block, crc);
+      uncompressedSize += block.length;
+      const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
+      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
+      task.catch(() => void 0);
+      inFlight.push(task);
+      previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
+      while (inFlight.length >= parallel) await write(await inFlight.shift());
+    }
+    for (const task of inFlight) await write(await task);
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(crc >>> 0, 0);
+    trailer.writeUInt32LE(uncompressedSize % 2 ** 32, 4);
+    await write(Buffer.concat([LAST, trailer]));
+    out.end();
+    await Promise.race([once(out, "finish"), failed]);
+  } catch (error2) {
+    out.destroy();
+    throw error2;
+  }
+  return {
+    diffID: `sha256:${diffID.digest("hex")}`,
+    digest: `sha256:${digest.digest("hex")}`,
+    size,
+    uncompressedSize,
+    file
+  };
+}
+
+// src/registry/limit.ts
+function limiter(n) {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`limiter needs a whole number of slots of at least 1, not ${n}`);
+  let active = 0;
+  const waiting = [];
+  const acquire = () => {
+    if (active < n) {
+      active++;
+      return void 0;
+    }
+    return new Promise((resolve4) => waiting.push(resolve4));
+  };
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
+
 // src/registry/manifest.ts
+import { createHash as createHash6 } from "node:crypto";
 function sha256Digest(bytes) {
   return `sha256:${createHash6("sha256").update(bytes).digest("hex")}`;
 }
 var LAYER_KEY_ANNOTATION = "io.github.nix-image-action.layer.key";
-function buildOciManifest(config, layers) {
+function buildOciManifest(config, layers, annotations) {
   const body2 = {
     schemaVersion: 2,
     mediaType: MediaTypes2.ociManifest,
@@ -72010,10 +72311,14 @@ function buildOciManifest(config, layers) {
       digest: l.digest,
       size: l.size,
       ...l.annotations && Object.keys(l.annotations).length > 0 ? { annotations: l.annotations } : {}
-    }))
+    })),
+    ...annotations && Object.keys(annotations).length > 0 ? { annotations: sortedObject(annotations) } : {}
   };
   const bytes = Buffer.from(JSON.stringify(body2));
   return { mediaType: MediaTypes2.ociManifest, bytes, digest: sha256Digest(bytes) };
+}
+function sortedObject(o) {
+  return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
 }
 function knownLayers(manifestBytes, configBytes) {
   let manifest;
@@ -72048,35 +72353,58 @@ var UPLOADS = 4;
 function spoolLimit(uploads = UPLOADS) {
   return LAYERS_AT_ONCE + uploads;
 }
-async function planReuse(client, tags2, known, logger8) {
+function reuseRefs(client, tags2, reuseTags) {
+  const refs = [...tags2, ...reuseTags].map((t) => typeof t === "string" ? { repository: client.repository, tag: t } : t);
+  const seen = /* @__PURE__ */ new Set();
+  return refs.filter((r) => {
+    const key = `${r.repository}:${r.tag}`;
+    return seen.has(key) ? false : (seen.add(key), true);
+  });
+}
+async function planReuse(client, refs, known, logger8) {
   const candidates = [...known];
   const found = known.length > 0 ? ["the store cache record"] : [];
-  for (const tag of tags2) {
+  for (const ref of refs) {
+    const other = ref.repository !== client.repository;
+    const name = other ? `${ref.repository}:${ref.tag}` : ref.tag;
+    const from = other ? { repository: ref.repository } : {};
     try {
-      const existing = await client.getManifest(tag);
+      const existing = await client.getManifest(ref.tag, from);
       if (!existing) continue;
       const parsed = JSON.parse(existing.bytes.toString("utf8"));
       if (!parsed.config?.digest) continue;
-      const config = await client.getBlob(parsed.config.digest);
-      candidates.push(...knownLayers(existing.bytes, config));
-      found.push(tag);
+      const config = await client.getBlob(parsed.config.digest, from);
+      candidates.push(...knownLayers(existing.bytes, config).map((l) => other ? { ...l, mountFrom: ref.repository } : l));
+      found.push(name);
     } catch (error2) {
-      logger8.info(`cannot reuse the layers under ${tag}: ${error2 instanceof Error ? error2.message : String(error2)}`);
+      logger8.info(`cannot reuse the layers under ${name}: ${error2 instanceof Error ? error2.message : String(error2)}`);
     }
   }
-  const present = /* @__PURE__ */ new Map();
+  const heads = /* @__PURE__ */ new Map();
+  const head = (digest, repository) => {
+    const key = `${repository ?? ""}@${digest}`;
+    let h = heads.get(key);
+    if (!h) heads.set(key, h = client.hasBlob(digest, repository ? { repository } : {}));
+    return h;
+  };
   const reuse = { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
+  const put = (layer) => {
+    const held = reuse.byDiffID.get(layer.diffID);
+    if (!held || held.mountFrom && !layer.mountFrom) reuse.byDiffID.set(layer.diffID, layer);
+    const byKey = layer.key ? reuse.byKey.get(layer.key) : void 0;
+    if (layer.key && (!byKey || byKey.mountFrom && !layer.mountFrom)) reuse.byKey.set(layer.key, layer);
+  };
   await Promise.all(
     candidates.map(async (layer) => {
-      let head = present.get(layer.desc.digest);
-      if (!head) present.set(layer.desc.digest, head = client.hasBlob(layer.desc.digest));
-      if (!await head) return;
-      reuse.byDiffID.set(layer.diffID, layer);
-      if (layer.key) reuse.byKey.set(layer.key, layer);
+      if (await head(layer.desc.digest)) return put({ ...layer, mountFrom: void 0 });
+      if (layer.mountFrom && await head(layer.desc.digest, layer.mountFrom)) put(layer);
     })
   );
   if (reuse.byDiffID.size > 0) {
-    logger8.info(`${reuse.byDiffID.size} layer(s) of ${found.join(", ")} in the registry: those in this image are neither made nor uploaded`);
+    const mounts = [...reuse.byDiffID.values()].filter((l) => l.mountFrom).length;
+    logger8.info(
+      `${reuse.byDiffID.size} layer(s) of ${found.join(", ")} in the registry` + (mounts > 0 ? ` (${mounts} in other repositories, to be mounted)` : "") + ": those in this image are neither made nor uploaded"
+    );
   }
   return reuse;
 }
@@ -72084,6 +72412,13 @@ var FailFast = class {
   controller = new AbortController();
   first;
   tasks = [];
+  /** Rejects with the first failure, the moment it happens. */
+  failed;
+  rejectFailed;
+  constructor() {
+    this.failed = new Promise((_, reject) => this.rejectFailed = reject);
+    this.failed.catch(() => void 0);
+  }
   get signal() {
     return this.controller.signal;
   }
@@ -72091,6 +72426,7 @@ var FailFast = class {
     if (this.first !== void 0) return;
     this.first = error2;
     this.controller.abort(error2);
+    this.rejectFailed(error2);
   }
   /** Throws the first failure, if any. */
   check() {
@@ -72111,7 +72447,7 @@ async function pushImage(opts) {
   const { client, tags: tags2, logger: logger8 } = opts;
   const input = opts.input ?? (opts.source ? archiveInput(opts.source) : void 0);
   if (!input) throw new Error("pushImage needs an input or a source");
-  const work = await mkdtemp(join10(opts.tmpDir ?? tmpdir(), "nix-image-push-"));
+  const work = await mkdtemp2(join11(opts.tmpDir ?? tmpdir2(), "nix-image-push-"));
   const uploads = opts.uploads ?? UPLOADS;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
@@ -72124,21 +72460,33 @@ async function pushImage(opts) {
   let bytesUploaded = 0;
   let bytesSkipped = 0;
   try {
-    const reuse = client ? await planReuse(client, [.../* @__PURE__ */ new Set([...tags2, ...opts.reuseTags ?? []])], opts.known ?? [], logger8) : { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
+    let reuse = { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
+    if (client) {
+      const refs = reuseRefs(client, tags2, opts.reuseTags ?? []);
+      client.allowPull(refs.map((r) => r.repository));
+      reuse = await planReuse(client, refs, opts.known ?? [], logger8);
+    }
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
-    const listing = await input.readLayers(async (layer, open3) => {
+    const reading = input.readLayers(async (layer, open3) => {
       run.check();
       const known = (layer.key ? reuse.byKey.get(layer.key) : void 0) ?? (layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : void 0);
       const same = layer.diffIDHint ? byDiffID.get(layer.diffIDHint) : void 0;
-      if (known || same) {
-        const report2 = same ?? Promise.resolve({ ...known.desc, diffID: known.diffID, action: "reused" });
-        if (!same) {
+      if (same) {
+        byName.set(layer.name, same);
+        return;
+      }
+      if (known) {
+        const mounted = known.mountFrom ? await client.mountBlob(known.desc.digest, known.mountFrom, { signal: run.signal }) : false;
+        if (!known.mountFrom || mounted) {
+          const report2 = Promise.resolve({ ...known.desc, diffID: known.diffID, action: mounted ? "mounted" : "reused" });
           bytesSkipped += known.desc.size;
           byDiffID.set(known.diffID, report2);
+          byName.set(layer.name, report2);
+          if (mounted) logger8.info(`mounted ${known.desc.digest} (${formatBytes(known.desc.size)}, ${layer.name}) from ${known.mountFrom}`);
+          return;
         }
-        byName.set(layer.name, report2);
-        return;
+        logger8.info(`the registry did not mount ${known.desc.digest} from ${known.mountFrom}: making and uploading ${layer.name}`);
       }
       const compressed = deferred();
       const task = run.track(
@@ -72164,7 +72512,7 @@ async function pushImage(opts) {
             if (!client) return { ...desc, diffID: made.diffID, action: "computed" };
             return await uploadSlots(async () => {
               run.check();
-              if (await client.hasBlob(made.digest)) {
+              if (await client.hasBlob(made.digest, { signal: run.signal })) {
                 bytesSkipped += made.size;
                 return { ...desc, diffID: made.diffID, action: "present" };
               }
@@ -72175,13 +72523,13 @@ async function pushImage(opts) {
                 body2.once("close", () => opened.delete(body2));
                 if (run.signal.aborted) body2.destroy();
                 return body2;
-              });
+              }, { signal: run.signal });
               bytesUploaded += made.size;
               logger8.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: "uploaded" };
             });
           } finally {
-            await rm4(made.file, { force: true });
+            await rm5(made.file, { force: true });
           }
         })
       );
@@ -72190,10 +72538,16 @@ async function pushImage(opts) {
       if (layer.diffIDHint) byDiffID.set(layer.diffIDHint, task);
       byName.set(layer.name, task);
       if (!layer.seekable) await Promise.race([compressed.promise, task]);
-    }).catch((error2) => {
-      run.check();
-      throw error2;
     });
+    reading.catch(() => void 0);
+    let listing;
+    try {
+      listing = await Promise.race([reading, run.failed]);
+    } catch (error2) {
+      run.fail(error2);
+      await run.settle();
+      throw error2;
+    }
     await run.settle();
     const layers = [];
     for (const [i, name] of listing.order.entries()) {
@@ -72210,7 +72564,8 @@ async function pushImage(opts) {
     const config = { mediaType: MediaTypes2.ociConfig, digest: sha256Digest(configBytes), size: configBytes.length };
     const manifest = buildOciManifest(
       config,
-      layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...l.key ? { annotations: { [LAYER_KEY_ANNOTATION]: l.key } } : {} }))
+      layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size, ...l.key ? { annotations: { [LAYER_KEY_ANNOTATION]: l.key } } : {} })),
+      opts.annotations
     );
     if (client) {
       if (await client.hasBlob(config.digest)) bytesSkipped += config.size;
@@ -72218,7 +72573,7 @@ async function pushImage(opts) {
         await client.uploadBlobBytes(configBytes);
         bytesUploaded += config.size;
       }
-      await tagAll(client, tags2, manifest);
+      await tagAll(client, opts.byDigest || tags2.length === 0 ? [manifest.digest] : tags2, manifest);
     }
     return {
       digest: manifest.digest,
@@ -72229,11 +72584,12 @@ async function pushImage(opts) {
       bytesUploaded,
       bytesSkipped,
       seconds: (Date.now() - started) / 1e3,
-      input: input.description
+      input: input.description,
+      ...client ? { retries: client.retryStats() } : {}
     };
   } finally {
     run.controller.abort();
-    await rm4(work, { recursive: true, force: true });
+    await rm5(work, { recursive: true, force: true });
   }
 }
 async function tagAll(client, tags2, manifest) {
@@ -72289,13 +72645,21 @@ function metadataOf(r) {
     layers: {
       total: p.layers.length,
       uploaded: count("uploaded"),
-      skipped: count("reused", "present"),
+      skipped: count("reused", "present", "mounted"),
       reused: count("reused"),
       made: count("uploaded", "present", "computed"),
+      mounted: count("mounted"),
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...l.storePaths ? { storePaths: l.storePaths } : {} }))
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
-    seconds: { build: round(r.buildSeconds), push: round(p.seconds) }
+    retries: { total: p.retries?.total ?? 0, causes: { ...p.retries?.causes ?? {} } },
+    seconds: {
+      ...r.phases?.install !== void 0 ? { install: round(r.phases.install) } : {},
+      ...r.phases?.evaluate !== void 0 ? { evaluate: round(r.phases.evaluate) } : {},
+      ...r.phases?.restore !== void 0 ? { restore: round(r.phases.restore) } : {},
+      build: round(r.buildSeconds),
+      push: round(p.seconds)
+    }
   };
 }
 function round(s) {
@@ -72310,8 +72674,26 @@ function setOutputs(m) {
   setOutput("cache-hit", m["cache-hit"]);
   setOutput("metadata", JSON.stringify(m));
 }
+var ACTION_WORDS = {
+  uploaded: "uploaded",
+  present: "made, already in the registry",
+  reused: "reused without being read",
+  mounted: "mounted from another repository",
+  computed: "made (not pushed)"
+};
+var escapeHtml = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+function storeName(path13) {
+  const base = path13.split("/").pop() ?? path13;
+  const name = /^[0-9a-z]{32}-(.+)$/.exec(base)?.[1] ?? base;
+  return `<code title="${escapeHtml(path13)}">${escapeHtml(name)}</code>`;
+}
+function layerPaths(paths) {
+  if (!paths || paths.length === 0) return "\u2014";
+  const shown = paths.slice(0, 4).map(storeName).join(", ");
+  return paths.length > 4 ? `${shown} and ${paths.length - 4} more` : shown;
+}
 async function writeSummary(r, m) {
-  const verb = m.pushed ? "Pushed" : "Built (not pushed)";
+  const verb = m.format === "already in the registry" ? "Tagged" : m.pushed ? "Pushed" : "Built (not pushed)";
   const s = summary.addHeading(`${verb} ${r.registry}/${r.repository}`, 3).addTable([
     [
       { data: "Digest", header: true },
@@ -72328,8 +72710,29 @@ async function writeSummary(r, m) {
       formatBytes(m.bytes.skipped)
     ]
   ]);
+  const built = m.format === "already in the registry" ? `the image was already in the registry (${r.push.input.replace(/^already in the registry /, "")}), made from the same derivation with the same settings: nothing was built, no layer was sent, only the tags were set (${m.seconds.push} s)` : `${m.format === "layers from the store" ? "its conf built" : "built"} in ${m.seconds.build} s; push ${m.seconds.push} s`;
   s.addRaw(
-    `<p>Store path <code>${m["store-path"]}</code> (${m.format}), ${m.format === "layers from the store" ? "its conf built" : "built"} in ${m.seconds.build} s; push ${m.seconds.push} s.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.</p>`,
+    `<p>Store path <code>${m["store-path"]}</code> (${m.format}): ${built}.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.</p>`,
+    true
+  );
+  s.addTable([
+    [
+      { data: "#", header: true },
+      { data: "Store paths", header: true },
+      { data: "Compressed", header: true },
+      { data: "What happened", header: true }
+    ],
+    ...r.push.layers.map((l, i) => [String(i + 1), layerPaths(l.storePaths), formatBytes(l.size), ACTION_WORDS[l.action] ?? l.action])
+  ]);
+  const phases = [
+    ["Nix install", m.seconds.install],
+    ["evaluation", m.seconds.evaluate],
+    ["cache restore", m.seconds.restore],
+    ["build", m.format === "already in the registry" ? void 0 : m.seconds.build],
+    ["push", m.seconds.push]
+  ];
+  s.addRaw(
+    `<p>Time: ${phases.filter(([, t]) => t !== void 0).map(([what, t]) => `${what} ${t} s`).join(", ")}${r.cache?.restored ? ` (${formatBytes(r.cache.restored.bytes)} restored)` : ""}; ${formatBytes(m.bytes.uploaded)} uploaded` + (m.retries.total > 0 ? `; ${m.retries.total} request(s) sent again (${Object.entries(m.retries.causes).map(([c, n]) => `${n} \xD7 ${c}`).join(", ")})` : "") + ".</p>",
     true
   );
   await s.write();
@@ -72345,35 +72748,42 @@ async function report(r) {
 async function reportCacheSave(s) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   const what = s.skipped ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ""}` : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
-  await summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s.</p>`, true).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
+  await summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s (post step: cache save).</p>`, true).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
 }
-
-// src/state.ts
-var KEY = "nix-image-action";
-function savePostState(state3) {
-  saveState(KEY, JSON.stringify(state3));
-}
-function readPostState() {
-  const raw = getState(KEY);
-  if (raw === "") return void 0;
-  try {
-    return JSON.parse(raw);
-  } catch {
-    return void 0;
-  }
-}
-
-// src/log.ts
-function actionLogger() {
-  return { debug, info, warning: (m) => warning(m) };
-}
-function errorLine(error2) {
-  const message = error2 instanceof Error ? error2.message : String(error2);
-  return message.split("\n").map((l) => l.trim()).filter(Boolean).join(" \u2014 ");
+async function reportMerge(r) {
+  const platform2 = (p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
+  const m = {
+    digest: r.index.digest,
+    image: `${r.registry}/${r.repository}@${r.index.digest}`,
+    imageid: "",
+    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    "store-path": "",
+    "cache-hit": "false",
+    pushed: true,
+    format: "image index",
+    platforms: r.images.map((i) => ({ platform: platform2(i.platform), digest: i.digest, ref: i.ref })),
+    seconds: { merge: round(r.seconds) }
+  };
+  setOutput("digest", m.digest);
+  setOutput("image", m.image);
+  setOutput("imageid", "");
+  setOutput("tags", m.tags.join("\n"));
+  setOutput("store-path", "");
+  setOutput("cache-hit", "false");
+  setOutput("metadata", JSON.stringify(m));
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  await summary.addHeading(`Merged ${r.registry}/${r.repository}`, 3).addRaw(`<p>Index <code>${m.digest}</code> under ${r.tags.map((t) => `<code>${t}</code>`).join(" ") || "its digest"}; nothing was built.</p>`, true).addTable([
+    [
+      { data: "Platform", header: true },
+      { data: "Image", header: true }
+    ],
+    ...r.images.map((i) => [platform2(i.platform), `<code>${i.digest}</code>`])
+  ]).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
 }
 
 export {
   __toESM,
+  compressorID,
   LAYERS_AT_ONCE,
   blocksInFlight,
   HttpClient,
@@ -72391,16 +72801,27 @@ export {
   startGroup,
   endGroup,
   require_semver2 as require_semver,
+  withoutSecrets,
+  savePostState,
+  readPostState,
+  recordTempFile,
+  readTempFiles,
   nixOutput,
+  nixStoreBinary,
+  actionLogger,
+  errorLine,
+  isCacheCall,
+  runCacheCall,
   untrustedCacheWarning,
   restoreStoreCache,
   saveStoreCache,
+  archiveInput,
+  MediaTypes2 as MediaTypes,
   sha256Digest,
+  knownLayers,
   pushImage,
+  tagAll,
   report,
   reportCacheSave,
-  savePostState,
-  readPostState,
-  actionLogger,
-  errorLine
+  reportMerge
 };
