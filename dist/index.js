@@ -36,7 +36,7 @@ import {
   untrustedCacheWarning,
   warning,
   withoutSecrets
-} from "./chunks/chunk-CNOW2BPI.js";
+} from "./chunks/chunk-QAIVS5EK.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -2680,7 +2680,7 @@ var RegistryClient = class {
       return;
     }
     if (challenge?.scheme === "basic") {
-      if (!credentials) throw new AuthError(`registry ${registry} requires a user name and password: set the username and password inputs`, 401);
+      if (!credentials) throw new AuthError(`registry ${registry} requires a user name and password: ${this.opts.credentialsHint ?? "set the username and password inputs"}`, 401);
       this.auth = { kind: "basic", header: basicHeader(credentials) };
       const check = await this.transport.request({ method: "GET", url: new URL("/v2/", base), headers: { authorization: this.auth.header } });
       if (check.status === 401 || check.status === 403) {
@@ -3024,6 +3024,100 @@ function validateReuseTag(tag, value) {
 function tagsOf(refs, repository) {
   return refs.filter((r) => r.repository === repository).map((r) => r.tag);
 }
+function parseTagTargets(values, defaultTarget) {
+  const groups = /* @__PURE__ */ new Map();
+  const add = (target, tag) => {
+    const key = `${target.apiHost}/${target.repository}`;
+    const group = groups.get(key) ?? { target, tags: [] };
+    if (!group.tags.includes(tag)) group.tags.push(tag);
+    groups.set(key, group);
+  };
+  for (const value of values) {
+    if (!value.includes("/") && !value.includes(":") && !value.includes("@")) {
+      validateTag(value);
+      add(defaultTarget(), value);
+      continue;
+    }
+    add(...parseReference(value));
+  }
+  return [...groups.values()];
+}
+function parseReference(value) {
+  const expected = `expected a tag, or a reference [registry/]repository:tag, got "${value}"`;
+  if (value.includes("@")) throw new InputError("tags", `${expected} (a digest cannot be a tag)`);
+  const slash = value.lastIndexOf("/");
+  const colon = value.lastIndexOf(":");
+  if (colon < 0 || colon < slash) throw new InputError("tags", `${expected} (the tag is missing)`);
+  const path2 = value.slice(0, colon);
+  const tag = value.slice(colon + 1);
+  validateTag(tag);
+  const parts = path2.split("/");
+  const first = parts[0];
+  const hasRegistry = parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["));
+  const registry = hasRegistry ? first : "docker.io";
+  const image = hasRegistry ? parts.slice(1).join("/") : path2;
+  try {
+    return [parseImageName(registry, image), tag];
+  } catch (error) {
+    throw new InputError("tags", `${expected}: ${error instanceof Error ? error.message.replace(/^input \w+: /, "") : String(error)}`);
+  }
+}
+
+// src/registry/merge.ts
+var MergeError = class extends Error {
+  name = "MergeError";
+};
+function mergeRef(entry, repository) {
+  const at = entry.lastIndexOf("@");
+  if (at >= 0) {
+    const digest = entry.slice(at + 1);
+    const name = entry.slice(0, at);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new MergeError(`merge: ${entry} does not end in @sha256:<64 hex digits>`);
+    if (name !== "" && !name.endsWith(`/${repository}`) && name !== repository) {
+      throw new MergeError(`merge: ${entry} is not in ${repository}: every image merged must be in the repository of the index`);
+    }
+    return digest;
+  }
+  if (/^sha256:[0-9a-f]{64}$/.test(entry)) return entry;
+  const colon = entry.lastIndexOf(":");
+  return colon >= 0 && !entry.slice(colon).includes("/") ? entry.slice(colon + 1) : entry;
+}
+function platformOf(config, ref) {
+  const c = config;
+  if (typeof c?.os !== "string" || typeof c.architecture !== "string") throw new MergeError(`merge: the config of ${ref} names no os and architecture`);
+  return { architecture: c.architecture, os: c.os, ...typeof c.variant === "string" && c.variant ? { variant: c.variant } : {} };
+}
+async function buildIndex(client, entries, repository, annotations) {
+  if (entries.length === 0) throw new MergeError("merge: expected at least one image digest or reference");
+  const images = [];
+  for (const entry of entries) {
+    const ref = mergeRef(entry, repository);
+    const got = await client.getManifest(ref);
+    if (!got) throw new MergeError(`merge: ${entry} is not in ${repository}`);
+    const manifest = JSON.parse(got.bytes.toString("utf8"));
+    const mediaType = manifest.mediaType ?? got.mediaType;
+    if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest || !manifest.config?.digest) {
+      throw new MergeError(`merge: ${entry} is ${mediaType || "not an image manifest"}, not a single image`);
+    }
+    const platform = platformOf(JSON.parse((await client.getBlob(manifest.config.digest)).toString("utf8")), entry);
+    const same = images.find((i) => JSON.stringify(i.descriptor.platform) === JSON.stringify(platform));
+    if (same) throw new MergeError(`merge: ${entry} and ${same.ref} are both ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ""}`);
+    images.push({ ref: entry, descriptor: { mediaType, digest: got.digest, size: got.bytes.length, platform } });
+  }
+  const body = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: images.map((i) => i.descriptor),
+    ...annotations && Object.keys(annotations).length > 0 ? { annotations } : {}
+  };
+  const bytes = Buffer.from(JSON.stringify(body));
+  return { index: { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) }, images };
+}
+async function mergeImages(client, entries, tags, repository, annotations) {
+  const merged = await buildIndex(client, entries, repository, annotations);
+  await tagAll(client, tags.length > 0 ? tags : [merged.index.digest], merged.index);
+  return merged;
+}
 
 // src/registry/existing.ts
 async function findExisting(client, tags, wanted, logger) {
@@ -3093,60 +3187,57 @@ async function retag(client, tags, existing, started = Date.now()) {
   };
 }
 
-// src/registry/merge.ts
-var MergeError = class extends Error {
-  name = "MergeError";
-};
-function mergeRef(entry, repository) {
-  const at = entry.lastIndexOf("@");
-  if (at >= 0) {
-    const digest = entry.slice(at + 1);
-    const name = entry.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new MergeError(`merge: ${entry} does not end in @sha256:<64 hex digits>`);
-    if (name !== "" && !name.endsWith(`/${repository}`) && name !== repository) {
-      throw new MergeError(`merge: ${entry} is not in ${repository}: every image merged must be in the repository of the index`);
-    }
-    return digest;
+// src/registry/targets.ts
+async function pushToAll(input, targets, opts) {
+  const [first] = targets;
+  if (!first) throw new Error("pushToAll needs a target");
+  const common = { logger: opts.logger, tmpDir: opts.tmpDir, annotations: opts.annotations, compressionLevel: opts.compressionLevel };
+  if (targets.length === 1) {
+    return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }
-  if (/^sha256:[0-9a-f]{64}$/.test(entry)) return entry;
-  const colon = entry.lastIndexOf(":");
-  return colon >= 0 && !entry.slice(colon).includes("/") ? entry.slice(colon + 1) : entry;
-}
-function platformOf(config, ref) {
-  const c = config;
-  if (typeof c?.os !== "string" || typeof c.architecture !== "string") throw new MergeError(`merge: the config of ${ref} names no os and architecture`);
-  return { architecture: c.architecture, os: c.os, ...typeof c.variant === "string" && c.variant ? { variant: c.variant } : {} };
-}
-async function buildIndex(client, entries, repository, annotations) {
-  if (entries.length === 0) throw new MergeError("merge: expected at least one image digest or reference");
-  const images = [];
-  for (const entry of entries) {
-    const ref = mergeRef(entry, repository);
-    const got = await client.getManifest(ref);
-    if (!got) throw new MergeError(`merge: ${entry} is not in ${repository}`);
-    const manifest = JSON.parse(got.bytes.toString("utf8"));
-    const mediaType = manifest.mediaType ?? got.mediaType;
-    if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest || !manifest.config?.digest) {
-      throw new MergeError(`merge: ${entry} is ${mediaType || "not an image manifest"}, not a single image`);
-    }
-    const platform = platformOf(JSON.parse((await client.getBlob(manifest.config.digest)).toString("utf8")), entry);
-    const same = images.find((i) => JSON.stringify(i.descriptor.platform) === JSON.stringify(platform));
-    if (same) throw new MergeError(`merge: ${entry} and ${same.ref} are both ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ""}`);
-    images.push({ ref: entry, descriptor: { mediaType, digest: got.digest, size: got.bytes.length, platform } });
+  const results = [];
+  for (const target of targets) {
+    const mounts = targets.slice(0, results.length).map((t, i) => ({ t, digest: results[i].digest })).filter(({ t }) => t.client.registry === target.client.registry).map(({ t, digest }) => ({ repository: t.client.repository, tag: digest }));
+    opts.logger.info(`pushing to ${target.client.registry}/${target.client.repository} (by digest; tags once every repository has the image)`);
+    results.push(
+      await pushImage({ ...common, input, client: target.client, tags: [], byDigest: true, reuseTags: [...target.reuse, ...mounts], known: target.known })
+    );
   }
-  const body = {
-    schemaVersion: 2,
-    mediaType: MediaTypes.ociIndex,
-    manifests: images.map((i) => i.descriptor),
-    ...annotations && Object.keys(annotations).length > 0 ? { annotations } : {}
-  };
-  const bytes = Buffer.from(JSON.stringify(body));
-  return { index: { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) }, images };
+  const digests = [...new Set(results.map((r) => r.digest))];
+  if (digests.length > 1) {
+    const where = targets.map((t, i) => `${t.client.registry}/${t.client.repository}: ${results[i].digest}`).join("; ");
+    throw new Error(`the image came out with different digests in different repositories (a layer there was pushed by another tool): ${where}; nothing was tagged`);
+  }
+  if (!opts.byDigest) await tagEverywhere(targets, results);
+  return results;
 }
-async function mergeImages(client, entries, tags, repository, annotations) {
-  const merged = await buildIndex(client, entries, repository, annotations);
-  await tagAll(client, tags.length > 0 ? tags : [merged.index.digest], merged.index);
-  return merged;
+async function tagEverywhere(targets, results) {
+  for (const [i, target] of targets.entries()) {
+    try {
+      await tagAll(target.client, target.tags, results[i].manifest);
+    } catch (error) {
+      if (error instanceof Error && i > 0) {
+        error.message += ` (repositories tagged already: ${targets.slice(0, i).map((t) => `${t.client.registry}/${t.client.repository}`).join(", ")})`;
+      }
+      throw error;
+    }
+  }
+}
+async function findEverywhere(targets, wanted, logger) {
+  const found = [];
+  for (const target of targets) {
+    const r = await findExisting(target.client, [...target.tags, ...tagsOf(target.reuse, target.client.repository)], wanted, logger);
+    if (!r.existing) return { reason: targets.length > 1 ? `${target.client.registry}/${target.client.repository}: ${r.reason}` : r.reason };
+    if (found[0] && r.existing.manifest.digest !== found[0].manifest.digest) return { reason: `the repositories hold different images made from it` };
+    found.push(r.existing);
+  }
+  const reason = found.length === 1 ? "the manifest under " + found[0].foundUnder + " was made from the same derivation with the same settings, and the registry holds its config and every layer" : `every repository holds it (${found.map((f) => f.foundUnder).join(", ")}), made from the same derivation with the same settings`;
+  return { existing: found, reason };
+}
+async function retagEverywhere(targets, existing, started) {
+  const results = [];
+  for (const [i, target] of targets.entries()) results.push({ ...await retag(target.client, target.tags, existing[i], started), retries: target.client.retryStats() });
+  return results;
 }
 
 // src/main.ts
@@ -3163,42 +3254,59 @@ function archiveKeys(plan) {
   if (!plan || refusal(() => planKeys(plan))) return void 0;
   return planKeys(plan);
 }
+async function recordedLayers(dir, target) {
+  if (!dir) return [];
+  return (await readLayerRecord(dir, target)).map((l) => ({
+    diffID: l.diffID,
+    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
+    ...l.key ? { key: l.key } : {}
+  }));
+}
 async function run2() {
   const started = Date.now();
   const inputs = parseInputs(envInputReader());
   if (inputs.password) setSecret(inputs.password);
   if (inputs.githubToken) setSecret(inputs.githubToken);
   maskNixSecrets(inputs);
-  const target = parseImageName(inputs.registry, inputs.image);
-  inputs.tags.forEach((t) => validateTag(t));
-  const reuse = parseReuseTags(inputs.reuseTags, target);
+  const groups = parseTagTargets(inputs.tags, () => parseImageName(inputs.registry, inputs.image));
+  const defaultTarget = parseImageName(inputs.registry, inputs.image);
+  const target = groups[0].target;
   const buildArgs = splitArgs(inputs.buildArgs);
   const logger = actionLogger();
-  let client;
+  const targets = [];
   if (inputs.push) {
-    const credentials = resolveCredentials({
-      registry: target.registry,
-      username: inputs.username,
-      password: inputs.password,
-      githubToken: inputs.githubToken
-    });
-    if (credentials) setSecret(credentials.password);
-    client = new RegistryClient({
-      registry: target.apiHost,
-      repository: target.repository,
-      insecure: inputs.insecure,
-      credentials,
-      logger,
-      onSecret: (token) => setSecret(token)
-    });
-    await client.ping();
+    for (const group of groups) {
+      const ours = group.target.apiHost === defaultTarget.apiHost;
+      const credentials = resolveCredentials({
+        registry: group.target.registry,
+        username: ours ? inputs.username : "",
+        password: ours ? inputs.password : "",
+        githubToken: inputs.githubToken
+      });
+      if (credentials) setSecret(credentials.password);
+      const client2 = new RegistryClient({
+        registry: group.target.apiHost,
+        repository: group.target.repository,
+        insecure: inputs.insecure,
+        credentials,
+        logger,
+        onSecret: (token) => setSecret(token),
+        ...ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }
+      });
+      await client2.ping();
+      targets.push({ client: client2, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+    }
+  } else {
+    parseReuseTags(inputs.reuseTags, target);
   }
+  const client = targets[0]?.client;
+  const fullTags = (t, g) => inputs.pushByDigest ? [] : t?.tags ?? g.tags;
   if (inputs.merge.length > 0 && client) {
-    const merged = await mergeImages(client, inputs.merge, inputs.tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
+    const merged = await mergeImages(client, inputs.merge, groups[0].tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
     await reportMerge({
       registry: target.registry,
       repository: target.repository,
-      tags: inputs.tags,
+      tags: groups[0].tags,
       index: { digest: merged.index.digest, size: merged.index.bytes.length },
       images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
       seconds: (Date.now() - started) / 1e3
@@ -3224,32 +3332,32 @@ async function run2() {
   });
   phases.install = lap();
   const installable = `${inputs.flake}#${inputs.attr}`;
-  const tags = inputs.pushByDigest ? [] : inputs.tags;
   const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
   const annotations = manifestAnnotations(inputs.annotations);
-  const settings = { labels: inputs.labels, annotations };
-  const producer = "drvPath" in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), settings) : void 0;
+  const producer = "drvPath" in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), { labels: inputs.labels, annotations }) : void 0;
   phases.evaluate = lap();
-  if (client && producer && "drvPath" in evaluation) {
-    const found = await findExisting(client, [...tags, ...tagsOf(reuse, target.repository)], producer, logger);
+  const others = (results) => targets.slice(1).map((t, i) => ({ registry: groups[i + 1].target.registry, repository: t.client.repository, tags: fullTags(t, groups[i + 1]), push: results[i + 1] }));
+  if (targets.length > 0 && producer && "drvPath" in evaluation) {
+    const found = await findEverywhere(targets, producer, logger);
     if (found.existing) {
       info(`image: already in the registry, nothing to build: ${found.reason}`);
-      const pushed2 = { ...await retag(client, tags, found.existing, started), retries: client.retryStats() };
+      const pushed2 = await retagEverywhere(targets, found.existing, started);
       const metadata2 = await report({
         registry: target.registry,
         repository: target.repository,
-        tags,
+        tags: fullTags(targets[0], groups[0]),
         storePath: evaluation.outPath,
         format: "already in the registry",
         nixVersion: nix.version,
         cacheHit: "false",
         cache: { note: "not restored: nothing to build" },
         buildSeconds: 0,
-        push: pushed2,
+        push: pushed2[0],
+        others: others(pushed2),
         phases
       });
-      info(`tagged ${metadata2.image} (${found.existing.foundUnder}): nothing built, no layer sent`);
+      info(`tagged ${metadata2.image} (${found.existing[0].foundUnder}): nothing built, no layer sent`);
       return;
     }
     info(`image: building, ${found.reason}`);
@@ -3270,10 +3378,11 @@ async function run2() {
   state.cache = cache.state;
   savePostState(state);
   if (inputs.cache) phases.restore = lap();
-  const env = { ...nixEnv, ...cache.env };
-  const build = { nix: nix.nix, installable, buildArgs, env };
   const resolved = await resolveImage({
-    ...build,
+    nix: nix.nix,
+    installable,
+    buildArgs,
+    env: { ...nixEnv, ...cache.env },
     layersFrom: inputs.layersFrom,
     ..."drvPath" in evaluation ? { drvPath: evaluation.drvPath } : {},
     checkPlan: (plan) => refusal(() => planInput(plan)),
@@ -3305,41 +3414,31 @@ async function run2() {
     format = source.format;
   }
   input = labelled(input, inputs.labels);
-  const recordTarget = `${target.registry}/${target.repository}`;
-  const known = client && cache.state ? await readLayerRecord(cache.state.dir, recordTarget) : [];
-  const pushed = await pushImage({
-    input,
-    client,
-    tags,
-    byDigest: inputs.pushByDigest,
-    reuseTags: reuse,
-    known: known.map((l) => ({ diffID: l.diffID, desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size }, ...l.key ? { key: l.key } : {} })),
-    logger,
-    tmpDir: process.env.RUNNER_TEMP || void 0,
-    annotations: { ...Object.fromEntries(annotations), ...producer }
-  });
-  if (pushed.pushed && cache.state) {
-    await recordLayers(
-      cache.state.dir,
-      recordTarget,
-      pushed.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} }))
-    );
+  const recordKey = (t) => `${t.client.registry}/${t.client.repository}`;
+  for (const t of targets) t.known = await recordedLayers(cache.state?.dir, recordKey(t));
+  const common = { logger, tmpDir: process.env.RUNNER_TEMP || void 0, annotations: { ...Object.fromEntries(annotations), ...producer } };
+  const pushed = targets.length > 0 ? await pushToAll(input, targets, { ...common, byDigest: inputs.pushByDigest }) : [await pushImage({ ...common, input, tags: groups[0].tags })];
+  if (cache.state) {
+    for (const [i, t] of targets.entries()) {
+      await recordLayers(cache.state.dir, recordKey(t), pushed[i].layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} })));
+    }
   }
   const metadata = await report({
     registry: target.registry,
     repository: target.repository,
-    tags,
+    tags: fullTags(targets[0], groups[0]),
     storePath: resolved.outPath,
     format,
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === "false" ? void 0 : cache.restored, note: cache.note },
     buildSeconds: resolved.seconds,
-    push: pushed,
+    push: pushed[0],
+    others: others(pushed),
     phases
   });
   info(
-    `${pushed.pushed ? "pushed" : "computed (push: false)"} ${metadata.image}: ${metadata.layers.uploaded} layer(s) uploaded, ${metadata.layers.skipped} already there`
+    `${pushed[0].pushed ? "pushed" : "computed (push: false)"} ${metadata.image}: ${metadata.layers.uploaded} layer(s) uploaded, ${metadata.layers.skipped} already there` + (targets.length > 1 ? `; the same digest in ${targets.length} repositories` : "")
   );
 }
 run2().catch((error) => {

@@ -9,7 +9,7 @@ import {
   runCacheCall,
   saveStoreCache,
   warning
-} from "./chunks/chunk-CNOW2BPI.js";
+} from "./chunks/chunk-QAIVS5EK.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

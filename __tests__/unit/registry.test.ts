@@ -4,7 +4,7 @@ import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parseImageName, validateTag } from '../../src/registry/reference.js';
+import { parseImageName, parseTagTargets, validateTag } from '../../src/registry/reference.js';
 import { fromDockerConfig, resolveCredentials } from '../../src/registry/credentials.js';
 import { parseChallenge } from '../../src/registry/transport/challenge.js';
 import { backoff, isRetryable, withRetry } from '../../src/registry/transport/retry.js';
@@ -221,5 +221,33 @@ describe('limiter', () => {
     expect(order).toEqual([0, 1, 2, 3]);
     expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message))).toEqual([0, 1, 'two', 3]);
     expect(() => limiter(0)).toThrow(/at least 1/);
+  });
+});
+
+describe('parseTagTargets: bare tags and full references (docker/metadata-action)', () => {
+  const def = () => parseImageName('ghcr.io', 'acme/widget');
+  it('groups bare tags and references by repository, with Docker Hub normalised', () => {
+    const groups = parseTagTargets(
+      ['latest', 'ghcr.io/acme/widget:1.2.3', 'docker.io/acme/widget:1.2.3', 'acme/widget:edge', 'nginx:stable', 'localhost:5000/x/y:z', 'v1'],
+      def,
+    );
+    expect(groups.map((g) => [g.target.registry, g.target.apiHost, g.target.repository, g.tags])).toEqual([
+      ['ghcr.io', 'ghcr.io', 'acme/widget', ['latest', '1.2.3', 'v1']],
+      ['docker.io', 'registry-1.docker.io', 'acme/widget', ['1.2.3', 'edge']],
+      ['docker.io', 'registry-1.docker.io', 'library/nginx', ['stable']],
+      ['localhost:5000', 'localhost:5000', 'x/y', ['z']],
+    ]);
+  });
+  it('refuses what is not a tag or a reference, naming the tags input and the value', () => {
+    expect(() => parseTagTargets(['ghcr.io/acme/widget'], def)).toThrow('input tags: expected a tag, or a reference [registry/]repository:tag, got "ghcr.io/acme/widget" (the tag is missing)');
+    expect(() => parseTagTargets(['ghcr.io/acme/widget@sha256:00'], def)).toThrow(/input tags: .* \(a digest cannot be a tag\)$/);
+    expect(() => parseTagTargets(['ghcr.io/Acme/widget:1'], def)).toThrow(/input tags: expected a tag, or a reference \[registry\/\]repository:tag, got "ghcr.io\/Acme\/widget:1": expected lower-case path components/);
+    expect(() => parseTagTargets(['ghcr.io/acme/widget:-bad'], def)).toThrow(/^input tags: expected tags of letters/);
+  });
+  it('needs the image input only for bare tags', () => {
+    const none = () => {
+      throw new Error('image not needed');
+    };
+    expect(parseTagTargets(['ghcr.io/a/b:1'], none)).toHaveLength(1);
   });
 });

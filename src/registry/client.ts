@@ -33,6 +33,8 @@ export interface RegistryClientOptions {
   logger: Logger;
   /** Tries per request, backoff, and the client's retry budget (budgetMs). */
   retry?: Partial<RetryPolicy>;
+  /** What to tell the user when the registry wants credentials and none were found (default: the inputs). */
+  credentialsHint?: string;
   /** Called with every bearer token fetched, before it is used (wire to core.setSecret). */
   onSecret?: (value: string) => void;
   /** Extra trusted CA certificates (PEM), on top of Node's roots, for every host. */
@@ -185,7 +187,7 @@ export class RegistryClient {
       return;
     }
     if (challenge?.scheme === 'basic') {
-      if (!credentials) throw new AuthError(`registry ${registry} requires a user name and password: set the username and password inputs`, 401);
+      if (!credentials) throw new AuthError(`registry ${registry} requires a user name and password: ${this.opts.credentialsHint ?? 'set the username and password inputs'}`, 401);
       this.auth = { kind: 'basic', header: basicHeader(credentials) };
       const check = await this.transport.request({ method: 'GET', url: new URL('/v2/', base), headers: { authorization: this.auth.header } });
       if (check.status === 401 || check.status === 403) {

@@ -129,3 +129,57 @@ function validateReuseTag(tag: string, value: string): void {
 export function tagsOf(refs: ReuseRef[], repository: string): string[] {
   return refs.filter((r) => r.repository === repository).map((r) => r.tag);
 }
+
+/** One repository the image goes to, with its tags. */
+export interface TagTarget {
+  target: ImageName;
+  tags: string[];
+}
+
+/**
+ * The tags input: bare tags go to the default repository (the registry and image inputs); full
+ * references `[registry/]repository:tag` (docker/metadata-action's `tags` output) go where they say, with
+ * Docker's normalisation: no registry part means Docker Hub (`docker.io`, API on registry-1.docker.io),
+ * and a one-part name there is `library/<name>`. A first part is a registry when it has a `.` or a `:`,
+ * or is `localhost`. Grouped by repository, in the order of first appearance.
+ */
+export function parseTagTargets(values: string[], defaultTarget: () => ImageName): TagTarget[] {
+  const groups = new Map<string, TagTarget>();
+  const add = (target: ImageName, tag: string): void => {
+    const key = `${target.apiHost}/${target.repository}`;
+    const group = groups.get(key) ?? { target, tags: [] };
+    if (!group.tags.includes(tag)) group.tags.push(tag);
+    groups.set(key, group);
+  };
+  for (const value of values) {
+    if (!value.includes('/') && !value.includes(':') && !value.includes('@')) {
+      validateTag(value);
+      add(defaultTarget(), value);
+      continue;
+    }
+    add(...parseReference(value));
+  }
+  return [...groups.values()];
+}
+
+/** `[registry/]repository:tag` → the repository and the tag; errors name the tags input and the value. */
+export function parseReference(value: string): [ImageName, string] {
+  const expected = `expected a tag, or a reference [registry/]repository:tag, got "${value}"`;
+  if (value.includes('@')) throw new InputError('tags', `${expected} (a digest cannot be a tag)`);
+  const slash = value.lastIndexOf('/');
+  const colon = value.lastIndexOf(':');
+  if (colon < 0 || colon < slash) throw new InputError('tags', `${expected} (the tag is missing)`);
+  const path = value.slice(0, colon);
+  const tag = value.slice(colon + 1);
+  validateTag(tag);
+  const parts = path.split('/');
+  const first = parts[0]!;
+  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['));
+  const registry = hasRegistry ? first : 'docker.io';
+  const image = hasRegistry ? parts.slice(1).join('/') : path;
+  try {
+    return [parseImageName(registry, image), tag];
+  } catch (error) {
+    throw new InputError('tags', `${expected}: ${error instanceof Error ? error.message.replace(/^input \w+: /, '') : String(error)}`);
+  }
+}

@@ -14,6 +14,8 @@ export interface RunReport {
   cache?: { restored?: { paths: number; bytes: number; seconds: number; key?: string }; note?: string };
   buildSeconds: number;
   push: PushResult;
+  /** The other repositories the image went to (tags naming other registries or repositories). */
+  others?: { registry: string; repository: string; tags: string[]; push: PushResult }[];
   /** Seconds of the phases before the build (main measures them). */
   phases?: { install?: number; evaluate?: number; restore?: number };
 }
@@ -43,6 +45,8 @@ export interface Metadata {
   bytes: { uploaded: number; skipped: number };
   /** Requests sent again (408, 429, 5xx, dropped or stalled connections), by cause. */
   retries: { total: number; causes: Record<string, number> };
+  /** One entry per repository the image went to, the first being the one above. */
+  repositories: { image: string; tags: string[]; layers: { uploaded: number; mounted: number; skipped: number }; bytes: { uploaded: number } }[];
   seconds: { install?: number; evaluate?: number; restore?: number; build: number; push: number };
 }
 
@@ -53,7 +57,7 @@ export function metadataOf(r: RunReport): Metadata {
     digest: p.digest,
     image: `${r.registry}/${r.repository}@${p.digest}`,
     imageid: p.config.digest,
-    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    tags: [r, ...(r.others ?? [])].flatMap((o) => o.tags.map((t) => `${o.registry}/${o.repository}:${t}`)),
     'store-path': r.storePath,
     'cache-hit': r.cacheHit,
     pushed: p.pushed,
@@ -70,6 +74,16 @@ export function metadataOf(r: RunReport): Metadata {
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
     retries: { total: p.retries?.total ?? 0, causes: { ...(p.retries?.causes ?? {}) } },
+    repositories: [{ registry: r.registry, repository: r.repository, tags: r.tags, push: p }, ...(r.others ?? [])].map((o) => ({
+      image: `${o.registry}/${o.repository}@${o.push.digest}`,
+      tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
+      layers: {
+        uploaded: o.push.layers.filter((l) => l.action === 'uploaded').length,
+        mounted: o.push.layers.filter((l) => l.action === 'mounted').length,
+        skipped: o.push.layers.filter((l) => ['reused', 'present', 'mounted'].includes(l.action)).length,
+      },
+      bytes: { uploaded: o.push.bytesUploaded },
+    })),
     seconds: {
       ...(r.phases?.install !== undefined ? { install: round(r.phases.install) } : {}),
       ...(r.phases?.evaluate !== undefined ? { evaluate: round(r.phases.evaluate) } : {}),
@@ -130,7 +144,7 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
     ],
     [
       `<code>${m.digest}</code>`,
-      r.tags.map((t) => `<code>${t}</code>`).join(' '),
+      (m.tags.length > 0 ? m.tags : [`${r.registry}/${r.repository}@${m.digest}`]).map((t) => `<code>${t}</code>`).join(' '),
       `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` +
         (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed)` : ')'),
       formatBytes(m.bytes.uploaded),
@@ -147,6 +161,14 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
       ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.</p>`,
     true,
   );
+  if (m.repositories.length > 1) {
+    s.addRaw(
+      `<p>The same image in ${m.repositories.length} repositories: ${m.repositories
+        .map((o) => `<code>${o.image.split('@')[0]}</code> (${o.layers.uploaded} uploaded, ${o.layers.mounted} mounted, ${formatBytes(o.bytes.uploaded)})`)
+        .join(', ')}.</p>`,
+      true,
+    );
+  }
   // One row per layer: which store paths it holds, what it weighs, and what became of it — the changed
   // package is the row that says "uploaded".
   s.addTable([

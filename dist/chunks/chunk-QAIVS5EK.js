@@ -72636,7 +72636,7 @@ function metadataOf(r) {
     digest: p.digest,
     image: `${r.registry}/${r.repository}@${p.digest}`,
     imageid: p.config.digest,
-    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    tags: [r, ...r.others ?? []].flatMap((o) => o.tags.map((t) => `${o.registry}/${o.repository}:${t}`)),
     "store-path": r.storePath,
     "cache-hit": r.cacheHit,
     pushed: p.pushed,
@@ -72653,6 +72653,16 @@ function metadataOf(r) {
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
     retries: { total: p.retries?.total ?? 0, causes: { ...p.retries?.causes ?? {} } },
+    repositories: [{ registry: r.registry, repository: r.repository, tags: r.tags, push: p }, ...r.others ?? []].map((o) => ({
+      image: `${o.registry}/${o.repository}@${o.push.digest}`,
+      tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
+      layers: {
+        uploaded: o.push.layers.filter((l) => l.action === "uploaded").length,
+        mounted: o.push.layers.filter((l) => l.action === "mounted").length,
+        skipped: o.push.layers.filter((l) => ["reused", "present", "mounted"].includes(l.action)).length
+      },
+      bytes: { uploaded: o.push.bytesUploaded }
+    })),
     seconds: {
       ...r.phases?.install !== void 0 ? { install: round(r.phases.install) } : {},
       ...r.phases?.evaluate !== void 0 ? { evaluate: round(r.phases.evaluate) } : {},
@@ -72704,7 +72714,7 @@ async function writeSummary(r, m) {
     ],
     [
       `<code>${m.digest}</code>`,
-      r.tags.map((t) => `<code>${t}</code>`).join(" "),
+      (m.tags.length > 0 ? m.tags : [`${r.registry}/${r.repository}@${m.digest}`]).map((t) => `<code>${t}</code>`).join(" "),
       `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` + (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed)` : ")"),
       formatBytes(m.bytes.uploaded),
       formatBytes(m.bytes.skipped)
@@ -72715,6 +72725,12 @@ async function writeSummary(r, m) {
     `<p>Store path <code>${m["store-path"]}</code> (${m.format}): ${built}.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.</p>`,
     true
   );
+  if (m.repositories.length > 1) {
+    s.addRaw(
+      `<p>The same image in ${m.repositories.length} repositories: ${m.repositories.map((o) => `<code>${o.image.split("@")[0]}</code> (${o.layers.uploaded} uploaded, ${o.layers.mounted} mounted, ${formatBytes(o.bytes.uploaded)})`).join(", ")}.</p>`,
+      true
+    );
+  }
   s.addTable([
     [
       { data: "#", header: true },
