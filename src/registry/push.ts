@@ -33,6 +33,8 @@ import { MediaTypes, type Descriptor, type Logger } from './types.js';
 
 /** Read size of a compressed layer going out: fewer, larger socket writes than the 64 KiB default. */
 const UPLOAD_CHUNK = 1024 * 1024;
+/** How often a long push says how far its uploads are. */
+const PROGRESS_MS = 10_000;
 /** Uploads in flight at once. */
 const UPLOADS = 4;
 
@@ -170,6 +172,45 @@ async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownL
   return reuse;
 }
 
+/** Every ~10 s while uploads are in flight, one line: bytes sent of those started, and the rate. No
+ *  line at all for a push that is over sooner. */
+export class UploadProgress {
+  private inFlight = 0;
+  private started = 0;
+  private total = 0;
+  private sentBytes = 0;
+  private lastSent = 0;
+  private timer?: NodeJS.Timeout;
+
+  constructor(private readonly logger: Logger, private readonly everyMs = PROGRESS_MS) {}
+
+  start(size: number): void {
+    this.inFlight++;
+    this.started++;
+    this.total += size;
+    this.timer ??= setInterval(() => this.tick(), this.everyMs).unref();
+  }
+
+  sent(n: number): void {
+    this.sentBytes += n;
+  }
+
+  done(_size: number): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+  }
+
+  private tick(): void {
+    if (this.inFlight === 0) return;
+    const rate = (this.sentBytes - this.lastSent) / (this.everyMs / 1000);
+    this.lastSent = this.sentBytes;
+    this.logger.info(`uploading: ${formatBytes(this.sentBytes)} of ${formatBytes(this.total)} sent (${this.started} layer(s) started, ${this.inFlight} in flight), ${formatBytes(Math.round(rate))}/s`);
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+}
+
 /** Runs tasks; the first failure aborts the rest (through `signal`) and is the one reported. */
 class FailFast {
   readonly controller = new AbortController();
@@ -225,6 +266,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   // temp disk stays under spoolLimit() compressed layers whatever the image's size.
   const spoolSlots = limiter(spoolLimit(uploads));
   const run = new FailFast();
+  const progress = new UploadProgress(logger);
   const opened = new Set<Readable>();
   run.signal.addEventListener('abort', () => {
     for (const s of opened) s.destroy();
@@ -296,14 +338,17 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
                 return { ...desc, diffID: made.diffID, action: 'present' as const };
               }
               run.check();
+              progress.start(made.size);
               await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
                 const body = createReadStream(made.file, { highWaterMark: UPLOAD_CHUNK });
+                body.on('data', (chunk: string | Buffer) => progress.sent(chunk.length));
                 opened.add(body);
                 body.once('close', () => opened.delete(body));
                 if (run.signal.aborted) body.destroy();
                 return body;
               }, { signal: run.signal });
               bytesUploaded += made.size;
+              progress.done(made.size);
               logger.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: 'uploaded' as const };
             });
@@ -378,6 +423,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       ...(client ? { retries: client.retryStats() } : {}),
     };
   } finally {
+    progress.stop();
     run.controller.abort();
     await rm(work, { recursive: true, force: true });
   }
