@@ -36,7 +36,7 @@ import {
   untrustedCacheWarning,
   warning,
   withoutSecrets
-} from "./chunks/chunk-QAIVS5EK.js";
+} from "./chunks/chunk-V4XHYYST.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -9,7 +9,7 @@ import {
   runCacheCall,
   saveStoreCache,
   warning
-} from "./chunks/chunk-QAIVS5EK.js";
+} from "./chunks/chunk-V4XHYYST.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

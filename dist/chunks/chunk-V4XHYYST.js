@@ -72349,6 +72349,7 @@ function knownLayers(manifestBytes, configBytes) {
 
 // src/registry/push.ts
 var UPLOAD_CHUNK = 1024 * 1024;
+var PROGRESS_MS = 1e4;
 var UPLOADS = 4;
 function spoolLimit(uploads = UPLOADS) {
   return LAYERS_AT_ONCE + uploads;
@@ -72408,6 +72409,41 @@ async function planReuse(client, refs, known, logger8) {
   }
   return reuse;
 }
+var UploadProgress2 = class {
+  constructor(logger8, everyMs = PROGRESS_MS) {
+    this.logger = logger8;
+    this.everyMs = everyMs;
+  }
+  logger;
+  everyMs;
+  inFlight = 0;
+  started = 0;
+  total = 0;
+  sentBytes = 0;
+  lastSent = 0;
+  timer;
+  start(size) {
+    this.inFlight++;
+    this.started++;
+    this.total += size;
+    this.timer ??= setInterval(() => this.tick(), this.everyMs).unref();
+  }
+  sent(n) {
+    this.sentBytes += n;
+  }
+  done(_size) {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+  }
+  tick() {
+    if (this.inFlight === 0) return;
+    const rate = (this.sentBytes - this.lastSent) / (this.everyMs / 1e3);
+    this.lastSent = this.sentBytes;
+    this.logger.info(`uploading: ${formatBytes(this.sentBytes)} of ${formatBytes(this.total)} sent (${this.started} layer(s) started, ${this.inFlight} in flight), ${formatBytes(Math.round(rate))}/s`);
+  }
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+  }
+};
 var FailFast = class {
   controller = new AbortController();
   first;
@@ -72453,6 +72489,7 @@ async function pushImage(opts) {
   const uploadSlots = limiter(uploads);
   const spoolSlots = limiter(spoolLimit(uploads));
   const run = new FailFast();
+  const progress = new UploadProgress2(logger8);
   const opened = /* @__PURE__ */ new Set();
   run.signal.addEventListener("abort", () => {
     for (const s of opened) s.destroy();
@@ -72517,14 +72554,17 @@ async function pushImage(opts) {
                 return { ...desc, diffID: made.diffID, action: "present" };
               }
               run.check();
+              progress.start(made.size);
               await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
                 const body2 = createReadStream3(made.file, { highWaterMark: UPLOAD_CHUNK });
+                body2.on("data", (chunk) => progress.sent(chunk.length));
                 opened.add(body2);
                 body2.once("close", () => opened.delete(body2));
                 if (run.signal.aborted) body2.destroy();
                 return body2;
               }, { signal: run.signal });
               bytesUploaded += made.size;
+              progress.done(made.size);
               logger8.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: "uploaded" };
             });
@@ -72588,6 +72628,7 @@ async function pushImage(opts) {
       ...client ? { retries: client.retryStats() } : {}
     };
   } finally {
+    progress.stop();
     run.controller.abort();
     await rm5(work, { recursive: true, force: true });
   }
