@@ -11,25 +11,12 @@ import { compressorID } from './compress.js';
 import { imageConfigBytes, parseTime, type ConfigSource } from './docker-config.js';
 import { isJsonObject, parsePythonJson, type JsonValue } from './pyjson.js';
 import { LAYER_MAKER_VERSION, storeLayerTar, UnsupportedImageError, type TarParams } from './store-layer.js';
+import type { LayerPlan } from '../nix/dockertools.js';
 import type { ImageInput, LayerListing } from './types.js';
 
-/** A dockerTools layer plan, the conf's values as its stream script reads them (nix/ reads it from the
- *  image's derivation; this module never knows how). */
-export interface StorePlan {
-  storeLayers: string[][];
-  /** Store path holding layer.tar and checksum (nixpkgs' customisation layer). */
-  customisationLayer: string;
-  storeDir: string;
-  created: string;
-  mtime: string;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  architecture: string;
-  /** The conf's text: its `config` member goes into the image config exactly as Python reads it. */
-  confText: string;
-}
+/** A dockerTools layer plan, the conf's values as its stream script reads them: the shape nix/ reads
+ *  from the image's derivation (one definition, upstream in the data flow), without what recognised it. */
+export type StorePlan = Omit<LayerPlan, 'image'>;
 
 export { UnsupportedImageError };
 
