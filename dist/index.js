@@ -32,11 +32,12 @@ import {
   setSecret,
   sha256Digest,
   startGroup,
+  stepTempDir,
   tagAll,
   untrustedCacheWarning,
   warning,
   withoutSecrets
-} from "./chunks/chunk-V4XHYYST.js";
+} from "./chunks/chunk-UTATU7RZ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -155,6 +156,7 @@ function parseInputs(get, env = process.env) {
     githubToken: get("github-token"),
     push,
     insecure: parseBoolean("insecure", get("insecure"), false),
+    insecureRegistries: splitList(get("insecure-registries")),
     cache: parseBoolean("cache", get("cache"), true),
     cacheKey: get("cache-key"),
     cacheMaxSize: parseSize("cache-max-size", get("cache-max-size") || "4GiB"),
@@ -1206,6 +1208,11 @@ async function realisePlan(image, nix, env) {
     ignoredSubstituters: built.ignoredSubstituters
   };
 }
+async function producerDerivation(drvPath, layersFrom) {
+  if (layersFrom === "archive") return drvPath;
+  const recognised = await recogniseImage(drvPath);
+  return recognised.image?.confDrv ?? drvPath;
+}
 
 // src/nix/resolve.ts
 async function resolveImage(opts) {
@@ -1246,10 +1253,6 @@ async function resolveImage(opts) {
     seconds: (Date.now() - started) / 1e3,
     ignoredSubstituters: [.../* @__PURE__ */ new Set([...ignored, ...built.ignoredSubstituters])]
   };
-}
-async function imageDerivation(drvPath) {
-  const recognised = await recogniseImage(drvPath);
-  return recognised.image?.confDrv ?? drvPath;
 }
 
 // src/nix/layer-record.ts
@@ -1345,12 +1348,6 @@ async function detectSource(storePath) {
   }
   return { format, path: path2 };
 }
-
-// src/image/plan.ts
-import { createHash as createHash2 } from "node:crypto";
-import { createReadStream as createReadStream2 } from "node:fs";
-import { readFile as readFile5 } from "node:fs/promises";
-import { join as join6 } from "node:path";
 
 // src/image/store-layer.ts
 import * as fs2 from "node:fs";
@@ -1841,6 +1838,41 @@ function write(v, level, out) {
   }
 }
 
+// src/image/labels.ts
+function withLabels(configBytes, labels) {
+  if (labels.length === 0) return configBytes;
+  const root = parsePythonJson(configBytes.toString("utf8"));
+  if (!isJsonObject(root)) throw new Error("the image config is not a JSON object");
+  let config = root.get("config");
+  if (!isJsonObject(config)) {
+    config = /* @__PURE__ */ new Map();
+    root.set("config", config);
+  }
+  let current = config.get("Labels");
+  if (!isJsonObject(current)) {
+    current = /* @__PURE__ */ new Map();
+    config.set("Labels", current);
+  }
+  for (const [k, v] of labels) current.set(k, v);
+  return Buffer.from(dumpsIndent4(root), "utf8");
+}
+function labelled(input, labels) {
+  if (labels.length === 0) return input;
+  return {
+    description: `${input.description}, with ${labels.length} label(s)`,
+    async readLayers(visit) {
+      const listing = await input.readLayers(visit);
+      return { ...listing, config: (diffIDs) => withLabels(listing.config(diffIDs), labels) };
+    }
+  };
+}
+
+// src/image/plan.ts
+import { createHash as createHash2 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+import { readFile as readFile5 } from "node:fs/promises";
+import { join as join6 } from "node:path";
+
 // src/image/docker-config.ts
 function pyStrRepr(s) {
   if (!/^[\x20-\x7e]*$/.test(s)) throw new UnsupportedImageError(`cannot reproduce Python's repr() of ${JSON.stringify(s)}`);
@@ -1964,18 +1996,41 @@ function planInput(plan, opts = {}) {
   };
 }
 
+// src/image/from-build.ts
+function planRefusal(plan) {
+  try {
+    planInput(plan);
+    return void 0;
+  } catch (error) {
+    if (error instanceof UnsupportedImageError) return error.message;
+    throw error;
+  }
+}
+async function imageToPush(built, labels) {
+  if (built.plan) return { input: labelled(planInput(built.plan), labels), format: "layers from the store" };
+  const source = await detectSource(built.outPath);
+  const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan) : void 0;
+  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format };
+}
+
 // src/image/settings.ts
 import { createHash as createHash3 } from "node:crypto";
 var PRODUCER_ANNOTATIONS = {
   derivation: "io.github.nix-image-action.derivation",
   settings: "io.github.nix-image-action.settings"
 };
+var WRITER_VERSIONS = {
+  customisationLayer: "customisation-layer/1",
+  config: "docker-config/pyjson-indent4/1",
+  labels: "labels/1",
+  manifest: "oci-image-manifest/layer-keys/1"
+};
 function settingsDigest(s = {}) {
   const shaping = {
     compressor: compressorID(s.compressionLevel),
     storeLayer: `store-layer/${LAYER_MAKER_VERSION}`,
-    customisationLayer: "customisation-layer/1",
-    manifest: "oci-image-manifest/layer-keys/1",
+    ...WRITER_VERSIONS,
+    layersFrom: s.layersFrom ?? "auto",
     labels: s.labels ?? [],
     annotations: s.annotations ?? []
   };
@@ -1990,127 +2045,6 @@ function manifestAnnotations(user, env = process.env) {
   if (env.GITHUB_REPOSITORY) out.set(SOURCE_ANNOTATION, `${(env.GITHUB_SERVER_URL || "https://github.com").replace(/\/+$/, "")}/${env.GITHUB_REPOSITORY}`);
   for (const [k, v] of user) out.set(k, v);
   return [...out].filter(([, v]) => v !== "");
-}
-
-// src/image/labels.ts
-function withLabels(configBytes, labels) {
-  if (labels.length === 0) return configBytes;
-  const root = parsePythonJson(configBytes.toString("utf8"));
-  if (!isJsonObject(root)) throw new Error("the image config is not a JSON object");
-  let config = root.get("config");
-  if (!isJsonObject(config)) {
-    config = /* @__PURE__ */ new Map();
-    root.set("config", config);
-  }
-  let current = config.get("Labels");
-  if (!isJsonObject(current)) {
-    current = /* @__PURE__ */ new Map();
-    config.set("Labels", current);
-  }
-  for (const [k, v] of labels) current.set(k, v);
-  return Buffer.from(dumpsIndent4(root), "utf8");
-}
-function labelled(input, labels) {
-  if (labels.length === 0) return input;
-  return {
-    description: `${input.description}, with ${labels.length} label(s)`,
-    async readLayers(visit) {
-      const listing = await input.readLayers(visit);
-      return { ...listing, config: (diffIDs) => withLabels(listing.config(diffIDs), labels) };
-    }
-  };
-}
-
-// src/registry/credentials.ts
-import { existsSync as existsSync3, readFileSync } from "node:fs";
-import { homedir as homedir2 } from "node:os";
-import { join as join7 } from "node:path";
-
-// src/registry/credential-helper.ts
-import { execFileSync } from "node:child_process";
-var CredentialHelperError = class extends Error {
-  name = "CredentialHelperError";
-};
-var HELPER_TIMEOUT_MS = 6e4;
-var IDENTITY_TOKEN_USER = "<token>";
-function helperGet(helper, serverUrl, where, env = process.env) {
-  if (!/^[\w.-]+$/.test(helper)) throw new CredentialHelperError(`${where} names credential helper "${helper}", which is not a helper name`);
-  const program = `docker-credential-${helper}`;
-  let stdout;
-  try {
-    stdout = execFileSync(program, ["get"], { input: serverUrl, env, encoding: "utf8", timeout: HELPER_TIMEOUT_MS, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 20 });
-  } catch (error) {
-    const e = error;
-    if (e.code === "ENOENT") throw new CredentialHelperError(`${where} names credential helper ${helper}, but ${program} is not on PATH`);
-    const said = `${e.stdout ?? ""} ${e.stderr ?? ""}`.trim().replace(/\s+/g, " ");
-    if (/credentials not found/i.test(said)) return void 0;
-    if (e.code === "ETIMEDOUT" || e.signal === "SIGTERM") throw new CredentialHelperError(`${program} get (${where}) gave no answer within ${HELPER_TIMEOUT_MS / 1e3} s`);
-    throw new CredentialHelperError(`${program} get (${where}) failed${e.status != null ? ` with exit code ${e.status}` : ""}${said ? `: ${said.slice(0, 200)}` : ""}`);
-  }
-  let parsed;
-  try {
-    parsed = JSON.parse(stdout);
-  } catch {
-    throw new CredentialHelperError(`${program} get (${where}) answered with something that is not JSON`);
-  }
-  const { Username: username, Secret: password } = parsed;
-  if (typeof username !== "string" || typeof password !== "string" || password === "") {
-    throw new CredentialHelperError(`${program} get (${where}) answered without a Username and Secret`);
-  }
-  if (username === IDENTITY_TOKEN_USER) {
-    throw new CredentialHelperError(`${program} get (${where}) gave an identity token, which this action cannot use: give a username and password instead`);
-  }
-  return { username, password };
-}
-
-// src/registry/credentials.ts
-var DOCKER_HUB = ["docker.io", "index.docker.io", "registry-1.docker.io"];
-function helperServer(registry) {
-  return DOCKER_HUB.includes(registry) ? "https://index.docker.io/v1/" : registry;
-}
-function configKeys(registry) {
-  const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
-  if (DOCKER_HUB.includes(registry)) keys.push("https://index.docker.io/v1/", "index.docker.io", "docker.io");
-  return keys;
-}
-function fromDockerConfig(registry, env = process.env) {
-  const dir = env.DOCKER_CONFIG || join7(env.HOME || homedir2(), ".docker");
-  const file = join7(dir, "config.json");
-  if (!existsSync3(file)) return void 0;
-  let config;
-  try {
-    config = JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return void 0;
-  }
-  const keys = configKeys(registry);
-  const where = `${file}`;
-  const helper = keys.map((k) => config.credHelpers?.[k]).find((h) => typeof h === "string" && h !== "");
-  if (helper) return helperGet(helper, helperServer(registry), `credHelpers of ${where} for ${registry}`, env);
-  for (const key of keys) {
-    const entry = config.auths?.[key];
-    if (!entry) continue;
-    if (entry.auth) {
-      const decoded2 = Buffer.from(entry.auth, "base64").toString("utf8");
-      const at = decoded2.indexOf(":");
-      if (at > 0) return { username: decoded2.slice(0, at), password: decoded2.slice(at + 1) };
-    }
-    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
-  }
-  if (typeof config.credsStore === "string" && config.credsStore !== "") {
-    return helperGet(config.credsStore, helperServer(registry), `credsStore of ${where}`, env);
-  }
-  return void 0;
-}
-function resolveCredentials(s) {
-  if (s.password !== "") {
-    if (s.username === "") throw new InputError("username", "is empty but password is set: give the user name the password belongs to");
-    return { username: s.username, password: s.password };
-  }
-  if (s.registry === "ghcr.io" && s.githubToken !== "") {
-    return { username: s.username || "github-actions", password: s.githubToken };
-  }
-  return fromDockerConfig(s.registry, s.env);
 }
 
 // src/registry/client.ts
@@ -2483,7 +2417,7 @@ function backoff(attempt, policy, retryAfterMs, random = Math.random) {
 function tries(n) {
   return `${n} ${n === 1 ? "try" : "tries"}`;
 }
-async function withRetry(what, fn, policy, logger, signal, opts = {}) {
+async function withRetry(what, fn, policy, logger2, signal, opts = {}) {
   const retryable = opts.retryable ?? isRetryable;
   for (let attempt = 1; ; attempt++) {
     throwIfAborted(signal, what);
@@ -2504,7 +2438,7 @@ async function withRetry(what, fn, policy, logger, signal, opts = {}) {
         throw error;
       }
       opts.budget?.count(retryCause(error));
-      logger?.info(`${what}: ${error.message}; retrying in ${(wait / 1e3).toFixed(1)} s (try ${attempt + 1} of ${policy.attempts})`);
+      logger2?.info(`${what}: ${error.message}; retrying in ${(wait / 1e3).toFixed(1)} s (try ${attempt + 1} of ${policy.attempts})`);
       await sleep(wait, signal, what);
     }
   }
@@ -2924,6 +2858,98 @@ function withDigest(session, digest) {
   return url;
 }
 
+// src/registry/credentials.ts
+import { existsSync as existsSync3, readFileSync } from "node:fs";
+import { homedir as homedir2 } from "node:os";
+import { join as join7 } from "node:path";
+
+// src/registry/credential-helper.ts
+import { execFileSync } from "node:child_process";
+var CredentialHelperError = class extends Error {
+  name = "CredentialHelperError";
+};
+var HELPER_TIMEOUT_MS = 6e4;
+var IDENTITY_TOKEN_USER = "<token>";
+function helperGet(helper, serverUrl, where, env = process.env) {
+  if (!/^[\w.-]+$/.test(helper)) throw new CredentialHelperError(`${where} names credential helper "${helper}", which is not a helper name`);
+  const program = `docker-credential-${helper}`;
+  let stdout;
+  try {
+    stdout = execFileSync(program, ["get"], { input: serverUrl, env, encoding: "utf8", timeout: HELPER_TIMEOUT_MS, stdio: ["pipe", "pipe", "pipe"], maxBuffer: 1 << 20 });
+  } catch (error) {
+    const e = error;
+    if (e.code === "ENOENT") throw new CredentialHelperError(`${where} names credential helper ${helper}, but ${program} is not on PATH`);
+    const said = `${e.stdout ?? ""} ${e.stderr ?? ""}`.trim().replace(/\s+/g, " ");
+    if (/credentials not found/i.test(said)) return void 0;
+    if (e.code === "ETIMEDOUT" || e.signal === "SIGTERM") throw new CredentialHelperError(`${program} get (${where}) gave no answer within ${HELPER_TIMEOUT_MS / 1e3} s`);
+    throw new CredentialHelperError(`${program} get (${where}) failed${e.status != null ? ` with exit code ${e.status}` : ""}${said ? `: ${said.slice(0, 200)}` : ""}`);
+  }
+  let parsed;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new CredentialHelperError(`${program} get (${where}) answered with something that is not JSON`);
+  }
+  const { Username: username, Secret: password } = parsed;
+  if (typeof username !== "string" || typeof password !== "string" || password === "") {
+    throw new CredentialHelperError(`${program} get (${where}) answered without a Username and Secret`);
+  }
+  if (username === IDENTITY_TOKEN_USER) {
+    throw new CredentialHelperError(`${program} get (${where}) gave an identity token, which this action cannot use: give a username and password instead`);
+  }
+  return { username, password };
+}
+
+// src/registry/credentials.ts
+var DOCKER_HUB = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+function helperServer(registry) {
+  return DOCKER_HUB.includes(registry) ? "https://index.docker.io/v1/" : registry;
+}
+function configKeys(registry) {
+  const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
+  if (DOCKER_HUB.includes(registry)) keys.push("https://index.docker.io/v1/", "index.docker.io", "docker.io");
+  return keys;
+}
+function fromDockerConfig(registry, env = process.env) {
+  const dir = env.DOCKER_CONFIG || join7(env.HOME || homedir2(), ".docker");
+  const file = join7(dir, "config.json");
+  if (!existsSync3(file)) return void 0;
+  let config;
+  try {
+    config = JSON.parse(readFileSync(file, "utf8"));
+  } catch {
+    return void 0;
+  }
+  const keys = configKeys(registry);
+  const where = `${file}`;
+  const helper = keys.map((k) => config.credHelpers?.[k]).find((h) => typeof h === "string" && h !== "");
+  if (helper) return helperGet(helper, helperServer(registry), `credHelpers of ${where} for ${registry}`, env);
+  for (const key of keys) {
+    const entry = config.auths?.[key];
+    if (!entry) continue;
+    if (entry.auth) {
+      const decoded2 = Buffer.from(entry.auth, "base64").toString("utf8");
+      const at = decoded2.indexOf(":");
+      if (at > 0) return { username: decoded2.slice(0, at), password: decoded2.slice(at + 1) };
+    }
+    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+  }
+  if (typeof config.credsStore === "string" && config.credsStore !== "") {
+    return helperGet(config.credsStore, helperServer(registry), `credsStore of ${where}`, env);
+  }
+  return void 0;
+}
+function resolveCredentials(s) {
+  if (s.password !== "") {
+    if (s.username === "") throw new InputError("username", "is empty but password is set: give the user name the password belongs to");
+    return { username: s.username, password: s.password };
+  }
+  if (s.registry === "ghcr.io" && s.githubToken !== "") {
+    return { username: s.username || "github-actions", password: s.githubToken };
+  }
+  return fromDockerConfig(s.registry, s.env);
+}
+
 // src/registry/reference.ts
 var HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?$/;
 var IPV6 = /^\[[0-9a-fA-F:.]+\](?::[0-9]{1,5})?$/;
@@ -3063,6 +3089,52 @@ function parseReference(value) {
   }
 }
 
+// src/registry/connect.ts
+async function connectRegistries(inputs, opts) {
+  const primary = parseImageName(inputs.registry, inputs.image);
+  const groups = parseTagTargets(inputs.tags, () => primary);
+  const targets = [];
+  for (const host of inputs.insecureRegistries) checkHost(host);
+  const insecure = (t) => inputs.insecure && t.apiHost === primary.apiHost || inputs.insecureRegistries.some((h) => h === t.registry || h === t.apiHost);
+  if (!inputs.push) {
+    parseReuseTags(inputs.reuseTags, groups[0].target);
+    return { primary, groups, targets };
+  }
+  for (const group of groups) {
+    const ours = group.target.apiHost === primary.apiHost;
+    const credentials = resolveCredentials({
+      registry: group.target.registry,
+      username: ours ? inputs.username : "",
+      password: ours ? inputs.password : "",
+      githubToken: inputs.githubToken
+    });
+    if (credentials) opts.onSecret(credentials.password);
+    const client = new RegistryClient({
+      registry: group.target.apiHost,
+      repository: group.target.repository,
+      insecure: insecure(group.target),
+      credentials,
+      logger: opts.logger,
+      onSecret: opts.onSecret,
+      ...ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }
+    });
+    await client.ping();
+    targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+  }
+  return { primary, groups, targets };
+}
+function checkHost(host) {
+  try {
+    validateRegistry(host);
+  } catch (error) {
+    if (error instanceof InputError) throw new InputError("insecure-registries", error.message.replace(/^input registry: /, ""));
+    throw error;
+  }
+}
+function repositoryTags(d, i, pushByDigest) {
+  return pushByDigest ? [] : d.targets[i]?.tags ?? d.groups[i].tags;
+}
+
 // src/registry/merge.ts
 var MergeError = class extends Error {
   name = "MergeError";
@@ -3120,14 +3192,14 @@ async function mergeImages(client, entries, tags, repository, annotations) {
 }
 
 // src/registry/existing.ts
-async function findExisting(client, tags, wanted, logger) {
+async function findExisting(client, tags, wanted, logger2) {
   const misses = [];
   for (const tag of [...new Set(tags)]) {
     let got;
     try {
       got = await client.getManifest(tag);
     } catch (error) {
-      logger.info(`cannot read the manifest under ${tag}: ${error instanceof Error ? error.message : String(error)}`);
+      logger2.info(`cannot read the manifest under ${tag}: ${error instanceof Error ? error.message : String(error)}`);
       misses.push(`${tag}: unreadable`);
       continue;
     }
@@ -3223,10 +3295,10 @@ async function tagEverywhere(targets, results) {
     }
   }
 }
-async function findEverywhere(targets, wanted, logger) {
+async function findEverywhere(targets, wanted, logger2) {
   const found = [];
   for (const target of targets) {
-    const r = await findExisting(target.client, [...target.tags, ...tagsOf(target.reuse, target.client.repository)], wanted, logger);
+    const r = await findExisting(target.client, [...target.tags, ...tagsOf(target.reuse, target.client.repository)], wanted, logger2);
     if (!r.existing) return { reason: targets.length > 1 ? `${target.client.registry}/${target.client.repository}: ${r.reason}` : r.reason };
     if (found[0] && r.existing.manifest.digest !== found[0].manifest.digest) return { reason: `the repositories hold different images made from it` };
     found.push(r.existing);
@@ -3240,88 +3312,94 @@ async function retagEverywhere(targets, existing, started) {
   return results;
 }
 
-// src/main.ts
-function refusal(make) {
-  try {
-    make();
-    return void 0;
-  } catch (error) {
-    if (error instanceof UnsupportedImageError) return error.message;
-    throw error;
-  }
+// src/registry/shortcut.ts
+async function retagIfPushed(targets, producer, logger2, started = Date.now()) {
+  if (targets.length === 0) return { reason: "nothing is pushed" };
+  const found = await findEverywhere(targets, producer, logger2);
+  if (!found.existing) return { reason: found.reason };
+  const results = await retagEverywhere(targets, found.existing, started);
+  return { results, foundUnder: found.existing[0].foundUnder, reason: found.reason };
 }
-function archiveKeys(plan) {
-  if (!plan || refusal(() => planKeys(plan))) return void 0;
-  return planKeys(plan);
+
+// src/report/phases.ts
+var PhaseClock = class {
+  phases = {};
+  mark = Date.now();
+  /** Ends the current phase: its time goes to `phase`, or nowhere (time that belongs to no phase). */
+  lap(phase) {
+    const now = Date.now();
+    const seconds = (now - this.mark) / 1e3;
+    this.mark = now;
+    if (phase) this.phases[phase] = seconds;
+    return seconds;
+  }
+};
+
+// src/cancel.ts
+import { rmSync } from "node:fs";
+function stopOnCancel(dirs) {
+  const stop = (signal) => {
+    for (const dir of dirs()) {
+      try {
+        rmSync(dir, { recursive: true, force: true });
+      } catch {
+      }
+    }
+    setFailed(`the step was cancelled (${signal}): it stopped where it was, and nothing more was pushed or tagged`);
+    process.exit(1);
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+}
+
+// src/main.ts
+var logger = actionLogger();
+function readInputs() {
+  const inputs = parseInputs(envInputReader());
+  if (inputs.password) setSecret(inputs.password);
+  if (inputs.githubToken) setSecret(inputs.githubToken);
+  maskNixSecrets(inputs);
+  return inputs;
+}
+async function merge(inputs, to, started) {
+  const { target, tags } = to.groups[0];
+  const merged = await mergeImages(to.targets[0].client, inputs.merge, tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
+  await reportMerge({
+    registry: target.registry,
+    repository: target.repository,
+    tags,
+    index: { digest: merged.index.digest, size: merged.index.bytes.length },
+    images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
+    seconds: (Date.now() - started) / 1e3
+  });
+  info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
 }
 async function recordedLayers(dir, target) {
   if (!dir) return [];
-  return (await readLayerRecord(dir, target)).map((l) => ({
+  return (await readLayerRecord(dir, recordKey(target))).map((l) => ({
     diffID: l.diffID,
     desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
     ...l.key ? { key: l.key } : {}
   }));
 }
+var recordKey = (t) => `${t.client.registry}/${t.client.repository}`;
+function reporter(inputs, to, clock) {
+  return (pushed, r) => report({
+    registry: to.groups[0].target.registry,
+    repository: to.groups[0].target.repository,
+    tags: repositoryTags(to, 0, inputs.pushByDigest),
+    push: pushed[0],
+    others: to.groups.slice(1).map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: repositoryTags(to, i + 1, inputs.pushByDigest), push: pushed[i + 1] })),
+    phases: clock.phases,
+    ...r
+  });
+}
 async function run2() {
   const started = Date.now();
-  const inputs = parseInputs(envInputReader());
-  if (inputs.password) setSecret(inputs.password);
-  if (inputs.githubToken) setSecret(inputs.githubToken);
-  maskNixSecrets(inputs);
-  const groups = parseTagTargets(inputs.tags, () => parseImageName(inputs.registry, inputs.image));
-  const defaultTarget = parseImageName(inputs.registry, inputs.image);
-  const target = groups[0].target;
-  const buildArgs = splitArgs(inputs.buildArgs);
-  const logger = actionLogger();
-  const targets = [];
-  if (inputs.push) {
-    for (const group of groups) {
-      const ours = group.target.apiHost === defaultTarget.apiHost;
-      const credentials = resolveCredentials({
-        registry: group.target.registry,
-        username: ours ? inputs.username : "",
-        password: ours ? inputs.password : "",
-        githubToken: inputs.githubToken
-      });
-      if (credentials) setSecret(credentials.password);
-      const client2 = new RegistryClient({
-        registry: group.target.apiHost,
-        repository: group.target.repository,
-        insecure: inputs.insecure,
-        credentials,
-        logger,
-        onSecret: (token) => setSecret(token),
-        ...ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }
-      });
-      await client2.ping();
-      targets.push({ client: client2, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
-    }
-  } else {
-    parseReuseTags(inputs.reuseTags, target);
-  }
-  const client = targets[0]?.client;
-  const fullTags = (t, g) => inputs.pushByDigest ? [] : t?.tags ?? g.tags;
-  if (inputs.merge.length > 0 && client) {
-    const merged = await mergeImages(client, inputs.merge, groups[0].tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
-    await reportMerge({
-      registry: target.registry,
-      repository: target.repository,
-      tags: groups[0].tags,
-      index: { digest: merged.index.digest, size: merged.index.bytes.length },
-      images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
-      seconds: (Date.now() - started) / 1e3
-    });
-    info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
-    return;
-  }
-  let mark = Date.now();
-  const lap = () => {
-    const now = Date.now();
-    const seconds = (now - mark) / 1e3;
-    mark = now;
-    return seconds;
-  };
-  const phases = {};
+  const inputs = readInputs();
+  const to = await connectRegistries(inputs, { logger, onSecret: (s) => setSecret(s) });
+  if (inputs.merge.length > 0 && to.targets.length > 0) return merge(inputs, to, started);
+  const clock = new PhaseClock();
   const nix = await setupNix({
     installNix: inputs.installNix,
     nixVersion: inputs.nixVersion,
@@ -3330,41 +3408,36 @@ async function run2() {
     githubToken: inputs.githubToken || void 0,
     extraNixConf: inputs.extraNixConf || void 0
   });
-  phases.install = lap();
+  clock.lap("install");
   const installable = `${inputs.flake}#${inputs.attr}`;
+  const buildArgs = splitArgs(inputs.buildArgs);
   const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
   const annotations = manifestAnnotations(inputs.annotations);
-  const producer = "drvPath" in evaluation ? producerAnnotations(await imageDerivation(evaluation.drvPath), { labels: inputs.labels, annotations }) : void 0;
-  phases.evaluate = lap();
-  const others = (results) => targets.slice(1).map((t, i) => ({ registry: groups[i + 1].target.registry, repository: t.client.repository, tags: fullTags(t, groups[i + 1]), push: results[i + 1] }));
-  if (targets.length > 0 && producer && "drvPath" in evaluation) {
-    const found = await findEverywhere(targets, producer, logger);
-    if (found.existing) {
-      info(`image: already in the registry, nothing to build: ${found.reason}`);
-      const pushed2 = await retagEverywhere(targets, found.existing, started);
-      const metadata2 = await report({
-        registry: target.registry,
-        repository: target.repository,
-        tags: fullTags(targets[0], groups[0]),
+  const settings = { labels: inputs.labels, annotations, layersFrom: inputs.layersFrom };
+  const wanted = "drvPath" in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : void 0;
+  clock.lap("evaluate");
+  const reportPush = reporter(inputs, to, clock);
+  if (wanted && "drvPath" in evaluation) {
+    const shortcut = await retagIfPushed(to.targets, wanted, logger, started);
+    if (shortcut.results) {
+      info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
+      const metadata2 = await reportPush(shortcut.results, {
         storePath: evaluation.outPath,
         format: "already in the registry",
         nixVersion: nix.version,
         cacheHit: "false",
         cache: { note: "not restored: nothing to build" },
-        buildSeconds: 0,
-        push: pushed2[0],
-        others: others(pushed2),
-        phases
+        buildSeconds: 0
       });
-      info(`tagged ${metadata2.image} (${found.existing[0].foundUnder}): nothing built, no layer sent`);
+      info(`tagged ${metadata2.image} (${shortcut.foundUnder}): nothing built, no layer sent`);
       return;
     }
-    info(`image: building, ${found.reason}`);
+    if (to.targets.length > 0) info(`image: building, ${shortcut.reason}`);
   } else if ("reason" in evaluation) {
     info(`image: building, the registry cannot stand in for the build: ${evaluation.reason}`);
   }
-  lap();
+  clock.lap();
   const state = { started: true };
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
@@ -3377,7 +3450,7 @@ async function run2() {
   });
   state.cache = cache.state;
   savePostState(state);
-  if (inputs.cache) phases.restore = lap();
+  if (inputs.cache) clock.lap("restore");
   const resolved = await resolveImage({
     nix: nix.nix,
     installable,
@@ -3385,7 +3458,7 @@ async function run2() {
     env: { ...nixEnv, ...cache.env },
     layersFrom: inputs.layersFrom,
     ..."drvPath" in evaluation ? { drvPath: evaluation.drvPath } : {},
-    checkPlan: (plan) => refusal(() => planInput(plan)),
+    checkPlan: planRefusal,
     onDerivation: (drvPath) => {
       state.drvPath = drvPath;
       savePostState(state);
@@ -3402,43 +3475,29 @@ async function run2() {
   savePostState(state);
   const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) warning(untrusted);
-  let input;
-  let format;
-  if (resolved.plan) {
-    input = planInput(resolved.plan);
-    format = "layers from the store";
-  } else {
-    const source = await detectSource(resolved.outPath);
-    info(`image format: ${source.format} (${source.path})`);
-    input = archiveInput(source, { keys: archiveKeys(resolved.archivePlan) });
-    format = source.format;
-  }
-  input = labelled(input, inputs.labels);
-  const recordKey = (t) => `${t.client.registry}/${t.client.repository}`;
-  for (const t of targets) t.known = await recordedLayers(cache.state?.dir, recordKey(t));
-  const common = { logger, tmpDir: process.env.RUNNER_TEMP || void 0, annotations: { ...Object.fromEntries(annotations), ...producer } };
-  const pushed = targets.length > 0 ? await pushToAll(input, targets, { ...common, byDigest: inputs.pushByDigest }) : [await pushImage({ ...common, input, tags: groups[0].tags })];
+  const image = await imageToPush(resolved, inputs.labels);
+  if (!resolved.plan) info(`image format: ${image.format} (${resolved.outPath})`);
+  const producer = resolved.drvPath && "drvPath" in evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, settings) : {};
+  for (const t of to.targets) t.known = await recordedLayers(cache.state?.dir, t);
+  const spool = stepTempDir("nix-image-push-");
+  stopOnCancel(() => [spool]);
+  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(annotations), ...producer } };
+  const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : [await pushImage({ ...common, input: image.input, tags: to.groups[0].tags })];
   if (cache.state) {
-    for (const [i, t] of targets.entries()) {
+    for (const [i, t] of to.targets.entries()) {
       await recordLayers(cache.state.dir, recordKey(t), pushed[i].layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} })));
     }
   }
-  const metadata = await report({
-    registry: target.registry,
-    repository: target.repository,
-    tags: fullTags(targets[0], groups[0]),
+  const metadata = await reportPush(pushed, {
     storePath: resolved.outPath,
-    format,
+    format: image.format,
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === "false" ? void 0 : cache.restored, note: cache.note },
-    buildSeconds: resolved.seconds,
-    push: pushed[0],
-    others: others(pushed),
-    phases
+    buildSeconds: resolved.seconds
   });
   info(
-    `${pushed[0].pushed ? "pushed" : "computed (push: false)"} ${metadata.image}: ${metadata.layers.uploaded} layer(s) uploaded, ${metadata.layers.skipped} already there` + (targets.length > 1 ? `; the same digest in ${targets.length} repositories` : "")
+    `${pushed[0].pushed ? "pushed" : "computed (push: false)"} ${metadata.image}: ${metadata.layers.uploaded} layer(s) uploaded, ${metadata.layers.skipped} already there` + (to.targets.length > 1 ? `; the same digest in ${to.targets.length} repositories` : "")
   );
 }
 run2().catch((error) => {

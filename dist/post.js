@@ -9,7 +9,7 @@ import {
   runCacheCall,
   saveStoreCache,
   warning
-} from "./chunks/chunk-V4XHYYST.js";
+} from "./chunks/chunk-UTATU7RZ.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -3,6 +3,10 @@
 // writes under RUNNER_TEMP are recorded under a key of their own the moment they are made, so the post
 // step removes them even when main failed before saving anything else.
 import * as core from '@actions/core';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 export interface PostState {
   /** Set once main has started, so post knows it is not a stray run. */
@@ -52,4 +56,14 @@ export function readTempFiles(): string[] {
   } catch {
     return [];
   }
+}
+
+/** A directory of this step's own under RUNNER_TEMP (the system's temp dir elsewhere), recorded for the
+ *  post step before anything is written into it. */
+export function stepTempDir(prefix = 'nix-image-action-'): string {
+  const parent = process.env.RUNNER_TEMP || tmpdir();
+  const dir = join(parent, `${prefix}${randomBytes(6).toString('hex')}`);
+  recordTempFile(dir);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }

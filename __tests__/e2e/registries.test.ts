@@ -15,15 +15,17 @@ import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js
 let open: TestRegistry;
 let locked: TestRegistry;
 let other: TestRegistry;
+let selfSigned: TestRegistry;
 let flake: DockerToolsFlake;
 beforeAll(async () => {
   open = await startRegistry({});
+  selfSigned = await startRegistry({ tls: true });
   locked = await startRegistry({ auth: 'htpasswd', users: { hub: 'hub-Pa55-word' } });
   other = await startRegistry({ auth: 'htpasswd', users: { nobody: 'never-given' } });
   flake = await makeDockerToolsFlake();
 });
 afterAll(async () => {
-  await Promise.all([open?.stop(), locked?.stop(), other?.stop()]);
+  await Promise.all([open?.stop(), locked?.stop(), other?.stop(), selfSigned?.stop()]);
 });
 
 async function dockerConfigFor(host: string, user: string, password: string): Promise<string> {
@@ -40,7 +42,7 @@ describe('tags naming several registries and repositories', () => {
     const tags = ['latest', `${open.host}/multi/app:v1`, `${open.host}/multi/other:v1`, `${locked.host}/mirror/app:v1`].join('\n');
     const run = await runAction({
       runtime: 'node24',
-      inputs: { cache: 'false', insecure: 'true', flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'multi/app', tags },
+      inputs: { cache: 'false', insecure: 'true', 'insecure-registries': locked.host, flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'multi/app', tags },
       env: nixTestEnv({ DOCKER_CONFIG: dockerConfig }),
     });
     expect(run.main.errors, run.log).toEqual([]);
@@ -65,7 +67,7 @@ describe('tags naming several registries and repositories', () => {
     const before = await readFile(records, 'utf8');
     const run = await runAction({
       runtime: 'node24',
-      inputs: { cache: 'false', insecure: 'true', flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'multi/none', tags: `latest\n${other.host}/multi/none:v1` },
+      inputs: { cache: 'false', insecure: 'true', 'insecure-registries': other.host, flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'multi/none', tags: `latest\n${other.host}/multi/none:v1` },
       env: nixTestEnv(),
     });
     expect(run.main.code).not.toBe(0);
@@ -74,5 +76,24 @@ describe('tags naming several registries and repositories', () => {
     expect(run.main.stdout).not.toMatch(/image: building/);
     expect(await readFile(records, 'utf8')).toBe(before);
     await expect(skopeo(['inspect', `docker://${open.host}/multi/none:latest`])).rejects.toThrow();
+  });
+
+  it('keeps TLS verification for every host but the registry input\'s: insecure does not reach a self-signed registry named only in tags', async () => {
+    const records = join(flake.records, 'builds');
+    const before = await readFile(records, 'utf8');
+    const inputs = { cache: 'false', insecure: 'true', flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'tls/app', tags: `latest\n${selfSigned.host}/tls/app:v1` };
+    const refused = await runAction({ runtime: 'node24', inputs, env: nixTestEnv() });
+    expect(refused.main.code).not.toBe(0);
+    expect(refused.main.errors).toHaveLength(1);
+    expect(refused.main.errors[0]).toContain(selfSigned.host);
+    expect(refused.main.errors[0]).toMatch(/certificate/i);
+    expect(await readFile(records, 'utf8')).toBe(before); // nothing built
+    await expect(skopeo(['inspect', `docker://${open.host}/tls/app:latest`])).rejects.toThrow();
+
+    // Named in insecure-registries, the same host is reached, and the image goes to both.
+    const allowed = await runAction({ runtime: 'node24', inputs: { ...inputs, 'insecure-registries': selfSigned.host }, env: nixTestEnv() });
+    expect(allowed.main.errors, allowed.log).toEqual([]);
+    expect(await digestOf(`${selfSigned.host}/tls/app:v1`)).toBe(allowed.outputs.digest);
+    expect(await digestOf(`${open.host}/tls/app:latest`)).toBe(allowed.outputs.digest);
   });
 });

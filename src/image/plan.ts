@@ -1,4 +1,4 @@
-// Layers made from a dockerTools layer plan (read from the image's derivation by nix/dockertools.ts):
+// Layers made from a dockerTools layer plan (image/types.ts StorePlan, read from the image's derivation by nix/):
 // each store layer's tar is made in-process from the store, byte for byte what nixpkgs'
 // stream_layered_image.py writes for it; the customisation layer is the layer.tar nixpkgs already built.
 // No archive is built, compressed or inflated. Each layer carries a key naming what fixes its bytes, so a
@@ -11,12 +11,9 @@ import { compressorID } from './compress.js';
 import { imageConfigBytes, parseTime, type ConfigSource } from './docker-config.js';
 import { isJsonObject, parsePythonJson, type JsonValue } from './pyjson.js';
 import { LAYER_MAKER_VERSION, storeLayerTar, UnsupportedImageError, type TarParams } from './store-layer.js';
-import type { LayerPlan } from '../nix/dockertools.js';
-import type { ImageInput, LayerListing } from './types.js';
+import type { ImageInput, LayerListing, StorePlan } from './types.js';
 
-/** A dockerTools layer plan, the conf's values as its stream script reads them: the shape nix/ reads
- *  from the image's derivation (one definition, upstream in the data flow), without what recognised it. */
-export type StorePlan = Omit<LayerPlan, 'image'>;
+export type { StorePlan };
 
 export { UnsupportedImageError };
 

@@ -1,5 +1,6 @@
-// What, besides the image derivation, shapes the bytes this action pushes: the layer makers' and the
-// compressor's versions, the manifest's form, the labels and the annotations asked for. Their
+// What, besides the image derivation, shapes the bytes this action pushes: the way the layers are read
+// (layers-from), the versions of every writer (store layers, customisation layer, config, compressor,
+// manifest), the labels and the annotations asked for. Their
 // digest and the derivation are recorded on every pushed manifest, so a later job that evaluates the same
 // derivation with the same settings finds the image in the registry and builds nothing
 // (registry/existing.ts); any change here must change the digest.
@@ -13,8 +14,18 @@ export const PRODUCER_ANNOTATIONS = {
   settings: 'io.github.nix-image-action.settings',
 } as const;
 
+/** Bumped whenever a writer of pushed bytes changes what it writes for the same input. */
+export const WRITER_VERSIONS = {
+  customisationLayer: 'customisation-layer/1',
+  config: 'docker-config/pyjson-indent4/1',
+  labels: 'labels/1',
+  manifest: 'oci-image-manifest/layer-keys/1',
+} as const;
+
 export interface ImageSettings {
   compressionLevel?: number;
+  /** The layers-from input: which way the layers are read changes what the manifest records. */
+  layersFrom?: string;
   /** The labels input (into the config) and the manifest annotations the user asked for. */
   labels?: [string, string][];
   annotations?: [string, string][];
@@ -25,8 +36,8 @@ export function settingsDigest(s: ImageSettings = {}): string {
   const shaping = {
     compressor: compressorID(s.compressionLevel),
     storeLayer: `store-layer/${LAYER_MAKER_VERSION}`,
-    customisationLayer: 'customisation-layer/1',
-    manifest: 'oci-image-manifest/layer-keys/1',
+    ...WRITER_VERSIONS,
+    layersFrom: s.layersFrom ?? 'auto',
     labels: s.labels ?? [],
     annotations: s.annotations ?? [],
   };

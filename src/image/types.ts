@@ -107,3 +107,24 @@ export interface ImageInput {
   /** Visits every layer once (in the input's own order), then lists them in config order. */
   readLayers(visit: LayerSourceVisitor): Promise<LayerListing>;
 }
+
+/**
+ * A dockerTools layered image as data, the conf's values as its stream script reads them: nix/ reads it
+ * from the image's derivation, image/ makes each layer and the config from it (and may still refuse a
+ * value it cannot reproduce exactly, e.g. a time it cannot parse).
+ */
+export interface StorePlan {
+  storeLayers: string[][];
+  customisationLayer: string;
+  storeDir: string;
+  /** As the conf has them: ISO times ("now" included), ownership. */
+  created: string;
+  mtime: string;
+  uid: number;
+  gid: number;
+  uname: string;
+  gname: string;
+  architecture: string;
+  /** The conf's text: its `config` member is written back into the image config exactly as Python reads it. */
+  confText: string;
+}

@@ -22,6 +22,8 @@ export interface ActionInputs {
   githubToken: string;
   push: boolean;
   insecure: boolean;
+  /** Other registry hosts allowed plain HTTP and unverified TLS, named explicitly. */
+  insecureRegistries: string[];
   cache: boolean;
   cacheKey: string;
   cacheMaxSize: number;
@@ -184,6 +186,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     githubToken: get('github-token'),
     push,
     insecure: parseBoolean('insecure', get('insecure'), false),
+    insecureRegistries: splitList(get('insecure-registries')),
     cache: parseBoolean('cache', get('cache'), true),
     cacheKey: get('cache-key'),
     cacheMaxSize: parseSize('cache-max-size', get('cache-max-size') || '4GiB'),

@@ -13,6 +13,7 @@
 import { lstat, readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { realiseDerivation } from './build.js';
+import type { StorePlan } from '../image/types.js';
 import { readDerivation, type Derivation } from './derivation.js';
 import { nixOutput, nixStoreBinary } from './store.js';
 
@@ -31,25 +32,9 @@ export interface RecognisedImage {
   script: string;
 }
 
-/**
- * A dockerTools image as data, the conf's values as the script reads them: image/ makes each layer and the
- * config from it (and may still refuse a value it cannot reproduce exactly, e.g. a time it cannot parse).
- */
-export interface LayerPlan {
+/** A dockerTools image as data (image/'s StorePlan), with what recognised it. */
+export interface LayerPlan extends StorePlan {
   image: RecognisedImage;
-  storeLayers: string[][];
-  customisationLayer: string;
-  storeDir: string;
-  /** As the conf has them: ISO times ("now" included), ownership. */
-  created: string;
-  mtime: string;
-  uid: number;
-  gid: number;
-  uname: string;
-  gname: string;
-  architecture: string;
-  /** The conf's text: its `config` member is written back into the image config exactly as Python reads it. */
-  confText: string;
 }
 
 export interface Recognition {
@@ -291,4 +276,17 @@ export async function realisePlan(image: RecognisedImage, nix: string, env: Node
     seconds: seconds(),
     ignoredSubstituters: built.ignoredSubstituters,
   };
+}
+
+/**
+ * The derivation that fixes every byte of the image pushed from `drvPath`, read from .drv files only
+ * (nothing is built): for a recognised layered image whose layers are made from the store, its conf (the
+ * same whether `attr` names the stream script, the .tar.gz or the .tar, as the pushed image is); for an
+ * image whose archive is read (not recognised, or layers-from: archive), the image derivation itself, which
+ * fixes the stream script as well as the conf.
+ */
+export async function producerDerivation(drvPath: string, layersFrom: 'auto' | 'archive'): Promise<string> {
+  if (layersFrom === 'archive') return drvPath;
+  const recognised = await recogniseImage(drvPath);
+  return recognised.image?.confDrv ?? drvPath;
 }

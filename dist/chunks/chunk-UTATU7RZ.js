@@ -31427,6 +31427,10 @@ function withoutSecrets(env = process.env) {
 }
 
 // src/state.ts
+import { randomBytes } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join as join3 } from "node:path";
 var KEY = "nix-image-action";
 var TEMP_KEY = "nix-image-action-temp";
 function savePostState(state3) {
@@ -31456,6 +31460,13 @@ function readTempFiles() {
   } catch {
     return [];
   }
+}
+function stepTempDir(prefix2 = "nix-image-action-") {
+  const parent = process.env.RUNNER_TEMP || tmpdir();
+  const dir = join3(parent, `${prefix2}${randomBytes(6).toString("hex")}`);
+  recordTempFile(dir);
+  mkdirSync(dir, { recursive: true, mode: 448 });
+  return dir;
 }
 
 // src/log.ts
@@ -71296,8 +71307,8 @@ function saveCacheV2(paths_1, key_1, options_1) {
 import { spawn as spawn2 } from "node:child_process";
 import { existsSync as existsSync4, writeSync } from "node:fs";
 import { mkdtemp, readdir as readdir2, rm as rm2, stat as stat2 } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { dirname as dirname6, join as join7 } from "node:path";
+import { tmpdir as tmpdir2 } from "node:os";
+import { dirname as dirname6, join as join8 } from "node:path";
 var CACHE_CALL_ENV = "NIA_CACHE_CALL";
 var CALL_MS = 5e3;
 var STALL_MS = 8e3;
@@ -71323,7 +71334,7 @@ async function treeBytes(dirs) {
   for (const dir of dirs) {
     const names = await readdir2(dir, { recursive: true }).catch(() => []);
     for (const name of names) {
-      const s = await stat2(join7(dir, name)).catch(() => void 0);
+      const s = await stat2(join8(dir, name)).catch(() => void 0);
       if (s?.isFile()) total += s.size;
     }
   }
@@ -71331,7 +71342,7 @@ async function treeBytes(dirs) {
 }
 var decode = (s) => s.replace(/%0D/g, "").replace(/%0A/g, " \u2014 ").replace(/%25/g, "%");
 function defaultScript() {
-  return join7(dirname6(process.argv[1] ?? "."), "post.js");
+  return join8(dirname6(process.argv[1] ?? "."), "post.js");
 }
 async function cacheCall(request, opts = {}) {
   const started = Date.now();
@@ -71342,7 +71353,7 @@ async function cacheCall(request, opts = {}) {
   const messages = [];
   const outcome = (o) => ({ ...o, messages, seconds: (Date.now() - started) / 1e3 });
   if (!existsSync4(script)) return outcome({ failure: { message: `cannot run the cache call: ${script} not found`, level: "error" } });
-  const temp = await mkdtemp(join7(process.env.RUNNER_TEMP || tmpdir(), "nia-cache-call-"));
+  const temp = await mkdtemp(join8(process.env.RUNNER_TEMP || tmpdir2(), "nia-cache-call-"));
   const child2 = spawn2(process.execPath, [script], {
     env: { ...process.env, [CACHE_CALL_ENV]: JSON.stringify(request), RUNNER_TEMP: temp },
     stdio: ["ignore", "pipe", "pipe", "pipe"],
@@ -71485,13 +71496,13 @@ import { createHash as createHash3 } from "node:crypto";
 import { existsSync as existsSync6, readFileSync } from "node:fs";
 import { mkdir as mkdir3, rm as rm4 } from "node:fs/promises";
 import { homedir as homedir2, userInfo } from "node:os";
-import { isAbsolute, join as join9, resolve as resolve3 } from "node:path";
+import { isAbsolute, join as join10, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
 import { spawn as spawn4 } from "node:child_process";
 import { createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
 import { mkdir as mkdir2, readdir as readdir3, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
-import { basename as basename5, join as join8 } from "node:path";
+import { basename as basename5, join as join9 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 
 // src/hash.ts
@@ -71603,8 +71614,8 @@ async function dumpNar(nix, path13, file, env) {
   return { hash: hashing.hash.digest(), size: hashing.bytes };
 }
 async function writeBinaryCache(dir, paths, nix, env) {
-  await mkdir2(join8(dir, "nar"), { recursive: true });
-  await writeFile2(join8(dir, "nix-cache-info"), `StoreDir: /nix/store
+  await mkdir2(join9(dir, "nar"), { recursive: true });
+  await writeFile2(join9(dir, "nix-cache-info"), `StoreDir: /nix/store
 WantMassQuery: 1
 Priority: ${STORE_CACHE_PRIORITY}
 `);
@@ -71612,26 +71623,26 @@ Priority: ${STORE_CACHE_PRIORITY}
   let removed = 0;
   for (const name of await readdir3(dir)) {
     if (name.endsWith(".narinfo") && !wanted.has(name.slice(0, -".narinfo".length))) {
-      await rm3(join8(dir, name));
+      await rm3(join9(dir, name));
       removed++;
     }
   }
-  for (const name of await readdir3(join8(dir, "nar"))) {
-    if (!wanted.has(name.replace(/\.nar$/, ""))) await rm3(join8(dir, "nar", name));
+  for (const name of await readdir3(join9(dir, "nar"))) {
+    if (!wanted.has(name.replace(/\.nar$/, ""))) await rm3(join9(dir, "nar", name));
   }
   let written = 0;
   let kept = 0;
   let bytes = 0;
   for (const info2 of paths) {
     const h = hashPart(info2.path);
-    const nar = join8(dir, "nar", `${h}.nar`);
-    if (existsSync5(join8(dir, `${h}.narinfo`)) && existsSync5(nar)) {
+    const nar = join9(dir, "nar", `${h}.nar`);
+    if (existsSync5(join9(dir, `${h}.narinfo`)) && existsSync5(nar)) {
       kept++;
       bytes += (await stat3(nar)).size;
       continue;
     }
     const { hash, size } = await dumpNar(nix, info2.path, nar, env);
-    await writeFile2(join8(dir, `${h}.narinfo`), narinfo(info2, hash, size));
+    await writeFile2(join9(dir, `${h}.narinfo`), narinfo(info2, hash, size));
     written++;
     bytes += size;
   }
@@ -71641,13 +71652,13 @@ async function describeBinaryCache(dir) {
   if (!existsSync5(dir)) return { paths: 0, bytes: 0 };
   const names = await readdir3(dir);
   let bytes = 0;
-  if (existsSync5(join8(dir, "nar"))) for (const n of await readdir3(join8(dir, "nar"))) bytes += (await stat3(join8(dir, "nar", n))).size;
+  if (existsSync5(join9(dir, "nar"))) for (const n of await readdir3(join9(dir, "nar"))) bytes += (await stat3(join9(dir, "nar", n))).size;
   return { paths: names.filter((n) => n.endsWith(".narinfo")).length, bytes };
 }
 
 // src/nix/cache.ts
 function cacheDir(home = homedir2()) {
-  return join9(home, ".cache", "nix-image-action", "binary-cache");
+  return join10(home, ".cache", "nix-image-action", "binary-cache");
 }
 function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
   const url2 = `file://${dir}`;
@@ -71664,7 +71675,7 @@ function localFlakeDir(flake, cwd = process.env.GITHUB_WORKSPACE || process.cwd(
 }
 function lockHash(flake) {
   const dir = localFlakeDir(flake);
-  const lock = dir ? join9(dir, "flake.lock") : void 0;
+  const lock = dir ? join10(dir, "flake.lock") : void 0;
   const source = lock && existsSync6(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`);
   return createHash3("sha256").update(source).digest("hex").slice(0, 16);
 }
@@ -71794,6 +71805,152 @@ async function saveStoreCache(raw, built) {
   return summary2({ key, paths: keep.length, bytes: written.bytes });
 }
 
+// src/registry/types.ts
+var MediaTypes2 = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip"
+};
+
+// src/registry/push.ts
+import { createReadStream as createReadStream3 } from "node:fs";
+import { mkdtemp as mkdtemp2, rm as rm5 } from "node:fs/promises";
+import { tmpdir as tmpdir3 } from "node:os";
+import { join as join12 } from "node:path";
+
+// src/image/compress.ts
+import { createHash as createHash4, randomBytes as randomBytes2 } from "node:crypto";
+import { createWriteStream as createWriteStream3 } from "node:fs";
+import { once } from "node:events";
+import { availableParallelism } from "node:os";
+import { join as join11 } from "node:path";
+import { promisify as promisify3 } from "node:util";
+import { constants as constants4, crc32, deflateRaw } from "node:zlib";
+var DEFAULT_LEVEL = 4;
+function compressorID(level = DEFAULT_LEVEL) {
+  return `gzip/pigz-blocks-1MiB/level-${level}/v1`;
+}
+var LAYERS_AT_ONCE = 2;
+function blocksInFlight() {
+  return availableParallelism() + 2;
+}
+var BLOCK = 1024 * 1024;
+var WINDOW = 32 * 1024;
+var SAMPLE = 16 * 1024;
+var OUT_CHUNK = BLOCK + BLOCK / 8;
+var INCOMPRESSIBLE_BITS = 7.8;
+var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
+var LAST = Buffer.from([1, 0, 0, 255, 255]);
+var deflate = promisify3(deflateRaw);
+function sampledEntropy(block) {
+  const counts = new Uint32Array(256);
+  let n = 0;
+  const step = Math.max(SAMPLE, Math.floor(block.length / 4));
+  for (let start = 0; start < block.length; start += step) {
+    const end = Math.min(block.length, start + SAMPLE);
+    for (let i = start; i < end; i++) counts[block[i]]++;
+    n += end - start;
+  }
+  let bits = 0;
+  for (const c of counts) {
+    if (c === 0) continue;
+    const p = c / n;
+    bits -= p * Math.log2(p);
+  }
+  return bits;
+}
+function storedBlocks(block) {
+  const pieces = Math.ceil(block.length / 65535);
+  const out = Buffer.allocUnsafe(block.length + pieces * 5);
+  let o = 0;
+  for (let i = 0; i < block.length; i += 65535) {
+    const len = Math.min(65535, block.length - i);
+    out[o] = 0;
+    out.writeUInt16LE(len, o + 1);
+    out.writeUInt16LE(len ^ 65535, o + 3);
+    block.copy(out, o + 5, i, i + len);
+    o += 5 + len;
+  }
+  return out;
+}
+async function* fixedBlocks(input) {
+  let pending = [];
+  let bytes = 0;
+  for await (const chunk of input) {
+    if (bytes === 0 && chunk.length === BLOCK) {
+      yield chunk;
+      continue;
+    }
+    pending.push(chunk);
+    bytes += chunk.length;
+    if (bytes < BLOCK) continue;
+    let all = Buffer.concat(pending);
+    while (all.length >= BLOCK) {
+      yield all.subarray(0, BLOCK);
+      all = all.subarray(BLOCK);
+    }
+    pending = [all];
+    bytes = all.length;
+  }
+  if (bytes > 0) yield Buffer.concat(pending);
+}
+async function compressLayer(raw, opts) {
+  const file = join11(opts.dir, `layer-${randomBytes2(8).toString("hex")}.tar.gz`);
+  const level = opts.level ?? DEFAULT_LEVEL;
+  const parallel = opts.parallel ?? blocksInFlight();
+  const diffID = createHash4("sha256");
+  const digest = createHash4("sha256");
+  let crc = 0;
+  let uncompressedSize = 0;
+  let size = 0;
+  const out = createWriteStream3(file);
+  const failed = once(out, "error").then(([e]) => Promise.reject(e));
+  failed.catch(() => void 0);
+  const write = async (bytes) => {
+    digest.update(bytes);
+    size += bytes.length;
+    if (!out.write(bytes)) await Promise.race([once(out, "drain"), failed]);
+  };
+  try {
+    await write(HEADER);
+    const inFlight = [];
+    let previousTail;
+    for await (const block of fixedBlocks(raw)) {
+      diffID.update(block);
+      crc = crc32(block, crc);
+      uncompressedSize += block.length;
+      const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
+      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
+      task.catch(() => void 0);
+      inFlight.push(task);
+      previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
+      while (inFlight.length >= parallel) await write(await inFlight.shift());
+    }
+    for (const task of inFlight) await write(await task);
+    const trailer = Buffer.alloc(8);
+    trailer.writeUInt32LE(crc >>> 0, 0);
+    trailer.writeUInt32LE(uncompressedSize % 2 ** 32, 4);
+    await write(Buffer.concat([LAST, trailer]));
+    out.end();
+    await Promise.race([once(out, "finish"), failed]);
+  } catch (error2) {
+    out.destroy();
+    throw error2;
+  }
+  return {
+    diffID: `sha256:${diffID.digest("hex")}`,
+    digest: `sha256:${digest.digest("hex")}`,
+    size,
+    uncompressedSize,
+    file
+  };
+}
+
 // src/image/archive.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
 import { spawn as spawn5 } from "node:child_process";
@@ -71802,7 +71959,7 @@ import { open as open2 } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable as Readable5 } from "node:stream";
 import * as zlib2 from "node:zlib";
-import { createHash as createHash4 } from "node:crypto";
+import { createHash as createHash5 } from "node:crypto";
 var ArchiveError = class extends Error {
   name = "ArchiveError";
 };
@@ -71887,7 +72044,7 @@ function parseConfig(bytes, manifest, where2) {
       `${where2}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`
     );
   }
-  const digest = `sha256:${createHash4("sha256").update(bytes).digest("hex")}`;
+  const digest = `sha256:${createHash5("sha256").update(bytes).digest("hex")}`;
   return { bytes, digest, diffIDs };
 }
 function tarNumber(field) {
@@ -72122,152 +72279,6 @@ function archiveInput(source, opts = {}) {
   };
 }
 
-// src/registry/types.ts
-var MediaTypes2 = {
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  ociConfig: "application/vnd.oci.image.config.v1+json",
-  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  dockerConfig: "application/vnd.docker.container.image.v1+json",
-  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip"
-};
-
-// src/registry/push.ts
-import { createReadStream as createReadStream3 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm5 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
-import { join as join11 } from "node:path";
-
-// src/image/compress.ts
-import { createHash as createHash5, randomBytes } from "node:crypto";
-import { createWriteStream as createWriteStream3 } from "node:fs";
-import { once } from "node:events";
-import { availableParallelism } from "node:os";
-import { join as join10 } from "node:path";
-import { promisify as promisify3 } from "node:util";
-import { constants as constants4, crc32, deflateRaw } from "node:zlib";
-var DEFAULT_LEVEL = 4;
-function compressorID(level = DEFAULT_LEVEL) {
-  return `gzip/pigz-blocks-1MiB/level-${level}/v1`;
-}
-var LAYERS_AT_ONCE = 2;
-function blocksInFlight() {
-  return availableParallelism() + 2;
-}
-var BLOCK = 1024 * 1024;
-var WINDOW = 32 * 1024;
-var SAMPLE = 16 * 1024;
-var OUT_CHUNK = BLOCK + BLOCK / 8;
-var INCOMPRESSIBLE_BITS = 7.8;
-var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
-var LAST = Buffer.from([1, 0, 0, 255, 255]);
-var deflate = promisify3(deflateRaw);
-function sampledEntropy(block) {
-  const counts = new Uint32Array(256);
-  let n = 0;
-  const step = Math.max(SAMPLE, Math.floor(block.length / 4));
-  for (let start = 0; start < block.length; start += step) {
-    const end = Math.min(block.length, start + SAMPLE);
-    for (let i = start; i < end; i++) counts[block[i]]++;
-    n += end - start;
-  }
-  let bits = 0;
-  for (const c of counts) {
-    if (c === 0) continue;
-    const p = c / n;
-    bits -= p * Math.log2(p);
-  }
-  return bits;
-}
-function storedBlocks(block) {
-  const pieces = Math.ceil(block.length / 65535);
-  const out = Buffer.allocUnsafe(block.length + pieces * 5);
-  let o = 0;
-  for (let i = 0; i < block.length; i += 65535) {
-    const len = Math.min(65535, block.length - i);
-    out[o] = 0;
-    out.writeUInt16LE(len, o + 1);
-    out.writeUInt16LE(len ^ 65535, o + 3);
-    block.copy(out, o + 5, i, i + len);
-    o += 5 + len;
-  }
-  return out;
-}
-async function* fixedBlocks(input) {
-  let pending = [];
-  let bytes = 0;
-  for await (const chunk of input) {
-    if (bytes === 0 && chunk.length === BLOCK) {
-      yield chunk;
-      continue;
-    }
-    pending.push(chunk);
-    bytes += chunk.length;
-    if (bytes < BLOCK) continue;
-    let all = Buffer.concat(pending);
-    while (all.length >= BLOCK) {
-      yield all.subarray(0, BLOCK);
-      all = all.subarray(BLOCK);
-    }
-    pending = [all];
-    bytes = all.length;
-  }
-  if (bytes > 0) yield Buffer.concat(pending);
-}
-async function compressLayer(raw, opts) {
-  const file = join10(opts.dir, `layer-${randomBytes(8).toString("hex")}.tar.gz`);
-  const level = opts.level ?? DEFAULT_LEVEL;
-  const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash5("sha256");
-  const digest = createHash5("sha256");
-  let crc = 0;
-  let uncompressedSize = 0;
-  let size = 0;
-  const out = createWriteStream3(file);
-  const failed = once(out, "error").then(([e]) => Promise.reject(e));
-  failed.catch(() => void 0);
-  const write = async (bytes) => {
-    digest.update(bytes);
-    size += bytes.length;
-    if (!out.write(bytes)) await Promise.race([once(out, "drain"), failed]);
-  };
-  try {
-    await write(HEADER);
-    const inFlight = [];
-    let previousTail;
-    for await (const block of fixedBlocks(raw)) {
-      diffID.update(block);
-      crc = crc32(block, crc);
-      uncompressedSize += block.length;
-      const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
-      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
-      task.catch(() => void 0);
-      inFlight.push(task);
-      previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
-      while (inFlight.length >= parallel) await write(await inFlight.shift());
-    }
-    for (const task of inFlight) await write(await task);
-    const trailer = Buffer.alloc(8);
-    trailer.writeUInt32LE(crc >>> 0, 0);
-    trailer.writeUInt32LE(uncompressedSize % 2 ** 32, 4);
-    await write(Buffer.concat([LAST, trailer]));
-    out.end();
-    await Promise.race([once(out, "finish"), failed]);
-  } catch (error2) {
-    out.destroy();
-    throw error2;
-  }
-  return {
-    diffID: `sha256:${diffID.digest("hex")}`,
-    digest: `sha256:${digest.digest("hex")}`,
-    size,
-    uncompressedSize,
-    file
-  };
-}
-
 // src/registry/limit.ts
 function limiter(n) {
   if (!Number.isInteger(n) || n < 1) throw new RangeError(`limiter needs a whole number of slots of at least 1, not ${n}`);
@@ -72483,7 +72494,7 @@ async function pushImage(opts) {
   const { client, tags: tags2, logger: logger8 } = opts;
   const input = opts.input ?? (opts.source ? archiveInput(opts.source) : void 0);
   if (!input) throw new Error("pushImage needs an input or a source");
-  const work = await mkdtemp2(join11(opts.tmpDir ?? tmpdir2(), "nix-image-push-"));
+  const work = await mkdtemp2(join12(opts.tmpDir ?? tmpdir3(), "nix-image-push-"));
   const uploads = opts.uploads ?? UPLOADS;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
@@ -72863,6 +72874,7 @@ export {
   readPostState,
   recordTempFile,
   readTempFiles,
+  stepTempDir,
   nixOutput,
   nixStoreBinary,
   actionLogger,

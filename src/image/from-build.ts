@@ -1,0 +1,40 @@
+// What the push reads, from what the build made: the layers of a recognised dockerTools plan, made from
+// the store, or the archive the output holds (the plan's layer keys annotating it when there is one).
+import { detectSource } from './format.js';
+import { archiveInput } from './input.js';
+import { labelled } from './labels.js';
+import { planInput, planKeys, UnsupportedImageError, type StorePlan } from './plan.js';
+import type { ImageInput } from './types.js';
+
+/** What the build gave: a plan whose layers are made here, or an output whose archive is read. */
+export interface BuiltImage {
+  outPath: string;
+  plan?: StorePlan;
+  /** The plan of an image read through its archive anyway (layers-from: archive). */
+  archivePlan?: StorePlan;
+}
+
+export interface ImageToPush {
+  input: ImageInput;
+  /** How the layers are read: `layers from the store`, or the archive's format. */
+  format: string;
+}
+
+/** Why the layers of `plan` cannot be made here exactly, or undefined when they can. */
+export function planRefusal(plan: StorePlan): string | undefined {
+  try {
+    planInput(plan);
+    return undefined;
+  } catch (error) {
+    if (error instanceof UnsupportedImageError) return error.message;
+    throw error;
+  }
+}
+
+export async function imageToPush(built: BuiltImage, labels: [string, string][]): Promise<ImageToPush> {
+  if (built.plan) return { input: labelled(planInput(built.plan), labels), format: 'layers from the store' };
+  const source = await detectSource(built.outPath);
+  // A recognised image read through its archive: its manifest is the plan's own, keys included.
+  const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan) : undefined;
+  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format };
+}

@@ -1,0 +1,80 @@
+// Where the image goes: one client per repository that `tags` names, each reached and its credentials
+// checked before anything is built, so a typo or a missing login fails in seconds. Credentials: the
+// username/password inputs for the `registry` input's host, github-token for ghcr.io, the Docker config
+// (docker/login-action's) for any other. `insecure` relaxes TLS for the `registry` input's host only, and
+// `insecure-registries` for the hosts it names: a tag naming ghcr.io or Docker Hub beside a test registry
+// keeps full TLS verification there.
+import { InputError, type ActionInputs } from '../inputs/index.js';
+import { RegistryClient } from './client.js';
+import { resolveCredentials } from './credentials.js';
+import { parseImageName, parseReuseTags, parseTagTargets, validateRegistry, type ImageName, type TagTarget } from './reference.js';
+import type { PushTarget } from './targets.js';
+import type { Logger } from './types.js';
+
+export type DestinationInputs = Pick<ActionInputs, 'registry' | 'image' | 'tags' | 'reuseTags' | 'username' | 'password' | 'githubToken' | 'push' | 'insecure' | 'insecureRegistries' | 'pushByDigest'>;
+
+export interface Destinations {
+  /** The repository of the registry and image inputs (bare tags go there). */
+  primary: ImageName;
+  /** Every repository `tags` names, with its tags, in order of first appearance. */
+  groups: TagTarget[];
+  /** One per group when pushing; empty with push: false. */
+  targets: PushTarget[];
+}
+
+export interface ConnectOptions {
+  logger: Logger;
+  /** Called with every credential and token, to be masked. */
+  onSecret: (secret: string) => void;
+}
+
+export async function connectRegistries(inputs: DestinationInputs, opts: ConnectOptions): Promise<Destinations> {
+  const primary = parseImageName(inputs.registry, inputs.image);
+  const groups = parseTagTargets(inputs.tags, () => primary);
+  const targets: PushTarget[] = [];
+  for (const host of inputs.insecureRegistries) checkHost(host);
+  const insecure = (t: ImageName): boolean =>
+    (inputs.insecure && t.apiHost === primary.apiHost) || inputs.insecureRegistries.some((h) => h === t.registry || h === t.apiHost);
+  if (!inputs.push) {
+    parseReuseTags(inputs.reuseTags, groups[0]!.target); // checked all the same
+    return { primary, groups, targets };
+  }
+  for (const group of groups) {
+    const ours = group.target.apiHost === primary.apiHost;
+    const credentials = resolveCredentials({
+      registry: group.target.registry,
+      username: ours ? inputs.username : '',
+      password: ours ? inputs.password : '',
+      githubToken: inputs.githubToken,
+    });
+    if (credentials) opts.onSecret(credentials.password);
+    const client = new RegistryClient({
+      registry: group.target.apiHost,
+      repository: group.target.repository,
+      insecure: insecure(group.target),
+      credentials,
+      logger: opts.logger,
+      onSecret: opts.onSecret,
+      ...(ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }),
+    });
+    await client.ping();
+    // reuse-tags: tags of this repository, or repository:tag of another in the same registry (mounted).
+    targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+  }
+  return { primary, groups, targets };
+}
+
+/** A host of insecure-registries, checked by the registry input's grammar. */
+function checkHost(host: string): void {
+  try {
+    validateRegistry(host);
+  } catch (error) {
+    if (error instanceof InputError) throw new InputError('insecure-registries', error.message.replace(/^input registry: /, ''));
+    throw error;
+  }
+}
+
+/** The tags each repository is given: none when pushing by digest. */
+export function repositoryTags(d: Destinations, i: number, pushByDigest: boolean): string[] {
+  return pushByDigest ? [] : (d.targets[i]?.tags ?? d.groups[i]!.tags);
+}
