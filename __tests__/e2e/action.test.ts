@@ -213,3 +213,31 @@ describe('a registry that answers 500', () => {
     }
   });
 });
+
+describe('a cancelled job', () => {
+  it('stops mid-push on SIGINT: no compressed layer left in RUNNER_TEMP, nothing tagged, post still runs', async () => {
+    const fixture = await makeFixtureFlake({ kind: 'gzip' });
+    // Uploads that stop moving: the compressed layers wait in the push's spool when the runner cancels.
+    const proxy = await startFaultProxy(registry, [{ method: 'PATCH', path: /\/blobs\/uploads\//, stall: 'read', times: 1000 }, { method: 'PUT', path: /\/blobs\/uploads\//, stall: 'read', times: 1000 }]);
+    const spooled = async (temp: string): Promise<boolean> => {
+      const entries = await readdir(temp, { recursive: true, withFileTypes: true });
+      return entries.some((e) => e.isFile() && /nix-image-push-/.test(join(e.parentPath, e.name)));
+    };
+    try {
+      const run = await runAction({
+        runtime: 'node24',
+        inputs: { ...base, flake: fixture.flake, attr: fixture.attr, registry: proxy.host, image: 'e2e/cancelled' },
+        env: nixTestEnv(),
+        cancel: { when: spooled },
+      });
+      expect(run.main.code).not.toBe(0);
+      expect(run.main.errors).toEqual(['the step was cancelled (SIGINT): it stopped where it was, and nothing more was pushed or tagged']);
+      expect(run.tempAfterMain.filter((p) => p.includes('nix-image-push-'))).toEqual([]);
+      expect(run.post?.code).toBe(0);
+      expect(proxy.log.some((l) => /^PUT \/v2\/e2e\/cancelled\/manifests\//.test(l))).toBe(false);
+      await expect(inspect(`${registry.host}/e2e/cancelled:latest`)).rejects.toThrow();
+    } finally {
+      await proxy.stop();
+    }
+  });
+});

@@ -5,7 +5,7 @@
 // the job, VALUE is `***` in both steps' output and in the outputs, state, env and summary the test
 // sees. The unmasked log and the files themselves are kept, for tests that look for raw secrets.
 import { spawn } from 'node:child_process';
-import { cp, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -143,6 +143,8 @@ export interface ActionRun {
   files: Record<'GITHUB_OUTPUT' | 'GITHUB_STATE' | 'GITHUB_ENV' | 'GITHUB_PATH' | 'GITHUB_STEP_SUMMARY', string>;
   /** The RUNNER_TEMP and RUNNER_TOOL_CACHE the steps were given. */
   runnerTemp: string;
+  /** What RUNNER_TEMP held (paths relative to it) once main had exited, before post ran. */
+  tempAfterMain: string[];
   toolCache: string;
   dir: string;
 }
@@ -157,6 +159,9 @@ export interface RunActionOptions {
   /** Run the post step (default: yes, as post-if: always() does). */
   post?: boolean;
   timeoutMs?: number;
+  /** Cancel the main step as the runner does (SIGINT, then SIGTERM 7.5 s later) once `when` holds;
+   *  `when` is polled every 50 ms with the RUNNER_TEMP the step was given. */
+  cancel?: { when: (runnerTemp: string) => boolean | Promise<boolean> };
 }
 
 function commandMessages(stdout: string, kind: 'error' | 'warning'): string[] {
@@ -190,9 +195,25 @@ class MaskedStream {
   }
 }
 
-function runStep(node: string, script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number, masker: Masker): Promise<StepResult> {
+function runStep(node: string, script: string, env: NodeJS.ProcessEnv, cwd: string, timeoutMs: number, masker: Masker, cancel?: () => boolean | Promise<boolean>): Promise<StepResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(node, [script], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let poll: NodeJS.Timeout | undefined;
+    if (cancel) {
+      let busy = false;
+      poll = setInterval(() => {
+        if (busy) return;
+        busy = true;
+        void Promise.resolve(cancel())
+          .then((now) => {
+            if (!now || child.exitCode !== null) return;
+            clearInterval(poll);
+            child.kill('SIGINT');
+            setTimeout(() => child.exitCode === null && child.kill('SIGTERM'), 7500).unref();
+          })
+          .finally(() => (busy = false));
+      }, 50);
+    }
     const out = new MaskedStream(masker);
     const err = new MaskedStream(masker);
     child.stdout.on('data', (d: Buffer) => out.write(d.toString()));
@@ -201,6 +222,7 @@ function runStep(node: string, script: string, env: NodeJS.ProcessEnv, cwd: stri
     child.on('error', reject);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
+      clearInterval(poll);
       out.end();
       err.end();
       const killed = signal ? `\nkilled by ${signal} after ${timeoutMs} ms` : '';
@@ -283,7 +305,9 @@ export async function runAction(opts: RunActionOptions = {}): Promise<ActionRun>
 
   // One masker for the job: what main masks stays masked in post.
   const masker = new Masker();
-  const main = await runStep(node, join(actionDir, yml.runs.main), env, cwd, timeout, masker);
+  const cancel = opts.cancel;
+  const main = await runStep(node, join(actionDir, yml.runs.main), env, cwd, timeout, masker, cancel ? () => cancel.when(runnerTemp) : undefined);
+  const tempAfterMain = (await readdir(runnerTemp, { recursive: true })).map(String).sort();
   // The post step gets the state as main wrote it; the test sees it masked.
   const rawState = parseFileCommands(await readFile(files.GITHUB_STATE, 'utf8'));
   let post: StepResult | undefined;
@@ -310,6 +334,7 @@ export async function runAction(opts: RunActionOptions = {}): Promise<ActionRun>
     masks: [...masker.values],
     files,
     runnerTemp,
+    tempAfterMain,
     toolCache,
     dir,
   };
