@@ -4,15 +4,15 @@
 import './threadpool.js'; // first: sizes the thread pool before anything starts it
 import * as core from '@actions/core';
 import { envInputReader, parseInputs, type ActionInputs } from './inputs/index.js';
-import { maskNixSecrets, setupNix } from './nix/install.js';
+import { maskNixSecrets, setupNix, type NixSetup } from './nix/install.js';
 import { withoutSecrets } from './image/child-env.js';
-import { restoreStoreCache, untrustedCacheWarning } from './nix/cache.js';
-import { evaluateDerivation, splitArgs } from './nix/build.js';
-import { resolveImage } from './nix/resolve.js';
+import { restoreStoreCache, untrustedCacheWarning, type RestoreResult } from './nix/cache.js';
+import { evaluateDerivation, splitArgs, type Evaluation } from './nix/build.js';
+import { resolveImage, type ResolvedImage } from './nix/resolve.js';
 import { producerDerivation } from './nix/dockertools.js';
 import { readLayerRecord, recordLayers } from './nix/layer-record.js';
 import { imageToPush, planRefusal } from './image/from-build.js';
-import { manifestAnnotations, producerAnnotations } from './image/settings.js';
+import { manifestAnnotations, producerAnnotations, type ImageSettings } from './image/settings.js';
 import { MediaTypes } from './registry/types.js';
 import { connectRegistries, repositoryTags, type Destinations } from './registry/connect.js';
 import { mergeImages } from './registry/merge.js';
@@ -78,56 +78,55 @@ function reporter(inputs: ActionInputs, to: Destinations, clock: PhaseClock) {
     });
 }
 
-async function run(): Promise<void> {
-  const started = Date.now();
-  const inputs = readInputs();
-  const to = await connectRegistries(inputs, { logger, onSecret: (s) => core.setSecret(s) });
-  if (inputs.merge.length > 0 && to.targets.length > 0) return merge(inputs, to, started);
+interface Job {
+  installable: string;
+  buildArgs: string[];
+  /** The environment Nix runs in: no action input or runner token, its own settings only. */
+  env: NodeJS.ProcessEnv;
+  evaluation: Evaluation;
+  settings: ImageSettings;
+  /** The producer annotations an image made from this evaluation carries (absent: it cannot be known). */
+  wanted?: Record<string, string>;
+}
 
-  const clock = new PhaseClock();
-  const nix = await setupNix({
-    installNix: inputs.installNix,
-    nixVersion: inputs.nixVersion,
-    installUrl: inputs.nixInstallUrl || undefined,
-    sha256: inputs.nixSha256 || undefined,
-    githubToken: inputs.githubToken || undefined,
-    extraNixConf: inputs.extraNixConf || undefined,
-  });
-  clock.lap('install');
-
-  // Nix runs flake code: it gets none of the action's inputs or runner tokens, only its own settings.
+/** Evaluates the image's derivation without building anything. */
+async function evaluate(inputs: ActionInputs, nix: NixSetup): Promise<Job> {
   const installable = `${inputs.flake}#${inputs.attr}`;
   const buildArgs = splitArgs(inputs.buildArgs);
-  const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
-  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
-  const annotations = manifestAnnotations(inputs.annotations);
-  const settings = { labels: inputs.labels, annotations, layersFrom: inputs.layersFrom };
+  const env = { ...withoutSecrets(process.env), ...nix.env };
+  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env });
+  const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom };
   const wanted = 'drvPath' in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : undefined;
-  clock.lap('evaluate');
-  const reportPush = reporter(inputs, to, clock);
+  return { installable, buildArgs, env, evaluation, settings, ...(wanted ? { wanted } : {}) };
+}
 
-  // The registry is the image's binary cache: the same derivation and settings pushed before is the image.
-  if (wanted && 'drvPath' in evaluation) {
-    const shortcut = await retagIfPushed(to.targets, wanted, logger, started);
-    if (shortcut.results) {
-      core.info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
-      const metadata = await reportPush(shortcut.results, {
-        storePath: evaluation.outPath,
-        format: 'already in the registry',
-        nixVersion: nix.version,
-        cacheHit: 'false',
-        cache: { note: 'not restored: nothing to build' },
-        buildSeconds: 0,
-      });
-      core.info(`tagged ${metadata.image} (${shortcut.foundUnder}): nothing built, no layer sent`);
-      return; // no post state: the post step restores and saves nothing
-    }
-    if (to.targets.length > 0) core.info(`image: building, ${shortcut.reason}`);
-  } else if ('reason' in evaluation) {
-    core.info(`image: building, the registry cannot stand in for the build: ${evaluation.reason}`);
+/** The registry as the image's binary cache: the same derivation and settings pushed before is the image. */
+async function pushedBefore(job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup, started: number): Promise<boolean> {
+  if (!('drvPath' in job.evaluation)) {
+    core.info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
+    return false;
   }
-  clock.lap(); // the registry lookup is not the restore's time
+  if (!job.wanted) return false;
+  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, started);
+  if (!shortcut.results) {
+    if (to.targets.length > 0) core.info(`image: building, ${shortcut.reason}`);
+    return false;
+  }
+  core.info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
+  const metadata = await reportPush(shortcut.results, {
+    storePath: job.evaluation.outPath,
+    format: 'already in the registry',
+    nixVersion: nix.version,
+    cacheHit: 'false',
+    cache: { note: 'not restored: nothing to build' },
+    buildSeconds: 0,
+  });
+  core.info(`tagged ${metadata.image} (${shortcut.foundUnder}): nothing built, no layer sent`);
+  return true; // no post state: the post step restores and saves nothing
+}
 
+/** Restores the store cache and builds what the image needs; the post step learns what to save. */
+async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: PhaseClock): Promise<{ cache: RestoreResult; resolved: ResolvedImage }> {
   const state: PostState = { started: true };
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
@@ -145,11 +144,11 @@ async function run(): Promise<void> {
   // A recognised dockerTools image is pushed from a plan, its archive never built.
   const resolved = await resolveImage({
     nix: nix.nix,
-    installable,
-    buildArgs,
-    env: { ...nixEnv, ...cache.env },
+    installable: job.installable,
+    buildArgs: job.buildArgs,
+    env: { ...job.env, ...cache.env },
     layersFrom: inputs.layersFrom,
-    ...('drvPath' in evaluation ? { drvPath: evaluation.drvPath } : {}),
+    ...('drvPath' in job.evaluation ? { drvPath: job.evaluation.drvPath } : {}),
     checkPlan: planRefusal,
     onDerivation: (drvPath) => {
       // What a failed build did build is kept for the next attempt: the post step saves it from here.
@@ -169,17 +168,20 @@ async function run(): Promise<void> {
   savePostState(state);
   const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) core.warning(untrusted);
+  return { cache, resolved };
+}
 
+/** Pushes the image to every repository (or computes its digest), and records the layers pushed. */
+async function push(inputs: ActionInputs, job: Job, to: Destinations, resolved: ResolvedImage, cache: RestoreResult): Promise<{ pushed: PushResult[]; format: string }> {
   const image = await imageToPush(resolved, inputs.labels);
   if (!resolved.plan) core.info(`image format: ${image.format} (${resolved.outPath})`);
-  // What the manifest records is what fixed its bytes: the conf when the layers were made from the store,
-  // the image derivation itself when its archive was read.
-  const producer = resolved.drvPath && 'drvPath' in evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, settings) : {};
-
+  // The manifest records what fixed its bytes: the conf when the layers were made from the store, the
+  // image derivation itself when its archive was read.
+  const producer = resolved.drvPath && 'drvPath' in job.evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, job.settings) : {};
   for (const t of to.targets) t.known = await recordedLayers(cache.state?.dir, t);
   const spool = stepTempDir('nix-image-push-');
   stopOnCancel(() => [spool]);
-  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(annotations), ...producer } };
+  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
   const pushed =
     to.targets.length > 0
       ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest })
@@ -189,10 +191,36 @@ async function run(): Promise<void> {
       await recordLayers(cache.state.dir, recordKey(t), pushed[i]!.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}) })));
     }
   }
+  return { pushed, format: image.format };
+}
 
+async function run(): Promise<void> {
+  const started = Date.now();
+  const inputs = readInputs();
+  const to = await connectRegistries(inputs, { logger, onSecret: (s) => core.setSecret(s) });
+  if (inputs.merge.length > 0 && to.targets.length > 0) return merge(inputs, to, started);
+
+  const clock = new PhaseClock();
+  const nix = await setupNix({
+    installNix: inputs.installNix,
+    nixVersion: inputs.nixVersion,
+    installUrl: inputs.nixInstallUrl || undefined,
+    sha256: inputs.nixSha256 || undefined,
+    githubToken: inputs.githubToken || undefined,
+    extraNixConf: inputs.extraNixConf || undefined,
+  });
+  clock.lap('install');
+  const job = await evaluate(inputs, nix);
+  clock.lap('evaluate');
+  const reportPush = reporter(inputs, to, clock);
+  if (await pushedBefore(job, to, reportPush, nix, started)) return;
+  clock.lap(); // the registry lookup is not the restore's time
+
+  const { cache, resolved } = await build(inputs, nix, job, clock);
+  const { pushed, format } = await push(inputs, job, to, resolved, cache);
   const metadata = await reportPush(pushed, {
     storePath: resolved.outPath,
-    format: image.format,
+    format,
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === 'false' ? undefined : cache.restored, note: cache.note },
