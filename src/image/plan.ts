@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { compressorID } from './compress.js';
 import { imageConfigBytes, parseTime, type ConfigSource } from './docker-config.js';
 import { isJsonObject, parsePythonJson, type JsonValue } from './pyjson.js';
-import { LAYER_MAKER_VERSION, storeLayerTar, UnsupportedImageError, type TarParams } from './store-layer.js';
+import { checkLayerInputs, LAYER_MAKER_VERSION, storeLayerTar, UnsupportedImageError, type TarParams } from './store-layer.js';
 import type { ImageInput, LayerListing, StorePlan } from './types.js';
 
 export type { StorePlan };
@@ -62,6 +62,7 @@ export function planKeys(plan: StorePlan, level?: number): string[] {
 export function planInput(plan: StorePlan, opts: { compressionLevel?: number } = {}): ImageInput {
   // Everything that could refuse the plan does so here, before anything is made or pushed.
   const tar = tarParams(plan);
+  for (const paths of plan.storeLayers) checkLayerInputs(paths, tar);
   const source = configSource(plan);
   const names = plan.storeLayers.map((_, i) => `layer ${i + 1}`);
   const custName = `layer ${plan.storeLayers.length + 1} (customisation)`;

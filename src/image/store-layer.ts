@@ -3,22 +3,27 @@
 // PAX format; "/nix/" and "/nix/store/" as directories of mode 0o755; then for each store path, itself
 // alone when it is a symlink, else itself and everything under it (pathlib's rglob("*"), which does not
 // descend into symlinked directories), in pathlib.Path order (component by component, code point
-// order, which is UTF-8 byte order); each member from lstat as TarFile.gettarinfo makes it (mode & 0o7777,
-// directories named with a trailing "/", symlink targets from readlink, hardlinks written as the regular
-// files they are), with mtime/uid/gid/uname/gname from the conf. Headers follow CPython 3.11's tarfile
-// (create_pax_header, _create_pax_generic_header, _create_header): a "././@PaxHeader" x-header for names
-// and link names over 100 characters or not ASCII, unames/gnames over 32, numbers out of octal range, and
-// the ustar fields then "?"-replaced and cut as tarfile cuts them; empty device fields; checksum "%06o\0 ".
-// At the end, two zero blocks and zeros up to a 10240-byte record. File contents are streamed in 1 MiB
-// reads, never held whole. Names that are not valid UTF-8 (Python would write hdrcharset=BINARY) and file
-// types a store cannot hold are refused with UnsupportedImageError.
+// order of the names as Python's str holds them); each member from lstat as TarFile.gettarinfo makes it
+// (mode & 0o7777, directories named with a trailing "/", symlink targets from readlink, hardlinks written
+// as the regular files they are), with mtime/uid/gid/uname/gname from the conf. Names and link targets are
+// read as bytes and held as Python holds them with a UTF-8 filesystem encoding: decoded with
+// surrogateescape, each byte outside a well-formed UTF-8 sequence as U+DC80–U+DCFF (a leading U+FEFF is
+// kept). Headers follow CPython's tarfile (3.11 and current main write alike: create_pax_header,
+// _create_pax_generic_header, _create_header): a "././@PaxHeader" x-header for names and link names over
+// 100 characters or not ASCII, unames/gnames over 32, numbers out of octal range (PAX format never splits
+// a name into the ustar prefix); when a value holds such escapes, "hdrcharset=BINARY" first and every
+// value as its raw bytes; the ustar fields then "?"-replaced per code point and cut as tarfile cuts them;
+// empty device fields; checksum "%06o\0 ". At the end, two zero blocks and zeros up to a 10240-byte
+// record. File contents are streamed in 1 MiB reads, never held whole. File types a store cannot hold,
+// and strings Python itself could not encode, are refused with UnsupportedImageError.
+import { isUtf8 } from 'node:buffer';
 import * as fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 
 /** Bump whenever the bytes storeLayerTar makes for the same inputs change: it is part of every layer key. */
-export const LAYER_MAKER_VERSION = '1';
+export const LAYER_MAKER_VERSION = '2';
 
 /** The tar parameters from the stream script's conf (mtime already as int(timestamp)). */
 export interface TarParams {
@@ -39,6 +44,7 @@ const BLOCK = 512;
 const RECORD = 20 * BLOCK;
 const CHUNK = 1024 * 1024;
 const ZEROS = Buffer.alloc(RECORD);
+const SLASH = Buffer.from('/');
 
 /** One tar member as tarfile's get_info() hands it to tobuf(). */
 export interface TarMember {
@@ -95,15 +101,76 @@ function ustarHeader(f: { name: string; mode: number; uid: number; gid: number; 
 }
 
 /** One pax record "<len> key=value\n", its length counting its own digits (tarfile's fixed-point loop). */
-function paxRecord(key: string, value: string): Buffer {
-  const body = Buffer.byteLength(key) + Buffer.byteLength(value) + 3;
+function paxRecord(key: string, value: Buffer): Buffer {
+  const body = Buffer.byteLength(key) + value.length + 3;
   let p = 0;
   for (;;) {
     const n = body + String(p).length;
     if (n === p) break;
     p = n;
   }
-  return Buffer.from(`${p} ${key}=${value}\n`, 'utf8');
+  return Buffer.concat([Buffer.from(`${p} ${key}=`, 'latin1'), value, Buffer.from('\n')]);
+}
+
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** str.encode("utf-8", "surrogateescape"): U+DC80–U+DCFF back to the bytes 0x80–0xFF; any other lone
+ *  surrogate is refused, as Python raises UnicodeEncodeError for it. */
+function fsEncode(s: string): Buffer {
+  if (!LONE_SURROGATE.test(s)) return Buffer.from(s, 'utf8');
+  const parts: Buffer[] = [];
+  let run = '';
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
+    if (ch.length === 1 && c >= 0xd800 && c <= 0xdfff) {
+      if (c < 0xdc80 || c > 0xdcff) throw new UnsupportedImageError(`${JSON.stringify(s)} holds U+${c.toString(16).toUpperCase()}, which Python cannot encode`);
+      parts.push(Buffer.from(run, 'utf8'), Buffer.of(c - 0xdc00));
+      run = '';
+    } else run += ch;
+  }
+  parts.push(Buffer.from(run, 'utf8'));
+  return Buffer.concat(parts);
+}
+
+/** How many bytes the well-formed UTF-8 sequence at raw[i] has (Unicode table 3-7, as CPython's decoder
+ *  accepts them: no overlongs, no surrogates, nothing over U+10FFFF), or 0 when none starts there. */
+function utf8SequenceAt(raw: Buffer, i: number): number {
+  const b = raw[i]!;
+  if (b < 0x80) return 1;
+  const cont = (k: number, lo = 0x80, hi = 0xbf) => i + k < raw.length && raw[i + k]! >= lo && raw[i + k]! <= hi;
+  if (b >= 0xc2 && b <= 0xdf) return cont(1) ? 2 : 0;
+  if (b >= 0xe0 && b <= 0xef) {
+    const [lo, hi] = b === 0xe0 ? [0xa0, 0xbf] : b === 0xed ? [0x80, 0x9f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (b >= 0xf0 && b <= 0xf4) {
+    const [lo, hi] = b === 0xf0 ? [0x90, 0xbf] : b === 0xf4 ? [0x80, 0x8f] : [0x80, 0xbf];
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+
+/** A directory entry or link target as Python holds it: `text` is os.fsdecode(raw) (UTF-8, surrogateescape);
+ *  `key` orders as Python orders those strs (by code point) under Buffer.compare: raw itself when it is
+ *  UTF-8, else its text in generalized UTF-8 (each escape U+DC80–U+DCFF in its three-byte UTF-8 form). */
+function fsName(raw: Buffer): { text: string; key: Buffer } {
+  if (isUtf8(raw)) return { text: raw.toString('utf8'), key: raw };
+  let text = '';
+  const key: number[] = [];
+  for (let i = 0; i < raw.length; ) {
+    const n = utf8SequenceAt(raw, i);
+    if (n > 0) {
+      text += raw.toString('utf8', i, i + n);
+      for (let k = 0; k < n; k++) key.push(raw[i + k]!);
+      i += n;
+    } else {
+      const c = 0xdc00 + raw[i]!;
+      text += String.fromCharCode(c);
+      key.push(0xed, 0x80 | ((c >> 6) & 0x3f), 0x80 | (c & 0x3f));
+      i += 1;
+    }
+  }
+  return { text, key: Buffer.from(key) };
 }
 
 function padLength(n: number): number {
@@ -116,7 +183,7 @@ export function tarHeader(m: TarMember): Buffer {
   const pax: [string, string][] = [];
   for (const [field, key, len] of [['name', 'path', 100], ['linkname', 'linkpath', 100], ['uname', 'uname', 32], ['gname', 'gname', 32]] as const) {
     const v = f[field];
-    if (/\p{Cs}/u.test(v)) throw new UnsupportedImageError(`a lone surrogate in a tar ${field} would make Python write hdrcharset=BINARY`);
+    // len() of an ASCII str is its UTF-16 length too.
     if (!isAscii(v) || v.length > len) pax.push([key, v]);
   }
   for (const [field, digits] of [['uid', 8], ['gid', 8], ['size', 12], ['mtime', 12]] as const) {
@@ -129,7 +196,12 @@ export function tarHeader(m: TarMember): Buffer {
   }
   const ustar = ustarHeader(f);
   if (pax.length === 0) return ustar;
-  const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
+  // A value Python cannot encode as strict UTF-8 (a surrogate escape) makes every value raw bytes.
+  const binary = pax.some(([, v]) => LONE_SURROGATE.test(v));
+  const records = Buffer.concat([
+    ...(binary ? [Buffer.from('21 hdrcharset=BINARY\n')] : []),
+    ...pax.map(([k, v]) => paxRecord(k, binary ? fsEncode(v) : Buffer.from(v, 'utf8'))),
+  ]);
   const xh = ustarHeader({ name: '././@PaxHeader', mode: 0, uid: 0, gid: 0, size: records.length, mtime: 0, type: 'x', linkname: '', uname: '', gname: '' });
   return Buffer.concat([xh, records, ZEROS.subarray(0, padLength(records.length)), ustar]);
 }
@@ -140,22 +212,13 @@ export function tarEnd(offset: number): Buffer {
   return Buffer.alloc(2 * BLOCK + ((RECORD - (end % RECORD)) % RECORD));
 }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-function decodeName(raw: Buffer, where: string): string {
-  try {
-    return utf8.decode(raw);
-  } catch {
-    throw new UnsupportedImageError(`${where}: a name that is not valid UTF-8 (${raw.toString('hex')}) would need hdrcharset=BINARY`);
-  }
-}
-
 function checkParams(tar: TarParams): void {
   for (const k of ['mtime', 'uid', 'gid'] as const) {
     if (!Number.isSafeInteger(tar[k])) throw new UnsupportedImageError(`tar ${k} ${tar[k]} is not an integer`);
   }
   for (const k of ['uname', 'gname'] as const) {
-    if (typeof tar[k] !== 'string' || /\p{Cs}/u.test(tar[k])) throw new UnsupportedImageError(`tar ${k} is not a well-formed string`);
+    if (typeof tar[k] !== 'string') throw new UnsupportedImageError(`tar ${k} is not a string`);
+    fsEncode(tar[k]);
   }
 }
 
@@ -172,7 +235,9 @@ function checkPath(path: string, storeDir: string): void {
 
 /** A member to write: its lstat (started ahead, in parallel with its siblings') and, for a small file, its bytes. */
 interface Node {
-  path: string;
+  /** Its path as the filesystem has it. */
+  path: Buffer;
+  /** Its member name as Python's str. */
   name: string;
   st: Promise<Stats>;
   data?: Promise<Buffer | null>;
@@ -184,10 +249,10 @@ const SMALL = 256 * 1024;
 const LOOKAHEAD = 32;
 
 // The callback API with plain fds: per file, far less main-thread work than fs/promises' FileHandles.
-function lstat(path: string): Promise<Stats> {
+function lstat(path: Buffer): Promise<Stats> {
   return new Promise((resolve, reject) => fs.lstat(path, (e, st) => (e ? reject(e) : resolve(st))));
 }
-function openRead(path: string): Promise<number> {
+function openRead(path: Buffer): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, 'r', (e, fd) => (e ? reject(e) : resolve(fd))));
 }
 function readInto(fd: number, buf: Buffer, at: number): Promise<number> {
@@ -198,7 +263,7 @@ function closeFd(fd: number): Promise<void> {
 }
 
 /** Fill buf from fd's current position; an early end of file is an error (as copyfileobj's). */
-async function fill(fd: number, buf: Buffer, path: string): Promise<void> {
+async function fill(fd: number, buf: Buffer, path: Buffer): Promise<void> {
   for (let got = 0; got < buf.length; ) {
     const n = await readInto(fd, buf, got);
     if (n === 0) throw shortRead(path);
@@ -206,7 +271,7 @@ async function fill(fd: number, buf: Buffer, path: string): Promise<void> {
   }
 }
 
-function node(path: string, name: string): Node {
+function node(path: Buffer, name: string): Node {
   const st = lstat(path);
   st.catch(() => undefined); // awaited when the node is written; an error before then must not go unhandled
   return { path, name, st };
@@ -218,12 +283,12 @@ function readAhead(n: Node): void {
   n.data.catch(() => undefined);
 }
 
-function shortRead(path: string): Error {
-  return new Error(`${path}: unexpected end of data (it changed while being read)`);
+function shortRead(path: Buffer): Error {
+  return new Error(`${path.toString()}: unexpected end of data (it changed while being read)`);
 }
 
 /** A small file's first `size` bytes, as copyfileobj reads them: exactly size, an early end is an error. */
-async function readExact(path: string, size: number): Promise<Buffer> {
+async function readExact(path: Buffer, size: number): Promise<Buffer> {
   const fd = await openRead(path);
   try {
     const buf = Buffer.allocUnsafe(size);
@@ -235,7 +300,7 @@ async function readExact(path: string, size: number): Promise<Buffer> {
 }
 
 /** A large file's first `size` bytes in CHUNK-sized reads. */
-async function* readChunks(path: string, size: number): AsyncGenerator<Buffer> {
+async function* readChunks(path: Buffer, size: number): AsyncGenerator<Buffer> {
   const fd = await openRead(path);
   try {
     for (let left = size; left > 0; ) {
@@ -255,10 +320,10 @@ async function member(n: Node, st: Stats, tar: TarParams): Promise<TarMember> {
   if (st.isFile()) return { ...base, name: n.name, type: '0', size: st.size };
   if (st.isDirectory()) return { ...base, name: n.name + '/', type: '5', size: 0 };
   if (st.isSymbolicLink()) {
-    const target = decodeName(await readlink(n.path, { encoding: 'buffer' }), `symlink ${n.path}`);
+    const target = fsName(await readlink(n.path, { encoding: 'buffer' })).text;
     return { ...base, name: n.name, type: '2', size: 0, linkname: target };
   }
-  throw new UnsupportedImageError(`${n.path} is neither a regular file, a directory nor a symlink`);
+  throw new UnsupportedImageError(`${n.path.toString()} is neither a regular file, a directory nor a symlink`);
 }
 
 /** Output gathered into ~CHUNK pieces: fewer, larger writes downstream. */
@@ -286,9 +351,16 @@ class Gather {
   }
 }
 
-async function* layer(paths: string[], tar: TarParams): AsyncGenerator<Buffer> {
+/** What storeLayerTar would refuse before reading the store: store paths not written as pathlib writes
+ *  them (UnsupportedImageError) or outside the store (Error), numbers that are not integers and names
+ *  Python could not encode (UnsupportedImageError). */
+export function checkLayerInputs(paths: string[], tar: TarParams): void {
   checkParams(tar);
   for (const path of paths) checkPath(path, tar.storeDir);
+}
+
+async function* layer(paths: string[], tar: TarParams): AsyncGenerator<Buffer> {
+  checkLayerInputs(paths, tar);
   const out = new Gather();
   const root = { mode: 0o755, uid: tar.uid, gid: tar.gid, size: 0, mtime: tar.mtime, type: '5', linkname: '', uname: tar.uname, gname: tar.gname } as const;
   out.push(tarHeader({ ...root, name: '/nix/' }));
@@ -296,7 +368,7 @@ async function* layer(paths: string[], tar: TarParams): AsyncGenerator<Buffer> {
   for (const top of paths) {
     // Depth first from a stack: a directory's children are pushed in reverse sorted order, so each one
     // comes next with its whole subtree before the following sibling (pathlib's sorted order).
-    const stack: Node[] = [node(top, top)];
+    const stack: Node[] = [node(Buffer.from(top, 'utf8'), top)];
     while (stack.length > 0) {
       const n = stack.pop()!;
       for (let i = stack.length - 1; i >= Math.max(0, stack.length - LOOKAHEAD); i--) readAhead(stack[i]!);
@@ -317,11 +389,11 @@ async function* layer(paths: string[], tar: TarParams): AsyncGenerator<Buffer> {
         if (pad) out.push(ZEROS.subarray(0, pad));
       } else if (m.type === '5') {
         // A top-level symlink is archived alone; below, symlinked directories are never descended into.
-        const raw = await readdir(n.path, { encoding: 'buffer' });
-        raw.sort(Buffer.compare);
-        for (let i = raw.length - 1; i >= 0; i--) {
-          const child = decodeName(raw[i]!, `in ${n.path}`);
-          stack.push(node(`${n.path}/${child}`, `${n.name}/${child}`));
+        const children = (await readdir(n.path, { encoding: 'buffer' })).map((raw) => ({ raw, ...fsName(raw) }));
+        children.sort((a, b) => Buffer.compare(a.key, b.key));
+        for (let i = children.length - 1; i >= 0; i--) {
+          const c = children[i]!;
+          stack.push(node(Buffer.concat([n.path, SLASH, c.raw]), `${n.name}/${c.text}`));
         }
       }
       if (out.full) yield out.take();
