@@ -8,6 +8,7 @@
 // Every request is retried on its own (transport/retry.ts), within one retry budget for the whole client
 // (transport/budget.ts). An upload is three requests, each retried by itself; a new upload session is
 // opened only when the registry has lost the one we had (see uploadBlob).
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sha256Digest } from './manifest.js';
 import type { Credentials, Logger } from './types.js';
@@ -73,6 +74,8 @@ const REDIRECTS = [301, 302, 303, 307, 308];
 const MAX_HOPS = 5;
 /** Upload sessions per blob, at most: the first and two more after the registry lost one. */
 const MAX_SESSIONS = 3;
+/** Bytes of a blob read per ranged GET: a layer is never held whole in memory. */
+const BLOB_PIECE = 8 * 1024 * 1024;
 
 const MANIFEST_ACCEPT = [
   'application/vnd.oci.image.manifest.v1+json',
@@ -305,6 +308,34 @@ export class RegistryClient {
     const got = sha256Digest(res.body);
     if (got !== digest) throw new RegistryError(`registry ${this.opts.registry} sent blob ${digest} with content hashing to ${got}`);
     return res.body;
+  }
+
+  /**
+   * A blob's bytes, in order, read with ranged GETs (each piece retried on its own); a registry that
+   * ignores Range sends it whole, and that is taken as it comes. After the last piece the content must
+   * hash to `digest` and be `size` bytes long, or the iteration throws.
+   */
+  async *blobPieces(digest: string, size: number, opts: ReadOptions = {}): AsyncGenerator<Buffer> {
+    const hash = createHash('sha256');
+    let at = 0;
+    while (at < size) {
+      const end = Math.min(size, at + BLOB_PIECE) - 1;
+      const res = await this.call(
+        `GET blob ${digest}${this.from(opts)} (bytes ${at}-${end})`,
+        () => ({ method: 'GET', url: this.url(`blobs/${digest}`, opts.repository), headers: { range: `bytes=${at}-${end}` } }),
+        [200, 206],
+        opts.signal,
+      );
+      const piece = res.status === 206 ? res.body : res.body.subarray(at);
+      if (piece.length === 0 || (res.status === 206 && piece.length !== end - at + 1)) {
+        throw new RegistryError(`registry ${this.opts.registry} sent ${piece.length} bytes of blob ${digest} for bytes ${at}-${end}`);
+      }
+      hash.update(piece);
+      at += piece.length;
+      yield piece;
+    }
+    const got = `sha256:${hash.digest('hex')}`;
+    if (got !== digest || at !== size) throw new RegistryError(`registry ${this.opts.registry} sent blob ${digest} (${size} bytes) as ${at} bytes hashing to ${got}`);
   }
 
   async getManifest(ref: string, opts: ReadOptions = {}): Promise<{ mediaType: string; digest: string; bytes: Buffer } | undefined> {

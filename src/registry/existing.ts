@@ -94,6 +94,7 @@ export async function retag(client: RegistryClient, tags: string[], existing: Ex
     pushed: true,
     bytesUploaded: 0,
     bytesSkipped: existing.layers.reduce((n, l) => n + l.size, existing.config.size),
+    layersMade: 0,
     seconds: (Date.now() - started) / 1000,
     input: `already in the registry under ${existing.foundUnder}`,
   };

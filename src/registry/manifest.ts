@@ -51,6 +51,9 @@ export interface KnownLayer {
   desc: Descriptor;
   /** The layer's key annotation, when the manifest carried one. */
   key?: string;
+  /** The registry/repository whose layer record (this action's, in the store cache) holds this mapping:
+   *  trusted unchecked only by a push to that same repository. */
+  recordedFor?: string;
 }
 
 /** The layers of a single-image manifest with their diff ids (from its config) and key annotations. */

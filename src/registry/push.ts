@@ -10,9 +10,13 @@
 // other. Every other layer is compressed on the thread pool to a temporary file, checked with HEAD and
 // uploaded only if missing.
 //
-// What a reused layer is trusted for: the registry's own config mapped that blob to this diff id (or this
-// key) under a manifest we read, and HEAD found the blob; its content is not hashed again. A layer that is
-// read is hashed, and its diff id must be the one the image config names.
+// What a reused layer is trusted for: a mapping diff id (or key) → blob is taken as is only when this
+// action made it for the target repository: a layer of a target-repository manifest carrying our key
+// annotation, or an entry of this action's layer record for that repository. Any other (another
+// repository's config, a target-repository manifest another tool pushed, a record kept for another
+// repository) is a claim: the blob is downloaded, inflated and hashed once (verify.ts) and used only when
+// it holds the diff id claimed; a layer matched by key against such a claim must itself hash (uncompressed)
+// to that diff id. A layer that is read is hashed, and its diff id must be the one the image config names.
 //
 // The manifest is PUT under the tags only when every blob is in place, so nothing half-pushed is tagged.
 // The first failure aborts everything in flight (compressions, uploads, the reader) and is reported as is.
@@ -30,6 +34,7 @@ import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, sha256Digest, type
 import type { ReuseRef } from './reference.js';
 import type { RetryStats } from './transport/budget.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
+import { blobDiffID, layerDiffID, recalledDiffID, rememberDiffID } from './verify.js';
 
 /** Read size of a compressed layer going out: fewer, larger socket writes than the 64 KiB default. */
 const UPLOAD_CHUNK = 1024 * 1024;
@@ -48,6 +53,9 @@ export interface LayerReport extends Descriptor {
   /** The key annotation, when the layer has one. */
   key?: string;
   storePaths?: string[];
+  /** Reused on another's word (another repository, another tool, another record): its blob was
+   *  downloaded and hashed in this process, and holds diffID. */
+  verified?: true;
 }
 
 export interface PushOptions {
@@ -60,7 +68,9 @@ export interface PushOptions {
   /** Further tags whose layers may be reused (an earlier build's, e.g. latest): a string is a tag of the
    *  target repository; a ReuseRef may name another repository of the registry (layers mounted from it). */
   reuseTags?: (string | ReuseRef)[];
-  /** Layers known from elsewhere (the store cache's record of earlier pushes); confirmed with HEAD. */
+  /** Layers known from the store cache's record of earlier pushes; confirmed with HEAD. Trusted unread
+   *  only when recordedFor is this registry/repository; any other is verified before use (and mounted
+   *  from its repository when that is in this registry). */
   known?: KnownLayer[];
   logger: Logger;
   /** Parent for temporary files (RUNNER_TEMP on a runner). */
@@ -83,6 +93,8 @@ export interface PushResult {
   pushed: boolean;
   bytesUploaded: number;
   bytesSkipped: number;
+  /** Layers compressed by this push (a layer is compressed once per job, whatever the repositories). */
+  layersMade: number;
   seconds: number;
   /** Where the layers came from (the input's description). */
   input: string;
@@ -97,8 +109,9 @@ export function spoolLimit(uploads = UPLOADS): number {
   return LAYERS_AT_ONCE + uploads;
 }
 
-/** A layer the registry holds: in the target repository, or (mountFrom) only in another one. */
-type Candidate = KnownLayer & { mountFrom?: string };
+/** A layer the registry holds: in the target repository, or (mountFrom) only in another one. Trusted: this
+ *  action made the mapping for the target repository; any other is verified before use. */
+type Candidate = KnownLayer & { mountFrom?: string; trusted: boolean };
 
 interface Reuse {
   byDiffID: Map<string, Candidate>;
@@ -115,12 +128,27 @@ function reuseRefs(client: RegistryClient, tags: string[], reuseTags: (string | 
   });
 }
 
+/** A record entry as a candidate: trusted for the repository it was recorded for; one recorded for
+ *  another repository of this registry is a claim to verify, mounted from there; any other, a claim
+ *  about a blob the target repository may hold. */
+function fromRecord(client: RegistryClient, layer: KnownLayer): Candidate {
+  const own = `${client.registry}/${client.repository}`;
+  if (layer.recordedFor === own) return { ...layer, trusted: true };
+  const prefix = `${client.registry}/`;
+  const repository = layer.recordedFor?.startsWith(prefix) ? layer.recordedFor.slice(prefix.length) : undefined;
+  return { ...layer, trusted: false, ...(repository ? { mountFrom: repository } : {}) };
+}
+
+/** How much a candidate is worth: trusted in the target, claimed in the target, to be mounted. */
+const rank = (c: Candidate): number => (c.mountFrom ? 0 : c.trusted ? 2 : 1);
+
 /**
  * Layers the registry holds under the given references or in `known`, each confirmed with HEAD in the
  * target repository; one found only under another repository's tag is confirmed there, to be mounted.
+ * A claim this process already found false (the blob hashed to another diff id) is left out.
  */
 async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownLayer[], logger: Logger): Promise<Reuse> {
-  const candidates: Candidate[] = [...known];
+  const candidates: Candidate[] = known.map((l) => fromRecord(client, l));
   const found: string[] = known.length > 0 ? ['the store cache record'] : [];
   for (const ref of refs) {
     const other = ref.repository !== client.repository;
@@ -134,7 +162,8 @@ async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownL
       const parsed = JSON.parse(existing.bytes.toString('utf8')) as { config?: Descriptor };
       if (!parsed.config?.digest) continue; // an index or something else: nothing to reuse from it
       const config = await client.getBlob(parsed.config.digest, from);
-      candidates.push(...knownLayers(existing.bytes, config).map((l) => (other ? { ...l, mountFrom: ref.repository } : l)));
+      // Only our key annotation in the target repository's own manifests makes a mapping ours.
+      candidates.push(...knownLayers(existing.bytes, config).map((l): Candidate => (other ? { ...l, mountFrom: ref.repository, trusted: false } : { ...l, trusted: l.key !== undefined })));
       found.push(name);
     } catch (error) {
       logger.info(`cannot reuse the layers under ${name}: ${error instanceof Error ? error.message : String(error)}`);
@@ -149,23 +178,27 @@ async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownL
   };
   const reuse: Reuse = { byDiffID: new Map(), byKey: new Map() };
   const put = (layer: Candidate): void => {
-    // A layer the target repository has wins over one to be mounted.
     const held = reuse.byDiffID.get(layer.diffID);
-    if (!held || (held.mountFrom && !layer.mountFrom)) reuse.byDiffID.set(layer.diffID, layer);
+    if (!held || rank(layer) > rank(held)) reuse.byDiffID.set(layer.diffID, layer);
     const byKey = layer.key ? reuse.byKey.get(layer.key) : undefined;
-    if (layer.key && (!byKey || (byKey.mountFrom && !layer.mountFrom))) reuse.byKey.set(layer.key, layer);
+    if (layer.key && (!byKey || rank(layer) > rank(byKey))) reuse.byKey.set(layer.key, layer);
   };
   await Promise.all(
     candidates.map(async (layer) => {
+      const recalled = layer.trusted ? undefined : await recalledDiffID(layer.desc.digest)?.catch(() => undefined);
+      if (recalled !== undefined && recalled !== layer.diffID) return;
       if (await head(layer.desc.digest)) return put({ ...layer, mountFrom: undefined });
       if (layer.mountFrom && (await head(layer.desc.digest, layer.mountFrom))) put(layer);
     }),
   );
   if (reuse.byDiffID.size > 0) {
-    const mounts = [...reuse.byDiffID.values()].filter((l) => l.mountFrom).length;
+    const all = [...reuse.byDiffID.values()];
+    const mounts = all.filter((l) => l.mountFrom).length;
+    const claims = all.filter((l) => !l.trusted).length;
     logger.info(
       `${reuse.byDiffID.size} layer(s) of ${found.join(', ')} in the registry` +
         (mounts > 0 ? ` (${mounts} in other repositories, to be mounted)` : '') +
+        (claims > 0 ? `, ${claims} of them on another's word (each checked before use)` : '') +
         ': those in this image are neither made nor uploaded',
     );
   }
@@ -273,13 +306,15 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   });
   let bytesUploaded = 0;
   let bytesSkipped = 0;
+  let layersMade = 0;
 
   try {
     // 1. Plan before reading: which layers the registry already holds (here, or in other repositories).
     let reuse: Reuse = { byDiffID: new Map(), byKey: new Map() };
     if (client) {
       const refs = reuseRefs(client, tags, opts.reuseTags ?? []);
-      client.allowPull(refs.map((r) => r.repository));
+      const recorded = (opts.known ?? []).map((l) => fromRecord(client, l).mountFrom).filter((r): r is string => r !== undefined);
+      client.allowPull([...refs.map((r) => r.repository), ...recorded]);
       reuse = await planReuse(client, refs, opts.known ?? [], logger);
     }
 
@@ -287,19 +322,59 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
     //    cores, block by block) and upload them in the background while the reader moves on.
     const byDiffID = new Map<string, Promise<LayerReport>>();
     const byName = new Map<string, Promise<LayerReport>>();
+    /** A claim about a blob, checked: the layer's own diff id is the one claimed (hashed uncompressed when
+     *  only its key matched), and so is what the blob inflates to. */
+    const confirm = async (claim: Candidate, layer: LayerSource, open: () => Readable): Promise<boolean> => {
+      const where = claim.mountFrom ? ` of ${claim.mountFrom}` : '';
+      let own = layer.diffIDHint;
+      if (own === undefined) {
+        // A stream is read once: it is made, not hashed first.
+        if (!layer.seekable) return false;
+        const raw = open();
+        opened.add(raw);
+        try {
+          own = await layerDiffID(raw, run.signal);
+        } finally {
+          opened.delete(raw);
+        }
+      }
+      if (own !== claim.diffID) {
+        logger.info(`${layer.name} (${own}) is not the layer ${claim.desc.digest}${where} holds by its key (${claim.diffID}): making it`);
+        return false;
+      }
+      let holds: string;
+      try {
+        holds = await blobDiffID(client!, claim.desc, { ...(claim.mountFrom ? { repository: claim.mountFrom } : {}), signal: run.signal });
+      } catch (error) {
+        run.check();
+        logger.info(`cannot check blob ${claim.desc.digest}${where} (${error instanceof Error ? error.message : String(error)}): making ${layer.name}`);
+        return false;
+      }
+      if (holds !== claim.diffID) {
+        logger.warning(`blob ${claim.desc.digest}${where} is said to hold ${claim.diffID} but inflates to ${holds}: not used, making ${layer.name}`);
+        return false;
+      }
+      return true;
+    };
     const reading = input.readLayers(async (layer: LayerSource, open) => {
       run.check();
-      const known = (layer.key ? reuse.byKey.get(layer.key) : undefined) ?? (layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : undefined);
       const same = layer.diffIDHint ? byDiffID.get(layer.diffIDHint) : undefined;
       if (same) {
         byName.set(layer.name, same);
         return;
       }
+      let known: Candidate | undefined;
+      for (const claim of new Set([layer.key ? reuse.byKey.get(layer.key) : undefined, layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : undefined])) {
+        if (!claim || (!claim.trusted && !(await confirm(claim, layer, open)))) continue;
+        known = claim;
+        break;
+      }
+      run.check();
       if (known) {
         // Known from another repository: mounted, or (the registry will not) made and uploaded below.
         const mounted = known.mountFrom ? await client!.mountBlob(known.desc.digest, known.mountFrom, { signal: run.signal }) : false;
         if (!known.mountFrom || mounted) {
-          const report = Promise.resolve<LayerReport>({ ...known.desc, diffID: known.diffID, action: mounted ? 'mounted' : 'reused' });
+          const report = Promise.resolve<LayerReport>({ ...known.desc, diffID: known.diffID, action: mounted ? 'mounted' : 'reused', ...(known.trusted ? {} : { verified: true as const }) });
           bytesSkipped += known.desc.size;
           byDiffID.set(known.diffID, report);
           byName.set(layer.name, report);
@@ -327,6 +402,8 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
             compressed.reject(e);
             throw e;
           });
+          layersMade++;
+          rememberDiffID(made.digest, made.diffID);
           compressed.resolve(made);
           const desc = { mediaType: MediaTypes.ociLayerGzip, digest: made.digest, size: made.size };
           try {
@@ -418,6 +495,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       pushed: client !== undefined,
       bytesUploaded,
       bytesSkipped,
+      layersMade,
       seconds: (Date.now() - started) / 1000,
       input: input.description,
       ...(client ? { retries: client.retryStats() } : {}),

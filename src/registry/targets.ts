@@ -1,26 +1,56 @@
 // One image, several repositories (tags naming other registries or repositories, as docker/metadata-action
-// writes them): the image is made once and pushed to each repository in turn, by digest only; a repository
-// in a registry that an earlier one is in mounts the blobs from it instead of uploading them. Only when
-// every repository holds every blob, and all came out with one digest, is anything tagged, repository by
-// repository. With one repository this is exactly pushImage.
+// writes them): one image, one digest, in every repository. The image is made and pushed to the first
+// repository (by digest), each layer compressed at most once; every later repository gets exactly that
+// result's blobs and manifest bytes: a blob it holds is left, one an earlier repository of the same
+// registry holds is mounted from there, any other is copied from the first registry (its digest checked).
+// Only when every repository holds every blob is anything tagged, repository by repository. With one
+// repository this is exactly pushImage.
+import { Readable } from 'node:stream';
+import { limiter } from './limit.js';
+import { readLayerRecord, recordLayers } from '../nix/layer-record.js';
 import type { ImageInput } from '../image/types.js';
 import type { RegistryClient } from './client.js';
 import { findExisting, retag, type Existing } from './existing.js';
+import { ImageMismatchError } from '../image/input.js';
+import { MediaTypes, type Descriptor, type Logger } from './types.js';
 import type { KnownLayer } from './manifest.js';
-import { pushImage, tagAll, type PushOptions, type PushResult } from './push.js';
+import { pushImage, tagAll, type LayerReport, type PushOptions, type PushResult } from './push.js';
 import { tagsOf, type ReuseRef } from './reference.js';
-import type { Logger } from './types.js';
 
 export interface PushTarget {
   client: RegistryClient;
   /** Tags in this repository (none with push-by-digest). */
   tags: string[];
   reuse: ReuseRef[];
-  /** This repository's record of layers last pushed (the store cache's). */
+  /** This repository's record of layers last pushed (the store cache's): see knownFromRecord. */
   known: KnownLayer[];
 }
 
 export type CommonPushOptions = Pick<PushOptions, 'logger' | 'tmpDir' | 'annotations' | 'compressionLevel'> & { byDigest?: boolean };
+
+/** Blobs copied between registries at once. */
+const COPIES = 4;
+
+/** registry/repository: the key of a repository's layer record, and its name in messages. */
+export const recordKey = (t: Pick<PushTarget, 'client'>): string => `${t.client.registry}/${t.client.repository}`;
+
+/** The store cache's record of the layers last pushed to the target's repository (none without a store
+ *  cache), each bound to that repository: trusted by a push to it alone. */
+export async function knownFromRecord(dir: string | undefined, target: Pick<PushTarget, 'client'>): Promise<KnownLayer[]> {
+  if (!dir) return [];
+  const recordedFor = recordKey(target);
+  return (await readLayerRecord(dir, recordedFor)).map((l) => ({
+    diffID: l.diffID,
+    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
+    ...(l.key ? { key: l.key } : {}),
+    recordedFor,
+  }));
+}
+
+/** Adds the layers of a push (made, trusted, or checked by hashing) to the record of the target's repository. */
+export async function recordPushed(dir: string, target: Pick<PushTarget, 'client'>, result: PushResult): Promise<void> {
+  await recordLayers(dir, recordKey(target), result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}) })));
+}
 
 export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: CommonPushOptions): Promise<PushResult[]> {
   const [first] = targets;
@@ -29,43 +59,95 @@ export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: 
   if (targets.length === 1) {
     return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }
-  const results: PushResult[] = [];
-  for (const target of targets) {
-    // Blobs already put in an earlier repository of the same registry are mounted from it.
-    const mounts = targets
-      .slice(0, results.length)
-      .map((t, i) => ({ t, digest: results[i]!.digest }))
-      .filter(({ t }) => t.client.registry === target.client.registry)
-      .map(({ t, digest }) => ({ repository: t.client.repository, tag: digest }));
-    opts.logger.info(`pushing to ${target.client.registry}/${target.client.repository} (by digest; tags once every repository has the image)`);
-    results.push(
-      await pushImage({ ...common, input, client: target.client, tags: [], byDigest: true, reuseTags: [...target.reuse, ...mounts], known: target.known }),
-    );
-  }
-  const digests = [...new Set(results.map((r) => r.digest))];
-  if (digests.length > 1) {
-    const where = targets.map((t, i) => `${t.client.registry}/${t.client.repository}: ${results[i]!.digest}`).join('; ');
-    throw new Error(`the image came out with different digests in different repositories (a layer there was pushed by another tool): ${where}; nothing was tagged`);
+  opts.logger.info(`pushing to ${recordKey(first)} (by digest; tags once every repository has the image)`);
+  // Pushed by digest, the layers under its tags are still the first to look at.
+  const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known });
+  const results: PushResult[] = [made];
+  for (const [i, target] of targets.slice(1).entries()) {
+    opts.logger.info(`copying ${made.digest} to ${recordKey(target)} (by digest)`);
+    results.push(await copyImage(made, first.client, target.client, targets.slice(0, i + 1).map((t) => t.client), opts.logger));
   }
   if (!opts.byDigest) await tagEverywhere(targets, results);
   return results;
 }
 
-/** Tags each repository in turn; a failure says which repositories were tagged already. */
-async function tagEverywhere(targets: PushTarget[], results: { manifest: PushResult['manifest'] }[]): Promise<void> {
+/**
+ * Puts the image `made` (pushed by `source`) into the target's repository, blob for blob and byte for
+ * byte: a blob the target holds is left; one a repository of the same registry in `before` holds is
+ * mounted; any other is streamed from the source registry, its digest checked as it comes. Then the
+ * manifest, by digest.
+ */
+export async function copyImage(made: PushResult, source: RegistryClient, target: RegistryClient, before: RegistryClient[], logger: Logger): Promise<PushResult> {
+  const started = Date.now();
+  const mountFrom = [...new Set(before.filter((c) => c.registry === target.registry && c.repository !== target.repository).map((c) => c.repository))];
+  target.allowPull(mountFrom);
+  const slots = limiter(COPIES);
+  let bytesUploaded = 0;
+  let bytesSkipped = 0;
+  const place = (blob: Descriptor): Promise<LayerReport['action']> =>
+    slots(async () => {
+      if (await target.hasBlob(blob.digest)) {
+        bytesSkipped += blob.size;
+        return 'reused';
+      }
+      for (const from of mountFrom) {
+        if (await target.mountBlob(blob.digest, from)) {
+          bytesSkipped += blob.size;
+          return 'mounted';
+        }
+      }
+      await target.uploadBlob(blob, () => Readable.from(source.blobPieces(blob.digest, blob.size)));
+      bytesUploaded += blob.size;
+      logger.info(`copied ${blob.digest} (${blob.size} bytes) from ${source.registry}/${source.repository}`);
+      return 'uploaded';
+    });
+  // Distinct blobs once each (an image may hold one layer twice), the config with them.
+  const actions = new Map<string, Promise<LayerReport['action']>>();
+  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, place(blob));
+  const settled = await Promise.allSettled(actions.values());
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  const layers: LayerReport[] = [];
+  for (const l of made.layers) layers.push({ ...l, action: await actions.get(l.digest)! });
+  const digest = await target.putManifest(made.digest, made.manifest.bytes, made.manifest.mediaType);
+  if (digest !== made.digest) throw new ImageMismatchError(`${target.registry}/${target.repository} stored the manifest ${made.digest} as ${digest}`);
+  return {
+    digest: made.digest,
+    manifest: made.manifest,
+    config: made.config,
+    layers,
+    pushed: true,
+    bytesUploaded,
+    bytesSkipped,
+    layersMade: 0,
+    seconds: (Date.now() - started) / 1000,
+    input: `${made.input}, as pushed to ${source.registry}/${source.repository}`,
+    retries: target.retryStats(),
+  };
+}
+
+/** Runs `step` for each target in turn; a failure names the repositories (and tags) done before it. */
+async function inTurn<T>(targets: PushTarget[], step: (target: PushTarget, i: number) => Promise<T>): Promise<T[]> {
+  const done: T[] = [];
   for (const [i, target] of targets.entries()) {
     try {
-      await tagAll(target.client, target.tags, results[i]!.manifest);
+      done.push(await step(target, i));
     } catch (error) {
-      if (error instanceof Error && i > 0) {
-        error.message += ` (repositories tagged already: ${targets
-          .slice(0, i)
-          .map((t) => `${t.client.registry}/${t.client.repository}`)
-          .join(', ')})`;
+      if (error instanceof Error && targets.length > 1) {
+        const moved = targets.slice(0, i).map((t) => `${recordKey(t)} (${t.tags.length ? t.tags.join(', ') : 'no tag'})`);
+        error.message +=
+          ` (repositories tagged already: ${moved.length ? moved.join('; ') : 'none'};` +
+          ` not tagged: ${targets.slice(i).map((t) => recordKey(t)).join(', ')})`;
       }
       throw error;
     }
   }
+  return done;
+}
+
+/** Tags each repository in turn; a failure says which repositories were tagged already. */
+async function tagEverywhere(targets: PushTarget[], results: { manifest: PushResult['manifest'] }[]): Promise<void> {
+  await inTurn(targets, (target, i) => tagAll(target.client, target.tags, results[i]!.manifest));
 }
 
 export interface FoundEverywhere {
@@ -86,9 +168,7 @@ export async function findEverywhere(targets: PushTarget[], wanted: Record<strin
   return { existing: found, reason };
 }
 
-/** Puts the existing image under each repository's tags. */
+/** Puts the existing image under each repository's tags; a failure says which repositories were tagged already. */
 export async function retagEverywhere(targets: PushTarget[], existing: Existing[], started: number): Promise<PushResult[]> {
-  const results: PushResult[] = [];
-  for (const [i, target] of targets.entries()) results.push({ ...(await retag(target.client, target.tags, existing[i]!, started)), retries: target.client.retryStats() });
-  return results;
+  return inTurn(targets, async (target, i) => ({ ...(await retag(target.client, target.tags, existing[i]!, started)), retries: target.client.retryStats() }));
 }

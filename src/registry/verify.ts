@@ -1,0 +1,63 @@
+// What a blob holds, as facts: a gzip layer blob's digest fixes its bytes, and so the diff id it inflates
+// to. A diff id another repository's config, a manifest another tool pushed or a record from elsewhere
+// claims for a blob is only a claim; the blob is downloaded, inflated and hashed before it goes into an
+// image, and what it gave is kept for the rest of the process (it holds in every repository and registry).
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import type { ReadOptions, RegistryClient } from './client.js';
+
+/** Blob digest → the diff id its content inflates to, for blobs hashed (or made) in this process. */
+const inflated = new Map<string, Promise<string>>();
+
+/** The diff id of a gzip layer blob, downloaded from the client's registry (opts.repository: another
+ *  repository of it), inflated and hashed; once per blob per process. Rejects when the blob cannot be
+ *  read or is not gzip. */
+export function blobDiffID(client: RegistryClient, blob: { digest: string; size: number }, opts: ReadOptions = {}): Promise<string> {
+  let known = inflated.get(blob.digest);
+  if (!known) {
+    known = hashInflated(client, blob, opts);
+    inflated.set(blob.digest, known);
+    known.catch(() => {
+      if (inflated.get(blob.digest) === known) inflated.delete(blob.digest);
+    });
+  }
+  return known;
+}
+
+/** What a blob is known to inflate to in this process, without reading it. */
+export function recalledDiffID(digest: string): Promise<string> | undefined {
+  return inflated.get(digest);
+}
+
+/** A layer this process compressed: its blob's diff id is known. */
+export function rememberDiffID(digest: string, diffID: string): void {
+  inflated.set(digest, Promise.resolve(diffID));
+}
+
+async function hashInflated(client: RegistryClient, blob: { digest: string; size: number }, opts: ReadOptions): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(
+    Readable.from(client.blobPieces(blob.digest, blob.size, opts)),
+    createGunzip(),
+    async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) hash.update(chunk);
+    },
+    opts.signal ? { signal: opts.signal } : {},
+  );
+  return `sha256:${hash.digest('hex')}`;
+}
+
+/** The diff id of an uncompressed layer: the sha256 of its bytes. */
+export async function layerDiffID(raw: Readable, signal?: AbortSignal): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(
+    raw,
+    async (source: AsyncIterable<Buffer>) => {
+      for await (const chunk of source) hash.update(chunk);
+    },
+    signal ? { signal } : {},
+  );
+  return `sha256:${hash.digest('hex')}`;
+}
