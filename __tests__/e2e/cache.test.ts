@@ -57,7 +57,7 @@ describe('the store cache', () => {
     expect(await builds(flake), first.log).toEqual(['base', 'app']);
     const saved = server.entries.filter((e) => e.committed);
     expect(saved).toHaveLength(1);
-    expect(saved[0]!.key).toMatch(/^nix-image-linux-x64-docker-[0-9a-f]{16}-[0-9a-f]{16}$/);
+    expect(saved[0]!.key).toMatch(/^nix-image-linux-x64-docker-[0-9a-f]{8}-[0-9a-f]{16}-[0-9a-f]{16}$/);
     expect(first.summary).toMatch(/Store cache saved <code>nix-image-linux-x64-docker-/);
 
     await forgetOutputs(flake, ['docker', 'app', 'base']);

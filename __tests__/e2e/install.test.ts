@@ -1,16 +1,17 @@
 // Installing Nix: the bundled action on a PATH without Nix downloads a release-shaped tarball from a
 // loopback server with @actions/tool-cache, checks its SHA-256, runs its installer with the official
 // flags, and builds with the Nix it installed; an existing Nix is used as it is. A tarball from anywhere
-// but the official release server needs nix-sha256.
+// but the official release server needs nix-sha256; the tool cache keeps a tarball under its hash, and
+// downloads go through the runner's proxy. The user's own nix.conf settings survive an install.
 import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction } from '../support/action.js';
 import { makeFixtureFlake, type FixtureFlake } from '../support/flakes.js';
-import { makeNixRelease, nixTestEnv, pathWithoutNix, serveDirectory, type FileServer, type NixRelease } from '../support/nix.js';
+import { makeNixRelease, nixTestEnv, pathWithoutNix, serveDirectory, startCountingProxy, type FileServer, type NixRelease } from '../support/nix.js';
 
 let release: NixRelease;
 let server: FileServer;
@@ -27,7 +28,7 @@ afterAll(async () => server?.stop());
 
 const tarballName = () => `/nix-${release.version}-${release.system}.tar.xz`;
 
-async function runWith(inputs: Record<string, string>, env: Record<string, string> = {}, home?: string) {
+async function runWith(inputs: Record<string, string>, env: Record<string, string | undefined> = {}, home?: string) {
   home ??= await mkdtemp(join(tmpdir(), 'nia-home-'));
   const run = await runAction({
     runtime: 'node24',
@@ -41,7 +42,7 @@ async function runWith(inputs: Record<string, string>, env: Record<string, strin
       'nix-sha256': release.sha256,
       ...inputs,
     },
-    env: nixTestEnv({ PATH: noNix, HOME: home, ...env }),
+    env: { ...nixTestEnv({ PATH: noNix, HOME: home }), ...env },
   });
   return { run, home };
 }
@@ -59,15 +60,15 @@ describe('install-nix', () => {
     const record = await readFile(join(home, 'installer-record'), 'utf8');
     // No systemd here: the single-user install.
     expect(record).toMatch(/^args: --no-daemon --no-channel-add --nix-extra-conf-file \S+nix-image-action\.nix\.conf$/m);
-    expect(record).toContain('experimental-features = nix-command flakes');
+    expect(record).toContain('extra-experimental-features = nix-command flakes');
     expect(record).toContain('max-jobs = auto');
-    expect(record).toMatch(/trusted-users = root \S+/);
+    expect(record).toMatch(/^extra-trusted-users = \S+$/m);
     // The token reaches Nix through NIX_CONFIG only: never in a nix.conf, nor in the file the installer gets.
     expect(record).not.toContain('access-tokens');
     expect(record).not.toContain('ghs_testtoken');
     // The single-user installer writes no nix.conf: the action puts the settings where Nix reads them.
     const conf = await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8');
-    expect(conf).toContain('experimental-features = nix-command flakes');
+    expect(conf).toContain('extra-experimental-features = nix-command flakes');
     expect(conf).not.toContain('access-tokens');
     expect(run.rawLog).not.toMatch(/access-tokens = github\.com=ghs_/);
     // The conf file, the download and the unpacked tarball are gone from RUNNER_TEMP.
@@ -87,15 +88,47 @@ describe('install-nix', () => {
     expect(second.run.main.stdout).toContain('found in the tool cache');
   });
 
-  it('installing again in the same HOME adds no second copy of the settings to nix.conf', async () => {
+  it("installing again in the same HOME keeps the user's settings and adds no second copy of the action's", async () => {
     const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+    await mkdir(join(home, '.config', 'nix'), { recursive: true });
+    await writeFile(join(home, '.config', 'nix', 'nix.conf'), 'trusted-users = root alice\nmax-jobs = 0\n');
     for (let i = 0; i < 2; i++) {
       const { run } = await runWith({ 'install-nix': 'true' }, {}, home);
       expect(run.main.code, run.log).toBe(0);
     }
     const conf = await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8');
-    expect(conf.split('\n').filter((l) => l === 'experimental-features = nix-command flakes')).toHaveLength(1);
-    expect(conf.split('\n').filter((l) => l.startsWith('trusted-users = '))).toHaveLength(1);
+    expect(conf).toMatch(/^trusted-users = root alice\nmax-jobs = 0\nextra-experimental-features = nix-command flakes\nextra-trusted-users = \S+\n$/);
+  });
+
+  it('a tool-cache entry serves only the hash it was verified against: a wrong nix-sha256 is refused on a hit', async () => {
+    const toolCache = await mkdtemp(join(tmpdir(), 'nia-toolcache-'));
+    const first = await runWith({ 'install-nix': 'true' }, { RUNNER_TOOL_CACHE: toolCache });
+    expect(first.run.main.code, first.run.log).toBe(0);
+    const before = server.requests.length;
+    const { run, home } = await runWith({ 'install-nix': 'true', 'nix-sha256': 'cd'.repeat(32) }, { RUNNER_TOOL_CACHE: toolCache });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toEqual([
+      `the Nix tarball ${server.url}${tarballName()} has SHA-256 ${release.sha256}, expected ${'cd'.repeat(32)}: not installing it`,
+    ]);
+    expect(server.requests.slice(before)).toEqual([tarballName()]);
+    expect(existsSync(join(home, 'installer-record'))).toBe(false);
+  });
+
+  it("downloads the tarball through the runner's proxy", async () => {
+    const proxy = await startCountingProxy({ 'nix-mirror.test:80': Number(new URL(server.url).port) });
+    try {
+      const before = server.requests.length;
+      const { run } = await runWith(
+        { 'install-nix': 'true', 'nix-install-url': `http://nix-mirror.test${tarballName()}` },
+        { http_proxy: proxy.url, HTTP_PROXY: proxy.url, no_proxy: undefined, NO_PROXY: undefined },
+      );
+      expect(run.main.code, run.log).toBe(0);
+      expect(proxy.requests).toEqual(['CONNECT nix-mirror.test:80']);
+      expect(server.requests.slice(before)).toEqual([tarballName()]);
+      expect(JSON.parse(run.outputs.metadata!)['nix-version']).toBe(release.version);
+    } finally {
+      await proxy.stop();
+    }
   });
 
   it('refuses a nix-install-url other than the official one without nix-sha256, downloading nothing', async () => {

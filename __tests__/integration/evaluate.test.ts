@@ -1,6 +1,8 @@
 // Evaluating the image's derivation without building (the registry standing in for the build): real Nix
 // on flakes that can, and cannot, be evaluated that way.
+import { execFile } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -37,5 +39,30 @@ describe('evaluateDerivation', () => {
   it('refuses an impure evaluation', async () => {
     const f = await flake(`{ docker = ${drv('impure-image', 'echo hi > $out')}; }`);
     expect(await evaluateDerivation({ nix: 'nix', installable: `${f}#docker`, buildArgs: ['--impure'], env })).toEqual({ reason: 'build-args has --impure: the derivation does not fix the image' });
+  });
+
+  // Only import from derivation takes the build path: any other error is the flake's, reported once.
+  it('fails once, with Nix\'s message, on a syntax error and on a missing attribute', async () => {
+    const broken = await flake('{ docker = ; }');
+    await expect(evaluateDerivation({ nix: 'nix', installable: `${broken}#docker`, buildArgs: [], env })).rejects.toThrow(
+      new RegExp(`^nix could not evaluate ${broken}#docker: error: syntax error, unexpected ';' at /nix/store/[0-9a-z]{32}-source/flake.nix:1:\\d+:$`),
+    );
+    const f = await flake(`{ docker = ${drv('plain-image', 'echo hi > $out')}; }`);
+    await expect(evaluateDerivation({ nix: 'nix', installable: `${f}#nope`, buildArgs: [], env })).rejects.toThrow(/^nix could not evaluate .*#nope: error: flake '.*' does not provide attribute .*'nope'$/);
+  });
+
+  it('hints at git add for a file git does not track in a git flake', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-flake-git-'));
+    const git = (...args: string[]) => promisify(execFile)('git', ['-C', dir, '-c', 'user.name=t', '-c', 'user.email=t@t', ...args]);
+    await git('init', '-q');
+    await writeFile(join(dir, 'flake.nix'), '{ outputs = { self }: { docker = import ./image.nix; }; }\n');
+    await git('add', 'flake.nix');
+    await git('commit', '-qm', 'flake');
+    await writeFile(join(dir, 'image.nix'), `${drv('untracked-image', 'echo hi > $out')}\n`);
+    const error = await evaluateDerivation({ nix: 'nix', installable: `${dir}#docker`, buildArgs: [], env }).then(() => undefined, (e: Error) => e);
+    expect(error?.message).toMatch(/^nix could not evaluate .*#docker: error: .*image\.nix.* \(image\.nix is not tracked by git; git add it: flakes only see tracked files\)$/);
+    // Tracked, it evaluates.
+    await git('add', 'image.nix');
+    expect(await evaluateDerivation({ nix: 'nix', installable: `${dir}#docker`, buildArgs: [], env })).toMatchObject({ drvPath: expect.stringMatching(/-untracked-image\.drv$/) });
   });
 });

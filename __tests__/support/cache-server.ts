@@ -236,3 +236,18 @@ export async function startCacheServer(): Promise<CacheServer> {
   };
   return api;
 }
+
+/**
+ * For tests that call restoreStoreCache/saveStoreCache in their own process: the cache-call child those
+ * start is `post.js` beside the running entry (process.argv[1]). This bundles one from src (just
+ * runCacheCall, so it does not depend on dist/) into a temporary directory and points argv[1] there.
+ */
+export async function useCacheCallChild(): Promise<void> {
+  const { build } = await import('esbuild');
+  const { repoRoot } = await import('./action.js');
+  const dir = await mkdtemp(join(tmpdir(), 'nia-cache-child-'));
+  const entry = join(dir, 'entry.ts');
+  await writeFile(entry, `import { runCacheCall } from ${JSON.stringify(join(repoRoot, 'src', 'nix', 'cache-call.ts'))};\nvoid runCacheCall();\n`);
+  await build({ entryPoints: [entry], bundle: true, platform: 'node', format: 'esm', target: 'node20', outfile: join(dir, 'post.js'), logLevel: 'silent', banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" } });
+  process.argv[1] = join(dir, 'index.js');
+}

@@ -4,8 +4,8 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer, request as httpRequest, type Server } from 'node:http';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -112,5 +112,61 @@ export async function serveDirectory(dir: string): Promise<FileServer> {
     url: `http://127.0.0.1:${port}`,
     requests,
     stop: () => new Promise<void>((r) => server.close(() => r())),
+  };
+}
+
+export interface CountingProxy {
+  /** http://127.0.0.1:port, for HTTP_PROXY / HTTPS_PROXY. */
+  url: string;
+  /** What went through it: "CONNECT host:port" or "GET http://host/path". */
+  requests: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A forward HTTP proxy (CONNECT tunnels and absolute-form requests) that records each request and sends
+ * the hosts named in `routes` ("name:port" → local port) to loopback, so a test can use a non-loopback
+ * host name (which proxy-aware clients do not bypass) for a local server.
+ */
+export async function startCountingProxy(routes: Record<string, number> = {}): Promise<CountingProxy> {
+  const requests: string[] = [];
+  const tunnels = new Set<Socket>();
+  const target = (host: string, port: number) => routes[`${host}:${port}`] !== undefined ? { host: '127.0.0.1', port: routes[`${host}:${port}`]! } : { host, port };
+  const server: Server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    const url = new URL(req.url ?? '/');
+    const to = target(url.hostname, Number(url.port || 80));
+    const upstream = httpRequest({ host: to.host, port: to.port, method: req.method, path: url.pathname + url.search, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  server.on('connect', (req, client: Socket, head: Buffer) => {
+    requests.push(`CONNECT ${req.url}`);
+    tunnels.add(client);
+    const [host, port] = (req.url ?? '').split(':');
+    const to = target(host ?? '', Number(port));
+    const upstream = connect(to.port, to.host, () => {
+      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      upstream.write(head);
+      upstream.pipe(client);
+      client.pipe(upstream);
+    });
+    upstream.on('error', () => client.end('HTTP/1.1 502 Bad Gateway\r\n\r\n'));
+    client.on('error', () => upstream.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    stop: () =>
+      new Promise<void>((r) => {
+        for (const s of tunnels) s.destroy();
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }

@@ -7,46 +7,66 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheKeys, cacheProblem, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
+import { cacheKeys, cacheProblem, flakeIdentity, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
 import { cacheCall, phaseOf, type CacheCallRequest } from '../../src/nix/cache-call.js';
-import { narinfo, nixBase32 } from '../../src/nix/binary-cache.js';
-import { parsePathInfo } from '../../src/nix/store.js';
+import { narinfo } from '../../src/nix/binary-cache.js';
+import { fingerprint, keyProblem, parseSecretKey } from '../../src/nix/signing.js';
+import { nixBase32, normaliseNarHash, parsePathInfo, pathInfoArgs } from '../../src/nix/store.js';
+import { nixTestEnv } from '../support/nix.js';
 
 const sha = (s: string) => createHash('sha256').update(s).digest();
 
 describe('keys', () => {
-  it('restore by the flake.lock prefix, then the attr, then the system; cache-key replaces the prefix', async () => {
+  it('name the flake (dir included, a local one relative to the workspace) and its locked inputs', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nia-lock-'));
-    await writeFile(join(dir, 'flake.lock'), '{"nodes":{}}');
-    const lock = createHash('sha256').update('{"nodes":{}}').digest('hex').slice(0, 16);
-    expect(lockHash(`path:${dir}`)).toBe(lock);
-    expect(lockHash(dir)).toBe(lock);
-    expect(cacheKeys({ attr: 'docker', flake: dir, platform: 'linux', arch: 'x64' })).toEqual({
-      keyBase: `nix-image-linux-x64-docker-${lock}-`,
-      restoreKeys: [`nix-image-linux-x64-docker-${lock}-`, 'nix-image-linux-x64-docker-', 'nix-image-linux-x64-'],
-    });
-    expect(cacheKeys({ keyPrefix: 'my key,v1', attr: 'docker', flake: dir })).toEqual({ keyBase: 'my_key_v1-', restoreKeys: ['my_key_v1-'] });
-    // A remote flake has no lock here: its reference names its inputs.
-    expect(lockHash('github:owner/repo')).not.toBe(lockHash('github:owner/other'));
+    await writeFile(join(dir, 'flake.nix'), '{ outputs = { self }: { }; }');
+    await writeFile(join(dir, 'flake.lock'), '{"nodes":{"root":{}},"root":"root","version":7}');
+    const env = { ...process.env, ...nixTestEnv() };
+    // The lock as Nix resolves it: the same whether or not flake.lock was written yet.
+    const lock = await lockHash('nix', `path:${dir}`, env);
+    expect(lock).toMatch(/^[0-9a-f]{16}$/);
+    const unlocked = await mkdtemp(join(tmpdir(), 'nia-lock-'));
+    await writeFile(join(unlocked, 'flake.nix'), '{ outputs = { self }: { }; }');
+    expect(await lockHash('nix', `path:${unlocked}`, env)).toBe(lock);
+
+    expect(flakeIdentity('./services/api', '/ws')).toBe('local:services/api');
+    expect(flakeIdentity('.?dir=services/api', '/ws')).toBe('local:services/api');
+    expect(flakeIdentity('path:/ws/services/worker', '/ws')).toBe('local:services/worker');
+    expect(flakeIdentity('.', '/ws')).toBe('local:.');
+    expect(flakeIdentity('github:o/r?dir=services/api', '/ws')).toBe('remote:github:o/r?dir=services%2Fapi');
+    expect(flakeIdentity('github:o/r', '/ws')).not.toBe(flakeIdentity('github:o/r?dir=x', '/ws'));
+
+    const api = cacheKeys({ attr: 'docker', flakeId: 'local:services/api', lock, platform: 'linux', arch: 'x64' });
+    const worker = cacheKeys({ attr: 'docker', flakeId: 'local:services/worker', lock, platform: 'linux', arch: 'x64' });
+    expect(api.keyBase).toMatch(new RegExp(`^nix-image-linux-x64-docker-[0-9a-f]{8}-${lock}-$`));
+    expect(api.keyBase).not.toBe(worker.keyBase);
+    expect(api.restoreKeys).toEqual([api.keyBase, api.keyBase.slice(0, -17), 'nix-image-linux-x64-docker-', 'nix-image-linux-x64-']);
+    expect(cacheKeys({ keyPrefix: 'my key,v1', attr: 'docker', flakeId: 'x', lock })).toEqual({ keyBase: 'my_key_v1-', restoreKeys: ['my_key_v1-'] });
     expect(localFlakeDir('github:owner/repo')).toBeUndefined();
     expect(localFlakeDir('.', '/work')).toBe('/work');
     expect(localFlakeDir('./sub?dir=x', '/work')).toBe('/work/sub');
   });
 
   it('names a path set independently of its order', () => {
-    const info = (path: string) => ({ path, narSize: 1, references: [], signatures: [] });
+    const info = (path: string) => ({ path, narHash: '', narSize: 1, references: [], signatures: [], ultimate: true });
     const a = pathSetKey('k-', [info('/nix/store/a'), info('/nix/store/b')]);
     expect(a).toMatch(/^k-[0-9a-f]{16}$/);
     expect(pathSetKey('k-', [info('/nix/store/b'), info('/nix/store/a')])).toBe(a);
     expect(pathSetKey('k-', [info('/nix/store/a')])).not.toBe(a);
+    // The same paths signed are another set: a key set later saves its signatures.
+    expect(pathSetKey('k-', [info('/nix/store/a'), info('/nix/store/b')], 'k-1')).not.toBe(a);
   });
 });
 
 describe('substituter', () => {
-  it('is trusted, and consulted after cache.nixos.org (40) and every other configured substituter', () => {
+  it('is trusted without a key, and consulted after cache.nixos.org (40) and every other configured substituter', () => {
     expect(substituterLine('/home/runner/.cache/nix-image-action/binary-cache')).toBe(
       'extra-substituters = file:///home/runner/.cache/nix-image-action/binary-cache?trusted=1&priority=1000',
     );
+  });
+
+  it('with keys, is not trusted: a path needs a signature by one of them', () => {
+    expect(substituterLine('/c', ['k-1:AAAA', 'k-2:BBBB'])).toBe('extra-substituters = file:///c?priority=1000\nextra-trusted-public-keys = k-1:AAAA k-2:BBBB');
   });
 });
 
@@ -68,31 +88,57 @@ describe('binary cache format', () => {
     expect(nixBase32(sha('hello'))).toBe('094qif9n4cq4fdg459qzbhg1c6wywawwaaivx0k0x8xhbyx4vwic');
   });
 
-  it('writes narinfo with basenames for references and deriver', () => {
-    const text = narinfo(
-      { path: '/nix/store/yx3hfvay2gc7i0fai747ylmpcaglpgvb-top', narSize: 176, references: ['/nix/store/ighbr97y6l1gw8lzybm6pzy0winwqbm7-dep'], deriver: '/nix/store/7zx337yakl8qlqyc8zd9dz51n3lzw12v-top.drv', signatures: [] },
-      sha(''),
-      176,
+  it('writes narinfo with basenames for references and deriver, signed when there is a key', () => {
+    const info = {
+      path: '/nix/store/yx3hfvay2gc7i0fai747ylmpcaglpgvb-top',
+      narHash: `sha256:${nixBase32(sha(''))}`,
+      narSize: 176,
+      references: ['/nix/store/ighbr97y6l1gw8lzybm6pzy0winwqbm7-dep'],
+      deriver: '/nix/store/7zx337yakl8qlqyc8zd9dz51n3lzw12v-top.drv',
+      signatures: [],
+      ultimate: true,
+    };
+    const unsigned = [
+      'StorePath: /nix/store/yx3hfvay2gc7i0fai747ylmpcaglpgvb-top',
+      'URL: nar/yx3hfvay2gc7i0fai747ylmpcaglpgvb.nar',
+      'Compression: none',
+      'NarHash: sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73',
+      'NarSize: 176',
+      'References: ighbr97y6l1gw8lzybm6pzy0winwqbm7-dep',
+      'Deriver: 7zx337yakl8qlqyc8zd9dz51n3lzw12v-top.drv',
+    ];
+    expect(narinfo(info)).toBe([...unsigned, ''].join('\n'));
+    // Ed25519 from the 32-byte seed 0…0 (its public key is the last 32 bytes of the secret key).
+    const seed = Buffer.alloc(32);
+    const pub = Buffer.from('O2onvM62pC1io6jQKm8Nc2UyFXcd4kOmOsBIoYtZ2ik=', 'base64');
+    const key = parseSecretKey(`k-1:${Buffer.concat([seed, pub]).toString('base64')}`);
+    expect(key.publicKey).toBe(`k-1:${pub.toString('base64')}`);
+    const signed = narinfo(info, key).split('\n');
+    expect(signed.slice(0, -2)).toEqual(unsigned);
+    expect(signed.at(-2)).toMatch(/^Sig: k-1:[A-Za-z0-9+/]{86}==$/);
+    expect(fingerprint(info.path, info.narHash, 176, info.references)).toBe(
+      '1;/nix/store/yx3hfvay2gc7i0fai747ylmpcaglpgvb-top;sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73;176;/nix/store/ighbr97y6l1gw8lzybm6pzy0winwqbm7-dep',
     );
-    expect(text).toBe(
-      [
-        'StorePath: /nix/store/yx3hfvay2gc7i0fai747ylmpcaglpgvb-top',
-        'URL: nar/yx3hfvay2gc7i0fai747ylmpcaglpgvb.nar',
-        'Compression: none',
-        'NarHash: sha256:0mdqa9w1p6cmli6976v4wi0sw9r4p5prkj7lzfd1877wk11c9c73',
-        'NarSize: 176',
-        'References: ighbr97y6l1gw8lzybm6pzy0winwqbm7-dep',
-        'Deriver: 7zx337yakl8qlqyc8zd9dz51n3lzw12v-top.drv',
-        '',
-      ].join('\n'),
-    );
+    expect(keyProblem('k-1:AAAA', 64)).toBe('expected a key of 64 bytes after "k-1:", got 3');
+    expect(keyProblem('no colon', 64)).toMatch(/^expected <name>:<base64>/);
   });
 
-  it('reads nix path-info --json in the shape of Nix 2.8 (a list) and of 2.19+ (keyed by path)', () => {
-    const old = JSON.stringify([{ path: '/nix/store/a-x', narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'] }]);
-    const current = JSON.stringify({ '/nix/store/a-x': { narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv' }, '/nix/store/missing': null });
-    expect(parsePathInfo(old)).toEqual([{ path: '/nix/store/a-x', narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'] }]);
-    expect(parsePathInfo(current)).toEqual([{ path: '/nix/store/a-x', narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv' }]);
+  it('reads nix path-info --json in the shape of Nix 2.8 (a list) and of 2.19+ (keyed by path), hashes in every form', () => {
+    const hash = `sha256:${nixBase32(sha(''))}`;
+    const old = JSON.stringify([{ path: '/nix/store/a-x', narHash: `sha256-${sha('').toString('base64')}`, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'] }]);
+    const current = JSON.stringify({ '/nix/store/a-x': { narHash: `sha256:${sha('').toString('hex')}`, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv', ultimate: true }, '/nix/store/missing': null });
+    expect(parsePathInfo(old)).toEqual([{ path: '/nix/store/a-x', narHash: hash, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], ultimate: false }]);
+    expect(parsePathInfo(current)).toEqual([{ path: '/nix/store/a-x', narHash: hash, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv', ultimate: true }]);
+    expect(normaliseNarHash(hash)).toBe(hash);
+    expect(normaliseNarHash('md5:abc')).toBeUndefined();
+  });
+
+  it('asks for --json-format 1 from Nix 2.33 on, and not before (2.8 to 2.32 do not know it)', () => {
+    expect(pathInfoArgs('2.8.0')).toEqual(['path-info', '--json']);
+    expect(pathInfoArgs('2.32.4')).toEqual(['path-info', '--json']);
+    expect(pathInfoArgs('2.33.0')).toEqual(['path-info', '--json', '--json-format', '1']);
+    expect(pathInfoArgs('2.35.3')).toEqual(['path-info', '--json', '--json-format', '1']);
+    expect(pathInfoArgs(undefined)).toEqual(['path-info', '--json']);
   });
 });
 

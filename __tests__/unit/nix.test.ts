@@ -1,8 +1,12 @@
-// Pure pieces of the Nix side: build-args splitting, build failure lines, runner systems, settings.
-import { describe, expect, it } from 'vitest';
+// Pieces of the Nix side: build-args splitting, build failure lines, runner systems, settings, the
+// version check, and where the tarball's checksum comes from.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFailure, ignoredSubstituters, splitArgs } from '../../src/nix/build.js';
-import { appendMissingLines, nixConfigEnv, nixSettings, releaseUrl, runnerSystem } from '../../src/nix/install.js';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { appendMissingLines, expectedSha256, nixConfig, nixSettings, publishedSha256, releaseUrl, runnerSystem } from '../../src/nix/install.js';
+import { knownSha256, knownVersions } from '../../src/nix/known-hashes.js';
+import { atLeast, checkVersion, DEFAULT_NIX_VERSION, OLDEST_NIX } from '../../src/nix/version.js';
+import { makeNixRelease, serveDirectory, startCountingProxy, type CountingProxy, type FileServer, type NixRelease } from '../support/nix.js';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -73,29 +77,118 @@ describe('install settings', () => {
     expect(releaseUrl('2.31.2', 'x86_64-linux')).toBe('https://releases.nixos.org/nix/nix-2.31.2/nix-2.31.2-x86_64-linux.tar.xz');
   });
 
-  it('puts our settings first, the environment next and extra-nix-conf last, so later lines win', () => {
-    expect(nixConfigEnv({ githubToken: 'tok', extraNixConf: 'max-jobs = 1' }, 'substituters =')).toBe(
-      ['experimental-features = nix-command flakes', 'max-jobs = auto', 'access-tokens = github.com=tok', 'substituters =', 'max-jobs = 1'].join('\n'),
+  it("adds to the environment's settings with extra- forms, extra-nix-conf after it, and no secret in NIX_CONFIG", () => {
+    const config = nixConfig(
+      { githubToken: 'ghs_tok', extraNixConf: 'max-jobs = 1\naccess-tokens = gitlab.com=PAT:glpat-x\nextra-substituters = https://c.example' },
+      'substituters =',
     );
-    expect(nixSettings({ trustedUser: 'runner' })).toContain('trusted-users = root runner');
+    expect(config.env).toBe(['substituters =', 'max-jobs = 1', 'extra-substituters = https://c.example', 'extra-experimental-features = nix-command flakes'].join('\n'));
+    expect(config.secret).toBe('access-tokens = gitlab.com=PAT:glpat-x\nextra-access-tokens = github.com=ghs_tok\n');
+    expect(config.withheld).toBe(false);
+    // No max-jobs, no plain experimental-features or access-tokens: nothing of the user's is replaced.
+    expect(nixConfig({}).env).toBe('extra-experimental-features = nix-command flakes');
+    expect(nixConfig({}).secret).toBe('');
+  });
+
+  it('gives Nix no secret at all when evaluation is impure', () => {
+    const config = nixConfig({ githubToken: 'ghs_tok', extraNixConf: 'access-tokens = gitlab.com=glpat-x\nmax-jobs = 1', impure: true });
+    expect(config).toEqual({ env: 'max-jobs = 1\nextra-experimental-features = nix-command flakes', secret: '', withheld: true });
+    expect(nixConfig({ extraNixConf: 'max-jobs = 1', impure: true }).withheld).toBe(false);
   });
 
   it('writes nothing secret to disk: the nix.conf lines of a fresh install carry no token', () => {
     expect(nixSettings({ trustedUser: 'runner' })).toBe(
-      ['experimental-features = nix-command flakes', 'max-jobs = auto', 'trusted-users = root runner', ''].join('\n'),
+      ['extra-experimental-features = nix-command flakes', 'max-jobs = auto', 'extra-trusted-users = runner', ''].join('\n'),
     );
   });
 
-  it('appends only the lines nix.conf lacks, so a second run adds nothing', async () => {
+  it("appends only the lines nix.conf lacks, never a setting the user's nix.conf sets, so a second run adds nothing", async () => {
     const file = join(await mkdtemp(join(tmpdir(), 'nia-conf-')), 'nix.conf');
-    await writeFile(file, 'substituters = https://c.example\nmax-jobs = auto');
+    await writeFile(file, 'substituters = https://c.example\nmax-jobs = 0\ntrusted-users = root alice');
     expect(await appendMissingLines(file, nixSettings({ trustedUser: 'runner' }))).toEqual([
-      'experimental-features = nix-command flakes',
-      'trusted-users = root runner',
+      'extra-experimental-features = nix-command flakes',
+      'extra-trusted-users = runner',
     ]);
     expect(await appendMissingLines(file, nixSettings({ trustedUser: 'runner' }))).toEqual([]);
     expect(await readFile(file, 'utf8')).toBe(
-      'substituters = https://c.example\nmax-jobs = auto\nexperimental-features = nix-command flakes\ntrusted-users = root runner\n',
+      'substituters = https://c.example\nmax-jobs = 0\ntrusted-users = root alice\nextra-experimental-features = nix-command flakes\nextra-trusted-users = runner\n',
     );
+  });
+});
+
+describe('the Nix version', () => {
+  const at = { nix: '/usr/bin/nix', installed: false };
+  it('compares versions numerically, pre-release suffixes aside', () => {
+    expect(atLeast('2.8.0', OLDEST_NIX)).toBe(true);
+    expect(atLeast('2.10', '2.9.1')).toBe(true);
+    expect(atLeast('2.18.0pre20230101_abc', '2.18')).toBe(true);
+    expect(atLeast('2.3.16', OLDEST_NIX)).toBe(false);
+  });
+  it('says nothing when the Nix used is the one asked for', () => {
+    expect(checkVersion({ ...at, used: '2.8.0', asked: '2.8.0' })).toBeUndefined();
+  });
+  it('a notice when only the default was asked for, a warning when the job asked for another version', () => {
+    expect(checkVersion({ ...at, used: '2.8.0', asked: DEFAULT_NIX_VERSION })).toEqual({
+      level: 'notice',
+      message: `using the Nix 2.8.0 already on the runner (/usr/bin/nix), not ${DEFAULT_NIX_VERSION}: set nix-version and install-nix: true to install another`,
+    });
+    expect(checkVersion({ ...at, used: '2.8.0', asked: '2.30.1' })).toEqual({
+      level: 'warning',
+      message: 'nix-version is 2.30.1 but Nix 2.8.0 is already on the runner (/usr/bin/nix) and is used: set install-nix: true to install 2.30.1',
+    });
+  });
+  it('refuses a Nix older than the oldest the action supports', () => {
+    expect(checkVersion({ ...at, used: '2.3.16', asked: DEFAULT_NIX_VERSION })).toEqual({
+      level: 'error',
+      message: `Nix 2.3.16 (/usr/bin/nix) is older than 2.4, the oldest this action supports: upgrade it, or set install-nix: true to install Nix ${DEFAULT_NIX_VERSION}`,
+    });
+  });
+  it("DEFAULT_NIX_VERSION is action.yml's default for nix-version", async () => {
+    const yml = await readFile(new URL('../../action.yml', import.meta.url), 'utf8');
+    expect(/\n  nix-version:\n(?: {4}.*\n)*? {4}default: '([^']*)'/.exec(yml)?.[1]).toBe(DEFAULT_NIX_VERSION);
+  });
+});
+
+describe('the checksum of the Nix tarball', () => {
+  let proxy: CountingProxy;
+  let release: NixRelease;
+  let server: FileServer;
+  const saved = { http_proxy: process.env.http_proxy, https_proxy: process.env.https_proxy, no_proxy: process.env.no_proxy };
+  beforeAll(async () => {
+    release = await makeNixRelease('2.99.0', 'x86_64-linux');
+    server = await serveDirectory(release.dir);
+    proxy = await startCountingProxy({ 'nix-release.test:80': Number(new URL(server.url).port) });
+    process.env.http_proxy = proxy.url;
+    process.env.https_proxy = proxy.url;
+    delete process.env.no_proxy;
+  });
+  afterAll(async () => {
+    for (const [k, v] of Object.entries(saved)) if (v === undefined) delete process.env[k]; else process.env[k] = v;
+    await proxy?.stop();
+    await server?.stop();
+  });
+
+  it('is shipped for known official releases: nothing is fetched, from the release host or anywhere', async () => {
+    const temp = await mkdtemp(join(tmpdir(), 'nia-sha-'));
+    const before = proxy.requests.length;
+    expect(await expectedSha256(releaseUrl('2.35.2', 'x86_64-linux'), undefined, temp)).toBe('0c3960a9792331a22081c3c7a5d8465db9b17c50b3acdf18587fa4c6f2cb1158');
+    expect(await expectedSha256(releaseUrl('2.35.2', 'aarch64-linux'), undefined, temp)).toBe('4d0302a2910f5eec1c33b8deef634f04899a75737e7001ec49908d003ae5efda');
+    // nix-sha256 wins over the table.
+    expect(await expectedSha256(releaseUrl('2.35.2', 'x86_64-linux'), 'ab'.repeat(32), temp)).toBe('ab'.repeat(32));
+    expect(proxy.requests.length).toBe(before);
+    expect(knownSha256('https://mirror.example/nix/nix-2.35.2/nix-2.35.2-x86_64-linux.tar.xz')).toBeUndefined();
+    for (const system of ['x86_64-linux', 'aarch64-linux']) {
+      for (const v of knownVersions(system)) expect(knownSha256(releaseUrl(v, system))).toMatch(/^[0-9a-f]{64}$/);
+    }
+  });
+
+  it("is otherwise downloaded with tool-cache, through the runner's proxy, and left nowhere", async () => {
+    const temp = await mkdtemp(join(tmpdir(), 'nia-sha-'));
+    const url = `http://nix-release.test/nix-${release.version}-${release.system}.tar.xz`;
+    const before = proxy.requests.length;
+    expect(await publishedSha256(url, temp)).toBe(release.sha256);
+    expect(proxy.requests.slice(before)).toEqual(['CONNECT nix-release.test:80']);
+    expect(server.requests.at(-1)).toBe(`/nix-${release.version}-${release.system}.tar.xz.sha256`);
+    expect(await readdir(temp)).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 // Secret hygiene at the unit level: which values of the Nix inputs are masked, and the environment that
-// code from the flake (a stream script) and the installer get.
+// code from the flake (a stream script) and the installer get, and which build-args make evaluation impure.
 import { describe, expect, it } from 'vitest';
-import { maskNixSecrets, nixConfSecrets, urlSecrets } from '../../src/nix/secrets.js';
+import { evaluatesImpurely, maskNixSecrets, nixConfSecrets, urlSecrets } from '../../src/nix/secrets.js';
 import { isSecretVariable, scrubbedEnv, withoutSecrets } from '../../src/image/child-env.js';
 
 describe('nix-install-url userinfo', () => {
@@ -41,6 +41,19 @@ describe('extra-nix-conf secrets', () => {
     const masked: string[] = [];
     maskNixSecrets({ nixInstallUrl: 'https://u:pw-123@m.example/n.tar.xz', extraNixConf: 'access-tokens = github.com=ghp_x1' }, (v) => masked.push(v));
     expect(masked).toEqual(['u:pw-123', 'pw-123', 'ghp_x1']);
+  });
+});
+
+describe('impure evaluation, where flake code reads what Nix reads', () => {
+  it('is recognised in build-args in each of its spellings', () => {
+    expect(evaluatesImpurely(['-L', '--impure'])).toBe(true);
+    expect(evaluatesImpurely(['--no-pure-eval'])).toBe(true);
+    expect(evaluatesImpurely(['--option', 'pure-eval', 'false'])).toBe(true);
+    expect(evaluatesImpurely(['--option', 'pure-eval', '0'])).toBe(true);
+  });
+  it('not in a pure evaluation, nor in a value that merely says impure', () => {
+    expect(evaluatesImpurely(['--option', 'pure-eval', 'true', '--arg', 'impure', '1', '--argstr', 'x', '--impure-flag'])).toBe(false);
+    expect(evaluatesImpurely([])).toBe(false);
   });
 });
 

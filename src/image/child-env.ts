@@ -1,7 +1,8 @@
 // The environment of programs the action runs that it did not write: an image's stream script (code
 // from the flake, run outside Nix's sandbox), a decompressor reading the archive, a downloaded
 // installer. None of them gets the action's inputs (INPUT_*, holding the password and tokens), the
-// runner's tokens (ACTIONS_*, GITHUB_TOKEN), the registry credential files, or NIX_CONFIG (access-tokens).
+// runner's tokens (ACTIONS_*, GITHUB_TOKEN), the registry credential files, or NIX_CONFIG (the runner's may
+// hold access-tokens; the action's names the file that holds its own).
 
 /** What a program from the build output needs to run; everything else is dropped. */
 const KEEP = ['PATH', 'TMPDIR', 'HOME', 'LANG', 'LC_ALL', 'TZ'] as const;

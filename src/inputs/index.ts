@@ -5,6 +5,8 @@
 export type InstallNix = 'auto' | 'true' | 'false';
 /** auto: a recognised dockerTools image's layers are made from the store; archive: always build and read the archive. */
 export type LayersFrom = 'auto' | 'archive';
+/** `sbom`: the SBOM's format, or false for none. */
+export type SbomInput = 'cyclonedx' | 'spdx' | false;
 
 export interface ActionInputs {
   flake: string;
@@ -40,6 +42,16 @@ export interface ActionInputs {
   pushByDigest: boolean;
   /** Images (digests or references) to merge into one multi-platform index; nothing is built. */
   merge: string[];
+  /** The SBOM's format; false: none. */
+  sbom: SbomInput;
+  /** Attach the SBOM and the provenance to the pushed image as OCI referrers. */
+  sbomAttach: boolean;
+  /** `binary-cache-key`: a Nix secret signing key (`name:base64`, 64 bytes) that signs the saved store
+   *  cache; a secret (mask it). '' when not given. */
+  binaryCacheKey: string;
+  /** `binary-cache-public-key`: public keys (`name:base64`, 32 bytes) a restored store path needs a
+   *  signature by. */
+  binaryCachePublicKeys: string[];
 }
 
 /** A bad input: the message names the input and what is expected. */
@@ -128,6 +140,15 @@ export function parseKeyValues(name: string, value: string): [string, string][] 
   return [...out];
 }
 
+/** Whether `value` is a Nix key (`name:base64`) of `bytes` bytes; the message never quotes the value. */
+function checkNixKey(name: string, value: string, bytes: 32 | 64): string {
+  const m = /^([^:\s]+):([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!m) throw new InputError(name, 'expected <name>:<base64>, as nix-store --generate-binary-cache-key writes it');
+  const length = Buffer.from(m[2]!, 'base64').length;
+  if (length !== bytes) throw new InputError(name, `expected a ${bytes === 64 ? 'secret' : 'public'} key of ${bytes} bytes after "${m[1]}:", got ${length}`);
+  return value;
+}
+
 function oneOf<T extends string>(name: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new InputError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
@@ -172,6 +193,12 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     throw new InputError('merge', 'and push-by-digest: true do not go together (push by digest in the matrix jobs, merge in the job after them)');
   }
 
+  const sbomValue = get('sbom') || 'cyclonedx';
+  if (!['cyclonedx', 'spdx', 'false', 'False', 'FALSE'].includes(sbomValue)) throw new InputError('sbom', `expected cyclonedx, spdx or false, got "${sbomValue}"`);
+  const sbom: SbomInput = sbomValue === 'cyclonedx' || sbomValue === 'spdx' ? sbomValue : false;
+  const sbomAttach = parseBoolean('sbom-attach', get('sbom-attach'), false);
+  if (sbomAttach && !push) throw new InputError('sbom-attach', 'needs push: true (the documents are attached to the pushed image)');
+
   return {
     flake,
     attr,
@@ -199,5 +226,9 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     merge: get('merge').split(/\r?\n/).map((l) => l.trim()).filter(Boolean),
     labels: parseKeyValues('labels', get('labels')),
     annotations: parseKeyValues('annotations', get('annotations')),
+    sbom,
+    sbomAttach,
+    binaryCacheKey: get('binary-cache-key') && checkNixKey('binary-cache-key', get('binary-cache-key'), 64),
+    binaryCachePublicKeys: splitList(get('binary-cache-public-key').replace(/\s+/g, '\n')).map((k) => checkNixKey('binary-cache-public-key', k, 32)),
   };
 }

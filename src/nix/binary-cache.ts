@@ -2,13 +2,15 @@
 // nix-cache-info, <hash>.narinfo, nar/<hash>.nar), holding exactly the paths asked for. `nix copy` would
 // insist on the whole closure, including paths cache.nixos.org serves; a narinfo may name references
 // the cache does not hold, and Nix substitutes those from wherever it finds them.
-// NARs are stored uncompressed: the GitHub cache archive is zstd-compressed as a whole.
+// NARs are stored uncompressed: the GitHub cache archive is zstd-compressed as a whole. Every narinfo is
+// written from what this store says of the path (nix path-info), never carried over from a restored
+// entry, and signed when there is a key.
 import { spawn } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
-import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { HashingStream } from '../hash.js';
+import { fingerprint, signFingerprint, type SecretKey } from './signing.js';
 import { nixStoreBinary, type PathInfo } from './store.js';
 
 /**
@@ -20,59 +22,58 @@ import { nixStoreBinary, type PathInfo } from './store.js';
  */
 export const STORE_CACHE_PRIORITY = 1000;
 
-const NIX_BASE32 = '0123456789abcdfghijklmnpqrsvwxyz';
-
-/** Nix's base32 (its own alphabet and bit order), as narinfo NarHash fields carry it. */
-export function nixBase32(bytes: Buffer): string {
-  const len = Math.ceil((bytes.length * 8) / 5);
-  let out = '';
-  for (let n = len - 1; n >= 0; n--) {
-    const b = n * 5;
-    const i = Math.floor(b / 8);
-    const j = b % 8;
-    const c = (bytes[i]! >> j) | (i + 1 < bytes.length ? bytes[i + 1]! << (8 - j) : 0);
-    out += NIX_BASE32[c & 0x1f];
-  }
-  return out;
-}
-
 export function hashPart(storePath: string): string {
   return basename(storePath).slice(0, 32);
 }
 
-export function narinfo(info: PathInfo, narHash: Buffer, narSize: number): string {
+/** The narinfo of a path whose NAR is stored uncompressed, signed by `key` when given. */
+export function narinfo(info: PathInfo, key?: SecretKey): string {
   return [
     `StorePath: ${info.path}`,
     `URL: nar/${hashPart(info.path)}.nar`,
     'Compression: none',
-    `NarHash: sha256:${nixBase32(narHash)}`,
-    `NarSize: ${narSize}`,
+    `NarHash: ${info.narHash}`,
+    `NarSize: ${info.narSize}`,
     `References: ${info.references.map((r) => basename(r)).join(' ')}`,
     ...(info.deriver ? [`Deriver: ${basename(info.deriver)}`] : []),
+    ...(key ? [`Sig: ${signFingerprint(key, fingerprint(info.path, info.narHash, info.narSize, info.references))}`] : []),
     '',
   ].join('\n');
 }
 
-async function dumpNar(nix: string, path: string, file: string, env: NodeJS.ProcessEnv): Promise<{ hash: Buffer; size: number }> {
-  const child = spawn(nixStoreBinary(nix), ['--dump', path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Writes the path's NAR (`nix-store --dump`) to `file`; its hash is the one path-info gave, its size is checked. */
+async function dumpNar(nix: string, info: PathInfo, file: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const child = spawn(nixStoreBinary(nix), ['--dump', info.path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
-  const hashing = new HashingStream();
+  const out = createWriteStream(file);
   // Both awaited together: when the copy fails first, the exit (or spawn error) is still handled, never an
   // unhandled rejection that would fail the post step.
   let code: number | null;
   try {
-    [, code] = await Promise.all([pipeline(child.stdout, hashing, createWriteStream(file)), exited]);
+    [, code] = await Promise.all([pipeline(child.stdout, out), exited]);
   } catch (e) {
     child.kill();
     throw e;
   }
-  if (code !== 0) throw new Error(`nix-store --dump ${path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
-  return { hash: hashing.hash.digest(), size: hashing.bytes };
+  if (code !== 0) throw new Error(`nix-store --dump ${info.path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
+  if (out.bytesWritten !== info.narSize) throw new Error(`nix-store --dump ${info.path} wrote ${out.bytesWritten} bytes, path-info says ${info.narSize}`);
+  return out.bytesWritten;
+}
+
+/** Whether a restored entry's NAR is this path's: its narinfo names the same hash and size, and the file has that size. */
+async function restoredNarMatches(dir: string, info: PathInfo): Promise<boolean> {
+  const h = hashPart(info.path);
+  const nar = join(dir, 'nar', `${h}.nar`);
+  const meta = join(dir, `${h}.narinfo`);
+  if (!existsSync(nar) || !existsSync(meta)) return false;
+  const text = await readFile(meta, 'utf8');
+  const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(text)?.[1]?.trim();
+  return field('NarHash') === info.narHash && field('NarSize') === String(info.narSize) && field('Compression') === 'none' && (await stat(nar)).size === info.narSize;
 }
 
 export interface WriteResult {
@@ -83,8 +84,11 @@ export interface WriteResult {
   bytes: number;
 }
 
-/** Makes `dir` a binary cache of exactly `paths`: keeps what is there, dumps what is missing, drops the rest. */
-export async function writeBinaryCache(dir: string, paths: PathInfo[], nix: string, env: NodeJS.ProcessEnv): Promise<WriteResult> {
+/**
+ * Makes `dir` a binary cache of exactly `paths`: keeps a restored NAR that is the path's, dumps the others,
+ * drops the rest; every narinfo is written anew from `paths` (signed by `key` when given).
+ */
+export async function writeBinaryCache(dir: string, paths: PathInfo[], nix: string, env: NodeJS.ProcessEnv, key?: SecretKey): Promise<WriteResult> {
   await mkdir(join(dir, 'nar'), { recursive: true });
   await writeFile(join(dir, 'nix-cache-info'), `StoreDir: /nix/store\nWantMassQuery: 1\nPriority: ${STORE_CACHE_PRIORITY}\n`);
   const wanted = new Set(paths.map((p) => hashPart(p.path)));
@@ -102,17 +106,15 @@ export async function writeBinaryCache(dir: string, paths: PathInfo[], nix: stri
   let kept = 0;
   let bytes = 0;
   for (const info of paths) {
+    if (!info.narHash) throw new Error(`nix path-info gave no NAR hash for ${info.path}`);
     const h = hashPart(info.path);
-    const nar = join(dir, 'nar', `${h}.nar`);
-    if (existsSync(join(dir, `${h}.narinfo`)) && existsSync(nar)) {
-      kept++;
-      bytes += (await stat(nar)).size;
-      continue;
+    if (await restoredNarMatches(dir, info)) kept++;
+    else {
+      await dumpNar(nix, info, join(dir, 'nar', `${h}.nar`), env);
+      written++;
     }
-    const { hash, size } = await dumpNar(nix, info.path, nar, env);
-    await writeFile(join(dir, `${h}.narinfo`), narinfo(info, hash, size));
-    written++;
-    bytes += size;
+    bytes += info.narSize;
+    await writeFile(join(dir, `${h}.narinfo`), narinfo(info, key));
   }
   return { written, kept, removed, bytes };
 }

@@ -4,12 +4,19 @@
 import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import { InputError } from '../inputs/index.js';
-import { basename } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { localFlakeDir } from './cache.js';
 import { readDerivation } from './derivation.js';
-import { nixOutput, nixStoreBinary } from './store.js';
+import { NixCommandError, nixOutput, nixStoreBinary } from './store.js';
 
 export class BuildError extends Error {
   override name = 'BuildError';
+}
+
+/** The flake does not evaluate: Nix's own message, once. */
+export class EvaluationError extends BuildError {
+  override name = 'EvaluationError';
 }
 
 /** Splits build-args like a shell would (quotes and backslashes; no expansion, no shell). */
@@ -85,25 +92,90 @@ export function describeFailure(installable: string, code: number | null, stderr
   return `nix build ${installable} failed (exit ${code}): ${message || 'no output'}`;
 }
 
-/** The installable's derivation, evaluated without building: after a failed build, what it did build is
- *  found from there. Undefined when even that fails (the flake does not evaluate). */
-export async function derivationOf(opts: BuildOptions): Promise<string | undefined> {
+/** What an evaluation that may import from derivations gave: the derivation, and what it realised. */
+export interface EvaluatedWithBuilds {
+  drvPath?: string;
+  /** Derivations import from derivation built, and paths it substituted, while evaluating. */
+  realised: string[];
+}
+
+/** Nix's activity types (internal-json log) of a build and of a substitution: their first field is the path. */
+const ACT_BUILD = 105;
+const ACT_SUBSTITUTE = 108;
+
+/** The store path an internal-json log line says is being built or substituted, if it says so. */
+export function realisedBy(line: string): string | undefined {
+  if (!line.startsWith('@nix {')) return undefined;
   try {
-    const out = await nixOutput(opts.nix, ['path-info', '--derivation', opts.installable, ...opts.buildArgs], opts.env);
-    const drv = out.trim().split('\n').pop();
-    return drv?.endsWith('.drv') ? drv : undefined;
+    const event = JSON.parse(line.slice(5)) as { action?: string; type?: number; fields?: unknown[] };
+    if (event.action !== 'start' || (event.type !== ACT_BUILD && event.type !== ACT_SUBSTITUTE)) return undefined;
+    const path = event.fields?.[0];
+    return typeof path === 'string' && path.startsWith('/') ? path : undefined;
   } catch {
     return undefined;
   }
 }
 
+/** The installable's derivation, evaluated as the build evaluates it (import from derivation builds what it
+ *  needs), and what that evaluation realised. No derivation when even that fails (the flake does not evaluate). */
+export async function derivationOf(opts: BuildOptions): Promise<EvaluatedWithBuilds> {
+  const realised = new Set<string>();
+  try {
+    const out = await nixOutput(opts.nix, ['path-info', '--derivation', '--log-format', 'internal-json', opts.installable, ...opts.buildArgs], opts.env, {
+      onStderrLine: (line) => {
+        const path = realisedBy(line);
+        if (path) realised.add(path);
+      },
+    });
+    const drv = out.trim().split('\n').pop();
+    return { ...(drv?.endsWith('.drv') ? { drvPath: drv } : {}), realised: [...realised] };
+  } catch {
+    return { realised: [...realised] };
+  }
+}
+
 export type Evaluation = { drvPath: string; outPath: string } | { reason: string };
+
+/** The lines of Nix's error that say what is wrong: the error line and where (no code frame, no trace hint). */
+export function nixErrorMessage(stderr: string): string {
+  const lines = stderr.replace(ANSI, '').split('\n').filter((l) => !l.startsWith('@nix '));
+  const first = lines.findIndex((l) => /^error:/.test(l.trim()));
+  if (first < 0) return lines.map((l) => l.trim()).filter(Boolean).slice(-1)[0] ?? 'no output';
+  const rest = lines.slice(first + 1).map((l) => l.trim()).filter((l) => /^at /.test(l)).slice(0, 1);
+  return [lines[first]!.trim(), ...rest].join(' ');
+}
+
+/** The top of the git work tree holding `dir`, if any. */
+function gitTop(dir: string): string | undefined {
+  for (let d = dir; ; d = dirname(d)) {
+    if (existsSync(join(d, '.git'))) return d;
+    if (dirname(d) === d) return undefined;
+  }
+}
+
+/**
+ * A hint when a git flake's evaluation failed on a file that is in the work tree but not in what Nix
+ * copied of it (a file git does not track): Nix says so (current Nix), or fails to find it in the copied
+ * source (Nix 2.8 and others).
+ */
+export function untrackedHint(flake: string, message: string, cwd?: string): string | undefined {
+  const dir = localFlakeDir(flake, cwd);
+  if (!dir || flake.startsWith('path:')) return undefined;
+  const top = gitTop(dir);
+  if (!top) return undefined;
+  const tracked = /Path '([^']+)' in the repository .* is not tracked by Git/.exec(message);
+  const missing = /'\/nix\/store\/[0-9a-z]{32}-source\/([^']+)'(?::| does not exist| No such file)/.exec(message);
+  const file = tracked?.[1] ?? missing?.[1];
+  if (!file || (!tracked && !existsSync(join(top, file)))) return undefined;
+  return `${file} is not tracked by git; git add it: flakes only see tracked files`;
+}
 
 /**
  * The installable's derivation and output path, evaluated without building anything: import from
- * derivation is switched off, so an expression that needs a build to evaluate fails here instead. An
- * impure evaluation (`--impure`) or an impure or content-addressed derivation gives a reason instead: its
- * derivation path does not fix its output.
+ * derivation is switched off, so an expression that needs a build to evaluate gives a reason instead
+ * (the build evaluates it, building what it imports). An impure evaluation (`--impure`) or an impure or
+ * content-addressed derivation gives a reason too: its derivation path does not fix its output. Any
+ * other evaluation error is an EvaluationError with Nix's message: building would fail the same way.
  */
 export async function evaluateDerivation(opts: BuildOptions): Promise<Evaluation> {
   if (opts.buildArgs.includes('--impure')) return { reason: 'build-args has --impure: the derivation does not fix the image' };
@@ -112,8 +184,12 @@ export async function evaluateDerivation(opts: BuildOptions): Promise<Evaluation
     const out = await nixOutput(opts.nix, ['path-info', '--derivation', '--option', 'allow-import-from-derivation', 'false', opts.installable, ...opts.buildArgs], opts.env);
     drvPath = out.trim().split('\n').pop();
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return { reason: /import from derivation|allow-import-from-derivation/i.test(message) ? 'it imports from a derivation: evaluating it needs a build' : `it cannot be evaluated without building (${message})` };
+    const stderr = error instanceof NixCommandError ? error.stderr : String(error);
+    if (/allow-import-from-derivation|import from derivation/i.test(stderr)) return { reason: 'it imports from a derivation: evaluating it needs a build' };
+    const message = error instanceof NixCommandError ? nixErrorMessage(stderr) : (error as Error).message;
+    const flake = opts.installable.split('#')[0]!;
+    const hint = untrackedHint(flake, stderr);
+    throw new EvaluationError(`nix could not evaluate ${opts.installable}: ${message}${hint ? ` (${hint})` : ''}`);
   }
   if (!drvPath?.endsWith('.drv')) return { reason: 'nix path-info --derivation named no derivation' };
   let drv;

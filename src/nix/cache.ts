@@ -5,9 +5,15 @@
 // serves and minus the image itself, and saves it under a key naming that path set — nothing when it
 // is unchanged.
 //
-// Keys: nix-image-<os>-<arch>-<attr>-<flake.lock hash>-<path set hash>; restored by the prefix up to the
-// flake.lock hash (cache-hit true), else up to <attr>- or <arch>- (cache-hit partial). cache-key
-// replaces everything before the path set hash.
+// Keys: nix-image-<os>-<arch>-<attr>-<flake>-<lock>-<path set hash>: <flake> names which flake (its
+// reference, `dir` included; a local one by its path relative to the workspace), <lock> its inputs as
+// `nix flake metadata` locks them. Restored by the prefix up to <lock> (cache-hit true), else up to
+// <flake>-, <attr>- or <arch>- (cache-hit partial). cache-key replaces everything before the path set hash.
+//
+// Trust: with a key (binary-cache-key, or binary-cache-public-key for a job that only reads), the
+// restored directory is a substituter like any other: Nix takes a path from it only with a signature by
+// that key (extra-trusted-public-keys), and the save signs every narinfo. Without one, the directory is
+// trusted as it is (?trusted=1): whoever can write the repository's cache can put any path in it.
 //
 // A cache service that is down or stalls costs seconds: each restore and save runs in a child under a
 // watchdog (cache-call.ts) that gives each service call CALL_MS and each transfer STALL_MS without
@@ -19,10 +25,12 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
+import { withoutSecrets } from '../image/child-env.js';
 import { describeBinaryCache, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
 import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } from './cache-call.js';
-import { closure, pathInfo, type PathInfo } from './store.js';
+import { keyName, parseSecretKey } from './signing.js';
+import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
 
 export interface RestoreOptions {
   enabled: boolean;
@@ -31,8 +39,15 @@ export interface RestoreOptions {
   flake: string;
   maxSize: number;
   nix: string;
+  /** NixSetup.version: which `nix path-info --json` form to use. */
+  nixVersion?: string;
+  /** Public keys (`name:base64`) whose signature a restored path needs: binary-cache-public-key's and
+   *  binary-cache-key's own. Empty: the restored directory is trusted without signatures. */
+  trustedKeys?: string[];
   /** Environment of this action's Nix invocations (NIX_CONFIG from setup). */
   env: Record<string, string>;
+  /** Where a local flake's path is taken relative to (GITHUB_WORKSPACE, else the working directory). */
+  workspace?: string;
 }
 
 export interface CacheState {
@@ -41,7 +56,10 @@ export interface CacheState {
   keyBase: string;
   restoredKey?: string;
   nix: string;
+  nixVersion?: string;
   maxSize: number;
+  /** Public keys a restored path needs a signature by (none: trusted without). */
+  trustedKeys?: string[];
   /** Why the restore failed or timed out (unreachable: the service failed or did not answer in time):
    *  the post step then does not try to save. */
   restoreFailed?: { reason: string; unreachable: boolean };
@@ -81,39 +99,73 @@ export function localFlakeDir(flake: string, cwd = process.env.GITHUB_WORKSPACE 
   return isAbsolute(ref) ? ref : resolve(cwd, ref);
 }
 
-/** 16 hex digits naming the flake's inputs: its flake.lock, or the reference itself for a remote flake. */
-export function lockHash(flake: string): string {
-  const dir = localFlakeDir(flake);
-  const lock = dir ? join(dir, 'flake.lock') : undefined;
-  const source = lock && existsSync(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`);
-  return createHash('sha256').update(source).digest('hex').slice(0, 16);
+/** The `dir` parameter of a flake reference (the flake's subdirectory), or ''. */
+export function flakeSubdir(flake: string): string {
+  const query = flake.split('?')[1];
+  return query ? (new URLSearchParams(query).get('dir') ?? '') : '';
+}
+
+/**
+ * Which flake, as the key names it: a local one by its directory (`dir` included) relative to the
+ * workspace, so the same repository gives the same name on every runner; a remote one by its reference
+ * (`dir` included), without parameters that do not pick the flake.
+ */
+export function flakeIdentity(flake: string, workspace = process.env.GITHUB_WORKSPACE || process.cwd()): string {
+  const dir = localFlakeDir(flake, workspace);
+  if (dir) return `local:${relative(resolve(workspace), join(dir, flakeSubdir(flake))).split('\\').join('/') || '.'}`;
+  const [base, query] = flake.split('?');
+  const params = new URLSearchParams(query ?? '');
+  for (const name of [...params.keys()]) if (!['dir', 'ref', 'rev', 'host'].includes(name)) params.delete(name);
+  params.sort();
+  return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ''}`;
+}
+
+const hex = (text: string | Buffer, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);
+
+/**
+ * 16 hex digits naming the flake's locked inputs: `locks` of `nix flake metadata --json` (the lock file as
+ * Nix resolves it, the same whether or not flake.lock was written yet). If Nix cannot say, the flake.lock
+ * file, else the reference.
+ */
+export async function lockHash(nix: string, flake: string, env: NodeJS.ProcessEnv, workspace?: string): Promise<string> {
+  try {
+    const metadata = JSON.parse(await nixOutput(nix, ['flake', 'metadata', '--json', '--no-write-lock-file', flake], env)) as { locks?: unknown };
+    if (metadata.locks) return hex(JSON.stringify(metadata.locks), 16);
+  } catch (error) {
+    core.info(`store cache: nix flake metadata ${flake} failed (${(error as Error).message}); keyed by flake.lock`);
+  }
+  const dir = localFlakeDir(flake, workspace);
+  const lock = dir ? join(dir, flakeSubdir(flake), 'flake.lock') : undefined;
+  return hex(lock && existsSync(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`), 16);
 }
 
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
 
-export function cacheKeys(opts: { keyPrefix?: string; attr: string; flake: string; platform?: string; arch?: string }): { keyBase: string; restoreKeys: string[] } {
+export function cacheKeys(opts: { keyPrefix?: string; attr: string; flakeId: string; lock: string; platform?: string; arch?: string }): { keyBase: string; restoreKeys: string[] } {
   if (opts.keyPrefix) {
     const keyBase = `${safe(opts.keyPrefix)}-`;
     return { keyBase, restoreKeys: [keyBase] };
   }
   const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
   const withAttr = `${system}${safe(opts.attr)}-`;
-  const keyBase = `${withAttr}${lockHash(opts.flake)}-`;
-  return { keyBase, restoreKeys: [keyBase, withAttr, system] };
+  const withFlake = `${withAttr}${hex(opts.flakeId, 8)}-`;
+  const keyBase = `${withFlake}${opts.lock}-`;
+  return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
 }
 
 /**
- * The nix.conf line that hands the restored directory to the build. trusted=1: its paths need no
- * signature (it is this job's own cache entry, written by a workflow of this repository; Nix honours the
- * setting for root and trusted users, see README "Store cache"). priority: consulted after
- * cache.nixos.org and every other substituter, so it never stands in for a path upstream signs.
+ * The nix.conf line(s) that hand the restored directory to the build. priority: consulted after
+ * cache.nixos.org and every other substituter, so it never stands in for a path upstream signs. With
+ * trusted keys, a path needs a signature by one of them (Nix's require-sigs); without, trusted=1: its
+ * paths need no signature (Nix honours that for root and trusted users, see README "Store cache").
  */
-export function substituterLine(dir: string): string {
-  return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+export function substituterLine(dir: string, trustedKeys: string[] = []): string {
+  if (trustedKeys.length === 0) return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+  return `extra-substituters = file://${dir}?priority=${STORE_CACHE_PRIORITY}\nextra-trusted-public-keys = ${trustedKeys.join(' ')}`;
 }
 
-function withSubstituter(env: Record<string, string>, dir: string): Record<string, string> {
-  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir)].filter(Boolean).join('\n') };
+function withSubstituter(env: Record<string, string>, dir: string, trustedKeys: string[]): Record<string, string> {
+  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir, trustedKeys)].filter(Boolean).join('\n') };
 }
 
 export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreResult> {
@@ -124,8 +176,16 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
   }
   const started = Date.now();
   const dir = cacheDir();
-  const { keyBase, restoreKeys } = cacheKeys(opts);
-  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize };
+  const workspace = opts.workspace ?? (process.env.GITHUB_WORKSPACE || process.cwd());
+  const nixEnv = { ...withoutSecrets(process.env), ...opts.env };
+  const { keyBase, restoreKeys } = cacheKeys({
+    keyPrefix: opts.keyPrefix,
+    attr: opts.attr,
+    flakeId: flakeIdentity(opts.flake, workspace),
+    lock: opts.keyPrefix ? '' : await lockHash(opts.nix, opts.flake, nixEnv, workspace),
+  });
+  const trustedKeys = opts.trustedKeys ?? [];
+  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...(opts.nixVersion ? { nixVersion: opts.nixVersion } : {}), ...(trustedKeys.length ? { trustedKeys } : {}) };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const call = await cacheCall<RestoreValue>({ op: 'restore', paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
@@ -151,11 +211,14 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
   const found = await describeBinaryCache(dir);
   const seconds = (Date.now() - started) / 1000;
   const hit = matched.startsWith(keyBase) ? 'true' : 'partial';
-  core.info(`store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s`);
+  core.info(
+    `store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` +
+      (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(' or ')}` : 'trusted without signatures (no binary-cache-key)'),
+  );
   return {
     hit,
     restored: { ...found, seconds, key: matched },
-    env: withSubstituter(opts.env, dir),
+    env: withSubstituter(opts.env, dir, trustedKeys),
     state,
   };
 }
@@ -168,25 +231,39 @@ export interface SaveSummary {
   skipped?: string;
 }
 
-/** What a build leaves: its derivation, and its output unless the build failed. */
+/** What a build leaves: its derivation, its output unless the build failed, and what its evaluation realised. */
 export interface Built {
   drvPath: string;
   storePath?: string;
+  /** What import from derivation realised while evaluating: derivations built, paths substituted. */
+  evaluated?: string[];
 }
 
-/** What to keep: the output's runtime closure, then the build-time paths present here; no signed paths, not the image. */
-export async function pathsToSave(nix: string, built: Built, maxSize: number, env: NodeJS.ProcessEnv): Promise<{ keep: PathInfo[]; dropped: number }> {
+/**
+ * What to keep: the output's runtime closure, then the build-time paths present here, then what the
+ * evaluation realised (import from derivation) with their closures; not the image. A path built here is
+ * kept whatever it is signed with (a runner with secret-key-files signs its own builds); one substituted
+ * is kept only when it came from this cache (unsigned, or signed by its own keys `ownKeys`): one signed
+ * by another cache comes from there again.
+ */
+export async function pathsToSave(nix: string, built: Built, maxSize: number, env: NodeJS.ProcessEnv, opts: { ownKeys?: string[]; nixVersion?: string } = {}): Promise<{ keep: PathInfo[]; dropped: number }> {
+  const present = (p: string) => !p.endsWith('.drv') && existsSync(p);
   const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
-  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith('.drv') && existsSync(p));
-  const ordered = [...new Set([...runtime, ...buildTime])].filter((p) => p !== built.storePath);
-  const infos = new Map((await pathInfo(nix, ordered, env)).map((i) => [i.path, i]));
+  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter(present);
+  const evaluated = built.evaluated ?? [];
+  const evalDrvs = evaluated.filter((p) => p.endsWith('.drv') && existsSync(p));
+  const evalPaths = evaluated.filter(present);
+  const fromEvaluation = [...(await closure(nix, evalDrvs, env, true)), ...(await closure(nix, evalPaths, env))].filter(present);
+  const ordered = [...new Set([...runtime, ...buildTime, ...fromEvaluation])].filter((p) => p !== built.storePath);
+  const infos = new Map((await pathInfo(nix, ordered, env, opts.nixVersion)).map((i) => [i.path, i]));
+  const own = new Set((opts.ownKeys ?? []).map(keyName));
   const keep: PathInfo[] = [];
   let total = 0;
   let dropped = 0;
   for (const path of ordered) {
     const info = infos.get(path);
-    // A signed path came from a binary cache (cache.nixos.org, a cachix): it will come from there again.
-    if (!info || info.signatures.length > 0) continue;
+    if (!info) continue;
+    if (!info.ultimate && !info.signatures.every((s) => own.has(keyName(s)))) continue;
     if (total + info.narSize > maxSize) {
       dropped++;
       continue;
@@ -197,8 +274,9 @@ export async function pathsToSave(nix: string, built: Built, maxSize: number, en
   return { keep, dropped };
 }
 
-export function pathSetKey(keyBase: string, paths: PathInfo[]): string {
-  const set = paths.map((p) => p.path).sort().join('\n');
+/** The key of a path set; a signed set (`signer`: the key's name) is another set than the same paths unsigned. */
+export function pathSetKey(keyBase: string, paths: PathInfo[], signer?: string): string {
+  const set = [...paths.map((p) => p.path).sort(), ...(signer ? [`signed-by:${signer}`] : [])].join('\n');
   return `${keyBase}${createHash('sha256').update(set).digest('hex').slice(0, 16)}`;
 }
 
@@ -215,32 +293,44 @@ export function cacheProblem(call: CacheCallOutcome<unknown>): { reason: string;
 /** A failure of the service or the network, as @actions/cache words it. */
 const SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
 
-export async function saveStoreCache(raw: unknown, built: Built): Promise<SaveSummary | undefined> {
+export interface SaveOptions {
+  /** binary-cache-key (`name:base64`): every saved narinfo is signed with it, in this process. */
+  secretKey?: string;
+}
+
+export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptions = {}): Promise<SaveSummary | undefined> {
   const state = raw as CacheState | undefined;
   if (!state?.dir || !state.keyBase) return undefined;
   const started = Date.now();
+  const key = opts.secretKey ? parseSecretKey(opts.secretKey) : undefined;
+  const ownKeys = [...new Set([...(state.trustedKeys ?? []), ...(key ? [key.publicKey] : [])])];
+  if (!key && ownKeys.length > 0) {
+    // What it would save carries no signature: the jobs that trust only those keys would not take it.
+    core.info('store cache: not saved: binary-cache-public-key is set without binary-cache-key, so this job cannot sign what it saves');
+    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1000, skipped: 'no binary-cache-key to sign with' };
+  }
   if (state.restoreFailed) {
     // The main step already lost its time on the service: the post step does not try it again.
     core.info(`store cache: not saved: the restore failed in the main step (${state.restoreFailed.reason}), so the cache service is not tried again`);
     const skipped = state.restoreFailed.unreachable ? 'the cache service was unreachable when restoring' : 'the restore failed';
     return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1000, skipped };
   }
-  const env = { ...process.env, NIX_CONFIG: ['experimental-features = nix-command flakes', process.env.NIX_CONFIG].filter(Boolean).join('\n') };
-  const { keep, dropped } = await pathsToSave(state.nix, built, state.maxSize, env);
-  const key = pathSetKey(state.keyBase, keep);
+  const env = { ...withoutSecrets(process.env), NIX_CONFIG: ['experimental-features = nix-command flakes', process.env.NIX_CONFIG].filter(Boolean).join('\n') };
+  const { keep, dropped } = await pathsToSave(state.nix, built, state.maxSize, env, { ownKeys, nixVersion: state.nixVersion });
+  const cacheKey = pathSetKey(state.keyBase, keep, key?.name);
   const summary = (s: Omit<SaveSummary, 'seconds'>): SaveSummary => ({ ...s, seconds: (Date.now() - started) / 1000 });
   if (keep.length === 0) {
     core.info('store cache: nothing built here that an upstream cache does not serve; nothing to save');
     return summary({ paths: 0, bytes: 0, skipped: 'nothing to save' });
   }
-  if (key === state.restoredKey) {
-    core.info(`store cache: the path set is unchanged since ${key}; nothing new to save`);
-    return summary({ key, paths: keep.length, bytes: 0, skipped: 'unchanged' });
+  if (cacheKey === state.restoredKey) {
+    core.info(`store cache: the path set is unchanged since ${cacheKey}; nothing new to save`);
+    return summary({ key: cacheKey, paths: keep.length, bytes: 0, skipped: 'unchanged' });
   }
   if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
-  const written = await writeBinaryCache(state.dir, keep, state.nix, env);
-  core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes; saving as ${key}`);
-  const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key });
+  const written = await writeBinaryCache(state.dir, keep, state.nix, env, key);
+  core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ''}; saving as ${cacheKey}`);
+  const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key: cacheKey });
   const problem = cacheProblem(call);
   if (problem) {
     core.warning(
@@ -248,9 +338,9 @@ export async function saveStoreCache(raw: unknown, built: Built): Promise<SaveSu
         ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache`
         : `store cache not saved: ${problem.reason}`,
     );
-    return summary({ key, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? 'the cache service was unreachable' : problem.reason });
+    return summary({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? 'the cache service was unreachable' : problem.reason });
   }
   const id = call.value?.id ?? -1;
-  if (id <= 0) return summary({ key, paths: keep.length, bytes: written.bytes, skipped: 'the cache service did not take it (see the log above)' });
-  return summary({ key, paths: keep.length, bytes: written.bytes });
+  if (id <= 0) return summary({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: 'the cache service did not take it (see the log above)' });
+  return summary({ key: cacheKey, paths: keep.length, bytes: written.bytes });
 }

@@ -1,20 +1,25 @@
-// Nix on the runner: use the one present, or install the official release tarball (downloaded with
-// @actions/tool-cache, checked against its SHA-256, cached for later jobs on the same runner), and
-// configure it for this action's own invocations through NIX_CONFIG. Secrets (the GitHub token as
-// access-tokens, extra-nix-conf) reach Nix only through NIX_CONFIG, never a file: a fresh install's
-// nix.conf gets only experimental-features, max-jobs and trusted-users.
+// Nix on the runner: use the one present (a multi-user Nix is always kept), or install the official
+// release tarball (downloaded with @actions/tool-cache, checked against its SHA-256 — shipped for known
+// versions — and cached for later jobs on the same runner under that hash), and configure it for this
+// action's own invocations through NIX_CONFIG. Every setting the action adds uses Nix's `extra-` form,
+// so the runner's own nix.conf and NIX_CONFIG keep their values. Secrets (the GitHub token as
+// extra-access-tokens, the secret lines of extra-nix-conf) are in no environment: NIX_CONFIG names
+// them with `!include` of a 0600 file in a 0700 step directory, and when build-args make evaluation
+// impure (flake code could read that file) Nix gets none of them.
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
 import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import { accessSync, constants, createReadStream, existsSync, readdirSync } from 'node:fs';
+import { accessSync, constants, createReadStream, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir, tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { CHECKSUM_REQUIRED, InputError, isOfficialReleaseUrl, type InstallNix } from '../inputs/index.js';
 import { withoutSecrets } from '../image/child-env.js';
-import { recordTempFile } from '../state.js';
-import { maskNixSecrets } from './secrets.js';
+import { recordTempFile, stepTempDir } from '../state.js';
+import { knownSha256 } from './known-hashes.js';
+import { maskNixSecrets, nixConfSecrets } from './secrets.js';
+import { checkVersion } from './version.js';
 
 export { maskNixSecrets } from './secrets.js';
 
@@ -29,6 +34,9 @@ export interface SetupOptions {
   sha256?: string;
   githubToken?: string;
   extraNixConf?: string;
+  /** Whether build-args make flake evaluation impure (evaluatesImpurely): then flake code can read any
+   *  file Nix can, and Nix gets neither the token nor the secret lines of extra-nix-conf. */
+  impure?: boolean;
   /** Defaults to process.env. */
   env?: NodeJS.ProcessEnv;
 }
@@ -63,25 +71,60 @@ export function findNix(env: NodeJS.ProcessEnv = process.env): string | undefine
   return undefined;
 }
 
+/** What the action's own invocations need on any Nix: added to the user's features, never replacing them. */
+const FEATURES = 'extra-experimental-features = nix-command flakes';
+
 /** The nix.conf lines a fresh install writes to disk: nothing secret, ever. */
 export function nixSettings(opts: { trustedUser?: string } = {}): string {
-  const lines = ['experimental-features = nix-command flakes', 'max-jobs = auto'];
-  if (opts.trustedUser) lines.push(`trusted-users = root ${opts.trustedUser}`);
+  const lines = [FEATURES, 'max-jobs = auto'];
+  if (opts.trustedUser) lines.push(`extra-trusted-users = ${opts.trustedUser}`);
   return `${lines.join('\n')}\n`;
 }
 
-/** NIX_CONFIG for our invocations: our settings and the token (masked by setupNix), then what the
- *  environment already had, then extra-nix-conf (last wins). */
-export function nixConfigEnv(opts: { githubToken?: string; extraNixConf?: string }, existing?: string): string {
-  const ours = [nixSettings().trimEnd(), ...(opts.githubToken ? [`access-tokens = github.com=${opts.githubToken}`] : [])];
-  return [...ours, existing?.trimEnd(), opts.extraNixConf?.trimEnd()].filter(Boolean).join('\n');
+export interface NixConfig {
+  /** NIX_CONFIG for our invocations: no secret in it. */
+  env: string;
+  /** The nix.conf text only Nix reads (through `!include`): the token and extra-nix-conf's secret lines. */
+  secret: string;
+  /** Whether something secret was left out because evaluation is impure. */
+  withheld: boolean;
 }
 
-/** Appends the lines `file` does not have yet: a second run on the same runner adds nothing. */
+/**
+ * Our settings on top of the environment's: NIX_CONFIG keeps what it had, then extra-nix-conf's lines
+ * without secrets (they win over the environment's), then our `extra-` settings (which clear nothing).
+ * The secret lines go into `secret` (with the token as extra-access-tokens: a github.com token the
+ * user's nix.conf, NIX_CONFIG or extra-nix-conf already gives wins over the job's), unless `impure`.
+ */
+export function nixConfig(opts: { githubToken?: string; extraNixConf?: string; impure?: boolean }, existing?: string): NixConfig {
+  const plain: string[] = [];
+  const secret: string[] = [];
+  for (const line of (opts.extraNixConf ?? '').split(/\r?\n/)) {
+    if (line.trim() === '') continue;
+    (nixConfSecrets(line).length > 0 ? secret : plain).push(line);
+  }
+  if (opts.githubToken) secret.push(`extra-access-tokens = github.com=${opts.githubToken}`);
+  const env = [existing?.trimEnd(), ...plain, FEATURES].filter(Boolean).join('\n');
+  if (opts.impure) return { env, secret: '', withheld: secret.length > 0 };
+  return { env, secret: secret.length > 0 ? `${secret.join('\n')}\n` : '', withheld: false };
+}
+
+/** The setting a nix.conf line sets, if any. */
+function settingOf(line: string): string | undefined {
+  return /^\s*([A-Za-z0-9_-]+)\s*=/.exec(line.replace(/#.*$/, ''))?.[1];
+}
+
+/** Appends the lines `file` does not have yet, and no setting the file sets already (the user's
+ *  `max-jobs = 0` stays): a second run on the same runner adds nothing. */
 export async function appendMissingLines(file: string, text: string): Promise<string[]> {
   const existing = existsSync(file) ? await readFile(file, 'utf8') : '';
-  const have = new Set(existing.split('\n').map((l) => l.trim()));
-  const missing = [...new Set(text.split('\n').map((l) => l.trim()))].filter((l) => l !== '' && !have.has(l));
+  const lines = existing.split('\n').map((l) => l.trim());
+  const have = new Set(lines);
+  const set = new Set(lines.map(settingOf).filter((k): k is string => k !== undefined && !k.startsWith('extra-')));
+  const missing = [...new Set(text.split('\n').map((l) => l.trim()))].filter((l) => {
+    const key = settingOf(l);
+    return l !== '' && !have.has(l) && !(key !== undefined && set.has(key));
+  });
   if (missing.length > 0) {
     const separator = existing === '' || existing.endsWith('\n') ? '' : '\n';
     await appendFile(file, `${separator}${missing.join('\n')}\n`, { mode: 0o600 });
@@ -130,27 +173,44 @@ async function sha256File(path: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function publishedSha256(url: string): Promise<string> {
-  let res: Response;
+/** The published `<url>.sha256`, downloaded with tool-cache (the runner's proxy, retries) into `temp`. */
+export async function publishedSha256(url: string, temp: string): Promise<string> {
+  const file = join(temp, `nix-image-action-${randomUUID()}.sha256`);
+  recordTempFile(file);
+  let text: string;
   try {
-    res = await fetch(`${url}.sha256`);
+    await tc.downloadTool(`${url}.sha256`, file);
+    text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new NixInstallError(`cannot download ${url}.sha256: ${(e as Error).message}`);
+    throw new NixInstallError(`cannot download ${url}.sha256: ${(e as Error).message} (give nix-sha256 to skip it)`);
+  } finally {
+    await rm(file, { force: true });
   }
-  if (!res.ok) throw new NixInstallError(`cannot download ${url}.sha256: HTTP ${res.status} (give nix-sha256 to skip it)`);
-  const hex = (await res.text()).trim().split(/\s+/)[0]?.toLowerCase() ?? '';
+  const hex = text.trim().split(/\s+/)[0]?.toLowerCase() ?? '';
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new NixInstallError(`${url}.sha256 does not hold a SHA-256: "${hex.slice(0, 80)}"`);
   return hex;
+}
+
+/** The SHA-256 the tarball must have: nix-sha256, else the one shipped for an official release, else
+ *  (official URL only) the published .sha256. */
+export async function expectedSha256(url: string, sha256: string | undefined, temp: string): Promise<string> {
+  if (sha256) return sha256;
+  const known = knownSha256(url);
+  if (known) return known;
+  return publishedSha256(url, temp);
 }
 
 /** Downloads, verifies and unpacks the tarball, or finds it in the tool cache; returns the unpacked dir.
  *  The download and the unpacked copy in `temp` are recorded for the post step and removed once cached. */
 async function fetchRelease(version: string, system: string, url: string, sha256: string | undefined, temp: string): Promise<string> {
-  // A custom URL gets its own tool-cache entry so it never shadows the official tarball of the same version.
-  const tool = url === releaseUrl(version, system) ? 'nix' : `nix-${createHash('sha256').update(url).digest('hex').slice(0, 12)}`;
-  const cached = tc.find(tool, version, system);
+  const expected = await expectedSha256(url, sha256, temp);
+  // The entry is keyed by the tarball's hash: a hit is the tarball that had the expected hash, whatever
+  // URL it came from, and a different nix-sha256 never finds it.
+  const tool = 'nix';
+  const arch = `${system}-sha256-${expected}`;
+  const cached = tc.find(tool, version, arch);
   if (cached) {
-    core.info(`Nix ${version} tarball found in the tool cache: ${cached}`);
+    core.info(`Nix ${version} tarball (SHA-256 ${expected}) found in the tool cache: ${cached}`);
     return cached;
   }
   core.info(`downloading ${url}`);
@@ -159,21 +219,20 @@ async function fetchRelease(version: string, system: string, url: string, sha256
   recordTempFile(file);
   recordTempFile(unpacked);
   try {
-    return await unpackRelease({ version, system, url, sha256, tool, file, unpacked });
+    return await unpackRelease({ version, arch, url, expected, tool, file, unpacked });
   } finally {
     await rm(file, { force: true });
     await rm(unpacked, { recursive: true, force: true });
   }
 }
 
-async function unpackRelease(o: { version: string; system: string; url: string; sha256?: string; tool: string; file: string; unpacked: string }): Promise<string> {
-  const { version, system, url, sha256, tool, file } = o;
+async function unpackRelease(o: { version: string; arch: string; url: string; expected: string; tool: string; file: string; unpacked: string }): Promise<string> {
+  const { version, arch, url, expected, tool, file } = o;
   try {
     await tc.downloadTool(url, file);
   } catch (e) {
     throw new NixInstallError(`cannot download the Nix tarball ${url}: ${(e as Error).message}`);
   }
-  const expected = sha256 ?? (await publishedSha256(url));
   const actual = await sha256File(file);
   if (actual !== expected) {
     throw new NixInstallError(`the Nix tarball ${url} has SHA-256 ${actual}, expected ${expected}: not installing it`);
@@ -185,7 +244,7 @@ async function unpackRelease(o: { version: string; system: string; url: string; 
   } catch (e) {
     throw new NixInstallError(`cannot unpack the Nix tarball ${url}: ${(e as Error).message}`);
   }
-  return tc.cacheDir(dir, tool, version, system);
+  return tc.cacheDir(dir, tool, version, arch);
 }
 
 function installerIn(dir: string): string {
@@ -255,11 +314,40 @@ async function install(opts: SetupOptions, env: NodeJS.ProcessEnv): Promise<stri
   throw new NixInstallError(`the Nix installer succeeded but no nix is in ${PROFILE_BINS.join(' or ')}`);
 }
 
+/** A multi-user Nix already installed (its daemon's socket, or a nix in the default profile), which the
+ *  installer cannot install over: NIX_STATE_DIR and NIX_DAEMON_SOCKET_PATH as Nix reads them. */
+export function multiUserNix(env: NodeJS.ProcessEnv = process.env): { nix: string; why: string } | undefined {
+  const state = env.NIX_STATE_DIR || '/nix/var/nix';
+  const socket = env.NIX_DAEMON_SOCKET_PATH || join(state, 'daemon-socket', 'socket');
+  const profileNix = join(state, 'profiles', 'default', 'bin', 'nix');
+  const why = existsSync(socket) ? `its daemon's socket ${socket}` : executable(profileNix) ? profileNix : undefined;
+  if (!why) return undefined;
+  const nix = executable(profileNix) ? profileNix : findNix(env);
+  return nix ? { nix, why } : undefined;
+}
+
+/** Writes the secret nix.conf text to a 0600 file in a fresh 0700 step directory (removed by post). */
+function secretConfFile(text: string): string {
+  const file = join(stepTempDir('nix-image-action-nix-'), 'nix.conf');
+  // Nix splits an include line at whitespace.
+  if (/\s/.test(file)) throw new NixInstallError(`cannot give Nix its access tokens: the temporary path ${file} has whitespace (RUNNER_TEMP)`);
+  recordTempFile(file);
+  writeFileSync(file, text, { mode: 0o600 });
+  return file;
+}
+
 export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   const env = opts.env ?? process.env;
   if (opts.githubToken) core.setSecret(opts.githubToken);
   maskNixSecrets({ nixInstallUrl: opts.installUrl, extraNixConf: opts.extraNixConf });
-  const found = opts.installNix === 'true' ? undefined : findNix(env);
+  let found: string | undefined;
+  if (opts.installNix === 'true') {
+    const multi = multiUserNix(env);
+    if (multi) core.notice(`install-nix is true, but a multi-user Nix is installed (${multi.why}): using it (${multi.nix}) rather than installing over it`);
+    found = multi?.nix;
+  } else {
+    found = findNix(env);
+  }
   let nix: string;
   let installed = false;
   if (found) nix = found;
@@ -269,8 +357,17 @@ export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
     nix = await install(opts, env);
     installed = true;
   }
-  const nixEnv = { NIX_CONFIG: nixConfigEnv({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf }, env.NIX_CONFIG) };
-  const version = await nixVersion(nix, { ...env, ...nixEnv });
+  const config = nixConfig({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf, impure: opts.impure }, env.NIX_CONFIG);
+  if (config.withheld) {
+    core.notice(
+      'build-args evaluate impurely (--impure), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself',
+    );
+  }
+  const version = await nixVersion(nix, { ...env, NIX_CONFIG: config.env });
+  const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
+  if (said?.level === 'error') throw new NixInstallError(said.message);
+  if (said) core[said.level](said.message);
+  const nixEnv = { NIX_CONFIG: config.secret === '' ? config.env : `${config.env}\n!include ${secretConfFile(config.secret)}` };
   core.info(`${installed ? 'installed' : 'using'} Nix ${version} (${nix})`);
   return { nix, version, installed, env: nixEnv };
 }

@@ -12,6 +12,8 @@ import { realisePlan, recogniseImage, type LayerPlan } from './dockertools.js';
 export interface ResolvedImage {
   /** The image derivation, when it could be evaluated (the post step saves what its build made). */
   drvPath?: string;
+  /** What import from derivation realised while evaluating it (the post step saves these too). */
+  evaluated: string[];
   /** The image output's path: built for the archive way, only named for the plan way. */
   outPath: string;
   /** Set when the layers are made from the store. */
@@ -31,8 +33,9 @@ export interface ResolveOptions extends BuildOptions {
   layersFrom: LayersFrom;
   /** The installable's derivation, when the caller evaluated it already. */
   drvPath?: string;
-  /** Called with the derivation as soon as it is known, so a failed build still saves its work. */
-  onDerivation?: (drvPath: string) => void;
+  /** Called with the derivation, and what its evaluation realised (import from derivation), as soon as
+   *  they are known, so a failed build still saves its work. */
+  onDerivation?: (drvPath: string, evaluated: string[]) => void;
   /** Whether the layers can be made exactly from this plan: undefined if so, else the reason why not
    *  (the image then takes the archive path). */
   checkPlan?: (plan: LayerPlan) => string | undefined;
@@ -40,8 +43,9 @@ export interface ResolveOptions extends BuildOptions {
 
 export async function resolveImage(opts: ResolveOptions): Promise<ResolvedImage> {
   const started = Date.now();
-  const drvPath = opts.drvPath ?? (await derivationOf(opts));
-  if (drvPath) opts.onDerivation?.(drvPath);
+  const evaluation = opts.drvPath ? { drvPath: opts.drvPath, realised: [] } : await derivationOf(opts);
+  const { drvPath, realised: evaluated } = evaluation;
+  if (drvPath) opts.onDerivation?.(drvPath, evaluated);
   let plan: LayerPlan | undefined;
   let ignored: string[] = [];
   let reason = 'the installable could not be evaluated to a derivation without building';
@@ -62,13 +66,14 @@ export async function resolveImage(opts: ResolveOptions): Promise<ResolvedImage>
   }
   if (plan && opts.layersFrom === 'auto') {
     core.info(`image: layers made from the store, the archive is not built (${reason})`);
-    return { drvPath, outPath: plan.image.outPath, plan, reason, seconds: (Date.now() - started) / 1000, ignoredSubstituters: ignored };
+    return { drvPath, evaluated, outPath: plan.image.outPath, plan, reason, seconds: (Date.now() - started) / 1000, ignoredSubstituters: ignored };
   }
   const why = plan ? `layers-from: archive (${reason})` : reason;
   core.info(`image: building the output and reading its archive: ${why}`);
   const built = await buildImageOutput(opts);
   return {
     drvPath: built.drvPath,
+    evaluated,
     outPath: built.storePath,
     built,
     ...(plan ? { archivePlan: plan } : {}),

@@ -1,6 +1,7 @@
 // The secrets inside the Nix inputs, for core.setSecret: the userinfo of nix-install-url
 // (https://user:token@host/…) and, in extra-nix-conf, access-tokens values, any password/token/secret
-// setting, and netrc-style "password VALUE" pairs. Masked before anything can print them.
+// setting, and netrc-style "password VALUE" pairs. Masked before anything can print them. And whether
+// build-args let flake code read what Nix reads.
 import * as core from '@actions/core';
 
 function decoded(s: string): string {
@@ -50,6 +51,17 @@ export function nixConfSecrets(conf: string): string[] {
 
 function unique(values: string[]): string[] {
   return [...new Set(values.filter((v) => v.trim() !== ''))];
+}
+
+/** Whether build-args make flake evaluation impure (--impure, --no-pure-eval, --option pure-eval false):
+ *  then flake code can read the environment and any file Nix can read, so Nix must hold no secret. */
+export function evaluatesImpurely(buildArgs: string[]): boolean {
+  return buildArgs.some(
+    (arg, i) =>
+      arg === '--impure' ||
+      arg === '--no-pure-eval' ||
+      (arg === '--option' && buildArgs[i + 1] === 'pure-eval' && /^(false|0|no)$/i.test(buildArgs[i + 2] ?? '')),
+  );
 }
 
 /** Masks the secrets of nix-install-url and extra-nix-conf in the job's log; returns them. */

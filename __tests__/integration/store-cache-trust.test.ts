@@ -1,0 +1,206 @@
+// The store cache with a signing key, proved with the real Nix (Debian's 2.8), the real @actions/cache
+// and the test cache server, calling restoreStoreCache/saveStoreCache as main and post do: every saved
+// narinfo is signed by binary-cache-key; a restored entry whose narinfo for the image's content is
+// forged (unsigned, or signed by another key) is refused, so Nix builds the real content — and, without
+// a key, the same forged entry is taken (what the key exists to stop); the secret key is in nothing
+// the job writes or prints.
+import { execFile } from 'node:child_process';
+import { createPublicKey, verify } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as cache from '@actions/cache';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { cacheDir, restoreStoreCache, saveStoreCache, type CacheState } from '../../src/nix/cache.js';
+import { narinfo, hashPart } from '../../src/nix/binary-cache.js';
+import { parseSecretKey, publicKeyOf } from '../../src/nix/signing.js';
+import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
+import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { nixTestEnv } from '../support/nix.js';
+
+const run = promisify(execFile);
+const nixEnv = nixTestEnv();
+const env = { ...process.env, ...nixEnv };
+const saved = { ...process.env };
+const savedArgv = process.argv[1];
+
+let server: CacheServer;
+let work: string;
+let secret: string;
+let pub: string;
+let otherSecret: string;
+
+async function generateKey(name: string): Promise<{ secret: string; pub: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-key-'));
+  await run('nix-store', ['--generate-binary-cache-key', name, join(dir, 'sec'), join(dir, 'pub')], { env });
+  const out = { secret: (await readFile(join(dir, 'sec'), 'utf8')).trim(), pub: (await readFile(join(dir, 'pub'), 'utf8')).trim() };
+  await rm(dir, { recursive: true });
+  return out;
+}
+
+beforeAll(async () => {
+  server = await startCacheServer();
+  work = await mkdtemp(join(tmpdir(), 'nia-trust-'));
+  Object.assign(process.env, server.env('v2'), { GITHUB_WORKSPACE: work, RUNNER_TEMP: join(work, 'tmp') });
+  await mkdir(join(work, 'tmp'));
+  await useCacheCallChild();
+  ({ secret, pub } = await generateKey('nia-test-1'));
+  otherSecret = (await generateKey('someone-else-1')).secret;
+});
+afterAll(async () => {
+  process.env = saved;
+  process.argv[1] = savedArgv!;
+  await server?.stop();
+});
+
+/** The runners' HOME: the same on each (@actions/cache versions an entry by its path), and each fresh
+ *  runner starts without the outputs (forgetOutputs) and with the cache directory emptied (by the restore). */
+async function freshHome(): Promise<string> {
+  const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
+  process.env.HOME = home;
+  return home;
+}
+
+async function builds(flake: ClosureFlake): Promise<string[]> {
+  return (await readFile(join(flake.records, 'builds'), 'utf8')).split('\n').filter(Boolean);
+}
+
+async function nixBuild(installable: string, buildEnv: Record<string, string | undefined>): Promise<{ out: string; log: string }> {
+  const { stdout, stderr } = await run('nix', ['build', '--no-link', '--json', '--print-build-logs', installable], { env: { ...env, ...buildEnv } });
+  const [first] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[];
+  return { out: first!.outputs.out, log: stderr };
+}
+
+async function drvPathOf(installable: string): Promise<string> {
+  return (await run('nix', ['path-info', '--derivation', installable], { env })).stdout.trim();
+}
+
+/** One job: restore, build <flake>#docker, save (as post does, with `secretKey`); output captured. */
+async function job(flake: ClosureFlake, opts: { trustedKeys?: string[]; secretKey?: string }) {
+  const printed: string[] = [];
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    printed.push(String(chunk));
+    return true;
+  });
+  try {
+    const restored = await restoreStoreCache({ enabled: true, attr: 'docker', flake: flake.flake, maxSize: 1e9, nix: 'nix', nixVersion: '2.8.0', env: nixEnv, trustedKeys: opts.trustedKeys, workspace: work });
+    const built = await nixBuild(`${flake.flake}#docker`, restored.env);
+    const drvPath = await drvPathOf(`${flake.flake}#docker`);
+    const summary = await saveStoreCache(JSON.parse(JSON.stringify(restored.state)) as CacheState, { drvPath, storePath: built.out }, { secretKey: opts.secretKey });
+    return { restored, built, summary, printed: printed.join('') };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+/** Independently of src: the narinfo's Sig verifies against `publicKey` over Nix's fingerprint. */
+function signedBy(text: string, publicKey: string): boolean {
+  const field = (n: string) => new RegExp(`^${n}: (.*)$`, 'm').exec(text)?.[1] ?? '';
+  const refs = field('References').split(' ').filter(Boolean).map((r) => `/nix/store/${r}`).sort();
+  const fp = `1;${field('StorePath')};${field('NarHash')};${field('NarSize')};${refs.join(',')}`;
+  const [name, key] = publicKey.split(':');
+  const sig = field('Sig');
+  if (!sig.startsWith(`${name}:`)) return false;
+  const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(key!, 'base64')]);
+  return verify(null, Buffer.from(fp), createPublicKey({ key: der, format: 'der', type: 'spki' }), Buffer.from(sig.slice(name!.length + 1), 'base64'));
+}
+
+async function filesUnder(dir: string): Promise<string[]> {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name));
+  return out;
+}
+
+describe('binary-cache-key', () => {
+  it('derives the public key as nix-store --generate-binary-cache-key does', () => {
+    expect(publicKeyOf(secret)).toBe(pub);
+    expect(parseSecretKey(secret).name).toBe('nia-test-1');
+  });
+
+  it('signs every saved path, leaves the secret key nowhere, and refuses a forged narinfo that the keyless cache takes', async () => {
+    const flake = await makeClosureFlake('1', 0);
+    const home = await freshHome();
+    const first = await job(flake, { trustedKeys: [pub], secretKey: secret });
+    expect(first.summary?.skipped, first.printed).toBeUndefined();
+    expect(first.summary?.paths).toBe(2); // base and app; the image itself is not saved
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    const dir = cacheDir(home);
+    const narinfos = (await readdir(dir)).filter((n) => n.endsWith('.narinfo'));
+    expect(narinfos).toHaveLength(2);
+    for (const n of narinfos) expect(signedBy(await readFile(join(dir, n), 'utf8'), pub), n).toBe(true);
+
+    // The secret key, or its base64, in nothing printed, in the state post reads, in no file left behind.
+    const b64 = secret.split(':')[1]!;
+    expect(first.printed).not.toContain(b64);
+    expect(JSON.stringify(first.restored.state)).not.toContain(b64);
+    for (const f of [...(await filesUnder(home)), ...(await filesUnder(join(work, 'tmp')))]) expect((await readFile(f)).includes(b64), f).toBe(false);
+    const stored = server.entries.filter((e) => e.committed).at(-1)!;
+    expect((await readFile(stored.file)).includes(Buffer.from(b64))).toBe(false);
+
+    // A fresh runner restores it, checks the signatures, and builds nothing.
+    const [image, app, base] = await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const second = await job(flake, { trustedKeys: [pub], secretKey: secret });
+    expect(second.restored.hit).toBe('true');
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(second.built.log).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
+    expect(second.built.out).toBe(image);
+
+    // The forger's entry: the saved one, with app's NAR replaced and its narinfo unsigned or signed by
+    // another key; saved later under the same key prefix, so a fresh runner restores it.
+    const appContent = await readFile(join(app!, 'bin', 'app'), 'utf8');
+    const signed = join(work, 'signed-entry');
+    await cp(dir, signed, { recursive: true });
+    const forged = async (variant: 'unsigned' | 'other-key'): Promise<void> => {
+      const dest = dir;
+      await rm(dest, { recursive: true, force: true });
+      await cp(signed, dest, { recursive: true });
+      const fake = join(work, `fake-${variant}`);
+      await mkdir(join(fake, 'bin'), { recursive: true });
+      await writeFile(join(fake, 'bin', 'app'), '#!/bin/sh\necho forged\n', { mode: 0o755 });
+      const nar = join(dest, 'nar', `${hashPart(app!)}.nar`);
+      const { stdout } = await run('nix-store', ['--dump', fake], { env, encoding: 'buffer', maxBuffer: 1e8 });
+      await writeFile(nar, stdout);
+      const narHash = (await run('nix-hash', ['--type', 'sha256', '--base32', '--flat', nar], { env })).stdout.trim();
+      const info = { path: app!, narHash: `sha256:${narHash}`, narSize: stdout.length, references: [base!], signatures: [], ultimate: false };
+      await writeFile(join(dest, `${hashPart(app!)}.narinfo`), narinfo(info, variant === 'other-key' ? parseSecretKey(otherSecret) : undefined));
+      const state = JSON.parse(JSON.stringify(second.restored.state)) as CacheState;
+      expect(await cache.saveCache([dest], `${state.keyBase}forged-${variant}`)).toBeGreaterThan(0);
+    };
+    for (const variant of ['unsigned', 'other-key'] as const) {
+      await forged(variant);
+      await forgetOutputs(flake, ['docker', 'app', 'base']);
+      const before = (await builds(flake)).length;
+      const restored = await restoreStoreCache({ enabled: true, attr: 'docker', flake: flake.flake, maxSize: 1e9, nix: 'nix', env: nixEnv, trustedKeys: [pub], workspace: work });
+      expect(restored.restored?.key).toBe(`${restored.state!.keyBase}forged-${variant}`);
+      const built = await nixBuild(`${flake.flake}#docker`, restored.env);
+      expect(built.out).toBe(image);
+      expect((await builds(flake)).slice(before), variant).toEqual(['app']); // app built, not substituted
+      expect(await readFile(join(app!, 'bin', 'app'), 'utf8')).toBe(appContent);
+    }
+
+    // The same forged entry, without a key: Nix takes it. This is what the key is for.
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const keyless = await restoreStoreCache({ enabled: true, attr: 'docker', flake: flake.flake, maxSize: 1e9, nix: 'nix', env: nixEnv, workspace: work });
+    expect(keyless.restored?.key).toMatch(/forged-other-key$/);
+    await nixBuild(`${flake.flake}#docker`, keyless.env);
+    expect(await readFile(join(app!, 'bin', 'app'), 'utf8')).toContain('forged');
+    await forgetOutputs(flake, ['docker', 'app']);
+  });
+
+  it('a job with only binary-cache-public-key restores signed paths and saves nothing', async () => {
+    const flake = await makeClosureFlake('1', 0);
+    await freshHome();
+    const first = await job(flake, { trustedKeys: [pub], secretKey: secret });
+    expect(first.summary?.skipped).toBeUndefined();
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const before = server.entries.length;
+    const reader = await job(flake, { trustedKeys: [pub] });
+    expect(reader.restored.hit).toBe('true');
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(reader.summary?.skipped).toBe('no binary-cache-key to sign with');
+    expect(server.entries.length).toBe(before);
+  });
+});
