@@ -3,7 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['__tests__/**/*.test.ts'],
-    // Every test file's temp dirs under one TMPDIR of its own, removed after it (support/tmp.ts).
+    // Every test file's temp dirs under one TMPDIR of its own, removed after it; what libraries print to
+    // stdout in a test goes to <tmp>/nia-test-logs/<file>.log, named by a failing test (support/tmp.ts).
     setupFiles: ['__tests__/support/tmp.ts'],
     testTimeout: 120_000,
     hookTimeout: 120_000,

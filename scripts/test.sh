@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh machine (Debian, Node, npm, root or sudo): installs what the tests
-# need when it is missing, checks that dist/ matches the sources, type-checks, and runs every test.
+# need when it is missing (scripts/test-packages.txt), checks that dist/ matches the sources, type-checks,
+# and runs every test. What libraries print to stdout during a test goes to <tmp>/nia-test-logs/<file>.log,
+# which a failing test names (__tests__/support/tmp.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# scripts/test-packages.txt: one '<command> <Debian package>' a line; the package of every command missing.
 need=()
-for pair in docker-registry:docker-registry skopeo:skopeo podman:podman pigz:pigz nix:nix-bin htpasswd:apache2-utils openssl:openssl zstd:zstd xz:xz-utils; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-done
+while read -r cmd pkg _; do
+  case "$cmd" in '' | '#'*) continue ;; esac
+  command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+done <scripts/test-packages.txt
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
