@@ -5,22 +5,23 @@ import './threadpool.js'; // first: sizes the thread pool before anything starts
 import * as core from '@actions/core';
 import { envInputReader, parseInputs, type ActionInputs } from './inputs/index.js';
 import { maskNixSecrets, setupNix, type NixSetup } from './nix/install.js';
+import { evaluatesImpurely } from './nix/secrets.js';
+import { publicKeyOf } from './nix/signing.js';
 import { withoutSecrets } from './image/child-env.js';
 import { restoreStoreCache, untrustedCacheWarning, type RestoreResult } from './nix/cache.js';
 import { evaluateDerivation, splitArgs, type Evaluation } from './nix/build.js';
 import { resolveImage, type ResolvedImage } from './nix/resolve.js';
 import { producerDerivation } from './nix/dockertools.js';
-import { readLayerRecord, recordLayers } from './nix/layer-record.js';
-import { imageToPush, planRefusal } from './image/from-build.js';
+import { imageToPush, planRefusal, type ImageToPush } from './image/from-build.js';
+import { imageStorePaths } from './image/store-paths.js';
 import { manifestAnnotations, producerAnnotations, type ImageSettings } from './image/settings.js';
-import { MediaTypes } from './registry/types.js';
 import { connectRegistries, repositoryTags, type Destinations } from './registry/connect.js';
 import { mergeImages } from './registry/merge.js';
 import { pushImage, type PushResult } from './registry/push.js';
-import { pushToAll, type PushTarget } from './registry/targets.js';
+import { knownFromRecord, pushToAll, recordPushed } from './registry/targets.js';
 import { retagIfPushed } from './registry/shortcut.js';
-import type { KnownLayer } from './registry/manifest.js';
-import { report, reportMerge, type RunReport } from './report/index.js';
+import { report, reportMerge, type RunDocuments as Documents, type RunReport } from './report/index.js';
+import { attachImageDocuments, fetchAttachedDocuments, writeImageDocuments } from './report/documents.js';
 import { PhaseClock } from './report/phases.js';
 import { savePostState, stepTempDir, type PostState } from './state.js';
 import { stopOnCancel } from './cancel.js';
@@ -34,6 +35,10 @@ function readInputs(): ActionInputs {
   if (inputs.password) core.setSecret(inputs.password);
   if (inputs.githubToken) core.setSecret(inputs.githubToken);
   maskNixSecrets(inputs);
+  if (inputs.binaryCacheKey) {
+    core.setSecret(inputs.binaryCacheKey);
+    core.setSecret(inputs.binaryCacheKey.slice(inputs.binaryCacheKey.indexOf(':') + 1));
+  }
   return inputs;
 }
 
@@ -51,18 +56,6 @@ async function merge(inputs: ActionInputs, to: Destinations, started: number): P
   });
   core.info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
 }
-
-/** The store cache's record of the layers last pushed to a repository, as the push's known layers. */
-async function recordedLayers(dir: string | undefined, target: PushTarget): Promise<KnownLayer[]> {
-  if (!dir) return [];
-  return (await readLayerRecord(dir, recordKey(target))).map((l) => ({
-    diffID: l.diffID,
-    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
-    ...(l.key ? { key: l.key } : {}),
-  }));
-}
-
-const recordKey = (t: PushTarget): string => `${t.client.registry}/${t.client.repository}`;
 
 /** The outputs and summary of a push (or of a re-tag), for every repository the image went to. */
 function reporter(inputs: ActionInputs, to: Destinations, clock: PhaseClock) {
@@ -101,7 +94,7 @@ async function evaluate(inputs: ActionInputs, nix: NixSetup): Promise<Job> {
 }
 
 /** The registry as the image's binary cache: the same derivation and settings pushed before is the image. */
-async function pushedBefore(job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup, started: number): Promise<boolean> {
+async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup, started: number): Promise<boolean> {
   if (!('drvPath' in job.evaluation)) {
     core.info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
     return false;
@@ -114,6 +107,7 @@ async function pushedBefore(job: Job, to: Destinations, reportPush: ReturnType<t
   }
   core.info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
   const metadata = await reportPush(shortcut.results, {
+    documents: await attachedDocuments(inputs, to, shortcut.results),
     storePath: job.evaluation.outPath,
     format: 'already in the registry',
     nixVersion: nix.version,
@@ -135,6 +129,9 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     flake: inputs.flake,
     maxSize: inputs.cacheMaxSize,
     nix: nix.nix,
+    nixVersion: nix.version,
+    // A restored path is used only with a signature by one of these (none given: the cache is trusted).
+    trustedKeys: [...inputs.binaryCachePublicKeys, ...(inputs.binaryCacheKey ? [publicKeyOf(inputs.binaryCacheKey)] : [])],
     env: nix.env,
   });
   state.cache = cache.state;
@@ -150,9 +147,11 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     layersFrom: inputs.layersFrom,
     ...('drvPath' in job.evaluation ? { drvPath: job.evaluation.drvPath } : {}),
     checkPlan: planRefusal,
-    onDerivation: (drvPath) => {
-      // What a failed build did build is kept for the next attempt: the post step saves it from here.
+    onDerivation: (drvPath, evaluated) => {
+      // What a failed build did build is kept for the next attempt: the post step saves it from here,
+      // with what import from derivation realised while evaluating.
       state.drvPath = drvPath;
+      state.evaluated = evaluated;
       savePostState(state);
     },
   });
@@ -165,6 +164,7 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     state.storePath = resolved.plan.image.confPath;
     core.info(`built the conf ${resolved.plan.image.confPath} and what it names in ${resolved.seconds.toFixed(1)} s`);
   }
+  state.evaluated = resolved.evaluated;
   savePostState(state);
   const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) core.warning(untrusted);
@@ -172,13 +172,13 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
 }
 
 /** Pushes the image to every repository (or computes its digest), and records the layers pushed. */
-async function push(inputs: ActionInputs, job: Job, to: Destinations, resolved: ResolvedImage, cache: RestoreResult): Promise<{ pushed: PushResult[]; format: string }> {
+async function push(inputs: ActionInputs, job: Job, to: Destinations, resolved: ResolvedImage, cache: RestoreResult): Promise<{ pushed: PushResult[]; image: ImageToPush }> {
   const image = await imageToPush(resolved, inputs.labels);
   if (!resolved.plan) core.info(`image format: ${image.format} (${resolved.outPath})`);
   // The manifest records what fixed its bytes: the conf when the layers were made from the store, the
   // image derivation itself when its archive was read.
   const producer = resolved.drvPath && 'drvPath' in job.evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, job.settings) : {};
-  for (const t of to.targets) t.known = await recordedLayers(cache.state?.dir, t);
+  for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t);
   const spool = stepTempDir('nix-image-push-');
   stopOnCancel(() => [spool]);
   const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
@@ -187,11 +187,57 @@ async function push(inputs: ActionInputs, job: Job, to: Destinations, resolved: 
       ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest })
       : [await pushImage({ ...common, input: image.input, tags: to.groups[0]!.tags })];
   if (cache.state) {
-    for (const [i, t] of to.targets.entries()) {
-      await recordLayers(cache.state.dir, recordKey(t), pushed[i]!.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}) })));
-    }
+    for (const [i, t] of to.targets.entries()) await recordPushed(cache.state.dir, t, pushed[i]!);
   }
-  return { pushed, format: image.format };
+  return { pushed, image };
+}
+
+/** The image's digest as a referrer's subject. */
+const subjectOf = (p: PushResult) => ({ mediaType: p.manifest.mediaType, digest: p.digest, size: p.manifest.bytes.length });
+
+/**
+ * The SBOM and provenance of the image just pushed, written under RUNNER_TEMP and, with sbom-attach,
+ * attached to it in every repository. The image is pushed already: a failure here is a warning, unless
+ * sbom-attach asked for the documents to go with the image.
+ */
+async function documents(inputs: ActionInputs, nix: NixSetup, job: Job, to: Destinations, built: { resolved: ResolvedImage; image: ImageToPush; pushed: PushResult[] }, startedOn: Date): Promise<Documents> {
+  const first = built.pushed[0]!;
+  const target = to.groups[0]!.target;
+  try {
+    const storePaths = inputs.sbom === false ? undefined : await imageStorePaths({ layers: first.layers.map((l) => l.storePaths), ...(built.image.source ? { archive: built.image.source } : {}) });
+    const docs = await writeImageDocuments({
+      nix: nix.nix,
+      env: job.env,
+      flake: inputs.flake,
+      attr: inputs.attr,
+      buildArgs: job.buildArgs,
+      storePaths,
+      subject: { registry: target.registry, repository: target.repository, digest: first.digest },
+      ...(built.resolved.drvPath ? { drvPath: built.resolved.drvPath } : {}),
+      outPath: built.resolved.outPath,
+      nixVersion: nix.version,
+      format: inputs.sbom,
+      tmpDir: stepTempDir('nix-image-documents-'),
+      startedOn,
+    });
+    const attached = inputs.sbomAttach ? await attachImageDocuments(to.targets, subjectOf(first), docs, logger) : [];
+    return { docs, attached };
+  } catch (error) {
+    const line = `the image is pushed (${target.registry}/${target.repository}@${first.digest}); ${inputs.sbomAttach ? 'attaching' : 'writing'} its SBOM and provenance failed: ${errorLine(error)}`;
+    if (inputs.sbomAttach) throw new Error(line);
+    core.warning(line);
+    return { docs: { notes: [`no SBOM or provenance: ${errorLine(error)}`] } };
+  }
+}
+
+/** An unchanged image's SBOM and provenance: what is attached to it (nothing is built to write them). */
+async function attachedDocuments(inputs: ActionInputs, to: Destinations, pushed: PushResult[]): Promise<Documents> {
+  try {
+    return { docs: await fetchAttachedDocuments(to.targets[0]!.client, subjectOf(pushed[0]!), stepTempDir('nix-image-documents-'), { format: inputs.sbom }), fetched: true };
+  } catch (error) {
+    core.warning(`the image's attached SBOM and provenance could not be read: ${errorLine(error)}`);
+    return { docs: { notes: [`no SBOM or provenance: ${errorLine(error)}`] } };
+  }
 }
 
 async function run(): Promise<void> {
@@ -208,19 +254,23 @@ async function run(): Promise<void> {
     sha256: inputs.nixSha256 || undefined,
     githubToken: inputs.githubToken || undefined,
     extraNixConf: inputs.extraNixConf || undefined,
+    // Flake code that reads the environment or any file gets no token: Nix is then given none.
+    impure: evaluatesImpurely(splitArgs(inputs.buildArgs)),
   });
   clock.lap('install');
   const job = await evaluate(inputs, nix);
   clock.lap('evaluate');
   const reportPush = reporter(inputs, to, clock);
-  if (await pushedBefore(job, to, reportPush, nix, started)) return;
+  if (await pushedBefore(inputs, job, to, reportPush, nix, started)) return;
   clock.lap(); // the registry lookup is not the restore's time
 
   const { cache, resolved } = await build(inputs, nix, job, clock);
-  const { pushed, format } = await push(inputs, job, to, resolved, cache);
+  const { pushed, image } = await push(inputs, job, to, resolved, cache);
+  const docs = await documents(inputs, nix, job, to, { resolved, image, pushed }, new Date(started));
   const metadata = await reportPush(pushed, {
+    documents: docs,
     storePath: resolved.outPath,
-    format,
+    format: image.format,
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === 'false' ? undefined : cache.restored, note: cache.note },

@@ -35,7 +35,14 @@ async function saveCache(): Promise<void> {
     return;
   }
   if (!state.storePath) core.info('store cache: the build failed; saving what it built');
-  const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+  // The signing key is read again from the input (never written to state or a file), masked first.
+  const secretKey = core.getInput('binary-cache-key');
+  if (secretKey) {
+    core.setSecret(secretKey);
+    core.setSecret(secretKey.slice(secretKey.indexOf(':') + 1));
+  }
+  const built = { drvPath: state.drvPath, ...(state.storePath ? { storePath: state.storePath } : {}), ...(state.evaluated ? { evaluated: state.evaluated } : {}) };
+  const saved = await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {});
   if (saved) await reportCacheSave(saved);
 }
 

@@ -13,6 +13,8 @@ export interface PostState {
   started: boolean;
   storePath?: string;
   drvPath?: string;
+  /** What import from derivation realised while evaluating (saved with the build's closure). */
+  evaluated?: string[];
   /** JSON-serialisable state of the store cache (nix/cache.ts), absent when the cache is off. */
   cache?: unknown;
   /** Files and directories main wrote under RUNNER_TEMP (recordTempFile), removed first by post. */

@@ -1,8 +1,9 @@
 // Secrets, end to end, through the runner emulation's masking (support/action.ts): the bundled action
 // runs with a registry password, a github-token, an access token in extra-nix-conf and, when it installs
 // Nix, a nix-install-url with userinfo, on success and on failure paths. A probe flake (built with
-// --impure) traces the action's inputs and NIX_CONFIG from its evaluation, so every secret is printed in
-// the build log: without its core.setSecret the masked log shows it and the test fails. Then every
+// --impure) traces the action's inputs and NIX_CONFIG from its evaluation: under --impure Nix is given
+// no token at all (flake code could read it), so the unmasked log must not hold them anywhere, while
+// what is printed (the userinfo of a download) must be masked. Then every
 // file the steps could write (file commands, RUNNER_TEMP, the tool cache, HOME) is searched for the raw
 // values, which must be nowhere. And the stream script, code from the flake run outside Nix's sandbox,
 // records the environment it was given: none of the action's inputs, tokens or NIX_CONFIG. Last, the
@@ -122,6 +123,20 @@ function expectPrintedAndMasked(run: ActionRun, secrets: string[]): void {
   }
 }
 
+/**
+ * Under --impure the tokens never reach Nix: the probe traced NIX_CONFIG, and neither it nor anything else
+ * in the unmasked log holds them; they are masked all the same, and a notice says why Nix got none.
+ */
+function expectWithheldFromNix(run: ActionRun, secrets: string[]): void {
+  const printed = run.rawLog.split('\n').filter((l) => !l.startsWith('::add-mask::'));
+  expect(printed.some((l) => /probe NIX_CONFIG=/.test(l)), 'the probe traced no NIX_CONFIG').toBe(true);
+  for (const secret of secrets) {
+    expect(printed.filter((l) => l.includes(secret)), `${secret} reached the log unmasked`).toEqual([]);
+    expect(run.masks, `${secret} was not masked`).toContain(secret);
+  }
+  expect(run.rawLog).toMatch(/::notice::build-args evaluate impurely \(--impure\).*Nix gets no github-token/);
+}
+
 /** Nix ran the probe's (impure) evaluation without the action's inputs: each traced INPUT_* is empty. */
 function expectHiddenFromNix(run: ActionRun): void {
   const traced = run.rawLog.split('\n').filter((l) => /probe INPUT_/.test(l));
@@ -178,8 +193,8 @@ describe('secrets on a runner with Nix', () => {
     expect(run.post?.code).toBe(0);
     expect(run.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     await expectNoSecret(run, [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, extraNixConf], [home]);
-    // The tokens reach Nix (NIX_CONFIG's access-tokens), so the probe prints them; the password does not.
-    expectPrintedAndMasked(run, [GITHUB_TOKEN, NIX_TOKEN]);
+    // --impure: Nix gets no token (flake code could read it); the password never goes near Nix.
+    expectWithheldFromNix(run, [GITHUB_TOKEN, NIX_TOKEN]);
     expect(run.masks).toContain(PASSWORD);
     expectHiddenFromNix(run);
 
@@ -213,7 +228,7 @@ describe('secrets on a runner with Nix', () => {
     );
     expect(run.post?.code).toBe(0);
     await expectNoSecret(run, [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, extraNixConf], [home]);
-    expectPrintedAndMasked(run, [GITHUB_TOKEN, NIX_TOKEN]);
+    expectWithheldFromNix(run, [GITHUB_TOKEN, NIX_TOKEN]);
     expectHiddenFromNix(run);
   });
 });
@@ -248,7 +263,8 @@ describe('secrets when the action installs Nix', () => {
     expect(await readFile(join(home, 'installer-record'), 'utf8')).toContain('trusted-users = root');
     expect(await readFile(join(home, '.config', 'nix', 'nix.conf'), 'utf8')).toContain('experimental-features = nix-command flakes');
     await expectNoSecret(run, [USERINFO, URL_PASSWORD, PASSWORD, GITHUB_TOKEN, NIX_TOKEN, extraNixConf], [home]);
-    expectPrintedAndMasked(run, [USERINFO, GITHUB_TOKEN, NIX_TOKEN]);
+    expectPrintedAndMasked(run, [USERINFO]);
+    expectWithheldFromNix(run, [GITHUB_TOKEN, NIX_TOKEN]);
     expectHiddenFromNix(run);
     expect(await readdir(run.runnerTemp)).toEqual([]);
   });

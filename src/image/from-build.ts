@@ -4,7 +4,7 @@ import { detectSource } from './format.js';
 import { archiveInput } from './input.js';
 import { labelled } from './labels.js';
 import { planInput, planKeys, UnsupportedImageError, type StorePlan } from './plan.js';
-import type { ImageInput } from './types.js';
+import type { ImageInput, ImageSource } from './types.js';
 
 /** What the build gave: a plan whose layers are made here, or an output whose archive is read. */
 export interface BuiltImage {
@@ -18,6 +18,8 @@ export interface ImageToPush {
   input: ImageInput;
   /** How the layers are read: `layers from the store`, or the archive's format. */
   format: string;
+  /** The archive read (absent: the layers are made from the store). */
+  source?: ImageSource;
 }
 
 /** Why the layers of `plan` cannot be made here exactly, or undefined when they can. */
@@ -36,5 +38,5 @@ export async function imageToPush(built: BuiltImage, labels: [string, string][])
   const source = await detectSource(built.outPath);
   // A recognised image read through its archive: its manifest is the plan's own, keys included.
   const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan) : undefined;
-  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format };
+  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format, source };
 }

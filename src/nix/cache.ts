@@ -315,7 +315,7 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
     const skipped = state.restoreFailed.unreachable ? 'the cache service was unreachable when restoring' : 'the restore failed';
     return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1000, skipped };
   }
-  const env = { ...withoutSecrets(process.env), NIX_CONFIG: ['experimental-features = nix-command flakes', process.env.NIX_CONFIG].filter(Boolean).join('\n') };
+  const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, 'extra-experimental-features = nix-command flakes'].filter(Boolean).join('\n') };
   const { keep, dropped } = await pathsToSave(state.nix, built, state.maxSize, env, { ownKeys, nixVersion: state.nixVersion });
   const cacheKey = pathSetKey(state.keyBase, keep, key?.name);
   const summary = (s: Omit<SaveSummary, 'seconds'>): SaveSummary => ({ ...s, seconds: (Date.now() - started) / 1000 });

@@ -4,7 +4,7 @@
 // absent or has no pname), and the flake's locked inputs (`nix flake metadata --json`), for the provenance.
 // Commands and output shapes of Nix 2.8 up to current 2.3x.
 import { readDerivation, type Derivation } from './derivation.js';
-import { nixOutput, nixStoreBinary, parsePathInfo } from './store.js';
+import { nixOutput, nixStoreBinary, parsePathInfo, pathInfoArgs } from './store.js';
 
 export interface StorePathFacts {
   path: string;
@@ -104,13 +104,14 @@ async function derivationOrNone(path: string | undefined): Promise<Derivation | 
 }
 
 /** The facts of each path (sorted, duplicates dropped); a path the store does not hold is named only. */
-export async function storePathFacts(nix: string, paths: string[], env: NodeJS.ProcessEnv): Promise<StorePathFacts[]> {
+/** `nixVersion` picks the `path-info --json` form that Nix understands (store.ts pathInfoArgs). */
+export async function storePathFacts(nix: string, paths: string[], env: NodeJS.ProcessEnv, nixVersion?: string): Promise<StorePathFacts[]> {
   const unique = [...new Set(paths)].sort();
   const invalid = await invalidPaths(nix, unique, env);
   const valid = unique.filter((p) => !invalid.has(p));
   const infos = new Map<string, { narHash?: string; narSize: number; references: string[]; deriver?: string }>();
   for (let i = 0; i < valid.length; i += 500) {
-    const json = await nixOutput(nix, ['path-info', '--json', ...valid.slice(i, i + 500)], env);
+    const json = await nixOutput(nix, [...pathInfoArgs(nixVersion), ...valid.slice(i, i + 500)], env);
     const hashes = narHashes(json);
     for (const info of parsePathInfo(json)) infos.set(info.path, { ...info, narHash: hashes.get(info.path) });
   }

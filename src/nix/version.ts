@@ -1,7 +1,7 @@
 // Which Nix the action runs with: the version nix-version asks for (action.yml's default is
 // DEFAULT_NIX_VERSION), and the oldest Nix the action works with.
 /** action.yml's default for nix-version. */
-export const DEFAULT_NIX_VERSION = '2.35.3';
+export const DEFAULT_NIX_VERSION = '2.35.2';
 
 /** The oldest Nix with everything the action uses: flakes, access-tokens and `extra-` settings,
  *  `nix build --json`, `nix path-info --json`, `nix-store --realise` (all in 2.4). */

@@ -48,7 +48,7 @@ export async function writeImageDocuments(o: WriteDocumentsOptions): Promise<Ima
   if (o.format === false) notes.push('no SBOM: the sbom input is false');
   else if (!o.storePaths) notes.push('no SBOM: the store paths of the image are not known (an archive without store paths in its layers)');
   else {
-    const facts = await storePathFacts(o.nix, o.storePaths, o.env);
+    const facts = await storePathFacts(o.nix, o.storePaths, o.env, o.nixVersion);
     const missing = facts.filter((f) => !f.valid).length;
     if (missing > 0) notes.push(`${missing} store path(s) of the image are not in this store: the SBOM names them without hashes or references`);
     const path = await writeSbom(o.tmpDir, o.format, sbomDocument(o.format, o.subject, facts));

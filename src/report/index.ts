@@ -2,6 +2,8 @@
 import * as core from '@actions/core';
 import { formatBytes, type PushResult } from '../registry/push.js';
 import type { SaveSummary } from '../nix/cache.js';
+import type { Attached } from '../registry/referrers.js';
+import { documentsSummary, setDocumentOutputs, type ImageDocuments } from './documents.js';
 
 export interface RunReport {
   registry: string;
@@ -18,6 +20,16 @@ export interface RunReport {
   others?: { registry: string; repository: string; tags: string[]; push: PushResult }[];
   /** Seconds of the phases before the build (main measures them). */
   phases?: { install?: number; evaluate?: number; restore?: number };
+  /** The image's SBOM and provenance (absent: none, the outputs are empty). */
+  documents?: RunDocuments;
+}
+
+/** The SBOM and provenance of a run, and where they were attached. */
+export interface RunDocuments {
+  docs: ImageDocuments;
+  attached?: Attached[];
+  /** Read from what is attached to an unchanged image rather than written. */
+  fetched?: boolean;
 }
 
 export interface Metadata {
@@ -40,6 +52,11 @@ export interface Metadata {
     made: number;
     /** Of the skipped: mounted from another repository of the registry. */
     mounted: number;
+    /** Of the skipped: taken on another's word (another repository, tool or record), so downloaded and
+     *  hashed here before being used. */
+    verified: number;
+    /** Layers compressed in this job, once whatever the number of repositories. */
+    compressed: number;
     list: { digest: string; size: number; diffID: string; action: string; storePaths?: string[] }[];
   };
   bytes: { uploaded: number; skipped: number };
@@ -70,6 +87,8 @@ export function metadataOf(r: RunReport): Metadata {
       reused: count('reused'),
       made: count('uploaded', 'present', 'computed'),
       mounted: count('mounted'),
+      verified: p.layers.filter((l) => l.verified).length,
+      compressed: [p, ...(r.others ?? []).map((o) => o.push)].reduce((n, x) => n + (x.layersMade ?? 0), 0),
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...(l.storePaths ? { storePaths: l.storePaths } : {}) })),
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
@@ -146,7 +165,8 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
       `<code>${m.digest}</code>`,
       (m.tags.length > 0 ? m.tags : [`${r.registry}/${r.repository}@${m.digest}`]).map((t) => `<code>${t}</code>`).join(' '),
       `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` +
-        (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed)` : ')'),
+        (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed` : '') +
+        (m.layers.verified > 0 ? `; ${m.layers.verified} taken from another repository or tool, downloaded and hashed first)` : ')'),
       formatBytes(m.bytes.uploaded),
       formatBytes(m.bytes.skipped),
     ],
@@ -196,12 +216,17 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
       '.</p>',
     true,
   );
+  if (r.documents) {
+    const line = documentsSummary(r.documents.docs, { ...(r.documents.attached ? { attached: r.documents.attached } : {}), ...(r.documents.fetched ? { fetched: true } : {}) });
+    if (line) s.addRaw(line, true);
+  }
   await s.write();
 }
 
 export async function report(r: RunReport): Promise<Metadata> {
   const m = metadataOf(r);
   setOutputs(m);
+  setDocumentOutputs(r.documents?.docs ?? { notes: [] });
   // The summary is a courtesy: a runner without GITHUB_STEP_SUMMARY, or one that cannot write it, must not
   // fail a push that succeeded.
   if (process.env.GITHUB_STEP_SUMMARY) {
@@ -253,6 +278,7 @@ export async function reportMerge(r: MergeReport): Promise<void> {
   core.setOutput('store-path', '');
   core.setOutput('cache-hit', 'false');
   core.setOutput('metadata', JSON.stringify(m));
+  setDocumentOutputs({ notes: [] }); // an index has no SBOM of its own: its images carry theirs
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   await core.summary
     .addHeading(`Merged ${r.registry}/${r.repository}`, 3)
