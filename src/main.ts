@@ -16,7 +16,7 @@ import { imageToPush, planRefusal, type ImageToPush } from './image/from-build.j
 import { imageStorePaths } from './image/store-paths.js';
 import { manifestAnnotations, producerAnnotations, type ImageSettings } from './image/settings.js';
 import { connectRegistries, repositoryTags, type Destinations } from './registry/connect.js';
-import { mergeImages } from './registry/merge.js';
+import { mergeToAll } from './registry/merge.js';
 import { pushImage, type PushResult } from './registry/push.js';
 import { knownFromRecord, pushToAll, recordPushed } from './registry/targets.js';
 import { retagIfPushed } from './registry/shortcut.js';
@@ -42,19 +42,20 @@ function readInputs(): ActionInputs {
   return inputs;
 }
 
-/** A merge job builds nothing: the images are in the registry already, pushed by digest by the matrix. */
+/** A merge job builds nothing: the images are in the registry already, pushed by digest by the matrix.
+ *  Every repository `tags` names gets the index (and the images it lists), or none is tagged. */
 async function merge(inputs: ActionInputs, to: Destinations, started: number): Promise<void> {
-  const { target, tags } = to.groups[0]!;
-  const merged = await mergeImages(to.targets[0]!.client, inputs.merge, tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
+  const merged = await mergeToAll(to.targets, inputs.merge, Object.fromEntries(manifestAnnotations(inputs.annotations)), logger);
+  // The registries as written (docker.io, not its API host), with each repository's tags and what it got.
+  const [home, ...others] = to.groups.map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: g.tags, placed: merged.repositories[i]!.images }));
   await reportMerge({
-    registry: target.registry,
-    repository: target.repository,
-    tags,
+    ...home!,
+    others,
     index: { digest: merged.index.digest, size: merged.index.bytes.length },
     images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
     seconds: (Date.now() - started) / 1000,
   });
-  core.info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
+  core.info(`merged ${merged.images.length} image(s) into ${to.groups.map((g) => `${g.target.registry}/${g.target.repository}`).join(', ')} as ${merged.index.digest}`);
 }
 
 /** The outputs and summary of a push (or of a re-tag), for every repository the image went to. */

@@ -11,7 +11,8 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sha256Digest } from './manifest.js';
-import type { Credentials, Logger } from './types.js';
+import { MAX_HOPS, REDIRECTS } from './constants.js';
+import { MediaTypes, type Credentials, type Logger } from './types.js';
 import { abortable } from './transport/abort.js';
 import { basicHeader } from './transport/basic.js';
 import { fetchToken, type Token } from './transport/bearer.js';
@@ -70,8 +71,6 @@ export interface ClientStats {
 
 type Auth = { kind: 'none' } | { kind: 'basic'; header: string } | { kind: 'bearer'; challenge: Challenge; tokens: TokenHolder };
 
-const REDIRECTS = [301, 302, 303, 307, 308];
-const MAX_HOPS = 5;
 /** Upload sessions per blob, at most: the first and two more after the registry lost one. */
 const MAX_SESSIONS = 3;
 /** Bytes of a blob read per ranged GET: a layer is never held whole in memory. */
@@ -347,6 +346,25 @@ export class RegistryClient {
     );
     if (res.status === 404) return undefined;
     return { mediaType: header(res, 'content-type') ?? '', digest: sha256Digest(res.body), bytes: res.body };
+  }
+
+  /**
+   * The OCI 1.1 referrers API: the index of the manifests whose subject is `digest`. Undefined when the
+   * registry does not serve the API (404, 400, 405; Distribution 2.8 answers 404), so the caller falls
+   * back to the sha256-<digest> tag.
+   */
+  async getReferrers(digest: string, opts: ReadOptions = {}): Promise<{ mediaType: string; bytes: Buffer } | undefined> {
+    const res = await this.call(
+      `GET referrers ${digest}${this.from(opts)}`,
+      () => ({ method: 'GET', url: this.url(`referrers/${digest}`, opts.repository), headers: { accept: MediaTypes.ociIndex } }),
+      [200, 400, 404, 405],
+      opts.signal,
+    );
+    if (res.status !== 200) return undefined;
+    const mediaType = header(res, 'content-type') ?? '';
+    // A registry without the API may answer 200 with something else (an HTML page, a catch-all route).
+    if (!mediaType.startsWith(MediaTypes.ociIndex)) return undefined;
+    return { mediaType, bytes: res.body };
   }
 
   /** " of <repository>" for a read from another repository, for messages. */

@@ -8,6 +8,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../inputs/index.js';
 import { helperGet } from './credential-helper.js';
+import { isDockerHub } from './constants.js';
 import type { Credentials } from './types.js';
 
 export interface CredentialSources {
@@ -27,17 +28,15 @@ interface DockerConfig {
   credsStore?: string;
 }
 
-const DOCKER_HUB = ['docker.io', 'index.docker.io', 'registry-1.docker.io'];
-
 /** The server URL a helper files a registry under: the host, or Docker Hub's historical URL. */
 function helperServer(registry: string): string {
-  return DOCKER_HUB.includes(registry) ? 'https://index.docker.io/v1/' : registry;
+  return isDockerHub(registry) ? 'https://index.docker.io/v1/' : registry;
 }
 
 /** The keys a Docker config may file a registry under. */
 function configKeys(registry: string): string[] {
   const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
-  if (DOCKER_HUB.includes(registry)) keys.push('https://index.docker.io/v1/', 'index.docker.io', 'docker.io');
+  if (isDockerHub(registry)) keys.push('https://index.docker.io/v1/', 'index.docker.io', 'docker.io');
   return keys;
 }
 

@@ -1,5 +1,9 @@
-// Grammar of registry hosts, repository paths and tags (distribution/reference), checked before anything runs.
+// Grammar of registry hosts, repository paths, tags and digests (distribution/reference), checked before
+// anything runs. One function takes a reference apart and decides whether its first part is a registry
+// host (splitReference); the image, tags, reuse-tags and merge inputs all read references through it, and
+// differ only in what they accept and what a missing registry means.
 import { InputError } from '../inputs/index.js';
+import { DOCKER_HUB_API, isDockerHub } from './constants.js';
 
 export interface ImageName {
   /** The registry as the user wrote it (and as it appears in outputs), e.g. ghcr.io or localhost:5000. */
@@ -10,11 +14,69 @@ export interface ImageName {
   repository: string;
 }
 
+/** A reference taken apart, nothing checked nor normalised: `[registry/]repository[:tag][@digest]`. */
+export interface ReferenceParts {
+  /** The first path component, when it is a registry host (see isRegistryHost). */
+  registry?: string;
+  /** The repository path as written (no library/ added); empty for `@sha256:…`. */
+  repository: string;
+  tag?: string;
+  digest?: string;
+}
+
 const HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]{1,5})?$/;
 const IPV6 = /^\[[0-9a-fA-F:.]+\](?::[0-9]{1,5})?$/;
 const COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
-const DOCKER_HUB = new Set(['docker.io', 'index.docker.io', 'registry-1.docker.io']);
+/** The only digest this action reads or writes: what every registry and the OCI spec require. */
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** A merge entry that starts like this is a digest, never `repository:tag` (algorithms the OCI spec registers). */
+const DIGEST_ALGORITHM = /^(?:sha256|sha384|sha512):/i;
+
+/**
+ * Docker's rule (distribution/reference, splitDockerDomain): the first of several path components is a
+ * registry host when it has a `.` or a `:` (a port, an IPv6 address) or is `localhost`; otherwise the
+ * whole path is the repository.
+ */
+export function isRegistryHost(component: string): boolean {
+  return component.includes('.') || component.includes(':') || component === 'localhost';
+}
+
+/**
+ * `[registry/]repository[:tag][@digest]` → its parts, by Docker's rule for the registry (isRegistryHost).
+ * The digest is what follows the first `@`; the tag what follows the last `:` after the last `/`.
+ */
+export function splitReference(value: string): ReferenceParts {
+  const at = value.indexOf('@');
+  const name = at >= 0 ? value.slice(0, at) : value;
+  const colon = name.lastIndexOf(':');
+  const tagged = colon > name.lastIndexOf('/');
+  const path = tagged ? name.slice(0, colon) : name;
+  const slash = path.indexOf('/');
+  const first = slash >= 0 ? path.slice(0, slash) : undefined;
+  const hasRegistry = first !== undefined && isRegistryHost(first);
+  return {
+    ...(hasRegistry ? { registry: first } : {}),
+    repository: hasRegistry ? path.slice(slash + 1) : path,
+    ...(tagged ? { tag: name.slice(colon + 1) } : {}),
+    ...(at >= 0 ? { digest: value.slice(at + 1) } : {}),
+  };
+}
+
+/** Whether two registry hosts are one registry: host names compare case-insensitively, and Docker Hub has three. */
+export function sameRegistry(a: string, b: string): boolean {
+  return a.toLowerCase() === b.toLowerCase() || (isDockerHub(a) && isDockerHub(b));
+}
+
+/** A repository path as the registry knows it: a one-part name on Docker Hub is library/<name>. */
+function inRegistry(registry: string, path: string): string {
+  return isDockerHub(registry) && !path.includes('/') ? `library/${path}` : path;
+}
+
+/** The first path component that is not lower-case letters, digits and . _ - (undefined: all are). */
+function badPart(path: string): string | undefined {
+  return path.split('/').find((p) => !COMPONENT.test(p));
+}
 
 export function validateRegistry(registry: string): void {
   if (/^[a-z]+:\/\//i.test(registry)) {
@@ -28,30 +90,34 @@ export function validateRegistry(registry: string): void {
   }
 }
 
+/** The registry and image inputs → the repository. The image is a path, without registry, tag or digest. */
 export function parseImageName(registry: string, image: string): ImageName {
   validateRegistry(registry);
   if (image === '') throw new InputError('image', 'expected a repository path such as owner/app, got an empty value');
-  if (image.includes(':') || image.includes('@')) {
-    throw new InputError('image', `expected a repository path without a tag or digest (use the tags input), got "${image}"`);
-  }
-  const parts = image.split('/');
-  if (parts[0] === registry && parts.length > 1) {
+  const parts = splitReference(image);
+  // A registry host in front is refused when it is this registry, or cannot be a path component anyway
+  // (a port): `my.org/app` stays a valid path in another registry (GitLab groups may have dots).
+  if (parts.registry !== undefined && (sameRegistry(parts.registry, registry) || !COMPONENT.test(parts.registry))) {
     throw new InputError('image', `expected the repository path without the registry (it is set by the registry input), got "${image}"`);
   }
-  const bad = parts.find((p) => !COMPONENT.test(p));
+  if (parts.tag !== undefined || parts.digest !== undefined) {
+    throw new InputError('image', `expected a repository path without a tag or digest (use the tags input), got "${image}"`);
+  }
+  return imageName(registry, image);
+}
+
+/** A repository path of `registry`, checked and normalised; errors name the image input. */
+function imageName(registry: string, path: string): ImageName {
+  const bad = badPart(path);
   if (bad !== undefined) {
     throw new InputError(
       'image',
-      `expected lower-case path components of letters, digits and . _ - separated by /, got "${image}" (bad part "${bad}")`,
+      `expected lower-case path components of letters, digits and . _ - separated by /, got "${path}" (bad part "${bad}")`,
     );
   }
-  if (image.length > 255) throw new InputError('image', `expected at most 255 characters, got ${image.length}`);
-  const hub = DOCKER_HUB.has(registry);
-  return {
-    registry,
-    apiHost: hub ? 'registry-1.docker.io' : registry,
-    repository: hub && parts.length === 1 ? `library/${image}` : image,
-  };
+  if (path.length > 255) throw new InputError('image', `expected at most 255 characters, got ${path.length}`);
+  const hub = isDockerHub(registry);
+  return { registry, apiHost: hub ? DOCKER_HUB_API : registry, repository: inRegistry(registry, path) };
 }
 
 export function validateTag(tag: string, input = 'tags'): void {
@@ -59,6 +125,11 @@ export function validateTag(tag: string, input = 'tags'): void {
   if (!TAG.test(tag)) {
     throw new InputError(input, `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
   }
+}
+
+/** A digest this action accepts: sha256 and 64 lower-case hex digits, exactly (upper case is another string to a registry). */
+export function validateDigest(digest: string, input: string, value: string): void {
+  if (!DIGEST.test(digest)) throw new InputError(input, `expected a digest sha256:<64 lower-case hex digits>, got "${value}"`);
 }
 
 /** A reuse tag: a tag of the target repository, or `repository:tag` of another repository of the same registry. */
@@ -88,34 +159,30 @@ export function parseReuseTags(values: string[], target: ImageName): ReuseRef[] 
 
 function parseReuseTag(value: string, target: ImageName): ReuseRef {
   const input = 'reuse-tags';
-  if (value.includes('@')) {
+  const parts = splitReference(value);
+  if (parts.digest !== undefined) {
     throw new InputError(input, `expected a tag or repository:tag, not a digest, got "${value}"`);
   }
-  const colon = value.lastIndexOf(':');
-  const slash = value.lastIndexOf('/');
-  if (colon < 0 || colon < slash) {
-    if (slash >= 0) throw new InputError(input, `expected repository:tag for another repository (the tag is missing), got "${value}"`);
+  if (parts.tag === undefined) {
+    if (value.includes('/')) throw new InputError(input, `expected repository:tag for another repository (the tag is missing), got "${value}"`);
     validateReuseTag(value, value);
     return { repository: target.repository, tag: value };
   }
-  const path = value.slice(0, colon);
-  const tag = value.slice(colon + 1);
-  validateReuseTag(tag, value);
-  const parts = path.split('/');
-  const first = parts[0]!;
-  if (parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['))) {
+  validateReuseTag(parts.tag, value);
+  if (parts.registry !== undefined) {
     throw new InputError(input, `expected a repository of the same registry without its host (layers are mounted within one registry), got "${value}"`);
   }
-  const bad = parts.find((p) => !COMPONENT.test(p));
+  const bad = badPart(parts.repository);
   if (bad !== undefined) {
     throw new InputError(
       input,
       `expected repository:tag with a lower-case repository path of letters, digits and . _ - separated by /, got "${value}" (bad part "${bad}")`,
     );
   }
-  if (path.length > 255) throw new InputError(input, `expected a repository path of at most 255 characters, got ${path.length} in "${value}"`);
-  const hub = DOCKER_HUB.has(target.registry);
-  return { repository: hub && parts.length === 1 ? `library/${path}` : path, tag };
+  if (parts.repository.length > 255) {
+    throw new InputError(input, `expected a repository path of at most 255 characters, got ${parts.repository.length} in "${value}"`);
+  }
+  return { repository: inRegistry(target.registry, parts.repository), tag: parts.tag };
 }
 
 function validateReuseTag(tag: string, value: string): void {
@@ -140,8 +207,8 @@ export interface TagTarget {
  * The tags input: bare tags go to the default repository (the registry and image inputs); full
  * references `[registry/]repository:tag` (docker/metadata-action's `tags` output) go where they say, with
  * Docker's normalisation: no registry part means Docker Hub (`docker.io`, API on registry-1.docker.io),
- * and a one-part name there is `library/<name>`. A first part is a registry when it has a `.` or a `:`,
- * or is `localhost`. Grouped by repository, in the order of first appearance.
+ * and a one-part name there is `library/<name>`. Which first part is a registry: splitReference.
+ * Grouped by repository, in the order of first appearance.
  */
 export function parseTagTargets(values: string[], defaultTarget: () => ImageName): TagTarget[] {
   const groups = new Map<string, TagTarget>();
@@ -165,21 +232,65 @@ export function parseTagTargets(values: string[], defaultTarget: () => ImageName
 /** `[registry/]repository:tag` → the repository and the tag; errors name the tags input and the value. */
 export function parseReference(value: string): [ImageName, string] {
   const expected = `expected a tag, or a reference [registry/]repository:tag, got "${value}"`;
-  if (value.includes('@')) throw new InputError('tags', `${expected} (a digest cannot be a tag)`);
-  const slash = value.lastIndexOf('/');
-  const colon = value.lastIndexOf(':');
-  if (colon < 0 || colon < slash) throw new InputError('tags', `${expected} (the tag is missing)`);
-  const path = value.slice(0, colon);
-  const tag = value.slice(colon + 1);
-  validateTag(tag);
-  const parts = path.split('/');
-  const first = parts[0]!;
-  const hasRegistry = parts.length > 1 && (first.includes('.') || first.includes(':') || first === 'localhost' || first.startsWith('['));
-  const registry = hasRegistry ? first : 'docker.io';
-  const image = hasRegistry ? parts.slice(1).join('/') : path;
+  const parts = splitReference(value);
+  if (parts.digest !== undefined) throw new InputError('tags', `${expected} (a digest cannot be a tag)`);
+  if (parts.tag === undefined) throw new InputError('tags', `${expected} (the tag is missing)`);
+  validateTag(parts.tag);
   try {
-    return [parseImageName(registry, image), tag];
+    const registry = parts.registry ?? 'docker.io';
+    validateRegistry(registry);
+    return [imageName(registry, parts.repository), parts.tag];
   } catch (error) {
     throw new InputError('tags', `${expected}: ${error instanceof Error ? error.message.replace(/^input \w+: /, '') : String(error)}`);
   }
+}
+
+/** One entry of the merge input: an image in the index's registry, by digest or by tag. */
+export interface MergeEntry {
+  /** As given, for messages and the report. */
+  entry: string;
+  /** Its repository: the index's own, or another of the same registry (then its blobs are mounted). */
+  repository: string;
+  /** The digest or the tag to read it by. */
+  reference: string;
+}
+
+/**
+ * An entry of the merge input, against the repository the index is made in (`home`): `sha256:…` or a
+ * bare tag is an image of that repository; `[registry/]repository:tag` or `…@sha256:…` one of the
+ * repository named, which must be in the same registry (no registry part: the index's registry, as for
+ * reuse-tags). A digest must be sha256 and 64 lower-case hex digits; a reference with neither tag nor
+ * digest names no image and is refused, as is another registry (the index can only point at manifests
+ * its own registry holds). Errors name the merge input, in one line.
+ */
+export function parseMergeEntry(entry: string, home: { registry: string; repository: string }): MergeEntry {
+  const input = 'merge';
+  if (!entry.includes('/') && !entry.includes('@') && DIGEST_ALGORITHM.test(entry)) {
+    validateDigest(entry, input, entry);
+    return { entry, repository: home.repository, reference: entry };
+  }
+  const parts = splitReference(entry);
+  if (parts.registry !== undefined && !sameRegistry(parts.registry, home.registry)) {
+    throw new InputError(
+      input,
+      `"${entry}" is in registry ${parts.registry}, not ${home.registry}: an index can only list images of its own registry (copy the image there first)`,
+    );
+  }
+  if (parts.digest !== undefined) validateDigest(parts.digest, input, entry);
+  else if (parts.tag !== undefined) validateTag(parts.tag, input);
+  else if (parts.registry === undefined && !parts.repository.includes('/')) {
+    validateTag(entry, input);
+    return { entry, repository: home.repository, reference: entry };
+  } else {
+    throw new InputError(input, `expected a digest, a tag, repository:tag or repository@sha256:…, got "${entry}" (it names neither a tag nor a digest)`);
+  }
+  const reference = parts.digest ?? parts.tag!;
+  // `@sha256:…` alone: this repository, as a bare digest is.
+  if (parts.repository === '' && parts.digest !== undefined && parts.registry === undefined) return { entry, repository: home.repository, reference };
+  const bad = badPart(parts.repository);
+  if (bad !== undefined) {
+    throw new InputError(input, `expected a lower-case repository path of letters, digits and . _ - separated by /, got "${entry}" (bad part "${bad}")`);
+  }
+  if (parts.repository.length > 255) throw new InputError(input, `expected a repository path of at most 255 characters, got ${parts.repository.length} in "${entry}"`);
+  return { entry, repository: inRegistry(home.registry, parts.repository), reference };
 }

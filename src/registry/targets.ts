@@ -126,8 +126,9 @@ export async function copyImage(made: PushResult, source: RegistryClient, target
   };
 }
 
-/** Runs `step` for each target in turn; a failure names the repositories (and tags) done before it. */
-async function inTurn<T>(targets: PushTarget[], step: (target: PushTarget, i: number) => Promise<T>): Promise<T[]> {
+/** Runs `step` for each target in turn; a failure names the repositories (and tags) done before it
+ *  (the push's tags, a re-tag, a merge's index). */
+export async function inTurn<T>(targets: PushTarget[], step: (target: PushTarget, i: number) => Promise<T>): Promise<T[]> {
   const done: T[] = [];
   for (const [i, target] of targets.entries()) {
     try {

@@ -247,10 +247,18 @@ export async function reportCacheSave(s: SaveSummary): Promise<void> {
     .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
 }
 
-export interface MergeReport {
+/** One repository a merge put the index in, with its tags. */
+export interface MergedTo {
   registry: string;
   repository: string;
   tags: string[];
+  /** How each image of the index got there. */
+  placed?: { digest: string; action: 'present' | 'mounted' | 'copied' }[];
+}
+
+export interface MergeReport extends MergedTo {
+  /** The other repositories `tags` names, each with the same index. */
+  others?: MergedTo[];
   index: { digest: string; size: number };
   images: { ref: string; digest: string; platform: { os: string; architecture: string; variant?: string } }[];
   seconds: number;
@@ -263,7 +271,12 @@ export async function reportMerge(r: MergeReport): Promise<void> {
     digest: r.index.digest,
     image: `${r.registry}/${r.repository}@${r.index.digest}`,
     imageid: '',
-    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    tags: [r, ...(r.others ?? [])].flatMap((o) => o.tags.map((t) => `${o.registry}/${o.repository}:${t}`)),
+    repositories: [r, ...(r.others ?? [])].map((o) => ({
+      image: `${o.registry}/${o.repository}@${r.index.digest}`,
+      tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
+      images: Object.fromEntries((o.placed ?? []).map((i) => [i.digest, i.action])),
+    })),
     'store-path': '',
     'cache-hit': 'false',
     pushed: true,
@@ -283,6 +296,7 @@ export async function reportMerge(r: MergeReport): Promise<void> {
   await core.summary
     .addHeading(`Merged ${r.registry}/${r.repository}`, 3)
     .addRaw(`<p>Index <code>${m.digest}</code> under ${r.tags.map((t) => `<code>${t}</code>`).join(' ') || 'its digest'}; nothing was built.</p>`, true)
+    .addRaw(r.others?.length ? `<p>The same index in ${r.others.map((o) => `<code>${o.registry}/${o.repository}</code> (${o.tags.map((t) => `<code>${t}</code>`).join(' ') || 'its digest'})`).join(', ')}.</p>` : '', true)
     .addTable([
       [
         { data: 'Platform', header: true },

@@ -4,6 +4,7 @@
 // The credentials go to the realm's origin only (not to where it redirects), and never over plain
 // HTTP unless the client is insecure: a plain-HTTP realm, or a redirect to one, is refused.
 import type { Credentials } from '../types.js';
+import { MAX_HOPS, REDIRECTS } from '../constants.js';
 import { basicHeader } from './basic.js';
 import type { Challenge } from './challenge.js';
 import { AuthError, httpError } from './error.js';
@@ -30,9 +31,6 @@ export interface Token {
 
 /** The token spec's lifetime of a token whose answer gives no expires_in. */
 export const DEFAULT_TOKEN_SECONDS = 60;
-
-const REDIRECTS = [301, 302, 303, 307, 308];
-const MAX_HOPS = 5;
 
 export async function fetchToken(transport: HttpTransport, t: TokenRequest): Promise<Token> {
   const { challenge, credentials, registry } = t;
