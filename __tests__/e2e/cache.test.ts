@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from '../support/action.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
 import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
-import { nixTestEnv } from '../support/nix.js';
+import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 import { skopeo, startFaultProxy, startRegistry, type TestRegistry } from '../support/registry.js';
 
 let registry: TestRegistry;
@@ -144,6 +144,47 @@ describe('the store cache', () => {
 
 // A cache service that is down or stalls costs the job seconds: each job is timed against the same job
 // with `cache: false` (a flake of its own, the same builds), and must stay within 10 s of it.
+describe('a signed store cache', () => {
+  it('a job with binary-cache-key signs what it saves; a reader with its public key uses it and saves nothing; one trusting another key builds it all again', async () => {
+    const ours = await generateCacheKey('nia-e2e-ours-1');
+    const other = await generateCacheKey('nia-e2e-other-1');
+    const flake = await makeClosureFlake('1');
+    let jobs = 0;
+    const job = (keys: Record<string, string>) =>
+      runAction({
+        runtime: 'node24',
+        inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: `cache/signed-${++jobs}`, insecure: 'true', ...keys },
+        env: { ...nixTestEnv(), ...server.env('v2') },
+      });
+
+    const writer = await job({ 'binary-cache-key': ours.secret });
+    ok(writer);
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(writer.post?.stdout).toMatch(/store cache: 2 paths \(2 new, 0 restored\)/);
+    expect(writer.masks).toContain(ours.secret);
+    expect(writer.rawLog.split('\n').filter((l) => !l.startsWith('::add-mask::') && l.includes(ours.secret.split(':')[1]!))).toEqual([]);
+
+    // A fork's pull request: the public key only. The signed paths are used; nothing can be signed, so nothing is saved.
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const entries = server.entries.filter((e) => e.committed).length;
+    const reader = await job({ 'binary-cache-public-key': ours.pub });
+    ok(reader);
+    expect(reader.outputs['cache-hit']).toBe('true');
+    expect(await builds(flake)).toEqual(['base', 'app']); // nothing rebuilt
+    expect(reader.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
+    expect(reader.post?.stdout).toContain('binary-cache-public-key is set without binary-cache-key');
+    expect(server.entries.filter((e) => e.committed).length).toBe(entries);
+
+    // Trusting another key: the entry is restored, but Nix takes none of its paths and builds them.
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const stranger = await job({ 'binary-cache-public-key': other.pub });
+    ok(stranger);
+    expect(await builds(flake)).toEqual(['base', 'app', 'base', 'app']);
+    expect(stranger.main.stdout).not.toMatch(/copying path '\/nix\/store\/\w+-cache-(app|base)' from 'file:\/\//);
+    expect(stranger.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+  });
+});
+
 describe('a cache service that is down or stalls', () => {
   let baseline: number;
   let jobs = 0;

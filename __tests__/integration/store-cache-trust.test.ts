@@ -18,7 +18,7 @@ import { narinfo, hashPart } from '../../src/nix/binary-cache.js';
 import { parseSecretKey, publicKeyOf } from '../../src/nix/signing.js';
 import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
 import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
-import { nixTestEnv } from '../support/nix.js';
+import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 
 const run = promisify(execFile);
 const nixEnv = nixTestEnv();
@@ -32,22 +32,14 @@ let secret: string;
 let pub: string;
 let otherSecret: string;
 
-async function generateKey(name: string): Promise<{ secret: string; pub: string }> {
-  const dir = await mkdtemp(join(tmpdir(), 'nia-key-'));
-  await run('nix-store', ['--generate-binary-cache-key', name, join(dir, 'sec'), join(dir, 'pub')], { env });
-  const out = { secret: (await readFile(join(dir, 'sec'), 'utf8')).trim(), pub: (await readFile(join(dir, 'pub'), 'utf8')).trim() };
-  await rm(dir, { recursive: true });
-  return out;
-}
-
 beforeAll(async () => {
   server = await startCacheServer();
   work = await mkdtemp(join(tmpdir(), 'nia-trust-'));
   Object.assign(process.env, server.env('v2'), { GITHUB_WORKSPACE: work, RUNNER_TEMP: join(work, 'tmp') });
   await mkdir(join(work, 'tmp'));
   await useCacheCallChild();
-  ({ secret, pub } = await generateKey('nia-test-1'));
-  otherSecret = (await generateKey('someone-else-1')).secret;
+  ({ secret, pub } = await generateCacheKey('nia-test-1'));
+  otherSecret = (await generateCacheKey('someone-else-1')).secret;
 });
 afterAll(async () => {
   process.env = saved;

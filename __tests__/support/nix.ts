@@ -3,7 +3,7 @@
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +19,15 @@ export function nixTestEnv(extra: Record<string, string> = {}): Record<string, s
 }
 
 const run = promisify(execFile);
+
+/** A Nix binary cache key pair as `nix-store --generate-binary-cache-key` makes it (`name:base64` each). */
+export async function generateCacheKey(name: string): Promise<{ secret: string; pub: string }> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-key-'));
+  await run('nix-store', ['--generate-binary-cache-key', name, join(dir, 'sec'), join(dir, 'pub')], { env: { ...process.env, ...nixTestEnv() } });
+  const out = { secret: (await readFile(join(dir, 'sec'), 'utf8')).trim(), pub: (await readFile(join(dir, 'pub'), 'utf8')).trim() };
+  await rm(dir, { recursive: true });
+  return out;
+}
 
 /**
  * A PATH on which there is no Nix: a directory of links to everything in /usr/bin and /bin except nix*.

@@ -98,6 +98,9 @@ async function readFallback(client: ReferrerStore, tag: string): Promise<{ index
   return parseIndex(got.bytes, `${client.registry}/${client.repository}:${tag}`);
 }
 
+/** How long a written fallback index is left before it is read back (plus up to as much again, at random). */
+const SETTLE_MS = 150;
+
 /**
  * Adds `entry` to the fallback tag's index: read, add, write, read again. An entry missing from what is read
  * back (another writer wrote an index made before our write) is written again with everything we had
@@ -114,6 +117,9 @@ export async function addToFallbackIndex(client: ReferrerStore, subjectDigest: s
     const next = [...manifests, ...missing];
     for (const m of next) ours.set(m.digest, m);
     await client.putManifest(tag, Buffer.from(JSON.stringify({ ...index, schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: next })), MediaTypes.ociIndex);
+    // A tag has no compare-and-swap: another writer that read before our write overwrites it within its
+    // own read-to-write window. Reading back only after that window has passed sees such an overwrite.
+    await new Promise((r) => setTimeout(r, SETTLE_MS + Math.floor(Math.random() * SETTLE_MS)));
     const after = new Set((await readFallback(client, tag)).manifests.map((m) => m.digest));
     if (next.every((m) => after.has(m.digest))) return;
   }
