@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cacheDir, restoreStoreCache, saveStoreCache, type CacheState } from '../../src/nix/cache.js';
 import { narinfo, hashPart } from '../../src/nix/binary-cache.js';
 import { parseSecretKey, publicKeyOf } from '../../src/nix/signing.js';
+import { layerRecordTrusted, readLayerRecord, recordLayers, signLayerRecord } from '../../src/nix/layer-record.js';
 import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
 import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
@@ -194,5 +195,35 @@ describe('binary-cache-key', () => {
     expect(await builds(flake)).toEqual(['base', 'app']);
     expect(reader.summary?.skipped).toBe('no binary-cache-key to sign with');
     expect(server.entries.length).toBe(before);
+  });
+});
+
+describe('the layer record under binary-cache-key', () => {
+  const layer = (n: string) => ({ diffID: `sha256:${n.repeat(64)}`, digest: `sha256:${n.repeat(63)}f`, size: 10 });
+
+  it('is taken on its word only with a signature over its exact bytes by a trusted key; any other is left out', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-record-'));
+    await recordLayers(dir, 'r.example/app', [layer('a')]);
+    // No key trusted: the record is trusted as the whole keyless cache is.
+    expect(await layerRecordTrusted(dir, [])).toBe(true);
+    // Unsigned, under a trusted key: left out (removed), nothing reused on its word.
+    expect(await layerRecordTrusted(dir, [pub])).toBe(false);
+    expect(await readLayerRecord(dir, 'r.example/app')).toEqual([]);
+
+    await recordLayers(dir, 'r.example/app', [layer('a')]);
+    await signLayerRecord(dir, parseSecretKey(secret));
+    expect(await layerRecordTrusted(dir, [pub])).toBe(true);
+    expect(await readLayerRecord(dir, 'r.example/app')).toEqual([layer('a')]);
+
+    // Signed by someone else's key: refused.
+    await signLayerRecord(dir, parseSecretKey(otherSecret));
+    expect(await layerRecordTrusted(dir, [pub])).toBe(false);
+
+    // Signed, then changed (a forged mapping added after signing): refused.
+    await recordLayers(dir, 'r.example/app', [layer('a')]);
+    await signLayerRecord(dir, parseSecretKey(secret));
+    await recordLayers(dir, 'r.example/app', [layer('b')]);
+    expect(await layerRecordTrusted(dir, [pub])).toBe(false);
+    expect(existsSync(join(dir, 'nix-image-action-layers.json'))).toBe(false);
   });
 });

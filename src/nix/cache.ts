@@ -30,6 +30,7 @@ import { withoutSecrets } from '../image/child-env.js';
 import { describeBinaryCache, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
 import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } from './cache-call.js';
 import { keyName, parseSecretKey } from './signing.js';
+import { layerRecordTrusted, signLayerRecord } from './layer-record.js';
 import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
 
 export interface RestoreOptions {
@@ -208,6 +209,10 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
     return { hit: 'false', note: 'no entry yet', env: {}, state };
   }
   state.restoredKey = matched;
+  // The layer record (which blob holds which diff id) is trusted under the same keys as the paths.
+  if (!(await layerRecordTrusted(dir, trustedKeys))) {
+    core.info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(' or ')}: left out, no layer is reused on its word`);
+  }
   const found = await describeBinaryCache(dir);
   const seconds = (Date.now() - started) / 1000;
   const hit = matched.startsWith(keyBase) ? 'true' : 'partial';
@@ -329,6 +334,7 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
   }
   if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
   const written = await writeBinaryCache(state.dir, keep, state.nix, env, key);
+  if (key) await signLayerRecord(state.dir, key);
   core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ''}; saving as ${cacheKey}`);
   const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key: cacheKey });
   const problem = cacheProblem(call);

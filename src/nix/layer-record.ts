@@ -2,8 +2,12 @@
 // registry repository, which blob holds which diff id (and which layer key). A repository with no tag to
 // read (only per-commit tags, say) still gets its unchanged layers reused without making them: the push
 // confirms each recorded blob with HEAD before trusting it. Like skopeo's blob-info cache, kept per job.
-import { readFile, writeFile } from 'node:fs/promises';
+// With binary-cache-key the post step signs the record as it signs the narinfos; a job that trusts keys
+// takes a record unread only with a valid signature by one of them (any other is checked blob by blob).
+import { createHash, createPublicKey, verify } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { signFingerprint, type SecretKey } from './signing.js';
 
 export interface RecordedLayer {
   diffID: string;
@@ -54,4 +58,42 @@ export async function recordLayers(dir: string, target: string, layers: Recorded
   }
   record.repositories[target] = merged.slice(0, KEEP);
   await writeFile(layerRecordFile(dir), `${JSON.stringify(record)}\n`);
+}
+
+const SIG_FILE = `${FILE}.sig`;
+
+/** What the record's signature signs: its name and the SHA-256 of its bytes. */
+const recordFingerprint = (bytes: Buffer): string => `nix-image-action-layers;1;sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+/** Signs the record as it is now (post step, before the cache is saved); no record: nothing to sign. */
+export async function signLayerRecord(dir: string, key: SecretKey): Promise<void> {
+  const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
+  if (!bytes) return;
+  await writeFile(join(dir, SIG_FILE), `${signFingerprint(key, recordFingerprint(bytes))}\n`);
+}
+
+/**
+ * Whether the record may be taken on its word: always when no key is trusted (the whole restored cache is
+ * then trusted as it is), else only with a signature over its exact bytes by one of `trustedKeys`. A
+ * record that fails is removed from the directory, so a later write does not inherit it.
+ */
+export async function layerRecordTrusted(dir: string, trustedKeys: string[]): Promise<boolean> {
+  if (trustedKeys.length === 0) return true;
+  const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
+  if (!bytes) return true; // nothing recorded: nothing to trust
+  const sig = (await readFile(join(dir, SIG_FILE), 'utf8').catch(() => '')).trim();
+  const colon = sig.indexOf(':');
+  const name = sig.slice(0, colon);
+  const signature = Buffer.from(sig.slice(colon + 1), 'base64');
+  const ok = colon > 0 && trustedKeys.some((k) => {
+    if (!k.startsWith(`${name}:`)) return false;
+    try {
+      const x = Buffer.from(k.slice(name.length + 1), 'base64').toString('base64url');
+      return verify(null, Buffer.from(recordFingerprint(bytes)), createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' }), signature);
+    } catch {
+      return false;
+    }
+  });
+  if (!ok) await rm(layerRecordFile(dir), { force: true });
+  return ok;
 }
