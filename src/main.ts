@@ -106,9 +106,16 @@ async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, re
     if (to.targets.length > 0) core.info(`image: building, ${shortcut.reason}`);
     return false;
   }
+  const documents = await attachedDocuments(inputs, to, shortcut.results);
+  if (inputs.sbomAttach && !documents.docs.provenance) {
+    // A job that was to attach them failed to, or one without sbom-attach pushed the image: they are
+    // written only by a build, so this job builds (the same image) and attaches them.
+    core.info('image: already in the registry, but without its SBOM and provenance attached (sbom-attach: true): building to write them');
+    return false;
+  }
   core.info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
   const metadata = await reportPush(shortcut.results, {
-    documents: await attachedDocuments(inputs, to, shortcut.results),
+    documents,
     storePath: job.evaluation.outPath,
     format: 'already in the registry',
     nixVersion: nix.version,
@@ -245,8 +252,15 @@ async function run(): Promise<void> {
   const started = Date.now();
   const inputs = readInputs();
   const to = await connectRegistries(inputs, { logger, onSecret: (s) => core.setSecret(s) });
-  if (inputs.merge.length > 0 && to.targets.length > 0) return merge(inputs, to, started);
+  try {
+    await (inputs.merge.length > 0 && to.targets.length > 0 ? merge(inputs, to, started) : buildAndPush(inputs, to, started));
+  } finally {
+    for (const t of to.targets) t.client.close(); // no idle connection holds the step open
+  }
+}
 
+/** The job: Nix set up, the image evaluated, taken from the registry or built, pushed, reported. */
+async function buildAndPush(inputs: ActionInputs, to: Destinations, started: number): Promise<void> {
   const clock = new PhaseClock();
   const nix = await setupNix({
     installNix: inputs.installNix,

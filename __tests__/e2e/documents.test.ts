@@ -126,6 +126,17 @@ describe('the SBOM and provenance', () => {
     expect(unchanged.summary).toMatch(/no SBOM or provenance is attached to/i);
   });
 
+  it('sbom-attach on an image pushed without them: built again (the same digest) and attached, not merely re-tagged', async () => {
+    const plain = await job({ image: 'docs/late' });
+    ok(plain);
+    await expect(referrers('docs/late', plain.outputs.digest!)).rejects.toThrow();
+    const late = await job({ image: 'docs/late', 'sbom-attach': 'true' });
+    ok(late);
+    expect(JSON.parse(late.outputs.metadata!).format).not.toBe('already in the registry');
+    expect(late.outputs.digest).toBe(plain.outputs.digest);
+    expect((await referrers('docs/late', late.outputs.digest!)).map((r) => r.artifactType).sort()).toEqual(['application/vnd.cyclonedx+json', 'application/vnd.in-toto+json']);
+  });
+
   it('sbom: false writes no SBOM, the provenance all the same', async () => {
     const none = await job({ image: 'docs/none', sbom: 'false' });
     ok(none);
