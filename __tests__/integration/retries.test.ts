@@ -94,7 +94,7 @@ describe('faults, each request retried on its own', () => {
       expect(refused).toBeGreaterThanOrEqual(5);
       expect(c.stats.retries).toBe(refused);
       expect(c.stats.causes).toEqual({ '429': refused });
-      expect(result.retries).toEqual({ total: refused, causes: { '429': refused } });
+      expect(result.retries).toEqual({ retries: refused, causes: { '429': refused }, tokens: 0, sessions: 0 });
       // Retry-After was honoured: no refused request came back sooner than a second later.
       expect(seconds).toBeGreaterThan(1);
       // Nothing was uploaded twice: one POST and one PATCH accepted per blob.
@@ -296,6 +296,28 @@ describe('fail fast', () => {
         c.close();
       },
     );
+  });
+});
+
+describe('a registry catching up with its blobs', () => {
+  it('a manifest PUT answered MANIFEST_BLOB_UNKNOWN is sent again a little later, and the image is tagged', async () => {
+    await withProxy([{ method: 'PUT', path: /\/manifests\//, status: 400, code: 'MANIFEST_BLOB_UNKNOWN', times: 1 }], async (proxy) => {
+      const c = client(proxy.host, 'rel/catching-up');
+      const result = await push(c);
+      expect(result.digest).toBe(clean.digest);
+      expect(proxy.log.filter((l) => /^PUT .*\/manifests\/latest → 400$/.test(l))).toHaveLength(1);
+      await checkInRegistry('rel/catching-up', clean.digest);
+      c.close();
+    });
+  });
+
+  it('one that keeps answering so fails after three tries, naming the code', async () => {
+    await withProxy([{ method: 'PUT', path: /\/manifests\//, status: 400, code: 'MANIFEST_BLOB_UNKNOWN', times: 1000 }], async (proxy) => {
+      const c = client(proxy.host, 'rel/never-catches-up');
+      await expect(push(c)).rejects.toThrow(/answered 400 .*MANIFEST_BLOB_UNKNOWN/);
+      expect(proxy.log.filter((l) => /^PUT .*\/manifests\//.test(l))).toHaveLength(3);
+      c.close();
+    });
   });
 });
 

@@ -262,6 +262,8 @@ export interface FaultRule {
   status?: number;
   times: number;
   retryAfter?: string;
+  /** The error code of the answer's body (default UNKNOWN), e.g. MANIFEST_BLOB_UNKNOWN. */
+  code?: string;
   /** Only every n-th request the rule matches (the n-th, 2n-th, …) gets the fault. */
   every?: number;
   /** Once the rule first fires, it fires on every matching request for this long, then never again. */
@@ -393,7 +395,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
       log.push(`${entry} → ${rule.status}`);
       req.resume();
       res.writeHead(rule.status, { 'content-type': 'application/json', ...(rule.retryAfter ? { 'retry-after': rule.retryAfter } : {}) });
-      res.end(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: `injected fault ${rule.status}` }] }));
+      res.end(JSON.stringify({ errors: [{ code: rule.code ?? 'UNKNOWN', message: `injected fault ${rule.status}` }] }));
       return;
     }
     if (rule?.drop) {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildOciManifest, layersByDiffID, sha256Digest } from '../../src/registry/manifest.js';
+import { buildOciManifest, knownLayers, sha256Digest } from '../../src/registry/manifest.js';
 import { limiter } from '../../src/registry/limit.js';
 import { MediaTypes } from '../../src/registry/types.js';
 
@@ -32,7 +32,10 @@ describe('buildOciManifest', () => {
   });
 });
 
-describe('layersByDiffID', () => {
+/** What knownLayers found, as diff id → descriptor pairs. */
+const layersByDiffID = (manifestBytes: Buffer, configBytes: Buffer) => new Map(knownLayers(manifestBytes, configBytes).map((l) => [l.diffID, l.desc]));
+
+describe('knownLayers', () => {
   const manifest = (mediaType: string) =>
     Buffer.from(
       JSON.stringify({

@@ -16,7 +16,7 @@ import { MediaTypes, type Credentials, type Logger } from './types.js';
 import { abortable } from './transport/abort.js';
 import { basicHeader } from './transport/basic.js';
 import { fetchToken, type Token } from './transport/bearer.js';
-import { RetryBudget, type RetryStats } from './transport/budget.js';
+import { RetryBudget } from './transport/budget.js';
 import { parseChallenge, type Challenge } from './transport/challenge.js';
 import { AuthError, NetworkError, RegistryError, StallError, httpError, isRetryableStatus } from './transport/error.js';
 import { HttpTransport, type HttpRequest, type HttpResponse } from './transport/http.js';
@@ -73,6 +73,8 @@ type Auth = { kind: 'none' } | { kind: 'basic'; header: string } | { kind: 'bear
 
 /** Upload sessions per blob, at most: the first and two more after the registry lost one. */
 const MAX_SESSIONS = 3;
+/** Manifest PUTs answered MANIFEST_BLOB_UNKNOWN, at most, before the answer stands. */
+const BLOB_CATCH_UP_TRIES = 3;
 /** Bytes of a blob read per ranged GET: a layer is never held whole in memory. */
 const BLOB_PIECE = 8 * 1024 * 1024;
 
@@ -110,16 +112,11 @@ export class RegistryClient {
     return this.opts.repository;
   }
 
-  /** Retries so far, by cause; tokens fetched; upload sessions reopened. */
+  /** Retries so far, by cause; tokens fetched; upload sessions reopened (the push's report). */
   get stats(): ClientStats {
     const tokens = this.auth.kind === 'bearer' ? this.auth.tokens.fetched : 0;
     const { total, causes } = this.budget.stats();
     return { retries: total, causes, tokens, sessions: this.sessions };
-  }
-
-  /** Retries so far (for the push's report). */
-  retryStats(): RetryStats {
-    return this.budget.stats();
   }
 
   /** Lets this client read (and mount blobs) from other repositories of the registry: a bearer token held
@@ -372,15 +369,28 @@ export class RegistryClient {
     return opts.repository && opts.repository !== this.opts.repository ? ` of ${opts.repository}` : '';
   }
 
-  /** PUTs a manifest under a tag; returns the digest the registry filed it under. */
+  /**
+   * PUTs a manifest under a tag; returns the digest the registry filed it under. Every blob it names was
+   * confirmed before: a registry that still answers MANIFEST_BLOB_UNKNOWN has not caught up with a blob
+   * just committed (an eventually consistent store, or another writer committing the same blob at that
+   * moment), so the PUT is sent again a little later, a few times at most.
+   */
   async putManifest(ref: string, bytes: Buffer, mediaType: string, opts: CallOptions = {}): Promise<string> {
-    const res = await this.call(
-      `PUT manifest ${ref}`,
-      () => ({ method: 'PUT', url: this.url(`manifests/${ref}`), headers: { 'content-type': mediaType }, body: bytes }),
-      [200, 201],
-      opts.signal,
-    );
-    return header(res, 'docker-content-digest') ?? sha256Digest(bytes);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.call(
+          `PUT manifest ${ref}`,
+          () => ({ method: 'PUT', url: this.url(`manifests/${ref}`), headers: { 'content-type': mediaType }, body: bytes }),
+          [200, 201],
+          opts.signal,
+        );
+        return header(res, 'docker-content-digest') ?? sha256Digest(bytes);
+      } catch (error) {
+        if (!(error instanceof RegistryError && error.status === 400 && /BLOB_UNKNOWN/.test(error.message)) || attempt >= BLOB_CATCH_UP_TRIES) throw error;
+        this.opts.logger.info(`registry ${this.opts.registry} does not see a blob of manifest ${ref} yet: sending it again`);
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
   }
 
   /**

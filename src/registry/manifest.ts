@@ -84,11 +84,3 @@ export function knownLayers(manifestBytes: Buffer, configBytes: Buffer): KnownLa
   return found;
 }
 
-/**
- * The layers of a manifest the registry already has, keyed by their diff id (from that image's config):
- * what lets a push skip compressing a layer whose content the registry already holds.
- * Returns an empty map for anything that is not a single-image manifest.
- */
-export function layersByDiffID(manifestBytes: Buffer, configBytes: Buffer): Map<string, Descriptor> {
-  return new Map(knownLayers(manifestBytes, configBytes).map((l) => [l.diffID, l.desc]));
-}

@@ -28,11 +28,10 @@ import type { Readable } from 'node:stream';
 import { compressLayer, LAYERS_AT_ONCE } from '../image/compress.js';
 import { archiveInput, ImageMismatchError } from '../image/input.js';
 import type { ImageInput, ImageSource, LayerListing, LayerSource } from '../image/types.js';
-import type { RegistryClient } from './client.js';
+import type { ClientStats, RegistryClient } from './client.js';
 import { limiter } from './limit.js';
 import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, sha256Digest, type BuiltManifest, type KnownLayer } from './manifest.js';
 import type { ReuseRef } from './reference.js';
-import type { RetryStats } from './transport/budget.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 import { blobDiffID, layerDiffID, recalledDiffID, rememberDiffID } from './verify.js';
 
@@ -99,7 +98,7 @@ export interface PushResult {
   /** Where the layers came from (the input's description). */
   input: string;
   /** Requests the registry client sent again, by cause (absent without a registry). */
-  retries?: RetryStats;
+  retries?: ClientStats;
 }
 
 export { ImageMismatchError };
@@ -498,7 +497,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       layersMade,
       seconds: (Date.now() - started) / 1000,
       input: input.description,
-      ...(client ? { retries: client.retryStats() } : {}),
+      ...(client ? { retries: client.stats } : {}),
     };
   } finally {
     progress.stop();

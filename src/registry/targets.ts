@@ -122,7 +122,7 @@ export async function copyImage(made: PushResult, source: RegistryClient, target
     layersMade: 0,
     seconds: (Date.now() - started) / 1000,
     input: `${made.input}, as pushed to ${source.registry}/${source.repository}`,
-    retries: target.retryStats(),
+    retries: target.stats,
   };
 }
 
@@ -171,5 +171,5 @@ export async function findEverywhere(targets: PushTarget[], wanted: Record<strin
 
 /** Puts the existing image under each repository's tags; a failure says which repositories were tagged already. */
 export async function retagEverywhere(targets: PushTarget[], existing: Existing[], started: number): Promise<PushResult[]> {
-  return inTurn(targets, async (target, i) => ({ ...(await retag(target.client, target.tags, existing[i]!, started)), retries: target.client.retryStats() }));
+  return inTurn(targets, async (target, i) => ({ ...(await retag(target.client, target.tags, existing[i]!, started)), retries: target.client.stats }));
 }

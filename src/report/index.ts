@@ -61,7 +61,14 @@ export interface Metadata {
   };
   bytes: { uploaded: number; skipped: number };
   /** Requests sent again (408, 429, 5xx, dropped or stalled connections), by cause. */
-  retries: { total: number; causes: Record<string, number> };
+  retries: {
+    total: number;
+    causes: Record<string, number>;
+    /** Bearer tokens fetched (the first included). */
+    tokens: number;
+    /** Upload sessions opened again because the registry lost one. */
+    sessions: number;
+  };
   /** One entry per repository the image went to, the first being the one above. */
   repositories: { image: string; tags: string[]; layers: { uploaded: number; mounted: number; skipped: number }; bytes: { uploaded: number } }[];
   seconds: { install?: number; evaluate?: number; restore?: number; build: number; push: number };
@@ -92,7 +99,7 @@ export function metadataOf(r: RunReport): Metadata {
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...(l.storePaths ? { storePaths: l.storePaths } : {}) })),
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
-    retries: { total: p.retries?.total ?? 0, causes: { ...(p.retries?.causes ?? {}) } },
+    retries: { total: p.retries?.retries ?? 0, causes: { ...(p.retries?.causes ?? {}) }, tokens: p.retries?.tokens ?? 0, sessions: p.retries?.sessions ?? 0 },
     repositories: [{ registry: r.registry, repository: r.repository, tags: r.tags, push: p }, ...(r.others ?? [])].map((o) => ({
       image: `${o.registry}/${o.repository}@${o.push.digest}`,
       tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
