@@ -53,7 +53,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-AJHWSW22.js";
+} from "./chunks/chunk-FBCQLUM4.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

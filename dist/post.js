@@ -11,7 +11,7 @@ import {
   saveStoreCache,
   setSecret,
   warning
-} from "./chunks/chunk-AJHWSW22.js";
+} from "./chunks/chunk-FBCQLUM4.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

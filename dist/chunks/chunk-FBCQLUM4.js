@@ -73768,7 +73768,6 @@ var package_default = {
   dependencies: {
     "@actions/cache": "^6.3.0",
     "@actions/core": "^3.0.1",
-    "@actions/exec": "^3.0.0",
     "@actions/tool-cache": "^4.0.0",
     "tar-stream": "^3.2.2"
   },
