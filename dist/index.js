@@ -3811,10 +3811,6 @@ async function pushedBefore(inputs, job, to, reportPush, nix, started) {
     return false;
   }
   const documents2 = await attachedDocuments(inputs, to, shortcut.results);
-  if (inputs.sbomAttach && !documents2.docs.provenance) {
-    info("image: already in the registry, but without its SBOM and provenance attached (sbom-attach: true): building to write them");
-    return false;
-  }
   info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
   const metadata = await reportPush(shortcut.results, {
     documents: documents2,

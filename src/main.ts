@@ -106,13 +106,8 @@ async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, re
     if (to.targets.length > 0) core.info(`image: building, ${shortcut.reason}`);
     return false;
   }
+  // Nothing is built just to write an SBOM: an image with none attached leaves the outputs empty.
   const documents = await attachedDocuments(inputs, to, shortcut.results);
-  if (inputs.sbomAttach && !documents.docs.provenance) {
-    // A job that was to attach them failed to, or one without sbom-attach pushed the image: they are
-    // written only by a build, so this job builds (the same image) and attaches them.
-    core.info('image: already in the registry, but without its SBOM and provenance attached (sbom-attach: true): building to write them');
-    return false;
-  }
   core.info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
   const metadata = await reportPush(shortcut.results, {
     documents,
