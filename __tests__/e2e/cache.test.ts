@@ -1,8 +1,9 @@
 // The store cache end to end: the bundled action with the real Nix and the real @actions/cache, against
 // the test cache server. Job 1 builds and saves; the built paths are then deleted, as a fresh runner
 // lacks them; job 2 restores and rebuilds nothing but the image's own assembly; job 3, after a source
-// change, rebuilds only what changed and saves under a new key. A cache service that answers 500 or never
-// answers costs one warning and a few seconds, and nothing is saved after a failed restore.
+// change, rebuilds only what changed and saves under a new key. A signed cache is used only under its
+// keys. A cache service that answers 500 or never answers costs one warning, and nothing is saved after
+// a failed restore.
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -142,8 +143,6 @@ describe('the store cache', () => {
   });
 });
 
-// A cache service that is down or stalls costs the job seconds: each job is timed against the same job
-// with `cache: false` (a flake of its own, the same builds), and must stay within 10 s of it.
 describe('a signed store cache', () => {
   it('a job with binary-cache-key signs what it saves; a reader with its public key uses it and saves nothing; one trusting another key builds it all again', async () => {
     const ours = await generateCacheKey('nia-e2e-ours-1');
@@ -185,32 +184,25 @@ describe('a signed store cache', () => {
   });
 });
 
+// What bounds the cost is the watchdog on each call, asserted through the reason it gives ("no answer in
+// 5 s"); how long the whole job took is for the benchmarks, not for a test.
 describe('a cache service that is down or stalls', () => {
-  let baseline: number;
   let jobs = 0;
-  async function timedJob(cache: 'true' | 'false'): Promise<{ r: ActionRun; seconds: number; requests: string[]; image: string }> {
+  async function cacheJob(): Promise<{ r: ActionRun; requests: string[]; image: string }> {
     const flake = await makeClosureFlake('1');
     const image = `outage/app-${++jobs}`;
     const before = server.requests.length;
-    const started = Date.now();
     const r = await runAction({
       runtime: 'node24',
-      inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image, insecure: 'true', cache },
+      inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image, insecure: 'true' },
       env: { ...nixTestEnv(), ...server.env('v2'), HOME: await mkdtemp(join(tmpdir(), 'nia-home-')) },
     });
-    return { r, seconds: (Date.now() - started) / 1000, requests: server.requests.slice(before), image };
+    return { r, requests: server.requests.slice(before), image };
   }
   async function pushed(image: string, r: ActionRun): Promise<void> {
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/${image}:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(r.outputs.digest);
   }
-
-  beforeAll(async () => {
-    const { r, seconds } = await timedJob('false');
-    ok(r);
-    baseline = seconds;
-    console.log(`cache: false job: ${seconds.toFixed(1)} s`);
-  });
 
   it.each([
     ['answers 500 to everything', { failWith: 500 }, /^the lookup kept failing for 5 s: Failed request: \(500\) Internal Server Error: injected failure$/],
@@ -218,8 +210,7 @@ describe('a cache service that is down or stalls', () => {
   ] as const)('builds and pushes with one warning, and saves nothing, when the service %s', async (_, fault, reason) => {
     Object.assign(server, fault);
     try {
-      const { r, seconds, requests, image } = await timedJob('true');
-      console.log(`cache service that ${_}: ${seconds.toFixed(1)} s (${(seconds - baseline).toFixed(1)} s more than cache: false)`);
+      const { r, requests, image } = await cacheJob();
       ok(r);
       expect(r.post?.errors).toEqual([]);
       expect(r.outputs['cache-hit']).toBe('false');
@@ -235,7 +226,6 @@ describe('a cache service that is down or stalls', () => {
       expect(r.summary).toMatch(/Store cache: false \(cache service unreachable\)/);
       expect(r.summary).toMatch(/Store cache not saved: the cache service was unreachable when restoring/);
       await pushed(image, r);
-      expect(seconds - baseline).toBeLessThan(10);
     } finally {
       server.failWith = undefined;
       server.hang = false;
@@ -246,8 +236,7 @@ describe('a cache service that is down or stalls', () => {
     server.hang = true;
     server.faultOn = /\/CreateCacheEntry$/;
     try {
-      const { r, seconds, requests, image } = await timedJob('true');
-      console.log(`reservation that never answers: ${seconds.toFixed(1)} s (${(seconds - baseline).toFixed(1)} s more than cache: false)`);
+      const { r, requests, image } = await cacheJob();
       ok(r);
       expect(r.main.warnings).toEqual([]);
       expect(r.outputs['cache-hit']).toBe('false'); // the lookup answered: no entry yet
@@ -258,7 +247,6 @@ describe('a cache service that is down or stalls', () => {
       expect(requests.some((q) => q.includes('/FinalizeCacheEntryUpload'))).toBe(false);
       expect(r.summary).toMatch(/Store cache not saved: the cache service was unreachable/);
       await pushed(image, r);
-      expect(seconds - baseline).toBeLessThan(10);
     } finally {
       server.hang = false;
       server.faultOn = undefined;
