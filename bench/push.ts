@@ -120,12 +120,12 @@ try {
 
   console.log(`compressed layers: skopeo ${(sizes.skopeo / 2 ** 20).toFixed(1)} MiB, ours ${(sizes.ours / 2 ** 20).toFixed(1)} MiB (gzip level ${level})`);
   console.log(`one-layer change uploaded ${oneLayer} layer(s)`);
-  console.log(`\n| scenario | skopeo copy (s) | nix-image-action (s) | ratio (skopeo / ours) |`);
+  console.log(`\n| scenario | skopeo copy (s) | nix-image-action (s) | ours / skopeo |`);
   console.log('|---|---|---|---|');
   for (const [i, name] of scenarios.entries()) {
     const s = median(times[i]!.skopeo);
     const o = median(times[i]!.ours);
-    console.log(`| ${name} | ${s.toFixed(2)} | ${o.toFixed(2)} | ${(s / o).toFixed(2)}× |`);
+    console.log(`| ${name} | ${s.toFixed(2)} | ${o.toFixed(2)} | ${(o / s).toFixed(2)}× |`);
   }
   console.log(`\nmedian of ${runs} run(s); peak RSS of this process (ours runs in it; skopeo does not): ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`);
 } finally {
