@@ -140,6 +140,7 @@ describe('the SBOM and provenance', () => {
     expect(late.outputs.sbom).toBe('');
     expect(late.outputs.provenance).toBe('');
     expect(late.summary).toMatch(/no SBOM or provenance is attached to .*sbom-attach: true attaches them when an image is pushed/i);
+    expect(late.main.warnings).toEqual([expect.stringMatching(/^sbom-attach: the image is unchanged and already in the registry, with no SBOM or provenance attached/)]);
     await expect(referrers('docs/late', late.outputs.digest!)).rejects.toThrow();
   });
 

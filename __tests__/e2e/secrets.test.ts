@@ -207,6 +207,19 @@ describe('secrets on a runner with Nix', () => {
     for (const secret of [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, RUNTIME_TOKEN, ID_TOKEN]) expect(recorded).not.toContain(secret);
   });
 
+  it('a pure evaluation: Nix gets the tokens through a file only it reads, and the file is gone when the main step ends', async () => {
+    const { home, env } = await runner();
+    const run = await runAction({ runtime: 'node24', inputs: inputs({ image: 'secrets/pure', 'build-args': '' }), github: { token: GITHUB_TOKEN }, env, post: false });
+    expect(run.main.errors, run.log).toEqual([]);
+    expect(run.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    // The probe saw NIX_CONFIG name the include file, never the tokens themselves.
+    const traced = run.rawLog.split('\n').filter((l) => /probe NIX_CONFIG=/.test(l));
+    for (const line of traced) expect(line).not.toMatch(new RegExp(`${GITHUB_TOKEN}|${NIX_TOKEN}`));
+    // Later steps of the job (no post step has run yet) find the tokens in no file.
+    await expectNoSecret(run, [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, extraNixConf], [home]);
+    expect(run.tempAfterMain.filter((p) => p.endsWith('nix.conf'))).toEqual([]);
+  });
+
   it('a wrong password: fails naming the registry and the status, with no secret shown or written', async () => {
     const { home, env } = await runner();
     const wrong = 'wrong-Pa55-e2e-0000';

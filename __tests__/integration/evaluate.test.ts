@@ -36,9 +36,14 @@ describe('evaluateDerivation', () => {
     expect(r).toEqual({ reason: 'it imports from a derivation: evaluating it needs a build' });
   });
 
-  it('refuses an impure evaluation', async () => {
+  it('refuses an impure evaluation, however it is asked for', async () => {
     const f = await flake(`{ docker = ${drv('impure-image', 'echo hi > $out')}; }`);
-    expect(await evaluateDerivation({ nix: 'nix', installable: `${f}#docker`, buildArgs: ['--impure'], env })).toEqual({ reason: 'build-args has --impure: the derivation does not fix the image' });
+    const impure = { reason: 'the evaluation is impure (build-args or the Nix settings): the derivation does not fix the image' };
+    for (const buildArgs of [['--impure'], ['--no-pure-eval'], ['--option', 'pure-eval', 'false'], ['--option', 'allow-unsafe-native-code-during-evaluation', 'true']]) {
+      expect(await evaluateDerivation({ nix: 'nix', installable: `${f}#docker`, buildArgs, env }), buildArgs.join(' ')).toEqual(impure);
+    }
+    const viaConf = { ...env, NIX_CONFIG: `${env.NIX_CONFIG ?? ''}\npure-eval = false` };
+    expect(await evaluateDerivation({ nix: 'nix', installable: `${f}#docker`, buildArgs: [], env: viaConf })).toEqual(impure);
   });
 
   // Only import from derivation takes the build path: any other error is the flake's, reported once.

@@ -36,6 +36,15 @@ describe('splitReference', () => {
   });
 });
 
+describe('registry hosts', () => {
+  it('are one registry whatever their case: LOCALHOST:5000 and localhost:5000 are one target', () => {
+    const targets = parseTagTargets(['localhost:5000/app:v1', 'LOCALHOST:5000/app:v2'], () => parseImageName('localhost:5000', 'app'));
+    expect(targets).toHaveLength(1);
+    expect(targets[0]!.target.registry).toBe('localhost:5000');
+    expect(targets[0]!.tags).toEqual(['v1', 'v2']);
+  });
+});
+
 describe('isDockerHub', () => {
   it('knows Docker Hub by each of its names, in any case', () => {
     for (const h of ['docker.io', 'index.docker.io', 'registry-1.docker.io', 'Docker.IO']) expect(isDockerHub(h)).toBe(true);

@@ -231,6 +231,23 @@ describe('provenance', () => {
       { name: 'store-path', uri: '/nix/store/oooooooooooooooooooooooooooooooo-image.tar.gz' },
     ]);
   });
+
+  it('publishes no credential a flake reference, a locked input or a build-arg carried', () => {
+    const token = 'ghs_provenanceSecret0123456789';
+    const s = provenanceStatement({
+      subject,
+      flake: `git+https://x-access-token:${token}@github.com/acme/app?ref=main`,
+      attr: 'docker',
+      buildArgs: ['--option', 'access-tokens', `github.com=${token}`, '--override-input', 'utils', `git+https://bot:${token}@example.org/utils.git`, '--access-tokens', `github.com=${token}`],
+      metadata: { ...parseFlakeMetadata(flakeJson), url: `git+https://bot:${token}@example.org/app.git?rev=${'1'.repeat(40)}&access_token=${token}` },
+      env,
+    });
+    const text = JSON.stringify(s);
+    expect(text).not.toContain(token);
+    const p = s.predicate as { buildDefinition: { externalParameters: Record<string, unknown> } };
+    expect(p.buildDefinition.externalParameters.flake).toBe('git+https://github.com/acme/app?ref=main');
+    expect(p.buildDefinition.externalParameters.buildArgs).toEqual(['--option', 'access-tokens', '<redacted>', '--override-input', 'utils', 'git+https://example.org/utils.git', '--access-tokens', '<redacted>']);
+  });
 });
 
 describe('inputs sbom and sbom-attach', () => {

@@ -54,6 +54,13 @@ describe('impure evaluation, where flake code reads what Nix reads', () => {
   it('not in a pure evaluation, nor in a value that merely says impure', () => {
     expect(evaluatesImpurely(['--option', 'pure-eval', 'true', '--arg', 'impure', '1', '--argstr', 'x', '--impure-flag'])).toBe(false);
     expect(evaluatesImpurely([])).toBe(false);
+    // Native code in evaluation runs programs: as impure as it gets.
+    expect(evaluatesImpurely(['--allow-unsafe-native-code-during-evaluation'])).toBe(true);
+    expect(evaluatesImpurely(['--option', 'allow-unsafe-native-code-during-evaluation', 'true'])).toBe(true);
+    // The same through extra-nix-conf or the environment's NIX_CONFIG.
+    expect(evaluatesImpurely([], ['max-jobs = 4\npure-eval = false'])).toBe(true);
+    expect(evaluatesImpurely([], ['allow-unsafe-native-code-during-evaluation = true'])).toBe(true);
+    expect(evaluatesImpurely([], ['pure-eval = true', '# pure-eval = false'])).toBe(false);
   });
 });
 

@@ -49,6 +49,9 @@ export interface NixSetup {
   installed: boolean;
   /** Environment for this action's Nix invocations (NIX_CONFIG). */
   env: Record<string, string>;
+  /** The 0600 file of secret settings NIX_CONFIG includes: removed by main once it has done with Nix
+   *  (later steps of the job must not find the token), and by post again should main stop first. */
+  secretFile?: string;
 }
 
 const PROFILE_BINS = ['/nix/var/nix/profiles/default/bin', join(homedir(), '.nix-profile', 'bin')];
@@ -367,7 +370,8 @@ export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
   if (said?.level === 'error') throw new NixInstallError(said.message);
   if (said) core[said.level](said.message);
-  const nixEnv = { NIX_CONFIG: config.secret === '' ? config.env : `${config.env}\n!include ${secretConfFile(config.secret)}` };
+  const secretFile = config.secret === '' ? undefined : secretConfFile(config.secret);
+  const nixEnv = { NIX_CONFIG: secretFile ? `${config.env}\n!include ${secretFile}` : config.env };
   core.info(`${installed ? 'installed' : 'using'} Nix ${version} (${nix})`);
-  return { nix, version, installed, env: nixEnv };
+  return { nix, version, installed, env: nixEnv, ...(secretFile ? { secretFile } : {}) };
 }

@@ -53,15 +53,32 @@ function unique(values: string[]): string[] {
   return [...new Set(values.filter((v) => v.trim() !== ''))];
 }
 
-/** Whether build-args make flake evaluation impure (--impure, --no-pure-eval, --option pure-eval false):
- *  then flake code can read the environment and any file Nix can read, so Nix must hold no secret. */
-export function evaluatesImpurely(buildArgs: string[]): boolean {
-  return buildArgs.some(
+const FALSE = /^(false|0|no)$/i;
+const TRUE = /^(true|1|yes)$/i;
+
+/** A nix.conf line turning evaluation impure: `pure-eval = false`, or native code allowed in evaluation. */
+function impureSetting(line: string): boolean {
+  const m = /^\s*(?:extra-)?([A-Za-z0-9-]+)\s*=\s*(\S*)/.exec(line.replace(/#.*$/, ''));
+  if (!m) return false;
+  return (m[1] === 'pure-eval' && FALSE.test(m[2]!)) || (m[1] === 'allow-unsafe-native-code-during-evaluation' && TRUE.test(m[2]!));
+}
+
+/**
+ * Whether flake evaluation can be impure: build-args (--impure, --no-pure-eval, --option pure-eval false,
+ * native code allowed in evaluation, which runs programs), or a line of extra-nix-conf or of the
+ * environment's NIX_CONFIG that does the same. Then flake code can read the environment and any file Nix
+ * can read, so Nix must hold no secret, and the derivation does not fix the image.
+ */
+export function evaluatesImpurely(buildArgs: string[], nixConf: string[] = []): boolean {
+  const args = buildArgs.some(
     (arg, i) =>
       arg === '--impure' ||
       arg === '--no-pure-eval' ||
-      (arg === '--option' && buildArgs[i + 1] === 'pure-eval' && /^(false|0|no)$/i.test(buildArgs[i + 2] ?? '')),
+      arg === '--allow-unsafe-native-code-during-evaluation' ||
+      (arg === '--option' && buildArgs[i + 1] === 'pure-eval' && FALSE.test(buildArgs[i + 2] ?? '')) ||
+      (arg === '--option' && buildArgs[i + 1] === 'allow-unsafe-native-code-during-evaluation' && TRUE.test(buildArgs[i + 2] ?? '')),
   );
+  return args || nixConf.some((conf) => conf.split(/\r?\n/).some(impureSetting));
 }
 
 /** Masks the secrets of nix-install-url and extra-nix-conf in the job's log; returns them. */

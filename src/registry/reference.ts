@@ -107,7 +107,10 @@ export function parseImageName(registry: string, image: string): ImageName {
 }
 
 /** A repository path of `registry`, checked and normalised; errors name the image input. */
-function imageName(registry: string, path: string): ImageName {
+function imageName(given: string, path: string): ImageName {
+  // Host names are case-insensitive: LOCALHOST:5000 and localhost:5000 are one registry (its
+  // credentials, its insecure setting, its repositories).
+  const registry = given.toLowerCase();
   const bad = badPart(path);
   if (bad !== undefined) {
     throw new InputError(

@@ -70,6 +70,31 @@ function workflowOf(env: NodeJS.ProcessEnv, server: string): Record<string, stri
   };
 }
 
+/** A URL or reference as it may be published: no userinfo, no token-like query value. */
+export function publishable(value: string): string {
+  return value
+    .replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1')
+    .replace(/([?&][^=&\s]*(?:token|password|secret|key)[^=&\s]*=)[^&\s]*/gi, '$1<redacted>');
+}
+
+/** build-args as they may be published: URLs without credentials, the value of a secret setting redacted. */
+export function publishableArgs(args: string[]): string[] {
+  return args.map((arg, i) => {
+    const setting = args[i - 1] === '--option' ? undefined : args[i - 2] === '--option' ? args[i - 1] : undefined;
+    if (setting !== undefined && /access-tokens|netrc|password|secret|token/i.test(setting)) return '<redacted>';
+    if (args[i - 1] === '--access-tokens') return '<redacted>';
+    return publishable(arg);
+  });
+}
+
+/** A locked input's attributes, published: its URL-like values without credentials. */
+function publishableLocked(locked: unknown): unknown {
+  if (typeof locked === 'string') return publishable(locked);
+  if (Array.isArray(locked)) return locked.map(publishableLocked);
+  if (locked && typeof locked === 'object') return Object.fromEntries(Object.entries(locked).map(([k, v]) => [k, publishableLocked(v)]));
+  return locked;
+}
+
 /** What the build read: the source commit, the flake as locked, each locked input. */
 function resolvedDependencies(i: ProvenanceInput, server: string): ResourceDescriptor[] {
   const deps: ResourceDescriptor[] = [];
@@ -80,17 +105,17 @@ function resolvedDependencies(i: ProvenanceInput, server: string): ResourceDescr
     const digest = digestOf(m.narHash, m.revision);
     deps.push({
       name: 'flake',
-      uri: m.url,
+      uri: publishable(m.url),
       ...(digest ? { digest } : {}),
-      annotations: { ...(m.narHash ? { narHash: m.narHash } : {}), ...(m.resolvedUrl ? { resolvedUrl: m.resolvedUrl } : {}), ...(m.lastModified !== undefined ? { lastModified: m.lastModified } : {}) },
+      annotations: { ...(m.narHash ? { narHash: m.narHash } : {}), ...(m.resolvedUrl ? { resolvedUrl: publishable(m.resolvedUrl) } : {}), ...(m.lastModified !== undefined ? { lastModified: m.lastModified } : {}) },
     });
     for (const input of m.inputs) {
       const d = digestOf(input.narHash, input.rev);
       deps.push({
         name: `flake-input:${input.name}`,
-        uri: input.url,
+        uri: publishable(input.url),
         ...(d ? { digest: d } : {}),
-        annotations: { ...(input.narHash ? { narHash: input.narHash } : {}), ...(input.rev ? { rev: input.rev } : {}), locked: input.locked },
+        annotations: { ...(input.narHash ? { narHash: input.narHash } : {}), ...(input.rev ? { rev: input.rev } : {}), locked: publishableLocked(input.locked) },
       });
     }
   }
@@ -119,10 +144,11 @@ export function provenanceStatement(i: ProvenanceInput): Statement {
       buildDefinition: {
         buildType: BUILD_TYPE,
         externalParameters: {
-          flake: i.flake,
+          // Published with the image: whatever credentials a URL or a build-arg carried are left out.
+          flake: publishable(i.flake),
           attr: i.attr,
-          installable: `${i.flake}#${i.attr}`,
-          buildArgs: i.buildArgs,
+          installable: `${publishable(i.flake)}#${i.attr}`,
+          buildArgs: publishableArgs(i.buildArgs),
           ...(workflow ? { workflow } : {}),
         },
         internalParameters: {
