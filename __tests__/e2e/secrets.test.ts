@@ -9,7 +9,7 @@
 // records the environment it was given: none of the action's inputs, tokens or NIX_CONFIG. Last, the
 // post step removes the files main recorded under RUNNER_TEMP even when main failed early.
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,7 @@ interface ProbeFlake {
 async function makeProbeFlake(): Promise<ProbeFlake> {
   const dir = await mkdtemp(join(tmpdir(), 'nia-flake-probe-'));
   const records = await mkdtemp(join(tmpdir(), 'nia-probe-env-'));
+  await chmod(records, 0o777); // the stream script runs as nobody
   const envRecord = join(records, 'env');
   const archive = await makeImageArchive({
     dir,
@@ -62,7 +63,11 @@ async function makeProbeFlake(): Promise<ProbeFlake> {
       salt = ${JSON.stringify(basename(dir))};
       args = [ "-c" ${JSON.stringify(script)} ];
     }`;
-  const stream = drv('probe-stream-image', `printf '#!/bin/sh\\nenv > %s\\nexec cat %s\\n' ${envRecord} \${./${basename(archive.path)}} > $out && chmod +x $out`);
+  // The script records its environment, who it runs as, and what it can read of its parent's.
+  const stream = drv(
+    'probe-stream-image',
+    `printf '#!/bin/sh\\nenv > %s\\nid -u > %s.uid\\n(cat /proc/$PPID/environ 2>/dev/null || echo unreadable) > %s.parent\\nexec cat %s\\n' ${envRecord} ${envRecord} ${envRecord} \${./${basename(archive.path)}} > $out && chmod +x $out`,
+  );
   const broken = drv('probe-broken', 'echo "error: the probe build fails on purpose" >&2; exit 3');
   const vars = ['INPUT_PASSWORD', 'INPUT_GITHUB-TOKEN', 'INPUT_EXTRA-NIX-CONF', 'INPUT_NIX-INSTALL-URL', 'NIX_CONFIG'];
   const probe = vars.map((v) => `probe ${v}=\${builtins.getEnv ${JSON.stringify(v)}}`).join('\n');
@@ -198,13 +203,18 @@ describe('secrets on a runner with Nix', () => {
     expect(run.masks).toContain(PASSWORD);
     expectHiddenFromNix(run);
 
-    // The stream script ran with PATH, TMPDIR, HOME and the locale at most.
+    // The stream script ran with PATH, HOME and TMPDIR (both its own: it runs as nobody) and the locale at most.
     const recorded = await readFile(probe.envRecord, 'utf8');
     const names = recorded.split('\n').filter(Boolean).map((l) => l.slice(0, l.indexOf('=')));
     // sh itself sets PWD, SHLVL and _ when it starts.
-    expect(names.filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)).sort()).toEqual(['HOME', 'PATH']);
+    expect(names.filter((n) => !['PWD', 'SHLVL', '_', 'OLDPWD'].includes(n)).sort()).toEqual(['HOME', 'PATH', 'TMPDIR']);
     for (const name of names) expect(name).not.toMatch(/^(INPUT_|ACTIONS_|GITHUB_TOKEN$|NIX_CONFIG$|DOCKER_CONFIG$|REGISTRY_AUTH_FILE$)/);
     for (const secret of [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, RUNTIME_TOKEN, ID_TOKEN]) expect(recorded).not.toContain(secret);
+    // It ran as nobody, so the action's own environment (its parent's /proc/<pid>/environ) was closed to it.
+    expect((await readFile(`${probe.envRecord}.uid`, 'utf8')).trim()).toBe('65534');
+    const parent = await readFile(`${probe.envRecord}.parent`, 'utf8');
+    expect(parent.trim()).toBe('unreadable');
+    for (const secret of [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, RUNTIME_TOKEN, ID_TOKEN]) expect(parent).not.toContain(secret);
   });
 
   it('a pure evaluation: Nix gets the tokens through a file only it reads, and the file is gone when the main step ends', async () => {

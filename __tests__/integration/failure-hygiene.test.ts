@@ -175,6 +175,7 @@ let registry: TestRegistry;
 
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'nia-hygiene-'));
+  await chmod(work, 0o755); // stream scripts run as nobody, as from the store: they read the archives here
   registry = await startRegistry({});
 });
 

@@ -35,6 +35,7 @@ export async function generateCacheKey(name: string): Promise<{ secret: string; 
  */
 export async function pathWithoutNix(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nia-nonix-'));
+  await chmod(dir, 0o755); // the action runs an image's stream script as nobody, with this PATH
   for (const src of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
     if (!existsSync(src)) continue;
     for (const name of readdirSync(src)) {

@@ -1,6 +1,7 @@
 // Reads a docker-archive as a stream, once: layer bodies go to a visitor one at a time (never held in
 // memory), small JSON entries are kept, and the metadata (manifest.json and the config) is returned at
 // the end, where streamLayeredImage and buildImage both put it.
+import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
@@ -10,7 +11,7 @@ import * as zlib from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
 import { createHash } from 'node:crypto';
 import type { ArchiveManifest, ImageMetadata, ImageSource, LayerEntry } from './types.js';
-import { scrubbedEnv } from './child-env.js';
+import { asStranger, scrubbedEnv } from './child-env.js';
 
 export class ArchiveError extends Error {
   override name = 'ArchiveError';
@@ -28,9 +29,18 @@ interface Opened {
   kill?: () => void;
 }
 
-function runProducer(command: string, args: string[], what: string): Opened {
+let warnedSameUser = false;
+
+/** `stranger`: code from the flake, run as another user where the action can (child-env.ts asStranger). */
+function runProducer(command: string, args: string[], what: string, stranger = false): Opened {
   // Code from the flake (and zstd reading its output) never sees the action's inputs, tokens or NIX_CONFIG.
-  const child = spawn(command, args, { env: scrubbedEnv(process.env), stdio: ['ignore', 'pipe', 'pipe'] });
+  const run = stranger ? asStranger(command, args) : { command, args, env: scrubbedEnv(process.env) };
+  if (stranger && 'sameUser' in run && run.sameUser && !warnedSameUser) {
+    warnedSameUser = true;
+    core.warning(`the image stream script: ${run.sameUser}`);
+  }
+  const ids = 'uid' in run && run.uid !== undefined ? { uid: run.uid, gid: run.gid } : {};
+  const child = spawn(run.command, run.args, { env: run.env, stdio: ['ignore', 'pipe', 'pipe'], ...ids });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString()).slice(-2000);
@@ -61,7 +71,7 @@ function zstdDecompressor(): NodeJS.ReadWriteStream | undefined {
 export function openArchive(source: ImageSource): Opened {
   switch (source.format) {
     case 'stream':
-      return runProducer(source.path, [], `the image stream script ${source.path}`);
+      return runProducer(source.path, [], `the image stream script ${source.path}`, true);
     case 'docker-archive':
       return { stream: createReadStream(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
     case 'docker-archive+gzip': {
