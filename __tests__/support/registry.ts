@@ -12,7 +12,7 @@ import * as https from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { promisify } from 'node:util';
 
 const run = promisify(execFile);
@@ -258,12 +258,19 @@ export interface FaultRule {
   path?: RegExp;
   /** And a test on the request itself (its headers), e.g. to refuse bodies over a size. */
   when?: (req: http.IncomingMessage) => boolean;
+  /** And a test that may look at the whole request body (read before anything is forwarded; set
+   *  `readBody`) or ask the registry first (e.g. whether a tag exists): the rule fires when it holds. */
+  check?: (req: http.IncomingMessage, body: Buffer | undefined) => boolean | Promise<boolean>;
+  /** Read the request body whole before `check` (manifests: small). */
+  readBody?: boolean;
   /** Answer this status instead of forwarding, this many times (then forward). */
   status?: number;
   times: number;
   retryAfter?: string;
   /** The error code of the answer's body (default UNKNOWN), e.g. MANIFEST_BLOB_UNKNOWN. */
   code?: string;
+  /** The error message of the answer's body (default "injected fault <status>"), or made from the request. */
+  message?: string | ((req: http.IncomingMessage) => string);
   /** Only every n-th request the rule matches (the n-th, 2n-th, …) gets the fault. */
   every?: number;
   /** Once the rule first fires, it fires on every matching request for this long, then never again. */
@@ -273,7 +280,7 @@ export interface FaultRule {
   /** Forward the request, then answer with `status` instead of the registry's own (keeping its headers):
    *  a registry that does the work but answers in its own dialect. */
   forward?: boolean;
-  /** With forward: headers added to the registry's answer. */
+  /** Headers added to the answer: the registry's (with forward) or the injected one. */
   addHeaders?: Record<string, string>;
   /** Forward only this many bytes of the request body, then reset both connections (a reset mid-PATCH:
    *  the registry keeps a partial upload). */
@@ -305,7 +312,19 @@ export interface FaultProxy {
   received: Record<string, number>;
   /** Request body bytes forwarded to the registry, by method. */
   forwarded: Record<string, number>;
+  /** Every request, in order of arrival: its body's size as received, and the headers that shape it. */
+  requests: ProxiedRequest[];
   stop(): Promise<void>;
+}
+
+export interface ProxiedRequest {
+  method: string;
+  /** Path and query, as received. */
+  url: string;
+  /** Body bytes received (counted as they arrive: final once the request ended). */
+  bytes: number;
+  contentRange?: string;
+  contentType?: string;
 }
 
 interface RuleState {
@@ -353,13 +372,17 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
   const upstreamPort = Number(target.host.split(':')[1]);
   const upstreams = new Set<http.ClientRequest>();
 
+  const matches = (r: FaultRule, req: http.IncomingMessage): boolean =>
+    stateOf(r).left > 0 && !((r.method && r.method !== req.method) || (r.path && !r.path.test(req.url ?? '')) || (r.when && !r.when(req)));
+
   /** The rule that fires for this request, if any (counting it as matched). */
-  const pick = (req: http.IncomingMessage): FaultRule | undefined => {
-    const now = Date.now();
+  const pick = async (req: http.IncomingMessage, body: Buffer | undefined): Promise<FaultRule | undefined> => {
     for (const r of live) {
       const st = stateOf(r);
+      if (!matches(r, req)) continue;
+      if (r.check && !(await r.check(req, body))) continue;
       if (st.left <= 0) continue;
-      if ((r.method && r.method !== req.method) || (r.path && !r.path.test(req.url ?? '')) || (r.when && !r.when(req))) continue;
+      const now = Date.now();
       if (r.burstMs !== undefined && st.burstUntil !== undefined) {
         if (now > st.burstUntil) {
           st.left = 0;
@@ -376,10 +399,40 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     return undefined;
   };
 
+  const requests: ProxiedRequest[] = [];
   const server = http.createServer((req, res) => {
+    req.pause();
+    void handle(req, res).catch(() => res.destroy());
+  });
+  const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const method = req.method ?? '';
-    req.on('data', (c: Buffer) => (received[method] = (received[method] ?? 0) + c.length));
-    const rule = pick(req);
+    const seen: ProxiedRequest = {
+      method,
+      url: req.url ?? '',
+      bytes: 0,
+      ...(req.headers['content-range'] ? { contentRange: req.headers['content-range'] } : {}),
+      ...(req.headers['content-type'] ? { contentType: req.headers['content-type'] } : {}),
+    };
+    requests.push(seen);
+    const count = (c: Buffer): void => {
+      received[method] = (received[method] ?? 0) + c.length;
+      seen.bytes += c.length;
+    };
+    // A rule that looks at the body gets it whole; the request is then forwarded from what was read.
+    let whole: Buffer | undefined;
+    if (live.some((r) => r.readBody && matches(r, req))) {
+      const chunks: Buffer[] = [];
+      for await (const c of req) {
+        count(c as Buffer);
+        chunks.push(c as Buffer);
+      }
+      whole = Buffer.concat(chunks);
+    } else {
+      req.on('data', count);
+    }
+    const rule = await pick(req, whole);
+    // Flowing again from here: every listener below is attached in this same tick, before any data.
+    if (!whole && rule?.stall !== 'read') req.resume();
     const entry = `${method} ${req.url}`;
     if (rule?.stall === 'read') {
       log.push(`${entry} → stalled`);
@@ -394,8 +447,9 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     if (rule && !rule.forward && rule.status !== undefined && !rule.drop) {
       log.push(`${entry} → ${rule.status}`);
       req.resume();
-      res.writeHead(rule.status, { 'content-type': 'application/json', ...(rule.retryAfter ? { 'retry-after': rule.retryAfter } : {}) });
-      res.end(JSON.stringify({ errors: [{ code: rule.code ?? 'UNKNOWN', message: `injected fault ${rule.status}` }] }));
+      res.writeHead(rule.status, { 'content-type': 'application/json', ...(rule.retryAfter ? { 'retry-after': rule.retryAfter } : {}), ...rule.addHeaders });
+      const message = typeof rule.message === 'function' ? rule.message(req) : (rule.message ?? `injected fault ${rule.status}`);
+      res.end(method === 'HEAD' ? undefined : JSON.stringify({ errors: [{ code: rule.code ?? 'UNKNOWN', message }] }));
       return;
     }
     if (rule?.drop) {
@@ -462,8 +516,8 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
       if (!res.writableFinished && !rule?.commitThenReset && !rule?.dropAnswer) upstream.destroy();
     });
     const hash = createHash('sha256');
-    let body: NodeJS.ReadableStream = req;
-    if (rule?.throttle) body = req.pipe(throttled(rule.throttle));
+    let body: NodeJS.ReadableStream = whole ? Readable.from([whole]) : req;
+    if (rule?.throttle) body = body.pipe(throttled(rule.throttle));
     let sent = 0;
     body.on('data', (c: Buffer) => {
       if (rule?.commitThenReset) hash.update(c);
@@ -492,7 +546,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     body.on('end', () => {
       if (rule?.resetAfterBytes === undefined) upstream.end();
     });
-  });
+  };
   await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
   return {
     host: `127.0.0.1:${port}`,
@@ -500,6 +554,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     rules: live,
     received,
     forwarded,
+    requests,
     stop: () =>
       new Promise<void>((r) => {
         for (const u of upstreams) u.destroy();
@@ -507,6 +562,150 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
         server.close(() => r());
       }),
   };
+}
+
+// ---- Dialects: what real registries answer, played by the fault proxy in front of Distribution ----
+
+/**
+ * Registries that answer in their own way, each as fault rules for startFaultProxy (in front of an
+ * anonymous test registry), with the status, error code and wording the registry is documented or
+ * reported to use (docs/registries-compat.md has the sources):
+ * - mount-refused: a cross-repository mount refused (`status` 401, as Harbor for a project it will not show;
+ *   403; or 404) instead of 201/202;
+ * - ecr-immutable: a manifest PUT under a tag that exists is refused, 400 TAG_INVALID, even for the same digest;
+ * - ecr-missing-repo: every request to `repository` answers 404 NAME_UNKNOWN (ECR creates none on push);
+ * - harbor-missing-project: every request to `repository` answers 401 UNAUTHORIZED "authentication required";
+ * - ghcr-secondary-rate-limit: every `every`-th request answers 403 "You have exceeded a secondary rate
+ *   limit" (the first of them with Retry-After: `retryAfter`, when given);
+ * - hub-rate-limit: manifest reads answer 429 TOOMANYREQUESTS with `ratelimit-remaining: 0;w=21600`
+ *   (and `ratelimit-reset: <reset>` when given);
+ * - quay-index: an OCI index listing a Docker manifest is refused, 400 MANIFEST_INVALID;
+ * - referrers-405: the referrers API answers 405 UNSUPPORTED;
+ * - chunk-min-length: upload sessions are opened with `OCI-Chunk-Min-Length: <min>`.
+ */
+export type Dialect =
+  | 'mount-refused'
+  | 'ecr-immutable'
+  | 'ecr-missing-repo'
+  | 'harbor-missing-project'
+  | 'ghcr-secondary-rate-limit'
+  | 'hub-rate-limit'
+  | 'quay-index'
+  | 'referrers-405'
+  | 'chunk-min-length';
+
+export interface DialectOptions {
+  /** mount-refused: 401, 403 or 404 (default 401). */
+  status?: 401 | 403 | 404;
+  /** ecr-missing-repo, harbor-missing-project: the repository that is not there. */
+  repository?: string;
+  /** ghcr-secondary-rate-limit: every n-th request (default 4). */
+  every?: number;
+  /** ghcr-secondary-rate-limit: Retry-After of the first refusal. */
+  retryAfter?: string;
+  /** hub-rate-limit: ratelimit-reset (seconds). */
+  reset?: number;
+  /** chunk-min-length: the minimum chunk size announced. */
+  min?: number;
+}
+
+const ALWAYS = 1_000_000;
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/** Whether `path` (/v2/<name>/manifests/<tag>) names a tag the registry holds (HEAD, anonymous). */
+function tagExists(registry: TestRegistry, path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = http.request({ host: '127.0.0.1', port: Number(registry.host.split(':')[1]), method: 'HEAD', path, headers: { accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+export function dialect(registry: TestRegistry, name: Dialect, opts: DialectOptions = {}): FaultRule[] {
+  const manifestOf = (url: string | undefined) => /^\/v2\/(.+)\/manifests\/([^/?]+)/.exec(url ?? '');
+  switch (name) {
+    case 'mount-refused': {
+      const status = opts.status ?? 401;
+      // 401 as Harbor words it for a source project the token cannot see (goharbor/harbor#17097).
+      const project = (req: http.IncomingMessage): string => (new URL(req.url ?? '/', 'http://x').searchParams.get('from') ?? '').split('/')[0]!;
+      const [code, message]: [string, string | ((req: http.IncomingMessage) => string)] =
+        status === 401
+          ? ['UNAUTHORIZED', (req) => `project ${project(req)} not found: project ${project(req)} not found`]
+          : status === 403
+            ? ['DENIED', 'requested access to the resource is denied']
+            : ['BLOB_UNKNOWN', 'blob unknown to registry'];
+      return [{ method: 'POST', path: /\/blobs\/uploads\/\?(?:.*&)?mount=/, status, code, message, times: ALWAYS }];
+    }
+    case 'ecr-immutable':
+      return [
+        {
+          method: 'PUT',
+          path: /\/manifests\/(?!sha256:)[^/?]+$/,
+          check: (req) => tagExists(registry, req.url ?? ''),
+          status: 400,
+          code: 'TAG_INVALID',
+          message: (req) => {
+            const [, repo, tag] = manifestOf(req.url) ?? [];
+            return `The image tag '${tag}' already exists in the '${repo}' repository and cannot be overwritten because the repository is immutable.`;
+          },
+          times: ALWAYS,
+        },
+      ];
+    case 'ecr-missing-repo':
+      return [
+        {
+          path: new RegExp(`^/v2/${escape(opts.repository ?? '')}/`),
+          status: 404,
+          code: 'NAME_UNKNOWN',
+          message: `The repository with name '${opts.repository}' does not exist in the registry with id '123456789012'`,
+          times: ALWAYS,
+        },
+      ];
+    case 'harbor-missing-project':
+      return [{ path: new RegExp(`^/v2/${escape(opts.repository ?? '')}/`), status: 401, code: 'UNAUTHORIZED', message: 'authentication required', times: ALWAYS }];
+    case 'ghcr-secondary-rate-limit': {
+      const every = opts.every ?? 4;
+      const refusal = { status: 403, code: 'DENIED', message: 'You have exceeded a secondary rate limit. Please wait a few minutes before you try again.', every };
+      // The first refusal with Retry-After (when asked for), then the rest without.
+      return [...(opts.retryAfter ? [{ ...refusal, retryAfter: opts.retryAfter, times: 1 }] : []), { ...refusal, times: ALWAYS }];
+    }
+    case 'hub-rate-limit':
+      return [
+        {
+          method: 'GET',
+          path: /\/manifests\//,
+          status: 429,
+          code: 'TOOMANYREQUESTS',
+          message: 'You have reached your pull rate limit. You may increase the limit by authenticating and upgrading: https://www.docker.com/increase-rate-limit',
+          addHeaders: { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600', 'docker-ratelimit-source': '192.0.2.1', ...(opts.reset !== undefined ? { 'ratelimit-reset': String(opts.reset) } : {}) },
+          times: ALWAYS,
+        },
+      ];
+    case 'quay-index':
+      return [
+        {
+          method: 'PUT',
+          path: /\/manifests\//,
+          when: (req) => req.headers['content-type'] === 'application/vnd.oci.image.index.v1+json',
+          readBody: true,
+          check: (_req, body) => {
+            const index = JSON.parse(body?.toString('utf8') || '{}') as { manifests?: { mediaType?: string }[] };
+            return (index.manifests ?? []).some((m) => m.mediaType?.startsWith('application/vnd.docker.'));
+          },
+          status: 400,
+          code: 'MANIFEST_INVALID',
+          message: 'manifest invalid',
+          times: ALWAYS,
+        },
+      ];
+    case 'referrers-405':
+      return [{ method: 'GET', path: /\/referrers\//, status: 405, code: 'UNSUPPORTED', message: 'The operation is unsupported.', times: ALWAYS }];
+    case 'chunk-min-length':
+      return [{ method: 'POST', path: /\/blobs\/uploads\/$/, forward: true, addHeaders: { 'oci-chunk-min-length': String(opts.min ?? 1024) }, times: ALWAYS }];
+  }
 }
 
 // ---- Recording origins: where do the registry's credentials go? ----

@@ -15,10 +15,10 @@ import { MAX_HOPS, REDIRECTS } from './constants.js';
 import { MediaTypes, type Credentials, type Logger } from './types.js';
 import { abortable } from './transport/abort.js';
 import { basicHeader } from './transport/basic.js';
-import { fetchToken, type Token } from './transport/bearer.js';
+import { exchangeAadToken, fetchToken, type Token } from './transport/bearer.js';
 import { RetryBudget } from './transport/budget.js';
 import { parseChallenge, type Challenge } from './transport/challenge.js';
-import { AuthError, NetworkError, RegistryError, StallError, httpError, isRetryableStatus } from './transport/error.js';
+import { AuthError, NetworkError, RateLimitError, RegistryError, StallError, describeBody, httpError, isRetryableStatus } from './transport/error.js';
 import { HttpTransport, type HttpRequest, type HttpResponse } from './transport/http.js';
 import { defaultRetry, isRetryable, retryCause, withRetry, type RetryOptions, type RetryPolicy } from './transport/retry.js';
 import { sameOrigin } from './transport/origin.js';
@@ -45,6 +45,12 @@ export interface RegistryClientOptions {
   pullFrom?: string[];
   /** A request moving no bytes for this long is dropped and retried (default 60 s). */
   stallMs?: number;
+  /** Asks the credential helper the credentials came from again: called once when the registry rejects
+   *  credentials that worked before (a helper's short-lived token expired mid-job). */
+  reloadCredentials?: () => Credentials | undefined;
+  /** The largest body the registry takes in one ranged PATCH, for a registry that asks for chunks
+   *  (OCI-Chunk-Min-Length). Default: 4 MiB for ghcr.io; elsewhere none (the blob goes as one chunk). */
+  chunkLimit?: number;
 }
 
 /** Per call: an abort destroys the call's requests (sockets, body streams), stops its retries and
@@ -75,6 +81,10 @@ type Auth = { kind: 'none' } | { kind: 'basic'; header: string } | { kind: 'bear
 const MAX_SESSIONS = 3;
 /** Manifest PUTs answered MANIFEST_BLOB_UNKNOWN, at most, before the answer stands. */
 const BLOB_CATCH_UP_TRIES = 3;
+/** Answers to a mount that refuse it without an upload session: the blob is uploaded instead. */
+const MOUNT_REFUSED = [401, 403, 404];
+/** The largest chunk ghcr.io takes in one ranged PATCH. */
+const GHCR_CHUNK_LIMIT = 4 * 1024 * 1024;
 /** Bytes of a blob read per ranged GET: a layer is never held whole in memory. */
 const BLOB_PIECE = 8 * 1024 * 1024;
 
@@ -96,8 +106,23 @@ export class RegistryClient {
   /** Scopes a registry's challenge asked for that we had not (as go-containerregistry adds them). */
   private readonly extraScopes = new Set<string>();
   private sessions = 0;
+  /** Source repositories the registry refused a mount from (401, 403): not asked again. */
+  private readonly mountRefused = new Map<string, number>();
+  /** from@digest → the status of a refused mount. */
+  private readonly mountRefusals = new Map<string, number>();
+
+  /** The credentials in use: those given, with an identity token exchanged or renewed, or a helper's
+   *  fresh answer. */
+  private credentials?: Credentials;
+  /** The credentials have worked (the basic check at ping, or a token). */
+  private worked = false;
+  /** The helper was asked again since the credentials last worked: not again until they do. */
+  private reasked = false;
+  /** An Azure AD identity token has been exchanged (or found not to need it). */
+  private exchanged = false;
 
   constructor(private readonly opts: RegistryClientOptions) {
+    this.credentials = opts.credentials;
     this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs });
     this.retry = { ...defaultRetry, ...opts.retry };
     this.budget = new RetryBudget(this.retry.budgetMs);
@@ -146,7 +171,8 @@ export class RegistryClient {
   }
 
   private async doPing(): Promise<void> {
-    const { registry, insecure, credentials } = this.opts;
+    const { registry, insecure } = this.opts;
+    const credentials = this.credentials;
     // The first contact: a host that cannot be reached at all (refused, unknown, unroutable) is most
     // likely a typo in `registry`, so it gets two more tries, not the full policy; statuses do.
     let unreachable = 0;
@@ -157,7 +183,7 @@ export class RegistryClient {
         pickScheme(registry, insecure ?? false, async (b) => {
           const res = await this.transport.request({ method: 'GET', url: new URL('/v2/', b) });
           if (isRetryableStatus(res.status)) {
-            throw httpError({ registry, what: 'GET /v2/', status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'] });
+            throw httpError({ registry, what: 'GET /v2/', status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'], headers: res.headers });
           }
           return res;
         }),
@@ -187,21 +213,69 @@ export class RegistryClient {
     }
     if (challenge?.scheme === 'basic') {
       if (!credentials) throw new AuthError(`registry ${registry} requires a user name and password: ${this.opts.credentialsHint ?? 'set the username and password inputs'}`, 401);
+      if (credentials.identityToken) throw new AuthError(`registry ${registry} asks for a user name and password (basic auth), but its credentials are an identity token, which only a token server takes`, 401);
       this.auth = { kind: 'basic', header: basicHeader(credentials) };
       const check = await this.transport.request({ method: 'GET', url: new URL('/v2/', base), headers: { authorization: this.auth.header } });
       if (check.status === 401 || check.status === 403) {
         throw new AuthError(`registry ${registry} rejected the credentials of ${credentials.username} (${check.status})`, check.status);
       }
+      this.worked = true;
       return;
     }
     throw new AuthError(`registry ${registry} asks for an authentication scheme we do not speak: ${header(response, 'www-authenticate') ?? 'none given'}`, 401);
   }
 
+  /** A token for our scopes, with the credentials in use. Credentials that worked before and are now
+   *  rejected (401) come from the credential helper again, once; an identity token the token server
+   *  renews is used from then on. */
+  private async fetchToken(challenge: Challenge): Promise<Token> {
+    let token: Token;
+    try {
+      token = await this.scopedToken(challenge);
+    } catch (error) {
+      if (!(error instanceof AuthError && error.status === 401 && this.worked && this.askAgain())) throw error;
+      token = await this.scopedToken(challenge);
+    }
+    this.worked = true;
+    this.reasked = false;
+    if (token.refreshToken && this.credentials?.identityToken && token.refreshToken !== this.credentials.identityToken) {
+      this.opts.onSecret?.(token.refreshToken);
+      this.credentials = { ...this.credentials, identityToken: token.refreshToken };
+    }
+    return token;
+  }
+
+  /** The credentials from the credential helper again (masked), after the registry rejected those that
+   *  had worked: false when there is no helper to ask, it was asked already, or it has none now. */
+  private askAgain(): boolean {
+    const again = this.opts.reloadCredentials;
+    if (!again || this.reasked) return false;
+    this.reasked = true;
+    const fresh = again();
+    if (!fresh) return false;
+    for (const secret of [fresh.password, fresh.identityToken]) if (secret) this.opts.onSecret?.(secret);
+    this.credentials = fresh;
+    this.exchanged = false;
+    if (this.auth.kind === 'basic') this.auth.header = basicHeader(fresh);
+    this.opts.logger.info(`registry ${this.opts.registry} rejected the credentials that had worked (401): asked their credential helper again`);
+    return true;
+  }
+
   /** A token for our scopes. A token server that refuses the pull scopes on other repositories (rather
    *  than granting less, as the spec has it) is asked again for this repository alone: reuse from there
-   *  then finds nothing, and the push goes on. */
-  private async fetchToken(challenge: Challenge): Promise<Token> {
-    const { credentials, registry, insecure } = this.opts;
+   *  then finds nothing, and the push goes on. An Azure AD identity token is exchanged first (ACR). */
+  private async scopedToken(challenge: Challenge): Promise<Token> {
+    const { registry, insecure } = this.opts;
+    if (!this.exchanged) {
+      const refresh = await exchangeAadToken(this.transport, { challenge, credentials: this.credentials, registry, insecure: insecure ?? false });
+      this.exchanged = true;
+      if (refresh) {
+        this.opts.onSecret?.(refresh);
+        this.credentials = { ...this.credentials!, identityToken: refresh };
+        this.opts.logger.info(`registry ${registry}: exchanged the Azure AD token of the Docker config for a registry refresh token`);
+      }
+    }
+    const credentials = this.credentials;
     const scopes = this.scopes();
     const request = (s: string[]) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false });
     try {
@@ -235,8 +309,9 @@ export class RegistryClient {
   /**
    * One request, with the registry's credentials if it goes to the registry's origin; a 401 from the
    * registry under a bearer token (revoked, or short of a scope its challenge names) fetches a fresh token
-   * once. Follows redirects for reads, each hop judged against the registry's origin (not the previous
-   * hop): blob storage gets no credentials.
+   * once; under basic auth that had worked, asks the credential helper again once. Follows redirects for
+   * reads, each hop judged against the registry's origin (not the previous hop): blob storage gets no
+   * credentials.
    */
   private async send(req: HttpRequest): Promise<HttpResponse> {
     await abortable(this.ping(), req.signal, `${req.method} ${req.url.pathname}`);
@@ -253,6 +328,9 @@ export class RegistryClient {
       }
       this.auth.tokens.invalidate(first.headers?.authorization?.slice('Bearer '.length));
       res = await this.transport.request(await withAuth(req));
+    } else if (res.status === 401 && this.auth.kind === 'basic' && this.toRegistry(req.url) && this.worked && this.askAgain()) {
+      res = await this.transport.request(await withAuth(req));
+      if (res.status !== 401) this.reasked = false;
     }
     for (let hops = 0; (req.method === 'GET' || req.method === 'HEAD') && REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = header(res, 'location');
@@ -264,7 +342,22 @@ export class RegistryClient {
   }
 
   private fail(what: string, res: HttpResponse): RegistryError {
-    return httpError({ registry: this.opts.registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'] });
+    return httpError({ registry: this.opts.registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'], headers: res.headers });
+  }
+
+  /** A 403 without a body to a HEAD in this repository, which the credentials were checked to push to: a
+   *  HEAD's answer cannot say it is a rate limit (ghcr.io's secondary one), and a refusal is unlikely
+   *  there, so it is retried as a rate limit (a real refusal still fails, after the retries). */
+  private rateLimitedHead(what: string, r: HttpRequest, res: HttpResponse): RegistryError | undefined {
+    if (r.method !== 'HEAD' || res.status !== 403 || res.body.length > 0 || !r.url.pathname.startsWith(`/v2/${this.opts.repository}/`)) return undefined;
+    const error = this.fail(what, res);
+    if (error instanceof RateLimitError) return error;
+    return new RateLimitError(
+      `registry ${this.opts.registry} answered 403${res.statusText ? ` ${res.statusText}` : ''} to ${what} (no body to say why: taken for a rate limit and retried)`,
+      403,
+      undefined,
+      error.retryAfterMs,
+    );
   }
 
   /** One request with its retries; `ok` lists the statuses that are answers rather than failures. */
@@ -284,7 +377,13 @@ export class RegistryClient {
           if (error instanceof NetworkError) throw new (error.constructor as typeof NetworkError)(`${what}: ${error.message}`);
           throw error;
         });
-        if (!ok.includes(res.status)) throw this.fail(what, res);
+        const r = req();
+        if (!ok.includes(res.status)) throw this.rateLimitedHead(what, r, res) ?? this.fail(what, res);
+        // A 403 a caller takes as an answer (a refused mount) may be a rate limit: retried as one.
+        if (res.status === 403) {
+          const error = this.fail(what, res);
+          if (error instanceof RateLimitError) throw error;
+        }
         return res;
       },
       this.retry,
@@ -346,6 +445,52 @@ export class RegistryClient {
   }
 
   /**
+   * HEAD of a manifest: whether `ref` exists and the digest the registry gives for it
+   * (Docker-Content-Digest; undefined when it gives none). Never counted as a pull by Docker Hub.
+   */
+  async headManifest(ref: string, opts: ReadOptions = {}): Promise<{ exists: boolean; digest?: string }> {
+    const res = await this.call(
+      `HEAD manifest ${ref}${this.from(opts)}`,
+      () => ({ method: 'HEAD', url: this.url(`manifests/${ref}`, opts.repository), headers: { accept: MANIFEST_ACCEPT } }),
+      [200, 404],
+      opts.signal,
+    );
+    if (res.status === 404) return { exists: false };
+    const digest = header(res, 'docker-content-digest');
+    return { exists: true, ...(digest && /^sha256:[0-9a-f]{64}$/.test(digest) ? { digest } : {}) };
+  }
+
+  /** Whether the repository holds the manifest `ref` (a HEAD: nothing downloaded). */
+  async hasManifest(ref: string, opts: ReadOptions = {}): Promise<boolean> {
+    return (await this.headManifest(ref, opts)).exists;
+  }
+
+  /**
+   * Puts `manifest` under `tag`. The tag is read first (one HEAD, unless the caller knows what it holds:
+   * `held`, null for absent): a tag that already names this digest is left as it is, nothing PUT, so a
+   * registry with immutable tags (ECR, Harbor) takes a push that changes nothing. A PUT refused for
+   * immutability fails in one line naming the setting and the tag. Returns the digest the tag names now,
+   * as the registry filed it.
+   */
+  async putTag(tag: string, manifest: { bytes: Buffer; mediaType: string; digest: string }, opts: CallOptions & { held?: string | null } = {}): Promise<string> {
+    const held = opts.held !== undefined ? opts.held : ((await this.headManifest(tag, { signal: opts.signal })).digest ?? null);
+    if (held === manifest.digest) return held;
+    try {
+      return await this.putManifest(tag, manifest.bytes, manifest.mediaType, opts);
+    } catch (error) {
+      if (error instanceof RegistryError && isImmutableTag(error)) {
+        throw new RegistryError(
+          `registry ${this.opts.registry} will not move tag ${tag} of ${this.opts.repository} to ${manifest.digest}: the repository has tag immutability on` +
+            `${held ? `, and ${tag} holds ${held}` : ''} (push under a tag not used yet, or turn tag immutability off; ${error.status}${error.code ? ` ${error.code}` : ''})`,
+          error.status,
+          error.code,
+        );
+      }
+      throw error;
+    }
+  }
+
+  /**
    * The OCI 1.1 referrers API: the index of the manifests whose subject is `digest`. Undefined when the
    * registry does not serve the API (404, 400, 405; Distribution 2.8 answers 404), so the caller falls
    * back to the sha256-<digest> tag.
@@ -396,10 +541,17 @@ export class RegistryClient {
   /**
    * Cross-repository mount: asks the registry to link a blob of `from` (same registry) into this
    * repository, nothing uploaded. True when mounted (201); false when the registry opened an upload
-   * session instead (202: it does not mount, or cannot see the blob there), which is cancelled: the
-   * caller uploads the blob the usual way.
+   * session instead (202: it does not mount, or cannot see the blob there), which is cancelled, or
+   * refused the mount (401, 403, 404: Harbor and others when the credentials may not read `from`, or
+   * the blob is not visible there): the caller uploads the blob the usual way. A refusal of the source
+   * repository (401, 403) is said in one info line, and no further mount from there is asked for.
    */
   async mountBlob(digest: string, from: string, opts: CallOptions = {}): Promise<boolean> {
+    const refused = this.mountRefused.get(from);
+    if (refused !== undefined) {
+      this.mountRefusals.set(`${from}@${digest}`, refused);
+      return false;
+    }
     const res = await this.call(
       `POST blob mount of ${digest} from ${from}`,
       () => {
@@ -408,16 +560,78 @@ export class RegistryClient {
         url.searchParams.set('from', from);
         return { method: 'POST', url, headers: { 'content-length': '0' } };
       },
-      [201, 202],
+      [201, 202, ...MOUNT_REFUSED],
       opts.signal,
     );
     if (res.status === 201) return true;
+    if (MOUNT_REFUSED.includes(res.status)) {
+      this.mountRefusals.set(`${from}@${digest}`, res.status);
+      // 404 may be about this blob alone (the caller says it uploads it); 401 and 403 are about the
+      // source repository as a whole: said once, and no further mount from there is asked for.
+      if (res.status !== 404) {
+        this.mountRefused.set(from, res.status);
+        const { text } = describeBody(res.body);
+        this.opts.logger.info(`registry ${this.opts.registry} refused to mount blobs from ${from} into ${this.opts.repository} (${res.status}${text ? `: ${text}` : ''}): they are uploaded instead`);
+      }
+      return false;
+    }
     const location = header(res, 'location');
     if (location) {
       // Best effort, once: a registry purges abandoned sessions anyway.
       await this.send({ method: 'DELETE', url: new URL(location, this.base), signal: opts.signal }).catch(() => undefined);
     }
     return false;
+  }
+
+  /**
+   * Whether the repository takes pushes, before anything is built: opens an upload session and cancels
+   * it (one POST, one DELETE). A registry that creates no repository on push (ECR), a missing project or
+   * namespace (Harbor answers 401), or a name the registry refuses (too many path components) fails
+   * here, in one line saying what to do.
+   */
+  async checkPush(opts: CallOptions = {}): Promise<void> {
+    const { registry, repository } = this.opts;
+    const res = await this.call(
+      `POST blob upload (checking that ${repository} takes pushes)`,
+      () => ({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'content-length': '0' } }),
+      [201, 202, 400, 401, 403, 404],
+      opts.signal,
+    );
+    if (res.status === 201 || res.status === 202) {
+      const location = header(res, 'location');
+      // Best effort, once: a registry purges abandoned sessions anyway.
+      if (location) await this.send({ method: 'DELETE', url: new URL(location, this.base), signal: opts.signal }).catch(() => undefined);
+      return;
+    }
+    const { code, text } = describeBody(res.body);
+    const said = `${res.status}${text ? `: ${text}` : ''}`;
+    if (res.status === 404) {
+      throw new RegistryError(
+        isEcr(registry) || /does not exist in the registry with id/.test(text)
+          ? `registry ${registry} has no repository ${repository} (ECR creates none on push: create it first, e.g. aws ecr create-repository --repository-name ${repository}; ${said})`
+          : `registry ${registry} has no repository ${repository} (${said}): this registry creates none on push, so create it first, or check the image and tags inputs`,
+        res.status,
+        code,
+      );
+    }
+    if (res.status === 400) {
+      throw new RegistryError(
+        `registry ${registry} refuses the repository name ${repository} (${said}): check the image and tags inputs; some registries take only so many path components (Docker Hub: namespace/name)`,
+        res.status,
+        code,
+      );
+    }
+    // ghcr.io's own hint (package write access) says it; elsewhere the project or namespace may be missing.
+    if (registry === 'ghcr.io') throw httpError({ registry, what: `a push to ${repository}`, status: res.status, statusText: res.statusText, body: res.body });
+    const why = this.credentials
+      ? `the credentials were accepted, so its project or namespace may not exist (Harbor: create the project first), or they may not push there`
+      : `no credentials were found for it (${this.opts.credentialsHint ?? 'set the username and password inputs'}), and its project or namespace must exist`;
+    throw new AuthError(`registry ${registry} refuses pushes to ${repository} (${said}): ${why}`, res.status, code);
+  }
+
+  /** The status a mount of `digest` from `from` was refused with (401, 403, 404), if it was. */
+  mountRefusal(digest: string, from: string): number | undefined {
+    return this.mountRefusals.get(`${from}@${digest}`);
   }
 
   async uploadBlobBytes(bytes: Buffer, opts: CallOptions = {}): Promise<string> {
@@ -430,15 +644,18 @@ export class RegistryClient {
    * Uploads a blob the way docker, skopeo and go-containerregistry do, the shape every registry takes:
    * POST opens a session, one PATCH streams the whole body, PUT with ?digest= closes it. No Content-Range
    * (to ghcr.io a ranged request is a chunk, refused over 4 MiB, as is a body in the PUT), unless the
-   * registry asks for chunks (OCI-Chunk-Min-Length): then the body goes as one ranged chunk. The session's
+   * registry asks for chunks (OCI-Chunk-Min-Length on the POST's answer): then the body goes in ranged
+   * PATCHes of the largest size the registry takes in one chunk (chunkLimit; ghcr.io's 4 MiB), never
+   * under its minimum (the last excepted), or as one ranged chunk when no limit is known. The session's
    * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials.
    *
    * Each request retries on its own: the POST; the PATCH on the same session, with the body opened
-   * afresh, when the registry answered 408, 429 or 5xx; the PUT. A new session is opened only when the
-   * one we had is gone: the registry answers 404 / BLOB_UPLOAD_UNKNOWN (or says the session no longer
-   * matches what we sent: BLOB_UPLOAD_INVALID, DIGEST_INVALID, 416), or the connection dropped or stalled
-   * mid-PATCH, leaving the session in a state we cannot know. Before a new session, HEAD: the blob may
-   * have landed anyway (the PUT went through and only its answer was lost), and then nothing is sent again.
+   * afresh (a chunk: the same bytes), when the registry answered 408, 429 or 5xx; the PUT. A new session
+   * is opened only when the one we had is gone: the registry answers 404 / BLOB_UPLOAD_UNKNOWN (or says
+   * the session no longer matches what we sent: BLOB_UPLOAD_INVALID, DIGEST_INVALID, 416), or the
+   * connection dropped or stalled mid-PATCH, leaving the session in a state we cannot know. Before a new
+   * session, HEAD: the blob may have landed anyway (the PUT went through and only its answer was lost),
+   * and then nothing is sent again.
    */
   async uploadBlob(blob: { digest: string; size: number }, open: () => Readable, opts: CallOptions = {}): Promise<void> {
     const { signal } = opts;
@@ -461,27 +678,37 @@ export class RegistryClient {
     }
   }
 
-  /** POST: a new upload session, or undefined when the registry says the blob is already complete. */
-  private async openUpload(digest: string, signal: AbortSignal | undefined): Promise<{ url: URL; chunked: boolean } | undefined> {
+  /** POST: a new upload session (with the registry's minimum chunk size, when it asks for chunks), or
+   *  undefined when the registry says the blob is already complete. */
+  private async openUpload(digest: string, signal: AbortSignal | undefined): Promise<Session | undefined> {
     const start = await this.call(`POST blob upload for ${digest}`, () => ({ method: 'POST', url: this.url('blobs/uploads/'), headers: { 'content-length': '0' } }), [201, 202], signal);
     if (start.status === 201) return undefined;
-    return { url: this.location(start, digest), chunked: header(start, 'oci-chunk-min-length') !== undefined };
+    const min = header(start, 'oci-chunk-min-length');
+    if (min === undefined) return { url: this.location(start, digest) };
+    const n = /^\s*\d+\s*$/.test(min) ? Number(min) : 0;
+    return { url: this.location(start, digest), minChunk: n > 0 ? n : 1 };
   }
 
-  /** PATCH then PUT on one session: undefined when the blob is in, the error when the session is lost. */
-  private async sendThrough(
-    session: { url: URL; chunked: boolean },
-    blob: { digest: string; size: number },
-    open: () => Readable,
-    signal: AbortSignal | undefined,
-  ): Promise<RegistryError | undefined> {
-    const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) };
-    if (session.chunked) headers['content-range'] = `0-${Math.max(0, blob.size - 1)}`;
+  /** Bytes per ranged PATCH for a session that asks for chunks: the largest the registry takes in one, but
+   *  never under its minimum; undefined (one chunk, streamed) when no limit is known. */
+  private chunkSize(session: Session): number | undefined {
+    const limit = this.opts.chunkLimit ?? (this.opts.registry === 'ghcr.io' ? GHCR_CHUNK_LIMIT : undefined);
+    return limit === undefined ? undefined : Math.max(limit, session.minChunk ?? 1);
+  }
+
+  /** PATCH(es) then PUT on one session: undefined when the blob is in, the error when the session is lost. */
+  private async sendThrough(session: Session, blob: { digest: string; size: number }, open: () => Readable, signal: AbortSignal | undefined): Promise<RegistryError | undefined> {
+    const chunk = session.minChunk !== undefined ? this.chunkSize(session) : undefined;
     let next: URL;
     try {
-      // 202 per the spec; ECR answers 201, some registries 204 (go-containerregistry accepts all three).
-      const patch = await this.call(`PATCH blob ${blob.digest}`, () => ({ method: 'PATCH', url: session.url, headers, body: open }), [201, 202, 204], signal, retryableStatus);
-      next = header(patch, 'location') ? this.location(patch, blob.digest) : session.url;
+      if (chunk !== undefined && chunk < blob.size) next = await this.sendChunks(session.url, blob, open, chunk, signal);
+      else {
+        const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) };
+        if (session.minChunk !== undefined) headers['content-range'] = `0-${Math.max(0, blob.size - 1)}`;
+        // 202 per the spec; ECR answers 201, some registries 204 (go-containerregistry accepts all three).
+        const patch = await this.call(`PATCH blob ${blob.digest}`, () => ({ method: 'PATCH', url: session.url, headers, body: open }), [201, 202, 204], signal, retryableStatus);
+        next = header(patch, 'location') ? this.location(patch, blob.digest) : session.url;
+      }
     } catch (error) {
       if (error instanceof NetworkError || sessionLost(error)) return error as RegistryError;
       throw error;
@@ -493,6 +720,32 @@ export class RegistryClient {
       if (sessionLost(error)) return error as RegistryError;
       throw error;
     }
+  }
+
+  /** The body in ranged PATCHes of `chunk` bytes (the last shorter), each held in memory while it goes (and
+   *  sent again as it is when the registry refuses it whole); each to the Location the last one gave.
+   *  Returns where the session is after the last. */
+  private async sendChunks(url: URL, blob: { digest: string; size: number }, open: () => Readable, chunk: number, signal: AbortSignal | undefined): Promise<URL> {
+    const body = open();
+    let at = 0;
+    try {
+      for await (const piece of pieces(body, chunk)) {
+        const range = `${at}-${at + piece.length - 1}`;
+        const patch = await this.call(
+          `PATCH blob ${blob.digest} (bytes ${range})`,
+          () => ({ method: 'PATCH', url, headers: { 'content-type': 'application/octet-stream', 'content-length': String(piece.length), 'content-range': range }, body: piece }),
+          [201, 202, 204],
+          signal,
+          retryableStatus,
+        );
+        if (header(patch, 'location')) url = this.location(patch, blob.digest);
+        at += piece.length;
+      }
+    } finally {
+      body.destroy();
+    }
+    if (at !== blob.size) throw new RegistryError(`blob ${blob.digest} is ${blob.size} bytes, but ${at} were read to upload it`);
+    return url;
   }
 
   private location(res: HttpResponse, digest: string): URL {
@@ -509,7 +762,7 @@ export class RegistryClient {
 /** A PATCH is sent again on its session only for an answer (the registry refused it whole), never after its
  *  connection dropped mid-body. */
 function retryableStatus(error: unknown): boolean {
-  return error instanceof RegistryError && !(error instanceof NetworkError) && !(error instanceof AuthError) && error.status !== undefined && isRetryableStatus(error.status);
+  return error instanceof RegistryError && !(error instanceof NetworkError) && isRetryable(error);
 }
 
 /** The registry no longer has the session, or it no longer matches what we sent. */
@@ -517,6 +770,47 @@ function sessionLost(error: unknown): boolean {
   if (!(error instanceof RegistryError) || error instanceof AuthError) return false;
   if (error.status === 404 || error.status === 416) return true;
   return error.code === 'BLOB_UPLOAD_UNKNOWN' || error.code === 'BLOB_UPLOAD_INVALID' || error.code === 'DIGEST_INVALID';
+}
+
+/** Amazon ECR's private registries (<account>.dkr.ecr.<region>.amazonaws.com[.cn]) and ECR Public (also
+ *  known by its answer: "The repository with name '…' does not exist in the registry with id '…'"). */
+function isEcr(registry: string): boolean {
+  return /\.dkr\.ecr(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?::\d+)?$/i.test(registry) || /^public\.ecr\.aws$/i.test(registry);
+}
+
+/** A manifest PUT refused because the tag may not move (ECR's TAG_INVALID "…cannot be overwritten because
+ *  the repository is immutable", Harbor's "…configured as immutable"). */
+function isImmutableTag(error: RegistryError): boolean {
+  if (error.status === undefined || error.status < 400 || error.status >= 500) return false;
+  return /immutab|cannot be overwritten/i.test(error.message) || (error.code === 'TAG_INVALID' && /exist/i.test(error.message));
+}
+
+/** An upload session: where it is, and the minimum chunk size when the registry asks for chunks. */
+interface Session {
+  url: URL;
+  minChunk?: number;
+}
+
+/** The stream's bytes as Buffers of exactly `size` bytes (the last one shorter). */
+async function* pieces(stream: Readable, size: number): AsyncGenerator<Buffer> {
+  let held: Buffer[] = [];
+  let n = 0;
+  for await (const data of stream) {
+    let b = Buffer.isBuffer(data) ? data : Buffer.from(data as string);
+    while (n + b.length >= size) {
+      const take = size - n;
+      held.push(b.subarray(0, take));
+      yield Buffer.concat(held);
+      held = [];
+      n = 0;
+      b = b.subarray(take);
+    }
+    if (b.length > 0) {
+      held.push(b);
+      n += b.length;
+    }
+  }
+  if (n > 0) yield Buffer.concat(held);
 }
 
 function header(res: HttpResponse, name: string): string | undefined {

@@ -1,12 +1,13 @@
-// Where the image goes: one client per repository that `tags` names, each reached and its credentials
-// checked before anything is built, so a typo or a missing login fails in seconds. Credentials: the
+// Where the image goes: one client per repository that `tags` names, each reached, its credentials
+// checked and its repository asked to open an upload session (then cancelled) before anything is built,
+// so a typo, a missing login or a repository the registry does not create on push fails in seconds. Credentials: the
 // username/password inputs for the `registry` input's host, github-token for ghcr.io, the Docker config
 // (docker/login-action's) for any other. `insecure` relaxes TLS for the `registry` input's host only, and
 // `insecure-registries` for the hosts it names: a tag naming ghcr.io or Docker Hub beside a test registry
 // keeps full TLS verification there.
 import { InputError, type ActionInputs } from '../inputs/index.js';
 import { RegistryClient } from './client.js';
-import { resolveCredentials } from './credentials.js';
+import { resolveCredentialSource } from './credentials.js';
 import { parseImageName, parseReuseTags, parseTagTargets, validateRegistry, type ImageName, type TagTarget } from './reference.js';
 import type { PushTarget } from './targets.js';
 import type { Logger } from './types.js';
@@ -41,23 +42,26 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
   }
   for (const group of groups) {
     const ours = group.target.apiHost === primary.apiHost;
-    const credentials = resolveCredentials({
+    const { credentials, reload } = resolveCredentialSource({
       registry: group.target.registry,
       username: ours ? inputs.username : '',
       password: ours ? inputs.password : '',
       githubToken: inputs.githubToken,
     });
-    if (credentials) opts.onSecret(credentials.password);
+    for (const secret of [credentials?.password, credentials?.identityToken]) if (secret) opts.onSecret(secret);
     const client = new RegistryClient({
       registry: group.target.apiHost,
       repository: group.target.repository,
       insecure: insecure(group.target),
       credentials,
+      ...(reload ? { reloadCredentials: reload } : {}),
       logger: opts.logger,
       onSecret: opts.onSecret,
       ...(ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }),
     });
     await client.ping();
+    // The repository takes pushes (it exists; its project does): an upload session opened and cancelled.
+    await client.checkPush();
     // reuse-tags: tags of this repository, or repository:tag of another in the same registry (mounted).
     targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
   }

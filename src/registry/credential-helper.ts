@@ -1,7 +1,9 @@
 // Docker credential helpers: `docker-credential-<name> get` reads the server URL on stdin and writes
 // {"ServerURL","Username","Secret"} on stdout, or exits non-zero saying the credentials are not found.
-// The protocol of docker/docker-credential-helpers, as docker, skopeo and go-containerregistry call it.
+// The protocol of docker/docker-credential-helpers, as docker, skopeo and go-containerregistry call it; a
+// Username of `<token>` means the Secret is an identity token (an OAuth2 refresh token).
 import { execFileSync } from 'node:child_process';
+import type { Credentials } from './types.js';
 
 export class CredentialHelperError extends Error {
   override name = 'CredentialHelperError';
@@ -18,7 +20,7 @@ const IDENTITY_TOKEN_USER = '<token>';
  * credentials for it; a CredentialHelperError (one line, never the secret) when it cannot be run or
  * answers something else.
  */
-export function helperGet(helper: string, serverUrl: string, where: string, env: NodeJS.ProcessEnv = process.env): { username: string; password: string } | undefined {
+export function helperGet(helper: string, serverUrl: string, where: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {
   if (!/^[\w.-]+$/.test(helper)) throw new CredentialHelperError(`${where} names credential helper "${helper}", which is not a helper name`);
   const program = `docker-credential-${helper}`;
   let stdout: string;
@@ -42,8 +44,7 @@ export function helperGet(helper: string, serverUrl: string, where: string, env:
   if (typeof username !== 'string' || typeof password !== 'string' || password === '') {
     throw new CredentialHelperError(`${program} get (${where}) answered without a Username and Secret`);
   }
-  if (username === IDENTITY_TOKEN_USER) {
-    throw new CredentialHelperError(`${program} get (${where}) gave an identity token, which this action cannot use: give a username and password instead`);
-  }
+  // An identity token (an OAuth2 refresh token), as docker takes it: sent in a refresh_token grant.
+  if (username === IDENTITY_TOKEN_USER) return { username, password: '', identityToken: password };
   return { username, password };
 }

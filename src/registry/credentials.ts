@@ -1,8 +1,9 @@
 // Which credentials to send: the inputs, else github-token for ghcr.io, else the Docker config file
 // (as docker/login-action leaves it), else none (anonymous). In the Docker config: the registry's
-// credential helper (`credHelpers`), else its `auths` entry, else the default helper (`credsStore`), each
-// helper run as `docker-credential-<name> get`. Whatever a helper returns is a secret like the password
-// input: the caller masks it.
+// credential helper (`credHelpers`), else its `auths` entry (an `identitytoken` before a password), else
+// the default helper (`credsStore`), each helper run as `docker-credential-<name> get`, and run again
+// once when the registry rejects what it gave mid-job. Whatever a helper returns is a secret like the
+// password input: the caller masks it.
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -40,43 +41,70 @@ function configKeys(registry: string): string[] {
   return keys;
 }
 
-export function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {
+/** Credentials, and how to ask for them again when they came from a credential helper (whose answers
+ *  may expire during a job: ECR's 12-hour tokens, a cloud's short-lived access tokens). */
+export interface CredentialSource {
+  credentials?: Credentials;
+  /** Runs the helper again (synchronously, as the first time). */
+  reload?: () => Credentials | undefined;
+}
+
+function dockerConfigSource(registry: string, env: NodeJS.ProcessEnv): CredentialSource {
   const dir = env.DOCKER_CONFIG || join(env.HOME || homedir(), '.docker');
   const file = join(dir, 'config.json');
-  if (!existsSync(file)) return undefined;
+  if (!existsSync(file)) return {};
   let config: DockerConfig;
   try {
     config = JSON.parse(readFileSync(file, 'utf8')) as DockerConfig;
   } catch {
-    return undefined;
+    return {};
   }
   const keys = configKeys(registry);
   const where = `${file}`;
+  const fromHelper = (helper: string, what: string): CredentialSource => {
+    const get = (): Credentials | undefined => helperGet(helper, helperServer(registry), what, env);
+    const credentials = get();
+    return credentials ? { credentials, reload: get } : {};
+  };
   const helper = keys.map((k) => config.credHelpers?.[k]).find((h) => typeof h === 'string' && h !== '');
-  if (helper) return helperGet(helper, helperServer(registry), `credHelpers of ${where} for ${registry}`, env);
+  if (helper) return fromHelper(helper, `credHelpers of ${where} for ${registry}`);
   for (const key of keys) {
     const entry = config.auths?.[key];
     if (!entry) continue;
+    let user: string | undefined;
+    let password: string | undefined;
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
       const at = decoded.indexOf(':');
-      if (at > 0) return { username: decoded.slice(0, at), password: decoded.slice(at + 1) };
+      if (at > 0) [user, password] = [decoded.slice(0, at), decoded.slice(at + 1)];
     }
-    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+    user ??= entry.username;
+    password ||= entry.password;
+    // An identity token (docker login's refresh token; `az acr login` writes one, user 00000000-…) goes
+    // before any password, as docker sends it.
+    if (entry.identitytoken) return { credentials: { username: user || '<token>', password: '', identityToken: entry.identitytoken } };
+    if (user && password) return { credentials: { username: user, password } };
   }
-  if (typeof config.credsStore === 'string' && config.credsStore !== '') {
-    return helperGet(config.credsStore, helperServer(registry), `credsStore of ${where}`, env);
+  if (typeof config.credsStore === 'string' && config.credsStore !== '') return fromHelper(config.credsStore, `credsStore of ${where}`);
+  return {};
+}
+
+export function fromDockerConfig(registry: string, env: NodeJS.ProcessEnv = process.env): Credentials | undefined {
+  return dockerConfigSource(registry, env).credentials;
+}
+
+/** The credentials to send, and (from a credential helper) how to ask for them again. */
+export function resolveCredentialSource(s: CredentialSources): CredentialSource {
+  if (s.password !== '') {
+    if (s.username === '') throw new InputError('username', 'is empty but password is set: give the user name the password belongs to');
+    return { credentials: { username: s.username, password: s.password } };
   }
-  return undefined;
+  if (s.registry === 'ghcr.io' && s.githubToken !== '') {
+    return { credentials: { username: s.username || 'github-actions', password: s.githubToken } };
+  }
+  return dockerConfigSource(s.registry, s.env ?? process.env);
 }
 
 export function resolveCredentials(s: CredentialSources): Credentials | undefined {
-  if (s.password !== '') {
-    if (s.username === '') throw new InputError('username', 'is empty but password is set: give the user name the password belongs to');
-    return { username: s.username, password: s.password };
-  }
-  if (s.registry === 'ghcr.io' && s.githubToken !== '') {
-    return { username: s.username || 'github-actions', password: s.githubToken };
-  }
-  return fromDockerConfig(s.registry, s.env);
+  return resolveCredentialSource(s).credentials;
 }

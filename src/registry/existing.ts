@@ -14,6 +14,9 @@ export interface Existing {
   manifest: BuiltManifest;
   config: Descriptor;
   layers: LayerReport[];
+  /** What each tag read while looking held (its manifest's digest; null: absent): re-tagging leaves a
+   *  tag that names the image already as it is, without reading it again. */
+  held: Record<string, string | null>;
 }
 
 export interface FindResult {
@@ -32,6 +35,7 @@ interface Parsed {
 /** Looks under `tags` (in order) for a manifest carrying every `wanted` annotation, with all its blobs present. */
 export async function findExisting(client: RegistryClient, tags: string[], wanted: Record<string, string>, logger: Logger): Promise<FindResult> {
   const misses: string[] = [];
+  const held: Record<string, string | null> = {};
   for (const tag of [...new Set(tags)]) {
     let got: Awaited<ReturnType<RegistryClient['getManifest']>>;
     try {
@@ -41,6 +45,7 @@ export async function findExisting(client: RegistryClient, tags: string[], wante
       misses.push(`${tag}: unreadable`);
       continue;
     }
+    held[tag] = got?.digest ?? null;
     if (!got) {
       misses.push(`${tag}: absent`);
       continue;
@@ -75,6 +80,7 @@ export async function findExisting(client: RegistryClient, tags: string[], wante
         manifest: { mediaType: MediaTypes.ociManifest, bytes: got.bytes, digest: got.digest },
         config: { mediaType: config.mediaType ?? MediaTypes.ociConfig, digest: config.digest, size: config.size },
         layers: layers.map((l) => ({ ...l.desc, diffID: l.diffID, action: 'reused' as const, ...(l.key ? { key: l.key } : {}) })),
+        held,
       },
       reason: `the manifest under ${tag} was made from the same derivation with the same settings, and the registry holds its config and every layer`,
     };
@@ -85,7 +91,7 @@ export async function findExisting(client: RegistryClient, tags: string[], wante
 /** Puts an existing image under every tag: a push that sends nothing but manifests. */
 export async function retag(client: RegistryClient, tags: string[], existing: Existing, started = Date.now()): Promise<PushResult> {
   if (sha256Digest(existing.manifest.bytes) !== existing.manifest.digest) throw new Error('manifest digest mismatch');
-  await tagAll(client, tags, existing.manifest);
+  await tagAll(client, tags, existing.manifest, existing.held);
   return {
     digest: existing.manifest.digest,
     manifest: existing.manifest,

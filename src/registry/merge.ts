@@ -1,6 +1,6 @@
 // Multi-platform images: the images a matrix of jobs pushed by digest (one per runner architecture) put
-// together in one OCI image index, each entry's platform (os, architecture, variant) read from that
-// image's own config.
+// together in one index, each entry's platform (os, architecture, variant) read from that image's own
+// config: an OCI image index of OCI images, a Docker manifest list of Docker images (see indexOf).
 //
 // The entries of `merge` are read against the first repository `tags` names (the index's home): a digest
 // or a bare tag is an image there; `other/app:v1` or `other/app@sha256:…` an image of another repository
@@ -110,16 +110,35 @@ async function readImages(client: RegistryClient, entries: MergeEntry[]): Promis
   return images;
 }
 
-/** The index of the images, in order; pure. */
-function indexOf(images: MergedImage[], annotations?: Record<string, string>): BuiltManifest {
+/**
+ * The index of the images, in order, in the kind its entries allow: an OCI image index of OCI manifests,
+ * a Docker manifest list of Docker manifests (Quay, and registries like it, refuse Docker manifests in an
+ * OCI index). A mix is refused: an image cannot change kind without its manifest, and so its digest,
+ * changing. A Docker manifest list has no annotations: given ones are left out, in one info line.
+ */
+export function indexOf(images: MergedImage[], annotations?: Record<string, string>, logger?: Logger): BuiltManifest {
+  const docker = images.filter((i) => i.descriptor.mediaType === MediaTypes.dockerManifest);
+  const oci = images.filter((i) => i.descriptor.mediaType !== MediaTypes.dockerManifest);
+  if (docker.length > 0 && oci.length > 0) {
+    throw new MergeError(
+      `merge: ${oci.map((i) => i.ref).join(', ')} ${oci.length === 1 ? 'is an OCI image' : 'are OCI images'} and ${docker.map((i) => i.ref).join(', ')} ` +
+        `${docker.length === 1 ? 'a Docker image' : 'Docker images'}: one index lists one kind (an OCI index, or a Docker manifest list), and an image ` +
+        `cannot change kind without its digest changing: push them all as one kind`,
+    );
+  }
+  const mediaType = docker.length > 0 ? MediaTypes.dockerManifestList : MediaTypes.ociIndex;
+  const keep = annotations && Object.keys(annotations).length > 0 ? annotations : undefined;
+  if (keep && mediaType === MediaTypes.dockerManifestList) {
+    logger?.info(`merge: the images are Docker manifests, so the index is a Docker manifest list, which has no annotations: ${Object.keys(keep).join(', ')} left out`);
+  }
   const body = {
     schemaVersion: 2,
-    mediaType: MediaTypes.ociIndex,
+    mediaType,
     manifests: images.map((i) => i.descriptor),
-    ...(annotations && Object.keys(annotations).length > 0 ? { annotations } : {}),
+    ...(keep && mediaType === MediaTypes.ociIndex ? { annotations: keep } : {}),
   };
   const bytes = Buffer.from(JSON.stringify(body));
-  return { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) };
+  return { mediaType, bytes, digest: sha256Digest(bytes) };
 }
 
 /**
@@ -133,7 +152,7 @@ function indexOf(images: MergedImage[], annotations?: Record<string, string>): B
 async function placeImage(image: FoundImage, source: RegistryClient, target: RegistryClient, before: RegistryClient[], logger: Logger): Promise<PlaceAction> {
   const inSource = sameRegistry(target.registry, source.registry);
   if (inSource && target.repository === image.repository) return 'present';
-  if (await target.getManifest(image.descriptor.digest)) return 'present';
+  if (await target.hasManifest(image.descriptor.digest)) return 'present';
   const where = `${target.registry}/${target.repository}`;
   const mountFrom = inSource ? [image.repository] : [...new Set(before.filter((c) => sameRegistry(c.registry, target.registry) && c.repository !== target.repository).map((c) => c.repository))];
   target.allowPull(mountFrom);
@@ -144,9 +163,10 @@ async function placeImage(image: FoundImage, source: RegistryClient, target: Reg
       if (await target.hasBlob(blob.digest)) return;
       for (const from of mountFrom) if (await target.mountBlob(blob.digest, from)) return;
       if (inSource) {
+        const refused = target.mountRefusal(blob.digest, image.repository);
         throw new MergeError(
           `merge: ${target.registry} would not mount blob ${blob.digest} of ${image.ref} from ${image.repository} into ${target.repository} ` +
-            `(it opened an upload instead): an image goes into another repository of its registry by a cross-repository mount only`,
+            `(${refused ? `it refused with ${refused}` : 'it opened an upload instead'}): an image goes into another repository of its registry by a cross-repository mount only`,
         );
       }
       await target.uploadBlob(blob, () => Readable.from(source.blobPieces(blob.digest, blob.size, { repository: image.repository })));
@@ -174,7 +194,7 @@ export async function mergeToAll(targets: PushTarget[], entries: string[], annot
   // Every entry checked before anything is read: a typo, or another registry, fails in one line.
   const parsed = entries.map((e) => parseMergeEntry(e, { registry: source.registry, repository: source.repository }));
   const found = await readImages(source, parsed);
-  const index = indexOf(found, annotations);
+  const index = indexOf(found, annotations, logger);
   const repositories: MergedRepository[] = [];
   for (const [i, target] of targets.entries()) {
     const before = targets.slice(0, i).map((t) => t.client);

@@ -23,6 +23,8 @@ const FALLBACK_TRIES = 5;
  *  fallback tag is always used): the index, or undefined when the registry does not serve the API. */
 export type ReferrerStore = Pick<RegistryClient, 'registry' | 'repository' | 'getManifest' | 'putManifest' | 'hasBlob' | 'uploadBlobBytes' | 'getBlob'> & {
   getReferrers?(digest: string): Promise<{ bytes: Buffer; mediaType: string } | undefined>;
+  /** Whether a manifest is there, by HEAD (absent: read with getManifest). */
+  hasManifest?(ref: string): Promise<boolean>;
 };
 
 /** A document to attach: its artifact type (which is also its layer's media type) and bytes. */
@@ -135,7 +137,8 @@ async function ensureBlob(client: ReferrerStore, bytes: Buffer): Promise<string>
 /** Attaches each document to the image in one repository (the image must be there: it is pushed first). */
 export async function attachToRepository(client: ReferrerStore, subject: Descriptor, docs: AttachDocument[], logger?: Logger): Promise<Attached[]> {
   const where = `${client.registry}/${client.repository}`;
-  if (!(await client.getManifest(subject.digest))) throw new Error(`${where} does not hold ${subject.digest}: the image is pushed before its referrers`);
+  const holds = client.hasManifest ? await client.hasManifest(subject.digest) : (await client.getManifest(subject.digest)) !== undefined;
+  if (!holds) throw new Error(`${where} does not hold ${subject.digest}: the image is pushed before its referrers`);
   const api = await servesReferrersApi(client, subject);
   await ensureBlob(client, EMPTY_BYTES);
   const attached: Attached[] = [];

@@ -10,6 +10,9 @@ export interface Descriptor {
 export interface Credentials {
   username: string;
   password: string;
+  /** An OAuth2 refresh token (Docker config `identitytoken`, a helper's `<token>` user): the token server
+   *  gets it in a refresh_token grant instead of the password. */
+  identityToken?: string;
 }
 
 export interface Logger {
@@ -23,6 +26,7 @@ export const MediaTypes = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
   ociConfig: 'application/vnd.oci.image.config.v1+json',
   ociLayerGzip: 'application/vnd.oci.image.layer.v1.tar+gzip',
+  ociLayerZstd: 'application/vnd.oci.image.layer.v1.tar+zstd',
   dockerManifest: 'application/vnd.docker.distribution.manifest.v2+json',
   dockerManifestList: 'application/vnd.docker.distribution.manifest.list.v2+json',
   dockerConfig: 'application/vnd.docker.container.image.v1+json',

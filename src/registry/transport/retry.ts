@@ -1,11 +1,12 @@
-// Retries of one request: 408, 429, 5xx and dropped connections (reset, refused, stalled), with
-// exponential backoff and jitter, honouring Retry-After, a bounded number of tries, and within the
-// client's retry budget (budget.ts). An abort ends the loop at once. What is retried is the caller's
+// Retries of one request: 408, 429, 5xx, a 403 that is a rate limit (RateLimitError) and dropped
+// connections (reset, refused, stalled), with exponential backoff and jitter, honouring Retry-After, a
+// bounded number of tries, and within the client's retry budget (budget.ts); never a spent quota
+// (QuotaSpentError: it resets too far off to wait for). An abort ends the loop at once. What is retried is the caller's
 // `fn`: one request (the client never retries a sequence of requests as a whole).
 import type { Logger } from '../types.js';
 import { AbortError, isAbortError, sleep, throwIfAborted } from './abort.js';
 import type { RetryBudget } from './budget.js';
-import { AuthError, NetworkError, RegistryError, StallError, isRetryableStatus } from './error.js';
+import { AuthError, NetworkError, QuotaSpentError, RateLimitError, RegistryError, StallError, isRetryableStatus } from './error.js';
 
 export interface RetryPolicy {
   /** Tries of one request, the first included. */
@@ -22,6 +23,8 @@ export interface RetryPolicy {
 export const defaultRetry: RetryPolicy = { attempts: 8, baseMs: 500, maxMs: 30_000, budgetMs: 120_000 };
 
 export function isRetryable(error: unknown): boolean {
+  if (error instanceof QuotaSpentError) return false;
+  if (error instanceof RateLimitError) return true;
   if (error instanceof AuthError) return false;
   if (error instanceof NetworkError) return true;
   if (error instanceof RegistryError) return error.status !== undefined && isRetryableStatus(error.status);
