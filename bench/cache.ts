@@ -1,17 +1,21 @@
 // Store cache benchmark: the bundled action on a flake whose two derivations each take --build-seconds,
 // as a cold job (empty cache) and as a warm job on a "fresh runner" (outputs deleted, cache restored),
 // against the test cache server and a local registry; then the saved entry's size against a
-// zstd tarball of the same store paths (what caching the closure as files would store).
+// zstd tarball of the same store paths (what caching the closure as files would store). Then the same
+// two jobs with the binary-cache input instead of the GitHub cache (cache: false): a real HTTP binary
+// cache (nginx taking PUT, support/binary-cache.ts), the cold job uploading signed, the warm one (another
+// HOME, the closure gone) reading it with the public key only.
 // usage: npm run bench:cache [-- --build-seconds 5]
 import { execFile } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { runAction } from '../__tests__/support/action.js';
+import { startBinaryCache } from '../__tests__/support/binary-cache.js';
 import { startCacheServer } from '../__tests__/support/cache-server.js';
 import { forgetOutputs, makeClosureFlake } from '../__tests__/support/flakes.js';
-import { nixTestEnv } from '../__tests__/support/nix.js';
+import { generateCacheKey, nixTestEnv } from '../__tests__/support/nix.js';
 import { startRegistry } from '../__tests__/support/registry.js';
 
 const run = promisify(execFile);
@@ -20,6 +24,7 @@ const seconds = i > 0 ? Number(process.argv[i + 1]) : 5;
 
 const registry = await startRegistry({});
 const server = await startCacheServer();
+const binaryCache = await startBinaryCache();
 try {
   const flake = await makeClosureFlake('1', seconds);
   const home = await mkdtemp(join(tmpdir(), 'nia-bench-home-'));
@@ -50,7 +55,35 @@ try {
   console.log(`| cold (empty cache) | ${cold.seconds.toFixed(1)} | ${cold.hit} |`);
   console.log(`| warm (fresh runner, cache restored) | ${warm.seconds.toFixed(1)} | ${warm.hit} |`);
   console.log(`\nsaved entry: ${entry.size} bytes; zstd tarball of the same ${closurePaths.length} store paths: ${stdout.trim()} bytes`);
+
+  // The binary-cache input alone: another flake (nothing of the first in the store or the cache).
+  const key = await generateCacheKey('nia-bench-binary-cache-1');
+  const other = await makeClosureFlake('1', seconds);
+  const binaryJob = async (keys: Record<string, string>, netrc: boolean) => {
+    const h = await mkdtemp(join(tmpdir(), 'nia-bench-home-'));
+    if (netrc) await writeFile(join(h, '.netrc'), binaryCache.netrc(), { mode: 0o600 });
+    const t = Date.now();
+    const r = await runAction({
+      runtime: 'node24',
+      inputs: { flake: other.flake, attr: 'docker', registry: registry.host, image: `bench/cache-${++jobs}`, insecure: 'true', cache: 'false', 'binary-cache': binaryCache.url, ...keys },
+      env: { ...nixTestEnv(), HOME: h },
+      cwd: workspace,
+    });
+    if (r.main.code !== 0 || r.post?.code !== 0) throw new Error(`the action failed: ${r.main.errors.join('; ')}`);
+    const upload = /binary cache \S+: uploaded (\d+) paths \((\d+) NAR bytes, (\d+) sent\).* in ([\d.]+) s/.exec(r.post?.stdout ?? '');
+    const substituted = (JSON.parse(r.outputs.metadata!) as { 'binary-cache'?: { substituted: string[] } })['binary-cache']?.substituted.length ?? 0;
+    return { seconds: (Date.now() - t) / 1000, substituted, upload };
+  };
+  const writer = await binaryJob({ 'binary-cache-key': key.secret }, true);
+  await forgetOutputs(other, ['docker', 'app', 'base']);
+  const reader = await binaryJob({ 'binary-cache-public-key': key.pub }, false);
+  console.log('\n| job, binary cache instead of the GitHub cache (cache: false) | time (s) | paths from the binary cache | uploaded (post step) |');
+  console.log('|---|---|---|---|');
+  const sent = writer.upload ? `${writer.upload[1]} paths, ${writer.upload[2]} NAR bytes (${writer.upload[3]} sent, zstd), ${writer.upload[4]} s` : 'none';
+  console.log(`| cold (empty binary cache), uploads signed | ${writer.seconds.toFixed(1)} | ${writer.substituted} | ${sent} |`);
+  console.log(`| warm (fresh runner, closure gone), public key only | ${reader.seconds.toFixed(1)} | ${reader.substituted} | none (no key) |`);
 } finally {
   await registry.stop();
   await server.stop();
+  await binaryCache.stop();
 }

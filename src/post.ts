@@ -1,5 +1,5 @@
 // The post step: only wiring. First removes the files main wrote under RUNNER_TEMP, then saves the store
-// cache when main built something, also if the push failed. Nothing here fails the job: every failure,
+// cache and uploads to the binary cache when main built something, also if the push failed. Nothing here fails the job: every failure,
 // an unhandled rejection or a stray exception included, is a warning, and the step exits 0 once done
 // (a socket or timer left behind by the cache client must not hold it open either).
 // The same bundle is the child that runs one @actions/cache call under a watchdog (nix/cache-call.ts),
@@ -8,7 +8,8 @@ import * as core from '@actions/core';
 import { rm } from 'node:fs/promises';
 import { saveStoreCache } from './nix/cache.js';
 import { isCacheCall, runCacheCall } from './nix/cache-call.js';
-import { reportCacheSave } from './report/index.js';
+import { uploadToBinaryCache } from './nix/remote-cache.js';
+import { reportBinaryCacheUpload, reportCacheSave } from './report/index.js';
 import { readPostState, readTempFiles } from './state.js';
 import { errorLine } from './log.js';
 
@@ -29,7 +30,7 @@ async function removeTempFiles(paths: string[]): Promise<void> {
 
 async function saveCache(): Promise<void> {
   const state = readPostState();
-  if (!state?.started || state.cache === undefined) return;
+  if (!state?.started || (state.cache === undefined && state.binaryCache === undefined)) return;
   if (!state.drvPath) {
     core.info('store cache: nothing was built, nothing to save');
     return;
@@ -42,8 +43,23 @@ async function saveCache(): Promise<void> {
     core.setSecret(secretKey.slice(secretKey.indexOf(':') + 1));
   }
   const built = { drvPath: state.drvPath, ...(state.storePath ? { storePath: state.storePath } : {}), ...(state.evaluated ? { evaluated: state.evaluated } : {}) };
-  const saved = await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {});
-  if (saved) await reportCacheSave(saved);
+  // Each on its own: a failure of one is a warning, and the other still runs.
+  if (state.cache !== undefined) {
+    await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {}).then(
+      async (saved) => {
+        if (saved) await reportCacheSave(saved);
+      },
+      (error: unknown) => core.warning(`store cache not saved: ${errorLine(error)}`),
+    );
+  }
+  if (state.binaryCache !== undefined) {
+    await uploadToBinaryCache(state.binaryCache, built, secretKey ? { secretKey } : {}).then(
+      async (uploaded) => {
+        if (uploaded) await reportBinaryCacheUpload(uploaded);
+      },
+      (error: unknown) => core.warning(`binary cache: nothing uploaded: ${errorLine(error)}`),
+    );
+  }
 }
 
 async function run(): Promise<void> {

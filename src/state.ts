@@ -17,6 +17,8 @@ export interface PostState {
   evaluated?: string[];
   /** JSON-serialisable state of the store cache (nix/cache.ts), absent when the cache is off. */
   cache?: unknown;
+  /** State of the binary-cache input (nix/remote-cache.ts): its URL and keys, never a credential. */
+  binaryCache?: unknown;
   /** Files and directories main wrote under RUNNER_TEMP (recordTempFile), removed first by post. */
   tempFiles?: string[];
 }

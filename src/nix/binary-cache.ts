@@ -6,12 +6,13 @@
 // written from what this store says of the path (nix path-info), never carried over from a restored
 // entry, and signed when there is a key.
 import { spawn } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fingerprint, signFingerprint, type SecretKey } from './signing.js';
-import { nixStoreBinary, type PathInfo } from './store.js';
+import { nixStoreBinary, normaliseNarHash, type PathInfo } from './store.js';
 
 /**
  * The store cache's substituter priority. Nix consults substituters by ascending priority (a store's
@@ -26,12 +27,21 @@ export function hashPart(storePath: string): string {
   return basename(storePath).slice(0, 32);
 }
 
-/** The narinfo of a path whose NAR is stored uncompressed, signed by `key` when given. */
-export function narinfo(info: PathInfo, key?: SecretKey): string {
+/** Where a NAR is stored, when not uncompressed at nar/<hash>.nar: its URL, compression, and the file's hash and size. */
+export interface NarFile {
+  url: string;
+  compression: string;
+  fileHash: string;
+  fileSize: number;
+}
+
+/** The narinfo of a path whose NAR is stored uncompressed (or as `file` says), signed by `key` when given. */
+export function narinfo(info: PathInfo, key?: SecretKey, file?: NarFile): string {
   return [
     `StorePath: ${info.path}`,
-    `URL: nar/${hashPart(info.path)}.nar`,
-    'Compression: none',
+    `URL: ${file?.url ?? `nar/${hashPart(info.path)}.nar`}`,
+    `Compression: ${file?.compression ?? 'none'}`,
+    ...(file ? [`FileHash: ${file.fileHash}`, `FileSize: ${file.fileSize}`] : []),
     `NarHash: ${info.narHash}`,
     `NarSize: ${info.narSize}`,
     `References: ${info.references.map((r) => basename(r)).join(' ')}`,
@@ -65,15 +75,27 @@ async function dumpNar(nix: string, info: PathInfo, file: string, env: NodeJS.Pr
   return out.bytesWritten;
 }
 
-/** Whether a restored entry's NAR is this path's: its narinfo names the same hash and size, and the file has that size. */
-async function restoredNarMatches(dir: string, info: PathInfo): Promise<boolean> {
+/** The NAR hash of a file, as Nix prints it (`sha256:<Nix base32>`). */
+async function narFileHash(file: string): Promise<string | undefined> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
+  return normaliseNarHash(`sha256:${hash.digest('hex')}`);
+}
+
+/**
+ * Whether a restored entry's NAR is this path's: its narinfo names the same hash and size, and the file has
+ * that size. `hashed`: the file's bytes are hashed too — when the save is signed, a NAR is signed only once
+ * it is known to be the path's (a restored entry could pair a signed narinfo with other bytes).
+ */
+async function restoredNarMatches(dir: string, info: PathInfo, hashed = false): Promise<boolean> {
   const h = hashPart(info.path);
   const nar = join(dir, 'nar', `${h}.nar`);
   const meta = join(dir, `${h}.narinfo`);
   if (!existsSync(nar) || !existsSync(meta)) return false;
   const text = await readFile(meta, 'utf8');
   const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(text)?.[1]?.trim();
-  return field('NarHash') === info.narHash && field('NarSize') === String(info.narSize) && field('Compression') === 'none' && (await stat(nar)).size === info.narSize;
+  const described = field('NarHash') === info.narHash && field('NarSize') === String(info.narSize) && field('Compression') === 'none' && (await stat(nar)).size === info.narSize;
+  return described && (!hashed || (await narFileHash(nar)) === normaliseNarHash(info.narHash));
 }
 
 export interface WriteResult {
@@ -108,7 +130,7 @@ export async function writeBinaryCache(dir: string, paths: PathInfo[], nix: stri
   for (const info of paths) {
     if (!info.narHash) throw new Error(`nix path-info gave no NAR hash for ${info.path}`);
     const h = hashPart(info.path);
-    if (await restoredNarMatches(dir, info)) kept++;
+    if (await restoredNarMatches(dir, info, key !== undefined)) kept++;
     else {
       await dumpNar(nix, info, join(dir, 'nar', `${h}.nar`), env);
       written++;

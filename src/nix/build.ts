@@ -9,6 +9,7 @@ import { basename, dirname, join } from 'node:path';
 import { localFlakeDir } from './cache.js';
 import { readDerivation } from './derivation.js';
 import { NixCommandError, nixOutput, nixStoreBinary } from './store.js';
+import { evaluatesImpurely } from './secrets.js';
 
 export class BuildError extends Error {
   override name = 'BuildError';
@@ -60,6 +61,8 @@ export interface BuildOptions {
   installable: string;
   buildArgs: string[];
   env: NodeJS.ProcessEnv;
+  /** Hears each line of the build's log (Nix's stderr) as it comes: which cache each path came from. */
+  onLine?: (line: string) => void;
 }
 
 export interface BuildResult {
@@ -173,12 +176,12 @@ export function untrackedHint(flake: string, message: string, cwd?: string): str
 /**
  * The installable's derivation and output path, evaluated without building anything: import from
  * derivation is switched off, so an expression that needs a build to evaluate gives a reason instead
- * (the build evaluates it, building what it imports). An impure evaluation (`--impure`) or an impure or
+ * (the build evaluates it, building what it imports). An impure evaluation (`--impure` and its kin, secrets.ts evaluatesImpurely) or an impure or
  * content-addressed derivation gives a reason too: its derivation path does not fix its output. Any
  * other evaluation error is an EvaluationError with Nix's message: building would fail the same way.
  */
 export async function evaluateDerivation(opts: BuildOptions): Promise<Evaluation> {
-  if (opts.buildArgs.includes('--impure')) return { reason: 'build-args has --impure: the derivation does not fix the image' };
+  if (evaluatesImpurely(opts.buildArgs, [String(opts.env?.NIX_CONFIG ?? '')])) return { reason: 'the evaluation is impure (build-args or the Nix settings): the derivation does not fix the image' };
   let drvPath: string | undefined;
   try {
     const out = await nixOutput(opts.nix, ['path-info', '--derivation', '--option', 'allow-import-from-derivation', 'false', opts.installable, ...opts.buildArgs], opts.env);
@@ -211,12 +214,13 @@ export function ignoredSubstituters(log: string): string[] {
 }
 
 /** Runs a Nix command in a collapsible log group, its stderr (the build logs) shown as it comes. */
-async function runLogged(command: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string; head: string }> {
+async function runLogged(command: string, args: string[], env: NodeJS.ProcessEnv, onLine?: (line: string) => void): Promise<{ code: number | null; stdout: string; stderr: string; head: string }> {
   core.startGroup(`${basename(command)} ${args.join(' ')}`);
   let stdout = '';
   let stderr = '';
   // The start of the log, where Nix warns about settings it ignores (the tail may have lost it).
   let head = '';
+  let partial = '';
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
       const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -226,9 +230,17 @@ async function runLogged(command: string, args: string[], env: NodeJS.ProcessEnv
         stderr = (stderr + text).slice(-64 * 1024);
         if (head.length < 64 * 1024) head += text;
         process.stdout.write(text);
+        if (onLine) {
+          const lines = (partial + text).split('\n');
+          partial = lines.pop()!;
+          lines.forEach(onLine);
+        }
       });
       child.on('error', (e) => reject(new BuildError(`cannot run ${command}: ${e.message}`)));
-      child.on('close', resolve);
+      child.on('close', (code) => {
+        if (partial && onLine) onLine(partial);
+        resolve(code);
+      });
     });
     return { code, stdout, stderr, head };
   } finally {
@@ -238,9 +250,9 @@ async function runLogged(command: string, args: string[], env: NodeJS.ProcessEnv
 
 /** Builds one derivation's outputs (`nix-store --realise`, which Nix 2.8 and 2.3x both take for a .drv;
  *  `nix build <drv>^out` is unknown to 2.8). `what` names it in a failure. */
-export async function realiseDerivation(opts: Pick<BuildOptions, 'nix' | 'env'>, drvPath: string, what: string): Promise<{ outPaths: string[]; seconds: number; ignoredSubstituters: string[] }> {
+export async function realiseDerivation(opts: Pick<BuildOptions, 'nix' | 'env' | 'onLine'>, drvPath: string, what: string): Promise<{ outPaths: string[]; seconds: number; ignoredSubstituters: string[] }> {
   const started = Date.now();
-  const { code, stdout, stderr, head } = await runLogged(nixStoreBinary(opts.nix), ['--realise', drvPath], opts.env);
+  const { code, stdout, stderr, head } = await runLogged(nixStoreBinary(opts.nix), ['--realise', drvPath], opts.env, opts.onLine);
   if (code !== 0) throw new BuildError(describeFailure(what, code, stderr));
   return { outPaths: stdout.split('\n').filter(Boolean), seconds: (Date.now() - started) / 1000, ignoredSubstituters: ignoredSubstituters(head) };
 }
@@ -248,7 +260,7 @@ export async function realiseDerivation(opts: Pick<BuildOptions, 'nix' | 'env'>,
 export async function buildImageOutput(opts: BuildOptions): Promise<BuildResult> {
   const args = ['build', '--no-link', '--json', '--print-build-logs', opts.installable, ...opts.buildArgs];
   const started = Date.now();
-  const { code, stdout, stderr, head } = await runLogged(opts.nix, args, opts.env);
+  const { code, stdout, stderr, head } = await runLogged(opts.nix, args, opts.env, opts.onLine);
   if (code !== 0) throw new BuildError(describeFailure(opts.installable, code, stderr));
   let parsed: { drvPath?: string; outputs?: Record<string, string> }[];
   try {

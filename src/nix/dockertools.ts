@@ -251,11 +251,11 @@ export interface RealiseResult {
  * Builds the conf derivation (and with it every store path it names: the conf is made from their
  * closure), reads it and checks what it names is in the store. The archive is never built.
  */
-export async function realisePlan(image: RecognisedImage, nix: string, env: NodeJS.ProcessEnv): Promise<RealiseResult> {
+export async function realisePlan(image: RecognisedImage, nix: string, env: NodeJS.ProcessEnv, onLine?: (line: string) => void): Promise<RealiseResult> {
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1000;
   const store = nixStoreBinary(nix);
-  const built = await realiseDerivation({ nix, env }, image.confDrv, `the image's conf ${basename(image.confDrv)}`);
+  const built = await realiseDerivation({ nix, env, ...(onLine ? { onLine } : {}) }, image.confDrv, `the image's conf ${basename(image.confDrv)}`);
   const confPath = built.outPaths.at(-1) ?? image.confPath;
   const confText = await readFile(confPath, 'utf8');
   const step = planFromConf(confText, { ...image, confPath });

@@ -53,7 +53,7 @@ export async function resolveImage(opts: ResolveOptions): Promise<ResolvedImage>
     const recognised = await recogniseImage(drvPath);
     reason = recognised.reason;
     if (recognised.image) {
-      const realised = await realisePlan(recognised.image, opts.nix, opts.env);
+      const realised = await realisePlan(recognised.image, opts.nix, opts.env, opts.onLine);
       reason = realised.reason;
       plan = realised.plan;
       ignored = realised.ignoredSubstituters;

@@ -1,0 +1,296 @@
+// The binary-cache input end to end: the bundled action with the real Nix (Debian's 2.8) against a real
+// HTTP binary cache (nginx taking WebDAV PUT, support/binary-cache.ts) and a file:// one. Job 1 builds,
+// signs and uploads; on a fresh runner (the outputs deleted, another HOME), job 2 with the public key only
+// builds nothing and pushes the same digest. A cache signed by another key is not taken. A cache that
+// answers 500 or never answers — from the first request, or only once the build asks it for paths — costs
+// one warning and the job succeeds. The signing key is in no log, output, state or file left behind, and
+// the runner's AWS credentials reach no build.
+import { createPublicKey, verify } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fingerprint } from '../../src/nix/signing.js';
+import { runAction, type ActionRun } from '../support/action.js';
+import { makeImageArchive } from '../support/archives.js';
+import { startBinaryCache, type TestBinaryCache } from '../support/binary-cache.js';
+import { startCacheServer, type CacheServer } from '../support/cache-server.js';
+import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { generateCacheKey, nixTestEnv } from '../support/nix.js';
+import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+
+let registry: TestRegistry;
+let http: TestBinaryCache;
+let server: CacheServer;
+
+beforeAll(async () => {
+  registry = await startRegistry({});
+  http = await startBinaryCache();
+  server = await startCacheServer();
+});
+afterAll(async () => {
+  await registry?.stop();
+  await http?.stop();
+  await server?.stop();
+});
+
+async function builds(flake: ClosureFlake): Promise<string[]> {
+  return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+}
+
+function ok(r: ActionRun): void {
+  expect(r.main.errors, r.log).toEqual([]);
+  expect(r.main.code, r.log).toBe(0);
+  expect(r.post?.code, r.log).toBe(0);
+}
+
+/** A fresh runner's home; with `netrc`, its ~/.netrc. */
+async function home(netrc?: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'nia-home-'));
+  if (netrc) await writeFile(join(dir, '.netrc'), netrc, { mode: 0o600 });
+  return dir;
+}
+
+let jobs = 0;
+/** One job, pushing to a repository of its own (one that held the image would only be re-tagged). */
+function job(flake: { flake: string }, inputs: Record<string, string>, env: Record<string, string>): Promise<ActionRun> {
+  return runAction({
+    runtime: 'node24',
+    inputs: { flake: flake.flake, attr: 'docker', registry: registry.host, image: `bincache/app-${++jobs}`, insecure: 'true', cache: 'false', ...inputs },
+    env: { ...nixTestEnv(), ...env },
+  });
+}
+
+const field = (text: string, name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(text)?.[1]?.trim() ?? '';
+
+/** Whether a narinfo's Sig is a valid signature by `publicKey` (`name:base64`) of what it describes. */
+function signedBy(text: string, publicKey: string): boolean {
+  const [name, data] = publicKey.split(':') as [string, string];
+  const sig = field(text, 'Sig');
+  if (!sig.startsWith(`${name}:`)) return false;
+  const references = field(text, 'References').split(' ').filter(Boolean).map((r) => `/nix/store/${r}`);
+  const signed = fingerprint(field(text, 'StorePath'), field(text, 'NarHash'), Number(field(text, 'NarSize')), references);
+  const key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(data, 'base64').toString('base64url') }, format: 'jwk' });
+  return verify(null, Buffer.from(signed), key, Buffer.from(sig.slice(name.length + 1), 'base64'));
+}
+
+/** Every regular file under `dir`. */
+async function filesUnder(dir: string): Promise<string[]> {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out;
+}
+
+/** The secrets are nowhere the run shows, and in no file of `dirs`, RUNNER_TEMP, the tool cache or the file commands. */
+async function expectNoSecret(run: ActionRun, secrets: string[], dirs: string[]): Promise<void> {
+  const shown = { log: run.log, outputs: JSON.stringify(run.outputs), state: JSON.stringify(run.state), env: JSON.stringify(run.exported), summary: run.summary };
+  const unmasked = run.rawLog.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
+  const files = [...Object.values(run.files), ...(await filesUnder(run.runnerTemp)), ...(await filesUnder(run.toolCache))];
+  for (const dir of dirs) files.push(...(await filesUnder(dir)));
+  for (const secret of secrets) {
+    expect(unmasked.includes(secret), 'printed, even masked').toBe(false);
+    for (const [where, text] of Object.entries(shown)) expect(text.includes(secret), `shown in the ${where}`).toBe(false);
+    for (const file of files) expect((await readFile(file)).toString('latin1').includes(secret), `written to ${file}`).toBe(false);
+  }
+}
+
+describe('an HTTP binary cache (nginx, WebDAV PUT)', () => {
+  it('job 1 builds, signs and uploads what upstream lacks; a fresh runner with the public key only builds nothing and pushes the same digest', async () => {
+    const ours = await generateCacheKey('nia-bincache-ours-1');
+    const flake = await makeClosureFlake('1', 0);
+    const writerHome = await home(http.netrc());
+    const writer = await job(flake, { 'binary-cache': http.url, 'binary-cache-key': ours.secret }, { HOME: writerHome });
+    ok(writer);
+    expect(writer.main.warnings).toEqual([]);
+    expect(writer.post?.warnings).toEqual([]);
+    expect(await builds(flake)).toEqual(['base', 'app']);
+
+    // base and app, not the image (it lives in the registry): each narinfo signed by the key, its NAR there.
+    const narinfos = await http.narinfos();
+    expect(Object.values(narinfos).map((t) => basename(field(t, 'StorePath')).slice(33)).sort()).toEqual(['cache-app', 'cache-base']);
+    for (const [name, text] of Object.entries(narinfos)) {
+      expect(signedBy(text, ours.pub), `${name} is signed by ${ours.pub}`).toBe(true);
+      expect(field(text, 'Compression')).toBe('zstd');
+      expect((await stat(join(http.dir, field(text, 'URL')))).size).toBe(Number(field(text, 'FileSize')));
+    }
+    // Asked first, then sent: the NAR before its narinfo, both with the netrc's credentials.
+    const requests = await http.requests();
+    for (const name of Object.keys(narinfos)) {
+      const asked = requests.indexOf(`HEAD /${name} 404`);
+      const nar = requests.indexOf(`PUT /${field(narinfos[name]!, 'URL')} 201`);
+      const put = requests.indexOf(`PUT /${name} 201`);
+      expect(asked, requests.join('\n')).toBeGreaterThanOrEqual(0);
+      expect(nar).toBeGreaterThan(asked);
+      expect(put).toBeGreaterThan(nar);
+    }
+    expect(requests.filter((r) => r.startsWith('PUT ') && !r.endsWith(' 201')), requests.join('\n')).toEqual([]);
+    expect(writer.summary).toMatch(/Binary cache <code>http:\/\/127\.0\.0\.1:\d+<\/code>: uploaded 2 of 2 paths/);
+    expect(writer.post?.stdout).toMatch(/binary cache http:\/\/127\.0\.0\.1:\d+: uploaded 2 paths .* signed by nia-bincache-ours-1/);
+    await expectNoSecret(writer, [ours.secret, ours.secret.slice(ours.secret.indexOf(':') + 1)], [http.dir, writerHome]);
+    // The netrc's password is the runner's own file's; the action shows it nowhere and writes it nowhere else.
+    await expectNoSecret(writer, [http.password], [http.dir]);
+
+    // A fresh runner (no outputs, another HOME), the GitHub cache off, the public key only.
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const before = (await http.requests()).length;
+    const reader = await job(flake, { 'binary-cache': http.url, 'binary-cache-public-key': ours.pub }, { HOME: await home() });
+    ok(reader);
+    expect(reader.main.warnings).toEqual([]);
+    expect(await builds(flake)).toEqual(['base', 'app']); // nothing built
+    expect(reader.outputs.digest).toBe(writer.outputs.digest);
+    const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/bincache/app-${jobs}:latest`])) as { Digest: string };
+    expect(inspected.Digest).toBe(writer.outputs.digest);
+    const used = JSON.parse(reader.outputs.metadata!)['binary-cache'] as { url: string; substituted: string[] };
+    expect(used.url).toBe(http.url);
+    expect(used.substituted.map((p) => basename(p).slice(33)).sort()).toEqual(['cache-app', 'cache-base']);
+    expect(reader.summary).toMatch(/Binary cache <code>http:\/\/127\.0\.0\.1:\d+<\/code>: 2 path\(s\) copied from it/);
+    expect(reader.post?.stdout).toContain('binary cache: nothing uploaded: binary-cache-key is not set');
+    expect((await http.requests()).slice(before).filter((r) => r.startsWith('PUT '))).toEqual([]);
+  });
+
+  it('takes nothing signed by another key: the job builds it all (a new cache: the first upload writes its nix-cache-info)', async () => {
+    const ours = await generateCacheKey('nia-bincache-ours-2');
+    const other = await generateCacheKey('nia-bincache-other-2');
+    const fresh = await startBinaryCache({ noCacheInfo: true });
+    try {
+      const flake = await makeClosureFlake('1', 0);
+      const writer = await job(flake, { 'binary-cache': fresh.url, 'binary-cache-key': other.secret }, { HOME: await home(fresh.netrc()) });
+      ok(writer);
+      expect(writer.main.stdout).toContain('no nix-cache-info yet');
+      expect(await builds(flake)).toEqual(['base', 'app']);
+      expect(await readFile(join(fresh.dir, 'nix-cache-info'), 'utf8')).toMatch(/^StoreDir: \/nix\/store$/m);
+      expect(Object.values(await fresh.narinfos()).every((t) => signedBy(t, other.pub))).toBe(true);
+
+      await forgetOutputs(flake, ['docker', 'app', 'base']);
+      const reader = await job(flake, { 'binary-cache': fresh.url, 'binary-cache-public-key': ours.pub }, { HOME: await home() });
+      ok(reader);
+      expect(await builds(flake)).toEqual(['base', 'app', 'base', 'app']);
+      expect(reader.main.stdout).not.toMatch(/copying path '\/nix\/store\/\w+-cache-(app|base)' from/);
+      expect(JSON.parse(reader.outputs.metadata!)['binary-cache'].substituted).toEqual([]);
+      // Nix did ask it: the narinfos were there, their signatures were not trusted.
+      expect((await fresh.requests()).filter((q) => /^GET \/\w{32}\.narinfo 200$/.test(q)).length).toBeGreaterThan(0);
+    } finally {
+      await fresh.stop();
+    }
+  });
+});
+
+describe('an S3 binary cache', () => {
+  it('is read through the front, path-style on an endpoint=, signed with the runner\'s AWS credentials; what it holds is not uploaded again', async () => {
+    const ours = await generateCacheKey('nia-bincache-s3-1');
+    const flake = await makeClosureFlake('1', 0);
+    const writer = await job(flake, { 'binary-cache': http.url, 'binary-cache-key': ours.secret }, { HOME: await home(http.netrc()) });
+    ok(writer);
+    // The same files as a bucket "nixbucket" of an S3-compatible endpoint (nginx serves /nixbucket/<key>).
+    const bucket = join(http.dir, 'nixbucket');
+    await mkdir(join(bucket, 'nar'), { recursive: true });
+    for (const name of await readdir(http.dir)) if (name === 'nix-cache-info' || name.endsWith('.narinfo')) await copyFile(join(http.dir, name), join(bucket, name));
+    for (const name of await readdir(join(http.dir, 'nar'))) await copyFile(join(http.dir, 'nar', name), join(bucket, 'nar', name));
+
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const before = (await http.requests()).length;
+    const aws = { AWS_ACCESS_KEY_ID: 'AKIANIATESTS3READER1', AWS_SECRET_ACCESS_KEY: 'nia-s3-secret-abcdefghijklmnopqrstuvwxyz0123' };
+    const url = `s3://nixbucket?endpoint=${new URL(http.url).host}&scheme=http&region=auto`;
+    const reader = await job(flake, { 'binary-cache': url, 'binary-cache-key': ours.secret }, { HOME: await home(), ...aws });
+    ok(reader);
+    expect(reader.main.warnings).toEqual([]);
+    expect(reader.post?.warnings).toEqual([]);
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(reader.outputs.digest).toBe(writer.outputs.digest);
+    const requests = (await http.requests()).slice(before);
+    expect(requests).toContain('GET /nixbucket/nix-cache-info 200');
+    expect(requests.filter((r) => /^GET \/nixbucket\/\w{32}\.narinfo 200$/.test(r))).toHaveLength(2);
+    // The post step asked (signed HEADs) and found both there: nothing for nix copy to do.
+    expect(requests.filter((r) => /^HEAD \/nixbucket\/\w{32}\.narinfo 200$/.test(r))).toHaveLength(2);
+    expect(reader.post?.stdout).toMatch(/binary cache s3:\/\/nixbucket\?\S+: holds all 2 paths already; nothing to upload/);
+    expect(reader.masks).toContain(aws.AWS_SECRET_ACCESS_KEY);
+    await expectNoSecret(reader, [aws.AWS_SECRET_ACCESS_KEY, ours.secret], []);
+  });
+});
+
+describe('a binary cache that is down or stalls', () => {
+  it.each([
+    ['answers 500 to everything', { status: 500 }, /^binary cache http:\/\/127\.0\.0\.1:\d+: nix-cache-info answered 500; the job went on without it$/, 'not used'],
+    ['takes every request and never answers', { hang: true }, /^binary cache http:\/\/127\.0\.0\.1:\d+: unreachable \(no answer from 127\.0\.0\.1:\d+ in 5 s\); the job went on without it$/, 'not used'],
+    ['answers 500 once the build asks it for paths', { status: 500, on: /\.narinfo$/ }, /^binary cache http:\/\/127\.0\.0\.1:\d+: \/\w{32}\.narinfo answered 500; the build went on without it from then on$/, 'stopped'],
+    ['never answers once the build asks it for paths', { hang: true, on: /\.narinfo$/ }, /^binary cache http:\/\/127\.0\.0\.1:\d+: no answer from 127\.0\.0\.1:\d+ in 10 s; the build went on without it from then on$/, 'stopped'],
+  ] as const)('builds and pushes with one warning when the cache %s', async (_, fault, warning, note) => {
+    const key = await generateCacheKey('nia-bincache-down-1');
+    const broken = await startBinaryCache({ fault });
+    try {
+      const flake = await makeClosureFlake('1', 0);
+      const r = await job(flake, { 'binary-cache': broken.url, 'binary-cache-key': key.secret }, { HOME: await home(broken.netrc()) });
+      ok(r);
+      expect(await builds(flake)).toEqual(['base', 'app']);
+      expect(r.main.warnings).toHaveLength(1);
+      expect(r.main.warnings[0]).toMatch(warning);
+      // The post step does not try it again.
+      expect(r.post?.warnings).toEqual([]);
+      expect(r.post?.stdout).toMatch(/binary cache: nothing uploaded: the main step could not use it/);
+      expect((await broken.requests()).filter((q) => !q.startsWith('GET /nix-cache-info'))).toEqual([]);
+      expect(r.summary).toMatch(new RegExp(`Binary cache <code>http://127\\.0\\.0\\.1:\\d+</code>: ${note}: `));
+      expect(JSON.parse(r.outputs.metadata!)['binary-cache'].note).toMatch(new RegExp(`^${note}: `));
+      const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/bincache/app-${jobs}:latest`])) as { Digest: string };
+      expect(inspected.Digest).toBe(r.outputs.digest);
+    } finally {
+      await broken.stop();
+    }
+  });
+});
+
+describe('a file:// binary cache, with the GitHub store cache or without it', () => {
+  it('a job with both caches writes the directory (nix-cache-info first); a fresh runner with the binary cache alone builds nothing', async () => {
+    const ours = await generateCacheKey('nia-bincache-file-1');
+    const flake = await makeClosureFlake('1', 0);
+    const dir = join(await mkdtemp(join(tmpdir(), 'nia-filecache-')), 'cache');
+    const writer = await job(flake, { 'binary-cache': `file://${dir}`, 'binary-cache-key': ours.secret, cache: 'true' }, { ...server.env('v2'), HOME: await home() });
+    ok(writer);
+    expect(writer.main.warnings).toEqual([]);
+    expect(writer.post?.stdout).toMatch(/store cache: 2 paths \(2 new, 0 restored\)/);
+    expect(await readFile(join(dir, 'nix-cache-info'), 'utf8')).toMatch(/^StoreDir: \/nix\/store$/m);
+    const names = (await readdir(dir)).filter((n) => n.endsWith('.narinfo'));
+    expect(names).toHaveLength(2);
+    for (const name of names) expect(signedBy(await readFile(join(dir, name), 'utf8'), ours.pub)).toBe(true);
+    expect((await readdir(dir)).filter((n) => n.startsWith('.nix-image-action-upload'))).toEqual([]);
+
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const reader = await job(flake, { 'binary-cache': `file://${dir}`, 'binary-cache-public-key': ours.pub }, { HOME: await home() });
+    ok(reader);
+    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(reader.main.stdout).toMatch(new RegExp(`copying path '/nix/store/\\w+-cache-app' from 'file://${dir}'`));
+    expect(reader.outputs.digest).toBe(writer.outputs.digest);
+  });
+});
+
+describe("the runner's AWS credentials", () => {
+  it('reach no build: a fixed-output derivation that asks for them (impureEnvVars) gets none', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-flake-aws-'));
+    const records = await mkdtemp(join(tmpdir(), 'nia-records-'));
+    // Builders run as the nixbld users.
+    await writeFile(join(records, 'env'), '');
+    await chmod(records, 0o777);
+    await chmod(join(records, 'env'), 0o666);
+    const archive = await makeImageArchive({ dir, name: 'image', compression: 'none', layers: [{ size: 10_000, seed: `aws-${basename(dir)}`, compressible: true }] });
+    const unique = basename(dir).replace(/[^a-zA-Z0-9]/g, '');
+    // A fixed-output derivation may name variables of the caller's environment for Nix to hand it.
+    const probe = `derivation { name = "aws-probe-${unique}"; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin";
+      impureEnvVars = [ "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "AWS_SESSION_TOKEN" "NIA_PROBE_VISIBLE" ];
+      outputHashMode = "flat"; outputHashAlgo = "sha256"; outputHash = "ba9c736f19e7f60b7f6764adb0b7908c0a2b394e09b6c09863528c7f2bc86095";
+      args = [ "-c" "echo \\"visible=$NIA_PROBE_VISIBLE id=$AWS_ACCESS_KEY_ID secret=$AWS_SECRET_ACCESS_KEY token=$AWS_SESSION_TOKEN\\" >> ${records}/env; printf probe > $out" ]; }`;
+    await writeFile(
+      join(dir, 'flake.nix'),
+      `{\n  outputs = { self }: rec {\n    probe = ${probe};\n    docker = derivation { name = "image.tar"; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; inherit probe; args = [ "-c" "cp \${./${basename(archive.path)}} $out" ]; };\n  };\n}\n`,
+    );
+    const aws = { AWS_ACCESS_KEY_ID: 'AKIANIATESTPROBE0001', AWS_SECRET_ACCESS_KEY: 'nia-aws-secret-0123456789abcdefghijklmn', AWS_SESSION_TOKEN: 'nia-aws-session-token-zyxw', AWS_REGION: 'eu-west-1' };
+    const r = await job({ flake: `path:${dir}` }, {}, { HOME: await home(), NIA_PROBE_VISIBLE: 'yes', ...aws });
+    ok(r);
+    // The probe ran and saw what the environment holds (the variable the test adds), and no credential.
+    expect((await readFile(join(records, 'env'), 'utf8')).trim()).toBe('visible=yes id= secret= token=');
+  });
+});
