@@ -15,6 +15,7 @@
 //   customisation layer and the conf (and, for skopeo, the stream wrapper and the archive) inside its time.
 // - nothing changed: each repository holds the image under latest, pushed by its own tool (untimed); the
 //   archive is absent from our store but built (untimed) before skopeo's job, whose `nix build` is a no-op.
+// - cold, zstd: as cold, ours with `compression: zstd`, skopeo with `--dest-compress-format zstd`.
 // usage: npm run bench:job [-- --runs 3]      (build dist/ first: npm run build)
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -124,12 +125,12 @@ async function nixBuildArchive(): Promise<string> {
   return (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
 }
 
-async function ours(host: string, repo: string, measured = true): Promise<OursJob> {
+async function ours(host: string, repo: string, measured = true, compression = 'gzip'): Promise<OursJob> {
   await run('sync', []);
   const [seconds, r] = await time(() =>
     runAction({
       runtime: 'node24',
-      inputs: { flake: flake.flake, attr, registry: host, image: repo, tags: 'latest', insecure: 'true', cache: 'false' },
+      inputs: { flake: flake.flake, attr, registry: host, image: repo, tags: 'latest', insecure: 'true', cache: 'false', compression },
       env: nixTestEnv(),
       timeoutMs: 900_000,
     }),
@@ -151,7 +152,7 @@ function check(r: ActionRun): void {
   }
 }
 
-async function theirs(host: string, repo: string): Promise<TheirsJob> {
+async function theirs(host: string, repo: string, zstd = false): Promise<TheirsJob> {
   const tar = join(work, 'image.tar');
   await rm(tar, { force: true });
   // A fresh runner: skopeo's blob-info cache (what it learnt of earlier pushes) is empty.
@@ -160,14 +161,15 @@ async function theirs(host: string, repo: string): Promise<TheirsJob> {
   const t = process.hrtime.bigint();
   const [build, archive] = await time(() => nixBuildArchive());
   const [gunzip] = await time(() => run('sh', ['-c', 'gzip -dc "$1" > "$2"', 'sh', archive, tar]));
-  const [copy] = await time(() => run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${tar}`, `docker://${host}/${repo}:latest`])));
+  const format = zstd ? ['--dest-compress-format', 'zstd'] : [];
+  const [copy] = await time(() => run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', ...format, `docker-archive:${tar}`, `docker://${host}/${repo}:latest`])));
   const seconds = Number(process.hrtime.bigint() - t) / 1e9;
   const tarBytes = (await stat(tar)).size;
   await rm(tar, { force: true });
   return { seconds, build, gunzip, copy, tarBytes };
 }
 
-const cases = ['cold (empty repository)', 'one package changed', 'nothing changed'] as const;
+const cases = ['cold (empty repository)', 'one package changed', 'nothing changed', 'cold, zstd (empty repository)'] as const;
 const times = cases.map(() => ({ ours: [] as number[], theirs: [] as number[] }));
 const ratios = cases.map(() => [] as number[]);
 const loads: string[] = [];
@@ -207,7 +209,8 @@ try {
       const registry = await startRegistry({});
       try {
         // What each job starts from, and what it faces (see the report at the end).
-        if (name === 'cold (empty repository)') {
+        const zstd = name === 'cold, zstd (empty repository)';
+        if (name === 'cold (empty repository)' || zstd) {
           await flake.setVersion('1');
           await buildAllButArchive();
         } else {
@@ -216,7 +219,7 @@ try {
         const measureOurs = async () => {
           if (name === 'one package changed') await flake.setVersion(`2.${r}.${versions++}-ours`);
           await forgetArchive();
-          const o = await ours(registry.host, 'bench/ours');
+          const o = await ours(registry.host, 'bench/ours', true, zstd ? 'zstd' : 'gzip');
           times[i]!.ours.push(o.seconds);
           oursJobs[i]!.push(o);
           const m = o.metadata;
@@ -229,7 +232,7 @@ try {
           if (name === 'one package changed') await flake.setVersion(`2.${r}.${versions++}-skopeo`);
           if (name === 'nothing changed') await nixBuildArchive(); // present for skopeo: its job's nix build is a no-op
           else await forgetArchive();
-          const t = await theirs(registry.host, 'bench/skopeo');
+          const t = await theirs(registry.host, 'bench/skopeo', zstd);
           times[i]!.theirs.push(t.seconds);
           tarBytes = t.tarBytes;
           console.log(
@@ -252,7 +255,8 @@ try {
 
   const cold = oursJobs[0]!.at(-1)!.metadata;
   const compressed = cold.layers.list.reduce((n, l) => n + l.size, 0);
-  console.log(`\nimage: ${mib(tarBytes)} uncompressed (the .tar), ${cold.layers.total} layers, ${mib(compressed)} compressed (ours)`);
+  const zstdBytes = oursJobs[3]!.at(-1)!.metadata.layers.list.reduce((n, l) => n + l.size, 0);
+  console.log(`\nimage: ${mib(tarBytes)} uncompressed (the .tar), ${cold.layers.total} layers, ${mib(compressed)} compressed with gzip, ${mib(zstdBytes)} with zstd (ours)`);
   console.log(`\n| job | nix build + gunzip + skopeo copy (s) | nix-image-action (s) | ratio (ours / skopeo) | layers made / uploaded / reused (ours) | uploaded by ours |`);
   console.log('|---|---|---|---|---|---|');
   for (const [i, name] of cases.entries()) {

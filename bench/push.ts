@@ -2,17 +2,19 @@
 // both measured in this run, on the same generated image, against the same local Distribution registry.
 // usage: npm run bench [-- --size-mib 512 --layers 24 --runs 3 --level N]
 // Each run starts fresh registries; the table shows the median of the runs, so one noisy run does not
-// decide a ratio.
+// decide a ratio. The zstd row compares `compression: zstd` with skopeo's `--dest-compress-format zstd`
+// (both at their default level, 3); the pull table times `podman pull --storage-driver vfs` of the
+// image ours pushed, with gzip and with zstd layers, into an empty store.
 import '../src/threadpool.js'; // as the action does, before anything starts the pool
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { makeImageArchive } from '../__tests__/support/archives.js';
-import { emptySkopeoBlobCache } from '../__tests__/support/clients.js';
+import { emptySkopeoBlobCache, podmanPull } from '../__tests__/support/clients.js';
 import { skopeoArgs, startRegistry } from '../__tests__/support/registry.js';
-import { DEFAULT_LEVEL } from '../src/image/compress.js';
+import { DEFAULT_LEVEL, type Compression } from '../src/image/compress.js';
 import { detectSource } from '../src/image/format.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { pushImage } from '../src/registry/push.js';
@@ -63,26 +65,31 @@ try {
   // Flush the archives just written, so that neither tool's timing pays for the other's page-cache writeback.
   await run('sync', []);
 
-  const scenarios = ['cold push (empty repository)', 'same image again', 'one layer changed', 'cold push, ours from the .tar.gz'];
+  const scenarios = ['cold push (empty repository)', 'same image again', 'one layer changed', 'cold push, ours from the .tar.gz', 'cold push, zstd (both)'];
   const times = scenarios.map(() => ({ skopeo: [] as number[], ours: [] as number[] }));
-  const sizes = { skopeo: 0, ours: 0 };
+  const sizes = { skopeo: 0, ours: 0, skopeoZstd: 0, oursZstd: 0 };
   let oneLayer = 0;
+  // Our process's CPU seconds over the wall seconds of its cold pushes: the cores it kept busy.
+  const busy = { gzip: [] as number[], zstd: [] as number[] };
+  const pulls = { gzip: [] as number[], zstd: [] as number[] };
   for (let r = 0; r < runs; r++) {
     // A fresh registry per run, and skopeo's blob-info cache (diff id → compressed digest, and where it saw
     // it) emptied before each of its pushes, as on a new runner: each job starts with what the registry
     // holds and nothing else, for both tools. Who goes first alternates between runs.
     const registry = await startRegistry({});
     const fresh = await startRegistry({});
+    const freshZstd = await startRegistry({});
     try {
-      const ours = async (host: string, archive: string) => {
+      const ours = async (host: string, archive: string, compression: Compression = { algorithm: 'gzip', level }) => {
         const client = new RegistryClient({ registry: host, repository: 'bench/ours', insecure: true, logger: quiet });
         await client.ping();
-        return pushImage({ source: await detectSource(archive), client, tags: ['latest'], logger: quiet, tmpDir: work, compressionLevel: level });
+        return pushImage({ source: await detectSource(archive), client, tags: ['latest'], logger: quiet, tmpDir: work, compression });
       };
-      const theirs = async (host: string, archive: string) => {
+      const theirs = async (host: string, archive: string, zstd = false) => {
         // A fresh runner: skopeo's blob-info cache (what it learnt of earlier pushes) is empty every time.
         await emptySkopeoBlobCache();
-        return run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', `docker-archive:${archive}`, `docker://${host}/bench/skopeo:latest`]), { maxBuffer: 1 << 24 });
+        const format = zstd ? ['--dest-compress-format', 'zstd'] : [];
+        return run('skopeo', skopeoArgs(['copy', '--dest-tls-verify=false', ...format, `docker-archive:${archive}`, `docker://${host}/bench/skopeo:latest`]), { maxBuffer: 1 << 24 });
       };
       // What buildLayeredImage makes by default is a .tar.gz, which this skopeo cannot read as
       // docker-archive: in the last scenario ours reads the .tar.gz, skopeo the same image as .tar.
@@ -91,13 +98,19 @@ try {
         [registry.host, variants.base.path, variants.base.path],
         [registry.host, variants.changed.path, variants.changed.path],
         [fresh.host, variants.base.path, variants.gzip.path],
+        [freshZstd.host, variants.base.path, variants.base.path],
       ];
       for (const [i, [host, theirArchive, ourArchive]] of steps.entries()) {
-        const measureTheirs = async () => times[i]!.skopeo.push((await time(() => theirs(host, theirArchive)))[0]);
+        const zstd = i === 4;
+        const measureTheirs = async () => times[i]!.skopeo.push((await time(() => theirs(host, theirArchive, zstd)))[0]);
         const measureOurs = async () => {
-          const [seconds, result] = await time(() => ours(host, ourArchive));
+          const cpu = process.cpuUsage();
+          const [seconds, result] = await time(() => ours(host, ourArchive, zstd ? { algorithm: 'zstd', level: 3 } : undefined));
+          const used = process.cpuUsage(cpu);
           times[i]!.ours.push(seconds);
+          if (i === 0 || zstd) busy[zstd ? 'zstd' : 'gzip'].push((used.user + used.system) / 1e6 / seconds);
           if (i === 0) sizes.ours = result.layers.reduce((n, l) => n + l.size, 0);
+          if (zstd) sizes.oursZstd = result.layers.reduce((n, l) => n + l.size, 0);
           if (i === 2) oneLayer = result.layers.filter((l) => l.action === 'uploaded').length;
         };
         if (r % 2 === 0) {
@@ -108,17 +121,23 @@ try {
           await measureTheirs();
         }
       }
-      const theirManifest = JSON.parse(
-        (await run('skopeo', skopeoArgs(['inspect', '--tls-verify=false', '--raw', `docker://${fresh.host}/bench/skopeo:latest`]))).stdout,
-      ) as { layers: { size: number }[] };
-      sizes.skopeo = theirManifest.layers.reduce((n, l) => n + l.size, 0);
+      const theirSize = async (host: string) =>
+        (JSON.parse((await run('skopeo', skopeoArgs(['inspect', '--tls-verify=false', '--raw', `docker://${host}/bench/skopeo:latest`]))).stdout) as { layers: { size: number }[] }).layers.reduce((n, l) => n + l.size, 0);
+      sizes.skopeo = await theirSize(fresh.host);
+      sizes.skopeoZstd = await theirSize(freshZstd.host);
+      // The same image as ours pushed it, pulled into an empty vfs store: gzip layers, then zstd ones (the
+      // other way round every other run).
+      const pull = async (kind: 'gzip' | 'zstd') => pulls[kind].push((await time(() => podmanPull(`${kind === 'gzip' ? fresh.host : freshZstd.host}/bench/ours:latest`)))[0]);
+      for (const kind of r % 2 === 0 ? (['gzip', 'zstd'] as const) : (['zstd', 'gzip'] as const)) await pull(kind);
     } finally {
       await registry.stop();
       await fresh.stop();
+      await freshZstd.stop();
     }
   }
 
-  console.log(`compressed layers: skopeo ${(sizes.skopeo / 2 ** 20).toFixed(1)} MiB, ours ${(sizes.ours / 2 ** 20).toFixed(1)} MiB (gzip level ${level})`);
+  const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  console.log(`compressed layers: skopeo ${mib(sizes.skopeo)}, ours ${mib(sizes.ours)} (gzip level ${level}); zstd: skopeo ${mib(sizes.skopeoZstd)}, ours ${mib(sizes.oursZstd)} (level 3)`);
   console.log(`one-layer change uploaded ${oneLayer} layer(s)`);
   console.log(`\n| scenario | skopeo copy (s) | nix-image-action (s) | ours / skopeo |`);
   console.log('|---|---|---|---|');
@@ -127,7 +146,11 @@ try {
     const o = median(times[i]!.ours);
     console.log(`| ${name} | ${s.toFixed(2)} | ${o.toFixed(2)} | ${(o / s).toFixed(2)}× |`);
   }
-  console.log(`\nmedian of ${runs} run(s); peak RSS of this process (ours runs in it; skopeo does not): ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`);
+  console.log(`\n| podman pull --storage-driver vfs of ours | gzip layers (s) | zstd layers (s) | zstd / gzip |`);
+  console.log('|---|---|---|---|');
+  console.log(`| ${layerCount} layers, ${sizeMiB} MiB | ${median(pulls.gzip).toFixed(2)} | ${median(pulls.zstd).toFixed(2)} | ${(median(pulls.zstd) / median(pulls.gzip)).toFixed(2)}× |`);
+  console.log(`\ncores busy in our process during a cold push (CPU time / wall time, ${availableParallelism()} cores): gzip ${median(busy.gzip).toFixed(2)}, zstd ${median(busy.zstd).toFixed(2)}`);
+  console.log(`median of ${runs} run(s); Node ${process.version}; peak RSS of this process (ours runs in it; skopeo does not): ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB`);
 } finally {
   await rm(work, { recursive: true, force: true });
 }

@@ -57,6 +57,7 @@ describe('reading docker-archives', () => {
 
   it('reads a streamLayeredImage script from its stdout', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nia-img-'));
+    await chmod(dir, 0o755); // the script runs as nobody, as it would from the store
     const made = await makeImageArchive({ dir, name: 'img', compression: 'none', layers });
     const script = join(dir, 'stream');
     await writeFile(script, `#!/bin/sh\nexec cat ${made.path}\n`);
@@ -69,6 +70,7 @@ describe('reading docker-archives', () => {
 
   it('reports a failing stream script with its exit code and stderr', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'nia-img-'));
+    await chmod(dir, 0o755); // the script runs as nobody, as it would from the store
     const script = join(dir, 'stream');
     await writeFile(script, '#!/bin/sh\necho "no space left" >&2\nexit 4\n');
     await chmod(script, 0o755);

@@ -47,7 +47,7 @@ describe('manifestAnnotations and settingsDigest', () => {
     expect(settingsDigest({ labels: [['k', 'v']] })).toBe(a);
     expect(settingsDigest({ labels: [['k', 'w']] })).not.toBe(a);
     expect(settingsDigest({ labels: [['k', 'v']], annotations: [['x', '1']] })).not.toBe(a);
-    expect(settingsDigest({ compressionLevel: 6, labels: [['k', 'v']] })).not.toBe(a);
+    expect(settingsDigest({ compression: { algorithm: 'gzip', level: 6 }, labels: [['k', 'v']] })).not.toBe(a);
     // The way the layers are read changes what the manifest records: an image pushed from its archive is
     // not the one a later job that makes the layers from the store would push, and the other way round.
     expect(settingsDigest({ labels: [['k', 'v']], layersFrom: 'auto' })).toBe(a);

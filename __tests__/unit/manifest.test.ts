@@ -59,8 +59,16 @@ describe('knownLayers', () => {
     }
   });
 
+  it('keeps a zstd layer as zstd, so only a zstd push takes it', () => {
+    expect([...layersByDiffID(manifest(MediaTypes.ociLayerZstd), config)]).toEqual([
+      [d('a'), { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: d('1'), size: 11 }],
+      [d('b'), { mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd', digest: d('2'), size: 22 }],
+    ]);
+  });
+
   it('reuses nothing from layers it could not describe the same way, or from broken documents', () => {
-    expect(layersByDiffID(manifest('application/vnd.oci.image.layer.v1.tar+zstd'), config).size).toBe(0);
+    expect(layersByDiffID(manifest('application/vnd.oci.image.layer.v1.tar'), config).size).toBe(0);
+    expect(layersByDiffID(manifest('application/vnd.docker.image.rootfs.foreign.diff.tar.gzip'), config).size).toBe(0);
     expect(layersByDiffID(Buffer.from('{'), config).size).toBe(0);
     const short = Buffer.from(JSON.stringify({ rootfs: { diff_ids: [d('a')] } }));
     expect(layersByDiffID(manifest(MediaTypes.ociLayerGzip), short).size).toBe(0);

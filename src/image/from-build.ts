@@ -3,6 +3,7 @@
 import { detectSource } from './format.js';
 import { archiveInput } from './input.js';
 import { labelled } from './labels.js';
+import type { Compression } from './compress.js';
 import { planInput, planKeys, UnsupportedImageError, type StorePlan } from './plan.js';
 import type { ImageInput, ImageSource } from './types.js';
 
@@ -33,10 +34,11 @@ export function planRefusal(plan: StorePlan): string | undefined {
   }
 }
 
-export async function imageToPush(built: BuiltImage, labels: [string, string][]): Promise<ImageToPush> {
-  if (built.plan) return { input: labelled(planInput(built.plan), labels), format: 'layers from the store' };
+/** `compression` is the push's: every layer key names it. */
+export async function imageToPush(built: BuiltImage, labels: [string, string][], compression?: Compression): Promise<ImageToPush> {
+  if (built.plan) return { input: labelled(planInput(built.plan, { compression }), labels), format: 'layers from the store' };
   const source = await detectSource(built.outPath);
   // A recognised image read through its archive: its manifest is the plan's own, keys included.
-  const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan) : undefined;
+  const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan, compression) : undefined;
   return { input: labelled(archiveInput(source, { keys }), labels), format: source.format, source };
 }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compressorID } from './compress.js';
+import { compressorID, type Compression } from './compress.js';
 import { imageConfigBytes, parseTime, type ConfigSource } from './docker-config.js';
 import { isJsonObject, parsePythonJson, type JsonValue } from './pyjson.js';
 import { checkLayerInputs, LAYER_MAKER_VERSION, storeLayerTar, UnsupportedImageError, type TarParams } from './store-layer.js';
@@ -35,14 +35,15 @@ function digestOf(value: unknown): string {
   return `sha256:${createHash('sha256').update(JSON.stringify(value)).digest('hex')}`;
 }
 
-/** The key of a store layer: its paths, the tar parameters, the layer maker's and the compressor's versions. */
-export function storeLayerKey(paths: string[], tar: TarParams, level?: number): string {
-  return digestOf({ maker: `store-layer/${LAYER_MAKER_VERSION}`, compressor: compressorID(level), paths, tar });
+/** The key of a store layer: its paths, the tar parameters, the layer maker's and the compressor's versions
+ *  (gzip or zstd, the level, and for zstd the implementation: a zstd key never names a gzip blob). */
+export function storeLayerKey(paths: string[], tar: TarParams, compression?: Compression): string {
+  return digestOf({ maker: `store-layer/${LAYER_MAKER_VERSION}`, compressor: compressorID(compression), paths, tar });
 }
 
 /** The key of a customisation layer: its store path fixes its layer.tar. */
-export function customisationLayerKey(path: string, level?: number): string {
-  return digestOf({ maker: 'customisation-layer/1', compressor: compressorID(level), path });
+export function customisationLayerKey(path: string, compression?: Compression): string {
+  return digestOf({ maker: 'customisation-layer/1', compressor: compressorID(compression), path });
 }
 
 /** The diff id nixpkgs recorded beside the customisation layer's layer.tar. */
@@ -53,20 +54,20 @@ export async function customisationDiffID(path: string): Promise<string> {
 }
 
 /** The keys of a plan's layers, in config order (store layers, then the customisation layer). */
-export function planKeys(plan: StorePlan, level?: number): string[] {
+export function planKeys(plan: StorePlan, compression?: Compression): string[] {
   const tar = tarParams(plan);
-  return [...plan.storeLayers.map((paths) => storeLayerKey(paths, tar, level)), customisationLayerKey(plan.customisationLayer, level)];
+  return [...plan.storeLayers.map((paths) => storeLayerKey(paths, tar, compression)), customisationLayerKey(plan.customisationLayer, compression)];
 }
 
-/** `compressionLevel` must be the level the push compresses with: it is part of every key. */
-export function planInput(plan: StorePlan, opts: { compressionLevel?: number } = {}): ImageInput {
+/** `compression` must be the one the push compresses with: it is part of every key. */
+export function planInput(plan: StorePlan, opts: { compression?: Compression } = {}): ImageInput {
   // Everything that could refuse the plan does so here, before anything is made or pushed.
   const tar = tarParams(plan);
   for (const paths of plan.storeLayers) checkLayerInputs(paths, tar);
   const source = configSource(plan);
   const names = plan.storeLayers.map((_, i) => `layer ${i + 1}`);
   const custName = `layer ${plan.storeLayers.length + 1} (customisation)`;
-  const keys = planKeys(plan, opts.compressionLevel);
+  const keys = planKeys(plan, opts.compression);
   return {
     description: `${plan.storeLayers.length + 1} layers made from the store (dockerTools layer plan)`,
     async readLayers(visit): Promise<LayerListing> {

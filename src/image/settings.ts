@@ -5,7 +5,7 @@
 // derivation with the same settings finds the image in the registry and builds nothing
 // (registry/existing.ts); any change here must change the digest.
 import { createHash } from 'node:crypto';
-import { compressorID } from './compress.js';
+import { compressorID, type Compression } from './compress.js';
 import { LAYER_MAKER_VERSION } from './store-layer.js';
 
 /** Manifest annotations naming what produced the image. */
@@ -23,7 +23,8 @@ export const WRITER_VERSIONS = {
 } as const;
 
 export interface ImageSettings {
-  compressionLevel?: number;
+  /** The compression input: gzip or zstd and the level (and, for zstd, the implementation: see compressorID). */
+  compression?: Compression;
   /** The layers-from input: which way the layers are read changes what the manifest records. */
   layersFrom?: string;
   /** The labels input (into the config) and the manifest annotations the user asked for. */
@@ -34,7 +35,7 @@ export interface ImageSettings {
 /** sha256 of every setting that changes a pushed byte for a given derivation. */
 export function settingsDigest(s: ImageSettings = {}): string {
   const shaping = {
-    compressor: compressorID(s.compressionLevel),
+    compressor: compressorID(s.compression),
     storeLayer: `store-layer/${LAYER_MAKER_VERSION}`,
     ...WRITER_VERSIONS,
     layersFrom: s.layersFrom ?? 'auto',

@@ -14,9 +14,13 @@ export interface RecordedLayer {
   digest: string;
   size: number;
   key?: string;
+  /** The blob's media type when it is not OCI gzip (a zstd layer); absent: gzip. */
+  mediaType?: string;
 }
 
-type Record = { version: 1; repositories: { [target: string]: RecordedLayer[] } };
+/** Version 2 entries may carry a media type. A reader of version 1 only (an older action restoring this
+ *  cache) leaves a version 2 record out whole rather than take a zstd blob for a gzip one. */
+type Record = { version: 1 | 2; repositories: { [target: string]: RecordedLayer[] } };
 
 const FILE = 'nix-image-action-layers.json';
 /** Entries kept per repository: the newest first; enough for several images' worth of layers. */
@@ -29,24 +33,36 @@ export function layerRecordFile(dir: string): string {
 async function load(dir: string): Promise<Record> {
   try {
     const parsed = JSON.parse(await readFile(layerRecordFile(dir), 'utf8')) as Record;
-    if (parsed?.version === 1 && parsed.repositories && typeof parsed.repositories === 'object') return parsed;
+    if ((parsed?.version === 1 || parsed?.version === 2) && parsed.repositories && typeof parsed.repositories === 'object') return parsed;
   } catch {
     // absent or unreadable: an empty record (it only saves work)
   }
-  return { version: 1, repositories: {} };
+  return { version: 2, repositories: {} };
 }
 
 const valid = (l: RecordedLayer): boolean =>
-  /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0;
+  /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === undefined || typeof l.mediaType === 'string');
 
-/** The layers recorded for `target` (registry/repository). */
-export async function readLayerRecord(dir: string, target: string): Promise<RecordedLayer[]> {
+/** The SHA-256 of the record's bytes (null: there is none). */
+export async function recordDigest(dir: string): Promise<string | null> {
+  const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
+  return bytes ? `sha256:${createHash('sha256').update(bytes).digest('hex')}` : null;
+}
+
+/**
+ * The layers recorded for `target` (registry/repository). `pin`, where keys are trusted: the digest of the
+ * record this job verified or wrote itself (null: none), so a record changed since (by a build or a stream
+ * script of the same user) gives nothing.
+ */
+export async function readLayerRecord(dir: string, target: string, pin?: string | null): Promise<RecordedLayer[]> {
+  if (pin !== undefined && (await recordDigest(dir)) !== pin) return [];
   const layers = (await load(dir)).repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
 }
 
-/** Adds `layers` (just pushed or confirmed) to the record of `target`, newest first. */
-export async function recordLayers(dir: string, target: string, layers: RecordedLayer[]): Promise<void> {
+/** Adds `layers` (just pushed or confirmed) to the record of `target`, newest first; returns the digest of
+ *  the record written. */
+export async function recordLayers(dir: string, target: string, layers: RecordedLayer[]): Promise<string> {
   const record = await load(dir);
   const seen = new Set<string>();
   const merged: RecordedLayer[] = [];
@@ -54,10 +70,13 @@ export async function recordLayers(dir: string, target: string, layers: Recorded
     const id = `${l.key ?? ''} ${l.diffID} ${l.digest}`;
     if (seen.has(id) || !valid(l)) continue;
     seen.add(id);
-    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}) });
+    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}), ...(l.mediaType ? { mediaType: l.mediaType } : {}) });
   }
+  record.version = 2;
   record.repositories[target] = merged.slice(0, KEEP);
-  await writeFile(layerRecordFile(dir), `${JSON.stringify(record)}\n`);
+  const bytes = Buffer.from(`${JSON.stringify(record)}\n`);
+  await writeFile(layerRecordFile(dir), bytes);
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
 const SIG_FILE = `${FILE}.sig`;

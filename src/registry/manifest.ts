@@ -44,10 +44,24 @@ interface ParsedManifest {
   layers?: Descriptor[];
 }
 
+/** The media type of a layer compressed with `algorithm` (the compression input). */
+export function layerMediaType(algorithm: 'gzip' | 'zstd'): string {
+  return algorithm === 'zstd' ? MediaTypes.ociLayerZstd : MediaTypes.ociLayerGzip;
+}
+
+/** A layer media type as the push names it: OCI gzip for either gzip type (the same bytes), OCI zstd;
+ *  undefined for any other (uncompressed, foreign), which is never reused. */
+export function pushedLayerType(mediaType: string | undefined): string | undefined {
+  if (mediaType === MediaTypes.ociLayerGzip || mediaType === MediaTypes.dockerLayerGzip) return MediaTypes.ociLayerGzip;
+  if (mediaType === MediaTypes.ociLayerZstd) return MediaTypes.ociLayerZstd;
+  return undefined;
+}
+
 /** A layer the registry holds, as an earlier manifest and its config describe it. */
 export interface KnownLayer {
   diffID: string;
-  /** The blob, described with the OCI gzip type we push. */
+  /** The blob, described with the type the push would give it (pushedLayerType): a push reuses only blobs
+   *  of its own compression, so a zstd image never names a gzip blob, nor the other way round. */
   desc: Descriptor;
   /** The layer's key annotation, when the manifest carried one. */
   key?: string;
@@ -72,12 +86,12 @@ export function knownLayers(manifestBytes: Buffer, configBytes: Buffer): KnownLa
   const found: KnownLayer[] = [];
   layers.forEach((layer, i) => {
     const diffID = diffIDs[i];
-    const gzip = layer.mediaType === MediaTypes.ociLayerGzip || layer.mediaType === MediaTypes.dockerLayerGzip;
-    if (typeof diffID !== 'string' || !gzip || typeof layer.digest !== 'string' || !Number.isInteger(layer.size)) return;
+    const mediaType = pushedLayerType(layer.mediaType);
+    if (typeof diffID !== 'string' || !mediaType || typeof layer.digest !== 'string' || !Number.isInteger(layer.size)) return;
     const key = layer.annotations?.[LAYER_KEY_ANNOTATION];
     found.push({
       diffID,
-      desc: { mediaType: MediaTypes.ociLayerGzip, digest: layer.digest, size: layer.size },
+      desc: { mediaType, digest: layer.digest, size: layer.size },
       ...(typeof key === 'string' ? { key } : {}),
     });
   });

@@ -25,12 +25,14 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { compressLayer, LAYERS_AT_ONCE } from '../image/compress.js';
+import { compressLayer, DEFAULT_COMPRESSION, LAYERS_AT_ONCE, type Compression } from '../image/compress.js';
 import { archiveInput, ImageMismatchError } from '../image/input.js';
+import { zstdDescription } from '../image/zstd.js';
 import type { ImageInput, ImageSource, LayerListing, LayerSource } from '../image/types.js';
 import type { ClientStats, RegistryClient } from './client.js';
+import { AuthError } from './transport/error.js';
 import { limiter } from './limit.js';
-import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, sha256Digest, type BuiltManifest, type KnownLayer } from './manifest.js';
+import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, layerMediaType, sha256Digest, type BuiltManifest, type KnownLayer } from './manifest.js';
 import type { ReuseRef } from './reference.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 import { blobDiffID, layerDiffID, recalledDiffID, rememberDiffID } from './verify.js';
@@ -74,8 +76,9 @@ export interface PushOptions {
   logger: Logger;
   /** Parent for temporary files (RUNNER_TEMP on a runner). */
   tmpDir?: string;
-  /** gzip level for layers; part of the blob digest, so keep it fixed for reproducible digests. */
-  compressionLevel?: number;
+  /** gzip (the default, level 4) or zstd, and the level: part of every blob digest and layer key. Only
+   *  blobs of the same media type are reused: a zstd push never names a gzip blob, nor the other way round. */
+  compression?: Compression;
   /** Blob uploads in flight at once. */
   uploads?: number;
   /** Push under no tag: the manifest is PUT by its digest only. */
@@ -146,7 +149,7 @@ const rank = (c: Candidate): number => (c.mountFrom ? 0 : c.trusted ? 2 : 1);
  * target repository; one found only under another repository's tag is confirmed there, to be mounted.
  * A claim this process already found false (the blob hashed to another diff id) is left out.
  */
-async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownLayer[], logger: Logger): Promise<Reuse> {
+async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownLayer[], logger: Logger, mediaType: string): Promise<Reuse> {
   const candidates: Candidate[] = known.map((l) => fromRecord(client, l));
   const found: string[] = known.length > 0 ? ['the store cache record'] : [];
   for (const ref of refs) {
@@ -172,7 +175,12 @@ async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownL
   const head = (digest: string, repository?: string): Promise<boolean> => {
     const key = `${repository ?? ''}@${digest}`;
     let h = heads.get(key);
-    if (!h) heads.set(key, (h = client.hasBlob(digest, repository ? { repository } : {})));
+    if (!h) {
+      h = client.hasBlob(digest, repository ? { repository } : {});
+      // Another repository the credentials may not read (401, 403: Harbor) lends no layer.
+      if (repository) h = h.catch((e: unknown) => (e instanceof AuthError ? false : Promise.reject(e)));
+      heads.set(key, h);
+    }
     return h;
   };
   const reuse: Reuse = { byDiffID: new Map(), byKey: new Map() };
@@ -182,8 +190,10 @@ async function planReuse(client: RegistryClient, refs: ReuseRef[], known: KnownL
     const byKey = layer.key ? reuse.byKey.get(layer.key) : undefined;
     if (layer.key && (!byKey || rank(layer) > rank(byKey))) reuse.byKey.set(layer.key, layer);
   };
+  // Only blobs compressed as this push compresses (see KnownLayer.desc).
+  const sameType = candidates.filter((layer) => layer.desc.mediaType === mediaType);
   await Promise.all(
-    candidates.map(async (layer) => {
+    sameType.map(async (layer) => {
       const recalled = layer.trusted ? undefined : await recalledDiffID(layer.desc.digest)?.catch(() => undefined);
       if (recalled !== undefined && recalled !== layer.diffID) return;
       if (await head(layer.desc.digest)) return put({ ...layer, mountFrom: undefined });
@@ -290,6 +300,8 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   const { client, tags, logger } = opts;
   const input = opts.input ?? (opts.source ? archiveInput(opts.source) : undefined);
   if (!input) throw new Error('pushImage needs an input or a source');
+  const compression = opts.compression ?? DEFAULT_COMPRESSION;
+  if (compression.algorithm === 'zstd') logger.info(`layers compressed with zstd level ${compression.level}, by ${zstdDescription()}`);
   const work = await mkdtemp(join(opts.tmpDir ?? tmpdir(), 'nix-image-push-'));
   const uploads = opts.uploads ?? UPLOADS;
   const compressSlots = limiter(LAYERS_AT_ONCE);
@@ -314,7 +326,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
       const refs = reuseRefs(client, tags, opts.reuseTags ?? []);
       const recorded = (opts.known ?? []).map((l) => fromRecord(client, l).mountFrom).filter((r): r is string => r !== undefined);
       client.allowPull([...refs.map((r) => r.repository), ...recorded]);
-      reuse = await planReuse(client, refs, opts.known ?? [], logger);
+      reuse = await planReuse(client, refs, opts.known ?? [], logger, layerMediaType(compression.algorithm));
     }
 
     // 2. One pass over the input: reuse known layers unread, make and compress the others (each on all
@@ -391,7 +403,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
             const raw = open();
             opened.add(raw);
             try {
-              return await compressLayer(raw, { dir: work, level: opts.compressionLevel });
+              return await compressLayer(raw, { dir: work, compression });
             } finally {
               opened.delete(raw);
             }
@@ -404,7 +416,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
           layersMade++;
           rememberDiffID(made.digest, made.diffID);
           compressed.resolve(made);
-          const desc = { mediaType: MediaTypes.ociLayerGzip, digest: made.digest, size: made.size };
+          const desc = { mediaType: layerMediaType(compression.algorithm), digest: made.digest, size: made.size };
           try {
             if (!client) return { ...desc, diffID: made.diffID, action: 'computed' };
             return await uploadSlots(async () => {
@@ -506,11 +518,15 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
   }
 }
 
-/** PUTs the manifest under every tag; a failure says which tags were moved and which were not. */
-export async function tagAll(client: RegistryClient, tags: string[], manifest: BuiltManifest): Promise<void> {
+/** PUTs the manifest under every tag; a failure says which tags were moved and which were not. A tag
+ *  already naming the manifest is left as it is (client.putTag: one HEAD, none when `held` says what the
+ *  tag holds); a digest is PUT as is. */
+export async function tagAll(client: RegistryClient, tags: string[], manifest: BuiltManifest, held: Record<string, string | null> = {}): Promise<void> {
   for (const [i, tag] of tags.entries()) {
     try {
-      const digest = await client.putManifest(tag, manifest.bytes, manifest.mediaType);
+      const digest = tag.startsWith('sha256:')
+        ? await client.putManifest(tag, manifest.bytes, manifest.mediaType)
+        : await client.putTag(tag, manifest, Object.hasOwn(held, tag) ? { held: held[tag] } : {});
       if (digest !== manifest.digest) {
         throw new ImageMismatchError(`the registry stored the manifest for ${tag} as ${digest}, expected ${manifest.digest}`);
       }

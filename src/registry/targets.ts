@@ -26,7 +26,7 @@ export interface PushTarget {
   known: KnownLayer[];
 }
 
-export type CommonPushOptions = Pick<PushOptions, 'logger' | 'tmpDir' | 'annotations' | 'compressionLevel'> & { byDigest?: boolean };
+export type CommonPushOptions = Pick<PushOptions, 'logger' | 'tmpDir' | 'annotations' | 'compression'> & { byDigest?: boolean };
 
 /** Blobs copied between registries at once. */
 const COPIES = 4;
@@ -35,27 +35,33 @@ const COPIES = 4;
 export const recordKey = (t: Pick<PushTarget, 'client'>): string => `${t.client.registry}/${t.client.repository}`;
 
 /** The store cache's record of the layers last pushed to the target's repository (none without a store
- *  cache), each bound to that repository: trusted by a push to it alone. */
-export async function knownFromRecord(dir: string | undefined, target: Pick<PushTarget, 'client'>): Promise<KnownLayer[]> {
+ *  cache), each bound to that repository: trusted by a push to it alone. An entry without a media type
+ *  is a gzip layer (records before zstd). */
+export async function knownFromRecord(dir: string | undefined, target: Pick<PushTarget, 'client'>, pin?: string | null): Promise<KnownLayer[]> {
   if (!dir) return [];
   const recordedFor = recordKey(target);
-  return (await readLayerRecord(dir, recordedFor)).map((l) => ({
+  return (await readLayerRecord(dir, recordedFor, pin)).map((l) => ({
     diffID: l.diffID,
-    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
+    desc: { mediaType: l.mediaType ?? MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
     ...(l.key ? { key: l.key } : {}),
     recordedFor,
   }));
 }
 
-/** Adds the layers of a push (made, trusted, or checked by hashing) to the record of the target's repository. */
-export async function recordPushed(dir: string, target: Pick<PushTarget, 'client'>, result: PushResult): Promise<void> {
-  await recordLayers(dir, recordKey(target), result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}) })));
+/** Adds the layers of a push (made, trusted, or checked by hashing) to the record of the target's
+ *  repository; returns the digest of the record written. */
+export async function recordPushed(dir: string, target: Pick<PushTarget, 'client'>, result: PushResult): Promise<string> {
+  return recordLayers(
+    dir,
+    recordKey(target),
+    result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}), ...(l.mediaType === MediaTypes.ociLayerGzip ? {} : { mediaType: l.mediaType }) })),
+  );
 }
 
 export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: CommonPushOptions): Promise<PushResult[]> {
   const [first] = targets;
   if (!first) throw new Error('pushToAll needs a target');
-  const common = { logger: opts.logger, tmpDir: opts.tmpDir, annotations: opts.annotations, compressionLevel: opts.compressionLevel };
+  const common = { logger: opts.logger, tmpDir: opts.tmpDir, annotations: opts.annotations, compression: opts.compression };
   if (targets.length === 1) {
     return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }

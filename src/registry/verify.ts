@@ -1,20 +1,23 @@
-// What a blob holds, as facts: a gzip layer blob's digest fixes its bytes, and so the diff id it inflates
-// to. A diff id another repository's config, a manifest another tool pushed or a record from elsewhere
-// claims for a blob is only a claim; the blob is downloaded, inflated and hashed before it goes into an
+// What a blob holds, as facts: a layer blob's digest fixes its bytes, and so the diff id it inflates to
+// (gzip, or zstd by its media type: image/zstd.ts inflates it, by Node or by the zstd command). A diff id
+// another repository's config, a manifest another tool pushed or a record from elsewhere claims for a
+// blob is only a claim; the blob is downloaded, inflated and hashed before it goes into an
 // image, and what it gave is kept for the rest of the process (it holds in every repository and registry).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
+import { zstdInflate } from '../image/zstd.js';
 import type { ReadOptions, RegistryClient } from './client.js';
+import { MediaTypes } from './types.js';
 
 /** Blob digest → the diff id its content inflates to, for blobs hashed (or made) in this process. */
 const inflated = new Map<string, Promise<string>>();
 
-/** The diff id of a gzip layer blob, downloaded from the client's registry (opts.repository: another
- *  repository of it), inflated and hashed; once per blob per process. Rejects when the blob cannot be
- *  read or is not gzip. */
-export function blobDiffID(client: RegistryClient, blob: { digest: string; size: number }, opts: ReadOptions = {}): Promise<string> {
+/** The diff id of a layer blob, downloaded from the client's registry (opts.repository: another
+ *  repository of it), inflated (zstd when its media type says so, else gzip) and hashed; once per blob
+ *  per process. Rejects when the blob cannot be read or is not what its type says. */
+export function blobDiffID(client: RegistryClient, blob: { digest: string; size: number; mediaType?: string }, opts: ReadOptions = {}): Promise<string> {
   let known = inflated.get(blob.digest);
   if (!known) {
     known = hashInflated(client, blob, opts);
@@ -36,11 +39,11 @@ export function rememberDiffID(digest: string, diffID: string): void {
   inflated.set(digest, Promise.resolve(diffID));
 }
 
-async function hashInflated(client: RegistryClient, blob: { digest: string; size: number }, opts: ReadOptions): Promise<string> {
+async function hashInflated(client: RegistryClient, blob: { digest: string; size: number; mediaType?: string }, opts: ReadOptions): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(
     Readable.from(client.blobPieces(blob.digest, blob.size, opts)),
-    createGunzip(),
+    blob.mediaType === MediaTypes.ociLayerZstd ? zstdInflate : createGunzip(),
     async (source: AsyncIterable<Buffer>) => {
       for await (const chunk of source) hash.update(chunk);
     },
