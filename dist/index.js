@@ -1,27 +1,38 @@
 import { createRequire as __nia_createRequire } from 'node:module'; const require = __nia_createRequire(import.meta.url);
 import {
+  AuthError,
+  COMPRESSION_LEVELS,
   HttpClient,
   ImageMismatchError,
   LAYERS_AT_ONCE,
   MediaTypes,
+  NetworkError,
   NixCommandError,
+  QuotaSpentError,
+  RateLimitError,
+  RegistryError,
+  StallError,
   __toESM,
   actionLogger,
   addPath,
   archiveInput,
   attachImageDocuments,
   blocksInFlight,
+  cacheUrlProblem,
   checkVersion,
   compressorID,
   core_exports,
   cp,
   debug,
+  describeBody,
   endGroup,
   errorLine,
   exec,
   fetchAttachedDocuments,
+  httpError,
   info,
   isDebug,
+  isRetryableStatus,
   knownLayers,
   limiter,
   localFlakeDir,
@@ -29,6 +40,7 @@ import {
   nixOutput,
   nixStoreBinary,
   notice,
+  openBinaryCache,
   publicKeyOf,
   pushImage,
   readDerivation,
@@ -48,12 +60,13 @@ import {
   sha256Digest,
   startGroup,
   stepTempDir,
+  substitutedFrom,
   tagAll,
   untrustedCacheWarning,
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-FBCQLUM4.js";
+} from "./chunks/chunk-DJX4EU34.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -61,6 +74,9 @@ function threadPoolSize(env) {
   return env.UV_THREADPOOL_SIZE || String(LAYERS_AT_ONCE * blocksInFlight() + IO_THREADS);
 }
 process.env.UV_THREADPOOL_SIZE = threadPoolSize(process.env);
+
+// src/main.ts
+import { rmSync as rmSync2 } from "node:fs";
 
 // src/inputs/index.ts
 var InputError = class extends Error {
@@ -134,6 +150,15 @@ function oneOf(name, value, allowed) {
   if (allowed.includes(value)) return value;
   throw new InputError(name, `expected one of ${allowed.join(", ")}, got "${value}"`);
 }
+function parseCompression(value) {
+  const m = /^(gzip|zstd)(?::(\d+))?$/.exec(value || "gzip");
+  if (!m) throw new InputError("compression", `expected gzip or zstd, optionally with a level (gzip:6, zstd:9), got "${value}"`);
+  const algorithm = m[1];
+  const { default: fallback, min, max } = COMPRESSION_LEVELS[algorithm];
+  const level = m[2] === void 0 ? fallback : Number(m[2]);
+  if (level < min || level > max) throw new InputError("compression", `${algorithm} levels go from ${min} to ${max}, got "${value}"`);
+  return { algorithm, level };
+}
 function parseInputs(get, env = process.env) {
   const attr = get("attr");
   if (attr === "") throw new InputError("attr", "expected the flake attribute that builds the image, e.g. docker");
@@ -170,6 +195,14 @@ function parseInputs(get, env = process.env) {
   const sbom = sbomValue === "cyclonedx" || sbomValue === "spdx" ? sbomValue : false;
   const sbomAttach = parseBoolean("sbom-attach", get("sbom-attach"), false);
   if (sbomAttach && !push2) throw new InputError("sbom-attach", "needs push: true (the documents are attached to the pushed image)");
+  const binaryCache = get("binary-cache");
+  if (binaryCache !== "") {
+    const problem = cacheUrlProblem(binaryCache);
+    if (problem) throw new InputError("binary-cache", problem);
+    if (get("binary-cache-key") === "" && get("binary-cache-public-key") === "") {
+      throw new InputError("binary-cache", "needs binary-cache-public-key (or binary-cache-key): a cache that other jobs write is used only with signatures by a key you name, never trusted as it is");
+    }
+  }
   return {
     flake,
     attr,
@@ -179,6 +212,7 @@ function parseInputs(get, env = process.env) {
     tags,
     reuseTags: splitList(get("reuse-tags")),
     layersFrom: oneOf("layers-from", get("layers-from") || "auto", ["auto", "archive"]),
+    compression: parseCompression(get("compression")),
     username: get("username"),
     password: get("password"),
     githubToken: get("github-token"),
@@ -200,7 +234,8 @@ function parseInputs(get, env = process.env) {
     sbom,
     sbomAttach,
     binaryCacheKey: get("binary-cache-key") && checkNixKey("binary-cache-key", get("binary-cache-key"), 64),
-    binaryCachePublicKeys: splitList(get("binary-cache-public-key").replace(/\s+/g, "\n")).map((k) => checkNixKey("binary-cache-public-key", k, 32))
+    binaryCachePublicKeys: splitList(get("binary-cache-public-key").replace(/\s+/g, "\n")).map((k) => checkNixKey("binary-cache-public-key", k, 32)),
+    binaryCache
   };
 }
 
@@ -642,10 +677,18 @@ function nixConfSecrets(conf) {
 function unique(values) {
   return [...new Set(values.filter((v) => v.trim() !== ""))];
 }
-function evaluatesImpurely(buildArgs) {
-  return buildArgs.some(
-    (arg, i) => arg === "--impure" || arg === "--no-pure-eval" || arg === "--option" && buildArgs[i + 1] === "pure-eval" && /^(false|0|no)$/i.test(buildArgs[i + 2] ?? "")
+var FALSE = /^(false|0|no)$/i;
+var TRUE = /^(true|1|yes)$/i;
+function impureSetting(line) {
+  const m = /^\s*(?:extra-)?([A-Za-z0-9-]+)\s*=\s*(\S*)/.exec(line.replace(/#.*$/, ""));
+  if (!m) return false;
+  return m[1] === "pure-eval" && FALSE.test(m[2]) || m[1] === "allow-unsafe-native-code-during-evaluation" && TRUE.test(m[2]);
+}
+function evaluatesImpurely(buildArgs, nixConf = []) {
+  const args = buildArgs.some(
+    (arg, i) => arg === "--impure" || arg === "--no-pure-eval" || arg === "--allow-unsafe-native-code-during-evaluation" || arg === "--option" && buildArgs[i + 1] === "pure-eval" && FALSE.test(buildArgs[i + 2] ?? "") || arg === "--option" && buildArgs[i + 1] === "allow-unsafe-native-code-during-evaluation" && TRUE.test(buildArgs[i + 2] ?? "")
   );
+  return args || nixConf.some((conf) => conf.split(/\r?\n/).some(impureSetting));
 }
 function maskNixSecrets(inputs, setSecret2 = setSecret) {
   const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ""), ...nixConfSecrets(inputs.extraNixConf ?? "")]);
@@ -909,10 +952,11 @@ async function setupNix(opts) {
   const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
   if (said?.level === "error") throw new NixInstallError(said.message);
   if (said) core_exports[said.level](said.message);
-  const nixEnv = { NIX_CONFIG: config.secret === "" ? config.env : `${config.env}
-!include ${secretConfFile(config.secret)}` };
+  const secretFile = config.secret === "" ? void 0 : secretConfFile(config.secret);
+  const nixEnv = { NIX_CONFIG: secretFile ? `${config.env}
+!include ${secretFile}` : config.env };
   info(`${installed ? "installed" : "using"} Nix ${version} (${nix})`);
-  return { nix, version, installed, env: nixEnv };
+  return { nix, version, installed, env: nixEnv, ...secretFile ? { secretFile } : {} };
 }
 
 // src/nix/build.ts
@@ -1027,7 +1071,7 @@ function untrackedHint(flake, message, cwd) {
   return `${file} is not tracked by git; git add it: flakes only see tracked files`;
 }
 async function evaluateDerivation(opts) {
-  if (opts.buildArgs.includes("--impure")) return { reason: "build-args has --impure: the derivation does not fix the image" };
+  if (evaluatesImpurely(opts.buildArgs, [String(opts.env?.NIX_CONFIG ?? "")])) return { reason: "the evaluation is impure (build-args or the Nix settings): the derivation does not fix the image" };
   let drvPath;
   try {
     const out = await nixOutput(opts.nix, ["path-info", "--derivation", "--option", "allow-import-from-derivation", "false", opts.installable, ...opts.buildArgs], opts.env);
@@ -1055,11 +1099,12 @@ async function evaluateDerivation(opts) {
 function ignoredSubstituters(log) {
   return [...log.replace(ANSI, "").matchAll(/ignoring untrusted substituter '([^']+)'/g)].map((m) => m[1]);
 }
-async function runLogged(command, args, env) {
+async function runLogged(command, args, env, onLine) {
   startGroup(`${basename(command)} ${args.join(" ")}`);
   let stdout = "";
   let stderr = "";
   let head2 = "";
+  let partial = "";
   try {
     const code = await new Promise((resolve, reject) => {
       const child = spawn2(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -1069,9 +1114,17 @@ async function runLogged(command, args, env) {
         stderr = (stderr + text).slice(-64 * 1024);
         if (head2.length < 64 * 1024) head2 += text;
         process.stdout.write(text);
+        if (onLine) {
+          const lines = (partial + text).split("\n");
+          partial = lines.pop();
+          lines.forEach(onLine);
+        }
       });
       child.on("error", (e) => reject(new BuildError(`cannot run ${command}: ${e.message}`)));
-      child.on("close", resolve);
+      child.on("close", (code2) => {
+        if (partial && onLine) onLine(partial);
+        resolve(code2);
+      });
     });
     return { code, stdout, stderr, head: head2 };
   } finally {
@@ -1080,14 +1133,14 @@ async function runLogged(command, args, env) {
 }
 async function realiseDerivation(opts, drvPath, what) {
   const started = Date.now();
-  const { code, stdout, stderr, head: head2 } = await runLogged(nixStoreBinary(opts.nix), ["--realise", drvPath], opts.env);
+  const { code, stdout, stderr, head: head2 } = await runLogged(nixStoreBinary(opts.nix), ["--realise", drvPath], opts.env, opts.onLine);
   if (code !== 0) throw new BuildError(describeFailure(what, code, stderr));
   return { outPaths: stdout.split("\n").filter(Boolean), seconds: (Date.now() - started) / 1e3, ignoredSubstituters: ignoredSubstituters(head2) };
 }
 async function buildImageOutput(opts) {
   const args = ["build", "--no-link", "--json", "--print-build-logs", opts.installable, ...opts.buildArgs];
   const started = Date.now();
-  const { code, stdout, stderr, head: head2 } = await runLogged(opts.nix, args, opts.env);
+  const { code, stdout, stderr, head: head2 } = await runLogged(opts.nix, args, opts.env, opts.onLine);
   if (code !== 0) throw new BuildError(describeFailure(opts.installable, code, stderr));
   let parsed;
   try {
@@ -1269,11 +1322,11 @@ function planFromConf(confText, image) {
     }
   };
 }
-async function realisePlan(image, nix, env) {
+async function realisePlan(image, nix, env, onLine) {
   const started = Date.now();
   const seconds = () => (Date.now() - started) / 1e3;
   const store = nixStoreBinary(nix);
-  const built = await realiseDerivation({ nix, env }, image.confDrv, `the image's conf ${basename2(image.confDrv)}`);
+  const built = await realiseDerivation({ nix, env, ...onLine ? { onLine } : {} }, image.confDrv, `the image's conf ${basename2(image.confDrv)}`);
   const confPath = built.outPaths.at(-1) ?? image.confPath;
   const confText = await readFile2(confPath, "utf8");
   const step = planFromConf(confText, { ...image, confPath });
@@ -1314,7 +1367,7 @@ async function resolveImage(opts) {
     const recognised = await recogniseImage(drvPath);
     reason = recognised.reason;
     if (recognised.image) {
-      const realised = await realisePlan(recognised.image, opts.nix, opts.env);
+      const realised = await realisePlan(recognised.image, opts.nix, opts.env, opts.onLine);
       reason = realised.reason;
       plan = realised.plan;
       ignored = realised.ignoredSubstituters;
@@ -2057,20 +2110,20 @@ function configSource(plan) {
 function digestOf(value) {
   return `sha256:${createHash2("sha256").update(JSON.stringify(value)).digest("hex")}`;
 }
-function storeLayerKey(paths, tar, level) {
-  return digestOf({ maker: `store-layer/${LAYER_MAKER_VERSION}`, compressor: compressorID(level), paths, tar });
+function storeLayerKey(paths, tar, compression) {
+  return digestOf({ maker: `store-layer/${LAYER_MAKER_VERSION}`, compressor: compressorID(compression), paths, tar });
 }
-function customisationLayerKey(path2, level) {
-  return digestOf({ maker: "customisation-layer/1", compressor: compressorID(level), path: path2 });
+function customisationLayerKey(path2, compression) {
+  return digestOf({ maker: "customisation-layer/1", compressor: compressorID(compression), path: path2 });
 }
 async function customisationDiffID(path2) {
   const checksum = (await readFile3(join6(path2, "checksum"), "utf8")).trim();
   if (!/^[0-9a-f]{64}$/.test(checksum)) throw new Error(`${path2}/checksum does not hold a sha256: "${checksum.slice(0, 80)}"`);
   return `sha256:${checksum}`;
 }
-function planKeys(plan, level) {
+function planKeys(plan, compression) {
   const tar = tarParams(plan);
-  return [...plan.storeLayers.map((paths) => storeLayerKey(paths, tar, level)), customisationLayerKey(plan.customisationLayer, level)];
+  return [...plan.storeLayers.map((paths) => storeLayerKey(paths, tar, compression)), customisationLayerKey(plan.customisationLayer, compression)];
 }
 function planInput(plan, opts = {}) {
   const tar = tarParams(plan);
@@ -2078,7 +2131,7 @@ function planInput(plan, opts = {}) {
   const source = configSource(plan);
   const names = plan.storeLayers.map((_, i) => `layer ${i + 1}`);
   const custName = `layer ${plan.storeLayers.length + 1} (customisation)`;
-  const keys = planKeys(plan, opts.compressionLevel);
+  const keys = planKeys(plan, opts.compression);
   return {
     description: `${plan.storeLayers.length + 1} layers made from the store (dockerTools layer plan)`,
     async readLayers(visit) {
@@ -2110,10 +2163,10 @@ function planRefusal(plan) {
     throw error;
   }
 }
-async function imageToPush(built, labels) {
-  if (built.plan) return { input: labelled(planInput(built.plan), labels), format: "layers from the store" };
+async function imageToPush(built, labels, compression) {
+  if (built.plan) return { input: labelled(planInput(built.plan, { compression }), labels), format: "layers from the store" };
   const source = await detectSource(built.outPath);
-  const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan) : void 0;
+  const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan, compression) : void 0;
   return { input: labelled(archiveInput(source, { keys }), labels), format: source.format, source };
 }
 
@@ -2206,7 +2259,7 @@ var WRITER_VERSIONS = {
 };
 function settingsDigest(s = {}) {
   const shaping = {
-    compressor: compressorID(s.compressionLevel),
+    compressor: compressorID(s.compression),
     storeLayer: `store-layer/${LAYER_MAKER_VERSION}`,
     ...WRITER_VERSIONS,
     layersFrom: s.layersFrom ?? "auto",
@@ -2293,65 +2346,6 @@ function basicHeader(c) {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
 }
 
-// src/registry/transport/error.ts
-var RegistryError = class extends Error {
-  constructor(message, status, code, retryAfterMs) {
-    super(message);
-    this.status = status;
-    this.code = code;
-    this.retryAfterMs = retryAfterMs;
-  }
-  status;
-  code;
-  retryAfterMs;
-  name = "RegistryError";
-};
-var NetworkError = class extends RegistryError {
-  name = "NetworkError";
-};
-var StallError = class extends NetworkError {
-  name = "StallError";
-};
-var AuthError = class extends RegistryError {
-  name = "AuthError";
-};
-function describeBody(body) {
-  const raw = body.toString("utf8").trim();
-  if (raw === "") return { text: "" };
-  try {
-    const parsed = JSON.parse(raw);
-    if (Array.isArray(parsed.errors) && parsed.errors.length > 0) {
-      const text = parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(": ")).join("; ");
-      return { code: parsed.errors[0]?.code, text };
-    }
-  } catch {
-  }
-  const line = raw.replace(/\s+/g, " ");
-  return { text: line.length > 200 ? `${line.slice(0, 200)}\u2026` : line };
-}
-function isRetryableStatus(status) {
-  return status === 408 || status === 429 || status >= 500;
-}
-function parseRetryAfter(value, now = Date.now()) {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (!v) return void 0;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1e3;
-  const date = Date.parse(v);
-  return Number.isNaN(date) ? void 0 : Math.max(0, date - now);
-}
-function deniedHint(registry) {
-  if (registry === "ghcr.io") {
-    return "the token may not write this package: give the job 'permissions: packages: write', and if the package was first pushed from elsewhere, add this repository under the package's Manage Actions access";
-  }
-  return "the credentials were accepted but may not push to this repository";
-}
-function httpError(opts) {
-  const { code, text } = describeBody(opts.body);
-  const message = `registry ${opts.registry} answered ${opts.status}${opts.statusText ? ` ${opts.statusText}` : ""} to ${opts.what}` + (text ? `: ${text}` : "") + (opts.status === 403 ? ` (${deniedHint(opts.registry)})` : "");
-  const Kind = opts.status === 401 || opts.status === 403 ? AuthError : RegistryError;
-  return new Kind(message, opts.status, code, parseRetryAfter(opts.retryAfter));
-}
-
 // src/registry/transport/origin.ts
 function originOf(url) {
   return new URL(url).origin;
@@ -2365,8 +2359,8 @@ function isPlainHttp(url) {
 
 // src/registry/transport/bearer.ts
 var DEFAULT_TOKEN_SECONDS = 60;
-async function fetchToken(transport, t) {
-  const { challenge, credentials, registry } = t;
+function realmOf(t) {
+  const { challenge, registry } = t;
   const realm = challenge.params.realm;
   if (!realm) throw new AuthError(`registry ${registry} asked for a bearer token but named no realm to get it from`);
   let url;
@@ -2376,32 +2370,46 @@ async function fetchToken(transport, t) {
     throw new AuthError(`registry ${registry} named a token realm that is not a URL: ${realm}`);
   }
   if (url.protocol !== "https:" && url.protocol !== "http:") throw new AuthError(`registry ${registry} named a token realm that is not HTTP(S): ${realm}`);
-  if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
-  for (const scope of t.scopes) url.searchParams.append("scope", scope);
-  const realmUrl = url;
-  const refusePlain = (hop, how) => {
-    if (isPlainHttp(hop) && !t.insecure) {
-      throw new AuthError(`registry ${registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP: set insecure: true to get a token there`);
-    }
-  };
-  refusePlain(url, "names the token realm");
-  const auth = credentials ? { authorization: basicHeader(credentials) } : {};
-  let res = await transport.request({ method: "GET", url, headers: auth, signal: t.signal });
-  for (let hops = 0; REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
-    const location = res.headers.location;
-    if (!location) break;
-    url = new URL(location, url);
-    refusePlain(url, "sent the token request on to");
-    res = await transport.request({ method: "GET", url, headers: sameOrigin(url, realmUrl) ? auth : {}, signal: t.signal });
+  refusePlain(url, t, "names the token realm");
+  return url;
+}
+function refusePlain(hop, t, how) {
+  if (isPlainHttp(hop) && !t.insecure) {
+    throw new AuthError(`registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP: set insecure: true to get a token there`);
   }
+}
+var FORM = "application/x-www-form-urlencoded";
+async function fetchToken(transport, t) {
+  const { challenge, credentials, registry } = t;
+  let url = realmOf(t);
+  let res;
+  if (credentials?.identityToken) {
+    const form = new URLSearchParams({ grant_type: "refresh_token", refresh_token: credentials.identityToken, client_id: CLIENT_ID });
+    if (challenge.params.service) form.set("service", challenge.params.service);
+    if (t.scopes.length > 0) form.set("scope", t.scopes.join(" "));
+    res = await transport.request({ method: "POST", url, headers: { "content-type": FORM }, body: Buffer.from(form.toString()), signal: t.signal });
+  } else {
+    if (challenge.params.service) url.searchParams.set("service", challenge.params.service);
+    for (const scope of t.scopes) url.searchParams.append("scope", scope);
+    const realmUrl = url;
+    const auth = credentials ? { authorization: basicHeader(credentials) } : {};
+    res = await transport.request({ method: "GET", url, headers: auth, signal: t.signal });
+    for (let hops = 0; REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
+      const location = res.headers.location;
+      if (!location) break;
+      url = new URL(location, url);
+      refusePlain(url, t, "sent the token request on to");
+      res = await transport.request({ method: "GET", url, headers: sameOrigin(url, realmUrl) ? auth : {}, signal: t.signal });
+    }
+  }
+  const failure = () => httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"], headers: res.headers });
   if (res.status === 401 || res.status === 403) {
+    const err = failure();
+    if (!(err instanceof AuthError)) throw err;
     const who = credentials ? `the credentials of ${credentials.username}` : "anonymous access";
-    const err = httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body });
     throw new AuthError(`registry ${registry} rejected ${who}: ${err.message}`, res.status, err.code);
   }
-  if (res.status !== 200) {
-    throw httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"] });
-  }
+  if (res.status !== 200) throw failure();
   let body;
   try {
     body = JSON.parse(res.body.toString("utf8"));
@@ -2411,7 +2419,43 @@ async function fetchToken(transport, t) {
   const token = body.token ?? body.access_token;
   if (!token) throw new AuthError(`registry ${registry}: the token endpoint ${url.host} answered without a token`);
   const expiresIn = typeof body.expires_in === "number" && Number.isFinite(body.expires_in) && body.expires_in > 0 ? body.expires_in : DEFAULT_TOKEN_SECONDS;
-  return { value: token, expiresInS: expiresIn, receivedAt: Date.now() };
+  return { value: token, expiresInS: expiresIn, receivedAt: Date.now(), ...typeof body.refresh_token === "string" && body.refresh_token ? { refreshToken: body.refresh_token } : {} };
+}
+var CLIENT_ID = "nix-image-action";
+function jwtClaims(token) {
+  const part = token.split(".")[1];
+  if (!part) return void 0;
+  try {
+    const claims = JSON.parse(Buffer.from(part, "base64url").toString("utf8"));
+    return claims && typeof claims === "object" ? claims : void 0;
+  } catch {
+    return void 0;
+  }
+}
+var ACR_TOKEN_USER = "00000000-0000-0000-0000-000000000000";
+async function exchangeAadToken(transport, t) {
+  const { credentials, registry } = t;
+  if (!credentials?.identityToken || credentials.username !== ACR_TOKEN_USER) return void 0;
+  const claims = jwtClaims(credentials.identityToken);
+  if (!claims || typeof claims.tid !== "string" || claims.iss === "Azure Container Registry") return void 0;
+  const url = new URL("/oauth2/exchange", realmOf(t));
+  const form = new URLSearchParams({ grant_type: "access_token", access_token: credentials.identityToken, tenant: claims.tid });
+  if (t.challenge.params.service) form.set("service", t.challenge.params.service);
+  const res = await transport.request({ method: "POST", url, headers: { "content-type": FORM }, body: Buffer.from(form.toString()), signal: t.signal });
+  const what = `the exchange of an Azure AD token for a refresh token (${url.host}${url.pathname})`;
+  if (res.status !== 200) {
+    const err = httpError({ registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"], headers: res.headers });
+    if (err instanceof AuthError) throw new AuthError(`registry ${registry} rejected the Azure AD token of the Docker config: ${err.message}`, res.status, err.code);
+    throw err;
+  }
+  let body;
+  try {
+    body = JSON.parse(res.body.toString("utf8"));
+  } catch {
+    throw new AuthError(`registry ${registry}: ${what} answered with something that is not JSON`);
+  }
+  if (typeof body.refresh_token !== "string" || body.refresh_token === "") throw new AuthError(`registry ${registry}: ${what} answered without a refresh_token`);
+  return body.refresh_token;
 }
 
 // src/registry/transport/budget.ts
@@ -2585,6 +2629,8 @@ var TlsError = class extends RegistryError {
 // src/registry/transport/retry.ts
 var defaultRetry = { attempts: 8, baseMs: 500, maxMs: 3e4, budgetMs: 12e4 };
 function isRetryable(error) {
+  if (error instanceof QuotaSpentError) return false;
+  if (error instanceof RateLimitError) return true;
   if (error instanceof AuthError) return false;
   if (error instanceof NetworkError) return true;
   if (error instanceof RegistryError) return error.status !== void 0 && isRetryableStatus(error.status);
@@ -2698,6 +2744,8 @@ var TokenHolder = class {
 // src/registry/client.ts
 var MAX_SESSIONS = 3;
 var BLOB_CATCH_UP_TRIES = 3;
+var MOUNT_REFUSED = [401, 403, 404];
+var GHCR_CHUNK_LIMIT = 4 * 1024 * 1024;
 var BLOB_PIECE = 8 * 1024 * 1024;
 var MANIFEST_ACCEPT = [
   "application/vnd.oci.image.manifest.v1+json",
@@ -2708,6 +2756,7 @@ var MANIFEST_ACCEPT = [
 var RegistryClient = class {
   constructor(opts) {
     this.opts = opts;
+    this.credentials = opts.credentials;
     this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs });
     this.retry = { ...defaultRetry, ...opts.retry };
     this.budget = new RetryBudget(this.retry.budgetMs);
@@ -2724,6 +2773,19 @@ var RegistryClient = class {
   /** Scopes a registry's challenge asked for that we had not (as go-containerregistry adds them). */
   extraScopes = /* @__PURE__ */ new Set();
   sessions = 0;
+  /** Source repositories the registry refused a mount from (401, 403): not asked again. */
+  mountRefused = /* @__PURE__ */ new Map();
+  /** from@digest → the status of a refused mount. */
+  mountRefusals = /* @__PURE__ */ new Map();
+  /** The credentials in use: those given, with an identity token exchanged or renewed, or a helper's
+   *  fresh answer. */
+  credentials;
+  /** The credentials have worked (the basic check at ping, or a token). */
+  worked = false;
+  /** The helper was asked again since the credentials last worked: not again until they do. */
+  reasked = false;
+  /** An Azure AD identity token has been exchanged (or found not to need it). */
+  exchanged = false;
   get registry() {
     return this.opts.registry;
   }
@@ -2760,7 +2822,8 @@ var RegistryClient = class {
     return this.ready;
   }
   async doPing() {
-    const { registry, insecure, credentials } = this.opts;
+    const { registry, insecure } = this.opts;
+    const credentials = this.credentials;
     let unreachable = 0;
     const firstContact = (error) => error instanceof NetworkError && !(error instanceof StallError) ? ++unreachable < 3 : isRetryable(error);
     const { base, response } = await withRetry(
@@ -2768,7 +2831,7 @@ var RegistryClient = class {
       () => pickScheme(registry, insecure ?? false, async (b) => {
         const res = await this.transport.request({ method: "GET", url: new URL("/v2/", b) });
         if (isRetryableStatus(res.status)) {
-          throw httpError({ registry, what: "GET /v2/", status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"] });
+          throw httpError({ registry, what: "GET /v2/", status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"], headers: res.headers });
         }
         return res;
       }),
@@ -2798,20 +2861,66 @@ var RegistryClient = class {
     }
     if (challenge?.scheme === "basic") {
       if (!credentials) throw new AuthError(`registry ${registry} requires a user name and password: ${this.opts.credentialsHint ?? "set the username and password inputs"}`, 401);
+      if (credentials.identityToken) throw new AuthError(`registry ${registry} asks for a user name and password (basic auth), but its credentials are an identity token, which only a token server takes`, 401);
       this.auth = { kind: "basic", header: basicHeader(credentials) };
       const check = await this.transport.request({ method: "GET", url: new URL("/v2/", base), headers: { authorization: this.auth.header } });
       if (check.status === 401 || check.status === 403) {
         throw new AuthError(`registry ${registry} rejected the credentials of ${credentials.username} (${check.status})`, check.status);
       }
+      this.worked = true;
       return;
     }
     throw new AuthError(`registry ${registry} asks for an authentication scheme we do not speak: ${header(response, "www-authenticate") ?? "none given"}`, 401);
   }
+  /** A token for our scopes, with the credentials in use. Credentials that worked before and are now
+   *  rejected (401) come from the credential helper again, once; an identity token the token server
+   *  renews is used from then on. */
+  async fetchToken(challenge) {
+    let token;
+    try {
+      token = await this.scopedToken(challenge);
+    } catch (error) {
+      if (!(error instanceof AuthError && error.status === 401 && this.worked && this.askAgain())) throw error;
+      token = await this.scopedToken(challenge);
+    }
+    this.worked = true;
+    this.reasked = false;
+    if (token.refreshToken && this.credentials?.identityToken && token.refreshToken !== this.credentials.identityToken) {
+      this.opts.onSecret?.(token.refreshToken);
+      this.credentials = { ...this.credentials, identityToken: token.refreshToken };
+    }
+    return token;
+  }
+  /** The credentials from the credential helper again (masked), after the registry rejected those that
+   *  had worked: false when there is no helper to ask, it was asked already, or it has none now. */
+  askAgain() {
+    const again = this.opts.reloadCredentials;
+    if (!again || this.reasked) return false;
+    this.reasked = true;
+    const fresh = again();
+    if (!fresh) return false;
+    for (const secret of [fresh.password, fresh.identityToken]) if (secret) this.opts.onSecret?.(secret);
+    this.credentials = fresh;
+    this.exchanged = false;
+    if (this.auth.kind === "basic") this.auth.header = basicHeader(fresh);
+    this.opts.logger.info(`registry ${this.opts.registry} rejected the credentials that had worked (401): asked their credential helper again`);
+    return true;
+  }
   /** A token for our scopes. A token server that refuses the pull scopes on other repositories (rather
    *  than granting less, as the spec has it) is asked again for this repository alone: reuse from there
-   *  then finds nothing, and the push goes on. */
-  async fetchToken(challenge) {
-    const { credentials, registry, insecure } = this.opts;
+   *  then finds nothing, and the push goes on. An Azure AD identity token is exchanged first (ACR). */
+  async scopedToken(challenge) {
+    const { registry, insecure } = this.opts;
+    if (!this.exchanged) {
+      const refresh = await exchangeAadToken(this.transport, { challenge, credentials: this.credentials, registry, insecure: insecure ?? false });
+      this.exchanged = true;
+      if (refresh) {
+        this.opts.onSecret?.(refresh);
+        this.credentials = { ...this.credentials, identityToken: refresh };
+        this.opts.logger.info(`registry ${registry}: exchanged the Azure AD token of the Docker config for a registry refresh token`);
+      }
+    }
+    const credentials = this.credentials;
     const scopes = this.scopes();
     const request = (s) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false });
     try {
@@ -2841,8 +2950,9 @@ var RegistryClient = class {
   /**
    * One request, with the registry's credentials if it goes to the registry's origin; a 401 from the
    * registry under a bearer token (revoked, or short of a scope its challenge names) fetches a fresh token
-   * once. Follows redirects for reads, each hop judged against the registry's origin (not the previous
-   * hop): blob storage gets no credentials.
+   * once; under basic auth that had worked, asks the credential helper again once. Follows redirects for
+   * reads, each hop judged against the registry's origin (not the previous hop): blob storage gets no
+   * credentials.
    */
   async send(req) {
     await abortable(this.ping(), req.signal, `${req.method} ${req.url.pathname}`);
@@ -2859,6 +2969,9 @@ var RegistryClient = class {
       }
       this.auth.tokens.invalidate(first.headers?.authorization?.slice("Bearer ".length));
       res = await this.transport.request(await withAuth(req));
+    } else if (res.status === 401 && this.auth.kind === "basic" && this.toRegistry(req.url) && this.worked && this.askAgain()) {
+      res = await this.transport.request(await withAuth(req));
+      if (res.status !== 401) this.reasked = false;
     }
     for (let hops = 0; (req.method === "GET" || req.method === "HEAD") && REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = header(res, "location");
@@ -2869,7 +2982,21 @@ var RegistryClient = class {
     return res;
   }
   fail(what, res) {
-    return httpError({ registry: this.opts.registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"] });
+    return httpError({ registry: this.opts.registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"], headers: res.headers });
+  }
+  /** A 403 without a body to a HEAD in this repository, which the credentials were checked to push to: a
+   *  HEAD's answer cannot say it is a rate limit (ghcr.io's secondary one), and a refusal is unlikely
+   *  there, so it is retried as a rate limit (a real refusal still fails, after the retries). */
+  rateLimitedHead(what, r, res) {
+    if (r.method !== "HEAD" || res.status !== 403 || res.body.length > 0 || !r.url.pathname.startsWith(`/v2/${this.opts.repository}/`)) return void 0;
+    const error = this.fail(what, res);
+    if (error instanceof RateLimitError) return error;
+    return new RateLimitError(
+      `registry ${this.opts.registry} answered 403${res.statusText ? ` ${res.statusText}` : ""} to ${what} (no body to say why: taken for a rate limit and retried)`,
+      403,
+      void 0,
+      error.retryAfterMs
+    );
   }
   /** One request with its retries; `ok` lists the statuses that are answers rather than failures. */
   async call(what, req, ok2, signal, retryable) {
@@ -2881,7 +3008,12 @@ var RegistryClient = class {
           if (error instanceof NetworkError) throw new error.constructor(`${what}: ${error.message}`);
           throw error;
         });
-        if (!ok2.includes(res.status)) throw this.fail(what, res);
+        const r = req();
+        if (!ok2.includes(res.status)) throw this.rateLimitedHead(what, r, res) ?? this.fail(what, res);
+        if (res.status === 403) {
+          const error = this.fail(what, res);
+          if (error instanceof RateLimitError) throw error;
+        }
         return res;
       },
       this.retry,
@@ -2938,6 +3070,48 @@ var RegistryClient = class {
     return { mediaType: header(res, "content-type") ?? "", digest: sha256Digest(res.body), bytes: res.body };
   }
   /**
+   * HEAD of a manifest: whether `ref` exists and the digest the registry gives for it
+   * (Docker-Content-Digest; undefined when it gives none). Never counted as a pull by Docker Hub.
+   */
+  async headManifest(ref, opts = {}) {
+    const res = await this.call(
+      `HEAD manifest ${ref}${this.from(opts)}`,
+      () => ({ method: "HEAD", url: this.url(`manifests/${ref}`, opts.repository), headers: { accept: MANIFEST_ACCEPT } }),
+      [200, 404],
+      opts.signal
+    );
+    if (res.status === 404) return { exists: false };
+    const digest = header(res, "docker-content-digest");
+    return { exists: true, ...digest && /^sha256:[0-9a-f]{64}$/.test(digest) ? { digest } : {} };
+  }
+  /** Whether the repository holds the manifest `ref` (a HEAD: nothing downloaded). */
+  async hasManifest(ref, opts = {}) {
+    return (await this.headManifest(ref, opts)).exists;
+  }
+  /**
+   * Puts `manifest` under `tag`. The tag is read first (one HEAD, unless the caller knows what it holds:
+   * `held`, null for absent): a tag that already names this digest is left as it is, nothing PUT, so a
+   * registry with immutable tags (ECR, Harbor) takes a push that changes nothing. A PUT refused for
+   * immutability fails in one line naming the setting and the tag. Returns the digest the tag names now,
+   * as the registry filed it.
+   */
+  async putTag(tag, manifest, opts = {}) {
+    const held = opts.held !== void 0 ? opts.held : (await this.headManifest(tag, { signal: opts.signal })).digest ?? null;
+    if (held === manifest.digest) return held;
+    try {
+      return await this.putManifest(tag, manifest.bytes, manifest.mediaType, opts);
+    } catch (error) {
+      if (error instanceof RegistryError && isImmutableTag(error)) {
+        throw new RegistryError(
+          `registry ${this.opts.registry} will not move tag ${tag} of ${this.opts.repository} to ${manifest.digest}: the repository has tag immutability on${held ? `, and ${tag} holds ${held}` : ""} (push under a tag not used yet, or turn tag immutability off; ${error.status}${error.code ? ` ${error.code}` : ""})`,
+          error.status,
+          error.code
+        );
+      }
+      throw error;
+    }
+  }
+  /**
    * The OCI 1.1 referrers API: the index of the manifests whose subject is `digest`. Undefined when the
    * registry does not serve the API (404, 400, 405; Distribution 2.8 answers 404), so the caller falls
    * back to the sha256-<digest> tag.
@@ -2984,10 +3158,17 @@ var RegistryClient = class {
   /**
    * Cross-repository mount: asks the registry to link a blob of `from` (same registry) into this
    * repository, nothing uploaded. True when mounted (201); false when the registry opened an upload
-   * session instead (202: it does not mount, or cannot see the blob there), which is cancelled: the
-   * caller uploads the blob the usual way.
+   * session instead (202: it does not mount, or cannot see the blob there), which is cancelled, or
+   * refused the mount (401, 403, 404: Harbor and others when the credentials may not read `from`, or
+   * the blob is not visible there): the caller uploads the blob the usual way. A refusal of the source
+   * repository (401, 403) is said in one info line, and no further mount from there is asked for.
    */
   async mountBlob(digest, from, opts = {}) {
+    const refused = this.mountRefused.get(from);
+    if (refused !== void 0) {
+      this.mountRefusals.set(`${from}@${digest}`, refused);
+      return false;
+    }
     const res = await this.call(
       `POST blob mount of ${digest} from ${from}`,
       () => {
@@ -2996,15 +3177,67 @@ var RegistryClient = class {
         url.searchParams.set("from", from);
         return { method: "POST", url, headers: { "content-length": "0" } };
       },
-      [201, 202],
+      [201, 202, ...MOUNT_REFUSED],
       opts.signal
     );
     if (res.status === 201) return true;
+    if (MOUNT_REFUSED.includes(res.status)) {
+      this.mountRefusals.set(`${from}@${digest}`, res.status);
+      if (res.status !== 404) {
+        this.mountRefused.set(from, res.status);
+        const { text } = describeBody(res.body);
+        this.opts.logger.info(`registry ${this.opts.registry} refused to mount blobs from ${from} into ${this.opts.repository} (${res.status}${text ? `: ${text}` : ""}): they are uploaded instead`);
+      }
+      return false;
+    }
     const location = header(res, "location");
     if (location) {
       await this.send({ method: "DELETE", url: new URL(location, this.base), signal: opts.signal }).catch(() => void 0);
     }
     return false;
+  }
+  /**
+   * Whether the repository takes pushes, before anything is built: opens an upload session and cancels
+   * it (one POST, one DELETE). A registry that creates no repository on push (ECR), a missing project or
+   * namespace (Harbor answers 401), or a name the registry refuses (too many path components) fails
+   * here, in one line saying what to do.
+   */
+  async checkPush(opts = {}) {
+    const { registry, repository } = this.opts;
+    const res = await this.call(
+      `POST blob upload (checking that ${repository} takes pushes)`,
+      () => ({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } }),
+      [201, 202, 400, 401, 403, 404],
+      opts.signal
+    );
+    if (res.status === 201 || res.status === 202) {
+      const location = header(res, "location");
+      if (location) await this.send({ method: "DELETE", url: new URL(location, this.base), signal: opts.signal }).catch(() => void 0);
+      return;
+    }
+    const { code, text } = describeBody(res.body);
+    const said = `${res.status}${text ? `: ${text}` : ""}`;
+    if (res.status === 404) {
+      throw new RegistryError(
+        isEcr(registry) || /does not exist in the registry with id/.test(text) ? `registry ${registry} has no repository ${repository} (ECR creates none on push: create it first, e.g. aws ecr create-repository --repository-name ${repository}; ${said})` : `registry ${registry} has no repository ${repository} (${said}): this registry creates none on push, so create it first, or check the image and tags inputs`,
+        res.status,
+        code
+      );
+    }
+    if (res.status === 400) {
+      throw new RegistryError(
+        `registry ${registry} refuses the repository name ${repository} (${said}): check the image and tags inputs; some registries take only so many path components (Docker Hub: namespace/name)`,
+        res.status,
+        code
+      );
+    }
+    if (registry === "ghcr.io") throw httpError({ registry, what: `a push to ${repository}`, status: res.status, statusText: res.statusText, body: res.body });
+    const why = this.credentials ? `the credentials were accepted, so its project or namespace may not exist (Harbor: create the project first), or they may not push there` : `no credentials were found for it (${this.opts.credentialsHint ?? "set the username and password inputs"}), and its project or namespace must exist`;
+    throw new AuthError(`registry ${registry} refuses pushes to ${repository} (${said}): ${why}`, res.status, code);
+  }
+  /** The status a mount of `digest` from `from` was refused with (401, 403, 404), if it was. */
+  mountRefusal(digest, from) {
+    return this.mountRefusals.get(`${from}@${digest}`);
   }
   async uploadBlobBytes(bytes, opts = {}) {
     const digest = sha256Digest(bytes);
@@ -3015,15 +3248,18 @@ var RegistryClient = class {
    * Uploads a blob the way docker, skopeo and go-containerregistry do, the shape every registry takes:
    * POST opens a session, one PATCH streams the whole body, PUT with ?digest= closes it. No Content-Range
    * (to ghcr.io a ranged request is a chunk, refused over 4 MiB, as is a body in the PUT), unless the
-   * registry asks for chunks (OCI-Chunk-Min-Length): then the body goes as one ranged chunk. The session's
+   * registry asks for chunks (OCI-Chunk-Min-Length on the POST's answer): then the body goes in ranged
+   * PATCHes of the largest size the registry takes in one chunk (chunkLimit; ghcr.io's 4 MiB), never
+   * under its minimum (the last excepted), or as one ranged chunk when no limit is known. The session's
    * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials.
    *
    * Each request retries on its own: the POST; the PATCH on the same session, with the body opened
-   * afresh, when the registry answered 408, 429 or 5xx; the PUT. A new session is opened only when the
-   * one we had is gone: the registry answers 404 / BLOB_UPLOAD_UNKNOWN (or says the session no longer
-   * matches what we sent: BLOB_UPLOAD_INVALID, DIGEST_INVALID, 416), or the connection dropped or stalled
-   * mid-PATCH, leaving the session in a state we cannot know. Before a new session, HEAD: the blob may
-   * have landed anyway (the PUT went through and only its answer was lost), and then nothing is sent again.
+   * afresh (a chunk: the same bytes), when the registry answered 408, 429 or 5xx; the PUT. A new session
+   * is opened only when the one we had is gone: the registry answers 404 / BLOB_UPLOAD_UNKNOWN (or says
+   * the session no longer matches what we sent: BLOB_UPLOAD_INVALID, DIGEST_INVALID, 416), or the
+   * connection dropped or stalled mid-PATCH, leaving the session in a state we cannot know. Before a new
+   * session, HEAD: the blob may have landed anyway (the PUT went through and only its answer was lost),
+   * and then nothing is sent again.
    */
   async uploadBlob(blob, open3, opts = {}) {
     const { signal } = opts;
@@ -3045,20 +3281,34 @@ var RegistryClient = class {
       this.opts.logger.info(`${lost.message}; the upload session is lost: opening a new one (${session + 1} of ${MAX_SESSIONS})`);
     }
   }
-  /** POST: a new upload session, or undefined when the registry says the blob is already complete. */
+  /** POST: a new upload session (with the registry's minimum chunk size, when it asks for chunks), or
+   *  undefined when the registry says the blob is already complete. */
   async openUpload(digest, signal) {
     const start = await this.call(`POST blob upload for ${digest}`, () => ({ method: "POST", url: this.url("blobs/uploads/"), headers: { "content-length": "0" } }), [201, 202], signal);
     if (start.status === 201) return void 0;
-    return { url: this.location(start, digest), chunked: header(start, "oci-chunk-min-length") !== void 0 };
+    const min = header(start, "oci-chunk-min-length");
+    if (min === void 0) return { url: this.location(start, digest) };
+    const n = /^\s*\d+\s*$/.test(min) ? Number(min) : 0;
+    return { url: this.location(start, digest), minChunk: n > 0 ? n : 1 };
   }
-  /** PATCH then PUT on one session: undefined when the blob is in, the error when the session is lost. */
+  /** Bytes per ranged PATCH for a session that asks for chunks: the largest the registry takes in one, but
+   *  never under its minimum; undefined (one chunk, streamed) when no limit is known. */
+  chunkSize(session) {
+    const limit = this.opts.chunkLimit ?? (this.opts.registry === "ghcr.io" ? GHCR_CHUNK_LIMIT : void 0);
+    return limit === void 0 ? void 0 : Math.max(limit, session.minChunk ?? 1);
+  }
+  /** PATCH(es) then PUT on one session: undefined when the blob is in, the error when the session is lost. */
   async sendThrough(session, blob, open3, signal) {
-    const headers = { "content-type": "application/octet-stream", "content-length": String(blob.size) };
-    if (session.chunked) headers["content-range"] = `0-${Math.max(0, blob.size - 1)}`;
+    const chunk = session.minChunk !== void 0 ? this.chunkSize(session) : void 0;
     let next;
     try {
-      const patch = await this.call(`PATCH blob ${blob.digest}`, () => ({ method: "PATCH", url: session.url, headers, body: open3 }), [201, 202, 204], signal, retryableStatus);
-      next = header(patch, "location") ? this.location(patch, blob.digest) : session.url;
+      if (chunk !== void 0 && chunk < blob.size) next = await this.sendChunks(session.url, blob, open3, chunk, signal);
+      else {
+        const headers = { "content-type": "application/octet-stream", "content-length": String(blob.size) };
+        if (session.minChunk !== void 0) headers["content-range"] = `0-${Math.max(0, blob.size - 1)}`;
+        const patch = await this.call(`PATCH blob ${blob.digest}`, () => ({ method: "PATCH", url: session.url, headers, body: open3 }), [201, 202, 204], signal, retryableStatus);
+        next = header(patch, "location") ? this.location(patch, blob.digest) : session.url;
+      }
     } catch (error) {
       if (error instanceof NetworkError || sessionLost(error)) return error;
       throw error;
@@ -3071,6 +3321,31 @@ var RegistryClient = class {
       throw error;
     }
   }
+  /** The body in ranged PATCHes of `chunk` bytes (the last shorter), each held in memory while it goes (and
+   *  sent again as it is when the registry refuses it whole); each to the Location the last one gave.
+   *  Returns where the session is after the last. */
+  async sendChunks(url, blob, open3, chunk, signal) {
+    const body = open3();
+    let at = 0;
+    try {
+      for await (const piece of pieces(body, chunk)) {
+        const range = `${at}-${at + piece.length - 1}`;
+        const patch = await this.call(
+          `PATCH blob ${blob.digest} (bytes ${range})`,
+          () => ({ method: "PATCH", url, headers: { "content-type": "application/octet-stream", "content-length": String(piece.length), "content-range": range }, body: piece }),
+          [201, 202, 204],
+          signal,
+          retryableStatus
+        );
+        if (header(patch, "location")) url = this.location(patch, blob.digest);
+        at += piece.length;
+      }
+    } finally {
+      body.destroy();
+    }
+    if (at !== blob.size) throw new RegistryError(`blob ${blob.digest} is ${blob.size} bytes, but ${at} were read to upload it`);
+    return url;
+  }
   location(res, digest) {
     const loc = header(res, "location");
     if (!loc) throw new RegistryError(`registry ${this.opts.registry} opened an upload for ${digest} without a Location`);
@@ -3081,12 +3356,39 @@ var RegistryClient = class {
   }
 };
 function retryableStatus(error) {
-  return error instanceof RegistryError && !(error instanceof NetworkError) && !(error instanceof AuthError) && error.status !== void 0 && isRetryableStatus(error.status);
+  return error instanceof RegistryError && !(error instanceof NetworkError) && isRetryable(error);
 }
 function sessionLost(error) {
   if (!(error instanceof RegistryError) || error instanceof AuthError) return false;
   if (error.status === 404 || error.status === 416) return true;
   return error.code === "BLOB_UPLOAD_UNKNOWN" || error.code === "BLOB_UPLOAD_INVALID" || error.code === "DIGEST_INVALID";
+}
+function isEcr(registry) {
+  return /\.dkr\.ecr(?:-fips)?\.[a-z0-9-]+\.amazonaws\.com(?:\.cn)?(?::\d+)?$/i.test(registry) || /^public\.ecr\.aws$/i.test(registry);
+}
+function isImmutableTag(error) {
+  if (error.status === void 0 || error.status < 400 || error.status >= 500) return false;
+  return /immutab|cannot be overwritten/i.test(error.message) || error.code === "TAG_INVALID" && /exist/i.test(error.message);
+}
+async function* pieces(stream2, size) {
+  let held = [];
+  let n = 0;
+  for await (const data of stream2) {
+    let b = Buffer.isBuffer(data) ? data : Buffer.from(data);
+    while (n + b.length >= size) {
+      const take = size - n;
+      held.push(b.subarray(0, take));
+      yield Buffer.concat(held);
+      held = [];
+      n = 0;
+      b = b.subarray(take);
+    }
+    if (b.length > 0) {
+      held.push(b);
+      n += b.length;
+    }
+  }
+  if (n > 0) yield Buffer.concat(held);
 }
 function header(res, name) {
   const v = res.headers[name];
@@ -3134,9 +3436,7 @@ function helperGet(helper, serverUrl, where, env = process.env) {
   if (typeof username !== "string" || typeof password !== "string" || password === "") {
     throw new CredentialHelperError(`${program} get (${where}) answered without a Username and Secret`);
   }
-  if (username === IDENTITY_TOKEN_USER) {
-    throw new CredentialHelperError(`${program} get (${where}) gave an identity token, which this action cannot use: give a username and password instead`);
-  }
+  if (username === IDENTITY_TOKEN_USER) return { username, password: "", identityToken: password };
   return { username, password };
 }
 
@@ -3149,44 +3449,52 @@ function configKeys(registry) {
   if (isDockerHub(registry)) keys.push("https://index.docker.io/v1/", "index.docker.io", "docker.io");
   return keys;
 }
-function fromDockerConfig(registry, env = process.env) {
+function dockerConfigSource(registry, env) {
   const dir = env.DOCKER_CONFIG || join8(env.HOME || homedir2(), ".docker");
   const file = join8(dir, "config.json");
-  if (!existsSync4(file)) return void 0;
+  if (!existsSync4(file)) return {};
   let config;
   try {
     config = JSON.parse(readFileSync(file, "utf8"));
   } catch {
-    return void 0;
+    return {};
   }
   const keys = configKeys(registry);
   const where = `${file}`;
+  const fromHelper = (helper2, what) => {
+    const get = () => helperGet(helper2, helperServer(registry), what, env);
+    const credentials = get();
+    return credentials ? { credentials, reload: get } : {};
+  };
   const helper = keys.map((k) => config.credHelpers?.[k]).find((h) => typeof h === "string" && h !== "");
-  if (helper) return helperGet(helper, helperServer(registry), `credHelpers of ${where} for ${registry}`, env);
+  if (helper) return fromHelper(helper, `credHelpers of ${where} for ${registry}`);
   for (const key of keys) {
     const entry = config.auths?.[key];
     if (!entry) continue;
+    let user;
+    let password;
     if (entry.auth) {
       const decoded2 = Buffer.from(entry.auth, "base64").toString("utf8");
       const at = decoded2.indexOf(":");
-      if (at > 0) return { username: decoded2.slice(0, at), password: decoded2.slice(at + 1) };
+      if (at > 0) [user, password] = [decoded2.slice(0, at), decoded2.slice(at + 1)];
     }
-    if (entry.username && entry.password) return { username: entry.username, password: entry.password };
+    user ??= entry.username;
+    password ||= entry.password;
+    if (entry.identitytoken) return { credentials: { username: user || "<token>", password: "", identityToken: entry.identitytoken } };
+    if (user && password) return { credentials: { username: user, password } };
   }
-  if (typeof config.credsStore === "string" && config.credsStore !== "") {
-    return helperGet(config.credsStore, helperServer(registry), `credsStore of ${where}`, env);
-  }
-  return void 0;
+  if (typeof config.credsStore === "string" && config.credsStore !== "") return fromHelper(config.credsStore, `credsStore of ${where}`);
+  return {};
 }
-function resolveCredentials(s) {
+function resolveCredentialSource(s) {
   if (s.password !== "") {
     if (s.username === "") throw new InputError("username", "is empty but password is set: give the user name the password belongs to");
-    return { username: s.username, password: s.password };
+    return { credentials: { username: s.username, password: s.password } };
   }
   if (s.registry === "ghcr.io" && s.githubToken !== "") {
-    return { username: s.username || "github-actions", password: s.githubToken };
+    return { credentials: { username: s.username || "github-actions", password: s.githubToken } };
   }
-  return fromDockerConfig(s.registry, s.env);
+  return dockerConfigSource(s.registry, s.env ?? process.env);
 }
 
 // src/registry/reference.ts
@@ -3247,7 +3555,8 @@ function parseImageName(registry, image) {
   }
   return imageName(registry, image);
 }
-function imageName(registry, path2) {
+function imageName(given, path2) {
+  const registry = given.toLowerCase();
   const bad = badPart(path2);
   if (bad !== void 0) {
     throw new InputError(
@@ -3392,23 +3701,25 @@ async function connectRegistries(inputs, opts) {
   }
   for (const group of groups) {
     const ours = group.target.apiHost === primary.apiHost;
-    const credentials = resolveCredentials({
+    const { credentials, reload } = resolveCredentialSource({
       registry: group.target.registry,
       username: ours ? inputs.username : "",
       password: ours ? inputs.password : "",
       githubToken: inputs.githubToken
     });
-    if (credentials) opts.onSecret(credentials.password);
+    for (const secret of [credentials?.password, credentials?.identityToken]) if (secret) opts.onSecret(secret);
     const client = new RegistryClient({
       registry: group.target.apiHost,
       repository: group.target.repository,
       insecure: insecure(group.target),
       credentials,
+      ...reload ? { reloadCredentials: reload } : {},
       logger: opts.logger,
       onSecret: opts.onSecret,
       ...ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }
     });
     await client.ping();
+    await client.checkPush();
     targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
   }
   return { primary, groups, targets };
@@ -3434,6 +3745,7 @@ import { Readable as Readable3 } from "node:stream";
 // src/registry/existing.ts
 async function findExisting(client, tags, wanted, logger2) {
   const misses = [];
+  const held = {};
   for (const tag of [...new Set(tags)]) {
     let got;
     try {
@@ -3443,6 +3755,7 @@ async function findExisting(client, tags, wanted, logger2) {
       misses.push(`${tag}: unreadable`);
       continue;
     }
+    held[tag] = got?.digest ?? null;
     if (!got) {
       misses.push(`${tag}: absent`);
       continue;
@@ -3476,7 +3789,8 @@ async function findExisting(client, tags, wanted, logger2) {
         foundUnder: tag,
         manifest: { mediaType: MediaTypes.ociManifest, bytes: got.bytes, digest: got.digest },
         config: { mediaType: config.mediaType ?? MediaTypes.ociConfig, digest: config.digest, size: config.size },
-        layers: layers.map((l) => ({ ...l.desc, diffID: l.diffID, action: "reused", ...l.key ? { key: l.key } : {} }))
+        layers: layers.map((l) => ({ ...l.desc, diffID: l.diffID, action: "reused", ...l.key ? { key: l.key } : {} })),
+        held
       },
       reason: `the manifest under ${tag} was made from the same derivation with the same settings, and the registry holds its config and every layer`
     };
@@ -3485,7 +3799,7 @@ async function findExisting(client, tags, wanted, logger2) {
 }
 async function retag(client, tags, existing, started = Date.now()) {
   if (sha256Digest(existing.manifest.bytes) !== existing.manifest.digest) throw new Error("manifest digest mismatch");
-  await tagAll(client, tags, existing.manifest);
+  await tagAll(client, tags, existing.manifest, existing.held);
   return {
     digest: existing.manifest.digest,
     manifest: existing.manifest,
@@ -3503,23 +3817,27 @@ async function retag(client, tags, existing, started = Date.now()) {
 // src/registry/targets.ts
 var COPIES = 4;
 var recordKey = (t) => `${t.client.registry}/${t.client.repository}`;
-async function knownFromRecord(dir, target) {
+async function knownFromRecord(dir, target, pin) {
   if (!dir) return [];
   const recordedFor = recordKey(target);
-  return (await readLayerRecord(dir, recordedFor)).map((l) => ({
+  return (await readLayerRecord(dir, recordedFor, pin)).map((l) => ({
     diffID: l.diffID,
-    desc: { mediaType: MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
+    desc: { mediaType: l.mediaType ?? MediaTypes.ociLayerGzip, digest: l.digest, size: l.size },
     ...l.key ? { key: l.key } : {},
     recordedFor
   }));
 }
 async function recordPushed(dir, target, result) {
-  await recordLayers(dir, recordKey(target), result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} })));
+  return recordLayers(
+    dir,
+    recordKey(target),
+    result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {}, ...l.mediaType === MediaTypes.ociLayerGzip ? {} : { mediaType: l.mediaType } }))
+  );
 }
 async function pushToAll(input, targets, opts) {
   const [first] = targets;
   if (!first) throw new Error("pushToAll needs a target");
-  const common = { logger: opts.logger, tmpDir: opts.tmpDir, annotations: opts.annotations, compressionLevel: opts.compressionLevel };
+  const common = { logger: opts.logger, tmpDir: opts.tmpDir, annotations: opts.annotations, compression: opts.compression };
   if (targets.length === 1) {
     return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }
@@ -3651,20 +3969,32 @@ async function readImages(client, entries) {
   }
   return images;
 }
-function indexOf(images, annotations) {
+function indexOf(images, annotations, logger2) {
+  const docker = images.filter((i) => i.descriptor.mediaType === MediaTypes.dockerManifest);
+  const oci = images.filter((i) => i.descriptor.mediaType !== MediaTypes.dockerManifest);
+  if (docker.length > 0 && oci.length > 0) {
+    throw new MergeError(
+      `merge: ${oci.map((i) => i.ref).join(", ")} ${oci.length === 1 ? "is an OCI image" : "are OCI images"} and ${docker.map((i) => i.ref).join(", ")} ${docker.length === 1 ? "a Docker image" : "Docker images"}: one index lists one kind (an OCI index, or a Docker manifest list), and an image cannot change kind without its digest changing: push them all as one kind`
+    );
+  }
+  const mediaType = docker.length > 0 ? MediaTypes.dockerManifestList : MediaTypes.ociIndex;
+  const keep = annotations && Object.keys(annotations).length > 0 ? annotations : void 0;
+  if (keep && mediaType === MediaTypes.dockerManifestList) {
+    logger2?.info(`merge: the images are Docker manifests, so the index is a Docker manifest list, which has no annotations: ${Object.keys(keep).join(", ")} left out`);
+  }
   const body = {
     schemaVersion: 2,
-    mediaType: MediaTypes.ociIndex,
+    mediaType,
     manifests: images.map((i) => i.descriptor),
-    ...annotations && Object.keys(annotations).length > 0 ? { annotations } : {}
+    ...keep && mediaType === MediaTypes.ociIndex ? { annotations: keep } : {}
   };
   const bytes = Buffer.from(JSON.stringify(body));
-  return { mediaType: MediaTypes.ociIndex, bytes, digest: sha256Digest(bytes) };
+  return { mediaType, bytes, digest: sha256Digest(bytes) };
 }
 async function placeImage(image, source, target, before, logger2) {
   const inSource = sameRegistry(target.registry, source.registry);
   if (inSource && target.repository === image.repository) return "present";
-  if (await target.getManifest(image.descriptor.digest)) return "present";
+  if (await target.hasManifest(image.descriptor.digest)) return "present";
   const where = `${target.registry}/${target.repository}`;
   const mountFrom = inSource ? [image.repository] : [...new Set(before.filter((c) => sameRegistry(c.registry, target.registry) && c.repository !== target.repository).map((c) => c.repository))];
   target.allowPull(mountFrom);
@@ -3674,8 +4004,9 @@ async function placeImage(image, source, target, before, logger2) {
     if (await target.hasBlob(blob.digest)) return;
     for (const from of mountFrom) if (await target.mountBlob(blob.digest, from)) return;
     if (inSource) {
+      const refused = target.mountRefusal(blob.digest, image.repository);
       throw new MergeError(
-        `merge: ${target.registry} would not mount blob ${blob.digest} of ${image.ref} from ${image.repository} into ${target.repository} (it opened an upload instead): an image goes into another repository of its registry by a cross-repository mount only`
+        `merge: ${target.registry} would not mount blob ${blob.digest} of ${image.ref} from ${image.repository} into ${target.repository} (${refused ? `it refused with ${refused}` : "it opened an upload instead"}): an image goes into another repository of its registry by a cross-repository mount only`
       );
     }
     await target.uploadBlob(blob, () => Readable4.from(source.blobPieces(blob.digest, blob.size, { repository: image.repository })));
@@ -3696,7 +4027,7 @@ async function mergeToAll(targets, entries, annotations, logger2) {
   const source = first.client;
   const parsed = entries.map((e) => parseMergeEntry(e, { registry: source.registry, repository: source.repository }));
   const found = await readImages(source, parsed);
-  const index = indexOf(found, annotations);
+  const index = indexOf(found, annotations, logger2);
   const repositories = [];
   for (const [i, target] of targets.entries()) {
     const before = targets.slice(0, i).map((t) => t.client);
@@ -3795,7 +4126,7 @@ async function evaluate(inputs, nix) {
   const buildArgs = splitArgs(inputs.buildArgs);
   const env = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env });
-  const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom };
+  const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom, compression: inputs.compression };
   const wanted = "drvPath" in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : void 0;
   return { installable, buildArgs, env, evaluation, settings, ...wanted ? { wanted } : {} };
 }
@@ -3811,6 +4142,11 @@ async function pushedBefore(inputs, job, to, reportPush, nix, started) {
     return false;
   }
   const documents2 = await attachedDocuments(inputs, to, shortcut.results);
+  if (inputs.sbomAttach && !documents2.docs.sbom && !documents2.docs.provenance) {
+    warning(
+      `sbom-attach: the image is unchanged and already in the registry, with no SBOM or provenance attached (a job without sbom-attach pushed it, or its attach failed); nothing is built just to write them, so the sbom and provenance outputs are empty`
+    );
+  }
   info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
   const metadata = await reportPush(shortcut.results, {
     documents: documents2,
@@ -3826,6 +4162,7 @@ async function pushedBefore(inputs, job, to, reportPush, nix, started) {
 }
 async function build(inputs, nix, job, clock) {
   const state = { started: true };
+  const trustedKeys = [...inputs.binaryCachePublicKeys, ...inputs.binaryCacheKey ? [publicKeyOf(inputs.binaryCacheKey)] : []];
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
     keyPrefix: inputs.cacheKey || void 0,
@@ -3834,18 +4171,25 @@ async function build(inputs, nix, job, clock) {
     maxSize: inputs.cacheMaxSize,
     nix: nix.nix,
     nixVersion: nix.version,
-    // A restored path is used only with a signature by one of these (none given: the cache is trusted).
-    trustedKeys: [...inputs.binaryCachePublicKeys, ...inputs.binaryCacheKey ? [publicKeyOf(inputs.binaryCacheKey)] : []],
+    trustedKeys,
     env: nix.env
   });
   state.cache = cache.state;
+  const binary = inputs.binaryCache ? await openBinaryCache({ url: inputs.binaryCache, trustedKeys, nix: nix.nix, nixVersion: nix.version, onFailure: () => savePostState(state) }) : void 0;
+  if (binary) state.binaryCache = binary.state;
   savePostState(state);
-  if (inputs.cache) clock.lap("restore");
+  if (inputs.cache || binary) clock.lap("restore");
+  const substituted = /* @__PURE__ */ new Set();
+  const nixConfig2 = [cache.env.NIX_CONFIG ?? job.env.NIX_CONFIG, binary?.nixConf].filter(Boolean).join("\n");
   const resolved = await resolveImage({
     nix: nix.nix,
     installable: job.installable,
     buildArgs: job.buildArgs,
-    env: { ...job.env, ...cache.env },
+    env: { ...job.env, ...cache.env, ...nixConfig2 ? { NIX_CONFIG: nixConfig2 } : {} },
+    onLine: (line) => {
+      const path2 = binary?.nixName ? substitutedFrom(line, binary.nixName) : void 0;
+      if (path2) substituted.add(path2);
+    },
     layersFrom: inputs.layersFrom,
     ..."drvPath" in job.evaluation ? { drvPath: job.evaluation.drvPath } : {},
     checkPlan: planRefusal,
@@ -3854,7 +4198,7 @@ async function build(inputs, nix, job, clock) {
       state.evaluated = evaluated;
       savePostState(state);
     }
-  });
+  }).finally(() => binary?.close());
   if (resolved.built) {
     state.storePath = resolved.built.storePath;
     state.drvPath = resolved.built.drvPath;
@@ -3867,19 +4211,30 @@ async function build(inputs, nix, job, clock) {
   savePostState(state);
   const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) warning(untrusted);
-  return { cache, resolved };
+  if (binary?.nixName && resolved.ignoredSubstituters.some((u) => u.split("?")[0] === binary.nixName)) {
+    warning(`binary cache ${inputs.binaryCache}: Nix ignored it because this user is not a trusted user, so the build could not use it; add the user to trusted-users in nix.conf, or let this action install Nix`);
+  }
+  if (binary?.nixName) info(`binary cache ${inputs.binaryCache}: ${substituted.size} path(s) copied from it`);
+  const note = binary?.nixName && binary.state.failed ? `stopped: ${binary.state.failed}` : binary?.note;
+  const binaryCache = binary ? { url: inputs.binaryCache, note, substituted: [...substituted] } : void 0;
+  return { cache, resolved, state, ...binaryCache ? { binaryCache } : {} };
 }
-async function push(inputs, job, to, resolved, cache) {
-  const image = await imageToPush(resolved, inputs.labels);
+async function push(inputs, job, to, built) {
+  const { resolved, cache, state: postState } = built;
+  const image = await imageToPush(resolved, inputs.labels, inputs.compression);
   if (!resolved.plan) info(`image format: ${image.format} (${resolved.outPath})`);
   const producer = resolved.drvPath && "drvPath" in job.evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, job.settings) : {};
-  for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t);
+  for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t, cache.state?.layerRecord);
   const spool = stepTempDir("nix-image-push-");
   stopOnCancel(() => [spool]);
-  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
+  const common = { logger, tmpDir: spool, compression: inputs.compression, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
   const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : [await pushImage({ ...common, input: image.input, tags: to.groups[0].tags })];
   if (cache.state) {
-    for (const [i, t] of to.targets.entries()) await recordPushed(cache.state.dir, t, pushed[i]);
+    for (const [i, t] of to.targets.entries()) {
+      const written = await recordPushed(cache.state.dir, t, pushed[i]);
+      if (cache.state.layerRecord !== void 0) cache.state.layerRecord = written;
+    }
+    savePostState(postState);
   }
   return { pushed, image };
 }
@@ -3941,16 +4296,23 @@ async function buildAndPush(inputs, to, started) {
     githubToken: inputs.githubToken || void 0,
     extraNixConf: inputs.extraNixConf || void 0,
     // Flake code that reads the environment or any file gets no token: Nix is then given none.
-    impure: evaluatesImpurely(splitArgs(inputs.buildArgs))
+    impure: evaluatesImpurely(splitArgs(inputs.buildArgs), [inputs.extraNixConf, process.env.NIX_CONFIG ?? ""])
   });
   clock.lap("install");
+  try {
+    await pushWithNix(inputs, to, started, nix, clock);
+  } finally {
+    if (nix.secretFile) rmSync2(nix.secretFile, { force: true });
+  }
+}
+async function pushWithNix(inputs, to, started, nix, clock) {
   const job = await evaluate(inputs, nix);
   clock.lap("evaluate");
   const reportPush = reporter(inputs, to, clock);
   if (await pushedBefore(inputs, job, to, reportPush, nix, started)) return;
   clock.lap();
-  const { cache, resolved } = await build(inputs, nix, job, clock);
-  const { pushed, image } = await push(inputs, job, to, resolved, cache);
+  const { cache, resolved, binaryCache, state } = await build(inputs, nix, job, clock);
+  const { pushed, image } = await push(inputs, job, to, { resolved, cache, state });
   const docs = await documents(inputs, nix, job, to, { resolved, image, pushed }, new Date(started));
   const metadata = await reportPush(pushed, {
     documents: docs,
@@ -3959,6 +4321,7 @@ async function buildAndPush(inputs, to, started) {
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === "false" ? void 0 : cache.restored, note: cache.note },
+    ...binaryCache ? { binaryCache } : {},
     buildSeconds: resolved.seconds
   });
   info(

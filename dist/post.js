@@ -6,12 +6,14 @@ import {
   isCacheCall,
   readPostState,
   readTempFiles,
+  reportBinaryCacheUpload,
   reportCacheSave,
   runCacheCall,
   saveStoreCache,
   setSecret,
+  uploadToBinaryCache,
   warning
-} from "./chunks/chunk-FBCQLUM4.js";
+} from "./chunks/chunk-DJX4EU34.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";
@@ -29,7 +31,7 @@ async function removeTempFiles(paths) {
 }
 async function saveCache() {
   const state = readPostState();
-  if (!state?.started || state.cache === void 0) return;
+  if (!state?.started || state.cache === void 0 && state.binaryCache === void 0) return;
   if (!state.drvPath) {
     info("store cache: nothing was built, nothing to save");
     return;
@@ -41,8 +43,22 @@ async function saveCache() {
     setSecret(secretKey.slice(secretKey.indexOf(":") + 1));
   }
   const built = { drvPath: state.drvPath, ...state.storePath ? { storePath: state.storePath } : {}, ...state.evaluated ? { evaluated: state.evaluated } : {} };
-  const saved = await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {});
-  if (saved) await reportCacheSave(saved);
+  if (state.cache !== void 0) {
+    await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {}).then(
+      async (saved) => {
+        if (saved) await reportCacheSave(saved);
+      },
+      (error) => warning(`store cache not saved: ${errorLine(error)}`)
+    );
+  }
+  if (state.binaryCache !== void 0) {
+    await uploadToBinaryCache(state.binaryCache, built, secretKey ? { secretKey } : {}).then(
+      async (uploaded) => {
+        if (uploaded) await reportBinaryCacheUpload(uploaded);
+      },
+      (error) => warning(`binary cache: nothing uploaded: ${errorLine(error)}`)
+    );
+  }
 }
 async function run() {
   await removeTempFiles(readTempFiles());

@@ -3,12 +3,14 @@
 // restored → built → image read → pushed → layers recorded → reported.
 import './threadpool.js'; // first: sizes the thread pool before anything starts it
 import * as core from '@actions/core';
+import { rmSync } from 'node:fs';
 import { envInputReader, parseInputs, type ActionInputs } from './inputs/index.js';
 import { maskNixSecrets, setupNix, type NixSetup } from './nix/install.js';
 import { evaluatesImpurely } from './nix/secrets.js';
 import { publicKeyOf } from './nix/signing.js';
 import { withoutSecrets } from './image/child-env.js';
 import { restoreStoreCache, untrustedCacheWarning, type RestoreResult } from './nix/cache.js';
+import { openBinaryCache, substitutedFrom } from './nix/remote-cache.js';
 import { evaluateDerivation, splitArgs, type Evaluation } from './nix/build.js';
 import { resolveImage, type ResolvedImage } from './nix/resolve.js';
 import { producerDerivation } from './nix/dockertools.js';
@@ -89,7 +91,7 @@ async function evaluate(inputs: ActionInputs, nix: NixSetup): Promise<Job> {
   const buildArgs = splitArgs(inputs.buildArgs);
   const env = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env });
-  const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom };
+  const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom, compression: inputs.compression };
   const wanted = 'drvPath' in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : undefined;
   return { installable, buildArgs, env, evaluation, settings, ...(wanted ? { wanted } : {}) };
 }
@@ -108,6 +110,11 @@ async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, re
   }
   // Nothing is built just to write an SBOM: an image with none attached leaves the outputs empty.
   const documents = await attachedDocuments(inputs, to, shortcut.results);
+  if (inputs.sbomAttach && !documents.docs.sbom && !documents.docs.provenance) {
+    core.warning(
+      `sbom-attach: the image is unchanged and already in the registry, with no SBOM or provenance attached (a job without sbom-attach pushed it, or its attach failed); nothing is built just to write them, so the sbom and provenance outputs are empty`,
+    );
+  }
   core.info(`image: already in the registry, nothing to build: ${shortcut.reason}`);
   const metadata = await reportPush(shortcut.results, {
     documents,
@@ -122,9 +129,19 @@ async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, re
   return true; // no post state: the post step restores and saves nothing
 }
 
-/** Restores the store cache and builds what the image needs; the post step learns what to save. */
-async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: PhaseClock): Promise<{ cache: RestoreResult; resolved: ResolvedImage }> {
+/** What the binary-cache input gave the build: the paths Nix copied from it. */
+interface BinaryCacheUse {
+  url: string;
+  note: string;
+  substituted: string[];
+}
+
+/** Restores the store cache, opens the binary cache, and builds what the image needs; the post step
+ *  learns what to save and upload. */
+async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: PhaseClock): Promise<{ cache: RestoreResult; resolved: ResolvedImage; state: PostState; binaryCache?: BinaryCacheUse }> {
   const state: PostState = { started: true };
+  // A path from either cache is used only with a signature by one of these (none given: the store cache is trusted).
+  const trustedKeys = [...inputs.binaryCachePublicKeys, ...(inputs.binaryCacheKey ? [publicKeyOf(inputs.binaryCacheKey)] : [])];
   const cache = await restoreStoreCache({
     enabled: inputs.cache,
     keyPrefix: inputs.cacheKey || undefined,
@@ -133,20 +150,29 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     maxSize: inputs.cacheMaxSize,
     nix: nix.nix,
     nixVersion: nix.version,
-    // A restored path is used only with a signature by one of these (none given: the cache is trusted).
-    trustedKeys: [...inputs.binaryCachePublicKeys, ...(inputs.binaryCacheKey ? [publicKeyOf(inputs.binaryCacheKey)] : [])],
+    trustedKeys,
     env: nix.env,
   });
   state.cache = cache.state;
+  // The binary cache: a substituter after the upstream caches and the store cache; a failure mid-build
+  // is recorded for the post step, which then does not try it again.
+  const binary = inputs.binaryCache ? await openBinaryCache({ url: inputs.binaryCache, trustedKeys, nix: nix.nix, nixVersion: nix.version, onFailure: () => savePostState(state) }) : undefined;
+  if (binary) state.binaryCache = binary.state;
   savePostState(state);
-  if (inputs.cache) clock.lap('restore');
+  if (inputs.cache || binary) clock.lap('restore');
+  const substituted = new Set<string>();
+  const nixConfig = [cache.env.NIX_CONFIG ?? job.env.NIX_CONFIG, binary?.nixConf].filter(Boolean).join('\n');
 
   // A recognised dockerTools image is pushed from a plan, its archive never built.
   const resolved = await resolveImage({
     nix: nix.nix,
     installable: job.installable,
     buildArgs: job.buildArgs,
-    env: { ...job.env, ...cache.env },
+    env: { ...job.env, ...cache.env, ...(nixConfig ? { NIX_CONFIG: nixConfig } : {}) },
+    onLine: (line) => {
+      const path = binary?.nixName ? substitutedFrom(line, binary.nixName) : undefined;
+      if (path) substituted.add(path);
+    },
     layersFrom: inputs.layersFrom,
     ...('drvPath' in job.evaluation ? { drvPath: job.evaluation.drvPath } : {}),
     checkPlan: planRefusal,
@@ -157,7 +183,7 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
       state.evaluated = evaluated;
       savePostState(state);
     },
-  });
+  }).finally(() => binary?.close());
   if (resolved.built) {
     state.storePath = resolved.built.storePath;
     state.drvPath = resolved.built.drvPath;
@@ -171,26 +197,39 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
   savePostState(state);
   const untrusted = untrustedCacheWarning(resolved.ignoredSubstituters);
   if (untrusted) core.warning(untrusted);
-  return { cache, resolved };
+  if (binary?.nixName && resolved.ignoredSubstituters.some((u) => u.split('?')[0] === binary.nixName)) {
+    core.warning(`binary cache ${inputs.binaryCache}: Nix ignored it because this user is not a trusted user, so the build could not use it; add the user to trusted-users in nix.conf, or let this action install Nix`);
+  }
+  if (binary?.nixName) core.info(`binary cache ${inputs.binaryCache}: ${substituted.size} path(s) copied from it`);
+  // A cache that failed mid-build was a substituter until then: "stopped", not "not used".
+  const note = binary?.nixName && binary.state.failed ? `stopped: ${binary.state.failed}` : binary?.note;
+  const binaryCache = binary ? { url: inputs.binaryCache, note: note!, substituted: [...substituted] } : undefined;
+  return { cache, resolved, state, ...(binaryCache ? { binaryCache } : {}) };
 }
 
 /** Pushes the image to every repository (or computes its digest), and records the layers pushed. */
-async function push(inputs: ActionInputs, job: Job, to: Destinations, resolved: ResolvedImage, cache: RestoreResult): Promise<{ pushed: PushResult[]; image: ImageToPush }> {
-  const image = await imageToPush(resolved, inputs.labels);
+async function push(inputs: ActionInputs, job: Job, to: Destinations, built: { resolved: ResolvedImage; cache: RestoreResult; state: PostState }): Promise<{ pushed: PushResult[]; image: ImageToPush }> {
+  const { resolved, cache, state: postState } = built;
+  const image = await imageToPush(resolved, inputs.labels, inputs.compression);
   if (!resolved.plan) core.info(`image format: ${image.format} (${resolved.outPath})`);
   // The manifest records what fixed its bytes: the conf when the layers were made from the store, the
   // image derivation itself when its archive was read.
   const producer = resolved.drvPath && 'drvPath' in job.evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, job.settings) : {};
-  for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t);
+  // With trusted keys, only the record this job verified (or wrote) is read: its digest is pinned.
+  for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t, cache.state?.layerRecord);
   const spool = stepTempDir('nix-image-push-');
   stopOnCancel(() => [spool]);
-  const common = { logger, tmpDir: spool, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
+  const common = { logger, tmpDir: spool, compression: inputs.compression, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
   const pushed =
     to.targets.length > 0
       ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest })
       : [await pushImage({ ...common, input: image.input, tags: to.groups[0]!.tags })];
   if (cache.state) {
-    for (const [i, t] of to.targets.entries()) await recordPushed(cache.state.dir, t, pushed[i]!);
+    for (const [i, t] of to.targets.entries()) {
+      const written = await recordPushed(cache.state.dir, t, pushed[i]!);
+      if (cache.state.layerRecord !== undefined) cache.state.layerRecord = written;
+    }
+    savePostState(postState); // the post step signs the record only if it is still the one written here
   }
   return { pushed, image };
 }
@@ -265,17 +304,26 @@ async function buildAndPush(inputs: ActionInputs, to: Destinations, started: num
     githubToken: inputs.githubToken || undefined,
     extraNixConf: inputs.extraNixConf || undefined,
     // Flake code that reads the environment or any file gets no token: Nix is then given none.
-    impure: evaluatesImpurely(splitArgs(inputs.buildArgs)),
+    impure: evaluatesImpurely(splitArgs(inputs.buildArgs), [inputs.extraNixConf, process.env.NIX_CONFIG ?? '']),
   });
   clock.lap('install');
+  try {
+    await pushWithNix(inputs, to, started, nix, clock);
+  } finally {
+    if (nix.secretFile) rmSync(nix.secretFile, { force: true }); // later steps of the job must not find the token
+  }
+}
+
+/** Everything after Nix is set up: evaluated, taken from the registry or built, pushed, documented, reported. */
+async function pushWithNix(inputs: ActionInputs, to: Destinations, started: number, nix: NixSetup, clock: PhaseClock): Promise<void> {
   const job = await evaluate(inputs, nix);
   clock.lap('evaluate');
   const reportPush = reporter(inputs, to, clock);
   if (await pushedBefore(inputs, job, to, reportPush, nix, started)) return;
   clock.lap(); // the registry lookup is not the restore's time
 
-  const { cache, resolved } = await build(inputs, nix, job, clock);
-  const { pushed, image } = await push(inputs, job, to, resolved, cache);
+  const { cache, resolved, binaryCache, state } = await build(inputs, nix, job, clock);
+  const { pushed, image } = await push(inputs, job, to, { resolved, cache, state });
   const docs = await documents(inputs, nix, job, to, { resolved, image, pushed }, new Date(started));
   const metadata = await reportPush(pushed, {
     documents: docs,
@@ -284,6 +332,7 @@ async function buildAndPush(inputs: ActionInputs, to: Destinations, started: num
     nixVersion: nix.version,
     cacheHit: cache.hit,
     cache: { restored: cache.hit === 'false' ? undefined : cache.restored, note: cache.note },
+    ...(binaryCache ? { binaryCache } : {}),
     buildSeconds: resolved.seconds,
   });
   core.info(

@@ -14,9 +14,10 @@ import { promisify } from 'node:util';
 import * as cache from '@actions/cache';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cacheDir, restoreStoreCache, saveStoreCache, type CacheState } from '../../src/nix/cache.js';
-import { narinfo, hashPart } from '../../src/nix/binary-cache.js';
+import { narinfo, hashPart, writeBinaryCache } from '../../src/nix/binary-cache.js';
+import { pathInfo } from '../../src/nix/store.js';
 import { parseSecretKey, publicKeyOf } from '../../src/nix/signing.js';
-import { layerRecordTrusted, readLayerRecord, recordLayers, signLayerRecord } from '../../src/nix/layer-record.js';
+import { layerRecordTrusted, readLayerRecord, recordDigest, recordLayers, signLayerRecord } from '../../src/nix/layer-record.js';
 import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
 import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
@@ -225,5 +226,47 @@ describe('the layer record under binary-cache-key', () => {
     await recordLayers(dir, 'r.example/app', [layer('b')]);
     expect(await layerRecordTrusted(dir, [pub])).toBe(false);
     expect(existsSync(join(dir, 'nix-image-action-layers.json'))).toBe(false);
+  });
+});
+
+describe('the layer record, pinned', () => {
+  const layer = (n: string) => ({ diffID: `sha256:${n.repeat(64)}`, digest: `sha256:${n.repeat(63)}f`, size: 10 });
+
+  it('is read only as this job verified or wrote it: a record changed since gives nothing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-pin-'));
+    const pin = await recordLayers(dir, 'r.example/app', [layer('a')]);
+    expect(pin).toBe(await recordDigest(dir));
+    expect(await readLayerRecord(dir, 'r.example/app', pin)).toEqual([layer('a')]);
+    // Something else of the same user adds a mapping after the job wrote the record.
+    const raw = JSON.parse(await readFile(join(dir, 'nix-image-action-layers.json'), 'utf8')) as { repositories: Record<string, unknown[]> };
+    raw.repositories['r.example/app']!.unshift(layer('b'));
+    await writeFile(join(dir, 'nix-image-action-layers.json'), JSON.stringify(raw));
+    expect(await readLayerRecord(dir, 'r.example/app', pin)).toEqual([]);
+    // No record verified (null): a record that appears later is not read either; no pin (no keys): it is.
+    expect(await readLayerRecord(dir, 'r.example/app', null)).toEqual([]);
+    expect((await readLayerRecord(dir, 'r.example/app')).length).toBe(2);
+  });
+});
+
+describe('a restored NAR under binary-cache-key', () => {
+  it('is signed again only once its bytes hash to the path: a swapped NAR of the right size is dumped anew', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-nar-'));
+    const file = join(dir, 'content.txt');
+    await writeFile(file, `the real content ${Date.now()}\n`);
+    const path = (await run('nix-store', ['--add', file], { env })).stdout.trim();
+    const [info] = await pathInfo('nix', [path], env);
+    const cache = join(dir, 'cache');
+    const key = parseSecretKey(secret);
+    expect(await writeBinaryCache(cache, [info!], 'nix', env, key)).toMatchObject({ written: 1, kept: 0 });
+    const nar = join(cache, 'nar', `${hashPart(path)}.nar`);
+    const real = await readFile(nar);
+    // Another writer of the cache swaps the NAR for bytes of the same size, keeping the signed narinfo.
+    const forged = Buffer.from(real);
+    forged[forged.length - 20] = forged[forged.length - 20]! ^ 0xff;
+    await writeFile(nar, forged);
+    expect(await writeBinaryCache(cache, [info!], 'nix', env, key)).toMatchObject({ written: 1, kept: 0 });
+    expect((await readFile(nar)).equals(real)).toBe(true);
+    // Unchanged, it is kept.
+    expect(await writeBinaryCache(cache, [info!], 'nix', env, key)).toMatchObject({ written: 0, kept: 1 });
   });
 });

@@ -1,6 +1,8 @@
 // Parses the action's inputs once into a typed object (like docker/build-push-action's context.ts).
 // Everything here is syntax: a bad value fails in the first second, before Nix builds anything.
 // Registry-specific grammar (image path, tags) is checked by registry/reference.ts from main.ts.
+import { cacheUrlProblem } from '../nix/cache-url.js';
+import { COMPRESSION_LEVELS, type Compression } from '../image/compress.js';
 
 export type InstallNix = 'auto' | 'true' | 'false';
 /** auto: a recognised dockerTools image's layers are made from the store; archive: always build and read the archive. */
@@ -19,6 +21,8 @@ export interface ActionInputs {
    *  another repository of the same registry (checked by registry/reference.ts parseReuseTags). */
   reuseTags: string[];
   layersFrom: LayersFrom;
+  /** `compression`: gzip or zstd, and the level (its default when not given). */
+  compression: Compression;
   username: string;
   password: string;
   githubToken: string;
@@ -52,6 +56,9 @@ export interface ActionInputs {
   /** `binary-cache-public-key`: public keys (`name:base64`, 32 bytes) a restored store path needs a
    *  signature by. */
   binaryCachePublicKeys: string[];
+  /** `binary-cache`: a Nix binary cache URL (s3://, https://, http://, file://) read before the build and
+   *  written after it (nix/remote-cache.ts); '' when not given. */
+  binaryCache: string;
 }
 
 /** A bad input: the message names the input and what is expected. */
@@ -154,6 +161,17 @@ function oneOf<T extends string>(name: string, value: string, allowed: readonly 
   throw new InputError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
 }
 
+/** `gzip` or `zstd`, optionally with a level after a colon (`zstd:3`, `gzip:6`); empty: gzip at its default. */
+export function parseCompression(value: string): Compression {
+  const m = /^(gzip|zstd)(?::(\d+))?$/.exec(value || 'gzip');
+  if (!m) throw new InputError('compression', `expected gzip or zstd, optionally with a level (gzip:6, zstd:9), got "${value}"`);
+  const algorithm = m[1] as Compression['algorithm'];
+  const { default: fallback, min, max } = COMPRESSION_LEVELS[algorithm];
+  const level = m[2] === undefined ? fallback : Number(m[2]);
+  if (level < min || level > max) throw new InputError('compression', `${algorithm} levels go from ${min} to ${max}, got "${value}"`);
+  return { algorithm, level };
+}
+
 export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.env): ActionInputs {
   const attr = get('attr');
   if (attr === '') throw new InputError('attr', 'expected the flake attribute that builds the image, e.g. docker');
@@ -199,6 +217,16 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
   const sbomAttach = parseBoolean('sbom-attach', get('sbom-attach'), false);
   if (sbomAttach && !push) throw new InputError('sbom-attach', 'needs push: true (the documents are attached to the pushed image)');
 
+  const binaryCache = get('binary-cache');
+  if (binaryCache !== '') {
+    // Never quotes the URL: it is checked for credentials here.
+    const problem = cacheUrlProblem(binaryCache);
+    if (problem) throw new InputError('binary-cache', problem);
+    if (get('binary-cache-key') === '' && get('binary-cache-public-key') === '') {
+      throw new InputError('binary-cache', 'needs binary-cache-public-key (or binary-cache-key): a cache that other jobs write is used only with signatures by a key you name, never trusted as it is');
+    }
+  }
+
   return {
     flake,
     attr,
@@ -208,6 +236,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     tags,
     reuseTags: splitList(get('reuse-tags')),
     layersFrom: oneOf('layers-from', get('layers-from') || 'auto', ['auto', 'archive'] as const),
+    compression: parseCompression(get('compression')),
     username: get('username'),
     password: get('password'),
     githubToken: get('github-token'),
@@ -230,5 +259,6 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     sbomAttach,
     binaryCacheKey: get('binary-cache-key') && checkNixKey('binary-cache-key', get('binary-cache-key'), 64),
     binaryCachePublicKeys: splitList(get('binary-cache-public-key').replace(/\s+/g, '\n')).map((k) => checkNixKey('binary-cache-public-key', k, 32)),
+    binaryCache,
   };
 }

@@ -30,7 +30,7 @@ import { withoutSecrets } from '../image/child-env.js';
 import { describeBinaryCache, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
 import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } from './cache-call.js';
 import { keyName, parseSecretKey } from './signing.js';
-import { layerRecordTrusted, signLayerRecord } from './layer-record.js';
+import { layerRecordFile, layerRecordTrusted, recordDigest, signLayerRecord } from './layer-record.js';
 import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
 
 export interface RestoreOptions {
@@ -61,6 +61,9 @@ export interface CacheState {
   maxSize: number;
   /** Public keys a restored path needs a signature by (none: trusted without). */
   trustedKeys?: string[];
+  /** With trusted keys: the digest of the layer record this job may take, the one restored with a valid
+   *  signature or the one it wrote itself (null: none). Any other record is left out, and not signed. */
+  layerRecord?: string | null;
   /** Why the restore failed or timed out (unreachable: the service failed or did not answer in time):
    *  the post step then does not try to save. */
   restoreFailed?: { reason: string; unreachable: boolean };
@@ -186,7 +189,7 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
     lock: opts.keyPrefix ? '' : await lockHash(opts.nix, opts.flake, nixEnv, workspace),
   });
   const trustedKeys = opts.trustedKeys ?? [];
-  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...(opts.nixVersion ? { nixVersion: opts.nixVersion } : {}), ...(trustedKeys.length ? { trustedKeys } : {}) };
+  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...(opts.nixVersion ? { nixVersion: opts.nixVersion } : {}), ...(trustedKeys.length ? { trustedKeys, layerRecord: null } : {}) };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
   const call = await cacheCall<RestoreValue>({ op: 'restore', paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
@@ -213,6 +216,7 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
   if (!(await layerRecordTrusted(dir, trustedKeys))) {
     core.info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(' or ')}: left out, no layer is reused on its word`);
   }
+  if (trustedKeys.length > 0) state.layerRecord = await recordDigest(dir);
   const found = await describeBinaryCache(dir);
   const seconds = (Date.now() - started) / 1000;
   const hit = matched.startsWith(keyBase) ? 'true' : 'partial';
@@ -334,7 +338,15 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
   }
   if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
   const written = await writeBinaryCache(state.dir, keep, state.nix, env, key);
-  if (key) await signLayerRecord(state.dir, key);
+  if (key) {
+    // Only the record this job verified or wrote is signed: one changed since (by a build or a script
+    // of the same user) is left out of the entry.
+    if (state.layerRecord !== undefined && (await recordDigest(state.dir)) !== state.layerRecord) {
+      await rm(layerRecordFile(state.dir), { force: true });
+      core.info('store cache: the layer record changed after this job wrote it: left out, not signed');
+    }
+    await signLayerRecord(state.dir, key);
+  }
   core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ''}; saving as ${cacheKey}`);
   const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key: cacheKey });
   const problem = cacheProblem(call);

@@ -2,6 +2,7 @@
 import * as core from '@actions/core';
 import { formatBytes, type PushResult } from '../registry/push.js';
 import type { SaveSummary } from '../nix/cache.js';
+import type { UploadSummary } from '../nix/remote-cache.js';
 import type { Attached } from '../registry/referrers.js';
 import { documentsSummary, setDocumentOutputs, type ImageDocuments } from './documents.js';
 
@@ -14,6 +15,8 @@ export interface RunReport {
   nixVersion?: string;
   cacheHit: 'true' | 'partial' | 'false';
   cache?: { restored?: { paths: number; bytes: number; seconds: number; key?: string }; note?: string };
+  /** The binary-cache input: what the build copied from it (what the post step uploads is in its log and the summary). */
+  binaryCache?: { url: string; note: string; substituted: string[] };
   buildSeconds: number;
   push: PushResult;
   /** The other repositories the image went to (tags naming other registries or repositories). */
@@ -42,6 +45,8 @@ export interface Metadata {
   pushed: boolean;
   format: string;
   'nix-version'?: string;
+  /** The binary-cache input: the store paths the build copied from it. */
+  'binary-cache'?: { url: string; note: string; substituted: string[] };
   /** skipped: already in the registry; reused: of those, the ones known before reading (a tag's manifest, the
    *  store cache's record), never made nor compressed; made: layers read (or made from the store) and compressed. */
   layers: {
@@ -87,6 +92,7 @@ export function metadataOf(r: RunReport): Metadata {
     pushed: p.pushed,
     format: r.format,
     ...(r.nixVersion ? { 'nix-version': r.nixVersion } : {}),
+    ...(r.binaryCache ? { 'binary-cache': { url: r.binaryCache.url, note: r.binaryCache.note, substituted: r.binaryCache.substituted } } : {}),
     layers: {
       total: p.layers.length,
       uploaded: count('uploaded'),
@@ -185,7 +191,9 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
   s.addRaw(
     `<p>Store path <code>${m['store-path']}</code> (${m.format}): ${built}.` +
       (m['nix-version'] ? ` Nix ${m['nix-version']}.` : '') +
-      ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.</p>`,
+      ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.` +
+      (r.binaryCache ? ` Binary cache <code>${escapeHtml(r.binaryCache.url)}</code>: ${binaryCacheWords(r.binaryCache)}.` : '') +
+      '</p>',
     true,
   );
   if (m.repositories.length > 1) {
@@ -240,6 +248,29 @@ export async function report(r: RunReport): Promise<Metadata> {
     await writeSummary(r, m).catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
   }
   return m;
+}
+
+/** What the build took from the binary cache, the first few paths named. */
+function binaryCacheWords(b: NonNullable<RunReport['binaryCache']>): string {
+  if (b.note !== 'substituter') return escapeHtml(b.note);
+  if (b.substituted.length === 0) return 'nothing copied from it';
+  const named = b.substituted.slice(0, 4).map(storeName).join(', ');
+  return `${b.substituted.length} path(s) copied from it (${named}${b.substituted.length > 4 ? ` and ${b.substituted.length - 4} more` : ''})`;
+}
+
+/** The post step's line in the job summary: what it uploaded to the binary cache. */
+export async function reportBinaryCacheUpload(u: UploadSummary): Promise<void> {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  const named = u.uploaded.slice(0, 4).map(storeName).join(', ') + (u.uploaded.length > 4 ? ` and ${u.uploaded.length - 4} more` : '');
+  const sent =
+    u.uploaded.length > 0
+      ? `uploaded ${u.uploaded.length} of ${u.paths} paths (${named}; ${formatBytes(u.narBytes)} of NARs${u.sentBytes > 0 ? `, ${formatBytes(u.sentBytes)} sent` : ''})${u.present > 0 ? `, ${u.present} there already` : ''}`
+      : '';
+  const what = u.skipped ? `${sent ? `${sent}, then stopped` : 'nothing uploaded'}: ${escapeHtml(u.skipped)}` : sent || `nothing to upload: it holds all ${u.paths} paths already`;
+  await core.summary
+    .addRaw(`<p>Binary cache <code>${escapeHtml(u.url)}</code>: ${what}, in ${round(u.seconds)} s (post step).</p>`, true)
+    .write()
+    .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
 }
 
 /** The post step's line in the job summary: what the store cache saved. */

@@ -4080,8 +4080,8 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports2, module) {
     "use strict";
-    var { Transform: Transform2 } = __require("node:stream");
-    var zlib3 = __require("node:zlib");
+    var { Transform: Transform3 } = __require("node:stream");
+    var zlib5 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
     var { collectASequenceOfCodePoints, collectAnHTTPQuotedString, removeChars, parseMIMEType } = require_data_url();
@@ -4186,10 +4186,10 @@ var require_util2 = __commonJS({
     function TAOCheck() {
       return "success";
     }
-    function appendFetchMetadata(httpRequest) {
+    function appendFetchMetadata(httpRequest2) {
       let header = null;
-      header = httpRequest.mode;
-      httpRequest.headersList.set("sec-fetch-mode", header, true);
+      header = httpRequest2.mode;
+      httpRequest2.headersList.set("sec-fetch-mode", header, true);
     }
     function appendRequestOriginHeader(request) {
       let serializedOrigin = request.origin;
@@ -4768,7 +4768,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform2 {
+    var InflateStream = class extends Transform3 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -4781,7 +4781,7 @@ var require_util2 = __commonJS({
             callback();
             return;
           }
-          this._inflateStream = (chunk[0] & 15) === 8 ? zlib3.createInflate(this.#zlibOptions) : zlib3.createInflateRaw(this.#zlibOptions);
+          this._inflateStream = (chunk[0] & 15) === 8 ? zlib5.createInflate(this.#zlibOptions) : zlib5.createInflateRaw(this.#zlibOptions);
           this._inflateStream.on("data", this.push.bind(this));
           this._inflateStream.on("end", () => this.push(null));
           this._inflateStream.on("error", (err) => this.destroy(err));
@@ -5789,7 +5789,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants5 = require_constants2();
+    var constants7 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util5.addListener;
@@ -5864,7 +5864,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports3 }) {
         assert4(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports3;
-        this.ptr = this.llhttp.llhttp_alloc(constants5.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants7.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -5959,11 +5959,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants5.ERROR.OK) {
+          if (ret !== constants7.ERROR.OK) {
             const body2 = data.subarray(offset);
-            if (ret === constants5.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants7.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body2);
-            } else if (ret === constants5.ERROR.PAUSED) {
+            } else if (ret === constants7.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body2);
             } else {
@@ -5986,10 +5986,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants5.ERROR.OK) {
+        if (ret === constants7.ERROR.OK) {
           return null;
         }
-        if (ret === constants5.ERROR.PAUSED || ret === constants5.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants7.ERROR.PAUSED || ret === constants7.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6006,7 +6006,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants5.ERROR[ret], data);
+        return new HTTPParserError(message, constants7.ERROR[ret], data);
       }
       destroy() {
         assert4(this.ptr != null);
@@ -6186,7 +6186,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants5.ERROR.PAUSED : 0;
+        return pause ? constants7.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6208,7 +6208,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants5.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6244,13 +6244,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert4(client[kRunning] === 0);
           util5.destroy(socket, new InformationalError("reset"));
-          return constants5.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util5.destroy(socket, new InformationalError("reset"));
-          return constants5.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util5.destroy(socket, new InformationalError("reset"));
-          return constants5.ERROR.PAUSED;
+          return constants7.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -6871,7 +6871,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert4 = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var util5 = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7350,7 +7350,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body2, client, request, contentLength2) {
       assert4(contentLength2 !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline4(
+      const pipe = pipeline5(
         body2,
         h2stream,
         (err) => {
@@ -8574,9 +8574,9 @@ var require_balanced_pool = __commonJS({
         if (allClientsBusy) {
           return;
         }
-        let counter = 0;
+        let counter2 = 0;
         let maxWeightIndex = this[kClients].findIndex((pool) => !pool[kNeedDrain]);
-        while (counter++ < this[kClients].length) {
+        while (counter2++ < this[kClients].length) {
           this[kIndex] = (this[kIndex] + 1) % this[kClients].length;
           const pool = this[kClients][this[kIndex]];
           if (pool[kWeight] > this[kClients][maxWeightIndex][kWeight] && !pool[kNeedDrain]) {
@@ -9201,7 +9201,7 @@ var require_retry_handler = __commonJS({
           errorCodes,
           methods
         } = retryOptions;
-        const { counter } = state3;
+        const { counter: counter2 } = state3;
         if (code && code !== "UND_ERR_REQ_RETRY" && !errorCodes.includes(code)) {
           cb(err);
           return;
@@ -9214,7 +9214,7 @@ var require_retry_handler = __commonJS({
           cb(err);
           return;
         }
-        if (counter > maxRetries) {
+        if (counter2 > maxRetries) {
           cb(err);
           return;
         }
@@ -9223,7 +9223,7 @@ var require_retry_handler = __commonJS({
           retryAfterHeader = Number(retryAfterHeader);
           retryAfterHeader = Number.isNaN(retryAfterHeader) ? calculateRetryAfterHeader(retryAfterHeader) : retryAfterHeader * 1e3;
         }
-        const retryTimeout = retryAfterHeader > 0 ? Math.min(retryAfterHeader, maxTimeout) : Math.min(minTimeout * timeoutFactor ** (counter - 1), maxTimeout);
+        const retryTimeout = retryAfterHeader > 0 ? Math.min(retryAfterHeader, maxTimeout) : Math.min(minTimeout * timeoutFactor ** (counter2 - 1), maxTimeout);
         setTimeout(() => cb(null), retryTimeout);
       }
       onHeaders(statusCode, rawHeaders, resume, statusMessage) {
@@ -9449,7 +9449,7 @@ var require_readable = __commonJS({
   "node_modules/undici/lib/api/readable.js"(exports2, module) {
     "use strict";
     var assert4 = __require("node:assert");
-    var { Readable: Readable7 } = __require("node:stream");
+    var { Readable: Readable8 } = __require("node:stream");
     var { RequestAbortedError, NotSupportedError, InvalidArgumentError, AbortError: AbortError3 } = require_errors();
     var util5 = require_util();
     var { ReadableStreamFrom } = require_util();
@@ -9461,7 +9461,7 @@ var require_readable = __commonJS({
     var kContentLength = /* @__PURE__ */ Symbol("kContentLength");
     var noop = () => {
     };
-    var BodyReadable = class extends Readable7 {
+    var BodyReadable = class extends Readable8 {
       constructor({
         resume,
         abort,
@@ -9803,7 +9803,7 @@ var require_api_request = __commonJS({
   "node_modules/undici/lib/api/api-request.js"(exports2, module) {
     "use strict";
     var assert4 = __require("node:assert");
-    var { Readable: Readable7 } = require_readable();
+    var { Readable: Readable8 } = require_readable();
     var { InvalidArgumentError, RequestAbortedError } = require_errors();
     var util5 = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -9898,7 +9898,7 @@ var require_api_request = __commonJS({
         const parsedHeaders = responseHeaders === "raw" ? util5.parseHeaders(rawHeaders) : headers;
         const contentType2 = parsedHeaders["content-type"];
         const contentLength2 = parsedHeaders["content-length"];
-        const res = new Readable7({
+        const res = new Readable8({
           resume,
           abort,
           contentType: contentType2,
@@ -10040,7 +10040,7 @@ var require_api_stream = __commonJS({
   "node_modules/undici/lib/api/api-stream.js"(exports2, module) {
     "use strict";
     var assert4 = __require("node:assert");
-    var { finished, PassThrough } = __require("node:stream");
+    var { finished, PassThrough: PassThrough2 } = __require("node:stream");
     var { InvalidArgumentError, InvalidReturnValueError } = require_errors();
     var util5 = require_util();
     var { getResolveErrorBodyCallback } = require_util3();
@@ -10116,7 +10116,7 @@ var require_api_stream = __commonJS({
         if (this.throwOnError && statusCode >= 400) {
           const parsedHeaders = responseHeaders === "raw" ? util5.parseHeaders(rawHeaders) : headers;
           const contentType2 = parsedHeaders["content-type"];
-          res = new PassThrough();
+          res = new PassThrough2();
           this.callback = null;
           this.runInAsyncScope(
             getResolveErrorBodyCallback,
@@ -10213,9 +10213,9 @@ var require_api_pipeline = __commonJS({
   "node_modules/undici/lib/api/api-pipeline.js"(exports2, module) {
     "use strict";
     var {
-      Readable: Readable7,
+      Readable: Readable8,
       Duplex,
-      PassThrough
+      PassThrough: PassThrough2
     } = __require("node:stream");
     var {
       InvalidArgumentError,
@@ -10227,7 +10227,7 @@ var require_api_pipeline = __commonJS({
     var { addSignal, removeSignal } = require_abort_signal();
     var assert4 = __require("node:assert");
     var kResume = /* @__PURE__ */ Symbol("resume");
-    var PipelineRequest = class extends Readable7 {
+    var PipelineRequest = class extends Readable8 {
       constructor() {
         super({ autoDestroy: true });
         this[kResume] = null;
@@ -10244,7 +10244,7 @@ var require_api_pipeline = __commonJS({
         callback(err);
       }
     };
-    var PipelineResponse = class extends Readable7 {
+    var PipelineResponse = class extends Readable8 {
       constructor(resume) {
         super({ autoDestroy: true });
         this[kResume] = resume;
@@ -10395,16 +10395,16 @@ var require_api_pipeline = __commonJS({
         util5.destroy(ret, err);
       }
     };
-    function pipeline4(opts, handler) {
+    function pipeline5(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
         return pipelineHandler.ret;
       } catch (err) {
-        return new PassThrough().destroy(err);
+        return new PassThrough2().destroy(err);
       }
     }
-    module.exports = pipeline4;
+    module.exports = pipeline5;
   }
 });
 
@@ -11117,7 +11117,7 @@ var require_mock_interceptor = __commonJS({
 var require_mock_client = __commonJS({
   "node_modules/undici/lib/mock/mock-client.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify4 } = __require("node:util");
+    var { promisify: promisify5 } = __require("node:util");
     var Client = require_client();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11157,7 +11157,7 @@ var require_mock_client = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify4(this[kOriginalClose])();
+        await promisify5(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11170,7 +11170,7 @@ var require_mock_client = __commonJS({
 var require_mock_pool = __commonJS({
   "node_modules/undici/lib/mock/mock-pool.js"(exports2, module) {
     "use strict";
-    var { promisify: promisify4 } = __require("node:util");
+    var { promisify: promisify5 } = __require("node:util");
     var Pool = require_pool();
     var { buildMockDispatch } = require_mock_utils();
     var {
@@ -11210,7 +11210,7 @@ var require_mock_pool = __commonJS({
         return new MockInterceptor(opts, this[kDispatches]);
       }
       async [kClose]() {
-        await promisify4(this[kOriginalClose])();
+        await promisify5(this[kOriginalClose])();
         this[kConnected] = 0;
         this[kMockAgent][Symbols.kClients].delete(this[kOrigin]);
       }
@@ -11254,13 +11254,13 @@ var require_pluralizer = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports2, module) {
     "use strict";
-    var { Transform: Transform2 } = __require("node:stream");
+    var { Transform: Transform3 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform2({
+        this.transform = new Transform3({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -13522,7 +13522,7 @@ var require_fetch = __commonJS({
     } = require_response();
     var { HeadersList } = require_headers();
     var { Request, cloneRequest } = require_request2();
-    var zlib3 = __require("node:zlib");
+    var zlib5 = __require("node:zlib");
     var {
       bytesMatch,
       makePolicyContainer,
@@ -13569,7 +13569,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable7, pipeline: pipeline4, finished } = __require("node:stream");
+    var { Readable: Readable8, pipeline: pipeline5, finished } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14148,74 +14148,74 @@ var require_fetch = __commonJS({
     async function httpNetworkOrCacheFetch(fetchParams, isAuthenticationFetch = false, isNewConnectionFetch = false) {
       const request = fetchParams.request;
       let httpFetchParams = null;
-      let httpRequest = null;
+      let httpRequest2 = null;
       let response = null;
       const httpCache = null;
       const revalidatingFlag = false;
       if (request.window === "no-window" && request.redirect === "error") {
         httpFetchParams = fetchParams;
-        httpRequest = request;
+        httpRequest2 = request;
       } else {
-        httpRequest = cloneRequest(request);
+        httpRequest2 = cloneRequest(request);
         httpFetchParams = { ...fetchParams };
-        httpFetchParams.request = httpRequest;
+        httpFetchParams.request = httpRequest2;
       }
       const includeCredentials = request.credentials === "include" || request.credentials === "same-origin" && request.responseTainting === "basic";
-      const contentLength2 = httpRequest.body ? httpRequest.body.length : null;
+      const contentLength2 = httpRequest2.body ? httpRequest2.body.length : null;
       let contentLengthHeaderValue = null;
-      if (httpRequest.body == null && ["POST", "PUT"].includes(httpRequest.method)) {
+      if (httpRequest2.body == null && ["POST", "PUT"].includes(httpRequest2.method)) {
         contentLengthHeaderValue = "0";
       }
       if (contentLength2 != null) {
         contentLengthHeaderValue = isomorphicEncode(`${contentLength2}`);
       }
       if (contentLengthHeaderValue != null) {
-        httpRequest.headersList.append("content-length", contentLengthHeaderValue, true);
+        httpRequest2.headersList.append("content-length", contentLengthHeaderValue, true);
       }
-      if (contentLength2 != null && httpRequest.keepalive) {
+      if (contentLength2 != null && httpRequest2.keepalive) {
       }
-      if (httpRequest.referrer instanceof URL) {
-        httpRequest.headersList.append("referer", isomorphicEncode(httpRequest.referrer.href), true);
+      if (httpRequest2.referrer instanceof URL) {
+        httpRequest2.headersList.append("referer", isomorphicEncode(httpRequest2.referrer.href), true);
       }
-      appendRequestOriginHeader(httpRequest);
-      appendFetchMetadata(httpRequest);
-      if (!httpRequest.headersList.contains("user-agent", true)) {
-        httpRequest.headersList.append("user-agent", defaultUserAgent);
+      appendRequestOriginHeader(httpRequest2);
+      appendFetchMetadata(httpRequest2);
+      if (!httpRequest2.headersList.contains("user-agent", true)) {
+        httpRequest2.headersList.append("user-agent", defaultUserAgent);
       }
-      if (httpRequest.cache === "default" && (httpRequest.headersList.contains("if-modified-since", true) || httpRequest.headersList.contains("if-none-match", true) || httpRequest.headersList.contains("if-unmodified-since", true) || httpRequest.headersList.contains("if-match", true) || httpRequest.headersList.contains("if-range", true))) {
-        httpRequest.cache = "no-store";
+      if (httpRequest2.cache === "default" && (httpRequest2.headersList.contains("if-modified-since", true) || httpRequest2.headersList.contains("if-none-match", true) || httpRequest2.headersList.contains("if-unmodified-since", true) || httpRequest2.headersList.contains("if-match", true) || httpRequest2.headersList.contains("if-range", true))) {
+        httpRequest2.cache = "no-store";
       }
-      if (httpRequest.cache === "no-cache" && !httpRequest.preventNoCacheCacheControlHeaderModification && !httpRequest.headersList.contains("cache-control", true)) {
-        httpRequest.headersList.append("cache-control", "max-age=0", true);
+      if (httpRequest2.cache === "no-cache" && !httpRequest2.preventNoCacheCacheControlHeaderModification && !httpRequest2.headersList.contains("cache-control", true)) {
+        httpRequest2.headersList.append("cache-control", "max-age=0", true);
       }
-      if (httpRequest.cache === "no-store" || httpRequest.cache === "reload") {
-        if (!httpRequest.headersList.contains("pragma", true)) {
-          httpRequest.headersList.append("pragma", "no-cache", true);
+      if (httpRequest2.cache === "no-store" || httpRequest2.cache === "reload") {
+        if (!httpRequest2.headersList.contains("pragma", true)) {
+          httpRequest2.headersList.append("pragma", "no-cache", true);
         }
-        if (!httpRequest.headersList.contains("cache-control", true)) {
-          httpRequest.headersList.append("cache-control", "no-cache", true);
+        if (!httpRequest2.headersList.contains("cache-control", true)) {
+          httpRequest2.headersList.append("cache-control", "no-cache", true);
         }
       }
-      if (httpRequest.headersList.contains("range", true)) {
-        httpRequest.headersList.append("accept-encoding", "identity", true);
+      if (httpRequest2.headersList.contains("range", true)) {
+        httpRequest2.headersList.append("accept-encoding", "identity", true);
       }
-      if (!httpRequest.headersList.contains("accept-encoding", true)) {
-        if (urlHasHttpsScheme(requestCurrentURL(httpRequest))) {
-          httpRequest.headersList.append("accept-encoding", "br, gzip, deflate", true);
+      if (!httpRequest2.headersList.contains("accept-encoding", true)) {
+        if (urlHasHttpsScheme(requestCurrentURL(httpRequest2))) {
+          httpRequest2.headersList.append("accept-encoding", "br, gzip, deflate", true);
         } else {
-          httpRequest.headersList.append("accept-encoding", "gzip, deflate", true);
+          httpRequest2.headersList.append("accept-encoding", "gzip, deflate", true);
         }
       }
-      httpRequest.headersList.delete("host", true);
+      httpRequest2.headersList.delete("host", true);
       if (includeCredentials) {
       }
       if (httpCache == null) {
-        httpRequest.cache = "no-store";
+        httpRequest2.cache = "no-store";
       }
-      if (httpRequest.cache !== "no-store" && httpRequest.cache !== "reload") {
+      if (httpRequest2.cache !== "no-store" && httpRequest2.cache !== "reload") {
       }
       if (response == null) {
-        if (httpRequest.cache === "only-if-cached") {
+        if (httpRequest2.cache === "only-if-cached") {
           return makeNetworkError("only if cached");
         }
         const forwardResponse = await httpNetworkFetch(
@@ -14223,7 +14223,7 @@ var require_fetch = __commonJS({
           includeCredentials,
           isNewConnectionFetch
         );
-        if (!safeMethodsSet.has(httpRequest.method) && forwardResponse.status >= 200 && forwardResponse.status <= 399) {
+        if (!safeMethodsSet.has(httpRequest2.method) && forwardResponse.status >= 200 && forwardResponse.status <= 399) {
         }
         if (revalidatingFlag && forwardResponse.status === 304) {
         }
@@ -14231,8 +14231,8 @@ var require_fetch = __commonJS({
           response = forwardResponse;
         }
       }
-      response.urlList = [...httpRequest.urlList];
-      if (httpRequest.headersList.contains("range", true)) {
+      response.urlList = [...httpRequest2.urlList];
+      if (httpRequest2.headersList.contains("range", true)) {
         response.rangeRequested = true;
       }
       response.requestIncludesCredentials = includeCredentials;
@@ -14484,23 +14484,23 @@ var require_fetch = __commonJS({
                 for (let i = codings.length - 1; i >= 0; --i) {
                   const coding = codings[i].trim();
                   if (coding === "x-gzip" || coding === "gzip") {
-                    decoders.push(zlib3.createGunzip({
+                    decoders.push(zlib5.createGunzip({
                       // Be less strict when decoding compressed responses, since sometimes
                       // servers send slightly invalid responses that are still accepted
                       // by common browsers.
                       // Always using Z_SYNC_FLUSH is what cURL does.
-                      flush: zlib3.constants.Z_SYNC_FLUSH,
-                      finishFlush: zlib3.constants.Z_SYNC_FLUSH
+                      flush: zlib5.constants.Z_SYNC_FLUSH,
+                      finishFlush: zlib5.constants.Z_SYNC_FLUSH
                     }));
                   } else if (coding === "deflate") {
                     decoders.push(createInflate({
-                      flush: zlib3.constants.Z_SYNC_FLUSH,
-                      finishFlush: zlib3.constants.Z_SYNC_FLUSH
+                      flush: zlib5.constants.Z_SYNC_FLUSH,
+                      finishFlush: zlib5.constants.Z_SYNC_FLUSH
                     }));
                   } else if (coding === "br") {
-                    decoders.push(zlib3.createBrotliDecompress({
-                      flush: zlib3.constants.BROTLI_OPERATION_FLUSH,
-                      finishFlush: zlib3.constants.BROTLI_OPERATION_FLUSH
+                    decoders.push(zlib5.createBrotliDecompress({
+                      flush: zlib5.constants.BROTLI_OPERATION_FLUSH,
+                      finishFlush: zlib5.constants.BROTLI_OPERATION_FLUSH
                     }));
                   } else {
                     decoders.length = 0;
@@ -14508,13 +14508,13 @@ var require_fetch = __commonJS({
                   }
                 }
               }
-              this.body = new Readable7({ read: resume });
+              this.body = new Readable8({ read: resume });
               const onError = this.onError.bind(this);
               resolve4({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline4(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline5(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -18311,7 +18311,7 @@ var require_eventsource_stream = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports2, module) {
     "use strict";
     var buffer3 = __require("node:buffer");
-    var { Transform: Transform2 } = __require("node:stream");
+    var { Transform: Transform3 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util8();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -18361,7 +18361,7 @@ var require_eventsource_stream = __commonJS({
       error2.aborted = false;
       return error2;
     }
-    var EventSourceStream = class extends Transform2 {
+    var EventSourceStream = class extends Transform3 {
       /**
        * @type {eventSourceSettings}
        */
@@ -18681,24 +18681,24 @@ ${value}`;
         this.dropConsumedChunks();
       }
       handleBOM() {
-        const first = this.peekBufferedByte(0);
+        const first2 = this.peekBufferedByte(0);
         const second = this.peekBufferedByte(1);
         const third = this.peekBufferedByte(2);
         if (second === void 0) {
-          if (first === BOM[0]) {
+          if (first2 === BOM[0]) {
             return true;
           }
           this.checkBOM = false;
           return true;
         }
         if (third === void 0) {
-          if (first === BOM[0] && second === BOM[1]) {
+          if (first2 === BOM[0] && second === BOM[1]) {
             return true;
           }
           this.checkBOM = false;
           return false;
         }
-        if (first === BOM[0] && second === BOM[1] && third === BOM[2]) {
+        if (first2 === BOM[0] && second === BOM[1] && third === BOM[2]) {
           this.discardLeadingBytes(3);
         }
         this.checkBOM = false;
@@ -18715,7 +18715,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports2, module) {
     "use strict";
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18875,7 +18875,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline4(
+          pipeline5(
             response.body.stream,
             eventSourceStream,
             (error2) => {
@@ -20031,10 +20031,10 @@ var require_truncate = __commonJS({
   "node_modules/semver/functions/truncate.js"(exports2, module) {
     "use strict";
     var parse2 = require_parse2();
-    var constants5 = require_constants6();
+    var constants7 = require_constants6();
     var SemVer = require_semver();
     var truncate = (version3, truncation, options) => {
-      if (!constants5.RELEASE_TYPES.includes(truncation)) {
+      if (!constants7.RELEASE_TYPES.includes(truncation)) {
         return null;
       }
       const clonedVersion = cloneInputVersion(version3, options);
@@ -20326,10 +20326,10 @@ var require_range = __commonJS({
           throw new TypeError(`Invalid SemVer Range: ${this.raw}`);
         }
         if (this.set.length > 1) {
-          const first = this.set[0];
+          const first2 = this.set[0];
           this.set = this.set.filter((c) => !isNullSet(c[0]));
           if (this.set.length === 0) {
-            this.set = [first];
+            this.set = [first2];
           } else if (this.set.length > 1) {
             for (const c of this.set) {
               if (c.length === 1 && isAny(c[0])) {
@@ -20491,16 +20491,16 @@ var require_range = __commonJS({
     };
     var replaceTilde = (comp26, options) => {
       const r = options.loose ? re[t.TILDELOOSE] : re[t.TILDE];
-      const z = options.includePrerelease ? "-0" : "";
+      const z2 = options.includePrerelease ? "-0" : "";
       return comp26.replace(r, (_, M, m, p, pr) => {
         debug2("tilde", comp26, _, M, m, p, pr);
         let ret;
         if (isX(M)) {
           ret = "";
         } else if (isX(m)) {
-          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
+          ret = `>=${M}.0.0${z2} <${+M + 1}.0.0-0`;
         } else if (isX(p)) {
-          ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
+          ret = `>=${M}.${m}.0${z2} <${M}.${+m + 1}.0-0`;
         } else if (pr) {
           debug2("replaceTilde pr", pr);
           ret = `>=${M}.${m}.${p}-${pr} <${M}.${+m + 1}.0-0`;
@@ -20517,19 +20517,19 @@ var require_range = __commonJS({
     var replaceCaret = (comp26, options) => {
       debug2("caret", comp26, options);
       const r = options.loose ? re[t.CARETLOOSE] : re[t.CARET];
-      const z = options.includePrerelease ? "-0" : "";
+      const z2 = options.includePrerelease ? "-0" : "";
       return comp26.replace(r, (_, M, m, p, pr) => {
         debug2("caret", comp26, _, M, m, p, pr);
         let ret;
         if (isX(M)) {
           ret = "";
         } else if (isX(m)) {
-          ret = `>=${M}.0.0${z} <${+M + 1}.0.0-0`;
+          ret = `>=${M}.0.0${z2} <${+M + 1}.0.0-0`;
         } else if (isX(p)) {
           if (M === "0") {
-            ret = `>=${M}.${m}.0${z} <${M}.${+m + 1}.0-0`;
+            ret = `>=${M}.${m}.0${z2} <${M}.${+m + 1}.0-0`;
           } else {
-            ret = `>=${M}.${m}.0${z} <${+M + 1}.0.0-0`;
+            ret = `>=${M}.${m}.0${z2} <${+M + 1}.0.0-0`;
           }
         } else if (pr) {
           debug2("replaceCaret pr", pr);
@@ -21065,26 +21065,26 @@ var require_simplify = __commonJS({
     var compare = require_compare();
     module.exports = (versions, range3, options) => {
       const set = [];
-      let first = null;
+      let first2 = null;
       let prev = null;
       const v = versions.sort((a, b) => compare(a, b, options));
       for (const version3 of v) {
         const included = satisfies(version3, range3, options);
         if (included) {
           prev = version3;
-          if (!first) {
-            first = version3;
+          if (!first2) {
+            first2 = version3;
           }
         } else {
           if (prev) {
-            set.push([first, prev]);
+            set.push([first2, prev]);
           }
           prev = null;
-          first = null;
+          first2 = null;
         }
       }
-      if (first) {
-        set.push([first, null]);
+      if (first2) {
+        set.push([first2, null]);
       }
       const ranges = [];
       for (const [min, max] of set) {
@@ -21274,7 +21274,7 @@ var require_semver2 = __commonJS({
   "node_modules/semver/index.js"(exports2, module) {
     "use strict";
     var internalRe = require_re();
-    var constants5 = require_constants6();
+    var constants7 = require_constants6();
     var SemVer = require_semver();
     var identifiers = require_identifiers();
     var parse2 = require_parse2();
@@ -21358,8 +21358,8 @@ var require_semver2 = __commonJS({
       re: internalRe.re,
       src: internalRe.src,
       tokens: internalRe.t,
-      SEMVER_SPEC_VERSION: constants5.SEMVER_SPEC_VERSION,
-      RELEASE_TYPES: constants5.RELEASE_TYPES,
+      SEMVER_SPEC_VERSION: constants7.SEMVER_SPEC_VERSION,
+      RELEASE_TYPES: constants7.RELEASE_TYPES,
       compareIdentifiers: identifiers.compareIdentifiers,
       rcompareIdentifiers: identifiers.rcompareIdentifiers
     };
@@ -22578,15 +22578,15 @@ var require_dist3 = __commonJS({
         if (!req.path.includes("://")) {
           this.setRequestProps(req, opts);
         }
-        let first;
+        let first2;
         let endOfHeaders;
         debug2("Regenerating stored HTTP header string for request");
         req._implicitHeader();
         if (req.outputData && req.outputData.length > 0) {
           debug2("Patching connection write() output buffer with updated header");
-          first = req.outputData[0].data;
-          endOfHeaders = first.indexOf("\r\n\r\n") + 4;
-          req.outputData[0].data = req._header + first.substring(endOfHeaders);
+          first2 = req.outputData[0].data;
+          endOfHeaders = first2.indexOf("\r\n\r\n") + 4;
+          req.outputData[0].data = req._header + first2.substring(endOfHeaders);
           debug2("Output buffer: %o", req.outputData[0].data);
         }
         let socket;
@@ -26162,9 +26162,9 @@ var require_rpc_output_stream = __commonJS({
             let state3 = this._itState;
             runtime_1.assert(state3, "bad state");
             runtime_1.assert(!state3.p, "iterator contract broken");
-            let first = state3.q.shift();
-            if (first)
-              return "value" in first ? Promise.resolve(first) : Promise.reject(first);
+            let first2 = state3.q.shift();
+            if (first2)
+              return "value" in first2 ? Promise.resolve(first2) : Promise.reject(first2);
             state3.p = new deferred_1.Deferred();
             return state3.p.promise;
           }
@@ -27350,19 +27350,19 @@ var require_utf8_decoder = __commonJS({
       let i = len - 2;
       while (i >= limit && (data[i] & 192) === 128) i--;
       if (i < 0) return 1;
-      const first = data[i];
+      const first2 = data[i];
       let needed;
-      if (first >= 194 && first <= 223) needed = 2;
-      else if (first >= 224 && first <= 239) needed = 3;
-      else if (first >= 240 && first <= 244) needed = 4;
+      if (first2 >= 194 && first2 <= 223) needed = 2;
+      else if (first2 >= 224 && first2 <= 239) needed = 3;
+      else if (first2 >= 240 && first2 <= 244) needed = 4;
       else return 1;
       if (len - i !== needed) return 1;
       if (needed >= 3) {
         const second = data[i + 1];
-        if (first === 224 && second < 160) return 1;
-        if (first === 237 && second > 159) return 1;
-        if (first === 240 && second < 144) return 1;
-        if (first === 244 && second > 143) return 1;
+        if (first2 === 224 && second < 160) return 1;
+        if (first2 === 237 && second > 159) return 1;
+        if (first2 === 240 && second < 144) return 1;
+        if (first2 === 244 && second > 143) return 1;
       }
       return 0;
     }
@@ -28075,7 +28075,7 @@ var require_streamx = __commonJS({
         }
       }
     };
-    var Readable7 = class _Readable extends Stream {
+    var Readable8 = class _Readable extends Stream {
       constructor(opts) {
         super(opts);
         this._duplexState |= OPENING | WRITE_DONE | READ_READ_AHEAD;
@@ -28088,11 +28088,11 @@ var require_streamx = __commonJS({
         }
       }
       static deferred(fn, opts) {
-        const out = new PassThrough(opts);
+        const out = new PassThrough2(opts);
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline4(src, out, noop);
+          pipeline5(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -28286,7 +28286,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Duplex = class extends Readable7 {
+    var Duplex = class extends Readable8 {
       // and Writable
       constructor(opts) {
         super(opts);
@@ -28324,7 +28324,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform2 = class extends Duplex {
+    var Transform3 = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -28368,7 +28368,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough = class extends Transform2 {
+    var PassThrough2 = class extends Transform3 {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -28379,13 +28379,13 @@ var require_streamx = __commonJS({
     }
     function pipelinePromise(...streams) {
       return new Promise((resolve4, reject) => {
-        return pipeline4(...streams, (err) => {
+        return pipeline5(...streams, (err) => {
           if (err) return reject(err);
           resolve4();
         });
       });
     }
-    function pipeline4(stream2, ...streams) {
+    function pipeline5(stream2, ...streams) {
       const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -28483,7 +28483,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline4,
+      pipeline: pipeline5,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -28495,11 +28495,11 @@ var require_streamx = __commonJS({
       getStreamError,
       Stream,
       Writable,
-      Readable: Readable7,
+      Readable: Readable8,
       Duplex,
-      Transform: Transform2,
+      Transform: Transform3,
       // Export PassThrough for compatibility with Node.js core's stream module
-      PassThrough
+      PassThrough: PassThrough2
     };
   }
 });
@@ -28769,7 +28769,7 @@ var require_headers2 = __commonJS({
 // node_modules/tar-stream/extract.js
 var require_extract = __commonJS({
   "node_modules/tar-stream/extract.js"(exports2, module) {
-    var { Writable, Readable: Readable7, getStreamError } = require_streamx();
+    var { Writable, Readable: Readable8, getStreamError } = require_streamx();
     var FIFO = require_fast_fifo();
     var b4a = require_b4a();
     var headers = require_headers2();
@@ -28817,7 +28817,7 @@ var require_extract = __commonJS({
         return buf.subarray(this._offset, this._offset += size);
       }
     };
-    var Source = class extends Readable7 {
+    var Source = class extends Readable8 {
       constructor(self2, header, offset) {
         super();
         this.header = header;
@@ -29113,7 +29113,7 @@ var require_extract = __commonJS({
 // node_modules/tar-stream/constants.js
 var require_constants7 = __commonJS({
   "node_modules/tar-stream/constants.js"(exports2, module) {
-    var constants5 = {
+    var constants7 = {
       // just for envs without fs
       S_IFMT: 61440,
       S_IFDIR: 16384,
@@ -29123,9 +29123,9 @@ var require_constants7 = __commonJS({
       S_IFLNK: 40960
     };
     try {
-      module.exports = __require("fs").constants || constants5;
+      module.exports = __require("fs").constants || constants7;
     } catch {
-      module.exports = constants5;
+      module.exports = constants7;
     }
   }
 });
@@ -29133,9 +29133,9 @@ var require_constants7 = __commonJS({
 // node_modules/tar-stream/pack.js
 var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports2, module) {
-    var { Readable: Readable7, Writable, getStreamError } = require_streamx();
+    var { Readable: Readable8, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
-    var constants5 = require_constants7();
+    var constants7 = require_constants7();
     var headers = require_headers2();
     var DMODE = 493;
     var FMODE = 420;
@@ -29226,7 +29226,7 @@ var require_pack = __commonJS({
         cb();
       }
     };
-    var Pack = class extends Readable7 {
+    var Pack = class extends Readable8 {
       constructor(opts) {
         super(opts);
         this._drain = noop;
@@ -29338,16 +29338,16 @@ var require_pack = __commonJS({
       return new Pack(opts);
     };
     function modeToType(mode) {
-      switch (mode & constants5.S_IFMT) {
-        case constants5.S_IFBLK:
+      switch (mode & constants7.S_IFMT) {
+        case constants7.S_IFBLK:
           return "block-device";
-        case constants5.S_IFCHR:
+        case constants7.S_IFCHR:
           return "character-device";
-        case constants5.S_IFDIR:
+        case constants7.S_IFDIR:
           return "directory";
-        case constants5.S_IFIFO:
+        case constants7.S_IFIFO:
           return "fifo";
-        case constants5.S_IFLNK:
+        case constants7.S_IFLNK:
           return "symlink";
       }
       return "file";
@@ -29371,6 +29371,35 @@ var require_tar_stream = __commonJS({
     exports2.pack = require_pack();
   }
 });
+
+// src/image/child-env.ts
+import { spawnSync } from "node:child_process";
+var KEEP = ["PATH", "TMPDIR", "HOME", "LANG", "LC_ALL", "TZ"];
+function scrubbedEnv(env = process.env) {
+  const out = {};
+  for (const key of KEEP) if (env[key] !== void 0) out[key] = env[key];
+  return out;
+}
+function isSecretVariable(name) {
+  return /^(INPUT_|ACTIONS_|STATE_|AWS_)/i.test(name) || ["GITHUB_TOKEN", "GH_TOKEN", "DOCKER_CONFIG", "DOCKER_AUTH_CONFIG", "REGISTRY_AUTH_FILE", "NIX_CONFIG"].includes(name.toUpperCase());
+}
+function withoutSecrets(env = process.env) {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretVariable(k)));
+}
+var NOBODY = 65534;
+var sudoWorks;
+function asStranger(command, args, env = process.env) {
+  const own = { ...scrubbedEnv(env), TMPDIR: "/tmp", HOME: "/" };
+  if (process.getuid?.() === 0) return { command, args, uid: NOBODY, gid: NOBODY, env: own };
+  sudoWorks ??= spawnSync("sudo", ["-n", "-u", "nobody", "true"], { stdio: "ignore", timeout: 1e4 }).status === 0;
+  if (sudoWorks) return { command: "sudo", args: ["-n", "-u", "nobody", "--", command, ...args], env: own };
+  return {
+    command,
+    args,
+    env: scrubbedEnv(env),
+    sameUser: "neither root nor passwordless sudo here, so it runs as the runner user: code of the flake could read what the action holds (its inputs, the token for Nix)"
+  };
+}
 
 // node_modules/@actions/core/lib/core.js
 var core_exports = {};
@@ -29453,13 +29482,13 @@ var Command = class {
     let cmdStr = CMD_STRING + this.command;
     if (this.properties && Object.keys(this.properties).length > 0) {
       cmdStr += " ";
-      let first = true;
+      let first2 = true;
       for (const key in this.properties) {
         if (this.properties.hasOwnProperty(key)) {
           const val = this.properties[key];
           if (val) {
-            if (first) {
-              first = false;
+            if (first2) {
+              first2 = false;
             } else {
               cmdStr += ",";
             }
@@ -31751,20 +31780,6 @@ function getIDToken(aud) {
   });
 }
 
-// src/image/child-env.ts
-var KEEP = ["PATH", "TMPDIR", "HOME", "LANG", "LC_ALL", "TZ"];
-function scrubbedEnv(env = process.env) {
-  const out = {};
-  for (const key of KEEP) if (env[key] !== void 0) out[key] = env[key];
-  return out;
-}
-function isSecretVariable(name) {
-  return /^(INPUT_|ACTIONS_|STATE_)/i.test(name) || ["GITHUB_TOKEN", "GH_TOKEN", "DOCKER_CONFIG", "DOCKER_AUTH_CONFIG", "REGISTRY_AUTH_FILE", "NIX_CONFIG"].includes(name.toUpperCase());
-}
-function withoutSecrets(env = process.env) {
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !isSecretVariable(k)));
-}
-
 // src/state.ts
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
@@ -32292,11 +32307,11 @@ function expandSequence(body2, isAlphaSequence, max, maxLength, budget) {
       if (pad) {
         const need = width - c.length;
         if (need > 0) {
-          const z = new Array(need + 1).join("0");
+          const z2 = new Array(need + 1).join("0");
           if (i < 0) {
-            c = "-" + z + c.slice(1);
+            c = "-" + z2 + c.slice(1);
           } else {
-            c = z + c;
+            c = z2 + c;
           }
         }
       }
@@ -34076,7 +34091,7 @@ var Path = class {
 // node_modules/@actions/glob/lib/internal-pattern.js
 var IS_WINDOWS6 = process.platform === "win32";
 var Pattern = class _Pattern {
-  constructor(patternOrNegate, isImplicitPattern = false, segments, homedir3) {
+  constructor(patternOrNegate, isImplicitPattern = false, segments, homedir4) {
     this.negate = false;
     let pattern;
     if (typeof patternOrNegate === "string") {
@@ -34095,7 +34110,7 @@ var Pattern = class _Pattern {
       this.negate = !this.negate;
       pattern = pattern.substr(1).trim();
     }
-    pattern = _Pattern.fixupPattern(pattern, homedir3);
+    pattern = _Pattern.fixupPattern(pattern, homedir4);
     this.segments = new Path(pattern).segments;
     this.trailingSeparator = normalizeSeparators2(pattern).endsWith(path9.sep);
     pattern = safeTrimTrailingSeparator(pattern);
@@ -34151,7 +34166,7 @@ var Pattern = class _Pattern {
   /**
    * Normalizes slashes and ensures absolute root
    */
-  static fixupPattern(pattern, homedir3) {
+  static fixupPattern(pattern, homedir4) {
     assert3(pattern, "pattern cannot be empty");
     const literalSegments = new Path(pattern).segments.map((x) => _Pattern.getLiteral(x));
     assert3(literalSegments.every((x, i) => (x !== "." || i === 0) && x !== ".."), `Invalid pattern '${pattern}'. Relative pathing '.' and '..' is not allowed.`);
@@ -34160,10 +34175,10 @@ var Pattern = class _Pattern {
     if (pattern === "." || pattern.startsWith(`.${path9.sep}`)) {
       pattern = _Pattern.globEscape(process.cwd()) + pattern.substr(1);
     } else if (pattern === "~" || pattern.startsWith(`~${path9.sep}`)) {
-      homedir3 = homedir3 || os6.homedir();
-      assert3(homedir3, "Unable to determine HOME directory");
-      assert3(hasAbsoluteRoot(homedir3), `Expected HOME directory to be a rooted path. Actual '${homedir3}'`);
-      pattern = _Pattern.globEscape(homedir3) + pattern.substr(1);
+      homedir4 = homedir4 || os6.homedir();
+      assert3(homedir4, "Unable to determine HOME directory");
+      assert3(hasAbsoluteRoot(homedir4), `Expected HOME directory to be a rooted path. Actual '${homedir4}'`);
+      pattern = _Pattern.globEscape(homedir4) + pattern.substr(1);
     } else if (IS_WINDOWS6 && (pattern.match(/^[A-Z]:$/i) || pattern.match(/^[A-Z]:[^\\]/i))) {
       let root = ensureAbsoluteRoot("C:\\dummy-root", pattern.substr(0, 2));
       if (pattern.length > 2 && !root.endsWith("\\")) {
@@ -35182,12 +35197,12 @@ var HttpPipeline = class _HttpPipeline {
   }
   sendRequest(httpClient, request) {
     const policies = this.getOrderedPolicies();
-    const pipeline4 = policies.reduceRight((next, policy) => {
+    const pipeline5 = policies.reduceRight((next, policy) => {
       return (req) => {
         return policy.sendRequest(req, next);
       };
     }, (req) => httpClient.sendRequest(req));
-    return pipeline4(request);
+    return pipeline5(request);
   }
   getOrderedPolicies() {
     if (!this._orderedPolicies) {
@@ -36948,30 +36963,30 @@ function createTracingClient(options) {
       tracingContext: operationOptions?.tracingOptions?.tracingContext
     });
     let tracingContext = startSpanResult.tracingContext;
-    const span = startSpanResult.span;
+    const span2 = startSpanResult.span;
     if (!tracingContext.getValue(knownContextKeys.namespace)) {
       tracingContext = tracingContext.setValue(knownContextKeys.namespace, namespace);
     }
-    span.setAttribute("az.namespace", tracingContext.getValue(knownContextKeys.namespace));
+    span2.setAttribute("az.namespace", tracingContext.getValue(knownContextKeys.namespace));
     const updatedOptions = Object.assign({}, operationOptions, {
       tracingOptions: { ...operationOptions?.tracingOptions, tracingContext }
     });
     return {
-      span,
+      span: span2,
       updatedOptions
     };
   }
   async function withSpan(name, operationOptions, callback, spanOptions) {
-    const { span, updatedOptions } = startSpan(name, operationOptions, spanOptions);
+    const { span: span2, updatedOptions } = startSpan(name, operationOptions, spanOptions);
     try {
-      const result = await withContext(updatedOptions.tracingOptions.tracingContext, () => Promise.resolve(callback(updatedOptions, span)));
-      span.setStatus({ status: "success" });
+      const result = await withContext(updatedOptions.tracingOptions.tracingContext, () => Promise.resolve(callback(updatedOptions, span2)));
+      span2.setStatus({ status: "success" });
       return result;
     } catch (err) {
-      span.setStatus({ status: "error", error: err });
+      span2.setStatus({ status: "error", error: err });
       throw err;
     } finally {
-      span.end();
+      span2.end();
     }
   }
   function withContext(context3, callback, ...callbackArgs) {
@@ -37022,16 +37037,16 @@ function tracingPolicy(options = {}) {
       if (userAgent) {
         spanAttributes["http.user_agent"] = userAgent;
       }
-      const { span, tracingContext } = tryCreateSpan(tracingClient2, request, spanAttributes) ?? {};
-      if (!span || !tracingContext) {
+      const { span: span2, tracingContext } = tryCreateSpan(tracingClient2, request, spanAttributes) ?? {};
+      if (!span2 || !tracingContext) {
         return next(request);
       }
       try {
         const response = await tracingClient2.withContext(tracingContext, next, request);
-        tryProcessResponse(span, response);
+        tryProcessResponse(span2, response);
         return response;
       } catch (err) {
-        tryProcessError(span, err);
+        tryProcessError(span2, err);
         throw err;
       }
     }
@@ -37051,51 +37066,51 @@ function tryCreateTracingClient() {
 }
 function tryCreateSpan(tracingClient2, request, spanAttributes) {
   try {
-    const { span, updatedOptions } = tracingClient2.startSpan(`HTTP ${request.method}`, { tracingOptions: request.tracingOptions }, {
+    const { span: span2, updatedOptions } = tracingClient2.startSpan(`HTTP ${request.method}`, { tracingOptions: request.tracingOptions }, {
       spanKind: "client",
       spanAttributes
     });
-    if (!span.isRecording()) {
-      span.end();
+    if (!span2.isRecording()) {
+      span2.end();
       return void 0;
     }
     const headers = tracingClient2.createRequestHeaders(updatedOptions.tracingOptions.tracingContext);
     for (const [key, value] of Object.entries(headers)) {
       request.headers.set(key, value);
     }
-    return { span, tracingContext: updatedOptions.tracingOptions.tracingContext };
+    return { span: span2, tracingContext: updatedOptions.tracingOptions.tracingContext };
   } catch (e) {
     logger2.warning(`Skipping creating a tracing span due to an error: ${getErrorMessage(e)}`);
     return void 0;
   }
 }
-function tryProcessError(span, error2) {
+function tryProcessError(span2, error2) {
   try {
-    span.setStatus({
+    span2.setStatus({
       status: "error",
       error: isError2(error2) ? error2 : void 0
     });
     if (isRestError2(error2) && error2.statusCode) {
-      span.setAttribute("http.status_code", error2.statusCode);
+      span2.setAttribute("http.status_code", error2.statusCode);
     }
-    span.end();
+    span2.end();
   } catch (e) {
     logger2.warning(`Skipping tracing span processing due to an error: ${getErrorMessage(e)}`);
   }
 }
-function tryProcessResponse(span, response) {
+function tryProcessResponse(span2, response) {
   try {
-    span.setAttribute("http.status_code", response.status);
+    span2.setAttribute("http.status_code", response.status);
     const serviceRequestId = response.headers.get("x-ms-request-id");
     if (serviceRequestId) {
-      span.setAttribute("serviceRequestId", serviceRequestId);
+      span2.setAttribute("serviceRequestId", serviceRequestId);
     }
     if (response.status >= 400) {
-      span.setStatus({
+      span2.setStatus({
         status: "error"
       });
     }
-    span.end();
+    span2.end();
   } catch (e) {
     logger2.warning(`Skipping tracing span processing due to an error: ${getErrorMessage(e)}`);
   }
@@ -37147,31 +37162,31 @@ function wrapAbortSignalLikePolicy() {
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/createPipelineFromOptions.js
 function createPipelineFromOptions2(options) {
-  const pipeline4 = createEmptyPipeline2();
+  const pipeline5 = createEmptyPipeline2();
   if (isNodeLike2) {
     if (options.agent) {
-      pipeline4.addPolicy(agentPolicy2(options.agent));
+      pipeline5.addPolicy(agentPolicy2(options.agent));
     }
     if (options.tlsOptions) {
-      pipeline4.addPolicy(tlsPolicy2(options.tlsOptions));
+      pipeline5.addPolicy(tlsPolicy2(options.tlsOptions));
     }
-    pipeline4.addPolicy(proxyPolicy2(options.proxyOptions));
-    pipeline4.addPolicy(decompressResponsePolicy2());
+    pipeline5.addPolicy(proxyPolicy2(options.proxyOptions));
+    pipeline5.addPolicy(decompressResponsePolicy2());
   }
-  pipeline4.addPolicy(wrapAbortSignalLikePolicy());
-  pipeline4.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
-  pipeline4.addPolicy(userAgentPolicy2(options.userAgentOptions));
-  pipeline4.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
-  pipeline4.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
-  pipeline4.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
-  pipeline4.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
+  pipeline5.addPolicy(wrapAbortSignalLikePolicy());
+  pipeline5.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
+  pipeline5.addPolicy(userAgentPolicy2(options.userAgentOptions));
+  pipeline5.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
+  pipeline5.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
+  pipeline5.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
+  pipeline5.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
     afterPhase: "Retry"
   });
   if (isNodeLike2) {
-    pipeline4.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
+    pipeline5.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
   }
-  pipeline4.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
-  return pipeline4;
+  pipeline5.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
+  return pipeline5;
 }
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/defaultHttpClient.js
@@ -37495,8 +37510,8 @@ function createDisableKeepAlivePolicy() {
     }
   };
 }
-function pipelineContainsDisableKeepAlivePolicy(pipeline4) {
-  return pipeline4.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
+function pipelineContainsDisableKeepAlivePolicy(pipeline5) {
+  return pipeline5.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
 }
 
 // node_modules/@azure/core-client/dist/esm/base64.js
@@ -38751,18 +38766,18 @@ function prepareXMLRootList(obj, elementName, xmlNamespaceKey, xmlNamespace) {
 
 // node_modules/@azure/core-client/dist/esm/pipeline.js
 function createClientPipeline(options = {}) {
-  const pipeline4 = createPipelineFromOptions2(options ?? {});
+  const pipeline5 = createPipelineFromOptions2(options ?? {});
   if (options.credentialOptions) {
-    pipeline4.addPolicy(bearerTokenAuthenticationPolicy({
+    pipeline5.addPolicy(bearerTokenAuthenticationPolicy({
       credential: options.credentialOptions.credential,
       scopes: options.credentialOptions.credentialScopes
     }));
   }
-  pipeline4.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
-  pipeline4.addPolicy(deserializationPolicy(options.deserializationOptions), {
+  pipeline5.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
+  pipeline5.addPolicy(deserializationPolicy(options.deserializationOptions), {
     phase: "Deserialize"
   });
-  return pipeline4;
+  return pipeline5;
 }
 
 // node_modules/@azure/core-client/dist/esm/httpClientCache.js
@@ -39553,8 +39568,8 @@ function createRequestPolicyFactoryPolicy(factories) {
     name: requestPolicyFactoryPolicyName,
     async sendRequest(request, next) {
       let httpPipeline = {
-        async sendRequest(httpRequest) {
-          const response2 = await next(toPipelineRequest(httpRequest));
+        async sendRequest(httpRequest2) {
+          const response2 = await next(toPipelineRequest(httpRequest2));
           return toCompatResponse(response2, { createProxy: true });
         }
       };
@@ -41870,14 +41885,14 @@ var Matcher = class {
       this.siblingStacks[currentLevel] = level;
     }
     const siblingKey = namespace ? `${namespace}:${tagName}` : tagName;
-    const counter = level.counts.get(siblingKey) || 0;
+    const counter2 = level.counts.get(siblingKey) || 0;
     const position = level.total;
-    level.counts.set(siblingKey, counter + 1);
+    level.counts.set(siblingKey, counter2 + 1);
     level.total++;
     const node = {
       tag: tagName,
       position,
-      counter
+      counter: counter2
     };
     if (namespace !== null && namespace !== void 0) {
       node.namespace = namespace;
@@ -42154,14 +42169,14 @@ var Matcher = class {
       if (!isCurrentNode) {
         return false;
       }
-      const counter = node.counter ?? 0;
-      if (segment.position === "first" && counter !== 0) {
+      const counter2 = node.counter ?? 0;
+      if (segment.position === "first" && counter2 !== 0) {
         return false;
-      } else if (segment.position === "odd" && counter % 2 !== 1) {
+      } else if (segment.position === "odd" && counter2 % 2 !== 1) {
         return false;
-      } else if (segment.position === "even" && counter % 2 !== 0) {
+      } else if (segment.position === "even" && counter2 % 2 !== 0) {
         return false;
-      } else if (segment.position === "nth" && counter !== segment.positionValue) {
+      } else if (segment.position === "nth" && counter2 !== segment.positionValue) {
         return false;
       }
     }
@@ -43810,10 +43825,10 @@ function resolveName(name, isAttribute2, options, matcher, validator) {
 var EOL7 = "\n";
 function detectXmlVersionFromArray(jArray, options) {
   if (!Array.isArray(jArray) || jArray.length === 0) return "1.0";
-  const first = jArray[0];
-  const firstKey = propName2(first);
+  const first2 = jArray[0];
+  const firstKey = propName2(first2);
   if (firstKey === "?xml") {
-    const attrs = first[":@"];
+    const attrs = first2[":@"];
     if (attrs) {
       const versionKey = options.attributeNamePrefix + "version";
       if (attrs[versionKey]) return attrs[versionKey];
@@ -48895,11 +48910,11 @@ var PathStylePorts2 = [
 ];
 
 // node_modules/@azure/storage-blob/dist/esm/Pipeline.js
-function isPipelineLike(pipeline4) {
-  if (!pipeline4 || typeof pipeline4 !== "object") {
+function isPipelineLike(pipeline5) {
+  if (!pipeline5 || typeof pipeline5 !== "object") {
     return false;
   }
-  const castPipeline = pipeline4;
+  const castPipeline = pipeline5;
   return Array.isArray(castPipeline.factories) && typeof castPipeline.options === "object" && typeof castPipeline.toServiceClientOptions === "function";
 }
 var Pipeline = class {
@@ -48938,11 +48953,11 @@ function newPipeline(credential, pipelineOptions = {}) {
   if (!credential) {
     credential = new AnonymousCredential();
   }
-  const pipeline4 = new Pipeline([], pipelineOptions);
-  pipeline4._credential = credential;
-  return pipeline4;
+  const pipeline5 = new Pipeline([], pipelineOptions);
+  pipeline5._credential = credential;
+  return pipeline5;
 }
-function processDownlevelPipeline(pipeline4) {
+function processDownlevelPipeline(pipeline5) {
   const knownFactoryFunctions = [
     isAnonymousCredential,
     isStorageSharedKeyCredential,
@@ -48952,8 +48967,8 @@ function processDownlevelPipeline(pipeline4) {
     isStorageTelemetryPolicyFactory,
     isCoreHttpPolicyFactory
   ];
-  if (pipeline4.factories.length) {
-    const novelFactories = pipeline4.factories.filter((factory) => {
+  if (pipeline5.factories.length) {
+    const novelFactories = pipeline5.factories.filter((factory) => {
       return !knownFactoryFunctions.some((knownFactory) => knownFactory(factory));
     });
     if (novelFactories.length) {
@@ -48966,14 +48981,14 @@ function processDownlevelPipeline(pipeline4) {
   }
   return void 0;
 }
-function getCoreClientOptions(pipeline4) {
-  const { httpClient: v1Client, ...restOptions } = pipeline4.options;
-  let httpClient = pipeline4._coreHttpClient;
+function getCoreClientOptions(pipeline5) {
+  const { httpClient: v1Client, ...restOptions } = pipeline5.options;
+  let httpClient = pipeline5._coreHttpClient;
   if (!httpClient) {
     httpClient = v1Client ? convertHttpClient(v1Client) : getCachedDefaultHttpClient2();
-    pipeline4._coreHttpClient = httpClient;
+    pipeline5._coreHttpClient = httpClient;
   }
-  let corePipeline = pipeline4._corePipeline;
+  let corePipeline = pipeline5._corePipeline;
   if (!corePipeline) {
     const packageDetails = `azsdk-js-azure-storage-blob/${SDK_VERSION4}`;
     const userAgentPrefix = restOptions.userAgentOptions && restOptions.userAgentOptions.userAgentPrefix ? `${restOptions.userAgentOptions.userAgentPrefix} ${packageDetails}` : `${packageDetails}`;
@@ -49014,11 +49029,11 @@ function getCoreClientOptions(pipeline4) {
     corePipeline.addPolicy(storageRetryPolicy(restOptions.retryOptions), { phase: "Retry" });
     corePipeline.addPolicy(storageRequestFailureDetailsParserPolicy());
     corePipeline.addPolicy(storageBrowserPolicy());
-    const downlevelResults = processDownlevelPipeline(pipeline4);
+    const downlevelResults = processDownlevelPipeline(pipeline5);
     if (downlevelResults) {
       corePipeline.addPolicy(downlevelResults.wrappedPolicies, downlevelResults.afterRetry ? { afterPhase: "Retry" } : void 0);
     }
-    const credential = getCredentialFromPipeline(pipeline4);
+    const credential = getCredentialFromPipeline(pipeline5);
     if (isTokenCredential(credential)) {
       corePipeline.addPolicy(bearerTokenAuthenticationPolicy({
         credential,
@@ -49031,7 +49046,7 @@ function getCoreClientOptions(pipeline4) {
         accountKey: credential.accountKey
       }), { phase: "Sign" });
     }
-    pipeline4._corePipeline = corePipeline;
+    pipeline5._corePipeline = corePipeline;
   }
   return {
     ...restOptions,
@@ -49040,12 +49055,12 @@ function getCoreClientOptions(pipeline4) {
     pipeline: corePipeline
   };
 }
-function getCredentialFromPipeline(pipeline4) {
-  if (pipeline4._credential) {
-    return pipeline4._credential;
+function getCredentialFromPipeline(pipeline5) {
+  if (pipeline5._credential) {
+    return pipeline5._credential;
   }
   let credential = new AnonymousCredential();
-  for (const factory of pipeline4.factories) {
+  for (const factory of pipeline5.factories) {
     if (isTokenCredential(factory.credential)) {
       credential = factory.credential;
     } else if (isStorageSharedKeyCredential(factory)) {
@@ -62955,13 +62970,13 @@ var StorageClient2 = class {
    * @param url - url to resource
    * @param pipeline - request policy pipeline.
    */
-  constructor(url2, pipeline4) {
+  constructor(url2, pipeline5) {
     this.url = escapeURLPath(url2);
     this.accountName = getAccountNameFromUrl(url2);
-    this.pipeline = pipeline4;
-    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline4));
+    this.pipeline = pipeline5;
+    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline5));
     this.isHttps = iEqual(getURLScheme(this.url) || "", "https");
-    this.credential = getCredentialFromPipeline(pipeline4);
+    this.credential = getCredentialFromPipeline(pipeline5);
     const storageClientContext = this.storageClientContext;
     storageClientContext.requestContentType = void 0;
   }
@@ -66567,21 +66582,21 @@ var BlobClient = class _BlobClient extends StorageClient2 {
   }
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
     options = options || {};
-    let pipeline4;
+    let pipeline5;
     let url2;
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -66593,20 +66608,20 @@ var BlobClient = class _BlobClient extends StorageClient2 {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     ({ blobName: this._name, containerName: this._containerName } = this.getBlobAndContainerNamesFromUrl());
     this.blobContext = this.storageClientContext.blob;
     this._snapshot = getURLParameter(this.url, URLConstants2.Parameters.SNAPSHOT);
@@ -67593,19 +67608,19 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
    */
   appendBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline4;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -67617,20 +67632,20 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     this.appendBlobContext = this.storageClientContext.appendBlob;
   }
   /**
@@ -67865,22 +67880,22 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
    */
   blockBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline4;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -67892,20 +67907,20 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     this.blockBlobContext = this.storageClientContext.blockBlob;
     this._blobContext = this.storageClientContext.blob;
   }
@@ -68476,19 +68491,19 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
    */
   pageBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline4;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -68500,20 +68515,20 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     this.pageBlobContext = this.storageClientContext.pageBlob;
   }
   /**
@@ -69559,8 +69574,8 @@ var __awaiter16 = function(thisArg, _arguments, P, generator) {
 };
 function pipeResponseToStream(response, output) {
   return __awaiter16(this, void 0, void 0, function* () {
-    const pipeline4 = util4.promisify(stream.pipeline);
-    yield pipeline4(response.message, output);
+    const pipeline5 = util4.promisify(stream.pipeline);
+    yield pipeline5(response.message, output);
   });
 }
 var DownloadProgress = class {
@@ -71864,7 +71879,7 @@ async function runCacheCall() {
 }
 
 // src/nix/cache.ts
-import { createHash as createHash3 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 import { existsSync as existsSync6, readFileSync } from "node:fs";
 import { mkdir as mkdir3, rm as rm5 } from "node:fs/promises";
 import { homedir as homedir2, userInfo } from "node:os";
@@ -71872,7 +71887,8 @@ import { isAbsolute, join as join11, relative as relative3, resolve as resolve3 
 
 // src/nix/binary-cache.ts
 import { spawn as spawn4 } from "node:child_process";
-import { createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
+import { createHash as createHash2 } from "node:crypto";
+import { createReadStream as createReadStream2, createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
 import { mkdir as mkdir2, readdir as readdir3, readFile, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
 import { basename as basename5, join as join9 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
@@ -72036,11 +72052,12 @@ var STORE_CACHE_PRIORITY = 1e3;
 function hashPart(storePath) {
   return basename5(storePath).slice(0, 32);
 }
-function narinfo(info2, key) {
+function narinfo(info2, key, file) {
   return [
     `StorePath: ${info2.path}`,
-    `URL: nar/${hashPart(info2.path)}.nar`,
-    "Compression: none",
+    `URL: ${file?.url ?? `nar/${hashPart(info2.path)}.nar`}`,
+    `Compression: ${file?.compression ?? "none"}`,
+    ...file ? [`FileHash: ${file.fileHash}`, `FileSize: ${file.fileSize}`] : [],
     `NarHash: ${info2.narHash}`,
     `NarSize: ${info2.narSize}`,
     `References: ${info2.references.map((r) => basename5(r)).join(" ")}`,
@@ -72069,14 +72086,20 @@ async function dumpNar(nix, info2, file, env) {
   if (out.bytesWritten !== info2.narSize) throw new Error(`nix-store --dump ${info2.path} wrote ${out.bytesWritten} bytes, path-info says ${info2.narSize}`);
   return out.bytesWritten;
 }
-async function restoredNarMatches(dir, info2) {
+async function narFileHash(file) {
+  const hash = createHash2("sha256");
+  for await (const chunk of createReadStream2(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk);
+  return normaliseNarHash(`sha256:${hash.digest("hex")}`);
+}
+async function restoredNarMatches(dir, info2, hashed = false) {
   const h = hashPart(info2.path);
   const nar = join9(dir, "nar", `${h}.nar`);
   const meta = join9(dir, `${h}.narinfo`);
   if (!existsSync5(nar) || !existsSync5(meta)) return false;
   const text = await readFile(meta, "utf8");
   const field = (name) => new RegExp(`^${name}: (.*)$`, "m").exec(text)?.[1]?.trim();
-  return field("NarHash") === info2.narHash && field("NarSize") === String(info2.narSize) && field("Compression") === "none" && (await stat3(nar)).size === info2.narSize;
+  const described = field("NarHash") === info2.narHash && field("NarSize") === String(info2.narSize) && field("Compression") === "none" && (await stat3(nar)).size === info2.narSize;
+  return described && (!hashed || await narFileHash(nar) === normaliseNarHash(info2.narHash));
 }
 async function writeBinaryCache(dir, paths, nix, env, key) {
   await mkdir2(join9(dir, "nar"), { recursive: true });
@@ -72101,7 +72124,7 @@ Priority: ${STORE_CACHE_PRIORITY}
   for (const info2 of paths) {
     if (!info2.narHash) throw new Error(`nix path-info gave no NAR hash for ${info2.path}`);
     const h = hashPart(info2.path);
-    if (await restoredNarMatches(dir, info2)) kept++;
+    if (await restoredNarMatches(dir, info2, key !== void 0)) kept++;
     else {
       await dumpNar(nix, info2, join9(dir, "nar", `${h}.nar`), env);
       written++;
@@ -72120,7 +72143,7 @@ async function describeBinaryCache(dir) {
 }
 
 // src/nix/layer-record.ts
-import { createHash as createHash2, createPublicKey, verify } from "node:crypto";
+import { createHash as createHash3, createPublicKey, verify } from "node:crypto";
 import { readFile as readFile2, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join10 } from "node:path";
 var FILE = "nix-image-action-layers.json";
@@ -72131,13 +72154,18 @@ function layerRecordFile(dir) {
 async function load(dir) {
   try {
     const parsed = JSON.parse(await readFile2(layerRecordFile(dir), "utf8"));
-    if (parsed?.version === 1 && parsed.repositories && typeof parsed.repositories === "object") return parsed;
+    if ((parsed?.version === 1 || parsed?.version === 2) && parsed.repositories && typeof parsed.repositories === "object") return parsed;
   } catch {
   }
-  return { version: 1, repositories: {} };
+  return { version: 2, repositories: {} };
 }
-var valid = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0;
-async function readLayerRecord(dir, target) {
+var valid = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === void 0 || typeof l.mediaType === "string");
+async function recordDigest(dir) {
+  const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
+  return bytes ? `sha256:${createHash3("sha256").update(bytes).digest("hex")}` : null;
+}
+async function readLayerRecord(dir, target, pin) {
+  if (pin !== void 0 && await recordDigest(dir) !== pin) return [];
   const layers = (await load(dir)).repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
 }
@@ -72149,14 +72177,17 @@ async function recordLayers(dir, target, layers) {
     const id = `${l.key ?? ""} ${l.diffID} ${l.digest}`;
     if (seen.has(id) || !valid(l)) continue;
     seen.add(id);
-    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {} });
+    merged.push({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {}, ...l.mediaType ? { mediaType: l.mediaType } : {} });
   }
+  record.version = 2;
   record.repositories[target] = merged.slice(0, KEEP2);
-  await writeFile3(layerRecordFile(dir), `${JSON.stringify(record)}
+  const bytes = Buffer.from(`${JSON.stringify(record)}
 `);
+  await writeFile3(layerRecordFile(dir), bytes);
+  return `sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
 }
 var SIG_FILE = `${FILE}.sig`;
-var recordFingerprint = (bytes) => `nix-image-action-layers;1;sha256:${createHash2("sha256").update(bytes).digest("hex")}`;
+var recordFingerprint = (bytes) => `nix-image-action-layers;1;sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
 async function signLayerRecord(dir, key) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
   if (!bytes) return;
@@ -72214,7 +72245,7 @@ function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || proces
   params.sort();
   return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ""}`;
 }
-var hex = (text, n) => createHash3("sha256").update(text).digest("hex").slice(0, n);
+var hex = (text, n) => createHash4("sha256").update(text).digest("hex").slice(0, n);
 async function lockHash(nix, flake, env, workspace) {
   try {
     const metadata2 = JSON.parse(await nixOutput(nix, ["flake", "metadata", "--json", "--no-write-lock-file", flake], env));
@@ -72263,7 +72294,7 @@ async function restoreStoreCache(opts) {
     lock: opts.keyPrefix ? "" : await lockHash(opts.nix, opts.flake, nixEnv, workspace)
   });
   const trustedKeys = opts.trustedKeys ?? [];
-  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys } : {} };
+  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys, layerRecord: null } : {} };
   await rm5(dir, { recursive: true, force: true });
   await mkdir3(dir, { recursive: true });
   const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
@@ -72286,6 +72317,7 @@ async function restoreStoreCache(opts) {
   if (!await layerRecordTrusted(dir, trustedKeys)) {
     info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(" or ")}: left out, no layer is reused on its word`);
   }
+  if (trustedKeys.length > 0) state3.layerRecord = await recordDigest(dir);
   const found = await describeBinaryCache(dir);
   const seconds = (Date.now() - started) / 1e3;
   const hit = matched.startsWith(keyBase) ? "true" : "partial";
@@ -72328,7 +72360,7 @@ async function pathsToSave(nix, built, maxSize2, env, opts = {}) {
 }
 function pathSetKey(keyBase, paths, signer) {
   const set = [...paths.map((p) => p.path).sort(), ...signer ? [`signed-by:${signer}`] : []].join("\n");
-  return `${keyBase}${createHash3("sha256").update(set).digest("hex").slice(0, 16)}`;
+  return `${keyBase}${createHash4("sha256").update(set).digest("hex").slice(0, 16)}`;
 }
 function cacheProblem(call) {
   if (call.timedOut) return { reason: call.timedOut, unreachable: true };
@@ -72367,7 +72399,13 @@ async function saveStoreCache(raw, built, opts = {}) {
   }
   if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
   const written = await writeBinaryCache(state3.dir, keep, state3.nix, env, key);
-  if (key) await signLayerRecord(state3.dir, key);
+  if (key) {
+    if (state3.layerRecord !== void 0 && await recordDigest(state3.dir) !== state3.layerRecord) {
+      await rm5(layerRecordFile(state3.dir), { force: true });
+      info("store cache: the layer record changed after this job wrote it: left out, not signed");
+    }
+    await signLayerRecord(state3.dir, key);
+  }
   info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${cacheKey}`);
   const call = await cacheCall({ op: "save", paths: [state3.dir], key: cacheKey });
   const problem = cacheProblem(call);
@@ -72382,23 +72420,791 @@ async function saveStoreCache(raw, built, opts = {}) {
   return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes });
 }
 
-// src/registry/push.ts
-import { createReadStream as createReadStream3 } from "node:fs";
-import { mkdtemp as mkdtemp2, rm as rm6 } from "node:fs/promises";
+// src/nix/remote-cache.ts
+import { spawn as spawn5 } from "node:child_process";
+import { createHash as createHash6, randomBytes as randomBytes2 } from "node:crypto";
+import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
+import { mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile3, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
 import { join as join13 } from "node:path";
+import { PassThrough, Readable as Readable5, Transform as Transform2 } from "node:stream";
+import { pipeline as pipeline3 } from "node:stream/promises";
+import * as zlib2 from "node:zlib";
+
+// src/registry/limit.ts
+function limiter(n) {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`limiter needs a whole number of slots of at least 1, not ${n}`);
+  let active = 0;
+  const waiting = [];
+  const acquire = () => {
+    if (active < n) {
+      active++;
+      return void 0;
+    }
+    return new Promise((resolve4) => waiting.push(resolve4));
+  };
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
+
+// src/nix/cache-http.ts
+import { createHash as createHash5, createHmac as createHmac4 } from "node:crypto";
+import { readFileSync as readFileSync2 } from "node:fs";
+import { request as httpRequest, createServer } from "node:http";
+import { request as httpsRequest } from "node:https";
+import { homedir as homedir3 } from "node:os";
+import { join as join12 } from "node:path";
+
+// src/nix/cache-url.ts
+var S3_PARAMS = /* @__PURE__ */ new Set([
+  "region",
+  "endpoint",
+  "scheme",
+  "profile",
+  "compression",
+  "parallel-compression",
+  "narinfo-compression",
+  "ls-compression",
+  "log-compression",
+  "multipart-upload",
+  "buffer-size",
+  "write-nar-listing",
+  "index-debug-info"
+]);
+var REFUSED = {
+  "secret-key": "the signing key goes in binary-cache-key, never in the URL",
+  trusted: "a path from it is taken only with a signature by binary-cache-public-key (or binary-cache-key)",
+  priority: "the action sets it: after every upstream cache and after the GitHub store cache"
+};
+function cacheUrlProblem(value) {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(value)?.[1]?.toLowerCase();
+  if (!scheme || !["s3", "http", "https", "file"].includes(scheme)) return "expected an s3://, https://, http:// or file:// Nix store URL";
+  let url2;
+  try {
+    url2 = new URL(value);
+  } catch {
+    return "is not a URL";
+  }
+  if (url2.username || url2.password) return "must not hold credentials (user:password@): HTTP credentials come from the runner's netrc file, S3 ones from its AWS_* variables";
+  if (url2.hash) return "must not have a #fragment";
+  if (scheme === "file") {
+    if (url2.host !== "") return "expected file:///absolute/directory";
+    if (url2.search) return "a file:// cache takes no ?parameters";
+    if (decodeURIComponent(url2.pathname) === "/" || /\s/.test(decodeURIComponent(url2.pathname))) return "expected file:///absolute/directory (not / nor a path with whitespace)";
+    return void 0;
+  }
+  if (scheme === "s3") {
+    if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(url2.hostname) || url2.port) return "expected s3://<bucket> with a valid bucket name";
+    if (url2.pathname !== "" && url2.pathname !== "/") return "expected s3://<bucket>?\u2026 without a path (Nix writes to the bucket's top level)";
+    for (const [name] of url2.searchParams) {
+      if (REFUSED[name]) return `takes no ${name} parameter: ${REFUSED[name]}`;
+      if (!S3_PARAMS.has(name)) return `has the parameter ${name}, which Nix's S3 store does not take here (expected ${[...S3_PARAMS].join(", ")})`;
+    }
+    const s3scheme = url2.searchParams.get("scheme");
+    if (s3scheme && s3scheme !== "https" && s3scheme !== "http") return "scheme= must be https or http";
+    const endpoint = url2.searchParams.get("endpoint");
+    if (endpoint !== null && !/^[A-Za-z0-9.-]+(:\d+)?$/.test(endpoint)) return "endpoint= must be a host[:port] (e.g. <account>.r2.cloudflarestorage.com), without scheme or path";
+    return void 0;
+  }
+  if (!url2.hostname) return `expected ${scheme}://host/path`;
+  if (url2.search) return `an ${scheme}:// cache takes no ?parameters`;
+  return void 0;
+}
+function parseCacheUrl(value) {
+  const url2 = new URL(value);
+  const scheme = url2.protocol.slice(0, -1).toLowerCase();
+  if (scheme === "file") return { url: value, kind: "file", base: decodeURIComponent(url2.pathname).replace(/\/+$/, ""), params: {} };
+  if (scheme === "s3") return { url: value, kind: "s3", base: url2.hostname, params: Object.fromEntries(url2.searchParams) };
+  return { url: value, kind: "http", base: `${url2.protocol}//${url2.host}${url2.pathname.replace(/\/+$/, "")}`, params: {} };
+}
+function isCacheFile(path14) {
+  return /^\/(nix-cache-info|[0-9a-z]{32}\.narinfo|[0-9a-z]{32}\.ls|nar\/[0-9a-z]+\.nar(\.[a-z0-9]+)?|log\/[^/]+|realisations\/[^/]+\.doi|debuginfo\/[^/]+)$/.test(path14);
+}
+
+// src/nix/cache-http.ts
+var REQUEST_MS = 1e4;
+var STALL_MS2 = 1e4;
+var PROBE_MS = 5e3;
+function parseNetrc(text) {
+  const entries = [];
+  const lines = text.split(/\r?\n/);
+  let current;
+  for (let l = 0; l < lines.length; l++) {
+    const tokens = lines[l].replace(/(^|\s)#.*$/, "").split(/\s+/).filter(Boolean);
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i];
+      if (t === "machine" || t === "default") {
+        current = t === "machine" ? { machine: tokens[++i] } : {};
+        entries.push(current);
+      } else if ((t === "login" || t === "password" || t === "account") && current) {
+        const value = tokens[++i];
+        if (t !== "account" && value !== void 0) current[t] = value;
+      } else if (t === "macdef") {
+        while (l + 1 < lines.length && lines[l + 1].trim() !== "") l++;
+        current = void 0;
+        break;
+      }
+    }
+  }
+  return entries;
+}
+function netrcPath(env = process.env) {
+  return env.NETRC || join12(env.HOME || homedir3(), ".netrc");
+}
+function netrcCredentials(host, env = process.env) {
+  let text;
+  try {
+    text = readFileSync2(netrcPath(env), "utf8");
+  } catch {
+    return void 0;
+  }
+  const entries = parseNetrc(text);
+  const entry = entries.find((e) => e.machine === host) ?? entries.find((e) => e.machine === void 0);
+  return entry?.password !== void 0 ? { login: entry.login ?? "", password: entry.password } : void 0;
+}
+function awsCredentials(env = process.env) {
+  if (!env.AWS_ACCESS_KEY_ID || !env.AWS_SECRET_ACCESS_KEY) return void 0;
+  return { accessKeyId: env.AWS_ACCESS_KEY_ID, secretAccessKey: env.AWS_SECRET_ACCESS_KEY, ...env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {} };
+}
+function awsEnvironment(env = process.env) {
+  return Object.fromEntries(Object.entries(env).filter((e) => /^AWS_/.test(e[0]) && e[1] !== void 0));
+}
+function s3Region(cache, env = process.env) {
+  return cache.params.region || env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1";
+}
+var encodeSegment = (s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+function s3ObjectUrl(cache, key, env = process.env) {
+  const scheme = cache.params.scheme || "https";
+  const path14 = key.split("/").map(encodeSegment).join("/");
+  if (cache.params.endpoint) return new URL(`${scheme}://${cache.params.endpoint}/${encodeSegment(cache.base)}/${path14}`);
+  const region = s3Region(cache, env);
+  if (cache.base.includes(".")) return new URL(`${scheme}://s3.${region}.amazonaws.com/${cache.base}/${path14}`);
+  return new URL(`${scheme}://${cache.base}.s3.${region}.amazonaws.com/${path14}`);
+}
+var sha256Hex = (data) => createHash5("sha256").update(data).digest("hex");
+var hmac = (key, data) => createHmac4("sha256", key).update(data).digest();
+var EMPTY_SHA256 = sha256Hex("");
+function signS3(opts) {
+  const amzDate = (opts.date ?? /* @__PURE__ */ new Date()).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}/, "");
+  const day = amzDate.slice(0, 8);
+  const headers = {
+    ...Object.fromEntries(Object.entries(opts.headers ?? {}).map(([k, v]) => [k.toLowerCase(), v])),
+    host: opts.url.host,
+    "x-amz-content-sha256": opts.payloadHash ?? EMPTY_SHA256,
+    "x-amz-date": amzDate,
+    ...opts.credentials.sessionToken ? { "x-amz-security-token": opts.credentials.sessionToken } : {}
+  };
+  const names = Object.keys(headers).sort();
+  const query = [...opts.url.searchParams].map(([k, v]) => [encodeSegment(k), encodeSegment(v)]).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0).map(([k, v]) => `${k}=${v}`).join("&");
+  const canonical = [opts.method, opts.url.pathname || "/", query, ...names.map((n) => `${n}:${headers[n].trim().replace(/\s+/g, " ")}`), "", names.join(";"), headers["x-amz-content-sha256"]].join("\n");
+  const scope = `${day}/${opts.region}/s3/aws4_request`;
+  const toSign = ["AWS4-HMAC-SHA256", amzDate, scope, sha256Hex(canonical)].join("\n");
+  const key = hmac(hmac(hmac(hmac(`AWS4${opts.credentials.secretAccessKey}`, day), opts.region), "s3"), "aws4_request");
+  const signature = createHmac4("sha256", key).update(toSign).digest("hex");
+  const { host: _host, ...rest } = headers;
+  return { ...rest, authorization: `AWS4-HMAC-SHA256 Credential=${opts.credentials.accessKeyId}/${scope}, SignedHeaders=${names.join(";")}, Signature=${signature}` };
+}
+var CacheUnreachable = class extends Error {
+  name = "CacheUnreachable";
+};
+function upstreamOf(cache, env = process.env) {
+  if (cache.kind === "s3") {
+    const credentials = awsCredentials(env);
+    const region = s3Region(cache, env);
+    return {
+      credentialed: credentials !== void 0,
+      secrets: credentials ? [credentials.secretAccessKey, ...credentials.sessionToken ? [credentials.sessionToken] : []] : [],
+      target(path14, method, extra) {
+        const url2 = s3ObjectUrl(cache, path14.replace(/^\//, ""), env);
+        const headers = credentials ? signS3({ method, url: url2, region, credentials, ...extra?.headers ? { headers: extra.headers } : {}, ...extra?.payloadHash ? { payloadHash: extra.payloadHash } : {} }) : { ...extra?.headers ?? {} };
+        return { url: url2, headers };
+      }
+    };
+  }
+  const base = new URL(cache.base);
+  const creds = netrcCredentials(base.hostname, env);
+  const authorization = creds ? `Basic ${Buffer.from(`${creds.login}:${creds.password}`).toString("base64")}` : void 0;
+  return {
+    credentialed: creds !== void 0,
+    secrets: creds ? [creds.password, authorization.slice("Basic ".length)] : [],
+    target(path14, _method, extra) {
+      return { url: new URL(`${cache.base}${path14}`), headers: { ...extra?.headers ?? {}, ...authorization ? { authorization } : {} } };
+    }
+  };
+}
+function send(url2, opts, redirects = 5) {
+  const answerMs = opts.answerMs ?? REQUEST_MS;
+  const stallMs = opts.stallMs ?? STALL_MS2;
+  return new Promise((resolve4, reject) => {
+    const request = url2.protocol === "https:" ? httpsRequest : httpRequest;
+    const req = request(url2, { method: opts.method, headers: opts.headers ?? {}, timeout: stallMs });
+    let head;
+    let answered = false;
+    const answerBy = () => !answered && (head = setTimeout(() => req.destroy(new CacheUnreachable(`no answer from ${url2.host} in ${answerMs / 1e3} s`)), answerMs));
+    if (opts.body) req.on("finish", answerBy);
+    else answerBy();
+    req.on("timeout", () => req.destroy(new CacheUnreachable(`nothing moved to or from ${url2.host} for ${stallMs / 1e3} s`)));
+    req.on("error", (e) => {
+      answered = true;
+      clearTimeout(head);
+      reject(e instanceof CacheUnreachable ? e : new CacheUnreachable(`${url2.host}: ${e.code ?? e.message}`));
+    });
+    req.on("response", (res) => {
+      answered = true;
+      clearTimeout(head);
+      const status = res.statusCode ?? 0;
+      const location = res.headers.location;
+      if ([301, 302, 303, 307, 308].includes(status) && location && !opts.body && redirects > 0) {
+        res.resume();
+        const next = new URL(location, url2);
+        const headers = { ...opts.headers ?? {} };
+        if (next.origin !== url2.origin) {
+          for (const k of Object.keys(headers)) if (/^(authorization|x-amz-)/i.test(k)) delete headers[k];
+        }
+        send(next, { ...opts, headers }, redirects - 1).then(resolve4, reject);
+        return;
+      }
+      res.on("error", () => void 0);
+      resolve4({ status, headers: res.headers, body: res });
+    });
+    if (opts.body) opts.body().on("error", (e) => req.destroy(e)).pipe(req);
+    else req.end();
+  });
+}
+async function fetchSmall(url2, opts, max = 1 << 20) {
+  const answer = await send(url2, opts);
+  const chunks = [];
+  let size = 0;
+  for await (const chunk of answer.body) {
+    size += chunk.length;
+    if (size > max) {
+      answer.body.destroy();
+      break;
+    }
+    chunks.push(chunk);
+  }
+  return { status: answer.status, text: Buffer.concat(chunks).toString("utf8") };
+}
+function refusal(status, what) {
+  if (status >= 200 && status < 300) return void 0;
+  if (status === 404 || status === 403 || status === 410) return void 0;
+  if (status === 401) return `${what} answered 401: the credentials were refused (or none were found in the runner's netrc file)`;
+  return `${what} answered ${status}`;
+}
+async function startCacheFront(upstream, cacheInfo, onFailure) {
+  let failed;
+  const sockets = /* @__PURE__ */ new Set();
+  const inflight = /* @__PURE__ */ new Set();
+  const fail = (reason) => {
+    if (failed) return;
+    failed = reason;
+    onFailure(reason);
+  };
+  const server = createServer((req, res) => {
+    const path14 = new URL(req.url ?? "/", "http://front").pathname;
+    const method = req.method ?? "GET";
+    req.resume();
+    if (path14 === "/nix-cache-info" && (method === "GET" || method === "HEAD")) {
+      res.writeHead(200, { "content-type": "text/x-nix-cache-info", "content-length": Buffer.byteLength(cacheInfo) }).end(method === "HEAD" ? void 0 : cacheInfo);
+      return;
+    }
+    if (method !== "GET" && method !== "HEAD") {
+      res.writeHead(405).end();
+      return;
+    }
+    if (failed || !isCacheFile(path14)) {
+      res.writeHead(404).end();
+      return;
+    }
+    const { url: url2, headers } = upstream.target(path14, method);
+    send(url2, { method, headers }).then(
+      (answer) => {
+        const why = refusal(answer.status, `${path14}`);
+        if (answer.status < 200 || answer.status >= 300) {
+          answer.body.destroy();
+          if (why) fail(why);
+          res.writeHead(404).end();
+          return;
+        }
+        const length = answer.headers["content-length"];
+        res.writeHead(200, { "content-type": answer.headers["content-type"] ?? "application/octet-stream", ...length ? { "content-length": length } : {} });
+        if (method === "HEAD") {
+          answer.body.destroy();
+          res.end();
+          return;
+        }
+        inflight.add(answer.body);
+        answer.body.on("error", (e) => {
+          fail(e.message);
+          res.destroy();
+        });
+        answer.body.on("close", () => inflight.delete(answer.body));
+        answer.body.pipe(res);
+      },
+      (error2) => {
+        fail(error2.message);
+        if (!res.headersSent) res.writeHead(404).end();
+        else res.destroy();
+      }
+    );
+  });
+  server.on("connection", (s) => {
+    sockets.add(s);
+    s.on("close", () => sockets.delete(s));
+  });
+  await new Promise((resolve4, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", resolve4);
+  });
+  const { port } = server.address();
+  return {
+    url: `http://127.0.0.1:${port}`,
+    failure: () => failed,
+    close: () => new Promise((resolve4) => {
+      for (const b of inflight) b.destroy();
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve4());
+    })
+  };
+}
+
+// src/nix/remote-cache.ts
+var BINARY_CACHE_PRIORITY = STORE_CACHE_PRIORITY + 10;
+var LOOKUPS = 16;
+var UPLOADS = 4;
+function binaryCacheLines(url2, keys) {
+  return `extra-substituters = ${url2}?priority=${BINARY_CACHE_PRIORITY}
+extra-trusted-public-keys = ${keys.join(" ")}`;
+}
+function maskCredentials(upstream) {
+  for (const s of upstream.secrets) setSecret(s);
+  for (const name of ["AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"]) if (process.env[name]) setSecret(process.env[name]);
+}
+function sameStore(text) {
+  const dir = /^StoreDir:\s*(\S+)\s*$/m.exec(text)?.[1];
+  return dir === void 0 || dir === "/nix/store";
+}
+async function openBinaryCache(opts) {
+  const cache = parseCacheUrl(opts.url);
+  const state3 = { url: opts.url, trustedKeys: opts.trustedKeys, nix: opts.nix, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {} };
+  const keys = opts.trustedKeys.map(keyName).join(" or ");
+  const leftOut = (reason) => {
+    state3.failed = reason;
+    warning(`binary cache ${opts.url}: ${reason}; the job went on without it`);
+    return { state: state3, nixConf: "", note: `not used: ${reason}`, close: async () => void 0 };
+  };
+  const empty = () => {
+    state3.fresh = true;
+    info(`binary cache ${opts.url}: no nix-cache-info yet, so nothing to take from it; the post step writes it with the first upload`);
+    return { state: state3, nixConf: "", note: "empty (no nix-cache-info yet)", close: async () => void 0 };
+  };
+  if (cache.kind === "file") {
+    const info2 = join13(cache.base, "nix-cache-info");
+    if (!existsSync7(info2)) return empty();
+    if (!sameStore(await readFile3(info2, "utf8").catch(() => ""))) return leftOut("its nix-cache-info names another StoreDir than /nix/store");
+    const nixName = `file://${cache.base}`;
+    info(`binary cache ${opts.url}: a substituter after the upstream caches; Nix takes a path from it only signed by ${keys}`);
+    return { state: state3, nixConf: binaryCacheLines(nixName, opts.trustedKeys), nixName, note: "substituter", close: async () => void 0 };
+  }
+  const upstream = upstreamOf(cache);
+  maskCredentials(upstream);
+  let probe;
+  try {
+    const { url: url2, headers } = upstream.target("/nix-cache-info", "GET");
+    probe = await fetchSmall(url2, { method: "GET", headers, answerMs: PROBE_MS }, 64 * 1024);
+  } catch (error2) {
+    return leftOut(`unreachable (${error2.message})`);
+  }
+  if (probe.status === 404) return empty();
+  if (probe.status === 403) return leftOut(`nix-cache-info answered 403: access denied${cache.kind === "s3" ? " (S3 also says 403 for a missing object without s3:ListBucket)" : ""}`);
+  const refused = refusal(probe.status, "nix-cache-info");
+  if (refused) return leftOut(refused);
+  if (!sameStore(probe.text)) return leftOut("its nix-cache-info names another StoreDir than /nix/store");
+  let front;
+  try {
+    front = await startCacheFront(upstream, `StoreDir: /nix/store
+WantMassQuery: 1
+Priority: ${BINARY_CACHE_PRIORITY}
+`, (reason) => {
+      state3.failed = reason;
+      warning(`binary cache ${opts.url}: ${reason}; the build went on without it from then on`);
+      opts.onFailure?.();
+    });
+  } catch (error2) {
+    return leftOut(`cannot listen on a loopback port for Nix to read it through (${error2.message})`);
+  }
+  info(
+    `binary cache ${opts.url}: a substituter after the upstream caches (Nix reads it through ${front.url}); Nix takes a path from it only signed by ${keys}${upstream.credentialed ? "" : cache.kind === "s3" ? " (no AWS credentials in the environment: unsigned requests)" : ""}`
+  );
+  return { state: state3, nixConf: binaryCacheLines(front.url, opts.trustedKeys), nixName: front.url, note: "substituter", close: () => front.close() };
+}
+var ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
+function substitutedFrom(line, nixName) {
+  const m = /copying path '([^']+)' from '([^']+)'/.exec(line.replace(ANSI, ""));
+  return m && m[2].replace(/\/+$/, "") === nixName ? m[1] : void 0;
+}
+function compressor() {
+  const z2 = zlib2;
+  if (typeof z2.createZstdCompress === "function") return { stream: () => z2.createZstdCompress(), compression: "zstd", ext: ".zst" };
+  return { stream: () => new PassThrough(), compression: "none", ext: "" };
+}
+function counter(hash, count) {
+  return new Transform2({
+    transform(chunk, _encoding, callback) {
+      hash.update(chunk);
+      count.n += chunk.length;
+      callback(null, chunk);
+    }
+  });
+}
+async function packNar(nix, info2, file, env) {
+  const { stream: stream2, compression, ext: ext2 } = compressor();
+  const child2 = spawn5(nixStoreBinary(nix), ["--dump", info2.path], { env, stdio: ["ignore", "pipe", "pipe"] });
+  let err = "";
+  child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-2e3));
+  const exited = new Promise((resolve4, reject) => {
+    child2.on("error", reject);
+    child2.on("close", resolve4);
+  });
+  const narHash = createHash6("sha256");
+  const fileHash = createHash6("sha256");
+  const narSize = { n: 0 };
+  const fileSize = { n: 0 };
+  let code;
+  try {
+    [, code] = await Promise.all([pipeline3(child2.stdout, counter(narHash, narSize), stream2(), counter(fileHash, fileSize), createWriteStream3(file, { mode: 384 })), exited]);
+  } catch (e) {
+    child2.kill();
+    throw e;
+  }
+  if (code !== 0) throw new Error(`nix-store --dump ${info2.path} failed (exit ${code}): ${err.trim().split("\n").pop() ?? ""}`);
+  const got = `sha256:${nixBase32(narHash.digest())}`;
+  if (narSize.n !== info2.narSize || got !== info2.narHash) throw new Error(`the NAR of ${info2.path} is not what path-info says (${narSize.n} bytes, ${got})`);
+  const hash = nixBase32(fileHash.digest());
+  return { url: `nar/${hash}.nar${ext2}`, compression, fileHash: `sha256:${hash}`, fileSize: fileSize.n };
+}
+function putRefusal(status, path14) {
+  if (status >= 200 && status < 300) return void 0;
+  if (status === 401 || status === 403) return `PUT ${path14} answered ${status}: the cache refused the upload (credentials: the runner's netrc file)`;
+  return `PUT ${path14} answered ${status}`;
+}
+async function put(upstream, path14, body2, type) {
+  const size = "file" in body2 ? body2.size : Buffer.byteLength(body2.text);
+  const payload = () => "file" in body2 ? createReadStream3(body2.file) : Readable5.from([Buffer.from(body2.text)]);
+  const { url: url2, headers } = upstream.target(path14, "PUT", { headers: { "content-type": type, "content-length": String(size) } });
+  const answer = await send(url2, { method: "PUT", headers, body: payload });
+  answer.body.resume();
+  const why = putRefusal(answer.status, path14);
+  if (why) throw new CacheUnreachable(why);
+}
+async function holds(cache, upstream, info2) {
+  const name = `${hashPart(info2.path)}.narinfo`;
+  if (cache.kind === "file") return existsSync7(join13(cache.base, name));
+  const { url: url2, headers } = upstream.target(`/${name}`, "HEAD");
+  const answer = await send(url2, { method: "HEAD", headers });
+  answer.body.resume();
+  if (answer.status >= 200 && answer.status < 300) return true;
+  const why = refusal(answer.status, `HEAD /${name}`);
+  if (why) throw new CacheUnreachable(why);
+  return false;
+}
+async function scratchDir() {
+  const parent = process.env.RUNNER_TEMP || tmpdir3();
+  await mkdir4(parent, { recursive: true });
+  return mkdtemp2(join13(parent, "nix-image-binary-cache-"));
+}
+function s3CopyUrl(cache, keyFile, env = process.env) {
+  const params = new URLSearchParams(cache.params);
+  params.set("region", s3Region(cache, env));
+  const query = [...params].map(([k, v]) => `${k}=${encodeURIComponent(v)}`);
+  query.push(`secret-key=${keyFile}`);
+  return `s3://${cache.base}?${query.join("&")}`;
+}
+function nixCopyEnv(env = process.env) {
+  return { ...withoutSecrets(env), NIX_CONFIG: [env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n"), ...awsEnvironment(env) };
+}
+async function nixCopyWithKey(nix, withKey, secretKey, paths, env) {
+  const dir = await scratchDir();
+  const keyFile = join13(dir, "signing-key");
+  if (/\s/.test(keyFile)) throw new Error(`cannot give Nix the signing key: the temporary path ${keyFile} has whitespace (RUNNER_TEMP)`);
+  try {
+    await writeFile4(keyFile, secretKey, { mode: 384 });
+    const args = ["copy", "--to", withKey(keyFile), ...paths];
+    await new Promise((resolve4, reject) => {
+      const child2 = spawn5(nix, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+      let err = "";
+      child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-4e3));
+      child2.on("error", reject);
+      child2.on("close", (code) => {
+        if (code === 0) resolve4();
+        else reject(new CacheUnreachable(`nix copy failed (exit ${code}): ${err.replace(ANSI, "").trim().split("\n").filter((l) => l.trim()).pop() ?? ""}`));
+      });
+    });
+  } finally {
+    await rm6(dir, { recursive: true, force: true });
+  }
+}
+async function uploadToBinaryCache(raw, built, opts = {}) {
+  const state3 = raw;
+  if (!state3?.url) return void 0;
+  const started = Date.now();
+  const summary2 = (s) => ({ url: state3.url, paths: 0, present: 0, uploaded: [], narBytes: 0, sentBytes: 0, ...s, seconds: (Date.now() - started) / 1e3 });
+  if (!opts.secretKey) {
+    info("binary cache: nothing uploaded: binary-cache-key is not set, so this job cannot sign what it would upload");
+    return summary2({ skipped: "no binary-cache-key to sign with" });
+  }
+  if (state3.failed) {
+    info(`binary cache: nothing uploaded: the main step could not use it (${state3.failed}), so it is not tried again`);
+    return summary2({ skipped: `the cache could not be used in the main step (${state3.failed})` });
+  }
+  const key = parseSecretKey(opts.secretKey);
+  const cache = parseCacheUrl(state3.url);
+  const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n") };
+  const ownKeys = [.../* @__PURE__ */ new Set([...state3.trustedKeys, key.publicKey])];
+  const { keep } = await pathsToSave(state3.nix, built, Number.MAX_SAFE_INTEGER, env, { ownKeys, nixVersion: state3.nixVersion });
+  if (keep.length === 0) {
+    info("binary cache: nothing built here that an upstream cache does not serve; nothing to upload");
+    return summary2({ skipped: "nothing to upload" });
+  }
+  const upstream = cache.kind === "file" ? void 0 : upstreamOf(cache);
+  if (upstream) maskCredentials(upstream);
+  let missing;
+  try {
+    const lookup = limiter(LOOKUPS);
+    const held = await Promise.all(keep.map((info2) => lookup(() => holds(cache, upstream, info2))));
+    missing = keep.filter((_, i) => !held[i]);
+  } catch (error2) {
+    warning(`binary cache ${state3.url}: nothing uploaded: ${error2.message}`);
+    return summary2({ paths: keep.length, skipped: error2.message });
+  }
+  const present = keep.length - missing.length;
+  if (missing.length === 0) {
+    info(`binary cache ${state3.url}: holds all ${keep.length} paths already; nothing to upload`);
+    return summary2({ paths: keep.length, present });
+  }
+  const sent = await sendPaths(cache, upstream, state3, { key, secret: opts.secretKey }, missing, env);
+  const narBytes = missing.filter((m) => sent.uploaded.includes(m.path)).reduce((n, m) => n + m.narSize, 0);
+  const result = summary2({ paths: keep.length, present, uploaded: sent.uploaded, narBytes, sentBytes: sent.bytes, ...sent.stopped ? { skipped: sent.stopped } : {} });
+  if (sent.stopped) {
+    warning(`binary cache ${state3.url}: upload stopped: ${sent.stopped}; ${sent.uploaded.length} of ${missing.length} paths uploaded`);
+  } else {
+    info(`binary cache ${state3.url}: uploaded ${sent.uploaded.length} paths (${narBytes} NAR bytes, ${sent.bytes} sent), signed by ${key.name}, in ${result.seconds.toFixed(1)} s; ${present} were there already`);
+  }
+  return result;
+}
+async function sendPaths(cache, upstream, state3, signing, paths, env) {
+  const { key } = signing;
+  if (cache.kind === "s3") {
+    try {
+      await nixCopyWithKey(state3.nix, (file) => s3CopyUrl(cache, file), signing.secret, paths.map((p) => p.path), nixCopyEnv(process.env));
+      return { uploaded: paths.map((p) => p.path), bytes: 0 };
+    } catch (error2) {
+      return { uploaded: [], bytes: 0, stopped: error2.message };
+    }
+  }
+  const uploaded = [];
+  let bytes = 0;
+  let stopped;
+  const work = cache.kind === "file" ? join13(cache.base, `.nix-image-action-upload-${randomBytes2(6).toString("hex")}`) : await scratchDir();
+  try {
+    await mkdir4(work, { recursive: true, mode: 448 });
+    const cacheInfo = `StoreDir: /nix/store
+WantMassQuery: 1
+Priority: ${BINARY_CACHE_PRIORITY}
+`;
+    if (cache.kind === "file") {
+      await mkdir4(join13(cache.base, "nar"), { recursive: true });
+      if (!existsSync7(join13(cache.base, "nix-cache-info"))) await writeFile4(join13(cache.base, "nix-cache-info"), cacheInfo);
+    } else if (state3.fresh) {
+      await put(upstream, "/nix-cache-info", { text: cacheInfo }, "text/x-nix-cache-info");
+    }
+    const slot = limiter(UPLOADS);
+    await Promise.all(
+      paths.map(
+        (info2, i) => slot(async () => {
+          if (stopped) return;
+          const temp = join13(work, `${i}-${hashPart(info2.path)}.nar`);
+          try {
+            const nar = await packNar(state3.nix, info2, temp, env);
+            const text = narinfo(info2, key, nar);
+            if (cache.kind === "file") {
+              await rename2(temp, join13(cache.base, nar.url));
+              const meta = join13(work, `${hashPart(info2.path)}.narinfo`);
+              await writeFile4(meta, text, { mode: 420 });
+              await rename2(meta, join13(cache.base, `${hashPart(info2.path)}.narinfo`));
+            } else {
+              await put(upstream, `/${nar.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
+              await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
+            }
+            uploaded.push(info2.path);
+            bytes += nar.fileSize;
+          } catch (error2) {
+            stopped ??= error2.message;
+          } finally {
+            await rm6(temp, { force: true });
+          }
+        })
+      )
+    );
+  } catch (error2) {
+    stopped ??= error2.message;
+  } finally {
+    await rm6(work, { recursive: true, force: true });
+  }
+  return { uploaded, bytes, ...stopped ? { stopped } : {} };
+}
+
+// src/registry/push.ts
+import { createReadStream as createReadStream5 } from "node:fs";
+import { mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
+import { tmpdir as tmpdir4 } from "node:os";
+import { join as join15 } from "node:path";
 
 // src/image/compress.ts
-import { createHash as createHash4, randomBytes as randomBytes2 } from "node:crypto";
-import { createWriteStream as createWriteStream3 } from "node:fs";
-import { once } from "node:events";
+import { createHash as createHash7, randomBytes as randomBytes3 } from "node:crypto";
+import { createWriteStream as createWriteStream4 } from "node:fs";
+import { once as once2 } from "node:events";
 import { availableParallelism } from "node:os";
-import { join as join12 } from "node:path";
+import { join as join14 } from "node:path";
+import { promisify as promisify4 } from "node:util";
+import { constants as constants6, crc32, deflateRaw } from "node:zlib";
+
+// src/image/zstd.ts
+import { execFileSync, spawn as spawn6 } from "node:child_process";
+import { once } from "node:events";
 import { promisify as promisify3 } from "node:util";
-import { constants as constants4, crc32, deflateRaw } from "node:zlib";
+import * as zlib3 from "node:zlib";
+var ZSTD_BLOCK = 4 * 1024 * 1024;
+var OUT_CHUNK = ZSTD_BLOCK + ZSTD_BLOCK / 128 + 64 * 1024;
+var CHUNK = 1024 * 1024;
+var ZstdUnavailableError = class extends Error {
+  name = "ZstdUnavailableError";
+};
+var z = zlib3;
+var constants5 = zlib3.constants;
+function nativeZstd() {
+  return typeof z.zstdCompress === "function" && typeof z.createZstdDecompress === "function";
+}
+var cliVersions = /* @__PURE__ */ new Map();
+function zstdCommandVersion() {
+  let version3 = cliVersions.get(process.env.PATH ?? "");
+  if (version3 === void 0) {
+    let out;
+    try {
+      out = execFileSync("zstd", ["--version"], { encoding: "utf8", env: scrubbedEnv(process.env), stdio: ["ignore", "pipe", "pipe"], timeout: 3e4 });
+    } catch (error2) {
+      const why = error2.code === "ENOENT" ? "no zstd command on PATH" : `zstd --version failed: ${error2.message.split("\n")[0]}`;
+      throw new ZstdUnavailableError(`compression zstd: Node ${process.version} has no zstd in node:zlib and ${why}; run on Node 24 (as the action does) or install zstd`);
+    }
+    version3 = /v(\d+\.\d+\.\d+)/.exec(out)?.[1] ?? "unknown";
+    cliVersions.set(process.env.PATH ?? "", version3);
+  }
+  return version3;
+}
+function zstdImplementation() {
+  return nativeZstd() ? `node-libzstd-${process.versions.zstd ?? "unknown"}` : `zstd-cli-${zstdCommandVersion()}`;
+}
+function zstdDescription() {
+  return nativeZstd() ? `Node's own libzstd ${process.versions.zstd ?? ""}`.trim() : `the zstd command ${zstdCommandVersion()} (Node ${process.version} has no zstd in node:zlib)`;
+}
+function zstdCompressorID(level) {
+  return `zstd/frames-4MiB/level-${level}/checksum/${zstdImplementation()}/v1`;
+}
+var compressNative = z.zstdCompress ? promisify3(z.zstdCompress) : void 0;
+function zstdFrame(block, level) {
+  if (compressNative && nativeZstd()) {
+    const params = { [constants5.ZSTD_c_compressionLevel]: level, [constants5.ZSTD_c_checksumFlag]: 1, [constants5.ZSTD_c_contentSizeFlag]: 0 };
+    return compressNative(block, { chunkSize: OUT_CHUNK, params });
+  }
+  zstdCommandVersion();
+  return collect(throughCommand("zstd", [`-${level}`, "--single-thread", "--check", "--no-content-size", "-q", "-c"], `zstd -${level}`)(oneChunk(block)));
+}
+function zstdInflate(source) {
+  if (nativeZstd()) {
+    const inflate = z.createZstdDecompress({ chunkSize: CHUNK });
+    pump(source, inflate);
+    return inflate;
+  }
+  zstdCommandVersion();
+  return throughCommand("zstd", ["-d", "-q", "-c"], "zstd -d")(source);
+}
+async function* oneChunk(block) {
+  yield block;
+}
+async function collect(chunks) {
+  const out = [];
+  for await (const c of chunks) out.push(c);
+  return Buffer.concat(out);
+}
+function pump(source, sink) {
+  const stream2 = sink;
+  void (async () => {
+    try {
+      for await (const chunk of source) {
+        if (stream2.destroyed) return;
+        if (!stream2.write(chunk)) await once(stream2, "drain");
+      }
+      stream2.end();
+    } catch (error2) {
+      stream2.destroy(error2);
+    }
+  })();
+}
+function throughCommand(command, args, what) {
+  return async function* (source) {
+    const child2 = spawn6(command, args, { env: scrubbedEnv(process.env), stdio: ["pipe", "pipe", "pipe"] });
+    let stderr = "";
+    child2.stderr.on("data", (d) => {
+      stderr = (stderr + d.toString()).slice(-2e3);
+    });
+    const exited = new Promise((resolve4, reject) => {
+      child2.once("error", (e) => reject(new Error(`${what}: ${e.message}`)));
+      child2.once("close", (code, signal) => resolve4({ code, signal }));
+    });
+    exited.catch(() => void 0);
+    child2.stdin.on("error", () => void 0);
+    const feeding = (async () => {
+      for await (const chunk of source) {
+        if (child2.stdin.destroyed) return;
+        if (!child2.stdin.write(chunk)) await Promise.race([once(child2.stdin, "drain"), once(child2.stdin, "close")]);
+      }
+      child2.stdin.end();
+    })();
+    feeding.catch(() => child2.kill("SIGKILL"));
+    try {
+      for await (const chunk of child2.stdout) yield chunk;
+      const { code, signal } = await exited;
+      if (code !== 0) {
+        const last = stderr.trim().split("\n").slice(-3).join(" / ");
+        throw new Error(`${what} exited with ${signal ?? `code ${code}`}${last ? `: ${last}` : ""}`);
+      }
+      await feeding;
+    } finally {
+      if (child2.exitCode === null && child2.signalCode === null) child2.kill("SIGKILL");
+    }
+  };
+}
+
+// src/image/compress.ts
 var DEFAULT_LEVEL = 4;
-function compressorID(level = DEFAULT_LEVEL) {
-  return `gzip/pigz-blocks-1MiB/level-${level}/v1`;
+var COMPRESSION_LEVELS = {
+  gzip: { default: DEFAULT_LEVEL, min: 1, max: 9 },
+  zstd: { default: 3, min: 1, max: 19 }
+};
+var DEFAULT_COMPRESSION = { algorithm: "gzip", level: DEFAULT_LEVEL };
+function compressorID(c = DEFAULT_COMPRESSION) {
+  return c.algorithm === "zstd" ? zstdCompressorID(c.level) : `gzip/pigz-blocks-1MiB/level-${c.level}/v1`;
 }
 var LAYERS_AT_ONCE = 2;
 function blocksInFlight() {
@@ -72407,11 +73213,11 @@ function blocksInFlight() {
 var BLOCK = 1024 * 1024;
 var WINDOW = 32 * 1024;
 var SAMPLE = 16 * 1024;
-var OUT_CHUNK = BLOCK + BLOCK / 8;
+var OUT_CHUNK2 = BLOCK + BLOCK / 8;
 var INCOMPRESSIBLE_BITS = 7.8;
 var HEADER = Buffer.from([31, 139, 8, 0, 0, 0, 0, 0, 0, 3]);
 var LAST = Buffer.from([1, 0, 0, 255, 255]);
-var deflate = promisify3(deflateRaw);
+var deflate = promisify4(deflateRaw);
 function sampledEntropy(block) {
   const counts = new Uint32Array(256);
   let n = 0;
@@ -72443,54 +73249,59 @@ function storedBlocks(block) {
   }
   return out;
 }
-async function* fixedBlocks(input) {
-  let pending = [];
-  let bytes = 0;
+async function* fixedBlocks(input, size, ring) {
+  const buffers = [];
+  let slot = 0;
+  let block;
+  let fill = 0;
   for await (const chunk of input) {
-    if (bytes === 0 && chunk.length === BLOCK) {
+    if (fill === 0 && chunk.length === size) {
       yield chunk;
       continue;
     }
-    pending.push(chunk);
-    bytes += chunk.length;
-    if (bytes < BLOCK) continue;
-    let all = Buffer.concat(pending);
-    while (all.length >= BLOCK) {
-      yield all.subarray(0, BLOCK);
-      all = all.subarray(BLOCK);
+    for (let at = 0; at < chunk.length; ) {
+      block ??= buffers[slot] ??= Buffer.allocUnsafeSlow(size);
+      const n = chunk.copy(block, fill, at, Math.min(chunk.length, at + size - fill));
+      fill += n;
+      at += n;
+      if (fill === size) {
+        yield block;
+        slot = (slot + 1) % ring;
+        block = void 0;
+        fill = 0;
+      }
     }
-    pending = [all];
-    bytes = all.length;
   }
-  if (bytes > 0) yield Buffer.concat(pending);
+  if (fill > 0) yield block.subarray(0, fill);
 }
 async function compressLayer(raw, opts) {
-  const file = join12(opts.dir, `layer-${randomBytes2(8).toString("hex")}.tar.gz`);
-  const level = opts.level ?? DEFAULT_LEVEL;
+  if (opts.compression?.algorithm === "zstd") return compressZstd(raw, opts, opts.compression.level);
+  const file = join14(opts.dir, `layer-${randomBytes3(8).toString("hex")}.tar.gz`);
+  const level = opts.compression?.level ?? DEFAULT_LEVEL;
   const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash4("sha256");
-  const digest = createHash4("sha256");
+  const diffID = createHash7("sha256");
+  const digest = createHash7("sha256");
   let crc = 0;
   let uncompressedSize = 0;
   let size = 0;
-  const out = createWriteStream3(file);
-  const failed = once(out, "error").then(([e]) => Promise.reject(e));
+  const out = createWriteStream4(file);
+  const failed = once2(out, "error").then(([e]) => Promise.reject(e));
   failed.catch(() => void 0);
   const write = async (bytes) => {
     digest.update(bytes);
     size += bytes.length;
-    if (!out.write(bytes)) await Promise.race([once(out, "drain"), failed]);
+    if (!out.write(bytes)) await Promise.race([once2(out, "drain"), failed]);
   };
   try {
     await write(HEADER);
     const inFlight = [];
     let previousTail;
-    for await (const block of fixedBlocks(raw)) {
+    for await (const block of fixedBlocks(raw, BLOCK, parallel + 1)) {
       diffID.update(block);
       crc = crc32(block, crc);
       uncompressedSize += block.length;
       const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
-      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK, finishFlush: constants4.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
+      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK2, finishFlush: constants6.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
       task.catch(() => void 0);
       inFlight.push(task);
       previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
@@ -72502,7 +73313,7 @@ async function compressLayer(raw, opts) {
     trailer.writeUInt32LE(uncompressedSize % 2 ** 32, 4);
     await write(Buffer.concat([LAST, trailer]));
     out.end();
-    await Promise.race([once(out, "finish"), failed]);
+    await Promise.race([once2(out, "finish"), failed]);
   } catch (error2) {
     out.destroy();
     throw error2;
@@ -72515,23 +73326,76 @@ async function compressLayer(raw, opts) {
     file
   };
 }
+function spoolFile(file) {
+  const digest = createHash7("sha256");
+  let size = 0;
+  const out = createWriteStream4(file);
+  const failed = once2(out, "error").then(([e]) => Promise.reject(e));
+  failed.catch(() => void 0);
+  return {
+    async write(bytes) {
+      digest.update(bytes);
+      size += bytes.length;
+      if (!out.write(bytes)) await Promise.race([once2(out, "drain"), failed]);
+    },
+    async close() {
+      out.end();
+      await Promise.race([once2(out, "finish"), failed]);
+      return { digest: `sha256:${digest.digest("hex")}`, size };
+    },
+    destroy: () => out.destroy()
+  };
+}
+async function compressZstd(raw, opts, level) {
+  const file = join14(opts.dir, `layer-${randomBytes3(8).toString("hex")}.tar.zst`);
+  const parallel = opts.parallel ?? blocksInFlight();
+  const diffID = createHash7("sha256");
+  let uncompressedSize = 0;
+  const out = spoolFile(file);
+  let written;
+  try {
+    const inFlight = [];
+    for await (const block of fixedBlocks(raw, ZSTD_BLOCK, parallel + 1)) {
+      diffID.update(block);
+      uncompressedSize += block.length;
+      const task = zstdFrame(block, level);
+      task.catch(() => void 0);
+      inFlight.push(task);
+      while (inFlight.length >= parallel) await out.write(await inFlight.shift());
+    }
+    for (const task of inFlight) await out.write(await task);
+    if (uncompressedSize === 0) await out.write(await zstdFrame(Buffer.alloc(0), level));
+    written = await out.close();
+  } catch (error2) {
+    out.destroy();
+    throw error2;
+  }
+  return { diffID: `sha256:${diffID.digest("hex")}`, digest: written.digest, size: written.size, uncompressedSize, file };
+}
 
 // src/image/archive.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { spawn as spawn5 } from "node:child_process";
-import { createReadStream as createReadStream2 } from "node:fs";
+import { spawn as spawn7 } from "node:child_process";
+import { createReadStream as createReadStream4 } from "node:fs";
 import { open as open2 } from "node:fs/promises";
 import { posix } from "node:path";
-import { Readable as Readable5 } from "node:stream";
-import * as zlib2 from "node:zlib";
-import { createHash as createHash5 } from "node:crypto";
+import { Readable as Readable6 } from "node:stream";
+import * as zlib4 from "node:zlib";
+import { createHash as createHash8 } from "node:crypto";
 var ArchiveError = class extends Error {
   name = "ArchiveError";
 };
 var SMALL_ENTRY = 8 * 1024 * 1024;
 var HEX64 = /^[0-9a-f]{64}$/;
-function runProducer(command, args, what) {
-  const child2 = spawn5(command, args, { env: scrubbedEnv(process.env), stdio: ["ignore", "pipe", "pipe"] });
+var warnedSameUser = false;
+function runProducer(command, args, what, stranger = false) {
+  const run = stranger ? asStranger(command, args) : { command, args, env: scrubbedEnv(process.env) };
+  if (stranger && "sameUser" in run && run.sameUser && !warnedSameUser) {
+    warnedSameUser = true;
+    warning(`the image stream script: ${run.sameUser}`);
+  }
+  const ids = "uid" in run && run.uid !== void 0 ? { uid: run.uid, gid: run.gid } : {};
+  const child2 = spawn7(run.command, run.args, { env: run.env, stdio: ["ignore", "pipe", "pipe"], ...ids });
   let stderr = "";
   child2.stderr.on("data", (d) => {
     stderr = (stderr + d.toString()).slice(-2e3);
@@ -72549,24 +73413,24 @@ function runProducer(command, args, what) {
   done.catch(() => void 0);
   return { stream: child2.stdout, done, kill: () => void child2.kill("SIGKILL") };
 }
-var CHUNK = 1024 * 1024;
+var CHUNK2 = 1024 * 1024;
 function zstdDecompressor() {
-  const make = zlib2.createZstdDecompress;
-  return make?.({ chunkSize: CHUNK });
+  const make = zlib4.createZstdDecompress;
+  return make?.({ chunkSize: CHUNK2 });
 }
 function openArchive(source) {
   switch (source.format) {
     case "stream":
-      return runProducer(source.path, [], `the image stream script ${source.path}`);
+      return runProducer(source.path, [], `the image stream script ${source.path}`, true);
     case "docker-archive":
-      return { stream: createReadStream2(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
+      return { stream: createReadStream4(source.path, { highWaterMark: CHUNK2 }), done: Promise.resolve() };
     case "docker-archive+gzip": {
-      const out = createReadStream2(source.path, { highWaterMark: CHUNK }).pipe(zlib2.createGunzip({ chunkSize: CHUNK }));
+      const out = createReadStream4(source.path, { highWaterMark: CHUNK2 }).pipe(zlib4.createGunzip({ chunkSize: CHUNK2 }));
       return { stream: out, done: Promise.resolve() };
     }
     case "docker-archive+zstd": {
       const native = zstdDecompressor();
-      if (native) return { stream: createReadStream2(source.path, { highWaterMark: CHUNK }).pipe(native), done: Promise.resolve() };
+      if (native) return { stream: createReadStream4(source.path, { highWaterMark: CHUNK2 }).pipe(native), done: Promise.resolve() };
       return runProducer("zstd", ["-d", "-c", "-q", source.path], `zstd -d ${source.path}`);
     }
   }
@@ -72578,16 +73442,16 @@ function parseManifest(bytes, where2) {
   } catch {
     throw new ArchiveError(`${where2}: manifest.json is not valid JSON`);
   }
-  const first = Array.isArray(parsed) ? parsed[0] : void 0;
-  if (!Array.isArray(parsed) || parsed.length !== 1 || !first) {
+  const first2 = Array.isArray(parsed) ? parsed[0] : void 0;
+  if (!Array.isArray(parsed) || parsed.length !== 1 || !first2) {
     throw new ArchiveError(`${where2}: manifest.json must describe exactly one image, found ${Array.isArray(parsed) ? parsed.length : "no list"}`);
   }
-  const config = first.Config;
-  const layers = first.Layers;
+  const config = first2.Config;
+  const layers = first2.Layers;
   if (typeof config !== "string" || !Array.isArray(layers) || !layers.every((l) => typeof l === "string")) {
     throw new ArchiveError(`${where2}: manifest.json lacks Config or Layers`);
   }
-  const repoTags = Array.isArray(first.RepoTags) ? first.RepoTags.filter((t) => typeof t === "string") : [];
+  const repoTags = Array.isArray(first2.RepoTags) ? first2.RepoTags.filter((t) => typeof t === "string") : [];
   return { config, layers, repoTags };
 }
 function normalise2(name) {
@@ -72609,7 +73473,7 @@ function parseConfig(bytes, manifest, where2) {
       `${where2}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`
     );
   }
-  const digest = `sha256:${createHash5("sha256").update(bytes).digest("hex")}`;
+  const digest = `sha256:${createHash8("sha256").update(bytes).digest("hex")}`;
   return { bytes, digest, diffIDs };
 }
 function tarNumber(field) {
@@ -72688,7 +73552,7 @@ async function walkTarFile(path14, visit) {
         const end = start + size - 1;
         await visit(
           layerEntry(name, size, true),
-          () => size === 0 ? Readable5.from([]) : createReadStream2(path14, { start, end, highWaterMark: CHUNK })
+          () => size === 0 ? Readable6.from([]) : createReadStream4(path14, { start, end, highWaterMark: CHUNK2 })
         );
       } else if (type === "file" && isSmall(name, size)) {
         const body2 = Buffer.alloc(size);
@@ -72724,7 +73588,7 @@ async function walkTarStream(source, visit) {
   let visitorFailed = false;
   const reading = new Promise((resolve4, reject) => {
     ex.on("entry", (header, entryStream, next) => {
-      const body2 = Readable5.from(entryStream, { objectMode: false });
+      const body2 = Readable6.from(entryStream, { objectMode: false });
       const name = normalise2(header.name);
       const handle = async () => {
         if ((header.type === "symlink" || header.type === "link") && header.linkname && name.endsWith("layer.tar")) {
@@ -72844,35 +73708,126 @@ function archiveInput(source, opts = {}) {
   };
 }
 
-// src/registry/limit.ts
-function limiter(n) {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`limiter needs a whole number of slots of at least 1, not ${n}`);
-  let active = 0;
-  const waiting = [];
-  const acquire = () => {
-    if (active < n) {
-      active++;
-      return void 0;
+// src/registry/transport/error.ts
+var RegistryError = class extends Error {
+  constructor(message, status, code, retryAfterMs) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.retryAfterMs = retryAfterMs;
+  }
+  status;
+  code;
+  retryAfterMs;
+  name = "RegistryError";
+};
+var NetworkError2 = class extends RegistryError {
+  name = "NetworkError";
+};
+var StallError = class extends NetworkError2 {
+  name = "StallError";
+};
+var AuthError = class extends RegistryError {
+  name = "AuthError";
+};
+var RateLimitError2 = class extends RegistryError {
+  name = "RateLimitError";
+};
+var QuotaSpentError = class extends RegistryError {
+  name = "QuotaSpentError";
+};
+var SHORT_RESET_MS = 3e4;
+function first(v) {
+  return Array.isArray(v) ? v[0] : v;
+}
+function parseQuota(headers, now = Date.now()) {
+  const remaining = /^\s*(\d+)(?:\s*;\s*w\s*=\s*(\d+))?/.exec(first(headers?.["ratelimit-remaining"]) ?? "");
+  if (!remaining) return void 0;
+  const limit = /^\s*(\d+)(?:\s*;\s*w\s*=\s*(\d+))?/.exec(first(headers?.["ratelimit-limit"]) ?? "");
+  const window2 = remaining[2] ?? limit?.[2];
+  const reset = /^\s*(\d+)\s*$/.exec(first(headers?.["ratelimit-reset"]) ?? "");
+  let resetMs;
+  if (reset) {
+    const n = Number(reset[1]);
+    resetMs = n > 1e9 ? Math.max(0, n * 1e3 - now) : n * 1e3;
+  }
+  return {
+    remaining: Number(remaining[1]),
+    ...limit ? { limit: Number(limit[1]) } : {},
+    ...window2 ? { windowS: Number(window2) } : {},
+    ...resetMs !== void 0 ? { resetMs } : {}
+  };
+}
+function span(ms) {
+  const s = Math.round(ms / 1e3);
+  if (s >= 3600 && s % 3600 === 0) return `${s / 3600} h`;
+  if (s >= 3600) return `${(s / 3600).toFixed(1)} h`;
+  if (s >= 60) return `${Math.round(s / 60)} min`;
+  return `${s} s`;
+}
+function saysRateLimit(code, text) {
+  return code === "TOOMANYREQUESTS" || /rate.?limit|too many requests/i.test(text);
+}
+function describeBody(body2) {
+  const raw = body2.toString("utf8").trim();
+  if (raw === "") return { text: "" };
+  try {
+    const parsed = JSON.parse(raw);
+    if (Array.isArray(parsed.errors) && parsed.errors.length > 0) {
+      const text = parsed.errors.map((e) => [e.code, e.message].filter(Boolean).join(": ")).join("; ");
+      return { code: parsed.errors[0]?.code, text };
     }
-    return new Promise((resolve4) => waiting.push(resolve4));
-  };
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else active--;
-  };
-  return async (task) => {
-    await acquire();
-    try {
-      return await task();
-    } finally {
-      release();
+  } catch {
+  }
+  const line = raw.replace(/\s+/g, " ");
+  return { text: line.length > 200 ? `${line.slice(0, 200)}\u2026` : line };
+}
+function isRetryableStatus(status) {
+  return status === 408 || status === 429 || status >= 500;
+}
+function parseRetryAfter2(value, now = Date.now()) {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (!v) return void 0;
+  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1e3;
+  const date = Date.parse(v);
+  return Number.isNaN(date) ? void 0 : Math.max(0, date - now);
+}
+function deniedHint(registry) {
+  if (registry === "ghcr.io") {
+    return "the token may not write this package: give the job 'permissions: packages: write', and if the package was first pushed from elsewhere, add this repository under the package's Manage Actions access";
+  }
+  return "the credentials were accepted but may not push to this repository";
+}
+function httpError(opts) {
+  const now = opts.now ?? Date.now();
+  const { code, text } = describeBody(opts.body);
+  const base = `registry ${opts.registry} answered ${opts.status}${opts.statusText ? ` ${opts.statusText}` : ""} to ${opts.what}` + (text ? `: ${text}` : "");
+  let retryAfterMs = parseRetryAfter2(opts.retryAfter, now);
+  if (opts.status === 429 || opts.status === 403) {
+    const quota = parseQuota(opts.headers, now);
+    if (quota?.remaining === 0) {
+      if (quota.resetMs === void 0 || quota.resetMs > SHORT_RESET_MS) {
+        const per = quota.windowS ? ` per ${span(quota.windowS * 1e3)}` : "";
+        const when = quota.resetMs !== void 0 ? `resets in ${span(quota.resetMs)} (${new Date(now + quota.resetMs).toISOString().replace(/\.\d{3}Z$/, "Z")})` : `resets within ${quota.windowS ? span(quota.windowS * 1e3) : "its window"}`;
+        return new QuotaSpentError(
+          `${base} (its rate limit is spent: 0 of ${quota.limit ?? "?"} left${per}, ${when}; not retried: log in to it for a higher limit, or run again after then)`,
+          opts.status,
+          code
+        );
+      }
+      retryAfterMs ??= quota.resetMs;
     }
-  };
+    if (opts.status === 403 && (saysRateLimit(code, text) || retryAfterMs !== void 0)) {
+      return new RateLimitError2(`${base} (a rate limit, not a refusal: retried)`, opts.status, code, retryAfterMs);
+    }
+  }
+  const message = base + (opts.status === 403 ? ` (${deniedHint(opts.registry)})` : "");
+  const Kind = opts.status === 401 || opts.status === 403 ? AuthError : RegistryError;
+  return new Kind(message, opts.status, code, retryAfterMs);
 }
 
 // src/registry/manifest.ts
-import { createHash as createHash6 } from "node:crypto";
+import { createHash as createHash9 } from "node:crypto";
 
 // src/registry/types.ts
 var MediaTypes2 = {
@@ -72880,6 +73835,7 @@ var MediaTypes2 = {
   ociIndex: "application/vnd.oci.image.index.v1+json",
   ociConfig: "application/vnd.oci.image.config.v1+json",
   ociLayerGzip: "application/vnd.oci.image.layer.v1.tar+gzip",
+  ociLayerZstd: "application/vnd.oci.image.layer.v1.tar+zstd",
   dockerManifest: "application/vnd.docker.distribution.manifest.v2+json",
   dockerManifestList: "application/vnd.docker.distribution.manifest.list.v2+json",
   dockerConfig: "application/vnd.docker.container.image.v1+json",
@@ -72888,7 +73844,7 @@ var MediaTypes2 = {
 
 // src/registry/manifest.ts
 function sha256Digest(bytes) {
-  return `sha256:${createHash6("sha256").update(bytes).digest("hex")}`;
+  return `sha256:${createHash9("sha256").update(bytes).digest("hex")}`;
 }
 var LAYER_KEY_ANNOTATION = "io.github.nix-image-action.layer.key";
 function buildOciManifest(config, layers, annotations) {
@@ -72910,6 +73866,14 @@ function buildOciManifest(config, layers, annotations) {
 function sortedObject(o) {
   return Object.fromEntries(Object.entries(o).sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0));
 }
+function layerMediaType(algorithm) {
+  return algorithm === "zstd" ? MediaTypes2.ociLayerZstd : MediaTypes2.ociLayerGzip;
+}
+function pushedLayerType(mediaType) {
+  if (mediaType === MediaTypes2.ociLayerGzip || mediaType === MediaTypes2.dockerLayerGzip) return MediaTypes2.ociLayerGzip;
+  if (mediaType === MediaTypes2.ociLayerZstd) return MediaTypes2.ociLayerZstd;
+  return void 0;
+}
 function knownLayers(manifestBytes, configBytes) {
   let manifest;
   let config;
@@ -72925,12 +73889,12 @@ function knownLayers(manifestBytes, configBytes) {
   const found = [];
   layers.forEach((layer, i) => {
     const diffID = diffIDs[i];
-    const gzip = layer.mediaType === MediaTypes2.ociLayerGzip || layer.mediaType === MediaTypes2.dockerLayerGzip;
-    if (typeof diffID !== "string" || !gzip || typeof layer.digest !== "string" || !Number.isInteger(layer.size)) return;
+    const mediaType = pushedLayerType(layer.mediaType);
+    if (typeof diffID !== "string" || !mediaType || typeof layer.digest !== "string" || !Number.isInteger(layer.size)) return;
     const key = layer.annotations?.[LAYER_KEY_ANNOTATION];
     found.push({
       diffID,
-      desc: { mediaType: MediaTypes2.ociLayerGzip, digest: layer.digest, size: layer.size },
+      desc: { mediaType, digest: layer.digest, size: layer.size },
       ...typeof key === "string" ? { key } : {}
     });
   });
@@ -72938,9 +73902,9 @@ function knownLayers(manifestBytes, configBytes) {
 }
 
 // src/registry/verify.ts
-import { createHash as createHash7 } from "node:crypto";
-import { Readable as Readable6 } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
+import { createHash as createHash10 } from "node:crypto";
+import { Readable as Readable7 } from "node:stream";
+import { pipeline as pipeline4 } from "node:stream/promises";
 import { createGunzip as createGunzip2 } from "node:zlib";
 var inflated = /* @__PURE__ */ new Map();
 function blobDiffID(client, blob, opts = {}) {
@@ -72961,10 +73925,10 @@ function rememberDiffID(digest, diffID) {
   inflated.set(digest, Promise.resolve(diffID));
 }
 async function hashInflated(client, blob, opts) {
-  const hash = createHash7("sha256");
-  await pipeline3(
-    Readable6.from(client.blobPieces(blob.digest, blob.size, opts)),
-    createGunzip2(),
+  const hash = createHash10("sha256");
+  await pipeline4(
+    Readable7.from(client.blobPieces(blob.digest, blob.size, opts)),
+    blob.mediaType === MediaTypes2.ociLayerZstd ? zstdInflate : createGunzip2(),
     async (source) => {
       for await (const chunk of source) hash.update(chunk);
     },
@@ -72973,8 +73937,8 @@ async function hashInflated(client, blob, opts) {
   return `sha256:${hash.digest("hex")}`;
 }
 async function layerDiffID(raw, signal) {
-  const hash = createHash7("sha256");
-  await pipeline3(
+  const hash = createHash10("sha256");
+  await pipeline4(
     raw,
     async (source) => {
       for await (const chunk of source) hash.update(chunk);
@@ -72987,8 +73951,8 @@ async function layerDiffID(raw, signal) {
 // src/registry/push.ts
 var UPLOAD_CHUNK = 1024 * 1024;
 var PROGRESS_MS = 1e4;
-var UPLOADS = 4;
-function spoolLimit(uploads = UPLOADS) {
+var UPLOADS2 = 4;
+function spoolLimit(uploads = UPLOADS2) {
   return LAYERS_AT_ONCE + uploads;
 }
 function reuseRefs(client, tags2, reuseTags) {
@@ -73007,7 +73971,7 @@ function fromRecord(client, layer) {
   return { ...layer, trusted: false, ...repository ? { mountFrom: repository } : {} };
 }
 var rank = (c) => c.mountFrom ? 0 : c.trusted ? 2 : 1;
-async function planReuse(client, refs, known, logger8) {
+async function planReuse(client, refs, known, logger8, mediaType) {
   const candidates = known.map((l) => fromRecord(client, l));
   const found = known.length > 0 ? ["the store cache record"] : [];
   for (const ref of refs) {
@@ -73030,22 +73994,27 @@ async function planReuse(client, refs, known, logger8) {
   const head = (digest, repository) => {
     const key = `${repository ?? ""}@${digest}`;
     let h = heads.get(key);
-    if (!h) heads.set(key, h = client.hasBlob(digest, repository ? { repository } : {}));
+    if (!h) {
+      h = client.hasBlob(digest, repository ? { repository } : {});
+      if (repository) h = h.catch((e) => e instanceof AuthError ? false : Promise.reject(e));
+      heads.set(key, h);
+    }
     return h;
   };
   const reuse = { byDiffID: /* @__PURE__ */ new Map(), byKey: /* @__PURE__ */ new Map() };
-  const put = (layer) => {
+  const put2 = (layer) => {
     const held = reuse.byDiffID.get(layer.diffID);
     if (!held || rank(layer) > rank(held)) reuse.byDiffID.set(layer.diffID, layer);
     const byKey = layer.key ? reuse.byKey.get(layer.key) : void 0;
     if (layer.key && (!byKey || rank(layer) > rank(byKey))) reuse.byKey.set(layer.key, layer);
   };
+  const sameType = candidates.filter((layer) => layer.desc.mediaType === mediaType);
   await Promise.all(
-    candidates.map(async (layer) => {
+    sameType.map(async (layer) => {
       const recalled = layer.trusted ? void 0 : await recalledDiffID(layer.desc.digest)?.catch(() => void 0);
       if (recalled !== void 0 && recalled !== layer.diffID) return;
-      if (await head(layer.desc.digest)) return put({ ...layer, mountFrom: void 0 });
-      if (layer.mountFrom && await head(layer.desc.digest, layer.mountFrom)) put(layer);
+      if (await head(layer.desc.digest)) return put2({ ...layer, mountFrom: void 0 });
+      if (layer.mountFrom && await head(layer.desc.digest, layer.mountFrom)) put2(layer);
     })
   );
   if (reuse.byDiffID.size > 0) {
@@ -73132,8 +74101,10 @@ async function pushImage(opts) {
   const { client, tags: tags2, logger: logger8 } = opts;
   const input = opts.input ?? (opts.source ? archiveInput(opts.source) : void 0);
   if (!input) throw new Error("pushImage needs an input or a source");
-  const work = await mkdtemp2(join13(opts.tmpDir ?? tmpdir3(), "nix-image-push-"));
-  const uploads = opts.uploads ?? UPLOADS;
+  const compression = opts.compression ?? DEFAULT_COMPRESSION;
+  if (compression.algorithm === "zstd") logger8.info(`layers compressed with zstd level ${compression.level}, by ${zstdDescription()}`);
+  const work = await mkdtemp3(join15(opts.tmpDir ?? tmpdir4(), "nix-image-push-"));
+  const uploads = opts.uploads ?? UPLOADS2;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
   const spoolSlots = limiter(spoolLimit(uploads));
@@ -73152,7 +74123,7 @@ async function pushImage(opts) {
       const refs = reuseRefs(client, tags2, opts.reuseTags ?? []);
       const recorded2 = (opts.known ?? []).map((l) => fromRecord(client, l).mountFrom).filter((r) => r !== void 0);
       client.allowPull([...refs.map((r) => r.repository), ...recorded2]);
-      reuse = await planReuse(client, refs, opts.known ?? [], logger8);
+      reuse = await planReuse(client, refs, opts.known ?? [], logger8, layerMediaType(compression.algorithm));
     }
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
@@ -73173,16 +74144,16 @@ async function pushImage(opts) {
         logger8.info(`${layer.name} (${own}) is not the layer ${claim.desc.digest}${where2} holds by its key (${claim.diffID}): making it`);
         return false;
       }
-      let holds;
+      let holds2;
       try {
-        holds = await blobDiffID(client, claim.desc, { ...claim.mountFrom ? { repository: claim.mountFrom } : {}, signal: run.signal });
+        holds2 = await blobDiffID(client, claim.desc, { ...claim.mountFrom ? { repository: claim.mountFrom } : {}, signal: run.signal });
       } catch (error2) {
         run.check();
         logger8.info(`cannot check blob ${claim.desc.digest}${where2} (${error2 instanceof Error ? error2.message : String(error2)}): making ${layer.name}`);
         return false;
       }
-      if (holds !== claim.diffID) {
-        logger8.warning(`blob ${claim.desc.digest}${where2} is said to hold ${claim.diffID} but inflates to ${holds}: not used, making ${layer.name}`);
+      if (holds2 !== claim.diffID) {
+        logger8.warning(`blob ${claim.desc.digest}${where2} is said to hold ${claim.diffID} but inflates to ${holds2}: not used, making ${layer.name}`);
         return false;
       }
       return true;
@@ -73222,7 +74193,7 @@ async function pushImage(opts) {
             const raw = open3();
             opened.add(raw);
             try {
-              return await compressLayer(raw, { dir: work, level: opts.compressionLevel });
+              return await compressLayer(raw, { dir: work, compression });
             } finally {
               opened.delete(raw);
             }
@@ -73234,7 +74205,7 @@ async function pushImage(opts) {
           layersMade++;
           rememberDiffID(made.digest, made.diffID);
           compressed.resolve(made);
-          const desc = { mediaType: MediaTypes2.ociLayerGzip, digest: made.digest, size: made.size };
+          const desc = { mediaType: layerMediaType(compression.algorithm), digest: made.digest, size: made.size };
           try {
             if (!client) return { ...desc, diffID: made.diffID, action: "computed" };
             return await uploadSlots(async () => {
@@ -73246,7 +74217,7 @@ async function pushImage(opts) {
               run.check();
               progress.start(made.size);
               await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
-                const body2 = createReadStream3(made.file, { highWaterMark: UPLOAD_CHUNK });
+                const body2 = createReadStream5(made.file, { highWaterMark: UPLOAD_CHUNK });
                 body2.on("data", (chunk) => progress.sent(chunk.length));
                 opened.add(body2);
                 body2.once("close", () => opened.delete(body2));
@@ -73259,7 +74230,7 @@ async function pushImage(opts) {
               return { ...desc, diffID: made.diffID, action: "uploaded" };
             });
           } finally {
-            await rm6(made.file, { force: true });
+            await rm7(made.file, { force: true });
           }
         })
       );
@@ -73321,13 +74292,13 @@ async function pushImage(opts) {
   } finally {
     progress.stop();
     run.controller.abort();
-    await rm6(work, { recursive: true, force: true });
+    await rm7(work, { recursive: true, force: true });
   }
 }
-async function tagAll(client, tags2, manifest) {
+async function tagAll(client, tags2, manifest, held = {}) {
   for (const [i, tag] of tags2.entries()) {
     try {
-      const digest = await client.putManifest(tag, manifest.bytes, manifest.mediaType);
+      const digest = tag.startsWith("sha256:") ? await client.putManifest(tag, manifest.bytes, manifest.mediaType) : await client.putTag(tag, manifest, Object.hasOwn(held, tag) ? { held: held[tag] } : {});
       if (digest !== manifest.digest) {
         throw new ImageMismatchError(`the registry stored the manifest for ${tag} as ${digest}, expected ${manifest.digest}`);
       }
@@ -73361,11 +74332,11 @@ function formatBytes(n) {
 }
 
 // src/report/documents.ts
-import { mkdir as mkdir4, readFile as readFile4, writeFile as writeFile6 } from "node:fs/promises";
-import { basename as basename6, join as join16 } from "node:path";
+import { mkdir as mkdir5, readFile as readFile5, writeFile as writeFile7 } from "node:fs/promises";
+import { basename as basename6, join as join18 } from "node:path";
 
 // src/nix/derivation.ts
-import { readFile as readFile3 } from "node:fs/promises";
+import { readFile as readFile4 } from "node:fs/promises";
 var DerivationParseError = class extends Error {
   name = "DerivationParseError";
 };
@@ -73447,7 +74418,7 @@ function parseDerivation(text, path14) {
   return { path: path14, outputs, inputDrvs, inputSrcs: strings(srcs, path14), system, builder, args: strings(args, path14), env: vars };
 }
 async function readDerivation(path14) {
-  return parseDerivation(await readFile3(path14, "utf8"), path14);
+  return parseDerivation(await readFile4(path14, "utf8"), path14);
 }
 
 // src/nix/sbom-data.ts
@@ -73484,7 +74455,7 @@ function nix32Bytes(s, size) {
   }
   return out;
 }
-function sha256Hex(hash) {
+function sha256Hex2(hash) {
   const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(hash);
   if (sri) return Buffer.from(sri[1], "base64").toString("hex");
   const hex2 = /^sha256:([0-9a-f]{64})$/.exec(hash);
@@ -73525,7 +74496,7 @@ async function storePathFacts(nix, paths, env, nixVersion) {
     const info2 = infos.get(path14);
     if (info2?.deriver && !drvs.has(info2.deriver)) drvs.set(info2.deriver, await derivationOrNone(info2.deriver));
     const drv = info2?.deriver ? drvs.get(info2.deriver) : void 0;
-    const narSha256 = info2?.narHash ? sha256Hex(info2.narHash) : void 0;
+    const narSha256 = info2?.narHash ? sha256Hex2(info2.narHash) : void 0;
     facts.push({
       path: path14,
       ...pathIdentity(path14, drv),
@@ -73677,7 +74648,8 @@ async function ensureBlob(client, bytes) {
 }
 async function attachToRepository(client, subject, docs, logger8) {
   const where2 = `${client.registry}/${client.repository}`;
-  if (!await client.getManifest(subject.digest)) throw new Error(`${where2} does not hold ${subject.digest}: the image is pushed before its referrers`);
+  const holds2 = client.hasManifest ? await client.hasManifest(subject.digest) : await client.getManifest(subject.digest) !== void 0;
+  if (!holds2) throw new Error(`${where2} does not hold ${subject.digest}: the image is pushed before its referrers`);
   const api = await servesReferrersApi(client, subject);
   await ensureBlob(client, EMPTY_BYTES);
   const attached = [];
@@ -73736,13 +74708,13 @@ async function fetchReferrerDocuments(client, subject, artifactTypes) {
 }
 
 // src/report/provenance.ts
-import { writeFile as writeFile5 } from "node:fs/promises";
-import { join as join15 } from "node:path";
+import { writeFile as writeFile6 } from "node:fs/promises";
+import { join as join17 } from "node:path";
 
 // src/report/sbom.ts
-import { createHash as createHash8, randomUUID as randomUUID5 } from "node:crypto";
-import { writeFile as writeFile4 } from "node:fs/promises";
-import { join as join14 } from "node:path";
+import { createHash as createHash11, randomUUID as randomUUID5 } from "node:crypto";
+import { writeFile as writeFile5 } from "node:fs/promises";
+import { join as join16 } from "node:path";
 
 // package.json
 var package_default = {
@@ -73806,7 +74778,7 @@ function imagePurl(s) {
   return `pkg:oci/${encodeURIComponent(last)}@${encodeURIComponent(s.digest)}?repository_url=${encodeURIComponent(`${s.registry}/${s.repository}`)}`;
 }
 function uuidFrom(seed) {
-  const b = createHash8("sha256").update(seed).digest();
+  const b = createHash11("sha256").update(seed).digest();
   b[6] = b[6] & 15 | 80;
   b[8] = b[8] & 63 | 128;
   const h = b.subarray(0, 16).toString("hex");
@@ -73926,8 +74898,8 @@ function sbomComponents(doc) {
   return 0;
 }
 async function writeSbom(dir, format, doc) {
-  const file = join14(dir, SBOM_FILE_NAMES[format]);
-  await writeFile4(file, `${JSON.stringify(doc, null, 2)}
+  const file = join16(dir, SBOM_FILE_NAMES[format]);
+  await writeFile5(file, `${JSON.stringify(doc, null, 2)}
 `);
   return file;
 }
@@ -73941,7 +74913,7 @@ var PROVENANCE_FILE = "provenance.intoto.json";
 var PREDICATE_FILE = "provenance.predicate.json";
 var time = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
 function digestOf(narHash, rev) {
-  const sha256 = narHash ? sha256Hex(narHash) : void 0;
+  const sha256 = narHash ? sha256Hex2(narHash) : void 0;
   const d = { ...sha256 ? { sha256 } : {}, ...rev ? { gitCommit: rev } : {} };
   return Object.keys(d).length ? d : void 0;
 }
@@ -73957,6 +74929,23 @@ function workflowOf(env, server) {
     path: file.startsWith(`${repo}/`) ? file.slice(repo.length + 1) : file
   };
 }
+function publishable(value) {
+  return value.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, "$1").replace(/([?&][^=&\s]*(?:token|password|secret|key)[^=&\s]*=)[^&\s]*/gi, "$1<redacted>");
+}
+function publishableArgs(args) {
+  return args.map((arg, i) => {
+    const setting = args[i - 1] === "--option" ? void 0 : args[i - 2] === "--option" ? args[i - 1] : void 0;
+    if (setting !== void 0 && /access-tokens|netrc|password|secret|token/i.test(setting)) return "<redacted>";
+    if (args[i - 1] === "--access-tokens") return "<redacted>";
+    return publishable(arg);
+  });
+}
+function publishableLocked(locked) {
+  if (typeof locked === "string") return publishable(locked);
+  if (Array.isArray(locked)) return locked.map(publishableLocked);
+  if (locked && typeof locked === "object") return Object.fromEntries(Object.entries(locked).map(([k, v]) => [k, publishableLocked(v)]));
+  return locked;
+}
 function resolvedDependencies(i, server) {
   const deps = [];
   const { GITHUB_REPOSITORY: repo, GITHUB_SHA: sha, GITHUB_REF: ref } = i.env;
@@ -73966,17 +74955,17 @@ function resolvedDependencies(i, server) {
     const digest = digestOf(m.narHash, m.revision);
     deps.push({
       name: "flake",
-      uri: m.url,
+      uri: publishable(m.url),
       ...digest ? { digest } : {},
-      annotations: { ...m.narHash ? { narHash: m.narHash } : {}, ...m.resolvedUrl ? { resolvedUrl: m.resolvedUrl } : {}, ...m.lastModified !== void 0 ? { lastModified: m.lastModified } : {} }
+      annotations: { ...m.narHash ? { narHash: m.narHash } : {}, ...m.resolvedUrl ? { resolvedUrl: publishable(m.resolvedUrl) } : {}, ...m.lastModified !== void 0 ? { lastModified: m.lastModified } : {} }
     });
     for (const input of m.inputs) {
       const d = digestOf(input.narHash, input.rev);
       deps.push({
         name: `flake-input:${input.name}`,
-        uri: input.url,
+        uri: publishable(input.url),
         ...d ? { digest: d } : {},
-        annotations: { ...input.narHash ? { narHash: input.narHash } : {}, ...input.rev ? { rev: input.rev } : {}, locked: input.locked }
+        annotations: { ...input.narHash ? { narHash: input.narHash } : {}, ...input.rev ? { rev: input.rev } : {}, locked: publishableLocked(input.locked) }
       });
     }
   }
@@ -74003,10 +74992,11 @@ function provenanceStatement(i) {
       buildDefinition: {
         buildType: BUILD_TYPE,
         externalParameters: {
-          flake: i.flake,
+          // Published with the image: whatever credentials a URL or a build-arg carried are left out.
+          flake: publishable(i.flake),
           attr: i.attr,
-          installable: `${i.flake}#${i.attr}`,
-          buildArgs: i.buildArgs,
+          installable: `${publishable(i.flake)}#${i.attr}`,
+          buildArgs: publishableArgs(i.buildArgs),
           ...workflow ? { workflow } : {}
         },
         internalParameters: {
@@ -74027,17 +75017,17 @@ function provenanceStatement(i) {
   };
 }
 async function writeProvenance(dir, statement) {
-  const paths = { statement: join15(dir, PROVENANCE_FILE), predicate: join15(dir, PREDICATE_FILE) };
-  await writeFile5(paths.statement, `${JSON.stringify(statement, null, 2)}
+  const paths = { statement: join17(dir, PROVENANCE_FILE), predicate: join17(dir, PREDICATE_FILE) };
+  await writeFile6(paths.statement, `${JSON.stringify(statement, null, 2)}
 `);
-  await writeFile5(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
+  await writeFile6(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
 `);
   return paths;
 }
 
 // src/report/documents.ts
 async function writeImageDocuments(o) {
-  await mkdir4(o.tmpDir, { recursive: true });
+  await mkdir5(o.tmpDir, { recursive: true });
   const notes = [];
   let sbom;
   if (o.format === false) notes.push("no SBOM: the sbom input is false");
@@ -74073,8 +75063,8 @@ async function writeImageDocuments(o) {
 }
 async function documentsToAttach(docs) {
   const out = [];
-  if (docs.sbom) out.push({ artifactType: SBOM_MEDIA_TYPES[docs.sbom.format], bytes: await readFile4(docs.sbom.path), title: basename6(docs.sbom.path) });
-  if (docs.provenance) out.push({ artifactType: PROVENANCE_MEDIA_TYPE, bytes: await readFile4(docs.provenance.statement), title: basename6(docs.provenance.statement) });
+  if (docs.sbom) out.push({ artifactType: SBOM_MEDIA_TYPES[docs.sbom.format], bytes: await readFile5(docs.sbom.path), title: basename6(docs.sbom.path) });
+  if (docs.provenance) out.push({ artifactType: PROVENANCE_MEDIA_TYPE, bytes: await readFile5(docs.provenance.statement), title: basename6(docs.provenance.statement) });
   return out;
 }
 async function attachImageDocuments(targets, subject, docs, logger8) {
@@ -74085,13 +75075,13 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   const formats = opts.format === "spdx" ? ["spdx", "cyclonedx"] : ["cyclonedx", "spdx"];
   const types2 = opts.format === false ? [PROVENANCE_MEDIA_TYPE] : [...formats.map((f) => SBOM_MEDIA_TYPES[f]), PROVENANCE_MEDIA_TYPE];
   const { documents, referrers } = await fetchReferrerDocuments(client, subject, types2);
-  await mkdir4(tmpDir, { recursive: true });
+  await mkdir5(tmpDir, { recursive: true });
   const where2 = `${client.registry}/${client.repository}@${subject.digest}`;
   const out = { notes: [] };
   const sbomDoc = formats.map((f) => ({ f, d: documents.find((d) => d.artifactType === SBOM_MEDIA_TYPES[f]) })).find((x) => x.d);
   if (sbomDoc?.d && opts.format !== false) {
-    const path14 = join16(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
-    await writeFile6(path14, sbomDoc.d.bytes);
+    const path14 = join18(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
+    await writeFile7(path14, sbomDoc.d.bytes);
     let components = 0;
     try {
       components = sbomComponents(JSON.parse(sbomDoc.d.bytes.toString("utf8")));
@@ -74102,16 +75092,16 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   }
   const prov = documents.find((d) => d.artifactType === PROVENANCE_MEDIA_TYPE);
   if (prov) {
-    const statement = join16(tmpDir, PROVENANCE_FILE);
-    const predicate = join16(tmpDir, PREDICATE_FILE);
-    await writeFile6(statement, prov.bytes);
+    const statement = join18(tmpDir, PROVENANCE_FILE);
+    const predicate = join18(tmpDir, PREDICATE_FILE);
+    await writeFile7(statement, prov.bytes);
     let pred = null;
     try {
       pred = JSON.parse(prov.bytes.toString("utf8")).predicate ?? null;
     } catch {
       out.notes.push(`the provenance attached to ${where2} is not JSON`);
     }
-    await writeFile6(predicate, `${JSON.stringify(pred, null, 2)}
+    await writeFile7(predicate, `${JSON.stringify(pred, null, 2)}
 `);
     out.provenance = { statement, predicate };
   }
@@ -74157,6 +75147,7 @@ function metadataOf(r) {
     pushed: p.pushed,
     format: r.format,
     ...r.nixVersion ? { "nix-version": r.nixVersion } : {},
+    ...r.binaryCache ? { "binary-cache": { url: r.binaryCache.url, note: r.binaryCache.note, substituted: r.binaryCache.substituted } } : {},
     layers: {
       total: p.layers.length,
       uploaded: count("uploaded"),
@@ -74239,7 +75230,7 @@ async function writeSummary(r, m) {
   ]);
   const built = m.format === "already in the registry" ? `the image was already in the registry (${r.push.input.replace(/^already in the registry /, "")}), made from the same derivation with the same settings: nothing was built, no layer was sent, only the tags were set (${m.seconds.push} s)` : `${m.format === "layers from the store" ? "its conf built" : "built"} in ${m.seconds.build} s; push ${m.seconds.push} s`;
   s.addRaw(
-    `<p>Store path <code>${m["store-path"]}</code> (${m.format}): ${built}.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.</p>`,
+    `<p>Store path <code>${m["store-path"]}</code> (${m.format}): ${built}.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.` + (r.binaryCache ? ` Binary cache <code>${escapeHtml(r.binaryCache.url)}</code>: ${binaryCacheWords(r.binaryCache)}.` : "") + "</p>",
     true
   );
   if (m.repositories.length > 1) {
@@ -74282,6 +75273,19 @@ async function report(r) {
     await writeSummary(r, m).catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
   }
   return m;
+}
+function binaryCacheWords(b) {
+  if (b.note !== "substituter") return escapeHtml(b.note);
+  if (b.substituted.length === 0) return "nothing copied from it";
+  const named = b.substituted.slice(0, 4).map(storeName).join(", ");
+  return `${b.substituted.length} path(s) copied from it (${named}${b.substituted.length > 4 ? ` and ${b.substituted.length - 4} more` : ""})`;
+}
+async function reportBinaryCacheUpload(u) {
+  if (!process.env.GITHUB_STEP_SUMMARY) return;
+  const named = u.uploaded.slice(0, 4).map(storeName).join(", ") + (u.uploaded.length > 4 ? ` and ${u.uploaded.length - 4} more` : "");
+  const sent = u.uploaded.length > 0 ? `uploaded ${u.uploaded.length} of ${u.paths} paths (${named}; ${formatBytes(u.narBytes)} of NARs${u.sentBytes > 0 ? `, ${formatBytes(u.sentBytes)} sent` : ""})${u.present > 0 ? `, ${u.present} there already` : ""}` : "";
+  const what = u.skipped ? `${sent ? `${sent}, then stopped` : "nothing uploaded"}: ${escapeHtml(u.skipped)}` : sent || `nothing to upload: it holds all ${u.paths} paths already`;
+  await summary.addRaw(`<p>Binary cache <code>${escapeHtml(u.url)}</code>: ${what}, in ${round(u.seconds)} s (post step).</p>`, true).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
 }
 async function reportCacheSave(s) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
@@ -74327,6 +75331,8 @@ async function reportMerge(r) {
 
 export {
   __toESM,
+  withoutSecrets,
+  COMPRESSION_LEVELS,
   compressorID,
   LAYERS_AT_ONCE,
   blocksInFlight,
@@ -74347,8 +75353,8 @@ export {
   startGroup,
   endGroup,
   core_exports,
+  cacheUrlProblem,
   require_semver2 as require_semver,
-  withoutSecrets,
   savePostState,
   readPostState,
   recordTempFile,
@@ -74369,6 +75375,10 @@ export {
   localFlakeDir,
   restoreStoreCache,
   saveStoreCache,
+  limiter,
+  openBinaryCache,
+  substitutedFrom,
+  uploadToBinaryCache,
   readDerivation,
   require_tar_stream,
   readLayers,
@@ -74377,13 +75387,22 @@ export {
   MediaTypes2 as MediaTypes,
   sha256Digest,
   knownLayers,
-  limiter,
+  RegistryError,
+  NetworkError2 as NetworkError,
+  StallError,
+  AuthError,
+  RateLimitError2 as RateLimitError,
+  QuotaSpentError,
+  describeBody,
+  isRetryableStatus,
+  httpError,
   pushImage,
   tagAll,
   writeImageDocuments,
   attachImageDocuments,
   fetchAttachedDocuments,
   report,
+  reportBinaryCacheUpload,
   reportCacheSave,
   reportMerge
 };
