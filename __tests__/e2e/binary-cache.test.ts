@@ -244,6 +244,27 @@ describe('a binary cache that is down or stalls', () => {
   });
 });
 
+describe('a binary cache whose download breaks', () => {
+  it('a NAR cut halfway: Nix builds that path instead, and the job succeeds', async () => {
+    const key = await generateCacheKey('nia-bincache-cut-1');
+    const cache = await startBinaryCache({ fault: { truncate: true, on: /^GET \/nar\// } });
+    try {
+      const flake = await makeClosureFlake('1', 0);
+      const writer = await job(flake, { 'binary-cache': cache.url, 'binary-cache-key': key.secret }, { HOME: await home(cache.netrc()) });
+      ok(writer);
+      expect(Object.keys(await cache.narinfos()).length).toBeGreaterThan(0);
+      await forgetOutputs(flake, ['docker', 'app', 'base']);
+      const reader = await job(flake, { 'binary-cache': cache.url, 'binary-cache-public-key': key.pub }, { HOME: await home(cache.netrc()) });
+      ok(reader);
+      // Every NAR download broke: what the cache would have given is built again.
+      expect(await builds(flake)).toEqual(['base', 'app', 'base', 'app']);
+      expect(reader.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
+    } finally {
+      await cache.stop();
+    }
+  });
+});
+
 describe('a file:// binary cache, with the GitHub store cache or without it', () => {
   it('a job with both caches writes the directory (nix-cache-info first); a fresh runner with the binary cache alone builds nothing', async () => {
     const ours = await generateCacheKey('nia-bincache-file-1');

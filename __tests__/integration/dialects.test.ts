@@ -165,6 +165,15 @@ describe('2. ECR immutable tags', () => {
     });
   });
 
+  it('a push-only policy (HEAD of a manifest refused with 403, no body): the tag is PUT at once, nothing retried', async () => {
+    await withProxy([{ method: 'HEAD', path: /\/manifests\//, status: 403, times: 1000 }], async (proxy) => {
+      const pushed = await push(client(proxy.host, 'ecr/push-only'), image([noise(20_000, 'ecr-push-only')]), ['latest']);
+      expect(count(proxy.log, /^HEAD \/v2\/ecr\/push-only\/manifests\/latest → 403$/)).toBe(1);
+      expect(count(proxy.log, /^PUT \/v2\/ecr\/push-only\/manifests\/latest → 201$/)).toBe(1);
+      expect(await digestAt('ecr/push-only', 'latest')).toBe(pushed.digest);
+    });
+  });
+
   it('the registry shortcut re-tags without a PUT (nor a HEAD) under the tag it was found under', async () => {
     const producer = { 'org.example.producer': 'derivation-1' };
     const made = await push(client(registry.host, 'ecr/shortcut'), image([noise(30_000, 'ecr-shortcut')]), ['latest'], { annotations: producer });

@@ -24,6 +24,8 @@ export interface BinaryCacheFault {
   status?: number;
   /** Take matching requests and never answer them. */
   hang?: boolean;
+  /** Forward matching requests, then cut the answer after half its body (a download that breaks). */
+  truncate?: boolean;
   /** Which requests ("METHOD /path"): all when absent. */
   on?: RegExp;
 }
@@ -142,9 +144,25 @@ async function startFaultFront(port: number, fault: BinaryCacheFault): Promise<{
         return;
       }
     }
+    const cut = fault.truncate === true && (!fault.on || fault.on.test(what));
     const upstream = httpRequest({ host: '127.0.0.1', port, method: req.method, path: req.url, headers: req.headers }, (up) => {
       res.writeHead(up.statusCode ?? 502, up.headers);
-      up.pipe(res);
+      if (!cut) {
+        up.pipe(res);
+        return;
+      }
+      const half = Math.floor(Number(up.headers['content-length'] ?? 0) / 2);
+      let sent = 0;
+      up.on('data', (chunk: Buffer) => {
+        if (sent >= half) return;
+        const part = chunk.subarray(0, half - sent);
+        sent += part.length;
+        res.write(part);
+        if (sent >= half) {
+          up.destroy();
+          res.socket?.destroy();
+        }
+      });
     });
     upstream.on('error', () => res.writeHead(502).end());
     req.pipe(upstream);

@@ -70,7 +70,7 @@ describe('the binary-cache input', () => {
 
   it('is a substituter after cache.nixos.org and the GitHub store cache, trusted through its keys only', () => {
     expect(BINARY_CACHE_PRIORITY).toBeGreaterThan(STORE_CACHE_PRIORITY);
-    expect(binaryCacheLines('http://127.0.0.1:4242', [PUB])).toBe(`extra-substituters = http://127.0.0.1:4242?priority=${BINARY_CACHE_PRIORITY}\nextra-trusted-public-keys = ${PUB}`);
+    expect(binaryCacheLines('http://127.0.0.1:4242', [PUB])).toBe(`extra-substituters = http://127.0.0.1:4242?priority=${BINARY_CACHE_PRIORITY}\nextra-trusted-public-keys = ${PUB}\nfallback = true`);
     expect(binaryCacheLines('http://127.0.0.1:4242', [PUB])).not.toMatch(/trusted=/);
   });
 
@@ -261,6 +261,11 @@ describe('the front Nix reads a cache through', () => {
     expect((await fetch(`${front.url}/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.narinfo`)).status).toBe(404);
     expect((await fetch(`${front.url}/etc/passwd`)).status).toBe(404); // not a binary cache file: never forwarded
     expect((await fetch(`${front.url}/x.narinfo`, { method: 'PUT', body: 'x' })).status).toBe(405);
+    // Only this job's Nix knows the front's token; an escaped path never reaches another file of the host.
+    const origin = new URL(front.url).origin;
+    expect((await fetch(`${origin}/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.narinfo`)).status).toBe(404);
+    expect((await fetch(`${front.url}/log/..%2F..%2Fprivate%2Fsecret.txt`)).status).toBe(404);
+    expect((await fetch(`${front.url}/log/${'a'.repeat(32)}-x.drv%2F..`)).status).toBe(404);
     expect(up.seen.map((s) => s.path)).toEqual(['/nix/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.narinfo', '/nix/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb.narinfo']);
     for (const s of up.seen) expect(s.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIA1\/\d{8}\/auto\/s3\/aws4_request, /);
     expect(failures).toEqual([]);

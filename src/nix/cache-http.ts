@@ -9,7 +9,7 @@
 // 404 to everything, at once: to Nix the cache then holds nothing, and it builds. Nix itself never waits
 // out its own retries and timeouts on a cache that is down (Nix 2.8 fails the build on a narinfo that
 // answers 500, and aborts with --fallback), and never sees a credential.
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
@@ -286,10 +286,19 @@ export async function startCacheFront(upstream: Upstream, cacheInfo: string, onF
     failed = reason;
     onFailure(reason);
   };
+  // The front is for this job's Nix alone: every path starts with a random token that only NIX_CONFIG of
+  // the action's Nix calls holds, so no other local process can use the job's credentials through it.
+  const token = randomBytes(16).toString('hex');
   const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://front').pathname;
+    const raw = (req.url ?? '/').split('?')[0]!;
     const method = req.method ?? 'GET';
     req.resume();
+    // Nothing escaped: an encoded '/' or '..' must not reach another path of the cache host.
+    if (!raw.startsWith(`/${token}/`) || raw.includes('%')) {
+      res.writeHead(404).end();
+      return;
+    }
+    const path = raw.slice(token.length + 1);
     if (path === '/nix-cache-info' && (method === 'GET' || method === 'HEAD')) {
       res.writeHead(200, { 'content-type': 'text/x-nix-cache-info', 'content-length': Buffer.byteLength(cacheInfo) }).end(method === 'HEAD' ? undefined : cacheInfo);
       return;
@@ -313,7 +322,13 @@ export async function startCacheFront(upstream: Upstream, cacheInfo: string, onF
           return;
         }
         const length = answer.headers['content-length'];
-        res.writeHead(200, { 'content-type': answer.headers['content-type'] ?? 'application/octet-stream', ...(length ? { 'content-length': length } : {}) });
+        const encoding = answer.headers['content-encoding'];
+        res.writeHead(200, {
+          'content-type': answer.headers['content-type'] ?? 'application/octet-stream',
+          ...(length ? { 'content-length': length } : {}),
+          // A narinfo, listing or log stored compressed (S3's narinfo-compression and its kin) says so.
+          ...(encoding ? { 'content-encoding': encoding } : {}),
+        });
         if (method === 'HEAD') {
           answer.body.destroy();
           res.end();
@@ -344,7 +359,7 @@ export async function startCacheFront(upstream: Upstream, cacheInfo: string, onF
   });
   const { port } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}/${token}`,
     failure: () => failed,
     close: () =>
       new Promise<void>((resolve) => {

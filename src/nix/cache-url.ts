@@ -86,5 +86,5 @@ export function parseCacheUrl(value: string): CacheUrl {
 
 /** Whether a path of the cache names a file a binary cache holds (what the front forwards). */
 export function isCacheFile(path: string): boolean {
-  return /^\/(nix-cache-info|[0-9a-z]{32}\.narinfo|[0-9a-z]{32}\.ls|nar\/[0-9a-z]+\.nar(\.[a-z0-9]+)?|log\/[^/]+|realisations\/[^/]+\.doi|debuginfo\/[^/]+)$/.test(path);
+  return /^\/(nix-cache-info|[0-9a-z]{32}\.narinfo|[0-9a-z]{32}\.ls|nar\/[0-9a-z]+\.nar(\.[a-z0-9]+)?|log\/[A-Za-z0-9._+-]+|realisations\/[A-Za-z0-9._+!:-]+\.doi|debuginfo\/[A-Za-z0-9._+-]+)$/.test(path) && !path.includes('..');
 }

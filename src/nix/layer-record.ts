@@ -30,23 +30,31 @@ export function layerRecordFile(dir: string): string {
   return join(dir, FILE);
 }
 
-async function load(dir: string): Promise<Record> {
+/** The record in `bytes`; anything unreadable is an empty record (it only saves work). */
+function parse(bytes: Buffer): Record {
   try {
-    const parsed = JSON.parse(await readFile(layerRecordFile(dir), 'utf8')) as Record;
+    const parsed = JSON.parse(bytes.toString('utf8')) as Record;
     if ((parsed?.version === 1 || parsed?.version === 2) && parsed.repositories && typeof parsed.repositories === 'object') return parsed;
   } catch {
-    // absent or unreadable: an empty record (it only saves work)
+    // unreadable: empty
   }
   return { version: 2, repositories: {} };
+}
+
+async function load(dir: string): Promise<Record> {
+  const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
+  return bytes ? parse(bytes) : { version: 2, repositories: {} };
 }
 
 const valid = (l: RecordedLayer): boolean =>
   /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === undefined || typeof l.mediaType === 'string');
 
+const digestOf = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
 /** The SHA-256 of the record's bytes (null: there is none). */
 export async function recordDigest(dir: string): Promise<string | null> {
   const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
-  return bytes ? `sha256:${createHash('sha256').update(bytes).digest('hex')}` : null;
+  return bytes ? digestOf(bytes) : null;
 }
 
 /**
@@ -55,8 +63,11 @@ export async function recordDigest(dir: string): Promise<string | null> {
  * script of the same user) gives nothing.
  */
 export async function readLayerRecord(dir: string, target: string, pin?: string | null): Promise<RecordedLayer[]> {
-  if (pin !== undefined && (await recordDigest(dir)) !== pin) return [];
-  const layers = (await load(dir)).repositories[target];
+  // Read once: the bytes checked against the pin are the bytes parsed.
+  const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
+  if (pin !== undefined && (bytes ? digestOf(bytes) : null) !== pin) return [];
+  const record: Record = bytes ? parse(bytes) : { version: 2, repositories: {} };
+  const layers = record.repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
 }
 
@@ -84,11 +95,20 @@ const SIG_FILE = `${FILE}.sig`;
 /** What the record's signature signs: its name and the SHA-256 of its bytes. */
 const recordFingerprint = (bytes: Buffer): string => `nix-image-action-layers;1;sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
-/** Signs the record as it is now (post step, before the cache is saved); no record: nothing to sign. */
-export async function signLayerRecord(dir: string, key: SecretKey): Promise<void> {
+/**
+ * Signs the record as it is now (post step, before the cache is saved); no record: nothing to sign. With
+ * `pin` (the digest this job verified or wrote), a record that is not those bytes is removed, not signed;
+ * the signature is over the bytes read once, so a file swapped after the check fails verification later.
+ */
+export async function signLayerRecord(dir: string, key: SecretKey, pin?: string | null): Promise<boolean> {
   const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
-  if (!bytes) return;
+  if (!bytes) return true;
+  if (pin !== undefined && digestOf(bytes) !== pin) {
+    await rm(layerRecordFile(dir), { force: true });
+    return false;
+  }
   await writeFile(join(dir, SIG_FILE), `${signFingerprint(key, recordFingerprint(bytes))}\n`);
+  return true;
 }
 
 /**

@@ -23,7 +23,7 @@ import * as core from '@actions/core';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
@@ -70,7 +70,9 @@ export interface OpenedBinaryCache {
 
 /** The nix.conf lines that make `url` a substituter trusted through `keys` only. */
 export function binaryCacheLines(url: string, keys: string[]): string {
-  return `extra-substituters = ${url}?priority=${BINARY_CACHE_PRIORITY}\nextra-trusted-public-keys = ${keys.join(' ')}`;
+  // fallback: a download that breaks half-way (a NAR cut off, a stall after the headers) makes Nix build
+  // that path instead of failing the build: a cache never costs more than the time it took.
+  return `extra-substituters = ${url}?priority=${BINARY_CACHE_PRIORITY}\nextra-trusted-public-keys = ${keys.join(' ')}\nfallback = true`;
 }
 
 /** Masks what the runner gives the action to reach the cache (netrc password, AWS secret and session token). */
@@ -122,6 +124,8 @@ export async function openBinaryCache(opts: { url: string; trustedKeys: string[]
   } catch (error) {
     return leftOut(`unreachable (${(error as Error).message})`);
   }
+  // A missing bucket is not an empty cache: Nix's S3 store would create the bucket it was misnamed as.
+  if (probe.status === 404 && /NoSuchBucket/.test(probe.text)) return leftOut('its bucket does not exist (NoSuchBucket): check the s3:// URL');
   if (probe.status === 404) return empty();
   // Access denied (for S3 also a missing object without s3:ListBucket): nothing can be read, nor written.
   if (probe.status === 403) return leftOut(`nix-cache-info answered 403: access denied${cache.kind === 's3' ? ' (S3 also says 403 for a missing object without s3:ListBucket)' : ''}`);
@@ -275,6 +279,9 @@ export function nixCopyEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.Process
  * that is removed as soon as Nix exits (also when it fails). `to` gets the file's path from `withKey`.
  * The key is in no environment and no argument.
  */
+/** The longest an upload through `nix copy` (S3) may take. */
+const COPY_DEADLINE_MS = 15 * 60_000;
+
 export async function nixCopyWithKey(nix: string, withKey: (keyFile: string) => string, secretKey: string, paths: string[], env: NodeJS.ProcessEnv): Promise<void> {
   const dir = await scratchDir();
   const keyFile = join(dir, 'signing-key');
@@ -285,9 +292,18 @@ export async function nixCopyWithKey(nix: string, withKey: (keyFile: string) => 
     await new Promise<void>((resolve, reject) => {
       const child = spawn(nix, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
       let err = '';
+      // Nix's S3 client waits long for a request and retries: the post step is bounded all the same.
+      const deadline = setTimeout(() => {
+        err += `\nno end after ${COPY_DEADLINE_MS / 60_000} minutes: stopped`;
+        child.kill('SIGKILL');
+      }, COPY_DEADLINE_MS);
       child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-4000)));
-      child.on('error', reject);
+      child.on('error', (e) => {
+        clearTimeout(deadline);
+        reject(e);
+      });
       child.on('close', (code) => {
+        clearTimeout(deadline);
         if (code === 0) resolve();
         else reject(new CacheUnreachable(`nix copy failed (exit ${code}): ${err.replace(ANSI, '').trim().split('\n').filter((l) => l.trim()).pop() ?? ''}`));
       });
@@ -394,6 +410,8 @@ async function sendPaths(
             const nar = await packNar(state.nix, info, temp, env);
             const text = narinfo(info, key, nar);
             if (cache.kind === 'file') {
+              // Readable by whoever reads the directory (another user's Nix), as its narinfo is.
+              await chmod(temp, 0o644);
               await rename(temp, join(cache.base, nar.url));
               const meta = join(work, `${hashPart(info.path)}.narinfo`);
               await writeFile(meta, text, { mode: 0o644 });

@@ -349,7 +349,7 @@ export class RegistryClient {
    *  HEAD's answer cannot say it is a rate limit (ghcr.io's secondary one), and a refusal is unlikely
    *  there, so it is retried as a rate limit (a real refusal still fails, after the retries). */
   private rateLimitedHead(what: string, r: HttpRequest, res: HttpResponse): RegistryError | undefined {
-    if (r.method !== 'HEAD' || res.status !== 403 || res.body.length > 0 || !r.url.pathname.startsWith(`/v2/${this.opts.repository}/`)) return undefined;
+    if (r.method !== 'HEAD' || res.status !== 403 || res.body.length > 0 || !isInRepository(r.url.pathname, this.opts.repository)) return undefined;
     const error = this.fail(what, res);
     if (error instanceof RateLimitError) return error;
     return new RateLimitError(
@@ -472,8 +472,31 @@ export class RegistryClient {
    * immutability fails in one line naming the setting and the tag. Returns the digest the tag names now,
    * as the registry filed it.
    */
+  /**
+   * The digest a tag names, for putTag to skip a PUT that would change nothing. Only a help: a 401/403 (a
+   * push-only policy without manifest reads, e.g. ECR's minimal one) or any other failure means "unknown",
+   * and the PUT is sent, as it would be without this HEAD.
+   */
+  private async tagDigest(tag: string, signal?: AbortSignal): Promise<string | null | undefined> {
+    try {
+      const res = await this.call(
+        `HEAD manifest ${tag}`,
+        () => ({ method: 'HEAD', url: this.url(`manifests/${tag}`), headers: { accept: MANIFEST_ACCEPT } }),
+        [200, 404, 401, 403],
+        signal,
+      );
+      if (res.status === 404) return null;
+      if (res.status !== 200) return undefined;
+      const digest = header(res, 'docker-content-digest');
+      return digest && /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : undefined;
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      return undefined;
+    }
+  }
+
   async putTag(tag: string, manifest: { bytes: Buffer; mediaType: string; digest: string }, opts: CallOptions & { held?: string | null } = {}): Promise<string> {
-    const held = opts.held !== undefined ? opts.held : ((await this.headManifest(tag, { signal: opts.signal })).digest ?? null);
+    const held = opts.held !== undefined ? opts.held : await this.tagDigest(tag, opts.signal);
     if (held === manifest.digest) return held;
     try {
       return await this.putManifest(tag, manifest.bytes, manifest.mediaType, opts);
@@ -757,6 +780,12 @@ export class RegistryClient {
   close(): void {
     this.transport.close();
   }
+}
+
+/** Whether an API path is this repository's own (not a repository nested under it, e.g. org/app/base). */
+function isInRepository(pathname: string, repository: string): boolean {
+  const rest = pathname.startsWith(`/v2/${repository}/`) ? pathname.slice(`/v2/${repository}/`.length) : undefined;
+  return rest !== undefined && /^(blobs|manifests)\/[^/]+$/.test(rest);
 }
 
 /** A PATCH is sent again on its session only for an answer (the registry refused it whole), never after its
