@@ -66,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-DJX4EU34.js";
+} from "./chunks/chunk-WOI4WS6W.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -221,6 +221,7 @@ function parseInputs(get, env = process.env) {
     insecureRegistries: splitList(get("insecure-registries")),
     cache: parseBoolean("cache", get("cache"), true),
     cacheKey: get("cache-key"),
+    cachePurge: parseBoolean("cache-purge", get("cache-purge"), false),
     cacheMaxSize: parseSize("cache-max-size", get("cache-max-size") || "4GiB"),
     installNix: oneOf("install-nix", get("install-nix") || "auto", ["auto", "true", "false"]),
     nixVersion: get("nix-version"),
@@ -2988,7 +2989,7 @@ var RegistryClient = class {
    *  HEAD's answer cannot say it is a rate limit (ghcr.io's secondary one), and a refusal is unlikely
    *  there, so it is retried as a rate limit (a real refusal still fails, after the retries). */
   rateLimitedHead(what, r, res) {
-    if (r.method !== "HEAD" || res.status !== 403 || res.body.length > 0 || !r.url.pathname.startsWith(`/v2/${this.opts.repository}/`)) return void 0;
+    if (r.method !== "HEAD" || res.status !== 403 || res.body.length > 0 || !isInRepository(r.url.pathname, this.opts.repository)) return void 0;
     const error = this.fail(what, res);
     if (error instanceof RateLimitError) return error;
     return new RateLimitError(
@@ -3095,8 +3096,30 @@ var RegistryClient = class {
    * immutability fails in one line naming the setting and the tag. Returns the digest the tag names now,
    * as the registry filed it.
    */
+  /**
+   * The digest a tag names, for putTag to skip a PUT that would change nothing. Only a help: a 401/403 (a
+   * push-only policy without manifest reads, e.g. ECR's minimal one) or any other failure means "unknown",
+   * and the PUT is sent, as it would be without this HEAD.
+   */
+  async tagDigest(tag, signal) {
+    try {
+      const res = await this.call(
+        `HEAD manifest ${tag}`,
+        () => ({ method: "HEAD", url: this.url(`manifests/${tag}`), headers: { accept: MANIFEST_ACCEPT } }),
+        [200, 404, 401, 403],
+        signal
+      );
+      if (res.status === 404) return null;
+      if (res.status !== 200) return void 0;
+      const digest = header(res, "docker-content-digest");
+      return digest && /^sha256:[0-9a-f]{64}$/.test(digest) ? digest : void 0;
+    } catch (error) {
+      if (signal?.aborted) throw error;
+      return void 0;
+    }
+  }
   async putTag(tag, manifest, opts = {}) {
-    const held = opts.held !== void 0 ? opts.held : (await this.headManifest(tag, { signal: opts.signal })).digest ?? null;
+    const held = opts.held !== void 0 ? opts.held : await this.tagDigest(tag, opts.signal);
     if (held === manifest.digest) return held;
     try {
       return await this.putManifest(tag, manifest.bytes, manifest.mediaType, opts);
@@ -3355,6 +3378,10 @@ var RegistryClient = class {
     this.transport.close();
   }
 };
+function isInRepository(pathname, repository) {
+  const rest = pathname.startsWith(`/v2/${repository}/`) ? pathname.slice(`/v2/${repository}/`.length) : void 0;
+  return rest !== void 0 && /^(blobs|manifests)\/[^/]+$/.test(rest);
+}
 function retryableStatus(error) {
   return error instanceof RegistryError && !(error instanceof NetworkError) && isRetryable(error);
 }
@@ -4169,6 +4196,7 @@ async function build(inputs, nix, job, clock) {
     attr: inputs.attr,
     flake: inputs.flake,
     maxSize: inputs.cacheMaxSize,
+    purge: inputs.cachePurge,
     nix: nix.nix,
     nixVersion: nix.version,
     trustedKeys,

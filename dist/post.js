@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-DJX4EU34.js";
+} from "./chunks/chunk-WOI4WS6W.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";
@@ -44,7 +44,9 @@ async function saveCache() {
   }
   const built = { drvPath: state.drvPath, ...state.storePath ? { storePath: state.storePath } : {}, ...state.evaluated ? { evaluated: state.evaluated } : {} };
   if (state.cache !== void 0) {
-    await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {}).then(
+    const purge = state.cache?.purge ? getInput("github-token") : "";
+    if (purge) setSecret(purge);
+    await saveStoreCache(state.cache, built, { ...secretKey ? { secretKey } : {}, ...purge ? { purge: { token: purge } } : {} }).then(
       async (saved) => {
         if (saved) await reportCacheSave(saved);
       },

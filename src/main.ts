@@ -148,6 +148,7 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     attr: inputs.attr,
     flake: inputs.flake,
     maxSize: inputs.cacheMaxSize,
+    purge: inputs.cachePurge,
     nix: nix.nix,
     nixVersion: nix.version,
     trustedKeys,

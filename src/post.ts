@@ -45,7 +45,10 @@ async function saveCache(): Promise<void> {
   const built = { drvPath: state.drvPath, ...(state.storePath ? { storePath: state.storePath } : {}), ...(state.evaluated ? { evaluated: state.evaluated } : {}) };
   // Each on its own: a failure of one is a warning, and the other still runs.
   if (state.cache !== undefined) {
-    await saveStoreCache(state.cache, built, secretKey ? { secretKey } : {}).then(
+    // cache-purge: the token is read again from the input (never written to state), masked first.
+    const purge = (state.cache as { purge?: boolean } | null)?.purge ? core.getInput('github-token') : '';
+    if (purge) core.setSecret(purge);
+    await saveStoreCache(state.cache, built, { ...(secretKey ? { secretKey } : {}), ...(purge ? { purge: { token: purge } } : {}) }).then(
       async (saved) => {
         if (saved) await reportCacheSave(saved);
       },

@@ -84,9 +84,24 @@ describe('the store cache', () => {
     const entries = server.entries.filter((e) => e.committed);
     expect(entries).toHaveLength(2);
     expect(entries[1]!.key).not.toBe(entries[0]!.key);
-    expect(entries[1]!.key.slice(0, -16)).toBe(entries[0]!.key.slice(0, -16));
+    // A delta on the first entry: only the changed package, not the closure again.
+    expect(entries[1]!.key).toMatch(new RegExp(`^${entries[0]!.key}-d1-[0-9a-f]{16}$`));
+    expect(third.post?.stdout).toMatch(/store cache: 1 new paths of 2, \d+ bytes; saving as \S+-d1-/);
+    expect(third.summary).toMatch(/Store cache saved <code>\S+-d1-[0-9a-f]{16}<\/code>: a delta of 1 new paths/);
+    expect(entries[1]!.size).toBeLessThan(entries[0]!.size / 10);
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/app-3:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(third.outputs.digest);
+
+    // A fresh runner after it restores the chain (the base and the delta) and builds nothing.
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const fourth = await job();
+    ok(fourth);
+    expect(await builds(flake)).toEqual(['base', 'app', 'app']);
+    expect(fourth.outputs.digest).toBe(third.outputs.digest);
+    expect(JSON.parse(fourth.outputs.metadata!)['store-cache']).toMatchObject({ key: entries[1]!.key, entries: 2, paths: 3 });
+    expect(fourth.summary).toMatch(/restored 3 paths \([^)]*\) from 2 entries/);
+    expect(fourth.post?.stdout).toContain('nothing new to save');
+    expect(server.entries.filter((e) => e.committed)).toHaveLength(2);
   });
 
   it('saves in the post step also when the push failed', async () => {

@@ -53,6 +53,51 @@ describe.each(['v2', 'v1'] as const)('@actions/cache over %s', (protocol) => {
   });
 });
 
+describe('scopes and the REST API for caches', () => {
+  function onRef(p: 'v1' | 'v2', ref: string): void {
+    useProtocol(p);
+    Object.assign(process.env, server.env(p, { ref }));
+  }
+
+  it.each(['v2', 'v1'] as const)('over %s, a branch sees its own entries then the default branch\'s; the default branch never sees the branch\'s', async (protocol) => {
+    const dir = join(work, `scoped-${protocol}`);
+    await mkdir(dir, { recursive: true });
+    onRef(protocol, 'refs/heads/main');
+    await writeFile(join(dir, 'file'), 'main');
+    expect(await cache.saveCache([dir], `s-${protocol}-main`)).toBeGreaterThan(0);
+    onRef(protocol, 'refs/heads/topic');
+    await rm(dir, { recursive: true });
+    expect(await cache.restoreCache([dir], 'nope', [`s-${protocol}-`])).toBe(`s-${protocol}-main`);
+    await writeFile(join(dir, 'file'), 'topic');
+    expect(await cache.saveCache([dir], `s-${protocol}-topic`)).toBeGreaterThan(0);
+    expect(await cache.restoreCache([dir], 'nope', [`s-${protocol}-`])).toBe(`s-${protocol}-topic`);
+    expect(server.entries.find((e) => e.key === `s-${protocol}-topic`)?.ref).toBe('refs/heads/topic');
+    onRef(protocol, 'refs/heads/main');
+    expect(await cache.restoreCache([dir], 'nope', [`s-${protocol}-`])).toBe(`s-${protocol}-main`);
+    expect(await cache.restoreCache([dir], `s-${protocol}-topic`)).toBeUndefined();
+  });
+
+  it('lists by key prefix and ref, deletes by key and ref, and answers 403 to a token that may not delete', async () => {
+    const api = `${server.url}/repos/owner/app/actions/caches`;
+    const headers = { authorization: 'Bearer gh-token' };
+    const list = async (query: string) => ((await (await fetch(`${api}?${query}`, { headers })).json()) as { total_count: number; actions_caches: { key: string; ref: string }[] });
+    const listed = await list('key=s-v2-');
+    expect(listed.actions_caches.map((c) => c.key).sort()).toEqual(['s-v2-main', 's-v2-topic']);
+    expect((await list('key=s-v2-&ref=refs/heads/topic')).actions_caches.map((c) => c.key)).toEqual(['s-v2-topic']);
+    expect((await fetch(`${api}?key=s-v2-topic`)).status).toBe(401);
+    server.restWrite = false;
+    try {
+      expect((await fetch(`${api}?key=s-v2-topic&ref=refs/heads/topic`, { method: 'DELETE', headers })).status).toBe(403);
+    } finally {
+      server.restWrite = true;
+    }
+    expect((await fetch(`${api}?key=s-v2-topic&ref=refs/heads/main`, { method: 'DELETE', headers })).status).toBe(404);
+    expect((await fetch(`${api}?key=s-v2-topic&ref=refs/heads/topic`, { method: 'DELETE', headers })).status).toBe(200);
+    expect(server.entries.some((e) => e.key === 's-v2-topic')).toBe(false);
+    expect(server.entries.some((e) => e.key === 's-v2-main')).toBe(true);
+  });
+});
+
 describe('large archives', () => {
   it('go up in Azure blocks then a block list over 128 MiB, and come back whole', async () => {
     useProtocol('v2');

@@ -19,6 +19,15 @@
 // Matching, as GitHub documents it ("Matching a cache key"): the primary key exactly, then each restore
 //   key as a prefix, newest entry first; always within the same version (a hash of the paths and the
 //   compression method), so save and restore must pass identical paths.
+// Scopes, as GitHub documents them ("Restrictions for accessing a cache"): an entry belongs to the ref
+//   that saved it; a job sees its own ref's entries, then the default branch's (refs/heads/main here).
+//   The runtime token carries the ref, as GitHub's does: env(protocol, { ref }) makes the token
+//   `test-runtime-token;ref=<ref>` (no ref: the default branch). A key is unique within a ref.
+// REST API for caches (GITHUB_API_URL, which env() points here): GET /repos/{o}/{r}/actions/caches
+//   ?key=<key or prefix>&ref=<ref> lists entries ({ total_count, actions_caches: [{ id, key, ref, version,
+//   size_in_bytes, … }] }); DELETE /repos/{o}/{r}/actions/caches?key=<key>[&ref=<ref>] deletes every entry
+//   with that exact key (404 when none). `restWrite = false` answers DELETE 403, as a token without
+//   actions: write gets. evict(key) removes an entry as GitHub's eviction would.
 import { randomUUID } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -37,6 +46,8 @@ export interface CacheEntry {
   /** Order of creation: newer entries win prefix matches. */
   seq: number;
   file: string;
+  /** The ref that saved it (from the runtime token). */
+  ref: string;
   /** How it was uploaded: 'single' Put Blob, 'blocks' (comp=block + comp=blocklist), or 'chunks' (v1 PATCH). */
   upload?: 'single' | 'blocks' | 'chunks';
 }
@@ -46,8 +57,13 @@ export interface CacheServer {
   entries: CacheEntry[];
   /** Every request: "METHOD path". */
   requests: string[];
-  /** Environment that points @actions/cache at this server (v2 protocol unless 'v1'). */
-  env(protocol?: 'v1' | 'v2'): Record<string, string>;
+  /** Environment that points @actions/cache at this server (v2 protocol unless 'v1'), and the REST API
+   *  (GITHUB_API_URL); with ref, the job runs on that ref (GITHUB_REF and the runtime token's scope). */
+  env(protocol?: 'v1' | 'v2', opts?: { ref?: string }): Record<string, string>;
+  /** Whether the REST API lets tokens delete caches (actions: write); false: DELETE answers 403. */
+  restWrite: boolean;
+  /** Removes every entry with this key, as GitHub's eviction does; returns how many. */
+  evict(key: string): number;
   /** Answer every request with this status from now on (undefined: behave). */
   failWith?: number;
   /** Take every request and never answer it from now on, as a stalled service (false: behave). */
@@ -60,6 +76,14 @@ export interface CacheServer {
 }
 
 const TWIRP = '/twirp/github.actions.results.api.v1.CacheService/';
+const DEFAULT_REF = 'refs/heads/main';
+const TOKEN = 'test-runtime-token';
+
+/** The ref a request's runtime token is scoped to. */
+function refOf(req: IncomingMessage): string {
+  const m = /;ref=(\S+)$/.exec(String(req.headers.authorization ?? ''));
+  return m ? decodeURIComponent(m[1]!) : DEFAULT_REF;
+}
 
 async function body(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -78,22 +102,26 @@ export async function startCacheServer(): Promise<CacheServer> {
   const requests: string[] = [];
   const blocks = new Map<string, Buffer>();
   let seq = 0;
+  let ids = 0;
   let base = '';
 
-  const find = (key: string, restoreKeys: string[], version: string): CacheEntry | undefined => {
-    const usable = entries.filter((e) => e.committed && e.version === version).sort((a, b) => b.seq - a.seq);
-    const exact = usable.find((e) => e.key === key);
-    if (exact) return exact;
-    for (const prefix of restoreKeys) {
-      const hit = usable.find((e) => e.key.startsWith(prefix));
-      if (hit) return hit;
+  const find = (key: string, restoreKeys: string[], version: string, ref: string): CacheEntry | undefined => {
+    // The job's own ref first, then the default branch's.
+    for (const scope of ref === DEFAULT_REF ? [ref] : [ref, DEFAULT_REF]) {
+      const usable = entries.filter((e) => e.committed && e.version === version && e.ref === scope).sort((a, b) => b.seq - a.seq);
+      const exact = usable.find((e) => e.key === key);
+      if (exact) return exact;
+      for (const prefix of restoreKeys) {
+        const hit = usable.find((e) => e.key.startsWith(prefix));
+        if (hit) return hit;
+      }
     }
     return undefined;
   };
-  const create = (key: string, version: string): CacheEntry | undefined => {
-    // GitHub refuses a second entry for the same key and version.
-    if (entries.some((e) => e.key === key && e.version === version)) return undefined;
-    const entry: CacheEntry = { id: entries.length + 1, key, version, size: 0, committed: false, seq: ++seq, file: join(dir, `${randomUUID()}.bin`) };
+  const create = (key: string, version: string, ref: string): CacheEntry | undefined => {
+    // GitHub refuses a second entry for the same key and version in a ref.
+    if (entries.some((e) => e.key === key && e.version === version && e.ref === ref)) return undefined;
+    const entry: CacheEntry = { id: ++ids, key, version, ref, size: 0, committed: false, seq: ++seq, file: join(dir, `${randomUUID()}.bin`) };
     entries.push(entry);
     return entry;
   };
@@ -119,24 +147,46 @@ export async function startCacheServer(): Promise<CacheServer> {
 
   async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const path = url.pathname;
+    const ref = refOf(req);
+    // --- REST API for caches ---
+    if (/^\/repos\/[^/]+\/[^/]+\/actions\/caches$/.test(path)) {
+      if (!/^(Bearer|token) \S+/.test(String(req.headers.authorization ?? ''))) return json(res, 401, { message: 'Requires authentication' });
+      const key = url.searchParams.get('key') ?? '';
+      const wantRef = url.searchParams.get('ref');
+      const listed = (e: CacheEntry) => ({ id: e.id, ref: e.ref, key: e.key, version: e.version, size_in_bytes: e.size, created_at: new Date(0).toISOString(), last_accessed_at: new Date(0).toISOString() });
+      if (req.method === 'GET') {
+        const page = Number(url.searchParams.get('page') ?? 1);
+        const perPage = Number(url.searchParams.get('per_page') ?? 30);
+        const all = entries.filter((e) => e.committed && e.key.startsWith(key) && (!wantRef || e.ref === wantRef)).sort((a, b) => b.seq - a.seq);
+        return json(res, 200, { total_count: all.length, actions_caches: all.slice((page - 1) * perPage, page * perPage).map(listed) });
+      }
+      if (req.method === 'DELETE') {
+        if (!api.restWrite) return json(res, 403, { message: 'Resource not accessible by integration' });
+        if (!key) return json(res, 422, { message: 'key is required' });
+        const gone = entries.filter((e) => e.key === key && (!wantRef || e.ref === wantRef));
+        if (gone.length === 0) return json(res, 404, { message: 'Not Found' });
+        for (const e of gone) entries.splice(entries.indexOf(e), 1);
+        return json(res, 200, { total_count: gone.length, actions_caches: gone.map(listed) });
+      }
+    }
     // --- v2: Twirp ---
     if (req.method === 'POST' && path.startsWith(TWIRP)) {
       const method = path.slice(TWIRP.length);
       const input = JSON.parse((await body(req)).toString() || '{}') as Record<string, unknown>;
       if (method === 'CreateCacheEntry') {
-        const entry = create(String(input.key), String(input.version));
+        const entry = create(String(input.key), String(input.version), ref);
         if (!entry) return json(res, 200, { ok: false, message: 'cache entry already exists' });
         return json(res, 200, { ok: true, signed_upload_url: `${base}/blob/devstoreaccount1/cache/${entry.id}?sv=2020&sig=test` });
       }
       if (method === 'FinalizeCacheEntryUpload') {
-        const entry = entries.find((e) => e.key === input.key && e.version === input.version && !e.committed);
+        const entry = entries.find((e) => e.key === input.key && e.version === input.version && e.ref === ref && !e.committed);
         if (!entry) return json(res, 200, { ok: false, message: 'no such upload' });
         entry.committed = true;
         entry.size = Number(input.size_bytes);
         return json(res, 200, { ok: true, entry_id: String(entry.id) });
       }
       if (method === 'GetCacheEntryDownloadURL') {
-        const entry = find(String(input.key), (input.restore_keys as string[] | undefined) ?? [], String(input.version));
+        const entry = find(String(input.key), (input.restore_keys as string[] | undefined) ?? [], String(input.version), ref);
         if (!entry) return json(res, 200, { ok: false });
         return json(res, 200, { ok: true, signed_download_url: `${base}/download/${entry.id}?sig=test`, matched_key: entry.key });
       }
@@ -177,16 +227,16 @@ export async function startCacheServer(): Promise<CacheServer> {
       const resource = v1[1]!;
       if (req.method === 'GET' && resource === 'cache') {
         const [key = '', ...restoreKeys] = (url.searchParams.get('keys') ?? '').split(',');
-        const entry = find(key, restoreKeys, url.searchParams.get('version') ?? '');
+        const entry = find(key, restoreKeys, url.searchParams.get('version') ?? '', ref);
         if (!entry) {
           res.writeHead(204).end();
           return;
         }
-        return json(res, 200, { cacheKey: entry.key, scope: 'refs/heads/main', archiveLocation: `${base}/download/${entry.id}` });
+        return json(res, 200, { cacheKey: entry.key, scope: entry.ref, archiveLocation: `${base}/download/${entry.id}` });
       }
       if (req.method === 'POST' && resource === 'caches') {
         const input = JSON.parse((await body(req)).toString()) as { key: string; version: string };
-        const entry = create(input.key, input.version);
+        const entry = create(input.key, input.version, ref);
         if (!entry) return json(res, 409, { message: 'cache already exists' });
         await writeFile(entry.file, '');
         return json(res, 201, { cacheId: entry.id });
@@ -223,10 +273,20 @@ export async function startCacheServer(): Promise<CacheServer> {
     entries,
     requests,
     hung: 0,
-    env(protocol = 'v2') {
-      const token = { ACTIONS_RUNTIME_TOKEN: 'test-runtime-token' };
+    restWrite: true,
+    env(protocol = 'v2', opts = {}) {
+      const token = {
+        ACTIONS_RUNTIME_TOKEN: opts.ref ? `${TOKEN};ref=${encodeURIComponent(opts.ref)}` : TOKEN,
+        GITHUB_API_URL: base,
+        ...(opts.ref ? { GITHUB_REF: opts.ref } : {}),
+      };
       if (protocol === 'v1') return { ...token, GITHUB_SERVER_URL: 'https://ghes.example.internal', ACTIONS_CACHE_URL: `${base}/`, ACTIONS_CACHE_SERVICE_V2: '' };
       return { ...token, GITHUB_SERVER_URL: 'https://github.com', ACTIONS_RESULTS_URL: `${base}/`, ACTIONS_CACHE_SERVICE_V2: 'true' };
+    },
+    evict(key) {
+      const gone = entries.filter((e) => e.key === key);
+      for (const e of gone) entries.splice(entries.indexOf(e), 1);
+      return gone.length;
     },
     async stop() {
       server.closeAllConnections();

@@ -90,7 +90,9 @@ export interface ClosureFlake extends FixtureFlake {
  * version) ← `docker`, a .tar.gz docker-archive whose layers are those two store paths, assembled in the
  * builder with tar and sha256sum like buildLayeredImage does. `base` and `app` are outputs too.
  */
-export async function makeClosureFlake(version = '1', buildSeconds = 1): Promise<ClosureFlake> {
+/** baseBytes: the size of base's library (half random, half compressible; default 4 MB). */
+export async function makeClosureFlake(version = '1', buildSeconds = 1, baseBytes = 4_000_000): Promise<ClosureFlake> {
+  const half = Math.floor(baseBytes / 2);
   const dir = await mkdtemp(join(tmpdir(), 'nia-flake-closure-'));
   const records = await mkdtemp(join(tmpdir(), 'nia-records-'));
   await chmod(records, 0o777); // builders run as the nixbld users
@@ -123,7 +125,7 @@ export async function makeClosureFlake(version = '1', buildSeconds = 1): Promise
       join(dir, 'flake.nix'),
       `{
   outputs = { self }: rec {
-    base = ${drv('cache-base', '', `echo base >> ${records}/builds; sleep ${buildSeconds}; mkdir -p $out/lib; head -c 2000000 /dev/urandom > $out/lib/libbase.so; yes base-library | head -c 2000000 >> $out/lib/libbase.so`)};
+    base = ${drv('cache-base', '', `echo base >> ${records}/builds; sleep ${buildSeconds}; mkdir -p $out/lib; head -c ${half} /dev/urandom > $out/lib/libbase.so; yes base-library | head -c ${baseBytes - half} >> $out/lib/libbase.so`)};
     app = ${drv('cache-app', 'inherit base;', `echo app >> ${records}/builds; ${opts.failApp ? 'echo the app does not compile; exit 3; ' : ''}sleep ${buildSeconds}; mkdir -p $out/bin; printf '#!/bin/sh\\necho version ${v}\\n# uses %s\\n' $base > $out/bin/app; chmod +x $out/bin/app`)};
     docker = ${drv('cache-image.tar.gz', 'inherit base app;', image)};
   };

@@ -33,6 +33,8 @@ export interface ActionInputs {
   cache: boolean;
   cacheKey: string;
   cacheMaxSize: number;
+  /** `cache-purge`: a new store cache base deletes the entries it supersedes (REST API, actions: write). */
+  cachePurge: boolean;
   installNix: InstallNix;
   nixVersion: string;
   nixInstallUrl: string;
@@ -245,6 +247,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     insecureRegistries: splitList(get('insecure-registries')),
     cache: parseBoolean('cache', get('cache'), true),
     cacheKey: get('cache-key'),
+    cachePurge: parseBoolean('cache-purge', get('cache-purge'), false),
     cacheMaxSize: parseSize('cache-max-size', get('cache-max-size') || '4GiB'),
     installNix: oneOf('install-nix', get('install-nix') || 'auto', ['auto', 'true', 'false'] as const),
     nixVersion: get('nix-version'),

@@ -6,7 +6,7 @@
 // written from what this store says of the path (nix path-info), never carried over from a restored
 // entry, and signed when there is a key.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, verify } from 'node:crypto';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -87,7 +87,7 @@ async function narFileHash(file: string): Promise<string | undefined> {
  * that size. `hashed`: the file's bytes are hashed too — when the save is signed, a NAR is signed only once
  * it is known to be the path's (a restored entry could pair a signed narinfo with other bytes).
  */
-async function restoredNarMatches(dir: string, info: PathInfo, hashed = false): Promise<boolean> {
+export async function restoredNarMatches(dir: string, info: PathInfo, hashed = false): Promise<boolean> {
   const h = hashPart(info.path);
   const nar = join(dir, 'nar', `${h}.nar`);
   const meta = join(dir, `${h}.narinfo`);
@@ -96,6 +96,23 @@ async function restoredNarMatches(dir: string, info: PathInfo, hashed = false): 
   const field = (name: string) => new RegExp(`^${name}: (.*)$`, 'm').exec(text)?.[1]?.trim();
   const described = field('NarHash') === info.narHash && field('NarSize') === String(info.narSize) && field('Compression') === 'none' && (await stat(nar)).size === info.narSize;
   return described && (!hashed || (await narFileHash(nar)) === normaliseNarHash(info.narHash));
+}
+
+/** Whether the directory's narinfo of `info` carries a valid signature by `publicKey` (`name:base64`) over this path's fingerprint. */
+export async function narinfoSignedBy(dir: string, info: PathInfo, publicKey: string): Promise<boolean> {
+  const text = await readFile(join(dir, `${hashPart(info.path)}.narinfo`), 'utf8').catch(() => '');
+  const name = publicKey.slice(0, publicKey.indexOf(':'));
+  let key;
+  try {
+    key = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(publicKey.slice(name.length + 1), 'base64').toString('base64url') }, format: 'jwk' });
+  } catch {
+    return false;
+  }
+  const text2 = Buffer.from(fingerprint(info.path, info.narHash, info.narSize, info.references));
+  for (const m of text.matchAll(/^Sig: ([^:\s]+):(\S+)$/gm)) {
+    if (m[1] === name && verify(null, text2, key, Buffer.from(m[2]!, 'base64'))) return true;
+  }
+  return false;
 }
 
 export interface WriteResult {

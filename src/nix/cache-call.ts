@@ -27,7 +27,7 @@
 // The child's ::warning:: and ::error:: lines are shown as plain lines: the caller raises one warning.
 import * as cache from '@actions/cache';
 import { spawn } from 'node:child_process';
-import { existsSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -40,11 +40,21 @@ export const CALL_MS = 5_000;
 export const STALL_MS = 8_000;
 
 export type CacheCallRequest =
-  | { op: 'restore'; paths: string[]; key: string; restoreKeys: string[] }
+  | {
+      op: 'restore';
+      paths: string[];
+      key: string;
+      restoreKeys: string[];
+      /** A chain manifest's file name in paths[0]: after the first restore, the child restores the entries
+       *  it lists (exact keys, in order), keeping the files named in `keep` as the first entry had them. */
+      follow?: { manifest: string; keep: string[] };
+    }
   | { op: 'save'; paths: string[]; key: string };
 
 export interface RestoreValue {
   key: string | null;
+  /** With follow: the listed entries restored, and those the service no longer holds (evicted, or not visible from this ref). */
+  chain?: { restored: string[]; missing: string[] };
 }
 export interface SaveValue {
   id: number;
@@ -253,6 +263,36 @@ export function isCacheCall(): boolean {
   return Boolean(process.env[CACHE_CALL_ENV]);
 }
 
+/**
+ * Restores the entries a restored chain manifest lists besides `matched`, each by its exact key (one
+ * lookup each: a service that matched another key by prefix counts as missing), and puts back the files
+ * in `keep` as the newest entry had them (older entries carry older copies).
+ */
+async function followChain(paths: string[], matched: string, follow: { manifest: string; keep: string[] }): Promise<{ restored: string[]; missing: string[] }> {
+  const dir = paths[0]!;
+  let listed: string[] = [];
+  try {
+    const m = JSON.parse(readFileSync(join(dir, follow.manifest), 'utf8')) as { key?: unknown; base?: unknown; deltas?: unknown };
+    // A manifest copied into another entry names that one's chain, not this one's: the entry stands alone.
+    if (m.key !== matched) return { restored: [], missing: [] };
+    listed = [m.base, ...(Array.isArray(m.deltas) ? m.deltas : [])].filter((k): k is string => typeof k === 'string' && k !== matched);
+  } catch {
+    return { restored: [], missing: [] }; // no manifest: an entry that stands alone
+  }
+  const kept = new Map<string, Buffer | undefined>(follow.keep.map((name) => [name, existsSync(join(dir, name)) ? readFileSync(join(dir, name)) : undefined]));
+  const restored: string[] = [];
+  const missing: string[] = [];
+  for (const key of listed) {
+    const got = await cache.restoreCache(paths, key, []);
+    (got === key ? restored : missing).push(key);
+  }
+  for (const [name, bytes] of kept) {
+    if (bytes) writeFileSync(join(dir, name), bytes);
+    else rmSync(join(dir, name), { force: true });
+  }
+  return { restored, missing };
+}
+
 /** The child's side: one restoreCache or saveCache, its result on fd 3, then exit. */
 export async function runCacheCall(): Promise<void> {
   // A parent that died (the runner cancelled the step) leaves nobody to wait for the answer.
@@ -264,7 +304,8 @@ export async function runCacheCall(): Promise<void> {
   try {
     const request = JSON.parse(process.env[CACHE_CALL_ENV] ?? '') as CacheCallRequest;
     if (request.op === 'restore') {
-      out = { value: { key: (await cache.restoreCache(request.paths, request.key, request.restoreKeys)) ?? null } };
+      const key = (await cache.restoreCache(request.paths, request.key, request.restoreKeys)) ?? null;
+      out = { value: { key, ...(key && request.follow ? { chain: await followChain(request.paths, key, request.follow) } : {}) } };
     } else {
       // v1 (GHES) uploads in chunks of this size, each a progress mark for the watchdog (v2 sets its own).
       out = { value: { id: await cache.saveCache(request.paths, request.key, { uploadChunkSize: 4 * 1024 * 1024 }) } };

@@ -1,11 +1,23 @@
-// The Nix store cache: one GitHub Actions cache entry per job holding a Nix binary cache directory.
-// Restore (main step, before the build) fetches the newest matching entry and hands the directory to
-// Nix as a substituter, so the build fetches only the paths it needs. Save (post step, also after a
-// failed push or build) writes the build's closure as realised here, minus what an upstream cache
-// serves and minus the image itself, and saves it under a key naming that path set — nothing when it
-// is unchanged.
+// The Nix store cache: GitHub Actions cache entries (at most one saved per job) holding a Nix binary cache
+// directory. Restore (main step, before the build) fetches the newest matching entry and the entries it
+// builds on (below), and hands the directory to Nix as a substituter, so the build fetches only the paths
+// it needs. Save (post step, also after a failed push or build) takes the build's closure as realised
+// here, minus what an upstream cache serves and minus the image itself, and saves what the restored
+// entries lack under a key naming that path set — nothing when they hold it all.
 //
-// Keys: nix-image-<os>-<arch>-<attr>-<flake>-<lock>-<path set hash>: <flake> names which flake (its
+// Entries form chains, so a commit that changes one package saves that package, not the closure again:
+// a base entry holds a whole path set; a delta entry holds only the paths the entries it builds on lack,
+// and a manifest (CHAIN_MANIFEST) naming them: the base key and the delta keys before it. A restore looks
+// up the newest entry by prefix, reads its manifest, and restores every entry it lists by its exact key,
+// in the same child; an entry the service no longer holds (evicted) is left out, Nix builds what it held,
+// and the next save writes a new base. Save writes a new base when there is no usable chain (none
+// restored, a key prefix other than this job's, an entry missing, another signer), when the chain holds
+// MAX_DELTAS deltas, or when its deltas would outweigh DELTA_SHARE of the base; else a delta. With
+// cache-purge, a new base deletes the entries it supersedes (the old base and its deltas, this ref only)
+// through the REST API (purge.ts).
+//
+// Keys: base nix-image-<os>-<arch>-<attr>-<flake>-<lock>-<path set hash>, delta <base key>-d<n>-<path
+// set hash> (the path set the chain completes): <flake> names which flake (its
 // reference, `dir` included; a local one by its path relative to the workspace), <lock> its inputs as
 // `nix flake metadata` locks them. Restored by the prefix up to <lock> (cache-hit true), else up to
 // <flake>-, <attr>- or <arch>- (cache-hit partial). cache-key replaces everything before the path set hash.
@@ -23,15 +35,50 @@ import * as cache from '@actions/cache';
 import * as core from '@actions/core';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { homedir, userInfo } from 'node:os';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { withoutSecrets } from '../image/child-env.js';
-import { describeBinaryCache, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
+import { describeBinaryCache, narinfoSignedBy, restoredNarMatches, STORE_CACHE_PRIORITY, writeBinaryCache } from './binary-cache.js';
 import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } from './cache-call.js';
 import { keyName, parseSecretKey } from './signing.js';
 import { layerRecordFile, layerRecordTrusted, recordDigest, signLayerRecord } from './layer-record.js';
 import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
+import { purgeSuperseded, type PurgeResult } from './purge.js';
+
+/** The chain manifest every entry carries (not trusted for anything a signature guards: it only names entries to fetch). */
+export const CHAIN_MANIFEST = 'nix-image-action-chain.json';
+/** A chain's deltas may hold at most this share of its base's NAR bytes; the save past it writes a new base. */
+export const DELTA_SHARE = 0.5;
+/** At most this many deltas on a base (each is one more lookup and download on restore). */
+export const MAX_DELTAS = 8;
+
+export interface ChainManifest {
+  version: 1;
+  /** This entry's key. */
+  key: string;
+  /** The base entry's key (this key for a base). */
+  base: string;
+  /** The delta entries this one builds on, oldest first (this one not included). */
+  deltas: string[];
+  /** The store paths of the path set the chain up to this entry completes, sorted. */
+  paths: string[];
+  /** NAR bytes in the base, and in the deltas up to and including this one. */
+  baseBytes: number;
+  deltaBytes: number;
+  /** The key name the narinfos are signed by (absent: unsigned). */
+  signer?: string;
+}
+
+async function readManifest(dir: string): Promise<ChainManifest | undefined> {
+  try {
+    const m = JSON.parse(await readFile(join(dir, CHAIN_MANIFEST), 'utf8')) as ChainManifest;
+    if (m?.version === 1 && typeof m.key === 'string' && typeof m.base === 'string' && Array.isArray(m.deltas) && Array.isArray(m.paths)) return m;
+  } catch {
+    // none (an entry from before chains: it stands alone) or unreadable
+  }
+  return undefined;
+}
 
 export interface RestoreOptions {
   enabled: boolean;
@@ -39,6 +86,8 @@ export interface RestoreOptions {
   attr: string;
   flake: string;
   maxSize: number;
+  /** cache-purge: a new base deletes the entries it supersedes. */
+  purge?: boolean;
   nix: string;
   /** NixSetup.version: which `nix path-info --json` form to use. */
   nixVersion?: string;
@@ -56,9 +105,14 @@ export interface CacheState {
   /** The key up to the path set hash, ending in "-". */
   keyBase: string;
   restoredKey?: string;
+  /** The chain the restored entry completes (from its manifest; absent: none, or an entry that stands alone):
+   *  its base key and its delta keys, the restored entry's included when it is a delta, oldest first. */
+  chain?: { base: string; deltas: string[]; baseBytes: number; deltaBytes: number; signer?: string; missing: string[] };
   nix: string;
   nixVersion?: string;
   maxSize: number;
+  /** cache-purge (the post step reads github-token for it). */
+  purge?: boolean;
   /** Public keys a restored path needs a signature by (none: trusted without). */
   trustedKeys?: string[];
   /** With trusted keys: the digest of the layer record this job may take, the one restored with a valid
@@ -71,7 +125,7 @@ export interface CacheState {
 
 export interface RestoreResult {
   hit: 'true' | 'partial' | 'false';
-  restored?: { paths: number; bytes: number; seconds: number; key?: string };
+  restored?: { paths: number; bytes: number; seconds: number; key?: string; entries?: number; missing?: number };
   note?: string;
   /** Environment for the build: NIX_CONFIG with the restored directory as a substituter. */
   env: Record<string, string>;
@@ -189,10 +243,11 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
     lock: opts.keyPrefix ? '' : await lockHash(opts.nix, opts.flake, nixEnv, workspace),
   });
   const trustedKeys = opts.trustedKeys ?? [];
-  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...(opts.nixVersion ? { nixVersion: opts.nixVersion } : {}), ...(trustedKeys.length ? { trustedKeys, layerRecord: null } : {}) };
+  const state: CacheState = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...(opts.purge ? { purge: true } : {}), ...(opts.nixVersion ? { nixVersion: opts.nixVersion } : {}), ...(trustedKeys.length ? { trustedKeys, layerRecord: null } : {}) };
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  const call = await cacheCall<RestoreValue>({ op: 'restore', paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
+  const follow = { manifest: CHAIN_MANIFEST, keep: [CHAIN_MANIFEST, layerRecordFile(dir).slice(dir.length + 1), `${layerRecordFile(dir).slice(dir.length + 1)}.sig`] };
+  const call = await cacheCall<RestoreValue>({ op: 'restore', paths: [dir], key: keyBase, restoreKeys, follow }, { watch: [dir] });
   const problem = cacheProblem(call);
   if (problem) {
     core.warning(
@@ -212,6 +267,14 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
     return { hit: 'false', note: 'no entry yet', env: {}, state };
   }
   state.restoredKey = matched;
+  const manifest = await readManifest(dir);
+  const chain = call.value?.chain ?? { restored: [], missing: [] };
+  if (manifest && manifest.key === matched) {
+    const deltas = manifest.key === manifest.base ? [] : [...manifest.deltas, manifest.key];
+    state.chain = { base: manifest.base, deltas, baseBytes: manifest.baseBytes, deltaBytes: manifest.deltaBytes, missing: chain.missing, ...(manifest.signer ? { signer: manifest.signer } : {}) };
+    if (chain.missing.length > 0) core.info(`store cache: ${chain.missing.length} entr${chain.missing.length === 1 ? 'y' : 'ies'} of its chain no longer held (${chain.missing.join(', ')}): Nix builds what they held, and this job saves a new base`);
+  }
+  const entries = 1 + chain.restored.length;
   // The layer record (which blob holds which diff id) is trusted under the same keys as the paths.
   if (!(await layerRecordTrusted(dir, trustedKeys))) {
     core.info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(' or ')}: left out, no layer is reused on its word`);
@@ -221,12 +284,12 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
   const seconds = (Date.now() - started) / 1000;
   const hit = matched.startsWith(keyBase) ? 'true' : 'partial';
   core.info(
-    `store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` +
+    `store cache: restored ${matched}${entries > 1 ? ` and the ${entries - 1} entr${entries === 2 ? 'y' : 'ies'} it builds on` : ''} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` +
       (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(' or ')}` : 'trusted without signatures (no binary-cache-key)'),
   );
   return {
     hit,
-    restored: { ...found, seconds, key: matched },
+    restored: { ...found, seconds, key: matched, entries, ...(chain.missing.length ? { missing: chain.missing.length } : {}) },
     env: withSubstituter(opts.env, dir, trustedKeys),
     state,
   };
@@ -234,10 +297,17 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
 
 export interface SaveSummary {
   key?: string;
+  /** Paths in the set the saved chain completes. */
   paths: number;
+  /** NAR bytes of the entry saved (a delta: only its new paths). */
   bytes: number;
   seconds: number;
   skipped?: string;
+  /** base: the whole path set; delta: only `newPaths`, on the restored chain. */
+  kind?: 'base' | 'delta';
+  newPaths?: number;
+  /** What cache-purge deleted (or why it could not). */
+  purge?: PurgeResult;
 }
 
 /** What a build leaves: its derivation, its output unless the build failed, and what its evaluation realised. */
@@ -305,6 +375,26 @@ const SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\
 export interface SaveOptions {
   /** binary-cache-key (`name:base64`): every saved narinfo is signed with it, in this process. */
   secretKey?: string;
+  /** cache-purge: after a new base, delete the entries it supersedes with this token (actions: write). */
+  purge?: { token: string };
+}
+
+/** The delta key: the base key, the delta's place in the chain, and the hash of the path set it completes. */
+export function deltaKey(baseKey: string, n: number, setKey: string): string {
+  return `${baseKey}-d${n}-${setKey.slice(-16)}`;
+}
+
+/** Why the save writes a new base rather than a delta on the restored chain (undefined: a delta will do). */
+export function newBaseReason(state: CacheState, signer: string | undefined): string | undefined {
+  const chain = state.chain;
+  if (!state.restoredKey) return 'nothing restored';
+  if (!state.restoredKey.startsWith(state.keyBase)) return 'the restored entry has another key prefix';
+  if (!chain) return 'the restored entry stands alone (no chain manifest)';
+  if (!chain.base.startsWith(state.keyBase)) return 'the restored chain has another key prefix';
+  if (chain.missing.length > 0) return 'an entry of the restored chain is no longer held';
+  if (chain.signer !== signer) return 'the restored chain is signed otherwise';
+  if (chain.deltas.length >= MAX_DELTAS) return `the chain holds ${MAX_DELTAS} deltas`;
+  return undefined;
 }
 
 export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptions = {}): Promise<SaveSummary | undefined> {
@@ -332,33 +422,75 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
     core.info('store cache: nothing built here that an upstream cache does not serve; nothing to save');
     return summary({ paths: 0, bytes: 0, skipped: 'nothing to save' });
   }
-  if (cacheKey === state.restoredKey) {
-    core.info(`store cache: the path set is unchanged since ${cacheKey}; nothing new to save`);
-    return summary({ key: cacheKey, paths: keep.length, bytes: 0, skipped: 'unchanged' });
+  const setHash = cacheKey.slice(-16);
+  if (state.restoredKey && state.restoredKey.startsWith(state.keyBase) && (state.restoredKey === cacheKey || state.restoredKey.endsWith(`-${setHash}`)) && !state.chain?.missing.length) {
+    core.info(`store cache: the path set is unchanged since ${state.restoredKey}; nothing new to save`);
+    return summary({ key: state.restoredKey, paths: keep.length, bytes: 0, skipped: 'unchanged' });
   }
   if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
-  const written = await writeBinaryCache(state.dir, keep, state.nix, env, key);
+  // What the restored chain lacks: a path is there when its NAR is the path's (hashed when signing) and,
+  // signed, its narinfo carries a valid signature by this key.
+  let reason = newBaseReason(state, key?.name);
+  let fresh: PathInfo[] = keep;
+  if (!reason) {
+    fresh = [];
+    for (const info of keep) {
+      const there = (await restoredNarMatches(state.dir, info, key !== undefined)) && (!key || (await narinfoSignedBy(state.dir, info, key.publicKey)));
+      if (!there) fresh.push(info);
+    }
+    if (fresh.length === 0) {
+      core.info(`store cache: the restored chain holds every path of this build; nothing new to save`);
+      return summary({ key: state.restoredKey, paths: keep.length, bytes: 0, skipped: 'unchanged' });
+    }
+    const freshBytes = fresh.reduce((n, p) => n + p.narSize, 0);
+    if (state.chain!.deltaBytes + freshBytes > DELTA_SHARE * state.chain!.baseBytes) reason = `its deltas would pass ${DELTA_SHARE * 100}% of the base`;
+  }
+  const chain = state.chain;
+  const asDelta = !reason && chain !== undefined;
+  const entryKey = asDelta ? deltaKey(chain.base, chain.deltas.length + 1, cacheKey) : cacheKey;
+  const written = await writeBinaryCache(state.dir, asDelta ? fresh : keep, state.nix, env, key);
+  const manifest: ChainManifest = {
+    version: 1,
+    key: entryKey,
+    base: asDelta ? chain.base : entryKey,
+    deltas: asDelta ? chain.deltas : [],
+    paths: keep.map((p) => p.path).sort(),
+    baseBytes: asDelta ? chain.baseBytes : written.bytes,
+    deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
+    ...(key ? { signer: key.name } : {}),
+  };
+  await writeFile(join(state.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}\n`);
   if (key) {
     // Only the record this job verified or wrote is signed: one changed since (by a build or a script
     // of the same user) is left out of the entry.
-    if (state.layerRecord !== undefined && (await recordDigest(state.dir)) !== state.layerRecord) {
-      await rm(layerRecordFile(state.dir), { force: true });
+    // The bytes are read once: those compared with the pin are those signed.
+    if (!(await signLayerRecord(state.dir, key, state.layerRecord))) {
       core.info('store cache: the layer record changed after this job wrote it: left out, not signed');
     }
-    await signLayerRecord(state.dir, key);
   }
-  core.info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ''}; saving as ${cacheKey}`);
-  const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key: cacheKey });
+  const kind = asDelta ? 'delta' : 'base';
+  core.info(
+    asDelta
+      ? `store cache: ${fresh.length} new paths of ${keep.length}, ${written.bytes} bytes${key ? `, signed by ${key.name}` : ''}; saving as ${entryKey} (delta ${chain.deltas.length + 1} on ${chain.base})`
+      : `store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ''}; saving as ${entryKey}${reason && state.restoredKey ? ` (a new base: ${reason})` : ''}`,
+  );
+  const call = await cacheCall<SaveValue>({ op: 'save', paths: [state.dir], key: entryKey });
   const problem = cacheProblem(call);
+  const base = { key: entryKey, paths: keep.length, bytes: written.bytes, kind, newPaths: asDelta ? fresh.length : written.written } as const;
   if (problem) {
     core.warning(
       problem.unreachable
         ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache`
         : `store cache not saved: ${problem.reason}`,
     );
-    return summary({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? 'the cache service was unreachable' : problem.reason });
+    return summary({ ...base, skipped: problem.unreachable ? 'the cache service was unreachable' : problem.reason });
   }
   const id = call.value?.id ?? -1;
-  if (id <= 0) return summary({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: 'the cache service did not take it (see the log above)' });
-  return summary({ key: cacheKey, paths: keep.length, bytes: written.bytes });
+  if (id <= 0) return summary({ ...base, skipped: 'the cache service did not take it (see the log above)' });
+  // A new base supersedes the chain it was restored from (this key prefix only).
+  if (!asDelta && opts.purge && chain && state.restoredKey?.startsWith(state.keyBase) && chain.base !== entryKey) {
+    const purge = await purgeSuperseded(chain.base, state.keyBase, opts.purge.token);
+    return summary({ ...base, purge });
+  }
+  return summary(base);
 }

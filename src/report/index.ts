@@ -14,7 +14,7 @@ export interface RunReport {
   format: string;
   nixVersion?: string;
   cacheHit: 'true' | 'partial' | 'false';
-  cache?: { restored?: { paths: number; bytes: number; seconds: number; key?: string }; note?: string };
+  cache?: { restored?: { paths: number; bytes: number; seconds: number; key?: string; entries?: number; missing?: number }; note?: string };
   /** The binary-cache input: what the build copied from it (what the post step uploads is in its log and the summary). */
   binaryCache?: { url: string; note: string; substituted: string[] };
   buildSeconds: number;
@@ -45,6 +45,8 @@ export interface Metadata {
   pushed: boolean;
   format: string;
   'nix-version'?: string;
+  /** The store cache restored: the newest entry's key, the entries of its chain restored (and missing), their paths and NAR bytes. */
+  'store-cache'?: { key?: string; entries: number; missing?: number; paths: number; bytes: number };
   /** The binary-cache input: the store paths the build copied from it. */
   'binary-cache'?: { url: string; note: string; substituted: string[] };
   /** skipped: already in the registry; reused: of those, the ones known before reading (a tag's manifest, the
@@ -92,6 +94,9 @@ export function metadataOf(r: RunReport): Metadata {
     pushed: p.pushed,
     format: r.format,
     ...(r.nixVersion ? { 'nix-version': r.nixVersion } : {}),
+    ...(r.cache?.restored
+      ? { 'store-cache': { ...(r.cache.restored.key ? { key: r.cache.restored.key } : {}), entries: r.cache.restored.entries ?? 1, ...(r.cache.restored.missing ? { missing: r.cache.restored.missing } : {}), paths: r.cache.restored.paths, bytes: r.cache.restored.bytes } }
+      : {}),
     ...(r.binaryCache ? { 'binary-cache': { url: r.binaryCache.url, note: r.binaryCache.note, substituted: r.binaryCache.substituted } } : {}),
     layers: {
       total: p.layers.length,
@@ -191,7 +196,7 @@ export async function writeSummary(r: RunReport, m: Metadata): Promise<void> {
   s.addRaw(
     `<p>Store path <code>${m['store-path']}</code> (${m.format}): ${built}.` +
       (m['nix-version'] ? ` Nix ${m['nix-version']}.` : '') +
-      ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.` +
+      ` Store cache: ${m['cache-hit']}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) from ${r.cache.restored.entries ?? 1} entr${(r.cache.restored.entries ?? 1) === 1 ? 'y' : 'ies'}${r.cache.restored.missing ? ` (${r.cache.restored.missing} no longer held)` : ''} in ${round(r.cache.restored.seconds)} s` : ''}${r.cache?.note ? ` (${r.cache.note})` : ''}.` +
       (r.binaryCache ? ` Binary cache <code>${escapeHtml(r.binaryCache.url)}</code>: ${binaryCacheWords(r.binaryCache)}.` : '') +
       '</p>',
     true,
@@ -278,9 +283,16 @@ export async function reportCacheSave(s: SaveSummary): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   const what = s.skipped
     ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ''}`
-    : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
+    : s.kind === 'delta'
+      ? `saved <code>${s.key}</code>: a delta of ${s.newPaths ?? 0} new paths, ${formatBytes(s.bytes)} of NARs (the chain holds ${s.paths} paths)`
+      : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs${s.kind === 'base' ? ' (a new base)' : ''}`;
+  const purged = s.purge
+    ? s.purge.problem
+      ? ` Superseded entries not deleted: ${escapeHtml(s.purge.problem)}${s.purge.deleted.length ? ` (${s.purge.deleted.length} deleted before)` : ''}.`
+      : ` Deleted ${s.purge.deleted.length} superseded entr${s.purge.deleted.length === 1 ? 'y' : 'ies'} (${formatBytes(s.purge.bytes)}).`
+    : '';
   await core.summary
-    .addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s (post step: cache save).</p>`, true)
+    .addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s (post step: cache save).${purged}</p>`, true)
     .write()
     .catch((error: unknown) => core.warning(`job summary not written: ${error instanceof Error ? error.message : String(error)}`));
 }

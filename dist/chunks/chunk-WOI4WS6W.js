@@ -13611,7 +13611,7 @@ var require_fetch = __commonJS({
     function handleFetchDone(response) {
       finalizeAndReportTiming(response, "fetch");
     }
-    function fetch(input, init = void 0) {
+    function fetch2(input, init = void 0) {
       webidl.argumentLengthCheck(arguments, 1, "globalThis.fetch");
       let p = createDeferredPromise();
       let requestObject;
@@ -14566,7 +14566,7 @@ var require_fetch = __commonJS({
       }
     }
     module.exports = {
-      fetch,
+      fetch: fetch2,
       Fetch,
       fetching,
       finalizeAndReportTiming
@@ -19104,7 +19104,7 @@ var require_undici = __commonJS({
     module.exports.setGlobalDispatcher = setGlobalDispatcher;
     module.exports.getGlobalDispatcher = getGlobalDispatcher;
     var fetchImpl = require_fetch().fetch;
-    module.exports.fetch = async function fetch(init, options = void 0) {
+    module.exports.fetch = async function fetch2(init, options = void 0) {
       try {
         return await fetchImpl(init, options);
       } catch (err) {
@@ -19652,7 +19652,7 @@ var require_parse2 = __commonJS({
   "node_modules/semver/functions/parse.js"(exports2, module) {
     "use strict";
     var SemVer = require_semver();
-    var parse2 = (version3, options, throwErrors = false) => {
+    var parse3 = (version3, options, throwErrors = false) => {
       if (version3 instanceof SemVer) {
         return version3;
       }
@@ -19665,7 +19665,7 @@ var require_parse2 = __commonJS({
         throw er;
       }
     };
-    module.exports = parse2;
+    module.exports = parse3;
   }
 });
 
@@ -19673,9 +19673,9 @@ var require_parse2 = __commonJS({
 var require_valid = __commonJS({
   "node_modules/semver/functions/valid.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var valid2 = (version3, options) => {
-      const v = parse2(version3, options);
+      const v = parse3(version3, options);
       return v ? v.version : null;
     };
     module.exports = valid2;
@@ -19686,9 +19686,9 @@ var require_valid = __commonJS({
 var require_clean = __commonJS({
   "node_modules/semver/functions/clean.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var clean2 = (version3, options) => {
-      const s = parse2(version3.trim().replace(/^[=v]+/, ""), options);
+      const s = parse3(version3.trim().replace(/^[=v]+/, ""), options);
       return s ? s.version : null;
     };
     module.exports = clean2;
@@ -19723,10 +19723,10 @@ var require_inc = __commonJS({
 var require_diff = __commonJS({
   "node_modules/semver/functions/diff.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var diff = (version1, version22) => {
-      const v1 = parse2(version1, null, true);
-      const v2 = parse2(version22, null, true);
+      const v1 = parse3(version1, null, true);
+      const v2 = parse3(version22, null, true);
       const comparison = v1.compare(v2);
       if (comparison === 0) {
         return null;
@@ -19797,9 +19797,9 @@ var require_patch = __commonJS({
 var require_prerelease = __commonJS({
   "node_modules/semver/functions/prerelease.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var prerelease = (version3, options) => {
-      const parsed = parse2(version3, options);
+      const parsed = parse3(version3, options);
       return parsed && parsed.prerelease.length ? parsed.prerelease : null;
     };
     module.exports = prerelease;
@@ -19985,7 +19985,7 @@ var require_coerce = __commonJS({
   "node_modules/semver/functions/coerce.js"(exports2, module) {
     "use strict";
     var SemVer = require_semver();
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var { safeRe: re, t } = require_re();
     var coerce = (version3, options) => {
       if (version3 instanceof SemVer) {
@@ -20020,7 +20020,7 @@ var require_coerce = __commonJS({
       const patch = match3[4] || "0";
       const prerelease = options.includePrerelease && match3[5] ? `-${match3[5]}` : "";
       const build = options.includePrerelease && match3[6] ? `+${match3[6]}` : "";
-      return parse2(`${major}.${minor}.${patch}${prerelease}${build}`, options);
+      return parse3(`${major}.${minor}.${patch}${prerelease}${build}`, options);
     };
     module.exports = coerce;
   }
@@ -20030,7 +20030,7 @@ var require_coerce = __commonJS({
 var require_truncate = __commonJS({
   "node_modules/semver/functions/truncate.js"(exports2, module) {
     "use strict";
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var constants7 = require_constants6();
     var SemVer = require_semver();
     var truncate = (version3, truncation, options) => {
@@ -20042,7 +20042,7 @@ var require_truncate = __commonJS({
     };
     var cloneInputVersion = (version3, options) => {
       const versionStringToParse = version3 instanceof SemVer ? version3.version : version3;
-      return parse2(versionStringToParse, options);
+      return parse3(versionStringToParse, options);
     };
     var doTruncation = (version3, truncation) => {
       if (isPrerelease(truncation)) {
@@ -21277,7 +21277,7 @@ var require_semver2 = __commonJS({
     var constants7 = require_constants6();
     var SemVer = require_semver();
     var identifiers = require_identifiers();
-    var parse2 = require_parse2();
+    var parse3 = require_parse2();
     var valid2 = require_valid();
     var clean2 = require_clean();
     var inc = require_inc();
@@ -21316,7 +21316,7 @@ var require_semver2 = __commonJS({
     var simplifyRange = require_simplify();
     var subset = require_subset();
     module.exports = {
-      parse: parse2,
+      parse: parse3,
       valid: valid2,
       clean: clean2,
       inc,
@@ -21379,7 +21379,7 @@ var require_ms = __commonJS({
       options = options || {};
       var type = typeof val;
       if (type === "string" && val.length > 0) {
-        return parse2(val);
+        return parse3(val);
       } else if (type === "number" && isFinite(val)) {
         return options.long ? fmtLong(val) : fmtShort(val);
       }
@@ -21387,7 +21387,7 @@ var require_ms = __commonJS({
         "val is not a non-empty string or a valid number. val=" + JSON.stringify(val)
       );
     };
-    function parse2(str) {
+    function parse3(str) {
       str = String(str);
       if (str.length > 100) {
         return;
@@ -71692,7 +71692,7 @@ function saveCacheV2(paths_1, key_1, options_1) {
 
 // src/nix/cache-call.ts
 import { spawn as spawn2 } from "node:child_process";
-import { existsSync as existsSync4, writeSync } from "node:fs";
+import { existsSync as existsSync4, readFileSync, rmSync, writeFileSync as writeFileSync3, writeSync } from "node:fs";
 import { mkdtemp, readdir as readdir2, rm as rm2, stat as stat2 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
 import { dirname as dirname6, join as join8 } from "node:path";
@@ -71857,6 +71857,29 @@ async function cacheCall(request, opts = {}) {
 function isCacheCall() {
   return Boolean(process.env[CACHE_CALL_ENV]);
 }
+async function followChain(paths, matched, follow) {
+  const dir = paths[0];
+  let listed = [];
+  try {
+    const m = JSON.parse(readFileSync(join8(dir, follow.manifest), "utf8"));
+    if (m.key !== matched) return { restored: [], missing: [] };
+    listed = [m.base, ...Array.isArray(m.deltas) ? m.deltas : []].filter((k) => typeof k === "string" && k !== matched);
+  } catch {
+    return { restored: [], missing: [] };
+  }
+  const kept = new Map(follow.keep.map((name) => [name, existsSync4(join8(dir, name)) ? readFileSync(join8(dir, name)) : void 0]));
+  const restored = [];
+  const missing = [];
+  for (const key of listed) {
+    const got = await restoreCache(paths, key, []);
+    (got === key ? restored : missing).push(key);
+  }
+  for (const [name, bytes] of kept) {
+    if (bytes) writeFileSync3(join8(dir, name), bytes);
+    else rmSync(join8(dir, name), { force: true });
+  }
+  return { restored, missing };
+}
 async function runCacheCall() {
   const parent = process.ppid;
   setInterval(() => {
@@ -71866,7 +71889,8 @@ async function runCacheCall() {
   try {
     const request = JSON.parse(process.env[CACHE_CALL_ENV] ?? "");
     if (request.op === "restore") {
-      out = { value: { key: await restoreCache(request.paths, request.key, request.restoreKeys) ?? null } };
+      const key = await restoreCache(request.paths, request.key, request.restoreKeys) ?? null;
+      out = { value: { key, ...key && request.follow ? { chain: await followChain(request.paths, key, request.follow) } : {} } };
     } else {
       out = { value: { id: await saveCache2(request.paths, request.key, { uploadChunkSize: 4 * 1024 * 1024 }) } };
     }
@@ -71880,14 +71904,14 @@ async function runCacheCall() {
 
 // src/nix/cache.ts
 import { createHash as createHash4 } from "node:crypto";
-import { existsSync as existsSync6, readFileSync } from "node:fs";
-import { mkdir as mkdir3, rm as rm5 } from "node:fs/promises";
+import { existsSync as existsSync6, readFileSync as readFileSync2 } from "node:fs";
+import { mkdir as mkdir3, readFile as readFile3, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
 import { homedir as homedir2, userInfo } from "node:os";
 import { isAbsolute, join as join11, relative as relative3, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
 import { spawn as spawn4 } from "node:child_process";
-import { createHash as createHash2 } from "node:crypto";
+import { createHash as createHash2, createPublicKey, verify } from "node:crypto";
 import { createReadStream as createReadStream2, createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
 import { mkdir as mkdir2, readdir as readdir3, readFile, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
 import { basename as basename5, join as join9 } from "node:path";
@@ -72101,6 +72125,21 @@ async function restoredNarMatches(dir, info2, hashed = false) {
   const described = field("NarHash") === info2.narHash && field("NarSize") === String(info2.narSize) && field("Compression") === "none" && (await stat3(nar)).size === info2.narSize;
   return described && (!hashed || await narFileHash(nar) === normaliseNarHash(info2.narHash));
 }
+async function narinfoSignedBy(dir, info2, publicKey) {
+  const text = await readFile(join9(dir, `${hashPart(info2.path)}.narinfo`), "utf8").catch(() => "");
+  const name = publicKey.slice(0, publicKey.indexOf(":"));
+  let key;
+  try {
+    key = createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x: Buffer.from(publicKey.slice(name.length + 1), "base64").toString("base64url") }, format: "jwk" });
+  } catch {
+    return false;
+  }
+  const text2 = Buffer.from(fingerprint(info2.path, info2.narHash, info2.narSize, info2.references));
+  for (const m of text.matchAll(/^Sig: ([^:\s]+):(\S+)$/gm)) {
+    if (m[1] === name && verify(null, text2, key, Buffer.from(m[2], "base64"))) return true;
+  }
+  return false;
+}
 async function writeBinaryCache(dir, paths, nix, env, key) {
   await mkdir2(join9(dir, "nar"), { recursive: true });
   await writeFile2(join9(dir, "nix-cache-info"), `StoreDir: /nix/store
@@ -72143,7 +72182,7 @@ async function describeBinaryCache(dir) {
 }
 
 // src/nix/layer-record.ts
-import { createHash as createHash3, createPublicKey, verify } from "node:crypto";
+import { createHash as createHash3, createPublicKey as createPublicKey2, verify as verify2 } from "node:crypto";
 import { readFile as readFile2, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join10 } from "node:path";
 var FILE = "nix-image-action-layers.json";
@@ -72151,22 +72190,29 @@ var KEEP2 = 1e3;
 function layerRecordFile(dir) {
   return join10(dir, FILE);
 }
-async function load(dir) {
+function parse2(bytes) {
   try {
-    const parsed = JSON.parse(await readFile2(layerRecordFile(dir), "utf8"));
+    const parsed = JSON.parse(bytes.toString("utf8"));
     if ((parsed?.version === 1 || parsed?.version === 2) && parsed.repositories && typeof parsed.repositories === "object") return parsed;
   } catch {
   }
   return { version: 2, repositories: {} };
 }
+async function load(dir) {
+  const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
+  return bytes ? parse2(bytes) : { version: 2, repositories: {} };
+}
 var valid = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === void 0 || typeof l.mediaType === "string");
+var digestOf = (bytes) => `sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
 async function recordDigest(dir) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
-  return bytes ? `sha256:${createHash3("sha256").update(bytes).digest("hex")}` : null;
+  return bytes ? digestOf(bytes) : null;
 }
 async function readLayerRecord(dir, target, pin) {
-  if (pin !== void 0 && await recordDigest(dir) !== pin) return [];
-  const layers = (await load(dir)).repositories[target];
+  const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
+  if (pin !== void 0 && (bytes ? digestOf(bytes) : null) !== pin) return [];
+  const record = bytes ? parse2(bytes) : { version: 2, repositories: {} };
+  const layers = record.repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
 }
 async function recordLayers(dir, target, layers) {
@@ -72188,11 +72234,16 @@ async function recordLayers(dir, target, layers) {
 }
 var SIG_FILE = `${FILE}.sig`;
 var recordFingerprint = (bytes) => `nix-image-action-layers;1;sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
-async function signLayerRecord(dir, key) {
+async function signLayerRecord(dir, key, pin) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
-  if (!bytes) return;
+  if (!bytes) return true;
+  if (pin !== void 0 && digestOf(bytes) !== pin) {
+    await rm4(layerRecordFile(dir), { force: true });
+    return false;
+  }
   await writeFile3(join10(dir, SIG_FILE), `${signFingerprint(key, recordFingerprint(bytes))}
 `);
+  return true;
 }
 async function layerRecordTrusted(dir, trustedKeys) {
   if (trustedKeys.length === 0) return true;
@@ -72206,7 +72257,7 @@ async function layerRecordTrusted(dir, trustedKeys) {
     if (!k.startsWith(`${name}:`)) return false;
     try {
       const x = Buffer.from(k.slice(name.length + 1), "base64").toString("base64url");
-      return verify(null, Buffer.from(recordFingerprint(bytes)), createPublicKey({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" }), signature);
+      return verify2(null, Buffer.from(recordFingerprint(bytes)), createPublicKey2({ key: { kty: "OKP", crv: "Ed25519", x }, format: "jwk" }), signature);
     } catch {
       return false;
     }
@@ -72215,7 +72266,64 @@ async function layerRecordTrusted(dir, trustedKeys) {
   return ok2;
 }
 
+// src/nix/purge.ts
+var PERMISSION = "cache-purge: the token may not delete caches (403), so superseded store cache entries stay until GitHub evicts them; give the job `permissions: actions: write` (and pass that token as github-token), or set cache-purge: false";
+async function purgeSuperseded(oldBase, keyBase, token) {
+  const api = (process.env.GITHUB_API_URL || "https://api.github.com").replace(/\/$/, "");
+  const repo = process.env.GITHUB_REPOSITORY;
+  const ref = process.env.GITHUB_REF;
+  if (!oldBase.startsWith(keyBase)) return { deleted: [], bytes: 0, problem: "the superseded entries have another key prefix" };
+  if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: "no GITHUB_REPOSITORY, GITHUB_REF or github-token" };
+  const headers = { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28", "user-agent": "nix-image-action" };
+  const base = `${api}/repos/${repo}/actions/caches`;
+  const result = { deleted: [], bytes: 0 };
+  const fail = (status, what) => {
+    if (status === 403) {
+      warning(PERMISSION);
+      return { ...result, problem: "no permission (actions: write)" };
+    }
+    warning(`cache-purge: ${what} answered ${status}; superseded store cache entries stay until GitHub evicts them`);
+    return { ...result, problem: `${what} answered ${status}` };
+  };
+  try {
+    const listed = [];
+    for (let page = 1; page <= 10; page++) {
+      const res = await fetch(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: "100", page: String(page) })}`, { headers, signal: AbortSignal.timeout(1e4) });
+      if (!res.ok) return fail(res.status, "listing caches");
+      const body2 = await res.json();
+      const got = body2.actions_caches ?? [];
+      listed.push(...got);
+      if (got.length < 100) break;
+    }
+    const keys = [...new Set(listed.filter((c) => c.key.startsWith(oldBase) && c.key.startsWith(keyBase) && c.ref === ref).map((c) => c.key))];
+    for (const key of keys) {
+      const res = await fetch(`${base}?${new URLSearchParams({ key, ref })}`, { method: "DELETE", headers, signal: AbortSignal.timeout(1e4) });
+      if (res.status === 404) continue;
+      if (!res.ok) return fail(res.status, `deleting ${key}`);
+      result.deleted.push(key);
+      result.bytes += listed.filter((c) => c.key === key).reduce((n, c) => n + (c.size_in_bytes || 0), 0);
+    }
+    if (result.deleted.length) info(`cache-purge: deleted ${result.deleted.length} superseded store cache entr${result.deleted.length === 1 ? "y" : "ies"} (${result.bytes} bytes): ${result.deleted.join(", ")}`);
+    return result;
+  } catch (error2) {
+    const message = error2 instanceof Error ? error2.message : String(error2);
+    warning(`cache-purge: the API could not be reached (${message}); superseded store cache entries stay until GitHub evicts them`);
+    return { ...result, problem: message };
+  }
+}
+
 // src/nix/cache.ts
+var CHAIN_MANIFEST = "nix-image-action-chain.json";
+var DELTA_SHARE = 0.5;
+var MAX_DELTAS = 8;
+async function readManifest(dir) {
+  try {
+    const m = JSON.parse(await readFile3(join11(dir, CHAIN_MANIFEST), "utf8"));
+    if (m?.version === 1 && typeof m.key === "string" && typeof m.base === "string" && Array.isArray(m.deltas) && Array.isArray(m.paths)) return m;
+  } catch {
+  }
+  return void 0;
+}
 function cacheDir(home = homedir2()) {
   return join11(home, ".cache", "nix-image-action", "binary-cache");
 }
@@ -72255,7 +72363,7 @@ async function lockHash(nix, flake, env, workspace) {
   }
   const dir = localFlakeDir(flake, workspace);
   const lock = dir ? join11(dir, flakeSubdir(flake), "flake.lock") : void 0;
-  return hex(lock && existsSync6(lock) ? readFileSync(lock) : Buffer.from(`no-lock:${flake}`), 16);
+  return hex(lock && existsSync6(lock) ? readFileSync2(lock) : Buffer.from(`no-lock:${flake}`), 16);
 }
 var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
 function cacheKeys(opts) {
@@ -72294,10 +72402,11 @@ async function restoreStoreCache(opts) {
     lock: opts.keyPrefix ? "" : await lockHash(opts.nix, opts.flake, nixEnv, workspace)
   });
   const trustedKeys = opts.trustedKeys ?? [];
-  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys, layerRecord: null } : {} };
+  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.purge ? { purge: true } : {}, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys, layerRecord: null } : {} };
   await rm5(dir, { recursive: true, force: true });
   await mkdir3(dir, { recursive: true });
-  const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys }, { watch: [dir] });
+  const follow = { manifest: CHAIN_MANIFEST, keep: [CHAIN_MANIFEST, layerRecordFile(dir).slice(dir.length + 1), `${layerRecordFile(dir).slice(dir.length + 1)}.sig`] };
+  const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys, follow }, { watch: [dir] });
   const problem = cacheProblem(call);
   if (problem) {
     warning(
@@ -72314,6 +72423,14 @@ async function restoreStoreCache(opts) {
     return { hit: "false", note: "no entry yet", env: {}, state: state3 };
   }
   state3.restoredKey = matched;
+  const manifest = await readManifest(dir);
+  const chain = call.value?.chain ?? { restored: [], missing: [] };
+  if (manifest && manifest.key === matched) {
+    const deltas = manifest.key === manifest.base ? [] : [...manifest.deltas, manifest.key];
+    state3.chain = { base: manifest.base, deltas, baseBytes: manifest.baseBytes, deltaBytes: manifest.deltaBytes, missing: chain.missing, ...manifest.signer ? { signer: manifest.signer } : {} };
+    if (chain.missing.length > 0) info(`store cache: ${chain.missing.length} entr${chain.missing.length === 1 ? "y" : "ies"} of its chain no longer held (${chain.missing.join(", ")}): Nix builds what they held, and this job saves a new base`);
+  }
+  const entries = 1 + chain.restored.length;
   if (!await layerRecordTrusted(dir, trustedKeys)) {
     info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(" or ")}: left out, no layer is reused on its word`);
   }
@@ -72322,11 +72439,11 @@ async function restoreStoreCache(opts) {
   const seconds = (Date.now() - started) / 1e3;
   const hit = matched.startsWith(keyBase) ? "true" : "partial";
   info(
-    `store cache: restored ${matched} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` + (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(" or ")}` : "trusted without signatures (no binary-cache-key)")
+    `store cache: restored ${matched}${entries > 1 ? ` and the ${entries - 1} entr${entries === 2 ? "y" : "ies"} it builds on` : ""} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` + (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(" or ")}` : "trusted without signatures (no binary-cache-key)")
   );
   return {
     hit,
-    restored: { ...found, seconds, key: matched },
+    restored: { ...found, seconds, key: matched, entries, ...chain.missing.length ? { missing: chain.missing.length } : {} },
     env: withSubstituter(opts.env, dir, trustedKeys),
     state: state3
   };
@@ -72370,6 +72487,20 @@ function cacheProblem(call) {
   return { reason, unreachable: SERVICE_DOWN.test(reason) };
 }
 var SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
+function deltaKey(baseKey, n, setKey) {
+  return `${baseKey}-d${n}-${setKey.slice(-16)}`;
+}
+function newBaseReason(state3, signer) {
+  const chain = state3.chain;
+  if (!state3.restoredKey) return "nothing restored";
+  if (!state3.restoredKey.startsWith(state3.keyBase)) return "the restored entry has another key prefix";
+  if (!chain) return "the restored entry stands alone (no chain manifest)";
+  if (!chain.base.startsWith(state3.keyBase)) return "the restored chain has another key prefix";
+  if (chain.missing.length > 0) return "an entry of the restored chain is no longer held";
+  if (chain.signer !== signer) return "the restored chain is signed otherwise";
+  if (chain.deltas.length >= MAX_DELTAS) return `the chain holds ${MAX_DELTAS} deltas`;
+  return void 0;
+}
 async function saveStoreCache(raw, built, opts = {}) {
   const state3 = raw;
   if (!state3?.dir || !state3.keyBase) return void 0;
@@ -72393,38 +72524,75 @@ async function saveStoreCache(raw, built, opts = {}) {
     info("store cache: nothing built here that an upstream cache does not serve; nothing to save");
     return summary2({ paths: 0, bytes: 0, skipped: "nothing to save" });
   }
-  if (cacheKey === state3.restoredKey) {
-    info(`store cache: the path set is unchanged since ${cacheKey}; nothing new to save`);
-    return summary2({ key: cacheKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
+  const setHash = cacheKey.slice(-16);
+  if (state3.restoredKey && state3.restoredKey.startsWith(state3.keyBase) && (state3.restoredKey === cacheKey || state3.restoredKey.endsWith(`-${setHash}`)) && !state3.chain?.missing.length) {
+    info(`store cache: the path set is unchanged since ${state3.restoredKey}; nothing new to save`);
+    return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
   }
   if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
-  const written = await writeBinaryCache(state3.dir, keep, state3.nix, env, key);
+  let reason = newBaseReason(state3, key?.name);
+  let fresh = keep;
+  if (!reason) {
+    fresh = [];
+    for (const info2 of keep) {
+      const there = await restoredNarMatches(state3.dir, info2, key !== void 0) && (!key || await narinfoSignedBy(state3.dir, info2, key.publicKey));
+      if (!there) fresh.push(info2);
+    }
+    if (fresh.length === 0) {
+      info(`store cache: the restored chain holds every path of this build; nothing new to save`);
+      return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
+    }
+    const freshBytes = fresh.reduce((n, p) => n + p.narSize, 0);
+    if (state3.chain.deltaBytes + freshBytes > DELTA_SHARE * state3.chain.baseBytes) reason = `its deltas would pass ${DELTA_SHARE * 100}% of the base`;
+  }
+  const chain = state3.chain;
+  const asDelta = !reason && chain !== void 0;
+  const entryKey = asDelta ? deltaKey(chain.base, chain.deltas.length + 1, cacheKey) : cacheKey;
+  const written = await writeBinaryCache(state3.dir, asDelta ? fresh : keep, state3.nix, env, key);
+  const manifest = {
+    version: 1,
+    key: entryKey,
+    base: asDelta ? chain.base : entryKey,
+    deltas: asDelta ? chain.deltas : [],
+    paths: keep.map((p) => p.path).sort(),
+    baseBytes: asDelta ? chain.baseBytes : written.bytes,
+    deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
+    ...key ? { signer: key.name } : {}
+  };
+  await writeFile4(join11(state3.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}
+`);
   if (key) {
-    if (state3.layerRecord !== void 0 && await recordDigest(state3.dir) !== state3.layerRecord) {
-      await rm5(layerRecordFile(state3.dir), { force: true });
+    if (!await signLayerRecord(state3.dir, key, state3.layerRecord)) {
       info("store cache: the layer record changed after this job wrote it: left out, not signed");
     }
-    await signLayerRecord(state3.dir, key);
   }
-  info(`store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${cacheKey}`);
-  const call = await cacheCall({ op: "save", paths: [state3.dir], key: cacheKey });
+  const kind = asDelta ? "delta" : "base";
+  info(
+    asDelta ? `store cache: ${fresh.length} new paths of ${keep.length}, ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${entryKey} (delta ${chain.deltas.length + 1} on ${chain.base})` : `store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${entryKey}${reason && state3.restoredKey ? ` (a new base: ${reason})` : ""}`
+  );
+  const call = await cacheCall({ op: "save", paths: [state3.dir], key: entryKey });
   const problem = cacheProblem(call);
+  const base = { key: entryKey, paths: keep.length, bytes: written.bytes, kind, newPaths: asDelta ? fresh.length : written.written };
   if (problem) {
     warning(
       problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache` : `store cache not saved: ${problem.reason}`
     );
-    return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
+    return summary2({ ...base, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
   }
   const id = call.value?.id ?? -1;
-  if (id <= 0) return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes, skipped: "the cache service did not take it (see the log above)" });
-  return summary2({ key: cacheKey, paths: keep.length, bytes: written.bytes });
+  if (id <= 0) return summary2({ ...base, skipped: "the cache service did not take it (see the log above)" });
+  if (!asDelta && opts.purge && chain && state3.restoredKey?.startsWith(state3.keyBase) && chain.base !== entryKey) {
+    const purge = await purgeSuperseded(chain.base, state3.keyBase, opts.purge.token);
+    return summary2({ ...base, purge });
+  }
+  return summary2(base);
 }
 
 // src/nix/remote-cache.ts
 import { spawn as spawn5 } from "node:child_process";
-import { createHash as createHash6, randomBytes as randomBytes2 } from "node:crypto";
+import { createHash as createHash6, randomBytes as randomBytes3 } from "node:crypto";
 import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
-import { mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile3, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile4 } from "node:fs/promises";
+import { chmod as chmod2, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
 import { join as join13 } from "node:path";
 import { PassThrough, Readable as Readable5, Transform as Transform2 } from "node:stream";
@@ -72459,8 +72627,8 @@ function limiter(n) {
 }
 
 // src/nix/cache-http.ts
-import { createHash as createHash5, createHmac as createHmac4 } from "node:crypto";
-import { readFileSync as readFileSync2 } from "node:fs";
+import { createHash as createHash5, createHmac as createHmac4, randomBytes as randomBytes2 } from "node:crypto";
+import { readFileSync as readFileSync3 } from "node:fs";
 import { request as httpRequest, createServer } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { homedir as homedir3 } from "node:os";
@@ -72529,7 +72697,7 @@ function parseCacheUrl(value) {
   return { url: value, kind: "http", base: `${url2.protocol}//${url2.host}${url2.pathname.replace(/\/+$/, "")}`, params: {} };
 }
 function isCacheFile(path14) {
-  return /^\/(nix-cache-info|[0-9a-z]{32}\.narinfo|[0-9a-z]{32}\.ls|nar\/[0-9a-z]+\.nar(\.[a-z0-9]+)?|log\/[^/]+|realisations\/[^/]+\.doi|debuginfo\/[^/]+)$/.test(path14);
+  return /^\/(nix-cache-info|[0-9a-z]{32}\.narinfo|[0-9a-z]{32}\.ls|nar\/[0-9a-z]+\.nar(\.[a-z0-9]+)?|log\/[A-Za-z0-9._+-]+|realisations\/[A-Za-z0-9._+!:-]+\.doi|debuginfo\/[A-Za-z0-9._+-]+)$/.test(path14) && !path14.includes("..");
 }
 
 // src/nix/cache-http.ts
@@ -72565,7 +72733,7 @@ function netrcPath(env = process.env) {
 function netrcCredentials(host, env = process.env) {
   let text;
   try {
-    text = readFileSync2(netrcPath(env), "utf8");
+    text = readFileSync3(netrcPath(env), "utf8");
   } catch {
     return void 0;
   }
@@ -72711,10 +72879,16 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
     failed = reason;
     onFailure(reason);
   };
+  const token = randomBytes2(16).toString("hex");
   const server = createServer((req, res) => {
-    const path14 = new URL(req.url ?? "/", "http://front").pathname;
+    const raw = (req.url ?? "/").split("?")[0];
     const method = req.method ?? "GET";
     req.resume();
+    if (!raw.startsWith(`/${token}/`) || raw.includes("%")) {
+      res.writeHead(404).end();
+      return;
+    }
+    const path14 = raw.slice(token.length + 1);
     if (path14 === "/nix-cache-info" && (method === "GET" || method === "HEAD")) {
       res.writeHead(200, { "content-type": "text/x-nix-cache-info", "content-length": Buffer.byteLength(cacheInfo) }).end(method === "HEAD" ? void 0 : cacheInfo);
       return;
@@ -72738,7 +72912,13 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
           return;
         }
         const length = answer.headers["content-length"];
-        res.writeHead(200, { "content-type": answer.headers["content-type"] ?? "application/octet-stream", ...length ? { "content-length": length } : {} });
+        const encoding = answer.headers["content-encoding"];
+        res.writeHead(200, {
+          "content-type": answer.headers["content-type"] ?? "application/octet-stream",
+          ...length ? { "content-length": length } : {},
+          // A narinfo, listing or log stored compressed (S3's narinfo-compression and its kin) says so.
+          ...encoding ? { "content-encoding": encoding } : {}
+        });
         if (method === "HEAD") {
           answer.body.destroy();
           res.end();
@@ -72769,7 +72949,7 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
   });
   const { port } = server.address();
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `http://127.0.0.1:${port}/${token}`,
     failure: () => failed,
     close: () => new Promise((resolve4) => {
       for (const b of inflight) b.destroy();
@@ -72785,7 +72965,8 @@ var LOOKUPS = 16;
 var UPLOADS = 4;
 function binaryCacheLines(url2, keys) {
   return `extra-substituters = ${url2}?priority=${BINARY_CACHE_PRIORITY}
-extra-trusted-public-keys = ${keys.join(" ")}`;
+extra-trusted-public-keys = ${keys.join(" ")}
+fallback = true`;
 }
 function maskCredentials(upstream) {
   for (const s of upstream.secrets) setSecret(s);
@@ -72812,7 +72993,7 @@ async function openBinaryCache(opts) {
   if (cache.kind === "file") {
     const info2 = join13(cache.base, "nix-cache-info");
     if (!existsSync7(info2)) return empty();
-    if (!sameStore(await readFile3(info2, "utf8").catch(() => ""))) return leftOut("its nix-cache-info names another StoreDir than /nix/store");
+    if (!sameStore(await readFile4(info2, "utf8").catch(() => ""))) return leftOut("its nix-cache-info names another StoreDir than /nix/store");
     const nixName = `file://${cache.base}`;
     info(`binary cache ${opts.url}: a substituter after the upstream caches; Nix takes a path from it only signed by ${keys}`);
     return { state: state3, nixConf: binaryCacheLines(nixName, opts.trustedKeys), nixName, note: "substituter", close: async () => void 0 };
@@ -72826,6 +73007,7 @@ async function openBinaryCache(opts) {
   } catch (error2) {
     return leftOut(`unreachable (${error2.message})`);
   }
+  if (probe.status === 404 && /NoSuchBucket/.test(probe.text)) return leftOut("its bucket does not exist (NoSuchBucket): check the s3:// URL");
   if (probe.status === 404) return empty();
   if (probe.status === 403) return leftOut(`nix-cache-info answered 403: access denied${cache.kind === "s3" ? " (S3 also says 403 for a missing object without s3:ListBucket)" : ""}`);
   const refused = refusal(probe.status, "nix-cache-info");
@@ -72934,19 +73116,29 @@ function s3CopyUrl(cache, keyFile, env = process.env) {
 function nixCopyEnv(env = process.env) {
   return { ...withoutSecrets(env), NIX_CONFIG: [env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n"), ...awsEnvironment(env) };
 }
+var COPY_DEADLINE_MS = 15 * 6e4;
 async function nixCopyWithKey(nix, withKey, secretKey, paths, env) {
   const dir = await scratchDir();
   const keyFile = join13(dir, "signing-key");
   if (/\s/.test(keyFile)) throw new Error(`cannot give Nix the signing key: the temporary path ${keyFile} has whitespace (RUNNER_TEMP)`);
   try {
-    await writeFile4(keyFile, secretKey, { mode: 384 });
+    await writeFile5(keyFile, secretKey, { mode: 384 });
     const args = ["copy", "--to", withKey(keyFile), ...paths];
     await new Promise((resolve4, reject) => {
       const child2 = spawn5(nix, args, { env, stdio: ["ignore", "ignore", "pipe"] });
       let err = "";
+      const deadline = setTimeout(() => {
+        err += `
+no end after ${COPY_DEADLINE_MS / 6e4} minutes: stopped`;
+        child2.kill("SIGKILL");
+      }, COPY_DEADLINE_MS);
       child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-4e3));
-      child2.on("error", reject);
+      child2.on("error", (e) => {
+        clearTimeout(deadline);
+        reject(e);
+      });
       child2.on("close", (code) => {
+        clearTimeout(deadline);
         if (code === 0) resolve4();
         else reject(new CacheUnreachable(`nix copy failed (exit ${code}): ${err.replace(ANSI, "").trim().split("\n").filter((l) => l.trim()).pop() ?? ""}`));
       });
@@ -73016,7 +73208,7 @@ async function sendPaths(cache, upstream, state3, signing, paths, env) {
   const uploaded = [];
   let bytes = 0;
   let stopped;
-  const work = cache.kind === "file" ? join13(cache.base, `.nix-image-action-upload-${randomBytes2(6).toString("hex")}`) : await scratchDir();
+  const work = cache.kind === "file" ? join13(cache.base, `.nix-image-action-upload-${randomBytes3(6).toString("hex")}`) : await scratchDir();
   try {
     await mkdir4(work, { recursive: true, mode: 448 });
     const cacheInfo = `StoreDir: /nix/store
@@ -73025,7 +73217,7 @@ Priority: ${BINARY_CACHE_PRIORITY}
 `;
     if (cache.kind === "file") {
       await mkdir4(join13(cache.base, "nar"), { recursive: true });
-      if (!existsSync7(join13(cache.base, "nix-cache-info"))) await writeFile4(join13(cache.base, "nix-cache-info"), cacheInfo);
+      if (!existsSync7(join13(cache.base, "nix-cache-info"))) await writeFile5(join13(cache.base, "nix-cache-info"), cacheInfo);
     } else if (state3.fresh) {
       await put(upstream, "/nix-cache-info", { text: cacheInfo }, "text/x-nix-cache-info");
     }
@@ -73039,9 +73231,10 @@ Priority: ${BINARY_CACHE_PRIORITY}
             const nar = await packNar(state3.nix, info2, temp, env);
             const text = narinfo(info2, key, nar);
             if (cache.kind === "file") {
+              await chmod2(temp, 420);
               await rename2(temp, join13(cache.base, nar.url));
               const meta = join13(work, `${hashPart(info2.path)}.narinfo`);
-              await writeFile4(meta, text, { mode: 420 });
+              await writeFile5(meta, text, { mode: 420 });
               await rename2(meta, join13(cache.base, `${hashPart(info2.path)}.narinfo`));
             } else {
               await put(upstream, `/${nar.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
@@ -73072,7 +73265,7 @@ import { tmpdir as tmpdir4 } from "node:os";
 import { join as join15 } from "node:path";
 
 // src/image/compress.ts
-import { createHash as createHash7, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash7, randomBytes as randomBytes4 } from "node:crypto";
 import { createWriteStream as createWriteStream4 } from "node:fs";
 import { once as once2 } from "node:events";
 import { availableParallelism } from "node:os";
@@ -73276,7 +73469,7 @@ async function* fixedBlocks(input, size, ring) {
 }
 async function compressLayer(raw, opts) {
   if (opts.compression?.algorithm === "zstd") return compressZstd(raw, opts, opts.compression.level);
-  const file = join14(opts.dir, `layer-${randomBytes3(8).toString("hex")}.tar.gz`);
+  const file = join14(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.gz`);
   const level = opts.compression?.level ?? DEFAULT_LEVEL;
   const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash7("sha256");
@@ -73347,7 +73540,7 @@ function spoolFile(file) {
   };
 }
 async function compressZstd(raw, opts, level) {
-  const file = join14(opts.dir, `layer-${randomBytes3(8).toString("hex")}.tar.zst`);
+  const file = join14(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.zst`);
   const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash7("sha256");
   let uncompressedSize = 0;
@@ -74332,11 +74525,11 @@ function formatBytes(n) {
 }
 
 // src/report/documents.ts
-import { mkdir as mkdir5, readFile as readFile5, writeFile as writeFile7 } from "node:fs/promises";
+import { mkdir as mkdir5, readFile as readFile6, writeFile as writeFile8 } from "node:fs/promises";
 import { basename as basename6, join as join18 } from "node:path";
 
 // src/nix/derivation.ts
-import { readFile as readFile4 } from "node:fs/promises";
+import { readFile as readFile5 } from "node:fs/promises";
 var DerivationParseError = class extends Error {
   name = "DerivationParseError";
 };
@@ -74418,7 +74611,7 @@ function parseDerivation(text, path14) {
   return { path: path14, outputs, inputDrvs, inputSrcs: strings(srcs, path14), system, builder, args: strings(args, path14), env: vars };
 }
 async function readDerivation(path14) {
-  return parseDerivation(await readFile4(path14, "utf8"), path14);
+  return parseDerivation(await readFile5(path14, "utf8"), path14);
 }
 
 // src/nix/sbom-data.ts
@@ -74708,12 +74901,12 @@ async function fetchReferrerDocuments(client, subject, artifactTypes) {
 }
 
 // src/report/provenance.ts
-import { writeFile as writeFile6 } from "node:fs/promises";
+import { writeFile as writeFile7 } from "node:fs/promises";
 import { join as join17 } from "node:path";
 
 // src/report/sbom.ts
 import { createHash as createHash11, randomUUID as randomUUID5 } from "node:crypto";
-import { writeFile as writeFile5 } from "node:fs/promises";
+import { writeFile as writeFile6 } from "node:fs/promises";
 import { join as join16 } from "node:path";
 
 // package.json
@@ -74899,7 +75092,7 @@ function sbomComponents(doc) {
 }
 async function writeSbom(dir, format, doc) {
   const file = join16(dir, SBOM_FILE_NAMES[format]);
-  await writeFile5(file, `${JSON.stringify(doc, null, 2)}
+  await writeFile6(file, `${JSON.stringify(doc, null, 2)}
 `);
   return file;
 }
@@ -74912,7 +75105,7 @@ var BUILD_TYPE = "https://github.com/nix-image-action/nix-image-action/buildtype
 var PROVENANCE_FILE = "provenance.intoto.json";
 var PREDICATE_FILE = "provenance.predicate.json";
 var time = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-function digestOf(narHash, rev) {
+function digestOf2(narHash, rev) {
   const sha256 = narHash ? sha256Hex2(narHash) : void 0;
   const d = { ...sha256 ? { sha256 } : {}, ...rev ? { gitCommit: rev } : {} };
   return Object.keys(d).length ? d : void 0;
@@ -74952,7 +75145,7 @@ function resolvedDependencies(i, server) {
   if (repo && sha) deps.push({ name: "source", uri: `git+${server}/${repo}${ref ? `@${ref}` : ""}`, digest: { gitCommit: sha } });
   const m = i.metadata;
   if (m) {
-    const digest = digestOf(m.narHash, m.revision);
+    const digest = digestOf2(m.narHash, m.revision);
     deps.push({
       name: "flake",
       uri: publishable(m.url),
@@ -74960,7 +75153,7 @@ function resolvedDependencies(i, server) {
       annotations: { ...m.narHash ? { narHash: m.narHash } : {}, ...m.resolvedUrl ? { resolvedUrl: publishable(m.resolvedUrl) } : {}, ...m.lastModified !== void 0 ? { lastModified: m.lastModified } : {} }
     });
     for (const input of m.inputs) {
-      const d = digestOf(input.narHash, input.rev);
+      const d = digestOf2(input.narHash, input.rev);
       deps.push({
         name: `flake-input:${input.name}`,
         uri: publishable(input.url),
@@ -75018,9 +75211,9 @@ function provenanceStatement(i) {
 }
 async function writeProvenance(dir, statement) {
   const paths = { statement: join17(dir, PROVENANCE_FILE), predicate: join17(dir, PREDICATE_FILE) };
-  await writeFile6(paths.statement, `${JSON.stringify(statement, null, 2)}
+  await writeFile7(paths.statement, `${JSON.stringify(statement, null, 2)}
 `);
-  await writeFile6(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
+  await writeFile7(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
 `);
   return paths;
 }
@@ -75063,8 +75256,8 @@ async function writeImageDocuments(o) {
 }
 async function documentsToAttach(docs) {
   const out = [];
-  if (docs.sbom) out.push({ artifactType: SBOM_MEDIA_TYPES[docs.sbom.format], bytes: await readFile5(docs.sbom.path), title: basename6(docs.sbom.path) });
-  if (docs.provenance) out.push({ artifactType: PROVENANCE_MEDIA_TYPE, bytes: await readFile5(docs.provenance.statement), title: basename6(docs.provenance.statement) });
+  if (docs.sbom) out.push({ artifactType: SBOM_MEDIA_TYPES[docs.sbom.format], bytes: await readFile6(docs.sbom.path), title: basename6(docs.sbom.path) });
+  if (docs.provenance) out.push({ artifactType: PROVENANCE_MEDIA_TYPE, bytes: await readFile6(docs.provenance.statement), title: basename6(docs.provenance.statement) });
   return out;
 }
 async function attachImageDocuments(targets, subject, docs, logger8) {
@@ -75081,7 +75274,7 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   const sbomDoc = formats.map((f) => ({ f, d: documents.find((d) => d.artifactType === SBOM_MEDIA_TYPES[f]) })).find((x) => x.d);
   if (sbomDoc?.d && opts.format !== false) {
     const path14 = join18(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
-    await writeFile7(path14, sbomDoc.d.bytes);
+    await writeFile8(path14, sbomDoc.d.bytes);
     let components = 0;
     try {
       components = sbomComponents(JSON.parse(sbomDoc.d.bytes.toString("utf8")));
@@ -75094,14 +75287,14 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   if (prov) {
     const statement = join18(tmpDir, PROVENANCE_FILE);
     const predicate = join18(tmpDir, PREDICATE_FILE);
-    await writeFile7(statement, prov.bytes);
+    await writeFile8(statement, prov.bytes);
     let pred = null;
     try {
       pred = JSON.parse(prov.bytes.toString("utf8")).predicate ?? null;
     } catch {
       out.notes.push(`the provenance attached to ${where2} is not JSON`);
     }
-    await writeFile7(predicate, `${JSON.stringify(pred, null, 2)}
+    await writeFile8(predicate, `${JSON.stringify(pred, null, 2)}
 `);
     out.provenance = { statement, predicate };
   }
@@ -75147,6 +75340,7 @@ function metadataOf(r) {
     pushed: p.pushed,
     format: r.format,
     ...r.nixVersion ? { "nix-version": r.nixVersion } : {},
+    ...r.cache?.restored ? { "store-cache": { ...r.cache.restored.key ? { key: r.cache.restored.key } : {}, entries: r.cache.restored.entries ?? 1, ...r.cache.restored.missing ? { missing: r.cache.restored.missing } : {}, paths: r.cache.restored.paths, bytes: r.cache.restored.bytes } } : {},
     ...r.binaryCache ? { "binary-cache": { url: r.binaryCache.url, note: r.binaryCache.note, substituted: r.binaryCache.substituted } } : {},
     layers: {
       total: p.layers.length,
@@ -75230,7 +75424,7 @@ async function writeSummary(r, m) {
   ]);
   const built = m.format === "already in the registry" ? `the image was already in the registry (${r.push.input.replace(/^already in the registry /, "")}), made from the same derivation with the same settings: nothing was built, no layer was sent, only the tags were set (${m.seconds.push} s)` : `${m.format === "layers from the store" ? "its conf built" : "built"} in ${m.seconds.build} s; push ${m.seconds.push} s`;
   s.addRaw(
-    `<p>Store path <code>${m["store-path"]}</code> (${m.format}): ${built}.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.` + (r.binaryCache ? ` Binary cache <code>${escapeHtml(r.binaryCache.url)}</code>: ${binaryCacheWords(r.binaryCache)}.` : "") + "</p>",
+    `<p>Store path <code>${m["store-path"]}</code> (${m.format}): ${built}.` + (m["nix-version"] ? ` Nix ${m["nix-version"]}.` : "") + ` Store cache: ${m["cache-hit"]}${r.cache?.restored ? `, restored ${r.cache.restored.paths} paths (${formatBytes(r.cache.restored.bytes)}) from ${r.cache.restored.entries ?? 1} entr${(r.cache.restored.entries ?? 1) === 1 ? "y" : "ies"}${r.cache.restored.missing ? ` (${r.cache.restored.missing} no longer held)` : ""} in ${round(r.cache.restored.seconds)} s` : ""}${r.cache?.note ? ` (${r.cache.note})` : ""}.` + (r.binaryCache ? ` Binary cache <code>${escapeHtml(r.binaryCache.url)}</code>: ${binaryCacheWords(r.binaryCache)}.` : "") + "</p>",
     true
   );
   if (m.repositories.length > 1) {
@@ -75289,8 +75483,9 @@ async function reportBinaryCacheUpload(u) {
 }
 async function reportCacheSave(s) {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  const what = s.skipped ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ""}` : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs`;
-  await summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s (post step: cache save).</p>`, true).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
+  const what = s.skipped ? `not saved: ${s.skipped}${s.key ? ` (<code>${s.key}</code>)` : ""}` : s.kind === "delta" ? `saved <code>${s.key}</code>: a delta of ${s.newPaths ?? 0} new paths, ${formatBytes(s.bytes)} of NARs (the chain holds ${s.paths} paths)` : `saved <code>${s.key}</code>: ${s.paths} paths, ${formatBytes(s.bytes)} of NARs${s.kind === "base" ? " (a new base)" : ""}`;
+  const purged = s.purge ? s.purge.problem ? ` Superseded entries not deleted: ${escapeHtml(s.purge.problem)}${s.purge.deleted.length ? ` (${s.purge.deleted.length} deleted before)` : ""}.` : ` Deleted ${s.purge.deleted.length} superseded entr${s.purge.deleted.length === 1 ? "y" : "ies"} (${formatBytes(s.purge.bytes)}).` : "";
+  await summary.addRaw(`<p>Store cache ${what}, in ${round(s.seconds)} s (post step: cache save).${purged}</p>`, true).write().catch((error2) => warning(`job summary not written: ${error2 instanceof Error ? error2.message : String(error2)}`));
 }
 async function reportMerge(r) {
   const platform2 = (p) => `${p.os}/${p.architecture}${p.variant ? `/${p.variant}` : ""}`;

@@ -1,0 +1,72 @@
+// cache-purge: deleting the store cache entries a new base supersedes, through GitHub's REST API for
+// caches (GITHUB_API_URL): GET /repos/{owner}/{repo}/actions/caches?key=<prefix>&ref=<ref> lists the
+// entries whose key starts with the old base key (the base and every delta on it, concurrent ones
+// included), DELETE /repos/{owner}/{repo}/actions/caches?key=<key>&ref=<ref> deletes each. Only this
+// job's ref, only keys under the old base's key (which starts with this job's key prefix): another
+// branch's entries, and another prefix's, are never touched. The token needs `actions: write`; without
+// it (403) the post step says once how to grant it.
+import * as core from '@actions/core';
+
+export interface PurgeResult {
+  /** Keys deleted. */
+  deleted: string[];
+  /** NAR-archive bytes the deleted entries held, as the API reports their size. */
+  bytes: number;
+  /** Why nothing (or not everything) was deleted. */
+  problem?: string;
+}
+
+interface ListedCache {
+  key: string;
+  ref: string;
+  size_in_bytes: number;
+}
+
+const PERMISSION =
+  'cache-purge: the token may not delete caches (403), so superseded store cache entries stay until GitHub evicts them; ' +
+  'give the job `permissions: actions: write` (and pass that token as github-token), or set cache-purge: false';
+
+/** Deletes the entries whose key starts with `oldBase` in this ref; `keyBase` guards against another prefix. */
+export async function purgeSuperseded(oldBase: string, keyBase: string, token: string): Promise<PurgeResult> {
+  const api = (process.env.GITHUB_API_URL || 'https://api.github.com').replace(/\/$/, '');
+  const repo = process.env.GITHUB_REPOSITORY;
+  const ref = process.env.GITHUB_REF;
+  if (!oldBase.startsWith(keyBase)) return { deleted: [], bytes: 0, problem: 'the superseded entries have another key prefix' };
+  if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: 'no GITHUB_REPOSITORY, GITHUB_REF or github-token' };
+  const headers = { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'nix-image-action' };
+  const base = `${api}/repos/${repo}/actions/caches`;
+  const result: PurgeResult = { deleted: [], bytes: 0 };
+  const fail = (status: number, what: string): PurgeResult => {
+    if (status === 403) {
+      core.warning(PERMISSION);
+      return { ...result, problem: 'no permission (actions: write)' };
+    }
+    core.warning(`cache-purge: ${what} answered ${status}; superseded store cache entries stay until GitHub evicts them`);
+    return { ...result, problem: `${what} answered ${status}` };
+  };
+  try {
+    const listed: ListedCache[] = [];
+    for (let page = 1; page <= 10; page++) {
+      const res = await fetch(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: '100', page: String(page) })}`, { headers, signal: AbortSignal.timeout(10_000) });
+      if (!res.ok) return fail(res.status, 'listing caches');
+      const body = (await res.json()) as { actions_caches?: ListedCache[] };
+      const got = body.actions_caches ?? [];
+      listed.push(...got);
+      if (got.length < 100) break;
+    }
+    const keys = [...new Set(listed.filter((c) => c.key.startsWith(oldBase) && c.key.startsWith(keyBase) && c.ref === ref).map((c) => c.key))];
+    for (const key of keys) {
+      const res = await fetch(`${base}?${new URLSearchParams({ key, ref })}`, { method: 'DELETE', headers, signal: AbortSignal.timeout(10_000) });
+      if (res.status === 404) continue; // gone already (another job purged it)
+      if (!res.ok) return fail(res.status, `deleting ${key}`);
+      result.deleted.push(key);
+      result.bytes += listed.filter((c) => c.key === key).reduce((n, c) => n + (c.size_in_bytes || 0), 0);
+    }
+    if (result.deleted.length) core.info(`cache-purge: deleted ${result.deleted.length} superseded store cache entr${result.deleted.length === 1 ? 'y' : 'ies'} (${result.bytes} bytes): ${result.deleted.join(', ')}`);
+    return result;
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    core.warning(`cache-purge: the API could not be reached (${message}); superseded store cache entries stay until GitHub evicts them`);
+    return { ...result, problem: message };
+  }
+}
