@@ -66,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-WOI4WS6W.js";
+} from "./chunks/chunk-5UESJ45M.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-WOI4WS6W.js";
+} from "./chunks/chunk-5UESJ45M.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

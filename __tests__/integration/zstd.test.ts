@@ -25,6 +25,7 @@ import { RegistryClient } from '../../src/registry/client.js';
 import { pushImage, type PushResult } from '../../src/registry/push.js';
 import { parseImageName, parseReuseTags } from '../../src/registry/reference.js';
 import { knownFromRecord, pushToAll, recordPushed } from '../../src/registry/targets.js';
+import { blobDiffID, inflationLimit } from '../../src/registry/verify.js';
 import { MediaTypes } from '../../src/registry/types.js';
 
 const exec = promisify(execFile);
@@ -207,5 +208,19 @@ describe('zstd layers', () => {
     } finally {
       await second.stop();
     }
+  });
+});
+
+describe('a borrowed zstd blob that inflates without end', () => {
+  it('is given up on past its limit, not hashed for as long as it inflates', async () => {
+    const zlibZstd = (await import('node:zlib')) as unknown as { zstdCompressSync?: (b: Buffer) => Buffer };
+    if (!zlibZstd.zstdCompressSync) throw new Error('the test runs on Node with zstd in node:zlib (node_modules/.bin/node is Node 24)');
+    // 256 MiB of zeros: a few KiB of zstd, far past the limit of 1024x plus 64 MiB.
+    const bomb = zlibZstd.zstdCompressSync(Buffer.alloc(256 * 1024 * 1024));
+    expect(inflationLimit(bomb.length)).toBeLessThan(256 * 1024 * 1024);
+    const c = client(registry.host, 'zstd/bomb');
+    const digest = await c.uploadBlobBytes(bomb);
+    await expect(blobDiffID(c, { digest, size: bomb.length, mediaType: 'application/vnd.oci.image.layer.v1.tar+zstd' })).rejects.toThrow(/inflates past \d+ bytes/);
+    c.close();
   });
 });

@@ -39,13 +39,25 @@ export function rememberDiffID(digest: string, diffID: string): void {
   inflated.set(digest, Promise.resolve(diffID));
 }
 
+/** The most a borrowed blob may inflate to before it is given up on (and the layer made instead): far
+ *  beyond any real layer's ratio, so a small crafted blob cannot keep the job hashing for hours. */
+export function inflationLimit(compressedSize: number): number {
+  return compressedSize * 1024 + 64 * 1024 * 1024;
+}
+
 async function hashInflated(client: RegistryClient, blob: { digest: string; size: number; mediaType?: string }, opts: ReadOptions): Promise<string> {
   const hash = createHash('sha256');
+  const limit = inflationLimit(blob.size);
+  let total = 0;
   await pipeline(
     Readable.from(client.blobPieces(blob.digest, blob.size, opts)),
     blob.mediaType === MediaTypes.ociLayerZstd ? zstdInflate : createGunzip(),
     async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) hash.update(chunk);
+      for await (const chunk of source) {
+        total += chunk.length;
+        if (total > limit) throw new Error(`blob ${blob.digest} inflates past ${limit} bytes (${blob.size} compressed): not checked further`);
+        hash.update(chunk);
+      }
     },
     opts.signal ? { signal: opts.signal } : {},
   );

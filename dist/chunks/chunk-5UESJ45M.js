@@ -74117,13 +74117,22 @@ function recalledDiffID(digest) {
 function rememberDiffID(digest, diffID) {
   inflated.set(digest, Promise.resolve(diffID));
 }
+function inflationLimit(compressedSize) {
+  return compressedSize * 1024 + 64 * 1024 * 1024;
+}
 async function hashInflated(client, blob, opts) {
   const hash = createHash10("sha256");
+  const limit = inflationLimit(blob.size);
+  let total = 0;
   await pipeline4(
     Readable7.from(client.blobPieces(blob.digest, blob.size, opts)),
     blob.mediaType === MediaTypes2.ociLayerZstd ? zstdInflate : createGunzip2(),
     async (source) => {
-      for await (const chunk of source) hash.update(chunk);
+      for await (const chunk of source) {
+        total += chunk.length;
+        if (total > limit) throw new Error(`blob ${blob.digest} inflates past ${limit} bytes (${blob.size} compressed): not checked further`);
+        hash.update(chunk);
+      }
     },
     opts.signal ? { signal: opts.signal } : {}
   );
