@@ -18,6 +18,8 @@ import { DEFAULT_LEVEL, type Compression } from '../src/image/compress.js';
 import { detectSource } from '../src/image/format.js';
 import { RegistryClient } from '../src/registry/client.js';
 import { pushImage } from '../src/registry/push.js';
+import { pushToAll } from '../src/registry/targets.js';
+import { archiveInput } from '../src/image/input.js';
 
 const run = promisify(execFile);
 const arg = (name: string, fallback: number): number => {
@@ -72,6 +74,8 @@ try {
   // Our process's CPU seconds over the wall seconds of its cold pushes: the cores it kept busy.
   const busy = { gzip: [] as number[], zstd: [] as number[] };
   const pulls = { gzip: [] as number[], zstd: [] as number[] };
+  // The same cold push to two registries at once (each layer compressed once, copied to the second).
+  const twoRegistries: number[] = [];
   for (let r = 0; r < runs; r++) {
     // A fresh registry per run, and skopeo's blob-info cache (diff id → compressed digest, and where it saw
     // it) emptied before each of its pushes, as on a new runner: each job starts with what the registry
@@ -127,6 +131,18 @@ try {
       sizes.skopeoZstd = await theirSize(freshZstd.host);
       // The same image as ours pushed it, pulled into an empty vfs store: gzip layers, then zstd ones (the
       // other way round every other run).
+      // Two registries, cold: what a tag list naming ghcr.io and Docker Hub costs over one of them.
+      const [a, b] = [await startRegistry({}), await startRegistry({})];
+      try {
+        const targets = [a, b].map((reg) => ({ client: new RegistryClient({ registry: reg.host, repository: 'bench/ours', insecure: true, logger: quiet }), tags: ['latest'], reuse: [], known: [] }));
+        for (const t of targets) await t.client.ping();
+        const input = archiveInput(await detectSource(variants.base.path));
+        twoRegistries.push((await time(() => pushToAll(input, targets, { logger: quiet, tmpDir: work, compression: { algorithm: 'gzip', level } })))[0]);
+        for (const t of targets) t.client.close();
+      } finally {
+        await a.stop();
+        await b.stop();
+      }
       const pull = async (kind: 'gzip' | 'zstd') => pulls[kind].push((await time(() => podmanPull(`${kind === 'gzip' ? fresh.host : freshZstd.host}/bench/ours:latest`)))[0]);
       for (const kind of r % 2 === 0 ? (['gzip', 'zstd'] as const) : (['zstd', 'gzip'] as const)) await pull(kind);
     } finally {
@@ -139,6 +155,8 @@ try {
   const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
   console.log(`compressed layers: skopeo ${mib(sizes.skopeo)}, ours ${mib(sizes.ours)} (gzip level ${level}); zstd: skopeo ${mib(sizes.skopeoZstd)}, ours ${mib(sizes.oursZstd)} (level 3)`);
   console.log(`one-layer change uploaded ${oneLayer} layer(s)`);
+  const one = median(times[0]!.ours);
+  console.log(`two registries, cold: ${median(twoRegistries).toFixed(2)} s against ${one.toFixed(2)} s to one (${(median(twoRegistries) / one).toFixed(2)}x)`);
   console.log(`\n| scenario | skopeo copy (s) | nix-image-action (s) | ours / skopeo |`);
   console.log('|---|---|---|---|');
   for (const [i, name] of scenarios.entries()) {
