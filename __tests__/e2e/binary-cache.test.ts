@@ -6,17 +6,17 @@
 // one warning and the job succeeds. The signing key is in no log, output, state or file left behind, and
 // the runner's AWS credentials reach no build.
 import { createPublicKey, verify } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fingerprint } from '../../src/nix/signing.js';
 import { runAction, type ActionRun } from '../support/action.js';
+import { expectSucceeded, expectNoSecret } from '../support/expect-run.js';
 import { makeImageArchive } from '../support/archives.js';
 import { startBinaryCache, type TestBinaryCache } from '../support/binary-cache.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
-import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { builtSoFar, forgetOutputs, makeClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
 
@@ -34,16 +34,6 @@ afterAll(async () => {
   await http?.stop();
   await server?.stop();
 });
-
-async function builds(flake: ClosureFlake): Promise<string[]> {
-  return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-}
-
-function ok(r: ActionRun): void {
-  expect(r.main.errors, r.log).toEqual([]);
-  expect(r.main.code, r.log).toBe(0);
-  expect(r.post?.code, r.log).toBe(0);
-}
 
 /** A fresh runner's home; with `netrc`, its ~/.netrc. */
 async function home(netrc?: string): Promise<string> {
@@ -75,30 +65,7 @@ function signedBy(text: string, publicKey: string): boolean {
   return verify(null, Buffer.from(signed), key, Buffer.from(sig.slice(name.length + 1), 'base64'));
 }
 
-/** Every regular file under `dir`. */
-async function filesUnder(dir: string): Promise<string[]> {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else if (entry.isFile()) out.push(path);
-  }
-  return out;
-}
 
-/** The secrets are nowhere the run shows, and in no file of `dirs`, RUNNER_TEMP, the tool cache or the file commands. */
-async function expectNoSecret(run: ActionRun, secrets: string[], dirs: string[]): Promise<void> {
-  const shown = { log: run.log, outputs: JSON.stringify(run.outputs), state: JSON.stringify(run.state), env: JSON.stringify(run.exported), summary: run.summary };
-  const unmasked = run.rawLog.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
-  const files = [...Object.values(run.files), ...(await filesUnder(run.runnerTemp)), ...(await filesUnder(run.toolCache))];
-  for (const dir of dirs) files.push(...(await filesUnder(dir)));
-  for (const secret of secrets) {
-    expect(unmasked.includes(secret), 'printed, even masked').toBe(false);
-    for (const [where, text] of Object.entries(shown)) expect(text.includes(secret), `shown in the ${where}`).toBe(false);
-    for (const file of files) expect((await readFile(file)).toString('latin1').includes(secret), `written to ${file}`).toBe(false);
-  }
-}
 
 describe('an HTTP binary cache (nginx, WebDAV PUT)', () => {
   it('job 1 builds, signs and uploads what upstream lacks; a fresh runner with the public key only builds nothing and pushes the same digest', async () => {
@@ -106,10 +73,10 @@ describe('an HTTP binary cache (nginx, WebDAV PUT)', () => {
     const flake = await makeClosureFlake('1', 0);
     const writerHome = await home(http.netrc());
     const writer = await job(flake, { 'binary-cache': http.url, 'binary-cache-key': ours.secret }, { HOME: writerHome });
-    ok(writer);
+    expectSucceeded(writer);
     expect(writer.main.warnings).toEqual([]);
     expect(writer.post?.warnings).toEqual([]);
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
 
     // base and app, not the image (it lives in the registry): each narinfo signed by the key, its NAR there.
     const narinfos = await http.narinfos();
@@ -132,17 +99,17 @@ describe('an HTTP binary cache (nginx, WebDAV PUT)', () => {
     expect(requests.filter((r) => r.startsWith('PUT ') && !r.endsWith(' 201')), requests.join('\n')).toEqual([]);
     expect(writer.summary).toMatch(/Binary cache <code>http:\/\/127\.0\.0\.1:\d+<\/code>: uploaded 2 of 2 paths/);
     expect(writer.post?.stdout).toMatch(/binary cache http:\/\/127\.0\.0\.1:\d+: uploaded 2 paths .* signed by nia-bincache-ours-1/);
-    await expectNoSecret(writer, [ours.secret, ours.secret.slice(ours.secret.indexOf(':') + 1)], [http.dir, writerHome]);
+    await expectNoSecret(writer, [ours.secret, ours.secret.slice(ours.secret.indexOf(':') + 1)], [http.dir, writerHome], { unprinted: true });
     // The netrc's password is the runner's own file's; the action shows it nowhere and writes it nowhere else.
-    await expectNoSecret(writer, [http.password], [http.dir]);
+    await expectNoSecret(writer, [http.password], [http.dir], { unprinted: true });
 
     // A fresh runner (no outputs, another HOME), the GitHub cache off, the public key only.
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     const before = (await http.requests()).length;
     const reader = await job(flake, { 'binary-cache': http.url, 'binary-cache-public-key': ours.pub }, { HOME: await home() });
-    ok(reader);
+    expectSucceeded(reader);
     expect(reader.main.warnings).toEqual([]);
-    expect(await builds(flake)).toEqual(['base', 'app']); // nothing built
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']); // nothing built
     expect(reader.outputs.digest).toBe(writer.outputs.digest);
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/bincache/app-${jobs}:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(writer.outputs.digest);
@@ -161,16 +128,16 @@ describe('an HTTP binary cache (nginx, WebDAV PUT)', () => {
     try {
       const flake = await makeClosureFlake('1', 0);
       const writer = await job(flake, { 'binary-cache': fresh.url, 'binary-cache-key': other.secret }, { HOME: await home(fresh.netrc()) });
-      ok(writer);
+      expectSucceeded(writer);
       expect(writer.main.stdout).toContain('no nix-cache-info yet');
-      expect(await builds(flake)).toEqual(['base', 'app']);
+      expect(await builtSoFar(flake)).toEqual(['base', 'app']);
       expect(await readFile(join(fresh.dir, 'nix-cache-info'), 'utf8')).toMatch(/^StoreDir: \/nix\/store$/m);
       expect(Object.values(await fresh.narinfos()).every((t) => signedBy(t, other.pub))).toBe(true);
 
       await forgetOutputs(flake, ['docker', 'app', 'base']);
       const reader = await job(flake, { 'binary-cache': fresh.url, 'binary-cache-public-key': ours.pub }, { HOME: await home() });
-      ok(reader);
-      expect(await builds(flake)).toEqual(['base', 'app', 'base', 'app']);
+      expectSucceeded(reader);
+      expect(await builtSoFar(flake)).toEqual(['base', 'app', 'base', 'app']);
       expect(reader.main.stdout).not.toMatch(/copying path '\/nix\/store\/\w+-cache-(app|base)' from/);
       expect(JSON.parse(reader.outputs.metadata!)['binary-cache'].substituted).toEqual([]);
       // Nix did ask it: the narinfos were there, their signatures were not trusted.
@@ -186,7 +153,7 @@ describe('an S3 binary cache', () => {
     const ours = await generateCacheKey('nia-bincache-s3-1');
     const flake = await makeClosureFlake('1', 0);
     const writer = await job(flake, { 'binary-cache': http.url, 'binary-cache-key': ours.secret }, { HOME: await home(http.netrc()) });
-    ok(writer);
+    expectSucceeded(writer);
     // The same files as a bucket "nixbucket" of an S3-compatible endpoint (nginx serves /nixbucket/<key>).
     const bucket = join(http.dir, 'nixbucket');
     await mkdir(join(bucket, 'nar'), { recursive: true });
@@ -198,10 +165,10 @@ describe('an S3 binary cache', () => {
     const aws = { AWS_ACCESS_KEY_ID: 'AKIANIATESTS3READER1', AWS_SECRET_ACCESS_KEY: 'nia-s3-secret-abcdefghijklmnopqrstuvwxyz0123' };
     const url = `s3://nixbucket?endpoint=${new URL(http.url).host}&scheme=http&region=auto`;
     const reader = await job(flake, { 'binary-cache': url, 'binary-cache-key': ours.secret }, { HOME: await home(), ...aws });
-    ok(reader);
+    expectSucceeded(reader);
     expect(reader.main.warnings).toEqual([]);
     expect(reader.post?.warnings).toEqual([]);
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
     expect(reader.outputs.digest).toBe(writer.outputs.digest);
     const requests = (await http.requests()).slice(before);
     expect(requests).toContain('GET /nixbucket/nix-cache-info 200');
@@ -211,7 +178,7 @@ describe('an S3 binary cache', () => {
     expect(requests.filter((r) => /^HEAD \/nixbucket\/\w{32}\.narinfo 200$/.test(r))).toHaveLength(2);
     expect(reader.post?.stdout).toMatch(/binary cache s3:\/\/nixbucket\?\S+: holds all 2 paths already; nothing to upload/);
     expect(reader.masks).toContain(aws.AWS_SECRET_ACCESS_KEY);
-    await expectNoSecret(reader, [aws.AWS_SECRET_ACCESS_KEY, ours.secret], []);
+    await expectNoSecret(reader, [aws.AWS_SECRET_ACCESS_KEY, ours.secret], [], { unprinted: true });
   });
 });
 
@@ -227,8 +194,8 @@ describe('a binary cache that is down or stalls', () => {
     try {
       const flake = await makeClosureFlake('1', 0);
       const r = await job(flake, { 'binary-cache': broken.url, 'binary-cache-key': key.secret }, { HOME: await home(broken.netrc()) });
-      ok(r);
-      expect(await builds(flake)).toEqual(['base', 'app']);
+      expectSucceeded(r);
+      expect(await builtSoFar(flake)).toEqual(['base', 'app']);
       expect(r.main.warnings).toHaveLength(1);
       expect(r.main.warnings[0]).toMatch(warning);
       // The post step does not try it again.
@@ -252,13 +219,13 @@ describe('a binary cache whose download breaks', () => {
     try {
       const flake = await makeClosureFlake('1', 0);
       const writer = await job(flake, { 'binary-cache': cache.url, 'binary-cache-key': key.secret }, { HOME: await home(cache.netrc()) });
-      ok(writer);
+      expectSucceeded(writer);
       expect(Object.keys(await cache.narinfos()).length).toBeGreaterThan(0);
       await forgetOutputs(flake, ['docker', 'app', 'base']);
       const reader = await job(flake, { 'binary-cache': cache.url, 'binary-cache-public-key': key.pub }, { HOME: await home(cache.netrc()) });
-      ok(reader);
+      expectSucceeded(reader);
       // Every NAR download broke: what the cache would have given is built again.
-      expect(await builds(flake)).toEqual(['base', 'app', 'base', 'app']);
+      expect(await builtSoFar(flake)).toEqual(['base', 'app', 'base', 'app']);
       expect(reader.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     } finally {
       await cache.stop();
@@ -272,7 +239,7 @@ describe('a file:// binary cache, with the GitHub store cache or without it', ()
     const flake = await makeClosureFlake('1', 0);
     const dir = join(await mkdtemp(join(tmpdir(), 'nia-filecache-')), 'cache');
     const writer = await job(flake, { 'binary-cache': `file://${dir}`, 'binary-cache-key': ours.secret, cache: 'true' }, { ...server.env('v2'), HOME: await home() });
-    ok(writer);
+    expectSucceeded(writer);
     expect(writer.main.warnings).toEqual([]);
     expect(writer.post?.stdout).toMatch(/store cache: 2 paths \(2 new, 0 restored\)/);
     expect(await readFile(join(dir, 'nix-cache-info'), 'utf8')).toMatch(/^StoreDir: \/nix\/store$/m);
@@ -283,8 +250,8 @@ describe('a file:// binary cache, with the GitHub store cache or without it', ()
 
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     const reader = await job(flake, { 'binary-cache': `file://${dir}`, 'binary-cache-public-key': ours.pub }, { HOME: await home() });
-    ok(reader);
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expectSucceeded(reader);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
     expect(reader.main.stdout).toMatch(new RegExp(`copying path '/nix/store/\\w+-cache-app' from 'file://${dir}'`));
     expect(reader.outputs.digest).toBe(writer.outputs.digest);
   });
@@ -311,7 +278,7 @@ describe("the runner's AWS credentials", () => {
     );
     const aws = { AWS_ACCESS_KEY_ID: 'AKIANIATESTPROBE0001', AWS_SECRET_ACCESS_KEY: 'nia-aws-secret-0123456789abcdefghijklmn', AWS_SESSION_TOKEN: 'nia-aws-session-token-zyxw', AWS_REGION: 'eu-west-1' };
     const r = await job({ flake: `path:${dir}` }, {}, { HOME: await home(), NIA_PROBE_VISIBLE: 'yes', ...aws });
-    ok(r);
+    expectSucceeded(r);
     // The probe ran and saw what the environment holds (the variable the test adds), and no credential.
     expect((await readFile(join(records, 'env'), 'utf8')).trim()).toBe('visible=yes id= secret= token=');
   });

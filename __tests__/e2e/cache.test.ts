@@ -4,13 +4,14 @@
 // change, rebuilds only what changed and saves under a new key. A signed cache is used only under its
 // keys. A cache service that answers 500 or never answers costs one warning, and nothing is saved after
 // a failed restore.
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from '../support/action.js';
+import { expectSucceeded } from '../support/expect-run.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
-import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { builtSoFar, forgetOutputs, makeClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 import { skopeo, startFaultProxy, startRegistry, type TestRegistry } from '../support/registry.js';
 
@@ -25,16 +26,6 @@ afterAll(async () => {
   await registry?.stop();
   await server?.stop();
 });
-
-async function builds(flake: ClosureFlake): Promise<string[]> {
-  return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-}
-
-function ok(r: ActionRun): void {
-  expect(r.main.errors, r.log).toEqual([]);
-  expect(r.main.code, r.log).toBe(0);
-  expect(r.post?.code, r.log).toBe(0);
-}
 
 describe('the store cache', () => {
   it('saves after a build, restores on a fresh runner, and saves again only what changed', async () => {
@@ -53,9 +44,9 @@ describe('the store cache', () => {
       });
 
     const first = await job();
-    ok(first);
+    expectSucceeded(first);
     expect(first.outputs['cache-hit']).toBe('false');
-    expect(await builds(flake), first.log).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake), first.log).toEqual(['base', 'app']);
     const saved = server.entries.filter((e) => e.committed);
     expect(saved).toHaveLength(1);
     expect(saved[0]!.key).toMatch(/^nix-image-linux-x64-docker-[0-9a-f]{8}-[0-9a-f]{16}-[0-9a-f]{16}$/);
@@ -63,9 +54,9 @@ describe('the store cache', () => {
 
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     const second = await job();
-    ok(second);
+    expectSucceeded(second);
     expect(second.outputs['cache-hit']).toBe('true');
-    expect(await builds(flake)).toEqual(['base', 'app']); // nothing rebuilt
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']); // nothing rebuilt
     expect(second.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
     expect(second.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-base' from 'file:\/\//);
     expect(second.outputs.digest).toBe(first.outputs.digest);
@@ -77,9 +68,9 @@ describe('the store cache', () => {
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     await flake.setVersion('2');
     const third = await job();
-    ok(third);
+    expectSucceeded(third);
     expect(third.outputs['cache-hit']).toBe('true');
-    expect(await builds(flake)).toEqual(['base', 'app', 'app']); // only the changed derivation
+    expect(await builtSoFar(flake)).toEqual(['base', 'app', 'app']); // only the changed derivation
     expect(third.outputs.digest).not.toBe(first.outputs.digest);
     const entries = server.entries.filter((e) => e.committed);
     expect(entries).toHaveLength(2);
@@ -95,8 +86,8 @@ describe('the store cache', () => {
     // A fresh runner after it restores the chain (the base and the delta) and builds nothing.
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     const fourth = await job();
-    ok(fourth);
-    expect(await builds(flake)).toEqual(['base', 'app', 'app']);
+    expectSucceeded(fourth);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app', 'app']);
     expect(fourth.outputs.digest).toBe(third.outputs.digest);
     expect(JSON.parse(fourth.outputs.metadata!)['store-cache']).toMatchObject({ key: entries[1]!.key, entries: 2, paths: 3 });
     expect(fourth.summary).toMatch(/restored 3 paths \([^)]*\) from 2 entries/);
@@ -143,16 +134,16 @@ describe('the store cache', () => {
     expect(failed.post?.stdout).toContain('the build failed; saving what it built');
     expect(failed.post?.stdout).toMatch(/store cache: 1 paths \(1 new, 0 restored\)/); // base
     expect(server.entries.filter((e) => e.committed).length).toBe(before + 1);
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
 
     // A fresh runner, the app fixed: base comes from the cache, only app is built.
     await forgetOutputs(flake, ['base']);
     await flake.setVersion('2');
     const fixed = await job();
-    ok(fixed);
+    expectSucceeded(fixed);
     expect(fixed.outputs['cache-hit']).toBe('true');
     expect(fixed.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-base' from 'file:\/\//);
-    expect(await builds(flake)).toEqual(['base', 'app', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app', 'app']);
     const inspected = JSON.parse(await skopeo(['inspect', `docker://${registry.host}/cache/build-fails:latest`])) as { Digest: string };
     expect(inspected.Digest).toBe(fixed.outputs.digest);
   });
@@ -172,8 +163,8 @@ describe('a signed store cache', () => {
       });
 
     const writer = await job({ 'binary-cache-key': ours.secret });
-    ok(writer);
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expectSucceeded(writer);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
     expect(writer.post?.stdout).toMatch(/store cache: 2 paths \(2 new, 0 restored\)/);
     expect(writer.masks).toContain(ours.secret);
     expect(writer.rawLog.split('\n').filter((l) => !l.startsWith('::add-mask::') && l.includes(ours.secret.split(':')[1]!))).toEqual([]);
@@ -182,9 +173,9 @@ describe('a signed store cache', () => {
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     const entries = server.entries.filter((e) => e.committed).length;
     const reader = await job({ 'binary-cache-public-key': ours.pub });
-    ok(reader);
+    expectSucceeded(reader);
     expect(reader.outputs['cache-hit']).toBe('true');
-    expect(await builds(flake)).toEqual(['base', 'app']); // nothing rebuilt
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']); // nothing rebuilt
     expect(reader.main.stdout).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
     expect(reader.post?.stdout).toContain('binary-cache-public-key is set without binary-cache-key');
     expect(server.entries.filter((e) => e.committed).length).toBe(entries);
@@ -192,8 +183,8 @@ describe('a signed store cache', () => {
     // Trusting another key: the entry is restored, but Nix takes none of its paths and builds them.
     await forgetOutputs(flake, ['docker', 'app', 'base']);
     const stranger = await job({ 'binary-cache-public-key': other.pub });
-    ok(stranger);
-    expect(await builds(flake)).toEqual(['base', 'app', 'base', 'app']);
+    expectSucceeded(stranger);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app', 'base', 'app']);
     expect(stranger.main.stdout).not.toMatch(/copying path '\/nix\/store\/\w+-cache-(app|base)' from 'file:\/\//);
     expect(stranger.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
   });
@@ -226,7 +217,7 @@ describe('a cache service that is down or stalls', () => {
     Object.assign(server, fault);
     try {
       const { r, requests, image } = await cacheJob();
-      ok(r);
+      expectSucceeded(r);
       expect(r.post?.errors).toEqual([]);
       expect(r.outputs['cache-hit']).toBe('false');
       // One line, and only one: @actions/cache's own warnings and errors are plain lines.
@@ -252,7 +243,7 @@ describe('a cache service that is down or stalls', () => {
     server.faultOn = /\/CreateCacheEntry$/;
     try {
       const { r, requests, image } = await cacheJob();
-      ok(r);
+      expectSucceeded(r);
       expect(r.main.warnings).toEqual([]);
       expect(r.outputs['cache-hit']).toBe('false'); // the lookup answered: no entry yet
       expect(r.post?.warnings).toEqual([

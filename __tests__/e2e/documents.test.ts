@@ -6,10 +6,10 @@
 // it removes the files at the end of the job; the outputs are read as a later step would read them.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from '../support/action.js';
-import { makeDockerToolsFlake, type DockerToolsFlake } from '../support/flakes.js';
+import { builtSoFar, makeDockerToolsFlake, type DockerToolsFlake } from '../support/flakes.js';
+import { expectSucceeded } from '../support/expect-run.js';
 import { nixTestEnv } from '../support/nix.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
 import { cyclonedxErrors, spdxErrors } from '../support/sbom-validate.js';
@@ -31,15 +31,6 @@ const job = (inputs: Record<string, string>): Promise<ActionRun> =>
     env: nixTestEnv(),
     post: false,
   });
-
-function ok(r: ActionRun): void {
-  expect(r.main.errors, r.log).toEqual([]);
-  expect(r.main.code, r.log).toBe(0);
-}
-
-async function builds(): Promise<string[]> {
-  return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
-}
 
 type Cdx = { metadata: { component: { type: string; version: string } }; components: { properties?: { name: string; value: string }[] }[] };
 type Statement = { subject: { digest: { sha256: string } }[]; predicate: { buildDefinition: { externalParameters: Record<string, unknown> } } };
@@ -64,7 +55,7 @@ describe('the SBOM and provenance', () => {
 
   it('a push with sbom-attach: both written under RUNNER_TEMP, the SBOM valid and naming every store path of the image, both attached', async () => {
     first = await job({ image: 'docs/app', 'sbom-attach': 'true' });
-    ok(first);
+    expectSucceeded(first);
     const digest = first.outputs.digest!;
     expect(first.outputs.sbom!.startsWith(first.runnerTemp)).toBe(true);
     expect(first.outputs.provenance!.startsWith(first.runnerTemp)).toBe(true);
@@ -97,12 +88,12 @@ describe('the SBOM and provenance', () => {
   });
 
   it('an unchanged image: nothing built, the same documents byte for byte, from what is attached', async () => {
-    const before = await builds();
+    const before = await builtSoFar(flake);
     const again = await job({ image: 'docs/app', 'sbom-attach': 'true' });
-    ok(again);
+    expectSucceeded(again);
     expect(again.outputs.digest).toBe(first.outputs.digest);
     expect(JSON.parse(again.outputs.metadata!).format).toBe('already in the registry');
-    expect(await builds()).toEqual(before);
+    expect(await builtSoFar(flake)).toEqual(before);
     expect((await readFile(again.outputs.sbom!)).equals(sbom)).toBe(true);
     expect((await readFile(again.outputs.provenance!)).equals(provenance)).toBe(true);
     // Nothing attached twice.
@@ -111,7 +102,7 @@ describe('the SBOM and provenance', () => {
 
   it('spdx without attaching: a valid SPDX 2.3 file, nothing in the registry; the unchanged image then has empty outputs', async () => {
     const spdx = await job({ image: 'docs/spdx', sbom: 'spdx' });
-    ok(spdx);
+    expectSucceeded(spdx);
     // Attaching never changes the image: the same digest with and without sbom-attach.
     expect(spdx.outputs.digest).toBe(first.outputs.digest);
     const doc = JSON.parse(await readFile(spdx.outputs.sbom!, 'utf8')) as { spdxVersion: string };
@@ -121,7 +112,7 @@ describe('the SBOM and provenance', () => {
     await expect(referrers('docs/spdx', spdx.outputs.digest!)).rejects.toThrow();
 
     const unchanged = await job({ image: 'docs/spdx', sbom: 'spdx' });
-    ok(unchanged);
+    expectSucceeded(unchanged);
     expect(JSON.parse(unchanged.outputs.metadata!).format).toBe('already in the registry');
     expect(unchanged.outputs.sbom).toBe('');
     expect(unchanged.outputs.provenance).toBe('');
@@ -130,12 +121,12 @@ describe('the SBOM and provenance', () => {
 
   it('sbom-attach on an image pushed without them: nothing is built just to write them; the outputs are empty and the summary says why', async () => {
     const plain = await job({ image: 'docs/late' });
-    ok(plain);
-    const before = await builds();
+    expectSucceeded(plain);
+    const before = await builtSoFar(flake);
     const late = await job({ image: 'docs/late', 'sbom-attach': 'true' });
-    ok(late);
+    expectSucceeded(late);
     expect(JSON.parse(late.outputs.metadata!).format).toBe('already in the registry');
-    expect(await builds()).toEqual(before);
+    expect(await builtSoFar(flake)).toEqual(before);
     expect(late.outputs.digest).toBe(plain.outputs.digest);
     expect(late.outputs.sbom).toBe('');
     expect(late.outputs.provenance).toBe('');
@@ -146,7 +137,7 @@ describe('the SBOM and provenance', () => {
 
   it('sbom: false writes no SBOM, the provenance all the same', async () => {
     const none = await job({ image: 'docs/none', sbom: 'false' });
-    ok(none);
+    expectSucceeded(none);
     expect(none.outputs.sbom).toBe('');
     expect(JSON.parse(await readFile(none.outputs.provenance!, 'utf8')).predicateType).toBe('https://slsa.dev/provenance/v1');
   });

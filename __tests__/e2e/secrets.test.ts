@@ -9,11 +9,12 @@
 // records the environment it was given: none of the action's inputs, tokens or NIX_CONFIG. Last, the
 // post step removes the files main recorded under RUNNER_TEMP even when main failed early.
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction, type ActionRun } from '../support/action.js';
+import { expectNoSecret } from '../support/expect-run.js';
 import { makeImageArchive } from '../support/archives.js';
 import { makeNixRelease, nixTestEnv, pathWithoutNix, serveDirectory, type FileServer, type NixRelease } from '../support/nix.js';
 import { startRegistry, type TestRegistry } from '../support/registry.js';
@@ -84,40 +85,7 @@ async function makeProbeFlake(): Promise<ProbeFlake> {
   return { flake: `path:${dir}`, envRecord };
 }
 
-/** Every regular file under `dir` (not following links). */
-async function filesUnder(dir: string): Promise<string[]> {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else if (entry.isFile()) out.push(path);
-  }
-  return out;
-}
 
-/** The secrets the run must never show: not in what the runner shows, not in any file the steps wrote. */
-async function expectNoSecret(run: ActionRun, secrets: string[], dirs: string[]): Promise<void> {
-  const shown = {
-    log: run.log,
-    errors: run.main.errors.join('\n'),
-    warnings: [...run.main.warnings, ...(run.post?.warnings ?? [])].join('\n'),
-    outputs: JSON.stringify(run.outputs),
-    state: JSON.stringify(run.state),
-    env: JSON.stringify(run.exported),
-    summary: run.summary,
-  };
-  const files = [...Object.values(run.files), ...(await filesUnder(run.runnerTemp)), ...(await filesUnder(run.toolCache))];
-  for (const dir of dirs) files.push(...(await filesUnder(dir)));
-  for (const secret of secrets) {
-    for (const [where, text] of Object.entries(shown)) expect(text.includes(secret), `${secret} shown unmasked in the ${where}`).toBe(false);
-    for (const file of files) {
-      if ((await stat(file)).size > 64 * 1024 * 1024) continue;
-      const text = (await readFile(file)).toString('latin1');
-      expect(text.includes(secret), `${secret} written to ${file}`).toBe(false);
-    }
-  }
-}
 
 /** The probe's trace really printed the secrets (so masking is what hides them), and each was masked. */
 function expectPrintedAndMasked(run: ActionRun, secrets: string[]): void {

@@ -12,7 +12,7 @@ import { Readable } from 'node:stream';
 import * as http from 'node:http';
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dialect, skopeo, startFaultProxy, startOrigin, startRegistry, startSplitRegistry, type FaultProxy, type FaultRule, type TestRegistry } from '../support/registry.js';
+import { dialect, skopeo, startFaultProxy, startOrigin, startRegistry, startSplitRegistry, type FaultProxy, type FaultRule, type TestRegistry, withFaultProxy } from '../support/registry.js';
 import type { ImageInput } from '../../src/image/types.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { connectRegistries } from '../../src/registry/connect.js';
@@ -53,14 +53,7 @@ function client(host: string, repository: string, more: Partial<RegistryClientOp
   return c;
 }
 
-async function withProxy<T>(rules: FaultRule[], run: (p: FaultProxy) => Promise<T>): Promise<T> {
-  const proxy = await startFaultProxy(registry, rules);
-  try {
-    return await run(proxy);
-  } finally {
-    await proxy.stop();
-  }
-}
+const withProxy = <T>(rules: FaultRule[], run: (p: FaultProxy) => Promise<T>): Promise<T> => withFaultProxy(registry, rules, run);
 
 /** Bytes that do not compress: the same for the same seed. */
 function noise(size: number, seed: string): Buffer {

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeImageArchive, type MadeArchive } from '../support/archives.js';
-import { skopeo, startFaultProxy, startRegistry, type FaultProxy, type FaultRule, type TestRegistry } from '../support/registry.js';
+import { skopeo, startRegistry, type FaultProxy, type FaultRule, type TestRegistry, withFaultProxy } from '../support/registry.js';
 import { detectSource } from '../../src/image/format.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { pushImage, type PushResult } from '../../src/registry/push.js';
@@ -64,14 +64,7 @@ async function notTagged(repo: string): Promise<void> {
   await expect(skopeo(['inspect', `docker://${registry.host}/${repo}:latest`])).rejects.toThrow();
 }
 
-async function withProxy<T>(rules: FaultRule[], run: (p: FaultProxy) => Promise<T>): Promise<T> {
-  const proxy = await startFaultProxy(registry, rules);
-  try {
-    return await run(proxy);
-  } finally {
-    await proxy.stop();
-  }
-}
+const withProxy = <T>(rules: FaultRule[], run: (p: FaultProxy) => Promise<T>): Promise<T> => withFaultProxy(registry, rules, run);
 
 const count = (log: string[], re: RegExp) => log.filter((l) => re.test(l)).length;
 /** Bytes of the three layers and the config, as pushed: what a push with nothing sent twice PATCHes. */

@@ -14,7 +14,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { cacheDir, MAX_DELTAS, restoreStoreCache, saveStoreCache, type CacheState, type RestoreResult, type SaveSummary } from '../../src/nix/cache.js';
 import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
-import { makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { builtSoFar, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 
 const run = promisify(execFile);
@@ -44,10 +44,6 @@ afterAll(async () => {
 
 function onRef(ref: string): void {
   Object.assign(process.env, server.env('v2', { ref }));
-}
-
-async function builds(flake: ClosureFlake): Promise<string[]> {
-  return (await readFile(join(flake.records, 'builds'), 'utf8')).split('\n').filter(Boolean);
 }
 
 interface Job {
@@ -122,16 +118,16 @@ describe('a store cache that grows with what changed', () => {
     const prefix = first.state.keyBase;
     const firstBytes = storedBytes(prefix);
     expect(firstBytes).toBeGreaterThan(0);
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
 
     const kinds: string[] = [];
     for (let commit = 2; commit <= 10; commit++) {
       await flake.setVersion(String(commit));
-      const before = (await builds(flake)).length;
+      const before = (await builtSoFar(flake)).length;
       const job = await main(flake, { purge: true });
       expect(job.restored.hit).toBe('true');
       // Only the changed package is built: base comes from the restored chain.
-      expect((await builds(flake)).slice(before), `commit ${commit}`).toEqual(['app']);
+      expect((await builtSoFar(flake)).slice(before), `commit ${commit}`).toEqual(['app']);
       const saved = await post(job, { purge: 'gh-token' });
       expect(saved.summary?.skipped, saved.printed).toBeUndefined();
       expect(saved.warnings).toEqual([]);
@@ -147,9 +143,9 @@ describe('a store cache that grows with what changed', () => {
     expect(committed().filter((e) => e.key.startsWith(prefix))).toHaveLength(1);
 
     // A fresh runner after the tenth commit, nothing changed since: it builds nothing, saves nothing.
-    const before = (await builds(flake)).length;
+    const before = (await builtSoFar(flake)).length;
     const again = await main(flake);
-    expect((await builds(flake)).slice(before)).toEqual([]);
+    expect((await builtSoFar(flake)).slice(before)).toEqual([]);
     expect((await post(again)).summary?.skipped).toBe('unchanged');
   });
 
@@ -170,31 +166,31 @@ describe('a store cache that grows with what changed', () => {
 
     // Going back to version 2 on a fresh runner: all three entries are restored and app 2 is substituted.
     await flake.setVersion('2');
-    let before = (await builds(flake)).length;
+    let before = (await builtSoFar(flake)).length;
     const back = await main(flake);
     expect(back.restored.restored?.entries).toBe(3);
-    expect((await builds(flake)).slice(before)).toEqual([]);
+    expect((await builtSoFar(flake)).slice(before)).toEqual([]);
     expect((await post(back)).summary?.skipped).toBe('unchanged');
 
     // The middle entry (app 2) is evicted: the chain's base and last delta are still restored; app 2 is
     // built again, base is not; the save is a new base holding everything.
     expect(server.evict(d1.key!)).toBe(1);
-    before = (await builds(flake)).length;
+    before = (await builtSoFar(flake)).length;
     const evicted = await main(flake);
     expect(evicted.restored.restored?.entries).toBe(2);
     expect(evicted.restored.restored?.missing).toBe(1);
-    expect((await builds(flake)).slice(before)).toEqual(['app']);
+    expect((await builtSoFar(flake)).slice(before)).toEqual(['app']);
     const rebased = await post(evicted);
     expect(rebased.summary?.kind, rebased.printed).toBe('base');
     expect(rebased.printed).toContain('a new base: an entry of the restored chain is no longer held');
     expect(rebased.summary?.paths).toBe(2);
 
     // The next fresh runner restores that base alone and builds nothing.
-    before = (await builds(flake)).length;
+    before = (await builtSoFar(flake)).length;
     const next = await main(flake);
     expect(next.restored.restored?.key).toBe(rebased.summary?.key);
     expect(next.restored.restored?.entries).toBe(1);
-    expect((await builds(flake)).slice(before)).toEqual([]);
+    expect((await builtSoFar(flake)).slice(before)).toEqual([]);
   });
 
   it('two jobs saving on the same chain at once both succeed, and a later job restores a consistent chain', async () => {
@@ -224,17 +220,17 @@ describe('a store cache that grows with what changed', () => {
     expect(aSaved.summary?.key).not.toBe(bSaved.summary?.key);
 
     // The newest (B's) is restored with its base: version 3 needs nothing built.
-    let before = (await builds(flake)).length;
+    let before = (await builtSoFar(flake)).length;
     const later = await main(flake);
     expect(later.restored.restored?.key).toBe(bSaved.summary?.key);
     expect(later.restored.restored?.entries).toBe(2);
     expect(later.restored.restored?.missing).toBeUndefined();
-    expect((await builds(flake)).slice(before)).toEqual([]);
+    expect((await builtSoFar(flake)).slice(before)).toEqual([]);
     // Back to A's version: B's chain does not hold it; app alone is built and saved as the next delta.
     await flake.setVersion('2');
-    before = (await builds(flake)).length;
+    before = (await builtSoFar(flake)).length;
     const other = await main(flake);
-    expect((await builds(flake)).slice(before)).toEqual(['app']);
+    expect((await builtSoFar(flake)).slice(before)).toEqual(['app']);
     const next = (await post(other)).summary!;
     expect(next.kind).toBe('delta');
     expect(next.key).toMatch(new RegExp(`^${base.key}-d2-[0-9a-f]{16}$`));
@@ -250,22 +246,22 @@ describe('a store cache that grows with what changed', () => {
 
     onRef('refs/heads/feature');
     await flake.setVersion('3');
-    let before = (await builds(flake)).length;
+    let before = (await builtSoFar(flake)).length;
     const branch = await main(flake, { purge: true });
     expect(branch.restored.restored?.key).toBe(mainDelta.key); // the default branch's, through the restore keys
     expect(branch.restored.restored?.entries).toBe(2);
-    expect((await builds(flake)).slice(before)).toEqual(['app']);
+    expect((await builtSoFar(flake)).slice(before)).toEqual(['app']);
     const branchDelta = (await post(branch, { purge: 'gh-token' })).summary!;
     expect(branchDelta.kind).toBe('delta');
     expect(branchDelta.key).toMatch(new RegExp(`^${mainBase.key}-d2-`));
     expect(server.entries.find((e) => e.key === branchDelta.key)?.ref).toBe('refs/heads/feature');
 
     // The branch restores its own newest entry, whose chain is main's base and delta plus its own.
-    before = (await builds(flake)).length;
+    before = (await builtSoFar(flake)).length;
     const again = await main(flake);
     expect(again.restored.restored?.key).toBe(branchDelta.key);
     expect(again.restored.restored?.entries).toBe(3);
-    expect((await builds(flake)).slice(before)).toEqual([]);
+    expect((await builtSoFar(flake)).slice(before)).toEqual([]);
 
     // Main does not see the branch's entry.
     onRef('refs/heads/main');
@@ -293,10 +289,10 @@ describe('a store cache that grows with what changed', () => {
     const delta = await post(await main(flake, { trustedKeys: [pub] }), { secretKey: secret });
     expect(delta.summary?.kind, delta.printed).toBe('delta');
     expect(delta.summary?.newPaths).toBe(1);
-    const before = (await builds(flake)).length;
+    const before = (await builtSoFar(flake)).length;
     const reader = await main(flake, { trustedKeys: [pub] });
     expect(reader.restored.restored?.entries).toBe(2);
-    expect((await builds(flake)).slice(before)).toEqual([]);
+    expect((await builtSoFar(flake)).slice(before)).toEqual([]);
     const dir = cacheDir(join(work, 'home'));
     for (const n of (await readdir(dir)).filter((f) => f.endsWith('.narinfo'))) expect(await readFile(join(dir, n), 'utf8'), n).toMatch(/^Sig: nia-chain-1:/m);
     // An unsigned job does not put unsigned paths on the signed chain: it writes a base of its own.

@@ -19,7 +19,7 @@ import { pathInfo } from '../../src/nix/store.js';
 import { parseSecretKey, publicKeyOf } from '../../src/nix/signing.js';
 import { layerRecordTrusted, readLayerRecord, recordDigest, recordLayers, signLayerRecord } from '../../src/nix/layer-record.js';
 import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
-import { forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
+import { builtSoFar, forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 
 const run = promisify(execFile);
@@ -55,10 +55,6 @@ async function freshHome(): Promise<string> {
   const home = await mkdtemp(join(tmpdir(), 'nia-home-'));
   process.env.HOME = home;
   return home;
-}
-
-async function builds(flake: ClosureFlake): Promise<string[]> {
-  return (await readFile(join(flake.records, 'builds'), 'utf8')).split('\n').filter(Boolean);
 }
 
 async function nixBuild(installable: string, buildEnv: Record<string, string | undefined>): Promise<{ out: string; log: string }> {
@@ -120,7 +116,7 @@ describe('binary-cache-key', () => {
     const first = await job(flake, { trustedKeys: [pub], secretKey: secret });
     expect(first.summary?.skipped, first.printed).toBeUndefined();
     expect(first.summary?.paths).toBe(2); // base and app; the image itself is not saved
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
     const dir = cacheDir(home);
     const narinfos = (await readdir(dir)).filter((n) => n.endsWith('.narinfo'));
     expect(narinfos).toHaveLength(2);
@@ -138,7 +134,7 @@ describe('binary-cache-key', () => {
     const [image, app, base] = await forgetOutputs(flake, ['docker', 'app', 'base']);
     const second = await job(flake, { trustedKeys: [pub], secretKey: secret });
     expect(second.restored.hit).toBe('true');
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
     expect(second.built.log).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
     expect(second.built.out).toBe(image);
 
@@ -166,12 +162,12 @@ describe('binary-cache-key', () => {
     for (const variant of ['unsigned', 'other-key'] as const) {
       await forged(variant);
       await forgetOutputs(flake, ['docker', 'app', 'base']);
-      const before = (await builds(flake)).length;
+      const before = (await builtSoFar(flake)).length;
       const restored = await restoreStoreCache({ enabled: true, attr: 'docker', flake: flake.flake, maxSize: 1e9, nix: 'nix', env: nixEnv, trustedKeys: [pub], workspace: work });
       expect(restored.restored?.key).toBe(`${restored.state!.keyBase}forged-${variant}`);
       const built = await nixBuild(`${flake.flake}#docker`, restored.env);
       expect(built.out).toBe(image);
-      expect((await builds(flake)).slice(before), variant).toEqual(['app']); // app built, not substituted
+      expect((await builtSoFar(flake)).slice(before), variant).toEqual(['app']); // app built, not substituted
       expect(await readFile(join(app!, 'bin', 'app'), 'utf8')).toBe(appContent);
     }
 
@@ -193,7 +189,7 @@ describe('binary-cache-key', () => {
     const before = server.entries.length;
     const reader = await job(flake, { trustedKeys: [pub] });
     expect(reader.restored.hit).toBe('true');
-    expect(await builds(flake)).toEqual(['base', 'app']);
+    expect(await builtSoFar(flake)).toEqual(['base', 'app']);
     expect(reader.summary?.skipped).toBe('no binary-cache-key to sign with');
     expect(server.entries.length).toBe(before);
   });

@@ -1,7 +1,7 @@
 // Fixture flakes for end-to-end tests: flakes without nixpkgs whose `docker` output is an image in one of
 // the formats dockerTools produces (archives made by support/archives.ts, copied into the store by a plain
 // derivation), a streamLayeredImage-like script, a non-image, or a failing build.
-import { chmod, copyFile, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { repoRoot } from './action.js';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -263,4 +263,9 @@ ${packages.map((p) => `    ${p.attr} = ${drv(`fixture-${p.name}`, '', [`echo ${p
   };
   await write(opts.version ?? '1');
   return { dir, flake: `path:${dir}`, attr: 'docker', attrs: { stream: 'docker-stream', tarGz: 'docker', tar: 'docker-tar' }, records, setVersion: write };
+}
+
+/** What a fixture flake's builders recorded building, in order ("base", "app", …): what each job built. */
+export async function builtSoFar(flake: { records: string }): Promise<string[]> {
+  return (await readFile(join(flake.records, 'builds'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
 }

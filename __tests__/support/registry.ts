@@ -352,6 +352,16 @@ function throttled(rate: number): Transform {
   });
 }
 
+/** Runs `run` with a fault proxy in front of `target`, stopped afterwards whatever happens. */
+export async function withFaultProxy<T>(target: TestRegistry, rules: FaultRule[], run: (p: FaultProxy) => Promise<T>): Promise<T> {
+  const proxy = await startFaultProxy(target, rules);
+  try {
+    return await run(proxy);
+  } finally {
+    await proxy.stop();
+  }
+}
+
 /**
  * A plain-HTTP proxy in front of a plain-HTTP test registry that answers some requests with faults:
  * statuses (every n-th, in bursts), dropped and reset connections (before, mid-body, after the registry
