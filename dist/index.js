@@ -66,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-5UESJ45M.js";
+} from "./chunks/chunk-Y5UUQQBL.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -3767,6 +3767,7 @@ function repositoryTags(d, i, pushByDigest) {
 import { Readable as Readable4 } from "node:stream";
 
 // src/registry/targets.ts
+import { createReadStream as createReadStream4 } from "node:fs";
 import { Readable as Readable3 } from "node:stream";
 
 // src/registry/existing.ts
@@ -3869,40 +3870,55 @@ async function pushToAll(input, targets, opts) {
     return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }
   opts.logger.info(`pushing to ${recordKey(first)} (by digest; tags once every repository has the image)`);
-  const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known });
+  const placers = targets.slice(1).map((t, i) => blobPlacer(first.client, t.client, targets.slice(0, i + 1).map((x) => x.client), opts.logger));
+  const sameAsFirst = targets.slice(1).map((t) => t.client.registry === first.client.registry);
+  const onMade = async (desc, file, inFirst) => {
+    await Promise.all(placers.map(async (p, i) => sameAsFirst[i] ? inFirst.then(() => p.place(desc, file)) : p.place(desc, file)));
+  };
+  const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known, onMade });
   const results = [made];
   for (const [i, target] of targets.slice(1).entries()) {
     opts.logger.info(`copying ${made.digest} to ${recordKey(target)} (by digest)`);
-    results.push(await copyImage(made, first.client, target.client, targets.slice(0, i + 1).map((t) => t.client), opts.logger));
+    results.push(await copyImage(made, first.client, target.client, targets.slice(0, i + 1).map((t) => t.client), opts.logger, placers[i]));
   }
   if (!opts.byDigest) await tagEverywhere(targets, results);
   return results;
 }
-async function copyImage(made, source, target, before, logger2) {
-  const started = Date.now();
+function blobPlacer(source, target, before, logger2) {
   const mountFrom = [...new Set(before.filter((c) => c.registry === target.registry && c.repository !== target.repository).map((c) => c.repository))];
   target.allowPull(mountFrom);
   const slots = limiter(COPIES);
-  let bytesUploaded = 0;
-  let bytesSkipped = 0;
-  const place = (blob) => slots(async () => {
-    if (await target.hasBlob(blob.digest)) {
-      bytesSkipped += blob.size;
-      return "reused";
-    }
-    for (const from of mountFrom) {
-      if (await target.mountBlob(blob.digest, from)) {
-        bytesSkipped += blob.size;
-        return "mounted";
+  const bytes = { uploaded: 0, skipped: 0 };
+  const placed = /* @__PURE__ */ new Map();
+  const place = (blob, file) => {
+    const known = placed.get(blob.digest);
+    if (known) return known;
+    const action = slots(async () => {
+      if (await target.hasBlob(blob.digest)) {
+        bytes.skipped += blob.size;
+        return "reused";
       }
-    }
-    await target.uploadBlob(blob, () => Readable3.from(source.blobPieces(blob.digest, blob.size)));
-    bytesUploaded += blob.size;
-    logger2.info(`copied ${blob.digest} (${blob.size} bytes) from ${source.registry}/${source.repository}`);
-    return "uploaded";
-  });
+      for (const from of mountFrom) {
+        if (await target.mountBlob(blob.digest, from)) {
+          bytes.skipped += blob.size;
+          return "mounted";
+        }
+      }
+      await target.uploadBlob(blob, () => file ? createReadStream4(file) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
+      bytes.uploaded += blob.size;
+      logger2.info(`${file ? "uploaded" : "copied"} ${blob.digest} (${blob.size} bytes) ${file ? "as made" : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
+      return "uploaded";
+    });
+    placed.set(blob.digest, action);
+    action.catch(() => void 0);
+    return action;
+  };
+  return { place, bytes };
+}
+async function copyImage(made, source, target, before, logger2, placer = blobPlacer(source, target, before, logger2)) {
+  const started = Date.now();
   const actions = /* @__PURE__ */ new Map();
-  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, place(blob));
+  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, placer.place(blob));
   const settled = await Promise.allSettled(actions.values());
   const failed = settled.find((r) => r.status === "rejected");
   if (failed) throw failed.reason;
@@ -3916,8 +3932,8 @@ async function copyImage(made, source, target, before, logger2) {
     config: made.config,
     layers,
     pushed: true,
-    bytesUploaded,
-    bytesSkipped,
+    bytesUploaded: placer.bytes.uploaded,
+    bytesSkipped: placer.bytes.skipped,
     layersMade: 0,
     seconds: (Date.now() - started) / 1e3,
     input: `${made.input}, as pushed to ${source.registry}/${source.repository}`,

@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-5UESJ45M.js";
+} from "./chunks/chunk-Y5UUQQBL.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -85,6 +85,9 @@ export interface PushOptions {
   byDigest?: boolean;
   /** Annotations of the manifest itself (what produced the image: a later job finds it by them). */
   annotations?: Record<string, string>;
+  /** Hears each layer blob made here, with its compressed file (kept until what it returns settles) and a
+   *  promise of the registry holding it: a push to several registries sends it on from the file. */
+  onMade?: (desc: Descriptor, file: string, inRegistry: Promise<void>) => Promise<void>;
 }
 
 export interface PushResult {
@@ -417,9 +420,11 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
           rememberDiffID(made.digest, made.diffID);
           compressed.resolve(made);
           const desc = { mediaType: layerMediaType(compression.algorithm), digest: made.digest, size: made.size };
+          // The later registries get it from the same file, beside this registry's upload.
+          let mirrored: Promise<void> | undefined;
           try {
             if (!client) return { ...desc, diffID: made.diffID, action: 'computed' };
-            return await uploadSlots(async () => {
+            const upload = uploadSlots(async () => {
               run.check();
               if (await client.hasBlob(made.digest, { signal: run.signal })) {
                 bytesSkipped += made.size;
@@ -440,7 +445,14 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
               logger.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: 'uploaded' as const };
             });
+            // The later registries get it from the same file, beside this registry's upload.
+            mirrored = opts.onMade?.(desc, made.file, upload.then(() => undefined));
+            mirrored?.catch(() => undefined);
+            const report = await upload;
+            await mirrored;
+            return report;
           } finally {
+            await mirrored?.catch(() => undefined); // its reads of the file end before the file goes
             await rm(made.file, { force: true });
           }
         }),

@@ -5,6 +5,7 @@
 // registry holds is mounted from there, any other is copied from the first registry (its digest checked).
 // Only when every repository holds every blob is anything tagged, repository by repository. With one
 // repository this is exactly pushImage.
+import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
 import { limiter } from './limit.js';
 import { readLayerRecord, recordLayers } from '../nix/layer-record.js';
@@ -66,12 +67,21 @@ export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: 
     return [await pushImage({ ...common, input, client: first.client, tags: first.tags, byDigest: opts.byDigest, reuseTags: first.reuse, known: first.known })];
   }
   opts.logger.info(`pushing to ${recordKey(first)} (by digest; tags once every repository has the image)`);
+  // Each layer made here goes to the later registries from its compressed file as soon as it is made,
+  // beside the first registry's upload, never downloaded back. What they then lack (layers the first had
+  // already, the config) is copied once the first holds the image.
+  const placers = targets.slice(1).map((t, i) => blobPlacer(first.client, t.client, targets.slice(0, i + 1).map((x) => x.client), opts.logger));
+  // A repository in the first one's registry waits for it, then mounts the blob (nothing sent again).
+  const sameAsFirst = targets.slice(1).map((t) => t.client.registry === first.client.registry);
+  const onMade = async (desc: Descriptor, file: string, inFirst: Promise<void>): Promise<void> => {
+    await Promise.all(placers.map(async (p, i) => (sameAsFirst[i] ? inFirst.then(() => p.place(desc, file)) : p.place(desc, file))));
+  };
   // Pushed by digest, the layers under its tags are still the first to look at.
-  const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known });
+  const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known, onMade });
   const results: PushResult[] = [made];
   for (const [i, target] of targets.slice(1).entries()) {
     opts.logger.info(`copying ${made.digest} to ${recordKey(target)} (by digest)`);
-    results.push(await copyImage(made, first.client, target.client, targets.slice(0, i + 1).map((t) => t.client), opts.logger));
+    results.push(await copyImage(made, first.client, target.client, targets.slice(0, i + 1).map((t) => t.client), opts.logger, placers[i]));
   }
   if (!opts.byDigest) await tagEverywhere(targets, results);
   return results;
@@ -83,33 +93,51 @@ export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: 
  * mounted; any other is streamed from the source registry, its digest checked as it comes. Then the
  * manifest, by digest.
  */
-export async function copyImage(made: PushResult, source: RegistryClient, target: RegistryClient, before: RegistryClient[], logger: Logger): Promise<PushResult> {
-  const started = Date.now();
+/** Places blobs in one later repository, each once: left where it is, mounted from an earlier repository
+ *  of the same registry, uploaded from a local file when there is one, else streamed from the source. */
+interface BlobPlacer {
+  place(blob: Descriptor, file?: string): Promise<LayerReport['action']>;
+  bytes: { uploaded: number; skipped: number };
+}
+
+function blobPlacer(source: RegistryClient, target: RegistryClient, before: RegistryClient[], logger: Logger): BlobPlacer {
   const mountFrom = [...new Set(before.filter((c) => c.registry === target.registry && c.repository !== target.repository).map((c) => c.repository))];
   target.allowPull(mountFrom);
   const slots = limiter(COPIES);
-  let bytesUploaded = 0;
-  let bytesSkipped = 0;
-  const place = (blob: Descriptor): Promise<LayerReport['action']> =>
-    slots(async () => {
+  const bytes = { uploaded: 0, skipped: 0 };
+  const placed = new Map<string, Promise<LayerReport['action']>>();
+  const place = (blob: Descriptor, file?: string): Promise<LayerReport['action']> => {
+    const known = placed.get(blob.digest);
+    if (known) return known;
+    const action = slots(async (): Promise<LayerReport['action']> => {
       if (await target.hasBlob(blob.digest)) {
-        bytesSkipped += blob.size;
+        bytes.skipped += blob.size;
         return 'reused';
       }
       for (const from of mountFrom) {
         if (await target.mountBlob(blob.digest, from)) {
-          bytesSkipped += blob.size;
+          bytes.skipped += blob.size;
           return 'mounted';
         }
       }
-      await target.uploadBlob(blob, () => Readable.from(source.blobPieces(blob.digest, blob.size)));
-      bytesUploaded += blob.size;
-      logger.info(`copied ${blob.digest} (${blob.size} bytes) from ${source.registry}/${source.repository}`);
+      // The registry checks the digest of what it is sent, whichever copy it comes from.
+      await target.uploadBlob(blob, () => (file ? createReadStream(file) : Readable.from(source.blobPieces(blob.digest, blob.size))));
+      bytes.uploaded += blob.size;
+      logger.info(`${file ? 'uploaded' : 'copied'} ${blob.digest} (${blob.size} bytes) ${file ? 'as made' : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return 'uploaded';
     });
+    placed.set(blob.digest, action);
+    action.catch(() => undefined);
+    return action;
+  };
+  return { place, bytes };
+}
+
+export async function copyImage(made: PushResult, source: RegistryClient, target: RegistryClient, before: RegistryClient[], logger: Logger, placer = blobPlacer(source, target, before, logger)): Promise<PushResult> {
+  const started = Date.now();
   // Distinct blobs once each (an image may hold one layer twice), the config with them.
   const actions = new Map<string, Promise<LayerReport['action']>>();
-  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, place(blob));
+  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, placer.place(blob));
   const settled = await Promise.allSettled(actions.values());
   const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
@@ -123,8 +151,8 @@ export async function copyImage(made: PushResult, source: RegistryClient, target
     config: made.config,
     layers,
     pushed: true,
-    bytesUploaded,
-    bytesSkipped,
+    bytesUploaded: placer.bytes.uploaded,
+    bytesSkipped: placer.bytes.skipped,
     layersMade: 0,
     seconds: (Date.now() - started) / 1000,
     input: `${made.input}, as pushed to ${source.registry}/${source.repository}`,

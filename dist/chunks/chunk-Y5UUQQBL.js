@@ -74408,9 +74408,10 @@ async function pushImage(opts) {
           rememberDiffID(made.digest, made.diffID);
           compressed.resolve(made);
           const desc = { mediaType: layerMediaType(compression.algorithm), digest: made.digest, size: made.size };
+          let mirrored;
           try {
             if (!client) return { ...desc, diffID: made.diffID, action: "computed" };
-            return await uploadSlots(async () => {
+            const upload = uploadSlots(async () => {
               run.check();
               if (await client.hasBlob(made.digest, { signal: run.signal })) {
                 bytesSkipped += made.size;
@@ -74431,7 +74432,13 @@ async function pushImage(opts) {
               logger8.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: "uploaded" };
             });
+            mirrored = opts.onMade?.(desc, made.file, upload.then(() => void 0));
+            mirrored?.catch(() => void 0);
+            const report2 = await upload;
+            await mirrored;
+            return report2;
           } finally {
+            await mirrored?.catch(() => void 0);
             await rm7(made.file, { force: true });
           }
         })
