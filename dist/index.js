@@ -66,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-Y5UUQQBL.js";
+} from "./chunks/chunk-FGY6YKWT.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-Y5UUQQBL.js";
+} from "./chunks/chunk-FGY6YKWT.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

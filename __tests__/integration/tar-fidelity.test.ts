@@ -9,13 +9,14 @@
 // target and file content is the one on disk.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmod, link, lstat, mkdir, mkdtemp, readdir, symlink, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { fakeStorePath, sealStore } from '../support/fake-store.js';
 import { storeLayerTar, type TarParams } from '../../src/image/store-layer.js';
 
 const run = promisify(execFile);
@@ -43,24 +44,10 @@ const raw = (...bytes: number[]) => Buffer.from(bytes);
 let root: string;
 let store: string;
 let confN = 0;
+/** A store path name of the test's store. */
+const storePath = (name: string): string => fakeStorePath(store, name);
 
-function storePath(name: string): string {
-  const alphabet = '0123456789abcdfghijklmnpqrsvwxyz';
-  const h = createHash('sha256').update(name).digest();
-  let hash = '';
-  for (let i = 0; i < 32; i++) hash += alphabet[h[i]! % 32];
-  return join(store, `${hash}-${name}`);
-}
 
-/** The store's modes: directories 0555, files 0444 or 0555; symlinks as they are. Paths as bytes. */
-async function seal(path: Buffer): Promise<void> {
-  const st = await lstat(path);
-  if (st.isSymbolicLink()) return;
-  if (st.isDirectory()) {
-    for (const c of await readdir(path, { encoding: 'buffer' })) await seal(at(path, c));
-    await chmod(path, 0o555);
-  } else await chmod(path, st.mode & 0o111 ? 0o555 : 0o444);
-}
 
 interface Owner {
   uid?: number;
@@ -204,7 +191,7 @@ beforeAll(async () => {
   await link(at(odd, '\ufeffbom'), at(odd, 'hard-bom'));
   await link(at(odd, raw(0x66, 0xff, 0x6f)), at(odd, raw(0xfe, 0x2d, 0x68)));
   await link(at(odd, 'bom'), at(odd, badDir, 'hard-plain'));
-  await seal(Buffer.from(odd));
+  await sealStore(Buffer.from(odd));
 
   // Only valid UTF-8, a leading BOM the one oddity.
   bom = storePath('bom-only');
@@ -215,7 +202,7 @@ beforeAll(async () => {
   await writeFile(at(bom, '\ufeff'), 'just a BOM');
   await symlink('\ufeffetc/conf', at(bom, '\ufeffto'));
   await link(at(bom, 'etc', 'conf'), at(bom, '\ufeffhard'));
-  await seal(Buffer.from(bom));
+  await sealStore(Buffer.from(bom));
 
   // Many short names from bytes around UTF-8's boundaries (ASCII, continuation bytes, every kind of lead
   // byte, bytes that lead nothing), so decoding and ordering meet every case.
@@ -230,20 +217,20 @@ beforeAll(async () => {
     made.add(name.toString('hex'));
     await writeFile(at(fuzz, name), name.toString('hex'));
   }
-  await seal(Buffer.from(fuzz));
+  await sealStore(Buffer.from(fuzz));
 
   other = storePath('other-1.0');
   await mkdir(at(other, raw(0xff)), { recursive: true });
   await link(at(odd, raw(0xff, 0xfe)), at(other, raw(0xff), raw(0xff, 0xfe)));
   await link(at(odd, '\ufeffbom'), at(other, '\ufeffbom'));
-  await seal(Buffer.from(other));
+  await sealStore(Buffer.from(other));
 
   linked = storePath('odd-link');
   await symlink(odd, linked);
 
   file = storePath('just-a-file');
   await writeFile(file, 'a store path that is a file');
-  await seal(Buffer.from(file));
+  await sealStore(Buffer.from(file));
 });
 
 describe('store layer tars, for every name a store path can hold', () => {

@@ -3,7 +3,7 @@
 // stream_layered_image.py does): same bytes, so same diff ids and the same image config digest.
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, link, lstat, mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { extract } from 'tar-stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fakeStorePath, sealStore, unsealStore } from '../support/fake-store.js';
 import { imageConfigBytes, parseConfBytes, parseTime, pyListRepr } from '../../src/image/docker-config.js';
 import { dumpsIndent4, isJsonObject, parsePythonJson, pyFloatRepr, type JsonValue } from '../../src/image/pyjson.js';
 import { storeLayerTar, tarHeader, UnsupportedImageError, type TarMember, type TarParams } from '../../src/image/store-layer.js';
@@ -39,35 +40,11 @@ async function collect(r: Readable): Promise<Buffer> {
 let root: string;
 let store: string;
 let confN = 0;
+/** A store path name of the test's store. */
+const storePath = (name: string): string => fakeStorePath(store, name);
 
-/** A store path name: 32 characters of [0-9a-z] (from the name, so reruns make the same trees), then -name. */
-function storePath(name: string): string {
-  const alphabet = '0123456789abcdfghijklmnpqrsvwxyz';
-  const h = createHash('sha256').update(name).digest();
-  let hash = '';
-  for (let i = 0; i < 32; i++) hash += alphabet[h[i]! % 32];
-  return join(store, `${hash}-${name}`);
-}
 
-/** Give a tree the store's modes: directories 0555, files 0444 or 0555 when executable; symlinks as they are. */
-async function seal(path: string): Promise<void> {
-  const st = await lstat(path);
-  if (st.isSymbolicLink()) return;
-  if (st.isDirectory()) {
-    for (const c of await readdir(path)) await seal(join(path, c));
-    await chmod(path, 0o555);
-  } else await chmod(path, st.mode & 0o111 ? 0o555 : 0o444);
-}
 
-/** Make a tree writable again so it can be removed (paths as bytes: one test makes a name that is not UTF-8). */
-async function unseal(path: Buffer): Promise<void> {
-  const st = await lstat(path);
-  if (st.isSymbolicLink()) return;
-  await chmod(path, 0o755);
-  if (st.isDirectory()) {
-    for (const c of await readdir(path, { encoding: 'buffer' })) await unseal(Buffer.concat([path, Buffer.from('/'), c]));
-  }
-}
 
 interface Conf {
   created?: string;
@@ -184,14 +161,14 @@ beforeAll(async () => {
   await link(join(dir, 'a.txt'), join(dir, 'a', 'a.txt'));
   // A file of several MiB: many 1 MiB reads, and a size that is not a multiple of 512.
   await writeFile(join(dir, 'lib', 'big.bin'), randomBytes(5 * 1024 * 1024 + 77));
-  await seal(dir);
+  await sealStore(dir);
   // Mode bits beyond 0o777 and a writable file, which the store never has but tarfile keeps.
   await chmod(join(dir, 'a0'), 0o4755);
   await chmod(join(dir, 'a-b'), 0o640);
 
   const single = storePath('hello.txt');
   await writeFile(single, 'a store path that is a file\n');
-  await seal(single);
+  await sealStore(single);
 
   const linkPath = storePath('hello-link');
   await symlink(dir, linkPath);
@@ -200,19 +177,19 @@ beforeAll(async () => {
   await mkdir(join(other, 'lib'), { recursive: true });
   await link(join(dir, 'lib', 'libhello.so'), join(other, 'lib', 'libhello.so')); // across two paths
   await writeFile(join(other, 'lib', 'own'), randomBytes(511));
-  await seal(other);
+  await sealStore(other);
 
   const long = storePath('l'.repeat(180));
   await mkdir(join(long, 'bin'), { recursive: true });
   await writeFile(join(long, 'bin', 'tool'), 'tool', { mode: 0o755 });
-  await seal(long);
+  await sealStore(long);
 
   rich = { dir, single, link: linkPath, other, long };
 });
 
 afterAll(async () => {
   if (root) {
-    await unseal(Buffer.from(root));
+    await unsealStore(Buffer.from(root));
     await rm(root, { recursive: true, force: true });
   }
 });
@@ -255,7 +232,7 @@ describe('store layer tars', () => {
     for (const size of [0, 1, 511, 512, 513, 9216, 9728, 10240]) {
       const p = storePath(`pad-${size}`);
       await writeFile(p, randomBytes(size));
-      await seal(p);
+      await sealStore(p);
       paths.push(p);
     }
     const tars = await compareLayers({ store_layers: paths.map((p) => [p]) });

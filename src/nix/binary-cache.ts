@@ -51,26 +51,33 @@ export function narinfo(info: PathInfo, key?: SecretKey, file?: NarFile): string
   ].join('\n');
 }
 
-/** Writes the path's NAR (`nix-store --dump`) to `file`; its hash is the one path-info gave, its size is checked. */
-async function dumpNar(nix: string, info: PathInfo, file: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const child = spawn(nixStoreBinary(nix), ['--dump', info.path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Streams a path's NAR (`nix-store --dump`) through `stages`, the last one writing it out. The copy and
+ * the exit are awaited together: a copy that fails first still has its exit (or spawn error) handled,
+ * never an unhandled rejection that would fail the post step. Throws when nix-store fails.
+ */
+export async function dumpNarThrough(nix: string, path: string, env: NodeJS.ProcessEnv, stages: [NodeJS.WritableStream, ...NodeJS.WritableStream[]]): Promise<void> {
+  const child = spawn(nixStoreBinary(nix), ['--dump', path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   const exited = new Promise<number | null>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', resolve);
   });
-  const out = createWriteStream(file);
-  // Both awaited together: when the copy fails first, the exit (or spawn error) is still handled, never an
-  // unhandled rejection that would fail the post step.
   let code: number | null;
   try {
-    [, code] = await Promise.all([pipeline(child.stdout, out), exited]);
+    [, code] = await Promise.all([(pipeline as (...s: unknown[]) => Promise<void>)(child.stdout, ...stages), exited]);
   } catch (e) {
     child.kill();
     throw e;
   }
-  if (code !== 0) throw new Error(`nix-store --dump ${info.path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
+  if (code !== 0) throw new Error(`nix-store --dump ${path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
+}
+
+/** Writes the path's NAR to `file`; its hash is the one path-info gave, its size is checked. */
+async function dumpNar(nix: string, info: PathInfo, file: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const out = createWriteStream(file);
+  await dumpNarThrough(nix, info.path, env, [out]);
   if (out.bytesWritten !== info.narSize) throw new Error(`nix-store --dump ${info.path} wrote ${out.bytesWritten} bytes, path-info says ${info.narSize}`);
   return out.bytesWritten;
 }

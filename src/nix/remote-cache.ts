@@ -27,16 +27,15 @@ import { chmod, mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough, Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import * as zlib from 'node:zlib';
 import { withoutSecrets } from '../image/child-env.js';
 import { limiter } from '../registry/limit.js';
-import { hashPart, narinfo, STORE_CACHE_PRIORITY, type NarFile } from './binary-cache.js';
+import { dumpNarThrough, hashPart, narinfo, STORE_CACHE_PRIORITY, type NarFile } from './binary-cache.js';
 import { awsEnvironment, CacheUnreachable, fetchSmall, PROBE_MS, refusal, s3Region, send, startCacheFront, upstreamOf, type CacheFront, type Upstream } from './cache-http.js';
 import { parseCacheUrl, type CacheUrl } from './cache-url.js';
 import { pathsToSave, type Built } from './cache.js';
 import { keyName, parseSecretKey, type SecretKey } from './signing.js';
-import { nixBase32, nixStoreBinary, type PathInfo } from './store.js';
+import { nixBase32, type PathInfo } from './store.js';
 
 /** After cache.nixos.org (40), every other upstream cache and the GitHub store cache (1000, already on the
  *  runner's disk): the binary cache gives a path only when none of those has it. */
@@ -195,25 +194,11 @@ function counter(hash: ReturnType<typeof createHash>, count: { n: number }): Tra
 /** Writes the path's NAR, compressed, to `file`; checks it against what path-info says (hash and size). */
 export async function packNar(nix: string, info: PathInfo, file: string, env: NodeJS.ProcessEnv): Promise<NarFile> {
   const { stream, compression, ext } = compressor();
-  const child = spawn(nixStoreBinary(nix), ['--dump', info.path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let err = '';
-  child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
-  const exited = new Promise<number | null>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
   const narHash = createHash('sha256');
   const fileHash = createHash('sha256');
   const narSize = { n: 0 };
   const fileSize = { n: 0 };
-  let code: number | null;
-  try {
-    [, code] = await Promise.all([pipeline(child.stdout, counter(narHash, narSize), stream(), counter(fileHash, fileSize), createWriteStream(file, { mode: 0o600 })), exited]);
-  } catch (e) {
-    child.kill();
-    throw e;
-  }
-  if (code !== 0) throw new Error(`nix-store --dump ${info.path} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`);
+  await dumpNarThrough(nix, info.path, env, [counter(narHash, narSize), stream(), counter(fileHash, fileSize), createWriteStream(file, { mode: 0o600 })]);
   const got = `sha256:${nixBase32(narHash.digest())}`;
   if (narSize.n !== info.narSize || got !== info.narHash) throw new Error(`the NAR of ${info.path} is not what path-info says (${narSize.n} bytes, ${got})`);
   const hash = nixBase32(fileHash.digest());
