@@ -6,6 +6,7 @@
 // (both at their default level, 3); the pull table times `podman pull --storage-driver vfs` of the
 // image ours pushed, with gzip and with zstd layers, into an empty store.
 import '../src/threadpool.js'; // as the action does, before anything starts the pool
+import '../src/heap.js'; // and buffers in V8's heap budget, as the action does
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';

@@ -66,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-FGY6YKWT.js";
+} from "./chunks/chunk-MTFRTNDJ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-FGY6YKWT.js";
+} from "./chunks/chunk-MTFRTNDJ.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

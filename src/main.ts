@@ -2,6 +2,7 @@
 // inputs → registries reached → (merge) → nix set up → evaluated → (already in the registry) → store cache
 // restored → built → image read → pushed → layers recorded → reported.
 import './threadpool.js'; // first: sizes the thread pool before anything starts it
+import './heap.js'; // and counts buffers in V8's heap budget (fewer full collections)
 import * as core from '@actions/core';
 import { rmSync } from 'node:fs';
 import { envInputReader, parseInputs, type ActionInputs } from './inputs/index.js';

@@ -4,6 +4,7 @@
 // (a socket or timer left behind by the cache client must not hold it open either).
 // The same bundle is the child that runs one @actions/cache call under a watchdog (nix/cache-call.ts),
 // for main's restore and for the save here: with NIA_CACHE_CALL set it runs that call and nothing else.
+import './heap.js'; // first: buffers in V8's heap budget, as in main
 import * as core from '@actions/core';
 import { rm } from 'node:fs/promises';
 import { saveStoreCache } from './nix/cache.js';

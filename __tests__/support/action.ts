@@ -339,3 +339,18 @@ export async function runAction(opts: RunActionOptions = {}): Promise<ActionRun>
     dir,
   };
 }
+
+/**
+ * A probe script run after one of the action's startup modules (src/threadpool.ts, src/heap.ts), bundled
+ * as dist/ is made (scripts/bundle.mjs: one ESM file, the module's code first, as main.ts imports it
+ * first). Returns the bundle and the probe alone, to run the same probe with and without the module.
+ */
+export async function bundleAfterStartup(dir: string, module: string, probe: string): Promise<{ bundled: string; plain: string }> {
+  const { build } = await import('esbuild');
+  const plain = join(dir, 'probe.mjs');
+  await writeFile(plain, probe);
+  await writeFile(join(dir, 'entry.ts'), `import ${JSON.stringify(join(repoRoot, 'src', module))};\nimport './probe.mjs';\n`);
+  const bundled = join(dir, 'bundled.mjs');
+  await build({ entryPoints: [join(dir, 'entry.ts')], outfile: bundled, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
+  return { bundled, plain };
+}

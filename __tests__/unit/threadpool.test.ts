@@ -5,13 +5,12 @@
 // non-blocking open for writing fails with ENXIO when there is none), last queued first, counts exactly
 // the threads the pool has (up to K).
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { repoRoot, runtimes } from '../support/action.js';
+import { bundleAfterStartup, runtimes } from '../support/action.js';
 import { blocksInFlight, LAYERS_AT_ONCE } from '../../src/image/compress.js';
 import { threadPoolSize } from '../../src/threadpool.js';
 
@@ -78,12 +77,7 @@ describe('thread pool size, in effect', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'nia-threadpool-'));
-    await writeFile(join(dir, 'probe.mjs'), PROBE);
-    // As dist/index.js is made (scripts/bundle.mjs): ESM, threadpool.ts imported first.
-    await writeFile(join(dir, 'entry.ts'), `import ${JSON.stringify(join(repoRoot, 'src', 'threadpool.ts'))};\nimport './probe.mjs';\n`);
-    bundled = join(dir, 'bundled.mjs');
-    await build({ entryPoints: [join(dir, 'entry.ts')], outfile: bundled, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning' });
-    plain = join(dir, 'probe.mjs');
+    ({ bundled, plain } = await bundleAfterStartup(dir, 'threadpool.ts', PROBE));
   });
   afterAll(async () => rm(dir, { recursive: true, force: true }));
 

@@ -29401,6 +29401,14 @@ function asStranger(command, args, env = process.env) {
   };
 }
 
+// src/heap.ts
+import { setFlagsFromString } from "node:v8";
+var ONE_BUDGET_FLAG = "--external-memory-accounted-in-global-limit";
+function hasOneBudget(v8Version = process.versions.v8) {
+  return Number(v8Version.split(".")[0]) >= 13;
+}
+if (hasOneBudget()) setFlagsFromString(ONE_BUDGET_FLAG);
+
 // node_modules/@actions/core/lib/core.js
 var core_exports = {};
 __export(core_exports, {
