@@ -66,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-MTFRTNDJ.js";
+} from "./chunks/chunk-3KM3AM56.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -3726,7 +3726,14 @@ async function connectRegistries(inputs, opts) {
     parseReuseTags(inputs.reuseTags, groups[0].target);
     return { primary, groups, targets };
   }
-  for (const group of groups) {
+  try {
+    for (const group of groups) await connectGroup(group);
+  } catch (error) {
+    for (const t of targets) t.client.close();
+    throw error;
+  }
+  return { primary, groups, targets };
+  async function connectGroup(group) {
     const ours = group.target.apiHost === primary.apiHost;
     const { credentials, reload } = resolveCredentialSource({
       registry: group.target.registry,
@@ -3745,11 +3752,15 @@ async function connectRegistries(inputs, opts) {
       onSecret: opts.onSecret,
       ...ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }
     });
-    await client.ping();
-    await client.checkPush();
-    targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+    try {
+      await client.ping();
+      await client.checkPush();
+      targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+    } catch (error) {
+      client.close();
+      throw error;
+    }
   }
-  return { primary, groups, targets };
 }
 function checkHost(host) {
   try {

@@ -5,8 +5,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pkg from '../../package.json' with { type: 'json' };
 import type { StorePathFacts } from '../nix/sbom-data.js';
+import { VERSION } from '../version.js';
 
 export type SbomFormat = 'cyclonedx' | 'spdx';
 
@@ -20,7 +20,7 @@ export const SBOM_FILE_NAMES: Record<SbomFormat, string> = {
   spdx: 'sbom.spdx.json',
 };
 
-export const TOOL = { name: 'nix-image-action', version: pkg.version } as const;
+export const TOOL = { name: 'nix-image-action', version: VERSION } as const;
 
 /** The image an SBOM describes: where it was pushed, and its manifest digest. */
 export interface SbomSubject {

