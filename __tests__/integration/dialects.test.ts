@@ -205,6 +205,21 @@ describe('3. the target repository checked before the build', () => {
     });
   });
 
+  it('a later repository that fails the check closes the connections of those already reached', async () => {
+    await withProxy([], async (first) => {
+      await withProxy(dialect(registry, 'ecr-missing-repo', { repository: 'team/missing' }), async (second) => {
+        const twoRepositories = { ...inputs(first.host, 'check/first'), tags: ['latest', `${second.host}/team/missing:latest`], insecureRegistries: [second.host] };
+        await expect(connectRegistries(twoRepositories, { logger: quiet, onSecret: () => {} })).rejects.toThrow(/has no repository team\/missing/);
+        expect(first.log).toContain('POST /v2/check/first/blobs/uploads/ → 202');
+        // The first repository's client was closed: its kept-alive connection is gone.
+        const deadline = Date.now() + 2_000;
+        while ((await first.connections()) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+        expect(await first.connections()).toBe(0);
+        expect(await second.connections()).toBe(0);
+      });
+    });
+  });
+
   it('a missing ECR repository fails at once, saying how to create it', async () => {
     await withProxy(dialect(registry, 'ecr-missing-repo', { repository: 'team/missing' }), async (proxy) => {
       await expect(connect(proxy.host, 'team/missing')).rejects.toThrow(

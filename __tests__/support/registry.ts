@@ -314,6 +314,8 @@ export interface FaultProxy {
   forwarded: Record<string, number>;
   /** Every request, in order of arrival: its body's size as received, and the headers that shape it. */
   requests: ProxiedRequest[];
+  /** Client connections open now (kept-alive ones included). */
+  connections(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -565,6 +567,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     received,
     forwarded,
     requests,
+    connections: () => new Promise<number>((resolve, reject) => server.getConnections((e, n) => (e ? reject(e) : resolve(n)))),
     stop: () =>
       new Promise<void>((r) => {
         for (const u of upstreams) u.destroy();

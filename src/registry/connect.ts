@@ -40,7 +40,17 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
     parseReuseTags(inputs.reuseTags, groups[0]!.target); // checked all the same
     return { primary, groups, targets };
   }
-  for (const group of groups) {
+  try {
+    for (const group of groups) await connectGroup(group);
+  } catch (error) {
+    // A later repository that cannot be reached closes the clients already made: no idle connection
+    // holds the failed step open.
+    for (const t of targets) t.client.close();
+    throw error;
+  }
+  return { primary, groups, targets };
+
+  async function connectGroup(group: TagTarget): Promise<void> {
     const ours = group.target.apiHost === primary.apiHost;
     const { credentials, reload } = resolveCredentialSource({
       registry: group.target.registry,
@@ -59,13 +69,17 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
       onSecret: opts.onSecret,
       ...(ours ? {} : { credentialsHint: `log in to it before this step (docker/login-action with registry: ${group.target.registry}): its Docker config entry is used` }),
     });
-    await client.ping();
-    // The repository takes pushes (it exists; its project does): an upload session opened and cancelled.
-    await client.checkPush();
-    // reuse-tags: tags of this repository, or repository:tag of another in the same registry (mounted).
-    targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+    try {
+      await client.ping();
+      // The repository takes pushes (it exists; its project does): an upload session opened and cancelled.
+      await client.checkPush();
+      // reuse-tags: tags of this repository, or repository:tag of another in the same registry (mounted).
+      targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+    } catch (error) {
+      client.close();
+      throw error;
+    }
   }
-  return { primary, groups, targets };
 }
 
 /** A host of insecure-registries, checked by the registry input's grammar. */
