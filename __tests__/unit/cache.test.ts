@@ -7,7 +7,8 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheKeys, cacheProblem, flakeIdentity, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
+import { cacheKeys, cacheProblem, deltaKey, flakeIdentity, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
+import { inChain, supersededKeys } from '../../src/nix/purge.js';
 import { cacheCall, phaseOf, type CacheCallRequest } from '../../src/nix/cache-call.js';
 import { narinfo } from '../../src/nix/binary-cache.js';
 import { fingerprint, keyProblem, parseSecretKey } from '../../src/nix/signing.js';
@@ -288,5 +289,35 @@ describe('cache problems', () => {
     expect(phaseOf('::debug::Attempting to upload cache located at: /t/cache.tzst', 'save')).toEqual({ name: 'upload', kind: 'work' });
     expect(phaseOf('::debug::Upload cache', 'save')).toEqual({ name: 'upload', kind: 'work' });
     expect(phaseOf('Cache hit for: k-1', 'restore')).toBeUndefined();
+  });
+});
+
+describe('what cache-purge deletes', () => {
+  const keyBase = 'nix-store-v3-linux-x64-abc-';
+  const paths = (n: string) => [{ path: `/nix/store/${n}` }] as Parameters<typeof pathSetKey>[1];
+  const oldBase = pathSetKey(keyBase, paths('a'));
+  const otherBase = pathSetKey(keyBase, paths('b'));
+  const newBase = pathSetKey(keyBase, paths('c'));
+  const d1 = deltaKey(oldBase, 1, pathSetKey(keyBase, paths('d')));
+  const d2 = deltaKey(oldBase, 2, pathSetKey(keyBase, paths('e')));
+  const ref = 'refs/heads/main';
+  const listed = [oldBase, d1, d2, otherBase, deltaKey(otherBase, 1, newBase), newBase, `${oldBase}-extra`].map((key) => ({ key, ref, size_in_bytes: 1 }));
+
+  it('deletes the old base and its deltas in this ref, nothing else', () => {
+    expect(supersededKeys([...listed, { key: d2, ref: 'refs/heads/other', size_in_bytes: 1 }], oldBase, keyBase, ref, newBase)).toEqual([oldBase, d1, d2]);
+  });
+
+  it('takes no chain manifest at its word: a base that is the key prefix, another prefix, or the new entry deletes nothing', () => {
+    expect(supersededKeys(listed, keyBase, keyBase, ref, newBase)).toEqual([]);
+    expect(supersededKeys(listed, 'nix-store-v3-', keyBase, ref, newBase)).toEqual([]);
+    expect(supersededKeys(listed, newBase, keyBase, ref, newBase)).toEqual([]);
+    expect(supersededKeys(listed, pathSetKey('other-prefix-', paths('a')), keyBase, ref, newBase)).toEqual([]);
+  });
+
+  it('purges after a new base only when the entry restored is the chain the manifest names', () => {
+    expect(inChain(oldBase, oldBase)).toBe(true);
+    expect(inChain(d2, oldBase)).toBe(true);
+    expect(inChain(otherBase, oldBase)).toBe(false);
+    expect(inChain(`${oldBase}-extra`, oldBase)).toBe(false);
   });
 });

@@ -44,7 +44,7 @@ import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } f
 import { keyName, parseSecretKey } from './signing.js';
 import { layerRecordFile, layerRecordTrusted, recordDigest, signLayerRecord } from './layer-record.js';
 import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
-import { purgeSuperseded, type PurgeResult } from './purge.js';
+import { inChain, purgeSuperseded, type PurgeResult } from './purge.js';
 
 /** The chain manifest every entry carries (not trusted for anything a signature guards: it only names entries to fetch). */
 export const CHAIN_MANIFEST = 'nix-image-action-chain.json';
@@ -487,9 +487,10 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
   }
   const id = call.value?.id ?? -1;
   if (id <= 0) return summary({ ...base, skipped: 'the cache service did not take it (see the log above)' });
-  // A new base supersedes the chain it was restored from (this key prefix only).
-  if (!asDelta && opts.purge && chain && state.restoredKey?.startsWith(state.keyBase) && chain.base !== entryKey) {
-    const purge = await purgeSuperseded(chain.base, state.keyBase, opts.purge.token);
+  // A new base supersedes the chain it was restored from (this key prefix only): the entry restored is that
+  // chain's base or a delta on it, so a manifest naming some other base is not taken at its word.
+  if (!asDelta && opts.purge && chain && state.restoredKey && inChain(state.restoredKey, chain.base) && chain.base !== entryKey) {
+    const purge = await purgeSuperseded(chain.base, state.keyBase, opts.purge.token, entryKey);
     return summary({ ...base, purge });
   }
   return summary(base);

@@ -1,9 +1,9 @@
 // cache-purge: deleting the store cache entries a new base supersedes, through GitHub's REST API for
 // caches (GITHUB_API_URL): GET /repos/{owner}/{repo}/actions/caches?key=<prefix>&ref=<ref> lists the
-// entries whose key starts with the old base key (the base and every delta on it, concurrent ones
-// included), DELETE /repos/{owner}/{repo}/actions/caches?key=<key>&ref=<ref> deletes each. Only this
-// job's ref, only keys under the old base's key (which starts with this job's key prefix): another
-// branch's entries, and another prefix's, are never touched. The token needs `actions: write`; without
+// entries whose key starts with the old base key, DELETE /repos/{owner}/{repo}/actions/caches?key=<key>&ref=<ref>
+// deletes the base and each delta on it (concurrent ones included). Only this job's ref, only the old
+// base's own chain under this job's key prefix, never the entry just saved: another branch's entries,
+// another prefix's and another chain's are never touched. The token needs `actions: write`; without
 // it (403) the post step says once how to grant it.
 import * as core from '@actions/core';
 
@@ -16,7 +16,7 @@ export interface PurgeResult {
   problem?: string;
 }
 
-interface ListedCache {
+export interface ListedCache {
   key: string;
   ref: string;
   size_in_bytes: number;
@@ -26,12 +26,36 @@ const PERMISSION =
   'cache-purge: the token may not delete caches (403), so superseded store cache entries stay until GitHub evicts them; ' +
   'give the job `permissions: actions: write` (and pass that token as github-token), or set cache-purge: false';
 
-/** Deletes the entries whose key starts with `oldBase` in this ref; `keyBase` guards against another prefix. */
-export async function purgeSuperseded(oldBase: string, keyBase: string, token: string): Promise<PurgeResult> {
+const HEX16 = '[0-9a-f]{16}';
+const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** Whether `key` is a base entry's key under `keyBase` (nix/cache.ts pathSetKey: the prefix, 16 hex). */
+export function isBaseKey(key: string, keyBase: string): boolean {
+  return new RegExp(`^${escape(keyBase)}${HEX16}$`).test(key);
+}
+
+/**
+ * The listed entries a new base supersedes: in this ref, the old base itself and its deltas
+ * (`<base>-d<n>-<16 hex>`, nix/cache.ts deltaKey), nothing else; never `keep` (the entry just saved).
+ * A chain manifest names its base: one that is not a base key under this prefix supersedes nothing, so a
+ * crafted manifest cannot widen the purge to a whole prefix or to the new entry.
+ */
+export function supersededKeys(listed: ListedCache[], oldBase: string, keyBase: string, ref: string, keep: string): string[] {
+  if (!isBaseKey(oldBase, keyBase) || oldBase === keep) return [];
+  return [...new Set(listed.filter((c) => c.ref === ref && c.key !== keep && inChain(c.key, oldBase)).map((c) => c.key))];
+}
+
+/** Whether `key` is the base `base` or a delta on it (nix/cache.ts deltaKey: `<base>-d<n>-<16 hex>`). */
+export function inChain(key: string, base: string): boolean {
+  return key === base || new RegExp(`^${escape(base)}-d[0-9]+-${HEX16}$`).test(key);
+}
+
+/** Deletes the old base `oldBase` and its deltas in this ref (supersededKeys), never `keep`. */
+export async function purgeSuperseded(oldBase: string, keyBase: string, token: string, keep: string): Promise<PurgeResult> {
   const api = (process.env.GITHUB_API_URL || 'https://api.github.com').replace(/\/$/, '');
   const repo = process.env.GITHUB_REPOSITORY;
   const ref = process.env.GITHUB_REF;
-  if (!oldBase.startsWith(keyBase)) return { deleted: [], bytes: 0, problem: 'the superseded entries have another key prefix' };
+  if (!isBaseKey(oldBase, keyBase)) return { deleted: [], bytes: 0, problem: 'the superseded chain does not name a base entry of this key prefix' };
   if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: 'no GITHUB_REPOSITORY, GITHUB_REF or github-token' };
   const headers = { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'nix-image-action' };
   const base = `${api}/repos/${repo}/actions/caches`;
@@ -54,7 +78,7 @@ export async function purgeSuperseded(oldBase: string, keyBase: string, token: s
       listed.push(...got);
       if (got.length < 100) break;
     }
-    const keys = [...new Set(listed.filter((c) => c.key.startsWith(oldBase) && c.key.startsWith(keyBase) && c.ref === ref).map((c) => c.key))];
+    const keys = supersededKeys(listed, oldBase, keyBase, ref, keep);
     for (const key of keys) {
       const res = await fetch(`${base}?${new URLSearchParams({ key, ref })}`, { method: 'DELETE', headers, signal: AbortSignal.timeout(10_000) });
       if (res.status === 404) continue; // gone already (another job purged it)
