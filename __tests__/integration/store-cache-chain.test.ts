@@ -6,102 +6,50 @@
 // a branch saves its delta on top of the default branch's entries; cache-purge deletes what a new base
 // supersedes, and says how to grant the permission when the token lacks it.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { cp, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { cacheDir, MAX_DELTAS, restoreStoreCache, saveStoreCache, type CacheState, type RestoreResult, type SaveSummary } from '../../src/nix/cache.js';
-import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheDir, MAX_DELTAS } from '../../src/nix/cache.js';
+import type { CacheServer } from '../support/cache-server.js';
 import { builtSoFar, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
+import { cacheJobEnv, forgetPaths, mainStep, postStep as post, type MainOptions, type MainStep } from '../support/store-cache-job.js';
 
 const run = promisify(execFile);
-const nixEnv = nixTestEnv();
-const env = { ...process.env, ...nixEnv };
-const saved = { ...process.env };
-const savedArgv = process.argv[1];
+const env = { ...process.env, ...nixTestEnv() };
 
+// Every runner has the same HOME (the cache directory's path versions the entries); each fresh runner
+// starts without the outputs (main forgets them) and with the directory emptied (by the restore).
+const runners = cacheJobEnv('nia-chain-', { GITHUB_REPOSITORY: 'owner/app' });
 let server: CacheServer;
 let work: string;
 
 beforeAll(async () => {
-  server = await startCacheServer();
-  work = await mkdtemp(join(tmpdir(), 'nia-chain-'));
-  // Every runner has the same HOME (the cache directory's path versions the entries); each fresh runner
-  // starts without the outputs (forgetOutputs) and with the directory emptied (by the restore).
-  Object.assign(process.env, server.env('v2'), { GITHUB_WORKSPACE: work, RUNNER_TEMP: join(work, 'tmp'), HOME: join(work, 'home'), GITHUB_REPOSITORY: 'owner/app' });
-  await mkdir(join(work, 'tmp'));
-  await mkdir(join(work, 'home'));
-  await useCacheCallChild();
+  ({ server, work } = await runners.start());
 });
-afterAll(async () => {
-  process.env = saved;
-  process.argv[1] = savedArgv!;
-  await server?.stop();
-});
+afterAll(() => runners.stop());
 
 function onRef(ref: string): void {
   Object.assign(process.env, server.env('v2', { ref }));
 }
 
-interface Job {
-  restored: RestoreResult;
-  state: CacheState;
-  built: { drvPath: string; storePath: string };
-  printed: string[];
-  warnings: string[];
-}
-
-/** Captures what a step prints (info lines and warnings). */
-function capture(): { printed: string[]; warnings: string[]; stop: () => void } {
-  const printed: string[] = [];
-  const warnings: string[] = [];
-  // core.warning prints `::warning::<text>` on stdout.
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    printed.push(String(chunk));
-    for (const m of String(chunk).matchAll(/^::warning::(.*)$/gm)) warnings.push(m[1]!);
-    return true;
-  });
-  return { printed, warnings, stop: () => out.mockRestore() };
-}
-
 /** What the jobs built: a fresh runner has none of it (forgetOutputs, but for every version built so far). */
 const outputs = new Set<string>();
-async function forget(): Promise<void> {
-  const there = [...outputs].filter((p) => existsSync(p));
-  outputs.clear();
-  if (there.length) await run('nix', ['store', 'delete', ...there], { env });
-}
 
 /** The main step of a fresh runner: restore, then build <flake>#docker with the restored substituter. */
-async function main(flake: ClosureFlake, opts: { trustedKeys?: string[]; purge?: boolean; keepStore?: boolean } = {}): Promise<Job> {
-  if (!opts.keepStore) await forget();
-  const c = capture();
-  try {
-    const restored = await restoreStoreCache({ enabled: true, attr: 'docker', flake: flake.flake, maxSize: 1e9, nix: 'nix', nixVersion: '2.8.0', env: nixEnv, workspace: work, trustedKeys: opts.trustedKeys, purge: opts.purge });
-    const { stdout } = await run('nix', ['build', '--no-link', '--json', `${flake.flake}#docker`], { env: { ...env, ...restored.env } });
-    const [first] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[];
-    // The image (gzipped) names no references: its inputs are asked for by attribute.
-    const { stdout: inputs } = await run('nix', ['path-info', `${flake.flake}#app`, `${flake.flake}#base`], { env });
-    for (const p of [first!.outputs.out, ...inputs.split('\n').filter(Boolean)]) outputs.add(p);
-    // The state goes to post as JSON, as the runner carries it.
-    return { restored, state: JSON.parse(JSON.stringify(restored.state)) as CacheState, built: { drvPath: first!.drvPath, storePath: first!.outputs.out }, printed: c.printed, warnings: c.warnings };
-  } finally {
-    c.stop();
+async function main(flake: ClosureFlake, opts: MainOptions & { keepStore?: boolean } = {}): Promise<MainStep> {
+  if (!opts.keepStore) {
+    const there = [...outputs];
+    outputs.clear();
+    await forgetPaths(there);
   }
-}
-
-/** The post step of that runner. */
-async function post(job: Job, opts: { secretKey?: string; purge?: string } = {}): Promise<{ summary?: SaveSummary; printed: string; warnings: string[] }> {
-  const c = capture();
-  try {
-    const summary = await saveStoreCache(job.state, job.built, { ...(opts.secretKey ? { secretKey: opts.secretKey } : {}), ...(opts.purge ? { purge: { token: opts.purge } } : {}) });
-    return { summary, printed: c.printed.join(''), warnings: c.warnings };
-  } finally {
-    c.stop();
-  }
+  const job = await mainStep(flake.flake, opts);
+  // The image (gzipped) names no references: its inputs are asked for by attribute.
+  const { stdout: inputs } = await run('nix', ['path-info', `${flake.flake}#app`, `${flake.flake}#base`], { env });
+  for (const p of [job.out, ...inputs.split('\n').filter(Boolean)]) outputs.add(p);
+  return job;
 }
 
 const committed = () => server.entries.filter((e) => e.committed);
@@ -113,7 +61,7 @@ describe('a store cache that grows with what changed', () => {
     const flake = await makeClosureFlake('1', 0);
     const first = await main(flake, { purge: true });
     expect(first.restored.hit).toBe('false');
-    const firstSave = await post(first, { purge: 'gh-token' });
+    const firstSave = await post(first, { purgeToken: 'gh-token' });
     expect(firstSave.summary?.kind, firstSave.printed).toBe('base');
     const prefix = first.state.keyBase;
     const firstBytes = storedBytes(prefix);
@@ -128,7 +76,7 @@ describe('a store cache that grows with what changed', () => {
       expect(job.restored.hit).toBe('true');
       // Only the changed package is built: base comes from the restored chain.
       expect((await builtSoFar(flake)).slice(before), `commit ${commit}`).toEqual(['app']);
-      const saved = await post(job, { purge: 'gh-token' });
+      const saved = await post(job, { purgeToken: 'gh-token' });
       expect(saved.summary?.skipped, saved.printed).toBeUndefined();
       expect(saved.warnings).toEqual([]);
       kinds.push(saved.summary!.kind!);
@@ -251,7 +199,7 @@ describe('a store cache that grows with what changed', () => {
     expect(branch.restored.restored?.key).toBe(mainDelta.key); // the default branch's, through the restore keys
     expect(branch.restored.restored?.entries).toBe(2);
     expect((await builtSoFar(flake)).slice(before)).toEqual(['app']);
-    const branchDelta = (await post(branch, { purge: 'gh-token' })).summary!;
+    const branchDelta = (await post(branch, { purgeToken: 'gh-token' })).summary!;
     expect(branchDelta.kind).toBe('delta');
     expect(branchDelta.key).toMatch(new RegExp(`^${mainBase.key}-d2-`));
     expect(server.entries.find((e) => e.key === branchDelta.key)?.ref).toBe('refs/heads/feature');
@@ -274,7 +222,7 @@ describe('a store cache that grows with what changed', () => {
     server.evict(mainDelta.key!);
     await flake.setVersion('4');
     const rebase = await main(flake, { purge: true });
-    const saved = await post(rebase, { purge: 'gh-token' });
+    const saved = await post(rebase, { purgeToken: 'gh-token' });
     expect(saved.summary?.kind, saved.printed).toBe('base');
     expect(saved.summary?.purge?.deleted).toEqual([branchDelta.key]);
     expect(server.entries.some((e) => e.key === mainBase.key && e.ref === 'refs/heads/main')).toBe(true);
@@ -314,7 +262,7 @@ describe('a store cache that grows with what changed', () => {
     server.evict(d1.key!); // the next save is a new base, superseding the base and d2
     server.restWrite = false;
     try {
-      const saved = await post(await main(flake, { purge: true }), { purge: 'gh-token' });
+      const saved = await post(await main(flake, { purge: true }), { purgeToken: 'gh-token' });
       expect(saved.summary?.kind, saved.printed).toBe('base');
       expect(saved.summary?.purge?.problem).toBe('no permission (actions: write)');
       expect(saved.warnings).toHaveLength(1);

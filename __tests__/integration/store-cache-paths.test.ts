@@ -9,29 +9,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restoreStoreCache, saveStoreCache, type CacheState } from '../../src/nix/cache.js';
-import { derivationOf } from '../../src/nix/build.js';
-import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
 import { nixTestEnv } from '../support/nix.js';
+import { cacheJob, cacheJobEnv, forgetPaths } from '../support/store-cache-job.js';
 
 const run = promisify(execFile);
-const saved = { ...process.env };
-const savedArgv = process.argv[1];
-let server: CacheServer;
+const runners = cacheJobEnv('nia-paths-');
 let work: string;
 
 beforeAll(async () => {
-  server = await startCacheServer();
-  work = await mkdtemp(join(tmpdir(), 'nia-paths-'));
-  Object.assign(process.env, server.env('v2'), { GITHUB_WORKSPACE: work, RUNNER_TEMP: join(work, 'tmp'), HOME: join(work, 'home') });
-  await mkdir(join(work, 'tmp'));
-  await useCacheCallChild();
+  ({ work } = await runners.start());
 });
-afterAll(async () => {
-  process.env = saved;
-  process.argv[1] = savedArgv!;
-  await server?.stop();
-});
+afterAll(() => runners.stop());
 
 async function recordsDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'nia-records-'));
@@ -45,20 +33,7 @@ const drv = (name: string, salt: string, attrs: string, script: string) =>
   `derivation { name = ${JSON.stringify(name)}; system = "x86_64-linux"; builder = "/bin/sh"; PATH = "/usr/bin:/bin"; salt = ${JSON.stringify(salt)}; ${attrs} args = [ "-c" ${JSON.stringify(script)} ]; }`;
 
 /** One job as main and post run it: restore, evaluate (import from derivation builds here), build, save. */
-async function job(flake: string, nixConf: Record<string, string>) {
-  const restored = await restoreStoreCache({ enabled: true, attr: 'docker', flake, maxSize: 1e9, nix: 'nix', nixVersion: '2.8.0', env: nixConf, workspace: work });
-  // A fresh runner has no evaluation cache either (Nix keeps it under XDG_CACHE_HOME).
-  const env = { ...process.env, ...nixConf, ...restored.env, XDG_CACHE_HOME: await mkdtemp(join(tmpdir(), 'nia-xdg-')) };
-  const evaluation = await derivationOf({ nix: 'nix', installable: `${flake}#docker`, buildArgs: [], env });
-  const { stdout } = await run('nix', ['build', '--no-link', '--json', `${flake}#docker`], { env });
-  const out = (JSON.parse(stdout) as { outputs: { out: string } }[])[0]!.outputs.out;
-  const summary = await saveStoreCache(JSON.parse(JSON.stringify(restored.state)) as CacheState, { drvPath: evaluation.drvPath!, storePath: out, evaluated: evaluation.realised });
-  return { restored, summary, evaluation, out };
-}
-
-async function forget(paths: string[]): Promise<void> {
-  await run('nix', ['store', 'delete', ...paths], { env: { ...process.env, ...nixTestEnv() } });
-}
+const job = (flake: string, nixEnv: Record<string, string>) => cacheJob(flake, { nixEnv, evaluate: true });
 
 describe('what the store cache saves', () => {
   it('saves what import from derivation built, and builds signed by the runner: a fresh runner builds nothing', async () => {
@@ -76,20 +51,20 @@ describe('what the store cache saves', () => {
 
     const first = await job(flake, conf);
     expect(await built(records)).toEqual(['ifd', 'app']);
-    expect(first.evaluation.realised.some((p) => p.endsWith('-ifd-version.drv'))).toBe(true);
-    const ifdOut = (await run('nix-store', ['--query', '--outputs', first.evaluation.realised.find((p) => p.endsWith('-ifd-version.drv'))!])).stdout.trim();
+    expect(first.evaluation!.realised.some((p) => p.endsWith('-ifd-version.drv'))).toBe(true);
+    const ifdOut = (await run('nix-store', ['--query', '--outputs', first.evaluation!.realised.find((p) => p.endsWith('-ifd-version.drv'))!])).stdout.trim();
     const info = JSON.parse((await run('nix', ['path-info', '--json', ifdOut], { env: { ...process.env, ...conf } })).stdout) as { signatures?: string[] }[];
     expect(info[0]!.signatures?.[0]).toMatch(/^runner-1:/);
     expect(first.summary?.skipped).toBeUndefined();
     expect(first.summary?.paths).toBe(2); // the IFD output and app; the image itself is not saved
 
     const appOut = (await run('nix', ['path-info', `${flake}#app`], { env: { ...process.env, ...conf } })).stdout.trim();
-    await forget([first.out, appOut, ifdOut]);
+    await forgetPaths([first.out, appOut, ifdOut]);
     const second = await job(flake, conf);
     expect(second.restored.hit).toBe('true');
     expect(await built(records)).toEqual(['ifd', 'app']); // nothing built again
     expect(second.out).toBe(first.out);
-    expect(second.summary, JSON.stringify([first.summary, second.summary, first.evaluation.realised, second.evaluation.realised])).toMatchObject({ key: first.summary!.key, skipped: 'unchanged' });
+    expect(second.summary, JSON.stringify([first.summary, second.summary, first.evaluation!.realised, second.evaluation!.realised])).toMatchObject({ key: first.summary!.key, skipped: 'unchanged' });
   });
 
   it('keeps an entry per flake when two flakes of one repository have identical locks', async () => {
@@ -113,7 +88,7 @@ describe('what the store cache saves', () => {
     expect(await built(records)).toEqual(['api', 'worker']);
     // Fresh runners, alternating: each restores its own flake's entry and builds nothing.
     for (const name of ['api', 'worker', 'api']) {
-      await forget(outs[name]!);
+      await forgetPaths(outs[name]!);
       const r = await job(flake(name), nixTestEnv());
       expect(r.restored.hit, name).toBe('true');
       expect(r.restored.restored?.key).toBe(keys[name]);

@@ -12,21 +12,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import * as cache from '@actions/cache';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { cacheDir, restoreStoreCache, saveStoreCache, type CacheState } from '../../src/nix/cache.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheDir, restoreStoreCache, type CacheState } from '../../src/nix/cache.js';
 import { narinfo, hashPart, writeBinaryCache } from '../../src/nix/binary-cache.js';
 import { pathInfo } from '../../src/nix/store.js';
 import { parseSecretKey, publicKeyOf } from '../../src/nix/signing.js';
 import { layerRecordTrusted, readLayerRecord, recordDigest, recordLayers, signLayerRecord } from '../../src/nix/layer-record.js';
-import { startCacheServer, useCacheCallChild, type CacheServer } from '../support/cache-server.js';
+import type { CacheServer } from '../support/cache-server.js';
+import { filesUnder } from '../support/expect-run.js';
 import { builtSoFar, forgetOutputs, makeClosureFlake, type ClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
+import { cacheJob, cacheJobEnv, nixBuild, type MainOptions, type PostOptions } from '../support/store-cache-job.js';
 
 const run = promisify(execFile);
 const nixEnv = nixTestEnv();
 const env = { ...process.env, ...nixEnv };
-const saved = { ...process.env };
-const savedArgv = process.argv[1];
+const runners = cacheJobEnv('nia-trust-');
 
 let server: CacheServer;
 let work: string;
@@ -35,19 +36,11 @@ let pub: string;
 let otherSecret: string;
 
 beforeAll(async () => {
-  server = await startCacheServer();
-  work = await mkdtemp(join(tmpdir(), 'nia-trust-'));
-  Object.assign(process.env, server.env('v2'), { GITHUB_WORKSPACE: work, RUNNER_TEMP: join(work, 'tmp') });
-  await mkdir(join(work, 'tmp'));
-  await useCacheCallChild();
+  ({ server, work } = await runners.start());
   ({ secret, pub } = await generateCacheKey('nia-test-1'));
   otherSecret = (await generateCacheKey('someone-else-1')).secret;
 });
-afterAll(async () => {
-  process.env = saved;
-  process.argv[1] = savedArgv!;
-  await server?.stop();
-});
+afterAll(() => runners.stop());
 
 /** The runners' HOME: the same on each (@actions/cache versions an entry by its path), and each fresh
  *  runner starts without the outputs (forgetOutputs) and with the cache directory emptied (by the restore). */
@@ -57,33 +50,8 @@ async function freshHome(): Promise<string> {
   return home;
 }
 
-async function nixBuild(installable: string, buildEnv: Record<string, string | undefined>): Promise<{ out: string; log: string }> {
-  const { stdout, stderr } = await run('nix', ['build', '--no-link', '--json', '--print-build-logs', installable], { env: { ...env, ...buildEnv } });
-  const [first] = JSON.parse(stdout) as { drvPath: string; outputs: { out: string } }[];
-  return { out: first!.outputs.out, log: stderr };
-}
-
-async function drvPathOf(installable: string): Promise<string> {
-  return (await run('nix', ['path-info', '--derivation', installable], { env })).stdout.trim();
-}
-
 /** One job: restore, build <flake>#docker, save (as post does, with `secretKey`); output captured. */
-async function job(flake: ClosureFlake, opts: { trustedKeys?: string[]; secretKey?: string }) {
-  const printed: string[] = [];
-  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
-    printed.push(String(chunk));
-    return true;
-  });
-  try {
-    const restored = await restoreStoreCache({ enabled: true, attr: 'docker', flake: flake.flake, maxSize: 1e9, nix: 'nix', nixVersion: '2.8.0', env: nixEnv, trustedKeys: opts.trustedKeys, workspace: work });
-    const built = await nixBuild(`${flake.flake}#docker`, restored.env);
-    const drvPath = await drvPathOf(`${flake.flake}#docker`);
-    const summary = await saveStoreCache(JSON.parse(JSON.stringify(restored.state)) as CacheState, { drvPath, storePath: built.out }, { secretKey: opts.secretKey });
-    return { restored, built, summary, printed: printed.join('') };
-  } finally {
-    spy.mockRestore();
-  }
-}
+const job = (flake: ClosureFlake, opts: MainOptions & PostOptions) => cacheJob(flake.flake, opts);
 
 /** Independently of src: the narinfo's Sig verifies against `publicKey` over Nix's fingerprint. */
 function signedBy(text: string, publicKey: string): boolean {
@@ -95,13 +63,6 @@ function signedBy(text: string, publicKey: string): boolean {
   if (!sig.startsWith(`${name}:`)) return false;
   const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(key!, 'base64')]);
   return verify(null, Buffer.from(fp), createPublicKey({ key: der, format: 'der', type: 'spki' }), Buffer.from(sig.slice(name!.length + 1), 'base64'));
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  if (!existsSync(dir)) return [];
-  const out: string[] = [];
-  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) out.push(join(e.parentPath, e.name));
-  return out;
 }
 
 describe('binary-cache-key', () => {
@@ -135,8 +96,8 @@ describe('binary-cache-key', () => {
     const second = await job(flake, { trustedKeys: [pub], secretKey: secret });
     expect(second.restored.hit).toBe('true');
     expect(await builtSoFar(flake)).toEqual(['base', 'app']);
-    expect(second.built.log).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
-    expect(second.built.out).toBe(image);
+    expect(second.log).toMatch(/copying path '\/nix\/store\/\w+-cache-app' from 'file:\/\//);
+    expect(second.out).toBe(image);
 
     // The forger's entry: the saved one, with app's NAR replaced and its narinfo unsigned or signed by
     // another key; saved later under the same key prefix, so a fresh runner restores it.
