@@ -41,6 +41,7 @@ import {
   nixStoreBinary,
   notice,
   openBinaryCache,
+  proxyOptions,
   publicKeyOf,
   pushImage,
   readDerivation,
@@ -66,7 +67,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-3KM3AM56.js";
+} from "./chunks/chunk-XIPMQONR.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -2513,13 +2514,13 @@ var HttpTransport = class {
     this.opts = opts;
     this.stallMs = opts.stallMs ?? STALL_MS;
     const ca = opts.ca?.length ? [...rootCertificates, ...opts.ca] : void 0;
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...ca ? { ca } : {} });
-    if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...ca ? { ca } : {}, ...proxyOptions() });
+    if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false, ...proxyOptions() });
     this.registryOrigin = originOf(`https://${opts.registry}/`);
     this.registryHost = new URL(`https://${opts.registry}/`).host;
   }
   opts;
-  httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16, ...proxyOptions() });
   httpsAgent;
   /** Only for the registry's https origin, when insecure. */
   registryAgent;
@@ -4240,7 +4241,7 @@ async function build(inputs, nix, job, clock) {
     nix: nix.nix,
     installable: job.installable,
     buildArgs: job.buildArgs,
-    env: { ...job.env, ...cache.env, ...nixConfig2 ? { NIX_CONFIG: nixConfig2 } : {} },
+    env: { ...job.env, ...cache.env, ...binary?.nixEnv, ...nixConfig2 ? { NIX_CONFIG: nixConfig2 } : {} },
     onLine: (line) => {
       const path2 = binary?.nixName ? substitutedFrom(line, binary.nixName) : void 0;
       if (path2) substituted.add(path2);

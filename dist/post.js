@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-3KM3AM56.js";
+} from "./chunks/chunk-XIPMQONR.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -170,7 +170,7 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     nix: nix.nix,
     installable: job.installable,
     buildArgs: job.buildArgs,
-    env: { ...job.env, ...cache.env, ...(nixConfig ? { NIX_CONFIG: nixConfig } : {}) },
+    env: { ...job.env, ...cache.env, ...binary?.nixEnv, ...(nixConfig ? { NIX_CONFIG: nixConfig } : {}) },
     onLine: (line) => {
       const path = binary?.nixName ? substitutedFrom(line, binary.nixName) : undefined;
       if (path) substituted.add(path);

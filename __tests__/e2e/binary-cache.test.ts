@@ -16,6 +16,7 @@ import { expectSucceeded, expectNoSecret } from '../support/expect-run.js';
 import { makeImageArchive } from '../support/archives.js';
 import { startBinaryCache, type TestBinaryCache } from '../support/binary-cache.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
+import { startProxy } from '../support/proxy.js';
 import { builtSoFar, forgetOutputs, makeClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
@@ -144,6 +145,35 @@ describe('an HTTP binary cache (nginx, WebDAV PUT)', () => {
       expect((await fresh.requests()).filter((q) => /^GET \/\w{32}\.narinfo 200$/.test(q)).length).toBeGreaterThan(0);
     } finally {
       await fresh.stop();
+    }
+  });
+});
+
+describe('behind the runner proxy (HTTP_PROXY for the action and for Nix)', () => {
+  it('reaches the registry and the binary cache through the proxy, and Nix the loopback front directly: a fresh runner builds nothing', async () => {
+    const ours = await generateCacheKey('nia-bincache-proxy-1');
+    const flake = await makeClosureFlake('1', 0);
+    const proxy = await startProxy();
+    try {
+      const proxied = { HTTP_PROXY: proxy.url, http_proxy: proxy.url, HTTPS_PROXY: proxy.url, https_proxy: proxy.url };
+      const writer = await job(flake, { 'binary-cache': http.url, 'binary-cache-key': ours.secret }, { HOME: await home(http.netrc()), ...proxied });
+      expectSucceeded(writer);
+      expect(await builtSoFar(flake)).toEqual(['base', 'app']);
+      await forgetOutputs(flake, ['docker', 'app', 'base']);
+      const reader = await job(flake, { 'binary-cache': http.url, 'binary-cache-public-key': ours.pub }, { HOME: await home(), ...proxied });
+      expectSucceeded(reader);
+      expect(reader.main.warnings).toEqual([]);
+      expect(await builtSoFar(flake)).toEqual(['base', 'app']); // nothing built: Nix reached the front
+      expect(reader.outputs.digest).toBe(writer.outputs.digest);
+      // Everything the action sent went to the registry or the cache through the proxy; nothing to the front.
+      const hosts = new Set(proxy.seen.map((s) => new URL(s.split(' ')[1]!.replace(/^(?!http)/, 'http://')).host));
+      expect(hosts).toEqual(new Set([registry.host, new URL(http.url).host]));
+      // The writer's post uploaded through it (NARs, then narinfos); the reader's front asked upstream through it.
+      expect(proxy.seen.filter((s) => s.startsWith(`PUT ${http.url}/`) && s.endsWith('.narinfo')).length).toBe(2);
+      expect(proxy.seen.filter((s) => s.startsWith(`GET ${http.url}/`) && s.endsWith('.narinfo')).length).toBeGreaterThanOrEqual(2);
+      expect(proxy.seen.some((s) => s.startsWith(`PUT http://${registry.host}/v2/bincache/`))).toBe(true);
+    } finally {
+      await proxy.stop();
     }
   });
 });

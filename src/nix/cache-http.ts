@@ -13,6 +13,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { agentFor } from '../proxy.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -203,7 +204,8 @@ export function send(url: URL, opts: { method: string; headers?: Record<string, 
   const stallMs = opts.stallMs ?? STALL_MS;
   return new Promise<Answer>((resolve, reject) => {
     const request = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = request(url, { method: opts.method, headers: opts.headers ?? {}, timeout: stallMs });
+    const agent = agentFor(url);
+    const req = request(url, { method: opts.method, headers: opts.headers ?? {}, timeout: stallMs, ...(agent ? { agent } : {}) });
     let head: NodeJS.Timeout | undefined;
     let answered = false;
     const answerBy = () => !answered && (head = setTimeout(() => req.destroy(new CacheUnreachable(`no answer from ${url.host} in ${answerMs / 1000} s`)), answerMs));

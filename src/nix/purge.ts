@@ -4,8 +4,11 @@
 // deletes the base and each delta on it (concurrent ones included). Only this job's ref, only the old
 // base's own chain under this job's key prefix, never the entry just saved: another branch's entries,
 // another prefix's and another chain's are never touched. The token needs `actions: write`; without
-// it (403) the post step says once how to grant it.
+// it (403) the post step says once how to grant it. Requests go through the runner's proxy, if any (proxy.ts).
 import * as core from '@actions/core';
+import { fetchSmall } from './cache-http.js';
+
+const ok = (status: number): boolean => status >= 200 && status < 300;
 
 export interface PurgeResult {
   /** Keys deleted. */
@@ -71,18 +74,18 @@ export async function purgeSuperseded(oldBase: string, keyBase: string, token: s
   try {
     const listed: ListedCache[] = [];
     for (let page = 1; page <= 10; page++) {
-      const res = await fetch(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: '100', page: String(page) })}`, { headers, signal: AbortSignal.timeout(10_000) });
-      if (!res.ok) return fail(res.status, 'listing caches');
-      const body = (await res.json()) as { actions_caches?: ListedCache[] };
+      const res = await fetchSmall(new URL(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: '100', page: String(page) })}`), { method: 'GET', headers, answerMs: 10_000 }, 16 << 20);
+      if (!ok(res.status)) return fail(res.status, 'listing caches');
+      const body = JSON.parse(res.text) as { actions_caches?: ListedCache[] };
       const got = body.actions_caches ?? [];
       listed.push(...got);
       if (got.length < 100) break;
     }
     const keys = supersededKeys(listed, oldBase, keyBase, ref, keep);
     for (const key of keys) {
-      const res = await fetch(`${base}?${new URLSearchParams({ key, ref })}`, { method: 'DELETE', headers, signal: AbortSignal.timeout(10_000) });
+      const res = await fetchSmall(new URL(`${base}?${new URLSearchParams({ key, ref })}`), { method: 'DELETE', headers, answerMs: 10_000 });
       if (res.status === 404) continue; // gone already (another job purged it)
-      if (!res.ok) return fail(res.status, `deleting ${key}`);
+      if (!ok(res.status)) return fail(res.status, `deleting ${key}`);
       result.deleted.push(key);
       result.bytes += listed.filter((c) => c.key === key).reduce((n, c) => n + (c.size_in_bytes || 0), 0);
     }

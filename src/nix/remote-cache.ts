@@ -33,6 +33,7 @@ import { limiter } from '../registry/limit.js';
 import { dumpNarThrough, hashPart, narinfo, STORE_CACHE_PRIORITY, type NarFile } from './binary-cache.js';
 import { awsEnvironment, CacheUnreachable, fetchSmall, PROBE_MS, refusal, s3Region, send, startCacheFront, upstreamOf, type CacheFront, type Upstream } from './cache-http.js';
 import { parseCacheUrl, type CacheUrl } from './cache-url.js';
+import { bypassFor } from '../proxy.js';
 import { pathsToSave, type Built } from './cache.js';
 import { keyName, parseSecretKey, type SecretKey } from './signing.js';
 import { nixBase32, type PathInfo } from './store.js';
@@ -60,6 +61,8 @@ export interface OpenedBinaryCache {
   state: BinaryCacheState;
   /** NIX_CONFIG lines for the build; '' when the cache is left out. */
   nixConf: string;
+  /** Variables for Nix besides NIX_CONFIG: the loopback front kept off the runner's proxy. */
+  nixEnv?: Record<string, string>;
   /** The store URL Nix names it by ("copying path '…' from '<nixName>'"), when it is a substituter. */
   nixName?: string;
   /** One line for the summary and metadata. */
@@ -146,7 +149,8 @@ export async function openBinaryCache(opts: { url: string; trustedKeys: string[]
     `binary cache ${opts.url}: a substituter after the upstream caches (Nix reads it through ${front.url}); ` +
       `Nix takes a path from it only signed by ${keys}${upstream.credentialed ? '' : cache.kind === 's3' ? ' (no AWS credentials in the environment: unsigned requests)' : ''}`,
   );
-  return { state, nixConf: binaryCacheLines(front.url, opts.trustedKeys), nixName: front.url, note: 'substituter', close: () => front.close() };
+  // No proxy reaches the runner's loopback: Nix (curl) goes to the front directly.
+  return { state, nixConf: binaryCacheLines(front.url, opts.trustedKeys), nixEnv: bypassFor('127.0.0.1'), nixName: front.url, note: 'substituter', close: () => front.close() };
 }
 
 const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;

@@ -4,7 +4,8 @@
 // NetworkError like any other dropped connection. TLS is verified
 // for every host; `insecure` relaxes it for the registry's own origin only, never for the hosts the
 // registry sends us to (token realm, blob storage, redirects). An AbortSignal destroys the request,
-// its response and its body stream.
+// its response and its body stream. Requests go through the runner's HTTPS_PROXY / HTTP_PROXY unless
+// NO_PROXY names the host (proxy.ts).
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { Readable } from 'node:stream';
@@ -12,6 +13,7 @@ import { rootCertificates } from 'node:tls';
 import { AbortError } from './abort.js';
 import { NetworkError, RegistryError, StallError } from './error.js';
 import { originOf } from './origin.js';
+import { proxyOptions } from '../../proxy.js';
 
 export interface HttpRequest {
   method: string;
@@ -44,7 +46,7 @@ const MAX_BODY = 64 * 1024 * 1024;
 export const STALL_MS = 60_000;
 
 export class HttpTransport {
-  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+  private readonly httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16, ...proxyOptions() });
   private readonly httpsAgent: https.Agent;
   /** Only for the registry's https origin, when insecure. */
   private readonly registryAgent?: https.Agent;
@@ -57,8 +59,8 @@ export class HttpTransport {
   constructor(private readonly opts: HttpTransportOptions) {
     this.stallMs = opts.stallMs ?? STALL_MS;
     const ca = opts.ca?.length ? [...rootCertificates, ...opts.ca] : undefined;
-    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...(ca ? { ca } : {}) });
-    if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false });
+    this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets: 16, ...(ca ? { ca } : {}), ...proxyOptions() });
+    if (opts.insecure) this.registryAgent = new https.Agent({ keepAlive: true, maxSockets: 16, rejectUnauthorized: false, ...proxyOptions() });
     this.registryOrigin = originOf(`https://${opts.registry}/`);
     this.registryHost = new URL(`https://${opts.registry}/`).host;
   }

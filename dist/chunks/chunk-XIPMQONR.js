@@ -45,8 +45,8 @@ var require_tunnel = __commonJS({
     "use strict";
     var net = __require("net");
     var tls = __require("tls");
-    var http3 = __require("http");
-    var https3 = __require("https");
+    var http4 = __require("http");
+    var https4 = __require("https");
     var events2 = __require("events");
     var assert4 = __require("assert");
     var util5 = __require("util");
@@ -56,24 +56,24 @@ var require_tunnel = __commonJS({
     exports2.httpsOverHttps = httpsOverHttps2;
     function httpOverHttp2(options) {
       var agent = new TunnelingAgent(options);
-      agent.request = http3.request;
+      agent.request = http4.request;
       return agent;
     }
     function httpsOverHttp2(options) {
       var agent = new TunnelingAgent(options);
-      agent.request = http3.request;
+      agent.request = http4.request;
       agent.createSocket = createSecureSocket;
       agent.defaultPort = 443;
       return agent;
     }
     function httpOverHttps2(options) {
       var agent = new TunnelingAgent(options);
-      agent.request = https3.request;
+      agent.request = https4.request;
       return agent;
     }
     function httpsOverHttps2(options) {
       var agent = new TunnelingAgent(options);
-      agent.request = https3.request;
+      agent.request = https4.request;
       agent.createSocket = createSecureSocket;
       agent.defaultPort = 443;
       return agent;
@@ -82,7 +82,7 @@ var require_tunnel = __commonJS({
       var self2 = this;
       self2.options = options || {};
       self2.proxyOptions = self2.options.proxy || {};
-      self2.maxSockets = self2.options.maxSockets || http3.Agent.defaultMaxSockets;
+      self2.maxSockets = self2.options.maxSockets || http4.Agent.defaultMaxSockets;
       self2.requests = [];
       self2.sockets = [];
       self2.on("free", function onFree(socket, host, port, localAddress) {
@@ -7626,7 +7626,7 @@ var require_client = __commonJS({
     "use strict";
     var assert4 = __require("node:assert");
     var net = __require("node:net");
-    var http3 = __require("node:http");
+    var http4 = __require("node:http");
     var util5 = require_util();
     var { channels } = require_diagnostics();
     var Request = require_request();
@@ -7815,7 +7815,7 @@ var require_client = __commonJS({
         this[kUrl] = util5.parseOrigin(url2);
         this[kConnector] = connect2;
         this[kPipelining] = pipelining != null ? pipelining : 1;
-        this[kMaxHeadersSize] = maxHeaderSize || http3.maxHeaderSize;
+        this[kMaxHeadersSize] = maxHeaderSize || http4.maxHeaderSize;
         this[kKeepAliveDefaultTimeout] = keepAliveTimeout == null ? 4e3 : keepAliveTimeout;
         this[kKeepAliveMaxTimeout] = keepAliveMaxTimeout == null ? 6e5 : keepAliveMaxTimeout;
         this[kKeepAliveTimeoutThreshold] = keepAliveTimeoutThreshold == null ? 2e3 : keepAliveTimeoutThreshold;
@@ -8622,7 +8622,7 @@ var require_agent = __commonJS({
     function defaultFactory(origin, opts) {
       return opts && opts.connections === 1 ? new Client(origin, opts) : new Pool(origin, opts);
     }
-    var Agent3 = class extends DispatcherBase {
+    var Agent5 = class extends DispatcherBase {
       constructor({ factory = defaultFactory, maxRedirections = 0, connect, tls, ...options } = {}) {
         if (typeof factory !== "function") {
           throw new InvalidArgumentError("factory must be a function.");
@@ -8697,7 +8697,7 @@ var require_agent = __commonJS({
         await Promise.all(destroyPromises);
       }
     };
-    module.exports = Agent3;
+    module.exports = Agent5;
   }
 });
 
@@ -8707,7 +8707,7 @@ var require_proxy_agent = __commonJS({
     "use strict";
     var { kProxy, kClose, kDestroy, kDispatch, kInterceptors } = require_symbols();
     var { URL: URL3 } = __require("node:url");
-    var Agent3 = require_agent();
+    var Agent5 = require_agent();
     var Pool = require_pool();
     var DispatcherBase = require_dispatcher_base();
     var { InvalidArgumentError, RequestAbortedError, SecureProxyConnectionError } = require_errors();
@@ -8822,7 +8822,7 @@ var require_proxy_agent = __commonJS({
           return agentFactory(origin2, options);
         };
         this[kClient] = clientFactory(url2, { connect });
-        this[kAgent] = new Agent3({
+        this[kAgent] = new Agent5({
           ...opts,
           factory,
           connect: async (opts2, callback) => {
@@ -8931,7 +8931,7 @@ var require_env_http_proxy_agent = __commonJS({
     var DispatcherBase = require_dispatcher_base();
     var { kClose, kDestroy, kClosed, kDestroyed, kDispatch, kNoProxyAgent, kHttpProxyAgent, kHttpsProxyAgent } = require_symbols();
     var ProxyAgent2 = require_proxy_agent();
-    var Agent3 = require_agent();
+    var Agent5 = require_agent();
     var DEFAULT_PORTS = {
       "http:": 80,
       "https:": 443
@@ -8951,7 +8951,7 @@ var require_env_http_proxy_agent = __commonJS({
           });
         }
         const { httpProxy, httpsProxy, noProxy, ...agentOpts } = opts;
-        this[kNoProxyAgent] = new Agent3(agentOpts);
+        this[kNoProxyAgent] = new Agent5(agentOpts);
         const HTTP_PROXY2 = httpProxy ?? process.env.http_proxy ?? process.env.HTTP_PROXY;
         if (HTTP_PROXY2) {
           this[kHttpProxyAgent] = new ProxyAgent2({ ...agentOpts, uri: HTTP_PROXY2 });
@@ -11296,7 +11296,7 @@ var require_mock_agent = __commonJS({
   "node_modules/undici/lib/mock/mock-agent.js"(exports2, module) {
     "use strict";
     var { kClients } = require_symbols();
-    var Agent3 = require_agent();
+    var Agent5 = require_agent();
     var {
       kAgent,
       kMockAgentSet,
@@ -11323,7 +11323,7 @@ var require_mock_agent = __commonJS({
         if (opts?.agent && typeof opts.agent.dispatch !== "function") {
           throw new InvalidArgumentError("Argument opts.agent must implement Agent");
         }
-        const agent = opts?.agent ? opts.agent : new Agent3(opts);
+        const agent = opts?.agent ? opts.agent : new Agent5(opts);
         this[kAgent] = agent;
         this[kClients] = agent[kClients];
         this[kOptions] = buildMockOptions(opts);
@@ -11427,9 +11427,9 @@ var require_global2 = __commonJS({
     "use strict";
     var globalDispatcher = /* @__PURE__ */ Symbol.for("undici.globalDispatcher.1");
     var { InvalidArgumentError } = require_errors();
-    var Agent3 = require_agent();
+    var Agent5 = require_agent();
     if (getGlobalDispatcher() === void 0) {
-      setGlobalDispatcher(new Agent3());
+      setGlobalDispatcher(new Agent5());
     }
     function setGlobalDispatcher(agent) {
       if (!agent || typeof agent.dispatch !== "function") {
@@ -13611,7 +13611,7 @@ var require_fetch = __commonJS({
     function handleFetchDone(response) {
       finalizeAndReportTiming(response, "fetch");
     }
-    function fetch2(input, init = void 0) {
+    function fetch(input, init = void 0) {
       webidl.argumentLengthCheck(arguments, 1, "globalThis.fetch");
       let p = createDeferredPromise();
       let requestObject;
@@ -14566,7 +14566,7 @@ var require_fetch = __commonJS({
       }
     }
     module.exports = {
-      fetch: fetch2,
+      fetch,
       Fetch,
       fetching,
       finalizeAndReportTiming
@@ -19019,7 +19019,7 @@ var require_undici = __commonJS({
     var Dispatcher = require_dispatcher();
     var Pool = require_pool();
     var BalancedPool = require_balanced_pool();
-    var Agent3 = require_agent();
+    var Agent5 = require_agent();
     var ProxyAgent2 = require_proxy_agent();
     var EnvHttpProxyAgent = require_env_http_proxy_agent();
     var RetryAgent = require_retry_agent();
@@ -19042,7 +19042,7 @@ var require_undici = __commonJS({
     module.exports.Client = Client;
     module.exports.Pool = Pool;
     module.exports.BalancedPool = BalancedPool;
-    module.exports.Agent = Agent3;
+    module.exports.Agent = Agent5;
     module.exports.ProxyAgent = ProxyAgent2;
     module.exports.EnvHttpProxyAgent = EnvHttpProxyAgent;
     module.exports.RetryAgent = RetryAgent;
@@ -19104,7 +19104,7 @@ var require_undici = __commonJS({
     module.exports.setGlobalDispatcher = setGlobalDispatcher;
     module.exports.getGlobalDispatcher = getGlobalDispatcher;
     var fetchImpl = require_fetch().fetch;
-    module.exports.fetch = async function fetch2(init, options = void 0) {
+    module.exports.fetch = async function fetch(init, options = void 0) {
       try {
         return await fetchImpl(init, options);
       } catch (err) {
@@ -22047,8 +22047,8 @@ var require_helpers = __commonJS({
     };
     Object.defineProperty(exports2, "__esModule", { value: true });
     exports2.req = exports2.json = exports2.toBuffer = void 0;
-    var http3 = __importStar(__require("http"));
-    var https3 = __importStar(__require("https"));
+    var http4 = __importStar(__require("http"));
+    var https4 = __importStar(__require("https"));
     async function toBuffer(stream2) {
       let length = 0;
       const chunks = [];
@@ -22073,7 +22073,7 @@ var require_helpers = __commonJS({
     exports2.json = json;
     function req(url2, opts = {}) {
       const href = typeof url2 === "string" ? url2 : url2.href;
-      const req2 = (href.startsWith("https:") ? https3 : http3).request(url2, opts);
+      const req2 = (href.startsWith("https:") ? https4 : http4).request(url2, opts);
       const promise = new Promise((resolve4, reject) => {
         req2.once("response", resolve4).once("error", reject).end();
       });
@@ -22121,11 +22121,11 @@ var require_dist = __commonJS({
     Object.defineProperty(exports2, "__esModule", { value: true });
     exports2.Agent = void 0;
     var net = __importStar(__require("net"));
-    var http3 = __importStar(__require("http"));
+    var http4 = __importStar(__require("http"));
     var https_1 = __require("https");
     __exportStar(require_helpers(), exports2);
     var INTERNAL = /* @__PURE__ */ Symbol("AgentBaseInternalState");
-    var Agent3 = class extends http3.Agent {
+    var Agent5 = class extends http4.Agent {
       constructor(opts) {
         super(opts);
         this[INTERNAL] = {};
@@ -22197,7 +22197,7 @@ var require_dist = __commonJS({
         const fakeSocket = this.incrementSockets(name);
         Promise.resolve().then(() => this.connect(req, connectOpts)).then((socket) => {
           this.decrementSockets(name, fakeSocket);
-          if (socket instanceof http3.Agent) {
+          if (socket instanceof http4.Agent) {
             try {
               return socket.addRequest(req, connectOpts);
             } catch (err) {
@@ -22236,7 +22236,7 @@ var require_dist = __commonJS({
         }
       }
     };
-    exports2.Agent = Agent3;
+    exports2.Agent = Agent5;
   }
 });
 
@@ -23117,8 +23117,8 @@ var require_pb_long = __commonJS({
     var BI;
     function detectBi() {
       const dv = new DataView(new ArrayBuffer(8));
-      const ok2 = globalThis.BigInt !== void 0 && typeof dv.getBigInt64 === "function" && typeof dv.getBigUint64 === "function" && typeof dv.setBigInt64 === "function" && typeof dv.setBigUint64 === "function";
-      BI = ok2 ? {
+      const ok3 = globalThis.BigInt !== void 0 && typeof dv.getBigInt64 === "function" && typeof dv.getBigUint64 === "function" && typeof dv.setBigInt64 === "function" && typeof dv.setBigUint64 === "function";
+      BI = ok3 ? {
         MIN: BigInt("-9223372036854775808"),
         MAX: BigInt("9223372036854775807"),
         UMIN: BigInt("0"),
@@ -71911,11 +71911,11 @@ async function runCacheCall() {
 }
 
 // src/nix/cache.ts
-import { createHash as createHash4 } from "node:crypto";
-import { existsSync as existsSync6, readFileSync as readFileSync2 } from "node:fs";
+import { createHash as createHash5 } from "node:crypto";
+import { existsSync as existsSync6, readFileSync as readFileSync3 } from "node:fs";
 import { mkdir as mkdir3, readFile as readFile3, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
-import { homedir as homedir2, userInfo } from "node:os";
-import { isAbsolute, join as join11, relative as relative3, resolve as resolve3 } from "node:path";
+import { homedir as homedir3, userInfo } from "node:os";
+import { isAbsolute, join as join12, relative as relative3, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
 import { spawn as spawn4 } from "node:child_process";
@@ -72264,7 +72264,7 @@ async function layerRecordTrusted(dir, trustedKeys) {
   const colon = sig.indexOf(":");
   const name = sig.slice(0, colon);
   const signature = Buffer.from(sig.slice(colon + 1), "base64");
-  const ok2 = colon > 0 && trustedKeys.some((k) => {
+  const ok3 = colon > 0 && trustedKeys.some((k) => {
     if (!k.startsWith(`${name}:`)) return false;
     try {
       const x = Buffer.from(k.slice(name.length + 1), "base64").toString("base64url");
@@ -72273,388 +72273,47 @@ async function layerRecordTrusted(dir, trustedKeys) {
       return false;
     }
   });
-  if (!ok2) await rm4(layerRecordFile(dir), { force: true });
-  return ok2;
-}
-
-// src/nix/purge.ts
-var PERMISSION = "cache-purge: the token may not delete caches (403), so superseded store cache entries stay until GitHub evicts them; give the job `permissions: actions: write` (and pass that token as github-token), or set cache-purge: false";
-var HEX16 = "[0-9a-f]{16}";
-var escape3 = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
-function isBaseKey(key, keyBase) {
-  return new RegExp(`^${escape3(keyBase)}${HEX16}$`).test(key);
-}
-function supersededKeys(listed, oldBase, keyBase, ref, keep) {
-  if (!isBaseKey(oldBase, keyBase) || oldBase === keep) return [];
-  return [...new Set(listed.filter((c) => c.ref === ref && c.key !== keep && inChain(c.key, oldBase)).map((c) => c.key))];
-}
-function inChain(key, base) {
-  return key === base || new RegExp(`^${escape3(base)}-d[0-9]+-${HEX16}$`).test(key);
-}
-async function purgeSuperseded(oldBase, keyBase, token, keep) {
-  const api = (process.env.GITHUB_API_URL || "https://api.github.com").replace(/\/$/, "");
-  const repo = process.env.GITHUB_REPOSITORY;
-  const ref = process.env.GITHUB_REF;
-  if (!isBaseKey(oldBase, keyBase)) return { deleted: [], bytes: 0, problem: "the superseded chain does not name a base entry of this key prefix" };
-  if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: "no GITHUB_REPOSITORY, GITHUB_REF or github-token" };
-  const headers = { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28", "user-agent": "nix-image-action" };
-  const base = `${api}/repos/${repo}/actions/caches`;
-  const result = { deleted: [], bytes: 0 };
-  const fail = (status, what) => {
-    if (status === 403) {
-      warning(PERMISSION);
-      return { ...result, problem: "no permission (actions: write)" };
-    }
-    warning(`cache-purge: ${what} answered ${status}; superseded store cache entries stay until GitHub evicts them`);
-    return { ...result, problem: `${what} answered ${status}` };
-  };
-  try {
-    const listed = [];
-    for (let page = 1; page <= 10; page++) {
-      const res = await fetch(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: "100", page: String(page) })}`, { headers, signal: AbortSignal.timeout(1e4) });
-      if (!res.ok) return fail(res.status, "listing caches");
-      const body2 = await res.json();
-      const got = body2.actions_caches ?? [];
-      listed.push(...got);
-      if (got.length < 100) break;
-    }
-    const keys = supersededKeys(listed, oldBase, keyBase, ref, keep);
-    for (const key of keys) {
-      const res = await fetch(`${base}?${new URLSearchParams({ key, ref })}`, { method: "DELETE", headers, signal: AbortSignal.timeout(1e4) });
-      if (res.status === 404) continue;
-      if (!res.ok) return fail(res.status, `deleting ${key}`);
-      result.deleted.push(key);
-      result.bytes += listed.filter((c) => c.key === key).reduce((n, c) => n + (c.size_in_bytes || 0), 0);
-    }
-    if (result.deleted.length) info(`cache-purge: deleted ${result.deleted.length} superseded store cache entr${result.deleted.length === 1 ? "y" : "ies"} (${result.bytes} bytes): ${result.deleted.join(", ")}`);
-    return result;
-  } catch (error2) {
-    const message = error2 instanceof Error ? error2.message : String(error2);
-    warning(`cache-purge: the API could not be reached (${message}); superseded store cache entries stay until GitHub evicts them`);
-    return { ...result, problem: message };
-  }
-}
-
-// src/nix/cache.ts
-var CHAIN_MANIFEST = "nix-image-action-chain.json";
-var DELTA_SHARE = 0.5;
-var MAX_DELTAS = 8;
-async function readManifest(dir) {
-  try {
-    const m = JSON.parse(await readFile3(join11(dir, CHAIN_MANIFEST), "utf8"));
-    if (m?.version === 1 && typeof m.key === "string" && typeof m.base === "string" && Array.isArray(m.deltas) && Array.isArray(m.paths)) return m;
-  } catch {
-  }
-  return void 0;
-}
-function cacheDir(home = homedir2()) {
-  return join11(home, ".cache", "nix-image-action", "binary-cache");
-}
-function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
-  const url2 = `file://${dir}`;
-  if (!ignored.some((u) => u === url2 || u.startsWith(`${url2}?`))) return void 0;
-  return `store cache: Nix ignored ${url2} because ${user} is not a trusted user, so the build could not use it; add "trusted-users = root ${user}" to nix.conf, or let this action install Nix (README, Store cache)`;
-}
-function localFlakeDir(flake, cwd = process.env.GITHUB_WORKSPACE || process.cwd()) {
-  let ref = flake;
-  if (ref.startsWith("path:")) ref = ref.slice("path:".length);
-  else if (ref.startsWith("git+file://")) ref = ref.slice("git+file://".length);
-  else if (/^[a-z+]+:/.test(ref)) return void 0;
-  ref = ref.split("?")[0];
-  return isAbsolute(ref) ? ref : resolve3(cwd, ref);
-}
-function flakeSubdir(flake) {
-  const query = flake.split("?")[1];
-  return query ? new URLSearchParams(query).get("dir") ?? "" : "";
-}
-function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || process.cwd()) {
-  const dir = localFlakeDir(flake, workspace);
-  if (dir) return `local:${relative3(resolve3(workspace), join11(dir, flakeSubdir(flake))).split("\\").join("/") || "."}`;
-  const [base, query] = flake.split("?");
-  const params = new URLSearchParams(query ?? "");
-  for (const name of [...params.keys()]) if (!["dir", "ref", "rev", "host"].includes(name)) params.delete(name);
-  params.sort();
-  return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ""}`;
-}
-var hex = (text, n) => createHash4("sha256").update(text).digest("hex").slice(0, n);
-async function lockHash(nix, flake, env, workspace) {
-  try {
-    const metadata2 = JSON.parse(await nixOutput(nix, ["flake", "metadata", "--json", "--no-write-lock-file", flake], env));
-    if (metadata2.locks) return hex(JSON.stringify(metadata2.locks), 16);
-  } catch (error2) {
-    info(`store cache: nix flake metadata ${flake} failed (${error2.message}); keyed by flake.lock`);
-  }
-  const dir = localFlakeDir(flake, workspace);
-  const lock = dir ? join11(dir, flakeSubdir(flake), "flake.lock") : void 0;
-  return hex(lock && existsSync6(lock) ? readFileSync2(lock) : Buffer.from(`no-lock:${flake}`), 16);
-}
-var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
-function cacheKeys(opts) {
-  if (opts.keyPrefix) {
-    const keyBase2 = `${safe(opts.keyPrefix)}-`;
-    return { keyBase: keyBase2, restoreKeys: [keyBase2] };
-  }
-  const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
-  const withAttr = `${system}${safe(opts.attr)}-`;
-  const withFlake = `${withAttr}${hex(opts.flakeId, 8)}-`;
-  const keyBase = `${withFlake}${opts.lock}-`;
-  return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
-}
-function substituterLine(dir, trustedKeys = []) {
-  if (trustedKeys.length === 0) return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
-  return `extra-substituters = file://${dir}?priority=${STORE_CACHE_PRIORITY}
-extra-trusted-public-keys = ${trustedKeys.join(" ")}`;
-}
-function withSubstituter(env, dir, trustedKeys) {
-  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir, trustedKeys)].filter(Boolean).join("\n") };
-}
-async function restoreStoreCache(opts) {
-  if (!opts.enabled) return { hit: "false", note: "off (cache: false)", env: {} };
-  if (!isFeatureAvailable()) {
-    warning("store cache: the GitHub Actions cache service is not available to this job; building without it");
-    return { hit: "false", note: "cache service not available", env: {} };
-  }
-  const started = Date.now();
-  const dir = cacheDir();
-  const workspace = opts.workspace ?? (process.env.GITHUB_WORKSPACE || process.cwd());
-  const nixEnv = { ...withoutSecrets(process.env), ...opts.env };
-  const { keyBase, restoreKeys } = cacheKeys({
-    keyPrefix: opts.keyPrefix,
-    attr: opts.attr,
-    flakeId: flakeIdentity(opts.flake, workspace),
-    lock: opts.keyPrefix ? "" : await lockHash(opts.nix, opts.flake, nixEnv, workspace)
-  });
-  const trustedKeys = opts.trustedKeys ?? [];
-  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.purge ? { purge: true } : {}, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys, layerRecord: null } : {} };
-  await rm5(dir, { recursive: true, force: true });
-  await mkdir3(dir, { recursive: true });
-  const follow = { manifest: CHAIN_MANIFEST, keep: [CHAIN_MANIFEST, layerRecordFile(dir).slice(dir.length + 1), `${layerRecordFile(dir).slice(dir.length + 1)}.sig`] };
-  const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys, follow }, { watch: [dir] });
-  const problem = cacheProblem(call);
-  if (problem) {
-    warning(
-      problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without the store cache` : `store cache not restored (${problem.reason}); the job went on without it`
-    );
-    await rm5(dir, { recursive: true, force: true });
-    await mkdir3(dir, { recursive: true });
-    state3.restoreFailed = problem;
-    return { hit: "false", note: problem.unreachable ? "cache service unreachable" : "not restored", env: {}, state: state3 };
-  }
-  const matched = call.value?.key ?? void 0;
-  if (!matched) {
-    info(`store cache: no entry for ${restoreKeys.join(" or ")}`);
-    return { hit: "false", note: "no entry yet", env: {}, state: state3 };
-  }
-  state3.restoredKey = matched;
-  const manifest = await readManifest(dir);
-  const chain = call.value?.chain ?? { restored: [], missing: [] };
-  if (manifest && manifest.key === matched) {
-    const deltas = manifest.key === manifest.base ? [] : [...manifest.deltas, manifest.key];
-    state3.chain = { base: manifest.base, deltas, baseBytes: manifest.baseBytes, deltaBytes: manifest.deltaBytes, missing: chain.missing, ...manifest.signer ? { signer: manifest.signer } : {} };
-    if (chain.missing.length > 0) info(`store cache: ${chain.missing.length} entr${chain.missing.length === 1 ? "y" : "ies"} of its chain no longer held (${chain.missing.join(", ")}): Nix builds what they held, and this job saves a new base`);
-  }
-  const entries = 1 + chain.restored.length;
-  if (!await layerRecordTrusted(dir, trustedKeys)) {
-    info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(" or ")}: left out, no layer is reused on its word`);
-  }
-  if (trustedKeys.length > 0) state3.layerRecord = await recordDigest(dir);
-  const found = await describeBinaryCache(dir);
-  const seconds = (Date.now() - started) / 1e3;
-  const hit = matched.startsWith(keyBase) ? "true" : "partial";
-  info(
-    `store cache: restored ${matched}${entries > 1 ? ` and the ${entries - 1} entr${entries === 2 ? "y" : "ies"} it builds on` : ""} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` + (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(" or ")}` : "trusted without signatures (no binary-cache-key)")
-  );
-  return {
-    hit,
-    restored: { ...found, seconds, key: matched, entries, ...chain.missing.length ? { missing: chain.missing.length } : {} },
-    env: withSubstituter(opts.env, dir, trustedKeys),
-    state: state3
-  };
-}
-async function pathsToSave(nix, built, maxSize2, env, opts = {}) {
-  const present = (p) => !p.endsWith(".drv") && existsSync6(p);
-  const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
-  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter(present);
-  const evaluated = built.evaluated ?? [];
-  const evalDrvs = evaluated.filter((p) => p.endsWith(".drv") && existsSync6(p));
-  const evalPaths = evaluated.filter(present);
-  const fromEvaluation = [...await closure(nix, evalDrvs, env, true), ...await closure(nix, evalPaths, env)].filter(present);
-  const ordered = [.../* @__PURE__ */ new Set([...runtime, ...buildTime, ...fromEvaluation])].filter((p) => p !== built.storePath);
-  const infos = new Map((await pathInfo(nix, ordered, env, opts.nixVersion)).map((i) => [i.path, i]));
-  const own = new Set((opts.ownKeys ?? []).map(keyName));
-  const keep = [];
-  let total = 0;
-  let dropped = 0;
-  for (const path14 of ordered) {
-    const info2 = infos.get(path14);
-    if (!info2) continue;
-    if (!info2.ultimate && !info2.signatures.every((s) => own.has(keyName(s)))) continue;
-    if (total + info2.narSize > maxSize2) {
-      dropped++;
-      continue;
-    }
-    total += info2.narSize;
-    keep.push(info2);
-  }
-  return { keep, dropped };
-}
-function pathSetKey(keyBase, paths, signer) {
-  const set = [...paths.map((p) => p.path).sort(), ...signer ? [`signed-by:${signer}`] : []].join("\n");
-  return `${keyBase}${createHash4("sha256").update(set).digest("hex").slice(0, 16)}`;
-}
-function cacheProblem(call) {
-  if (call.timedOut) return { reason: call.timedOut, unreachable: true };
-  if (!call.failure) return void 0;
-  const reason = call.failure.message;
-  if (call.failure.level === "info") return { reason, unreachable: false };
-  return { reason, unreachable: SERVICE_DOWN.test(reason) };
-}
-var SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
-function deltaKey(baseKey, n, setKey) {
-  return `${baseKey}-d${n}-${setKey.slice(-16)}`;
-}
-function newBaseReason(state3, signer) {
-  const chain = state3.chain;
-  if (!state3.restoredKey) return "nothing restored";
-  if (!state3.restoredKey.startsWith(state3.keyBase)) return "the restored entry has another key prefix";
-  if (!chain) return "the restored entry stands alone (no chain manifest)";
-  if (!chain.base.startsWith(state3.keyBase)) return "the restored chain has another key prefix";
-  if (chain.missing.length > 0) return "an entry of the restored chain is no longer held";
-  if (chain.signer !== signer) return "the restored chain is signed otherwise";
-  if (chain.deltas.length >= MAX_DELTAS) return `the chain holds ${MAX_DELTAS} deltas`;
-  return void 0;
-}
-async function saveStoreCache(raw, built, opts = {}) {
-  const state3 = raw;
-  if (!state3?.dir || !state3.keyBase) return void 0;
-  const started = Date.now();
-  const key = opts.secretKey ? parseSecretKey(opts.secretKey) : void 0;
-  const ownKeys = [.../* @__PURE__ */ new Set([...state3.trustedKeys ?? [], ...key ? [key.publicKey] : []])];
-  if (!key && ownKeys.length > 0) {
-    info("store cache: not saved: binary-cache-public-key is set without binary-cache-key, so this job cannot sign what it saves");
-    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped: "no binary-cache-key to sign with" };
-  }
-  if (state3.restoreFailed) {
-    info(`store cache: not saved: the restore failed in the main step (${state3.restoreFailed.reason}), so the cache service is not tried again`);
-    const skipped = state3.restoreFailed.unreachable ? "the cache service was unreachable when restoring" : "the restore failed";
-    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped };
-  }
-  const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n") };
-  const { keep, dropped } = await pathsToSave(state3.nix, built, state3.maxSize, env, { ownKeys, nixVersion: state3.nixVersion });
-  const cacheKey = pathSetKey(state3.keyBase, keep, key?.name);
-  const summary2 = (s) => ({ ...s, seconds: (Date.now() - started) / 1e3 });
-  if (keep.length === 0) {
-    info("store cache: nothing built here that an upstream cache does not serve; nothing to save");
-    return summary2({ paths: 0, bytes: 0, skipped: "nothing to save" });
-  }
-  const setHash = cacheKey.slice(-16);
-  if (state3.restoredKey && state3.restoredKey.startsWith(state3.keyBase) && (state3.restoredKey === cacheKey || state3.restoredKey.endsWith(`-${setHash}`)) && !state3.chain?.missing.length) {
-    info(`store cache: the path set is unchanged since ${state3.restoredKey}; nothing new to save`);
-    return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
-  }
-  if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
-  let reason = newBaseReason(state3, key?.name);
-  let fresh = keep;
-  if (!reason) {
-    fresh = [];
-    for (const info2 of keep) {
-      const there = await restoredNarMatches(state3.dir, info2, key !== void 0) && (!key || await narinfoSignedBy(state3.dir, info2, key.publicKey));
-      if (!there) fresh.push(info2);
-    }
-    if (fresh.length === 0) {
-      info(`store cache: the restored chain holds every path of this build; nothing new to save`);
-      return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
-    }
-    const freshBytes = fresh.reduce((n, p) => n + p.narSize, 0);
-    if (state3.chain.deltaBytes + freshBytes > DELTA_SHARE * state3.chain.baseBytes) reason = `its deltas would pass ${DELTA_SHARE * 100}% of the base`;
-  }
-  const chain = state3.chain;
-  const asDelta = !reason && chain !== void 0;
-  const entryKey = asDelta ? deltaKey(chain.base, chain.deltas.length + 1, cacheKey) : cacheKey;
-  const written = await writeBinaryCache(state3.dir, asDelta ? fresh : keep, state3.nix, env, key);
-  const manifest = {
-    version: 1,
-    key: entryKey,
-    base: asDelta ? chain.base : entryKey,
-    deltas: asDelta ? chain.deltas : [],
-    paths: keep.map((p) => p.path).sort(),
-    baseBytes: asDelta ? chain.baseBytes : written.bytes,
-    deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
-    ...key ? { signer: key.name } : {}
-  };
-  await writeFile4(join11(state3.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}
-`);
-  if (key) {
-    if (!await signLayerRecord(state3.dir, key, state3.layerRecord)) {
-      info("store cache: the layer record changed after this job wrote it: left out, not signed");
-    }
-  }
-  const kind = asDelta ? "delta" : "base";
-  info(
-    asDelta ? `store cache: ${fresh.length} new paths of ${keep.length}, ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${entryKey} (delta ${chain.deltas.length + 1} on ${chain.base})` : `store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${entryKey}${reason && state3.restoredKey ? ` (a new base: ${reason})` : ""}`
-  );
-  const call = await cacheCall({ op: "save", paths: [state3.dir], key: entryKey });
-  const problem = cacheProblem(call);
-  const base = { key: entryKey, paths: keep.length, bytes: written.bytes, kind, newPaths: asDelta ? fresh.length : written.written };
-  if (problem) {
-    warning(
-      problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache` : `store cache not saved: ${problem.reason}`
-    );
-    return summary2({ ...base, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
-  }
-  const id = call.value?.id ?? -1;
-  if (id <= 0) return summary2({ ...base, skipped: "the cache service did not take it (see the log above)" });
-  if (!asDelta && opts.purge && chain && state3.restoredKey && inChain(state3.restoredKey, chain.base) && chain.base !== entryKey) {
-    const purge = await purgeSuperseded(chain.base, state3.keyBase, opts.purge.token, entryKey);
-    return summary2({ ...base, purge });
-  }
-  return summary2(base);
-}
-
-// src/nix/remote-cache.ts
-import { spawn as spawn5 } from "node:child_process";
-import { createHash as createHash6, randomBytes as randomBytes3 } from "node:crypto";
-import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
-import { chmod as chmod2, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
-import { tmpdir as tmpdir3 } from "node:os";
-import { join as join13 } from "node:path";
-import { PassThrough, Readable as Readable5, Transform as Transform2 } from "node:stream";
-import * as zlib2 from "node:zlib";
-
-// src/registry/limit.ts
-function limiter(n) {
-  if (!Number.isInteger(n) || n < 1) throw new RangeError(`limiter needs a whole number of slots of at least 1, not ${n}`);
-  let active = 0;
-  const waiting = [];
-  const acquire = () => {
-    if (active < n) {
-      active++;
-      return void 0;
-    }
-    return new Promise((resolve4) => waiting.push(resolve4));
-  };
-  const release = () => {
-    const next = waiting.shift();
-    if (next) next();
-    else active--;
-  };
-  return async (task) => {
-    await acquire();
-    try {
-      return await task();
-    } finally {
-      release();
-    }
-  };
+  if (!ok3) await rm4(layerRecordFile(dir), { force: true });
+  return ok3;
 }
 
 // src/nix/cache-http.ts
-import { createHash as createHash5, createHmac as createHmac4, randomBytes as randomBytes2 } from "node:crypto";
-import { readFileSync as readFileSync3 } from "node:fs";
+import { createHash as createHash4, createHmac as createHmac4, randomBytes as randomBytes2 } from "node:crypto";
+import { readFileSync as readFileSync2 } from "node:fs";
 import { request as httpRequest, createServer } from "node:http";
 import { request as httpsRequest } from "node:https";
-import { homedir as homedir3 } from "node:os";
-import { join as join12 } from "node:path";
+
+// src/proxy.ts
+import * as http3 from "node:http";
+import * as https3 from "node:https";
+var NAMES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
+function proxyEnv(env = process.env) {
+  const set = Object.fromEntries(NAMES.filter((n) => env[n]).map((n) => [n, env[n]]));
+  return set.HTTPS_PROXY || set.https_proxy || set.HTTP_PROXY || set.http_proxy ? set : void 0;
+}
+function proxyOptions(env = process.env) {
+  const p = proxyEnv(env);
+  return p ? { proxyEnv: p } : {};
+}
+var agents;
+function agentFor(url2) {
+  const p = proxyEnv();
+  if (!p) return void 0;
+  const key = JSON.stringify(p);
+  if (agents?.key !== key) agents = { key, http: new http3.Agent({ keepAlive: true, proxyEnv: p }), https: new https3.Agent({ keepAlive: true, proxyEnv: p }) };
+  return url2.protocol === "https:" ? agents.https : agents.http;
+}
+function bypassFor(host, env = process.env) {
+  if (!proxyEnv(env)) return {};
+  const current = env.no_proxy || env.NO_PROXY || "";
+  const list = current.split(",").map((s) => s.trim()).filter(Boolean);
+  const value = list.includes(host) || list.includes("*") ? current : [...list, host].join(",");
+  return { NO_PROXY: value, no_proxy: value };
+}
+
+// src/nix/cache-http.ts
+import { homedir as homedir2 } from "node:os";
+import { join as join11 } from "node:path";
 
 // src/nix/cache-url.ts
 var S3_PARAMS = /* @__PURE__ */ new Set([
@@ -72750,12 +72409,12 @@ function parseNetrc(text) {
   return entries;
 }
 function netrcPath(env = process.env) {
-  return env.NETRC || join12(env.HOME || homedir3(), ".netrc");
+  return env.NETRC || join11(env.HOME || homedir2(), ".netrc");
 }
 function netrcCredentials(host, env = process.env) {
   let text;
   try {
-    text = readFileSync3(netrcPath(env), "utf8");
+    text = readFileSync2(netrcPath(env), "utf8");
   } catch {
     return void 0;
   }
@@ -72782,7 +72441,7 @@ function s3ObjectUrl(cache, key, env = process.env) {
   if (cache.base.includes(".")) return new URL(`${scheme}://s3.${region}.amazonaws.com/${cache.base}/${path14}`);
   return new URL(`${scheme}://${cache.base}.s3.${region}.amazonaws.com/${path14}`);
 }
-var sha256Hex = (data) => createHash5("sha256").update(data).digest("hex");
+var sha256Hex = (data) => createHash4("sha256").update(data).digest("hex");
 var hmac = (key, data) => createHmac4("sha256", key).update(data).digest();
 var EMPTY_SHA256 = sha256Hex("");
 function signS3(opts) {
@@ -72838,7 +72497,8 @@ function send(url2, opts, redirects = 5) {
   const stallMs = opts.stallMs ?? STALL_MS2;
   return new Promise((resolve4, reject) => {
     const request = url2.protocol === "https:" ? httpsRequest : httpRequest;
-    const req = request(url2, { method: opts.method, headers: opts.headers ?? {}, timeout: stallMs });
+    const agent = agentFor(url2);
+    const req = request(url2, { method: opts.method, headers: opts.headers ?? {}, timeout: stallMs, ...agent ? { agent } : {} });
     let head;
     let answered = false;
     const answerBy = () => !answered && (head = setTimeout(() => req.destroy(new CacheUnreachable(`no answer from ${url2.host} in ${answerMs / 1e3} s`)), answerMs));
@@ -72981,6 +72641,378 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
   };
 }
 
+// src/nix/purge.ts
+var ok2 = (status) => status >= 200 && status < 300;
+var PERMISSION = "cache-purge: the token may not delete caches (403), so superseded store cache entries stay until GitHub evicts them; give the job `permissions: actions: write` (and pass that token as github-token), or set cache-purge: false";
+var HEX16 = "[0-9a-f]{16}";
+var escape3 = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+function isBaseKey(key, keyBase) {
+  return new RegExp(`^${escape3(keyBase)}${HEX16}$`).test(key);
+}
+function supersededKeys(listed, oldBase, keyBase, ref, keep) {
+  if (!isBaseKey(oldBase, keyBase) || oldBase === keep) return [];
+  return [...new Set(listed.filter((c) => c.ref === ref && c.key !== keep && inChain(c.key, oldBase)).map((c) => c.key))];
+}
+function inChain(key, base) {
+  return key === base || new RegExp(`^${escape3(base)}-d[0-9]+-${HEX16}$`).test(key);
+}
+async function purgeSuperseded(oldBase, keyBase, token, keep) {
+  const api = (process.env.GITHUB_API_URL || "https://api.github.com").replace(/\/$/, "");
+  const repo = process.env.GITHUB_REPOSITORY;
+  const ref = process.env.GITHUB_REF;
+  if (!isBaseKey(oldBase, keyBase)) return { deleted: [], bytes: 0, problem: "the superseded chain does not name a base entry of this key prefix" };
+  if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: "no GITHUB_REPOSITORY, GITHUB_REF or github-token" };
+  const headers = { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28", "user-agent": "nix-image-action" };
+  const base = `${api}/repos/${repo}/actions/caches`;
+  const result = { deleted: [], bytes: 0 };
+  const fail = (status, what) => {
+    if (status === 403) {
+      warning(PERMISSION);
+      return { ...result, problem: "no permission (actions: write)" };
+    }
+    warning(`cache-purge: ${what} answered ${status}; superseded store cache entries stay until GitHub evicts them`);
+    return { ...result, problem: `${what} answered ${status}` };
+  };
+  try {
+    const listed = [];
+    for (let page = 1; page <= 10; page++) {
+      const res = await fetchSmall(new URL(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: "100", page: String(page) })}`), { method: "GET", headers, answerMs: 1e4 }, 16 << 20);
+      if (!ok2(res.status)) return fail(res.status, "listing caches");
+      const body2 = JSON.parse(res.text);
+      const got = body2.actions_caches ?? [];
+      listed.push(...got);
+      if (got.length < 100) break;
+    }
+    const keys = supersededKeys(listed, oldBase, keyBase, ref, keep);
+    for (const key of keys) {
+      const res = await fetchSmall(new URL(`${base}?${new URLSearchParams({ key, ref })}`), { method: "DELETE", headers, answerMs: 1e4 });
+      if (res.status === 404) continue;
+      if (!ok2(res.status)) return fail(res.status, `deleting ${key}`);
+      result.deleted.push(key);
+      result.bytes += listed.filter((c) => c.key === key).reduce((n, c) => n + (c.size_in_bytes || 0), 0);
+    }
+    if (result.deleted.length) info(`cache-purge: deleted ${result.deleted.length} superseded store cache entr${result.deleted.length === 1 ? "y" : "ies"} (${result.bytes} bytes): ${result.deleted.join(", ")}`);
+    return result;
+  } catch (error2) {
+    const message = error2 instanceof Error ? error2.message : String(error2);
+    warning(`cache-purge: the API could not be reached (${message}); superseded store cache entries stay until GitHub evicts them`);
+    return { ...result, problem: message };
+  }
+}
+
+// src/nix/cache.ts
+var CHAIN_MANIFEST = "nix-image-action-chain.json";
+var DELTA_SHARE = 0.5;
+var MAX_DELTAS = 8;
+async function readManifest(dir) {
+  try {
+    const m = JSON.parse(await readFile3(join12(dir, CHAIN_MANIFEST), "utf8"));
+    if (m?.version === 1 && typeof m.key === "string" && typeof m.base === "string" && Array.isArray(m.deltas) && Array.isArray(m.paths)) return m;
+  } catch {
+  }
+  return void 0;
+}
+function cacheDir(home = homedir3()) {
+  return join12(home, ".cache", "nix-image-action", "binary-cache");
+}
+function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
+  const url2 = `file://${dir}`;
+  if (!ignored.some((u) => u === url2 || u.startsWith(`${url2}?`))) return void 0;
+  return `store cache: Nix ignored ${url2} because ${user} is not a trusted user, so the build could not use it; add "trusted-users = root ${user}" to nix.conf, or let this action install Nix (README, Store cache)`;
+}
+function localFlakeDir(flake, cwd = process.env.GITHUB_WORKSPACE || process.cwd()) {
+  let ref = flake;
+  if (ref.startsWith("path:")) ref = ref.slice("path:".length);
+  else if (ref.startsWith("git+file://")) ref = ref.slice("git+file://".length);
+  else if (/^[a-z+]+:/.test(ref)) return void 0;
+  ref = ref.split("?")[0];
+  return isAbsolute(ref) ? ref : resolve3(cwd, ref);
+}
+function flakeSubdir(flake) {
+  const query = flake.split("?")[1];
+  return query ? new URLSearchParams(query).get("dir") ?? "" : "";
+}
+function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || process.cwd()) {
+  const dir = localFlakeDir(flake, workspace);
+  if (dir) return `local:${relative3(resolve3(workspace), join12(dir, flakeSubdir(flake))).split("\\").join("/") || "."}`;
+  const [base, query] = flake.split("?");
+  const params = new URLSearchParams(query ?? "");
+  for (const name of [...params.keys()]) if (!["dir", "ref", "rev", "host"].includes(name)) params.delete(name);
+  params.sort();
+  return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ""}`;
+}
+var hex = (text, n) => createHash5("sha256").update(text).digest("hex").slice(0, n);
+async function lockHash(nix, flake, env, workspace) {
+  try {
+    const metadata2 = JSON.parse(await nixOutput(nix, ["flake", "metadata", "--json", "--no-write-lock-file", flake], env));
+    if (metadata2.locks) return hex(JSON.stringify(metadata2.locks), 16);
+  } catch (error2) {
+    info(`store cache: nix flake metadata ${flake} failed (${error2.message}); keyed by flake.lock`);
+  }
+  const dir = localFlakeDir(flake, workspace);
+  const lock = dir ? join12(dir, flakeSubdir(flake), "flake.lock") : void 0;
+  return hex(lock && existsSync6(lock) ? readFileSync3(lock) : Buffer.from(`no-lock:${flake}`), 16);
+}
+var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
+function cacheKeys(opts) {
+  if (opts.keyPrefix) {
+    const keyBase2 = `${safe(opts.keyPrefix)}-`;
+    return { keyBase: keyBase2, restoreKeys: [keyBase2] };
+  }
+  const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
+  const withAttr = `${system}${safe(opts.attr)}-`;
+  const withFlake = `${withAttr}${hex(opts.flakeId, 8)}-`;
+  const keyBase = `${withFlake}${opts.lock}-`;
+  return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
+}
+function substituterLine(dir, trustedKeys = []) {
+  if (trustedKeys.length === 0) return `extra-substituters = file://${dir}?trusted=1&priority=${STORE_CACHE_PRIORITY}`;
+  return `extra-substituters = file://${dir}?priority=${STORE_CACHE_PRIORITY}
+extra-trusted-public-keys = ${trustedKeys.join(" ")}`;
+}
+function withSubstituter(env, dir, trustedKeys) {
+  return { NIX_CONFIG: [env.NIX_CONFIG, substituterLine(dir, trustedKeys)].filter(Boolean).join("\n") };
+}
+async function restoreStoreCache(opts) {
+  if (!opts.enabled) return { hit: "false", note: "off (cache: false)", env: {} };
+  if (!isFeatureAvailable()) {
+    warning("store cache: the GitHub Actions cache service is not available to this job; building without it");
+    return { hit: "false", note: "cache service not available", env: {} };
+  }
+  const started = Date.now();
+  const dir = cacheDir();
+  const workspace = opts.workspace ?? (process.env.GITHUB_WORKSPACE || process.cwd());
+  const nixEnv = { ...withoutSecrets(process.env), ...opts.env };
+  const { keyBase, restoreKeys } = cacheKeys({
+    keyPrefix: opts.keyPrefix,
+    attr: opts.attr,
+    flakeId: flakeIdentity(opts.flake, workspace),
+    lock: opts.keyPrefix ? "" : await lockHash(opts.nix, opts.flake, nixEnv, workspace)
+  });
+  const trustedKeys = opts.trustedKeys ?? [];
+  const state3 = { dir, keyBase, nix: opts.nix, maxSize: opts.maxSize, ...opts.purge ? { purge: true } : {}, ...opts.nixVersion ? { nixVersion: opts.nixVersion } : {}, ...trustedKeys.length ? { trustedKeys, layerRecord: null } : {} };
+  await rm5(dir, { recursive: true, force: true });
+  await mkdir3(dir, { recursive: true });
+  const follow = { manifest: CHAIN_MANIFEST, keep: [CHAIN_MANIFEST, layerRecordFile(dir).slice(dir.length + 1), `${layerRecordFile(dir).slice(dir.length + 1)}.sig`] };
+  const call = await cacheCall({ op: "restore", paths: [dir], key: keyBase, restoreKeys, follow }, { watch: [dir] });
+  const problem = cacheProblem(call);
+  if (problem) {
+    warning(
+      problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without the store cache` : `store cache not restored (${problem.reason}); the job went on without it`
+    );
+    await rm5(dir, { recursive: true, force: true });
+    await mkdir3(dir, { recursive: true });
+    state3.restoreFailed = problem;
+    return { hit: "false", note: problem.unreachable ? "cache service unreachable" : "not restored", env: {}, state: state3 };
+  }
+  const matched = call.value?.key ?? void 0;
+  if (!matched) {
+    info(`store cache: no entry for ${restoreKeys.join(" or ")}`);
+    return { hit: "false", note: "no entry yet", env: {}, state: state3 };
+  }
+  state3.restoredKey = matched;
+  const manifest = await readManifest(dir);
+  const chain = call.value?.chain ?? { restored: [], missing: [] };
+  if (manifest && manifest.key === matched) {
+    const deltas = manifest.key === manifest.base ? [] : [...manifest.deltas, manifest.key];
+    state3.chain = { base: manifest.base, deltas, baseBytes: manifest.baseBytes, deltaBytes: manifest.deltaBytes, missing: chain.missing, ...manifest.signer ? { signer: manifest.signer } : {} };
+    if (chain.missing.length > 0) info(`store cache: ${chain.missing.length} entr${chain.missing.length === 1 ? "y" : "ies"} of its chain no longer held (${chain.missing.join(", ")}): Nix builds what they held, and this job saves a new base`);
+  }
+  const entries = 1 + chain.restored.length;
+  if (!await layerRecordTrusted(dir, trustedKeys)) {
+    info(`store cache: its layer record carries no signature by ${trustedKeys.map(keyName).join(" or ")}: left out, no layer is reused on its word`);
+  }
+  if (trustedKeys.length > 0) state3.layerRecord = await recordDigest(dir);
+  const found = await describeBinaryCache(dir);
+  const seconds = (Date.now() - started) / 1e3;
+  const hit = matched.startsWith(keyBase) ? "true" : "partial";
+  info(
+    `store cache: restored ${matched}${entries > 1 ? ` and the ${entries - 1} entr${entries === 2 ? "y" : "ies"} it builds on` : ""} (${found.paths} paths, ${found.bytes} bytes) in ${seconds.toFixed(1)} s; ` + (trustedKeys.length ? `Nix takes a path from it only signed by ${trustedKeys.map(keyName).join(" or ")}` : "trusted without signatures (no binary-cache-key)")
+  );
+  return {
+    hit,
+    restored: { ...found, seconds, key: matched, entries, ...chain.missing.length ? { missing: chain.missing.length } : {} },
+    env: withSubstituter(opts.env, dir, trustedKeys),
+    state: state3
+  };
+}
+async function pathsToSave(nix, built, maxSize2, env, opts = {}) {
+  const present = (p) => !p.endsWith(".drv") && existsSync6(p);
+  const runtime = built.storePath ? await closure(nix, [built.storePath], env) : [];
+  const buildTime = (await closure(nix, [built.drvPath], env, true)).filter(present);
+  const evaluated = built.evaluated ?? [];
+  const evalDrvs = evaluated.filter((p) => p.endsWith(".drv") && existsSync6(p));
+  const evalPaths = evaluated.filter(present);
+  const fromEvaluation = [...await closure(nix, evalDrvs, env, true), ...await closure(nix, evalPaths, env)].filter(present);
+  const ordered = [.../* @__PURE__ */ new Set([...runtime, ...buildTime, ...fromEvaluation])].filter((p) => p !== built.storePath);
+  const infos = new Map((await pathInfo(nix, ordered, env, opts.nixVersion)).map((i) => [i.path, i]));
+  const own = new Set((opts.ownKeys ?? []).map(keyName));
+  const keep = [];
+  let total = 0;
+  let dropped = 0;
+  for (const path14 of ordered) {
+    const info2 = infos.get(path14);
+    if (!info2) continue;
+    if (!info2.ultimate && !info2.signatures.every((s) => own.has(keyName(s)))) continue;
+    if (total + info2.narSize > maxSize2) {
+      dropped++;
+      continue;
+    }
+    total += info2.narSize;
+    keep.push(info2);
+  }
+  return { keep, dropped };
+}
+function pathSetKey(keyBase, paths, signer) {
+  const set = [...paths.map((p) => p.path).sort(), ...signer ? [`signed-by:${signer}`] : []].join("\n");
+  return `${keyBase}${createHash5("sha256").update(set).digest("hex").slice(0, 16)}`;
+}
+function cacheProblem(call) {
+  if (call.timedOut) return { reason: call.timedOut, unreachable: true };
+  if (!call.failure) return void 0;
+  const reason = call.failure.message;
+  if (call.failure.level === "info") return { reason, unreachable: false };
+  return { reason, unreachable: SERVICE_DOWN.test(reason) };
+}
+var SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+|ETIMEDOUT|ENOTFOUND|EAI_AGAIN|EPIPE|ENETUNREACH|EHOSTUNREACH)\b|socket hang up|NetworkError|network error|Unable to make request|timed? ?out/i;
+function deltaKey(baseKey, n, setKey) {
+  return `${baseKey}-d${n}-${setKey.slice(-16)}`;
+}
+function newBaseReason(state3, signer) {
+  const chain = state3.chain;
+  if (!state3.restoredKey) return "nothing restored";
+  if (!state3.restoredKey.startsWith(state3.keyBase)) return "the restored entry has another key prefix";
+  if (!chain) return "the restored entry stands alone (no chain manifest)";
+  if (!chain.base.startsWith(state3.keyBase)) return "the restored chain has another key prefix";
+  if (chain.missing.length > 0) return "an entry of the restored chain is no longer held";
+  if (chain.signer !== signer) return "the restored chain is signed otherwise";
+  if (chain.deltas.length >= MAX_DELTAS) return `the chain holds ${MAX_DELTAS} deltas`;
+  return void 0;
+}
+async function saveStoreCache(raw, built, opts = {}) {
+  const state3 = raw;
+  if (!state3?.dir || !state3.keyBase) return void 0;
+  const started = Date.now();
+  const key = opts.secretKey ? parseSecretKey(opts.secretKey) : void 0;
+  const ownKeys = [.../* @__PURE__ */ new Set([...state3.trustedKeys ?? [], ...key ? [key.publicKey] : []])];
+  if (!key && ownKeys.length > 0) {
+    info("store cache: not saved: binary-cache-public-key is set without binary-cache-key, so this job cannot sign what it saves");
+    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped: "no binary-cache-key to sign with" };
+  }
+  if (state3.restoreFailed) {
+    info(`store cache: not saved: the restore failed in the main step (${state3.restoreFailed.reason}), so the cache service is not tried again`);
+    const skipped = state3.restoreFailed.unreachable ? "the cache service was unreachable when restoring" : "the restore failed";
+    return { paths: 0, bytes: 0, seconds: (Date.now() - started) / 1e3, skipped };
+  }
+  const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n") };
+  const { keep, dropped } = await pathsToSave(state3.nix, built, state3.maxSize, env, { ownKeys, nixVersion: state3.nixVersion });
+  const cacheKey = pathSetKey(state3.keyBase, keep, key?.name);
+  const summary2 = (s) => ({ ...s, seconds: (Date.now() - started) / 1e3 });
+  if (keep.length === 0) {
+    info("store cache: nothing built here that an upstream cache does not serve; nothing to save");
+    return summary2({ paths: 0, bytes: 0, skipped: "nothing to save" });
+  }
+  const setHash = cacheKey.slice(-16);
+  if (state3.restoredKey && state3.restoredKey.startsWith(state3.keyBase) && (state3.restoredKey === cacheKey || state3.restoredKey.endsWith(`-${setHash}`)) && !state3.chain?.missing.length) {
+    info(`store cache: the path set is unchanged since ${state3.restoredKey}; nothing new to save`);
+    return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
+  }
+  if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
+  let reason = newBaseReason(state3, key?.name);
+  let fresh = keep;
+  if (!reason) {
+    fresh = [];
+    for (const info2 of keep) {
+      const there = await restoredNarMatches(state3.dir, info2, key !== void 0) && (!key || await narinfoSignedBy(state3.dir, info2, key.publicKey));
+      if (!there) fresh.push(info2);
+    }
+    if (fresh.length === 0) {
+      info(`store cache: the restored chain holds every path of this build; nothing new to save`);
+      return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
+    }
+    const freshBytes = fresh.reduce((n, p) => n + p.narSize, 0);
+    if (state3.chain.deltaBytes + freshBytes > DELTA_SHARE * state3.chain.baseBytes) reason = `its deltas would pass ${DELTA_SHARE * 100}% of the base`;
+  }
+  const chain = state3.chain;
+  const asDelta = !reason && chain !== void 0;
+  const entryKey = asDelta ? deltaKey(chain.base, chain.deltas.length + 1, cacheKey) : cacheKey;
+  const written = await writeBinaryCache(state3.dir, asDelta ? fresh : keep, state3.nix, env, key);
+  const manifest = {
+    version: 1,
+    key: entryKey,
+    base: asDelta ? chain.base : entryKey,
+    deltas: asDelta ? chain.deltas : [],
+    paths: keep.map((p) => p.path).sort(),
+    baseBytes: asDelta ? chain.baseBytes : written.bytes,
+    deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
+    ...key ? { signer: key.name } : {}
+  };
+  await writeFile4(join12(state3.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}
+`);
+  if (key) {
+    if (!await signLayerRecord(state3.dir, key, state3.layerRecord)) {
+      info("store cache: the layer record changed after this job wrote it: left out, not signed");
+    }
+  }
+  const kind = asDelta ? "delta" : "base";
+  info(
+    asDelta ? `store cache: ${fresh.length} new paths of ${keep.length}, ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${entryKey} (delta ${chain.deltas.length + 1} on ${chain.base})` : `store cache: ${keep.length} paths (${written.written} new, ${written.kept} restored), ${written.bytes} bytes${key ? `, signed by ${key.name}` : ""}; saving as ${entryKey}${reason && state3.restoredKey ? ` (a new base: ${reason})` : ""}`
+  );
+  const call = await cacheCall({ op: "save", paths: [state3.dir], key: entryKey });
+  const problem = cacheProblem(call);
+  const base = { key: entryKey, paths: keep.length, bytes: written.bytes, kind, newPaths: asDelta ? fresh.length : written.written };
+  if (problem) {
+    warning(
+      problem.unreachable ? `store cache: the cache service was unreachable (${problem.reason}); the job went on without saving the store cache` : `store cache not saved: ${problem.reason}`
+    );
+    return summary2({ ...base, skipped: problem.unreachable ? "the cache service was unreachable" : problem.reason });
+  }
+  const id = call.value?.id ?? -1;
+  if (id <= 0) return summary2({ ...base, skipped: "the cache service did not take it (see the log above)" });
+  if (!asDelta && opts.purge && chain && state3.restoredKey && inChain(state3.restoredKey, chain.base) && chain.base !== entryKey) {
+    const purge = await purgeSuperseded(chain.base, state3.keyBase, opts.purge.token, entryKey);
+    return summary2({ ...base, purge });
+  }
+  return summary2(base);
+}
+
+// src/nix/remote-cache.ts
+import { spawn as spawn5 } from "node:child_process";
+import { createHash as createHash6, randomBytes as randomBytes3 } from "node:crypto";
+import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
+import { chmod as chmod2, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir3 } from "node:os";
+import { join as join13 } from "node:path";
+import { PassThrough, Readable as Readable5, Transform as Transform2 } from "node:stream";
+import * as zlib2 from "node:zlib";
+
+// src/registry/limit.ts
+function limiter(n) {
+  if (!Number.isInteger(n) || n < 1) throw new RangeError(`limiter needs a whole number of slots of at least 1, not ${n}`);
+  let active = 0;
+  const waiting = [];
+  const acquire = () => {
+    if (active < n) {
+      active++;
+      return void 0;
+    }
+    return new Promise((resolve4) => waiting.push(resolve4));
+  };
+  const release = () => {
+    const next = waiting.shift();
+    if (next) next();
+    else active--;
+  };
+  return async (task) => {
+    await acquire();
+    try {
+      return await task();
+    } finally {
+      release();
+    }
+  };
+}
+
 // src/nix/remote-cache.ts
 var BINARY_CACHE_PRIORITY = STORE_CACHE_PRIORITY + 10;
 var LOOKUPS = 16;
@@ -73051,7 +73083,7 @@ Priority: ${BINARY_CACHE_PRIORITY}
   info(
     `binary cache ${opts.url}: a substituter after the upstream caches (Nix reads it through ${front.url}); Nix takes a path from it only signed by ${keys}${upstream.credentialed ? "" : cache.kind === "s3" ? " (no AWS credentials in the environment: unsigned requests)" : ""}`
   );
-  return { state: state3, nixConf: binaryCacheLines(front.url, opts.trustedKeys), nixName: front.url, note: "substituter", close: () => front.close() };
+  return { state: state3, nixConf: binaryCacheLines(front.url, opts.trustedKeys), nixEnv: bypassFor("127.0.0.1"), nixName: front.url, note: "substituter", close: () => front.close() };
 }
 var ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 function substitutedFrom(line, nixName) {
@@ -75550,6 +75582,7 @@ export {
   runCacheCall,
   readLayerRecord,
   recordLayers,
+  proxyOptions,
   untrustedCacheWarning,
   localFlakeDir,
   restoreStoreCache,
