@@ -30,6 +30,7 @@ import {
   exec,
   fetchAttachedDocuments,
   httpError,
+  imageStorePaths,
   info,
   isDebug,
   isRetryableStatus,
@@ -46,13 +47,11 @@ import {
   pushImage,
   readDerivation,
   readLayerRecord,
-  readLayers,
   recordLayers,
   recordTempFile,
   report,
   reportMerge,
   require_semver,
-  require_tar_stream,
   restoreStoreCache,
   rmRF,
   savePostState,
@@ -67,7 +66,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-XIPMQONR.js";
+} from "./chunks/chunk-S2DJDUSR.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -2165,86 +2164,11 @@ function planRefusal(plan) {
     throw error;
   }
 }
-async function imageToPush(built, labels, compression) {
+async function imageToPush(built, labels, compression, opts = {}) {
   if (built.plan) return { input: labelled(planInput(built.plan, { compression }), labels), format: "layers from the store" };
   const source = await detectSource(built.outPath);
   const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan, compression) : void 0;
-  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format, source };
-}
-
-// src/image/store-paths.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { createReadStream as createReadStream3 } from "node:fs";
-import { access } from "node:fs/promises";
-import { join as join7, posix } from "node:path";
-var DEFAULT_STORE_DIR = "/nix/store";
-function storePathOf(path2, storeDir) {
-  const rel = posix.normalize(`/${path2}`);
-  const prefix = `${storeDir}/`;
-  if (!rel.startsWith(prefix)) return void 0;
-  const top = rel.slice(prefix.length).split("/")[0];
-  return top ? `${storeDir}/${top}` : void 0;
-}
-function scanLayerTar(tar, storeDir = DEFAULT_STORE_DIR) {
-  const held = /* @__PURE__ */ new Set();
-  const linked = /* @__PURE__ */ new Set();
-  return new Promise((resolve, reject) => {
-    const ex = (0, import_tar_stream.extract)();
-    ex.on("entry", (header2, body, next) => {
-      const inStore = storePathOf(header2.name, storeDir);
-      if (inStore) held.add(inStore);
-      if (header2.type === "symlink" && header2.linkname) {
-        const target = header2.linkname.startsWith("/") ? header2.linkname : posix.join(posix.dirname(`/${header2.name}`), header2.linkname);
-        const to = storePathOf(target, storeDir);
-        if (to) linked.add(to);
-      }
-      body.on("end", () => next());
-      body.on("error", reject);
-      body.resume();
-    });
-    ex.on("finish", () => resolve({ held, linked }));
-    ex.on("error", reject);
-    tar.on("error", reject);
-    tar.pipe(ex);
-  });
-}
-async function customisationLayer(path2) {
-  try {
-    await access(join7(path2, "layer.tar"));
-    await access(join7(path2, "checksum"));
-    return { readable: true };
-  } catch {
-    return path2.endsWith("-customisation-layer") ? { readable: false } : void 0;
-  }
-}
-async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR) {
-  const found = /* @__PURE__ */ new Set();
-  await readLayers(source, async (_entry, open3) => {
-    const { held, linked } = await scanLayerTar(open3(), storeDir);
-    for (const p of [...held, ...linked]) found.add(p);
-  });
-  return [...found].sort();
-}
-async function imageStorePaths(opts) {
-  const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
-  if (opts.layers.length === 0 || opts.layers.some((l) => l === void 0)) {
-    return opts.archive ? archiveStorePaths(opts.archive, storeDir) : void 0;
-  }
-  const found = /* @__PURE__ */ new Set();
-  for (const paths of opts.layers) {
-    const custom = paths.length === 1 ? await customisationLayer(paths[0]) : void 0;
-    if (!custom) {
-      for (const path2 of paths) found.add(path2);
-    } else if (custom.readable) {
-      const { held, linked } = await scanLayerTar(createReadStream3(join7(paths[0], "layer.tar")), storeDir);
-      for (const p of [...held, ...linked]) found.add(p);
-    } else if (opts.archive) {
-      return archiveStorePaths(opts.archive, storeDir);
-    } else {
-      return void 0;
-    }
-  }
-  return [...found].sort();
+  return { input: labelled(archiveInput(source, { keys, scanStorePaths: opts.scanStorePaths }), labels), format: source.format, source };
 }
 
 // src/image/settings.ts
@@ -3431,7 +3355,7 @@ function withDigest(session, digest) {
 // src/registry/credentials.ts
 import { existsSync as existsSync4, readFileSync } from "node:fs";
 import { homedir as homedir2 } from "node:os";
-import { join as join8 } from "node:path";
+import { join as join7 } from "node:path";
 
 // src/registry/credential-helper.ts
 import { execFileSync } from "node:child_process";
@@ -3478,8 +3402,8 @@ function configKeys(registry) {
   return keys;
 }
 function dockerConfigSource(registry, env) {
-  const dir = env.DOCKER_CONFIG || join8(env.HOME || homedir2(), ".docker");
-  const file = join8(dir, "config.json");
+  const dir = env.DOCKER_CONFIG || join7(env.HOME || homedir2(), ".docker");
+  const file = join7(dir, "config.json");
   if (!existsSync4(file)) return {};
   let config;
   try {
@@ -3779,7 +3703,7 @@ function repositoryTags(d, i, pushByDigest) {
 import { Readable as Readable4 } from "node:stream";
 
 // src/registry/targets.ts
-import { createReadStream as createReadStream4 } from "node:fs";
+import { createReadStream as createReadStream3 } from "node:fs";
 import { Readable as Readable3 } from "node:stream";
 
 // src/registry/existing.ts
@@ -3916,7 +3840,7 @@ function blobPlacer(source, target, before, logger2) {
           return "mounted";
         }
       }
-      await target.uploadBlob(blob, () => file ? createReadStream4(file) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
+      await target.uploadBlob(blob, () => file ? createReadStream3(file) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
       bytes.uploaded += blob.size;
       logger2.info(`${file ? "uploaded" : "copied"} ${blob.digest} (${blob.size} bytes) ${file ? "as made" : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return "uploaded";
@@ -4277,7 +4201,7 @@ async function build(inputs, nix, job, clock) {
 }
 async function push(inputs, job, to, built) {
   const { resolved, cache, state: postState } = built;
-  const image = await imageToPush(resolved, inputs.labels, inputs.compression);
+  const image = await imageToPush(resolved, inputs.labels, inputs.compression, { scanStorePaths: inputs.sbom !== false });
   if (!resolved.plan) info(`image format: ${image.format} (${resolved.outPath})`);
   const producer = resolved.drvPath && "drvPath" in job.evaluation ? producerAnnotations(resolved.plan ? resolved.plan.image.confDrv : resolved.drvPath, job.settings) : {};
   for (const t of to.targets) t.known = await knownFromRecord(cache.state?.dir, t, cache.state?.layerRecord);

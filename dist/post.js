@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-XIPMQONR.js";
+} from "./chunks/chunk-S2DJDUSR.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

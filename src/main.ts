@@ -212,7 +212,7 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
 /** Pushes the image to every repository (or computes its digest), and records the layers pushed. */
 async function push(inputs: ActionInputs, job: Job, to: Destinations, built: { resolved: ResolvedImage; cache: RestoreResult; state: PostState }): Promise<{ pushed: PushResult[]; image: ImageToPush }> {
   const { resolved, cache, state: postState } = built;
-  const image = await imageToPush(resolved, inputs.labels, inputs.compression);
+  const image = await imageToPush(resolved, inputs.labels, inputs.compression, { scanStorePaths: inputs.sbom !== false });
   if (!resolved.plan) core.info(`image format: ${image.format} (${resolved.outPath})`);
   // The manifest records what fixed its bytes: the conf when the layers were made from the store, the
   // image derivation itself when its archive was read.

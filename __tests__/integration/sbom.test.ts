@@ -15,7 +15,8 @@ import { nixTestEnv } from '../support/nix.js';
 import { cyclonedxErrors, spdxErrors } from '../support/sbom-validate.js';
 import { readLayers } from '../../src/image/archive.js';
 import { detectSource } from '../../src/image/format.js';
-import { historyStorePaths } from '../../src/image/input.js';
+import { archiveInput, historyStorePaths } from '../../src/image/input.js';
+import { pushImage } from '../../src/registry/push.js';
 import { archiveStorePaths, imageStorePaths } from '../../src/image/store-paths.js';
 import { realisePlan, recogniseImage, type LayerPlan } from '../../src/nix/dockertools.js';
 import { sha256Hex, storePathFacts } from '../../src/nix/sbom-data.js';
@@ -178,6 +179,20 @@ describe('an archive without store paths in its history', () => {
     // app's script names base: Nix records the reference, and the SBOM has it as a dependency.
     expect(doc.dependencies.find((d) => d.ref === app)!.dependsOn).toEqual([base]);
     expect(doc.components.map((c) => [c.name, c.version ?? ''])).toEqual(expect.arrayContaining([['cache-base', ''], ['cache-app', '']]));
+  });
+
+  it('the push lists each layer\'s store paths as it reads it: the same paths, without reading the archive again', async () => {
+    const flake = await makeClosureFlake('2', 0);
+    const source = await detectSource(await build(`${flake.flake}#docker`));
+    const pushed = await pushImage({ input: archiveInput(source, { scanStorePaths: true }), tags: ['latest'], logger: { debug: () => {}, info: () => {}, warning: () => {} } });
+    expect(pushed.layers.every((l) => l.storePaths !== undefined)).toBe(true);
+    // No archive given: the listing alone is the image's paths, and they are those a second read finds.
+    const paths = await imageStorePaths({ layers: pushed.layers.map((l) => l.storePaths) });
+    expect(paths).toEqual([await build(`${flake.flake}#base`), await build(`${flake.flake}#app`)].sort());
+    expect(await archiveStorePaths(source)).toEqual(paths);
+    // Without scanStorePaths the listing stays unknown (the action's sbom: false reads nothing for it).
+    const plain = await pushImage({ input: archiveInput(source), tags: ['latest'], logger: { debug: () => {}, info: () => {}, warning: () => {} } });
+    expect(plain.layers.map((l) => l.storePaths)).toEqual(plain.layers.map(() => undefined));
   });
 
   it('a path the store does not hold is named, without hash or references', async () => {

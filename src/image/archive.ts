@@ -12,6 +12,7 @@ import { extract, type Header } from 'tar-stream';
 import { createHash } from 'node:crypto';
 import type { ArchiveManifest, ImageMetadata, ImageSource, LayerEntry } from './types.js';
 import { asStranger, scrubbedEnv } from './child-env.js';
+import { paddedSize, TarHeaders } from './tar-header.js';
 
 export class ArchiveError extends Error {
   override name = 'ArchiveError';
@@ -132,44 +133,6 @@ function parseConfig(bytes: Buffer, manifest: ArchiveManifest, where: string): I
   return { bytes, digest, diffIDs: diffIDs as string[] };
 }
 
-/**
- * Called for every regular `…/layer.tar` entry. `open()` gives the layer's bytes. When `entry.seekable`
- * (a plain .tar file), `open` may be called at any time, also after the visitor returns, and gives a fresh
- * stream each time; otherwise it may be called once, and the stream must be consumed before the visitor's
- * promise resolves (what is left unread is skipped).
- */
-/** Parses a tar number field: octal text, or base-256 when the high bit of the first byte is set. */
-function tarNumber(field: Buffer): number {
-  if (field[0]! & 0x80) {
-    let n = field[0]! & 0x7f;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i]!;
-    return n;
-  }
-  const text = field.toString('latin1').replace(/\0.*$/s, '').trim();
-  return text === '' ? 0 : parseInt(text, 8);
-}
-
-function tarString(field: Buffer): string {
-  const end = field.indexOf(0);
-  return field.subarray(0, end < 0 ? field.length : end).toString('utf8');
-}
-
-function paxRecords(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {};
-  let i = 0;
-  while (i < body.length) {
-    const space = body.indexOf(0x20, i);
-    if (space < 0) break;
-    const len = parseInt(body.subarray(i, space).toString('latin1'), 10);
-    if (!(len > 0)) break;
-    const record = body.subarray(space + 1, i + len - 1).toString('utf8');
-    const eq = record.indexOf('=');
-    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-
 const TYPES: Record<string, string> = { '0': 'file', '\0': 'file', '7': 'file', '1': 'link', '2': 'symlink' };
 
 /**
@@ -184,9 +147,7 @@ async function walkTarFile(path: string, visit: LayerVisitor): Promise<Found> {
     const { size: total } = await fh.stat();
     const header = Buffer.alloc(512);
     let pos = 0;
-    let pax: Record<string, string> = {};
-    let longName: string | undefined;
-    let longLink: string | undefined;
+    const headers = new TarHeaders();
     const readAt = async (buf: Buffer, at: number): Promise<void> => {
       const { bytesRead } = await fh.read(buf, 0, buf.length, at);
       if (bytesRead !== buf.length) throw new ArchiveError(`${path} is not a valid tar archive: it ends inside an entry at byte ${at}`);
@@ -194,26 +155,16 @@ async function walkTarFile(path: string, visit: LayerVisitor): Promise<Found> {
     while (pos + 512 <= total) {
       await readAt(header, pos);
       if (header.every((b) => b === 0)) break;
-      const size = pax.size !== undefined ? Number(pax.size) : tarNumber(header.subarray(124, 136));
-      const flag = String.fromCharCode(header[156]!);
-      const magic = header.subarray(257, 262).toString('latin1');
-      const prefix = magic === 'ustar' ? tarString(header.subarray(345, 500)) : '';
-      const rawName = longName ?? pax.path ?? (prefix ? `${prefix}/${tarString(header.subarray(0, 100))}` : tarString(header.subarray(0, 100)));
-      const linkname = longLink ?? pax.linkpath ?? tarString(header.subarray(157, 257));
+      const { name: rawName, linkname, flag, size } = headers.entry(header);
       const start = pos + 512;
-      pos = start + Math.ceil(size / 512) * 512;
+      pos = start + paddedSize(size);
       if (pos > total) throw new ArchiveError(`${path} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
-      if (flag === 'x' || flag === 'L' || flag === 'K') {
+      if (TarHeaders.extends(flag)) {
         const body = Buffer.alloc(size);
         await readAt(body, start);
-        if (flag === 'x') pax = paxRecords(body);
-        else if (flag === 'L') longName = tarString(body);
-        else longLink = tarString(body);
+        headers.extend(flag, body);
         continue;
       }
-      pax = {};
-      longName = undefined;
-      longLink = undefined;
       if (flag === 'g') continue;
       const name = normalise(rawName);
       const type = TYPES[flag];
@@ -236,6 +187,12 @@ async function walkTarFile(path: string, visit: LayerVisitor): Promise<Found> {
   return { small, aliases };
 }
 
+/**
+ * Called for every regular `…/layer.tar` entry. `open()` gives the layer's bytes. When `entry.seekable`
+ * (a plain .tar file), `open` may be called at any time, also after the visitor returns, and gives a fresh
+ * stream each time; otherwise it may be called once, and the stream must be consumed before the visitor's
+ * promise resolves (what is left unread is skipped).
+ */
 export type LayerVisitor = (entry: LayerEntry, open: () => Readable) => Promise<void>;
 
 /**

@@ -34,11 +34,12 @@ export function planRefusal(plan: StorePlan): string | undefined {
   }
 }
 
-/** `compression` is the push's: every layer key names it. */
-export async function imageToPush(built: BuiltImage, labels: [string, string][], compression?: Compression): Promise<ImageToPush> {
+/** `compression` is the push's: every layer key names it. `scanStorePaths`: the layers of an archive
+ *  list their store paths, for the SBOM, as the push reads them (archiveInput). */
+export async function imageToPush(built: BuiltImage, labels: [string, string][], compression?: Compression, opts: { scanStorePaths?: boolean } = {}): Promise<ImageToPush> {
   if (built.plan) return { input: labelled(planInput(built.plan, { compression }), labels), format: 'layers from the store' };
   const source = await detectSource(built.outPath);
   // A recognised image read through its archive: its manifest is the plan's own, keys included.
   const keys = built.archivePlan && !planRefusal(built.archivePlan) ? planKeys(built.archivePlan, compression) : undefined;
-  return { input: labelled(archiveInput(source, { keys }), labels), format: source.format, source };
+  return { input: labelled(archiveInput(source, { keys, scanStorePaths: opts.scanStorePaths }), labels), format: source.format, source };
 }

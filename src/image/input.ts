@@ -1,7 +1,9 @@
 // Image inputs for the push: a docker-archive read from the store (any format detectSource recognises),
 // or layers made in-process from a dockerTools layer plan. The push sees only LayerSource and LayerListing,
 // never which one it reads.
+import { pipeline, type Readable } from 'node:stream';
 import { ArchiveError, readLayers } from './archive.js';
+import { storePathsTap } from './store-paths.js';
 import type { ImageInput, ImageSource, LayerListing } from './types.js';
 
 export class ImageMismatchError extends Error {
@@ -28,17 +30,23 @@ export function historyStorePaths(configBytes: Buffer): (string[] | undefined)[]
 /**
  * A docker-archive: layers are visited as the archive holds them; the config is the archive's own.
  * `keys` (config order), when the archive is the output of a recognised plan read anyway, annotate the
- * layers as the plan's own push would, so both give the same manifest.
+ * layers as the plan's own push would, so both give the same manifest. With `scanStorePaths`, a layer
+ * the config's history does not list store paths for gets those its tar holds and links into, when the
+ * push reads it whole (a layer the registry already holds is not read, and stays unlisted).
  */
-export function archiveInput(source: ImageSource, opts: { keys?: (string | undefined)[] } = {}): ImageInput {
+export function archiveInput(source: ImageSource, opts: { keys?: (string | undefined)[]; scanStorePaths?: boolean } = {}): ImageInput {
   return {
     description: `${source.format} ${source.path}`,
     async readLayers(visit): Promise<LayerListing> {
+      // A layer read whole on the way to the push gives its store paths too (for the SBOM): no second read.
+      const scanned = new Map<string, string[]>();
+      const tapped = (name: string, open: () => Readable) => (): Readable => pipeline(open(), storePathsTap((paths) => scanned.set(name, paths)), () => undefined);
       const meta = await readLayers(source, (entry, open) =>
-        visit({ name: entry.name, seekable: entry.seekable, ...(entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {}) }, open),
+        visit({ name: entry.name, seekable: entry.seekable, ...(entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {}) }, opts.scanStorePaths ? tapped(entry.name, open) : open),
       );
       const order = meta.manifest.layers.map((name) => meta.aliases?.[name] ?? name);
       const keys = opts.keys;
+      const history = historyStorePaths(meta.config.bytes);
       if (keys && keys.length !== order.length) {
         throw new ArchiveError(`${source.path} has ${order.length} layers, but its derivation's plan has ${keys.length}`);
       }
@@ -53,7 +61,7 @@ export function archiveInput(source: ImageSource, opts: { keys?: (string | undef
           return meta.config.bytes;
         },
         ...(keys ? { keys } : {}),
-        storePaths: historyStorePaths(meta.config.bytes),
+        storePaths: order.map((name, i) => history[i] ?? scanned.get(name)),
       };
     },
   };

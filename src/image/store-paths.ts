@@ -5,9 +5,9 @@
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import type { Readable } from 'node:stream';
-import { extract } from 'tar-stream';
+import { Transform } from 'node:stream';
 import { readLayers } from './archive.js';
+import { TarNames } from './tar-header.js';
 import type { ImageSource } from './types.js';
 
 export const DEFAULT_STORE_DIR = '/nix/store';
@@ -21,28 +21,53 @@ function storePathOf(path: string, storeDir: string): string | undefined {
   return top ? `${storeDir}/${top}` : undefined;
 }
 
-/** The store paths a layer tar holds (its entries under the store directory) and those its symlinks point into. */
-export function scanLayerTar(tar: Readable, storeDir = DEFAULT_STORE_DIR): Promise<{ held: Set<string>; linked: Set<string> }> {
-  const held = new Set<string>();
-  const linked = new Set<string>();
-  return new Promise((resolve, reject) => {
-    const ex = extract();
-    ex.on('entry', (header, body, next) => {
-      const inStore = storePathOf(header.name, storeDir);
-      if (inStore) held.add(inStore);
-      if (header.type === 'symlink' && header.linkname) {
-        const target = header.linkname.startsWith('/') ? header.linkname : posix.join(posix.dirname(`/${header.name}`), header.linkname);
+/** The store paths a tar's entries are in (held) and its symlinks point into (linked), gathered as it passes. */
+class StorePathsOfTar {
+  readonly held = new Set<string>();
+  readonly linked = new Set<string>();
+  readonly names: TarNames;
+
+  constructor(storeDir: string) {
+    this.names = new TarNames((entry) => {
+      const inStore = storePathOf(entry.name, storeDir);
+      if (inStore) this.held.add(inStore);
+      if (entry.flag === '2' && entry.linkname) {
+        const target = entry.linkname.startsWith('/') ? entry.linkname : posix.join(posix.dirname(`/${entry.name}`), entry.linkname);
         const to = storePathOf(target, storeDir);
-        if (to) linked.add(to);
+        if (to) this.linked.add(to);
       }
-      body.on('end', () => next());
-      body.on('error', reject);
-      body.resume();
     });
-    ex.on('finish', () => resolve({ held, linked }));
-    ex.on('error', reject);
-    tar.on('error', reject);
-    tar.pipe(ex);
+  }
+
+  /** Both, sorted. */
+  all(): string[] {
+    return [...new Set([...this.held, ...this.linked])].sort();
+  }
+}
+
+/** The store paths a layer tar holds (its entries under the store directory) and those its symlinks point into. */
+export async function scanLayerTar(tar: AsyncIterable<Buffer>, storeDir = DEFAULT_STORE_DIR): Promise<{ held: Set<string>; linked: Set<string> }> {
+  const scan = new StorePathsOfTar(storeDir);
+  for await (const chunk of tar) scan.names.write(chunk);
+  return { held: scan.held, linked: scan.linked };
+}
+
+/**
+ * A pass-through that reads the store paths of the layer tar going through it (held and linked, as
+ * scanLayerTar): `onPaths` hears them once the whole tar has passed, never for a stream cut short. Chunks
+ * go on as they came (no copy); only headers are parsed.
+ */
+export function storePathsTap(onPaths: (paths: string[]) => void, storeDir = DEFAULT_STORE_DIR): Transform {
+  const scan = new StorePathsOfTar(storeDir);
+  return new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      scan.names.write(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      onPaths(scan.all());
+      done();
+    },
   });
 }
 

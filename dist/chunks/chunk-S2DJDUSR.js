@@ -4080,7 +4080,7 @@ var require_webidl = __commonJS({
 var require_util2 = __commonJS({
   "node_modules/undici/lib/web/fetch/util.js"(exports2, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform4 } = __require("node:stream");
     var zlib5 = __require("node:zlib");
     var { redirectStatusSet, referrerPolicySet: referrerPolicyTokens, badPortsSet } = require_constants3();
     var { getGlobalOrigin } = require_global();
@@ -4768,7 +4768,7 @@ var require_util2 = __commonJS({
       contentRange += isomorphicEncode(`${fullLength}`);
       return contentRange;
     }
-    var InflateStream = class extends Transform3 {
+    var InflateStream = class extends Transform4 {
       #zlibOptions;
       /** @param {zlib.ZlibOptions} [zlibOptions] */
       constructor(zlibOptions) {
@@ -6871,7 +6871,7 @@ var require_client_h2 = __commonJS({
     "use strict";
     var assert4 = __require("node:assert");
     var { errorMonitor } = __require("node:events");
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var util5 = require_util();
     var {
       RequestContentLengthMismatchError,
@@ -7350,7 +7350,7 @@ var require_client_h2 = __commonJS({
     }
     function writeStream(abort, socket, expectsPayload, h2stream, body2, client, request, contentLength2) {
       assert4(contentLength2 !== 0 || client[kRunning] === 0, "stream body cannot be pipelined");
-      const pipe = pipeline4(
+      const pipe = pipeline5(
         body2,
         h2stream,
         (err) => {
@@ -10395,7 +10395,7 @@ var require_api_pipeline = __commonJS({
         util5.destroy(ret, err);
       }
     };
-    function pipeline4(opts, handler) {
+    function pipeline5(opts, handler) {
       try {
         const pipelineHandler = new PipelineHandler(opts, handler);
         this.dispatch({ ...opts, body: pipelineHandler.req }, pipelineHandler);
@@ -10404,7 +10404,7 @@ var require_api_pipeline = __commonJS({
         return new PassThrough2().destroy(err);
       }
     }
-    module.exports = pipeline4;
+    module.exports = pipeline5;
   }
 });
 
@@ -11254,13 +11254,13 @@ var require_pluralizer = __commonJS({
 var require_pending_interceptors_formatter = __commonJS({
   "node_modules/undici/lib/mock/pending-interceptors-formatter.js"(exports2, module) {
     "use strict";
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform4 } = __require("node:stream");
     var { Console } = __require("node:console");
     var PERSISTENT = process.versions.icu ? "\u2705" : "Y ";
     var NOT_PERSISTENT = process.versions.icu ? "\u274C" : "N ";
     module.exports = class PendingInterceptorsFormatter {
       constructor({ disableColors } = {}) {
-        this.transform = new Transform3({
+        this.transform = new Transform4({
           transform(chunk, _enc, cb) {
             cb(null, chunk);
           }
@@ -13569,7 +13569,7 @@ var require_fetch = __commonJS({
       subresourceSet
     } = require_constants3();
     var EE = __require("node:events");
-    var { Readable: Readable8, pipeline: pipeline4, finished } = __require("node:stream");
+    var { Readable: Readable8, pipeline: pipeline5, finished } = __require("node:stream");
     var { addAbortListener, isErrored, isReadable, bufferToLowerCasedHeaderName } = require_util();
     var { dataURLProcessor, serializeAMimeType, minimizeSupportedMimeType } = require_data_url();
     var { getGlobalDispatcher } = require_global2();
@@ -14514,7 +14514,7 @@ var require_fetch = __commonJS({
                 status,
                 statusText,
                 headersList,
-                body: decoders.length ? pipeline4(this.body, ...decoders, (err) => {
+                body: decoders.length ? pipeline5(this.body, ...decoders, (err) => {
                   if (err) {
                     this.onError(err);
                   }
@@ -18311,7 +18311,7 @@ var require_eventsource_stream = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource-stream.js"(exports2, module) {
     "use strict";
     var buffer3 = __require("node:buffer");
-    var { Transform: Transform3 } = __require("node:stream");
+    var { Transform: Transform4 } = __require("node:stream");
     var { isASCIINumber, isValidLastEventId } = require_util8();
     var BOM = [239, 187, 191];
     var LF = 10;
@@ -18361,7 +18361,7 @@ var require_eventsource_stream = __commonJS({
       error2.aborted = false;
       return error2;
     }
-    var EventSourceStream = class extends Transform3 {
+    var EventSourceStream = class extends Transform4 {
       /**
        * @type {eventSourceSettings}
        */
@@ -18715,7 +18715,7 @@ ${value}`;
 var require_eventsource = __commonJS({
   "node_modules/undici/lib/web/eventsource/eventsource.js"(exports2, module) {
     "use strict";
-    var { pipeline: pipeline4 } = __require("node:stream");
+    var { pipeline: pipeline5 } = __require("node:stream");
     var { fetching } = require_fetch();
     var { makeRequest } = require_request2();
     var { webidl } = require_webidl();
@@ -18875,7 +18875,7 @@ var require_eventsource = __commonJS({
               ));
             }
           });
-          pipeline4(
+          pipeline5(
             response.body.stream,
             eventSourceStream,
             (error2) => {
@@ -28092,7 +28092,7 @@ var require_streamx = __commonJS({
         fn().then((src) => {
           if (src === null) return out.end();
           if (out.destroying) return;
-          pipeline4(src, out, noop);
+          pipeline5(src, out, noop);
         }).catch((err) => out.destroy(err));
         return out;
       }
@@ -28324,7 +28324,7 @@ var require_streamx = __commonJS({
         return this;
       }
     };
-    var Transform3 = class extends Duplex {
+    var Transform4 = class extends Duplex {
       constructor(opts) {
         super(opts);
         this._transformState = new TransformState(this);
@@ -28368,7 +28368,7 @@ var require_streamx = __commonJS({
         this._flush(transformAfterFlush.bind(this));
       }
     };
-    var PassThrough2 = class extends Transform3 {
+    var PassThrough2 = class extends Transform4 {
     };
     function transformAfterFlush(err, data) {
       const cb = this._transformState.afterFinal;
@@ -28379,13 +28379,13 @@ var require_streamx = __commonJS({
     }
     function pipelinePromise(...streams) {
       return new Promise((resolve4, reject) => {
-        return pipeline4(...streams, (err) => {
+        return pipeline5(...streams, (err) => {
           if (err) return reject(err);
           resolve4();
         });
       });
     }
-    function pipeline4(stream2, ...streams) {
+    function pipeline5(stream2, ...streams) {
       const all = Array.isArray(stream2) ? [...stream2, ...streams] : [stream2, ...streams];
       const done = all.length && typeof all[all.length - 1] === "function" ? all.pop() : null;
       if (all.length < 2) throw StreamError.BAD_ARGUMENT("Pipeline requires at least 2 streams");
@@ -28483,7 +28483,7 @@ var require_streamx = __commonJS({
       return s._writev !== Writable.prototype._writev && s._writev !== Duplex.prototype._writev;
     }
     module.exports = {
-      pipeline: pipeline4,
+      pipeline: pipeline5,
       pipelinePromise,
       isStream,
       isStreamx,
@@ -28497,7 +28497,7 @@ var require_streamx = __commonJS({
       Writable,
       Readable: Readable8,
       Duplex,
-      Transform: Transform3,
+      Transform: Transform4,
       // Export PassThrough for compatibility with Node.js core's stream module
       PassThrough: PassThrough2
     };
@@ -35205,12 +35205,12 @@ var HttpPipeline = class _HttpPipeline {
   }
   sendRequest(httpClient, request) {
     const policies = this.getOrderedPolicies();
-    const pipeline4 = policies.reduceRight((next, policy) => {
+    const pipeline5 = policies.reduceRight((next, policy) => {
       return (req) => {
         return policy.sendRequest(req, next);
       };
     }, (req) => httpClient.sendRequest(req));
-    return pipeline4(request);
+    return pipeline5(request);
   }
   getOrderedPolicies() {
     if (!this._orderedPolicies) {
@@ -37170,31 +37170,31 @@ function wrapAbortSignalLikePolicy() {
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/createPipelineFromOptions.js
 function createPipelineFromOptions2(options) {
-  const pipeline4 = createEmptyPipeline2();
+  const pipeline5 = createEmptyPipeline2();
   if (isNodeLike2) {
     if (options.agent) {
-      pipeline4.addPolicy(agentPolicy2(options.agent));
+      pipeline5.addPolicy(agentPolicy2(options.agent));
     }
     if (options.tlsOptions) {
-      pipeline4.addPolicy(tlsPolicy2(options.tlsOptions));
+      pipeline5.addPolicy(tlsPolicy2(options.tlsOptions));
     }
-    pipeline4.addPolicy(proxyPolicy2(options.proxyOptions));
-    pipeline4.addPolicy(decompressResponsePolicy2());
+    pipeline5.addPolicy(proxyPolicy2(options.proxyOptions));
+    pipeline5.addPolicy(decompressResponsePolicy2());
   }
-  pipeline4.addPolicy(wrapAbortSignalLikePolicy());
-  pipeline4.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
-  pipeline4.addPolicy(userAgentPolicy2(options.userAgentOptions));
-  pipeline4.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
-  pipeline4.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
-  pipeline4.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
-  pipeline4.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
+  pipeline5.addPolicy(wrapAbortSignalLikePolicy());
+  pipeline5.addPolicy(formDataPolicy2(), { beforePolicies: [multipartPolicyName2] });
+  pipeline5.addPolicy(userAgentPolicy2(options.userAgentOptions));
+  pipeline5.addPolicy(setClientRequestIdPolicy(options.telemetryOptions?.clientRequestIdHeaderName));
+  pipeline5.addPolicy(multipartPolicy2(), { afterPhase: "Deserialize" });
+  pipeline5.addPolicy(defaultRetryPolicy2(options.retryOptions), { phase: "Retry" });
+  pipeline5.addPolicy(tracingPolicy({ ...options.userAgentOptions, ...options.loggingOptions }), {
     afterPhase: "Retry"
   });
   if (isNodeLike2) {
-    pipeline4.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
+    pipeline5.addPolicy(redirectPolicy2(options.redirectOptions), { afterPhase: "Retry" });
   }
-  pipeline4.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
-  return pipeline4;
+  pipeline5.addPolicy(logPolicy2(options.loggingOptions), { afterPhase: "Sign" });
+  return pipeline5;
 }
 
 // node_modules/@azure/core-rest-pipeline/dist/esm/defaultHttpClient.js
@@ -37518,8 +37518,8 @@ function createDisableKeepAlivePolicy() {
     }
   };
 }
-function pipelineContainsDisableKeepAlivePolicy(pipeline4) {
-  return pipeline4.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
+function pipelineContainsDisableKeepAlivePolicy(pipeline5) {
+  return pipeline5.getOrderedPolicies().some((policy) => policy.name === disableKeepAlivePolicyName);
 }
 
 // node_modules/@azure/core-client/dist/esm/base64.js
@@ -38774,18 +38774,18 @@ function prepareXMLRootList(obj, elementName, xmlNamespaceKey, xmlNamespace) {
 
 // node_modules/@azure/core-client/dist/esm/pipeline.js
 function createClientPipeline(options = {}) {
-  const pipeline4 = createPipelineFromOptions2(options ?? {});
+  const pipeline5 = createPipelineFromOptions2(options ?? {});
   if (options.credentialOptions) {
-    pipeline4.addPolicy(bearerTokenAuthenticationPolicy({
+    pipeline5.addPolicy(bearerTokenAuthenticationPolicy({
       credential: options.credentialOptions.credential,
       scopes: options.credentialOptions.credentialScopes
     }));
   }
-  pipeline4.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
-  pipeline4.addPolicy(deserializationPolicy(options.deserializationOptions), {
+  pipeline5.addPolicy(serializationPolicy(options.serializationOptions), { phase: "Serialize" });
+  pipeline5.addPolicy(deserializationPolicy(options.deserializationOptions), {
     phase: "Deserialize"
   });
-  return pipeline4;
+  return pipeline5;
 }
 
 // node_modules/@azure/core-client/dist/esm/httpClientCache.js
@@ -48918,11 +48918,11 @@ var PathStylePorts2 = [
 ];
 
 // node_modules/@azure/storage-blob/dist/esm/Pipeline.js
-function isPipelineLike(pipeline4) {
-  if (!pipeline4 || typeof pipeline4 !== "object") {
+function isPipelineLike(pipeline5) {
+  if (!pipeline5 || typeof pipeline5 !== "object") {
     return false;
   }
-  const castPipeline = pipeline4;
+  const castPipeline = pipeline5;
   return Array.isArray(castPipeline.factories) && typeof castPipeline.options === "object" && typeof castPipeline.toServiceClientOptions === "function";
 }
 var Pipeline = class {
@@ -48961,11 +48961,11 @@ function newPipeline(credential, pipelineOptions = {}) {
   if (!credential) {
     credential = new AnonymousCredential();
   }
-  const pipeline4 = new Pipeline([], pipelineOptions);
-  pipeline4._credential = credential;
-  return pipeline4;
+  const pipeline5 = new Pipeline([], pipelineOptions);
+  pipeline5._credential = credential;
+  return pipeline5;
 }
-function processDownlevelPipeline(pipeline4) {
+function processDownlevelPipeline(pipeline5) {
   const knownFactoryFunctions = [
     isAnonymousCredential,
     isStorageSharedKeyCredential,
@@ -48975,8 +48975,8 @@ function processDownlevelPipeline(pipeline4) {
     isStorageTelemetryPolicyFactory,
     isCoreHttpPolicyFactory
   ];
-  if (pipeline4.factories.length) {
-    const novelFactories = pipeline4.factories.filter((factory) => {
+  if (pipeline5.factories.length) {
+    const novelFactories = pipeline5.factories.filter((factory) => {
       return !knownFactoryFunctions.some((knownFactory) => knownFactory(factory));
     });
     if (novelFactories.length) {
@@ -48989,14 +48989,14 @@ function processDownlevelPipeline(pipeline4) {
   }
   return void 0;
 }
-function getCoreClientOptions(pipeline4) {
-  const { httpClient: v1Client, ...restOptions } = pipeline4.options;
-  let httpClient = pipeline4._coreHttpClient;
+function getCoreClientOptions(pipeline5) {
+  const { httpClient: v1Client, ...restOptions } = pipeline5.options;
+  let httpClient = pipeline5._coreHttpClient;
   if (!httpClient) {
     httpClient = v1Client ? convertHttpClient(v1Client) : getCachedDefaultHttpClient2();
-    pipeline4._coreHttpClient = httpClient;
+    pipeline5._coreHttpClient = httpClient;
   }
-  let corePipeline = pipeline4._corePipeline;
+  let corePipeline = pipeline5._corePipeline;
   if (!corePipeline) {
     const packageDetails = `azsdk-js-azure-storage-blob/${SDK_VERSION4}`;
     const userAgentPrefix = restOptions.userAgentOptions && restOptions.userAgentOptions.userAgentPrefix ? `${restOptions.userAgentOptions.userAgentPrefix} ${packageDetails}` : `${packageDetails}`;
@@ -49037,11 +49037,11 @@ function getCoreClientOptions(pipeline4) {
     corePipeline.addPolicy(storageRetryPolicy(restOptions.retryOptions), { phase: "Retry" });
     corePipeline.addPolicy(storageRequestFailureDetailsParserPolicy());
     corePipeline.addPolicy(storageBrowserPolicy());
-    const downlevelResults = processDownlevelPipeline(pipeline4);
+    const downlevelResults = processDownlevelPipeline(pipeline5);
     if (downlevelResults) {
       corePipeline.addPolicy(downlevelResults.wrappedPolicies, downlevelResults.afterRetry ? { afterPhase: "Retry" } : void 0);
     }
-    const credential = getCredentialFromPipeline(pipeline4);
+    const credential = getCredentialFromPipeline(pipeline5);
     if (isTokenCredential(credential)) {
       corePipeline.addPolicy(bearerTokenAuthenticationPolicy({
         credential,
@@ -49054,7 +49054,7 @@ function getCoreClientOptions(pipeline4) {
         accountKey: credential.accountKey
       }), { phase: "Sign" });
     }
-    pipeline4._corePipeline = corePipeline;
+    pipeline5._corePipeline = corePipeline;
   }
   return {
     ...restOptions,
@@ -49063,12 +49063,12 @@ function getCoreClientOptions(pipeline4) {
     pipeline: corePipeline
   };
 }
-function getCredentialFromPipeline(pipeline4) {
-  if (pipeline4._credential) {
-    return pipeline4._credential;
+function getCredentialFromPipeline(pipeline5) {
+  if (pipeline5._credential) {
+    return pipeline5._credential;
   }
   let credential = new AnonymousCredential();
-  for (const factory of pipeline4.factories) {
+  for (const factory of pipeline5.factories) {
     if (isTokenCredential(factory.credential)) {
       credential = factory.credential;
     } else if (isStorageSharedKeyCredential(factory)) {
@@ -62978,13 +62978,13 @@ var StorageClient2 = class {
    * @param url - url to resource
    * @param pipeline - request policy pipeline.
    */
-  constructor(url2, pipeline4) {
+  constructor(url2, pipeline5) {
     this.url = escapeURLPath(url2);
     this.accountName = getAccountNameFromUrl(url2);
-    this.pipeline = pipeline4;
-    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline4));
+    this.pipeline = pipeline5;
+    this.storageClientContext = new StorageContextClient(this.url, getCoreClientOptions(pipeline5));
     this.isHttps = iEqual(getURLScheme(this.url) || "", "https");
-    this.credential = getCredentialFromPipeline(pipeline4);
+    this.credential = getCredentialFromPipeline(pipeline5);
     const storageClientContext = this.storageClientContext;
     storageClientContext.requestContentType = void 0;
   }
@@ -66590,21 +66590,21 @@ var BlobClient = class _BlobClient extends StorageClient2 {
   }
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
     options = options || {};
-    let pipeline4;
+    let pipeline5;
     let url2;
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -66616,20 +66616,20 @@ var BlobClient = class _BlobClient extends StorageClient2 {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     ({ blobName: this._name, containerName: this._containerName } = this.getBlobAndContainerNamesFromUrl());
     this.blobContext = this.storageClientContext.blob;
     this._snapshot = getURLParameter(this.url, URLConstants2.Parameters.SNAPSHOT);
@@ -67616,19 +67616,19 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
    */
   appendBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline4;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -67640,20 +67640,20 @@ var AppendBlobClient = class _AppendBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     this.appendBlobContext = this.storageClientContext.appendBlob;
   }
   /**
@@ -67888,22 +67888,22 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
    */
   blockBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline4;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
       if (blobNameOrOptions && typeof blobNameOrOptions !== "string") {
         options = blobNameOrOptions;
       }
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -67915,20 +67915,20 @@ var BlockBlobClient = class _BlockBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     this.blockBlobContext = this.storageClientContext.blockBlob;
     this._blobContext = this.storageClientContext.blob;
   }
@@ -68499,19 +68499,19 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
    */
   pageBlobContext;
   constructor(urlOrConnectionString, credentialOrPipelineOrContainerName, blobNameOrOptions, options) {
-    let pipeline4;
+    let pipeline5;
     let url2;
     options = options || {};
     if (isPipelineLike(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
-      pipeline4 = credentialOrPipelineOrContainerName;
+      pipeline5 = credentialOrPipelineOrContainerName;
     } else if (isNodeLike2 && credentialOrPipelineOrContainerName instanceof StorageSharedKeyCredential || credentialOrPipelineOrContainerName instanceof AnonymousCredential || isTokenCredential(credentialOrPipelineOrContainerName)) {
       url2 = urlOrConnectionString;
       options = blobNameOrOptions;
-      pipeline4 = newPipeline(credentialOrPipelineOrContainerName, options);
+      pipeline5 = newPipeline(credentialOrPipelineOrContainerName, options);
     } else if (!credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName !== "string") {
       url2 = urlOrConnectionString;
-      pipeline4 = newPipeline(new AnonymousCredential(), options);
+      pipeline5 = newPipeline(new AnonymousCredential(), options);
     } else if (credentialOrPipelineOrContainerName && typeof credentialOrPipelineOrContainerName === "string" && blobNameOrOptions && typeof blobNameOrOptions === "string") {
       const containerName = credentialOrPipelineOrContainerName;
       const blobName = blobNameOrOptions;
@@ -68523,20 +68523,20 @@ var PageBlobClient = class _PageBlobClient extends BlobClient {
           if (!options.proxyOptions) {
             options.proxyOptions = getDefaultProxySettings2(extractedCreds.proxyUri);
           }
-          pipeline4 = newPipeline(sharedKeyCredential, options);
+          pipeline5 = newPipeline(sharedKeyCredential, options);
         } else {
           throw new Error("Account connection string is only supported in Node.js environment");
         }
       } else if (extractedCreds.kind === "SASConnString") {
         url2 = appendToURLPath(appendToURLPath(extractedCreds.url, encodeURIComponent(containerName)), encodeURIComponent(blobName)) + "?" + extractedCreds.accountSas;
-        pipeline4 = newPipeline(new AnonymousCredential(), options);
+        pipeline5 = newPipeline(new AnonymousCredential(), options);
       } else {
         throw new Error("Connection string must be either an Account connection string or a SAS connection string");
       }
     } else {
       throw new Error("Expecting non-empty strings for containerName and blobName parameters");
     }
-    super(url2, pipeline4);
+    super(url2, pipeline5);
     this.pageBlobContext = this.storageClientContext.pageBlob;
   }
   /**
@@ -69582,8 +69582,8 @@ var __awaiter16 = function(thisArg, _arguments, P, generator) {
 };
 function pipeResponseToStream(response, output) {
   return __awaiter16(this, void 0, void 0, function* () {
-    const pipeline4 = util4.promisify(stream.pipeline);
-    yield pipeline4(response.message, output);
+    const pipeline5 = util4.promisify(stream.pipeline);
+    yield pipeline5(response.message, output);
   });
 }
 var DownloadProgress = class {
@@ -73298,34 +73298,495 @@ Priority: ${BINARY_CACHE_PRIORITY}
   return { uploaded, bytes, ...stopped ? { stopped } : {} };
 }
 
-// src/registry/push.ts
+// src/image/store-paths.ts
 import { createReadStream as createReadStream5 } from "node:fs";
+import { access as access3 } from "node:fs/promises";
+import { join as join14, posix as posix2 } from "node:path";
+import { Transform as Transform3 } from "node:stream";
+
+// src/image/archive.ts
+var import_tar_stream = __toESM(require_tar_stream(), 1);
+import { spawn as spawn6 } from "node:child_process";
+import { createReadStream as createReadStream4 } from "node:fs";
+import { open as open2 } from "node:fs/promises";
+import { posix } from "node:path";
+import { Readable as Readable6 } from "node:stream";
+import * as zlib3 from "node:zlib";
+import { createHash as createHash7 } from "node:crypto";
+
+// src/image/tar-header.ts
+function tarNumber(field) {
+  if (field[0] & 128) {
+    let n = field[0] & 127;
+    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
+    return n;
+  }
+  const text = field.toString("latin1").replace(/\0.*$/s, "").trim();
+  return text === "" ? 0 : parseInt(text, 8);
+}
+function tarString(field) {
+  const end = field.indexOf(0);
+  return field.subarray(0, end < 0 ? field.length : end).toString("utf8");
+}
+function paxRecords(body2) {
+  const out = {};
+  let i = 0;
+  while (i < body2.length) {
+    const space = body2.indexOf(32, i);
+    if (space < 0) break;
+    const len = parseInt(body2.subarray(i, space).toString("latin1"), 10);
+    if (!(len > 0)) break;
+    const record = body2.subarray(space + 1, i + len - 1).toString("utf8");
+    const eq = record.indexOf("=");
+    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
+    i += len;
+  }
+  return out;
+}
+var paddedSize = (size) => Math.ceil(size / 512) * 512;
+var TarHeaders = class _TarHeaders {
+  pax = {};
+  longName;
+  longLink;
+  /** Whether an entry's body is a record for the next entry (hand it to extend()). */
+  static extends(flag) {
+    return flag === "x" || flag === "L" || flag === "K";
+  }
+  /** The entry a 512-byte header block describes. Any entry but a record consumes the waiting records. */
+  entry(header) {
+    const size = this.pax.size !== void 0 ? Number(this.pax.size) : tarNumber(header.subarray(124, 136));
+    const flag = String.fromCharCode(header[156]);
+    const magic = header.subarray(257, 262).toString("latin1");
+    const prefix2 = magic === "ustar" ? tarString(header.subarray(345, 500)) : "";
+    const name = this.longName ?? this.pax.path ?? (prefix2 ? `${prefix2}/${tarString(header.subarray(0, 100))}` : tarString(header.subarray(0, 100)));
+    const linkname = this.longLink ?? this.pax.linkpath ?? tarString(header.subarray(157, 257));
+    if (!_TarHeaders.extends(flag)) {
+      this.pax = {};
+      this.longName = void 0;
+      this.longLink = void 0;
+    }
+    return { name, linkname, flag, size };
+  }
+  /** Takes the body of a record entry (x, L or K). */
+  extend(flag, body2) {
+    if (flag === "x") this.pax = paxRecords(body2);
+    else if (flag === "L") this.longName = tarString(body2);
+    else if (flag === "K") this.longLink = tarString(body2);
+  }
+};
+var MAX_RECORD = 1024 * 1024;
+var TarNames = class {
+  constructor(onEntry) {
+    this.onEntry = onEntry;
+  }
+  onEntry;
+  headers = new TarHeaders();
+  block = Buffer.alloc(512);
+  fill = 0;
+  /** Bytes still to pass before the next header. */
+  skip = 0;
+  record;
+  ended = false;
+  write(chunk) {
+    let i = 0;
+    while (i < chunk.length && !this.ended) {
+      if (this.skip > 0) {
+        const n = Math.min(this.skip, chunk.length - i);
+        i += n;
+        this.skip -= n;
+      } else if (this.record) {
+        const r = this.record;
+        const n = Math.min(r.body.length - r.fill, chunk.length - i);
+        chunk.copy(r.body, r.fill, i, i + n);
+        r.fill += n;
+        i += n;
+        if (r.fill === r.body.length) {
+          this.headers.extend(r.flag, r.body);
+          this.skip = r.padding;
+          this.record = void 0;
+        }
+      } else {
+        const n = Math.min(512 - this.fill, chunk.length - i);
+        chunk.copy(this.block, this.fill, i, i + n);
+        this.fill += n;
+        i += n;
+        if (this.fill < 512) break;
+        this.fill = 0;
+        this.header();
+      }
+    }
+  }
+  header() {
+    if (this.block.every((b) => b === 0)) {
+      this.ended = true;
+      return;
+    }
+    const entry = this.headers.entry(this.block);
+    const padded = paddedSize(entry.size);
+    if (TarHeaders.extends(entry.flag) && entry.size <= MAX_RECORD) {
+      if (entry.size === 0) this.headers.extend(entry.flag, Buffer.alloc(0));
+      else this.record = { flag: entry.flag, body: Buffer.alloc(entry.size), fill: 0, padding: padded - entry.size };
+      return;
+    }
+    if (!TarHeaders.extends(entry.flag)) this.onEntry(entry);
+    this.skip = padded;
+  }
+};
+
+// src/image/archive.ts
+var ArchiveError = class extends Error {
+  name = "ArchiveError";
+};
+var SMALL_ENTRY = 8 * 1024 * 1024;
+var HEX64 = /^[0-9a-f]{64}$/;
+var warnedSameUser = false;
+function runProducer(command, args, what, stranger = false) {
+  const run = stranger ? asStranger(command, args) : { command, args, env: scrubbedEnv(process.env) };
+  if (stranger && "sameUser" in run && run.sameUser && !warnedSameUser) {
+    warnedSameUser = true;
+    warning(`the image stream script: ${run.sameUser}`);
+  }
+  const ids = "uid" in run && run.uid !== void 0 ? { uid: run.uid, gid: run.gid } : {};
+  const child2 = spawn6(run.command, run.args, { env: run.env, stdio: ["ignore", "pipe", "pipe"], ...ids });
+  let stderr = "";
+  child2.stderr.on("data", (d) => {
+    stderr = (stderr + d.toString()).slice(-2e3);
+  });
+  const done = new Promise((resolve4, reject) => {
+    child2.on("error", (e) => reject(new ArchiveError(`${what}: ${e.message}`)));
+    child2.on("close", (code, signal) => {
+      if (code === 0) resolve4();
+      else {
+        const last = stderr.trim().split("\n").slice(-3).join(" / ");
+        reject(new ArchiveError(`${what} exited with ${signal ?? `code ${code}`}${last ? `: ${last}` : ""}`));
+      }
+    });
+  });
+  done.catch(() => void 0);
+  return { stream: child2.stdout, done, kill: () => void child2.kill("SIGKILL") };
+}
+var CHUNK = 1024 * 1024;
+function zstdDecompressor() {
+  const make = zlib3.createZstdDecompress;
+  return make?.({ chunkSize: CHUNK });
+}
+function openArchive(source) {
+  switch (source.format) {
+    case "stream":
+      return runProducer(source.path, [], `the image stream script ${source.path}`, true);
+    case "docker-archive":
+      return { stream: createReadStream4(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
+    case "docker-archive+gzip": {
+      const out = createReadStream4(source.path, { highWaterMark: CHUNK }).pipe(zlib3.createGunzip({ chunkSize: CHUNK }));
+      return { stream: out, done: Promise.resolve() };
+    }
+    case "docker-archive+zstd": {
+      const native = zstdDecompressor();
+      if (native) return { stream: createReadStream4(source.path, { highWaterMark: CHUNK }).pipe(native), done: Promise.resolve() };
+      return runProducer("zstd", ["-d", "-c", "-q", source.path], `zstd -d ${source.path}`);
+    }
+  }
+}
+function parseManifest(bytes, where2) {
+  let parsed;
+  try {
+    parsed = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new ArchiveError(`${where2}: manifest.json is not valid JSON`);
+  }
+  const first2 = Array.isArray(parsed) ? parsed[0] : void 0;
+  if (!Array.isArray(parsed) || parsed.length !== 1 || !first2) {
+    throw new ArchiveError(`${where2}: manifest.json must describe exactly one image, found ${Array.isArray(parsed) ? parsed.length : "no list"}`);
+  }
+  const config = first2.Config;
+  const layers = first2.Layers;
+  if (typeof config !== "string" || !Array.isArray(layers) || !layers.every((l) => typeof l === "string")) {
+    throw new ArchiveError(`${where2}: manifest.json lacks Config or Layers`);
+  }
+  const repoTags = Array.isArray(first2.RepoTags) ? first2.RepoTags.filter((t) => typeof t === "string") : [];
+  return { config, layers, repoTags };
+}
+function normalise2(name) {
+  return posix.normalize(name).replace(/^(\.\/)+/, "").replace(/^\/+/, "");
+}
+function parseConfig(bytes, manifest, where2) {
+  let config;
+  try {
+    config = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new ArchiveError(`${where2}: the image config ${manifest.config} is not valid JSON`);
+  }
+  const diffIDs = config.rootfs?.diff_ids;
+  if (!Array.isArray(diffIDs) || !diffIDs.every((d) => typeof d === "string" && /^sha256:[0-9a-f]{64}$/.test(d))) {
+    throw new ArchiveError(`${where2}: the image config ${manifest.config} has no valid rootfs.diff_ids`);
+  }
+  if (diffIDs.length !== manifest.layers.length) {
+    throw new ArchiveError(
+      `${where2}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`
+    );
+  }
+  const digest = `sha256:${createHash7("sha256").update(bytes).digest("hex")}`;
+  return { bytes, digest, diffIDs };
+}
+var TYPES = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink" };
+async function walkTarFile(path14, visit) {
+  const small = /* @__PURE__ */ new Map();
+  const aliases = {};
+  const fh = await open2(path14, "r");
+  try {
+    const { size: total } = await fh.stat();
+    const header = Buffer.alloc(512);
+    let pos = 0;
+    const headers = new TarHeaders();
+    const readAt = async (buf, at) => {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      if (bytesRead !== buf.length) throw new ArchiveError(`${path14} is not a valid tar archive: it ends inside an entry at byte ${at}`);
+    };
+    while (pos + 512 <= total) {
+      await readAt(header, pos);
+      if (header.every((b) => b === 0)) break;
+      const { name: rawName, linkname, flag, size } = headers.entry(header);
+      const start = pos + 512;
+      pos = start + paddedSize(size);
+      if (pos > total) throw new ArchiveError(`${path14} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
+      if (TarHeaders.extends(flag)) {
+        const body2 = Buffer.alloc(size);
+        await readAt(body2, start);
+        headers.extend(flag, body2);
+        continue;
+      }
+      if (flag === "g") continue;
+      const name = normalise2(rawName);
+      const type = TYPES[flag];
+      if ((type === "link" || type === "symlink") && name.endsWith("layer.tar")) {
+        aliases[name] = linkTarget(name, type, linkname);
+      } else if (type === "file" && posix.basename(name) === "layer.tar") {
+        const end = start + size - 1;
+        await visit(
+          layerEntry(name, size, true),
+          () => size === 0 ? Readable6.from([]) : createReadStream4(path14, { start, end, highWaterMark: CHUNK })
+        );
+      } else if (type === "file" && isSmall(name, size)) {
+        const body2 = Buffer.alloc(size);
+        await readAt(body2, start);
+        small.set(name, body2);
+      }
+    }
+  } finally {
+    await fh.close();
+  }
+  return { small, aliases };
+}
+async function readLayers(source, visit) {
+  const found = source.format === "docker-archive" ? await walkTarFile(source.path, visit) : await walkTarStream(source, visit);
+  return finish(source.path, found);
+}
+function layerEntry(name, size, seekable) {
+  const dir = name.split("/")[0] ?? "";
+  return { name, size, seekable, ...HEX64.test(dir) ? { diffIDHint: `sha256:${dir}` } : {} };
+}
+function isSmall(name, size) {
+  return size <= SMALL_ENTRY && name.endsWith(".json");
+}
+function linkTarget(name, type, linkname) {
+  return normalise2(type === "symlink" ? posix.join(posix.dirname(name), linkname) : linkname);
+}
+async function walkTarStream(source, visit) {
+  const where2 = source.path;
+  const opened = openArchive(source);
+  const small = /* @__PURE__ */ new Map();
+  const aliases = {};
+  const ex = (0, import_tar_stream.extract)();
+  let visitorFailed = false;
+  const reading = new Promise((resolve4, reject) => {
+    ex.on("entry", (header, entryStream, next) => {
+      const body2 = Readable6.from(entryStream, { objectMode: false });
+      const name = normalise2(header.name);
+      const handle = async () => {
+        if ((header.type === "symlink" || header.type === "link") && header.linkname && name.endsWith("layer.tar")) {
+          aliases[name] = linkTarget(name, header.type, header.linkname);
+          body2.resume();
+          return;
+        }
+        if (header.type !== "file" && header.type !== "contiguous-file") {
+          body2.resume();
+          return;
+        }
+        if (posix.basename(name) === "layer.tar") {
+          await visit(layerEntry(name, header.size ?? 0, false), () => body2);
+          if (!body2.readableEnded && !body2.destroyed) {
+            body2.resume();
+            await new Promise((resolve5, reject2) => {
+              body2.once("end", resolve5);
+              body2.once("error", reject2);
+            });
+          }
+          return;
+        }
+        if (isSmall(name, header.size ?? 0)) {
+          const chunks = [];
+          for await (const c of body2) chunks.push(c);
+          small.set(name, Buffer.concat(chunks));
+          return;
+        }
+        body2.resume();
+      };
+      handle().then(
+        () => next(),
+        (e) => {
+          visitorFailed = true;
+          const error2 = e instanceof Error ? e : new Error(String(e));
+          reject(error2);
+          next(error2);
+        }
+      );
+    });
+    ex.on("finish", resolve4);
+    ex.on("error", reject);
+    ex.on("close", () => reject(new ArchiveError(`${where2}: reading stopped`)));
+    opened.stream.on("error", (e) => reject(new ArchiveError(`${where2}: ${e.message}`)));
+  });
+  opened.stream.pipe(ex);
+  try {
+    await reading;
+  } catch (e) {
+    opened.stream.destroy();
+    if (visitorFailed || e instanceof ArchiveError) {
+      opened.kill?.();
+      throw e;
+    }
+    await Promise.race([opened.done, new Promise((r) => setTimeout(r, 2e3).unref())]);
+    opened.kill?.();
+    throw e instanceof Error && /Unexpected end|unexpected end|invalid header/i.test(e.message) ? new ArchiveError(`${where2} is not a valid tar archive: ${e.message}`) : e;
+  }
+  await opened.done;
+  return { small, aliases };
+}
+function finish(where2, { small, aliases }) {
+  const manifestBytes = small.get("manifest.json");
+  if (!manifestBytes) throw new ArchiveError(`${where2} is not a docker-archive: it has no manifest.json`);
+  const manifest = parseManifest(manifestBytes, where2);
+  manifest.layers = manifest.layers.map(normalise2);
+  const configBytes = small.get(normalise2(manifest.config));
+  if (!configBytes) throw new ArchiveError(`${where2}: manifest.json names the config ${manifest.config}, which the archive lacks`);
+  const config = parseConfig(configBytes, manifest, where2);
+  return { manifest, config, aliases };
+}
+
+// src/image/store-paths.ts
+var DEFAULT_STORE_DIR = "/nix/store";
+function storePathOf(path14, storeDir) {
+  const rel = posix2.normalize(`/${path14}`);
+  const prefix2 = `${storeDir}/`;
+  if (!rel.startsWith(prefix2)) return void 0;
+  const top = rel.slice(prefix2.length).split("/")[0];
+  return top ? `${storeDir}/${top}` : void 0;
+}
+var StorePathsOfTar = class {
+  held = /* @__PURE__ */ new Set();
+  linked = /* @__PURE__ */ new Set();
+  names;
+  constructor(storeDir) {
+    this.names = new TarNames((entry) => {
+      const inStore = storePathOf(entry.name, storeDir);
+      if (inStore) this.held.add(inStore);
+      if (entry.flag === "2" && entry.linkname) {
+        const target = entry.linkname.startsWith("/") ? entry.linkname : posix2.join(posix2.dirname(`/${entry.name}`), entry.linkname);
+        const to = storePathOf(target, storeDir);
+        if (to) this.linked.add(to);
+      }
+    });
+  }
+  /** Both, sorted. */
+  all() {
+    return [.../* @__PURE__ */ new Set([...this.held, ...this.linked])].sort();
+  }
+};
+async function scanLayerTar(tar, storeDir = DEFAULT_STORE_DIR) {
+  const scan = new StorePathsOfTar(storeDir);
+  for await (const chunk of tar) scan.names.write(chunk);
+  return { held: scan.held, linked: scan.linked };
+}
+function storePathsTap(onPaths, storeDir = DEFAULT_STORE_DIR) {
+  const scan = new StorePathsOfTar(storeDir);
+  return new Transform3({
+    transform(chunk, _enc, done) {
+      scan.names.write(chunk);
+      done(null, chunk);
+    },
+    flush(done) {
+      onPaths(scan.all());
+      done();
+    }
+  });
+}
+async function customisationLayer(path14) {
+  try {
+    await access3(join14(path14, "layer.tar"));
+    await access3(join14(path14, "checksum"));
+    return { readable: true };
+  } catch {
+    return path14.endsWith("-customisation-layer") ? { readable: false } : void 0;
+  }
+}
+async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR) {
+  const found = /* @__PURE__ */ new Set();
+  await readLayers(source, async (_entry, open3) => {
+    const { held, linked } = await scanLayerTar(open3(), storeDir);
+    for (const p of [...held, ...linked]) found.add(p);
+  });
+  return [...found].sort();
+}
+async function imageStorePaths(opts) {
+  const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
+  if (opts.layers.length === 0 || opts.layers.some((l) => l === void 0)) {
+    return opts.archive ? archiveStorePaths(opts.archive, storeDir) : void 0;
+  }
+  const found = /* @__PURE__ */ new Set();
+  for (const paths of opts.layers) {
+    const custom2 = paths.length === 1 ? await customisationLayer(paths[0]) : void 0;
+    if (!custom2) {
+      for (const path14 of paths) found.add(path14);
+    } else if (custom2.readable) {
+      const { held, linked } = await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar")), storeDir);
+      for (const p of [...held, ...linked]) found.add(p);
+    } else if (opts.archive) {
+      return archiveStorePaths(opts.archive, storeDir);
+    } else {
+      return void 0;
+    }
+  }
+  return [...found].sort();
+}
+
+// src/registry/push.ts
+import { createReadStream as createReadStream6 } from "node:fs";
 import { mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
 import { tmpdir as tmpdir4 } from "node:os";
-import { join as join15 } from "node:path";
+import { join as join16 } from "node:path";
 
 // src/image/compress.ts
-import { createHash as createHash7, randomBytes as randomBytes4 } from "node:crypto";
+import { createHash as createHash8, randomBytes as randomBytes4 } from "node:crypto";
 import { createWriteStream as createWriteStream4 } from "node:fs";
 import { once as once2 } from "node:events";
 import { availableParallelism } from "node:os";
-import { join as join14 } from "node:path";
+import { join as join15 } from "node:path";
 import { promisify as promisify4 } from "node:util";
 import { constants as constants6, crc32, deflateRaw } from "node:zlib";
 
 // src/image/zstd.ts
-import { execFileSync, spawn as spawn6 } from "node:child_process";
+import { execFileSync, spawn as spawn7 } from "node:child_process";
 import { once } from "node:events";
 import { promisify as promisify3 } from "node:util";
-import * as zlib3 from "node:zlib";
+import * as zlib4 from "node:zlib";
 var ZSTD_BLOCK = 4 * 1024 * 1024;
 var OUT_CHUNK = ZSTD_BLOCK + ZSTD_BLOCK / 128 + 64 * 1024;
-var CHUNK = 1024 * 1024;
+var CHUNK2 = 1024 * 1024;
 var ZstdUnavailableError = class extends Error {
   name = "ZstdUnavailableError";
 };
-var z = zlib3;
-var constants5 = zlib3.constants;
+var z = zlib4;
+var constants5 = zlib4.constants;
 function nativeZstd() {
   return typeof z.zstdCompress === "function" && typeof z.createZstdDecompress === "function";
 }
@@ -73365,7 +73826,7 @@ function zstdFrame(block, level) {
 }
 function zstdInflate(source) {
   if (nativeZstd()) {
-    const inflate = z.createZstdDecompress({ chunkSize: CHUNK });
+    const inflate = z.createZstdDecompress({ chunkSize: CHUNK2 });
     pump(source, inflate);
     return inflate;
   }
@@ -73396,7 +73857,7 @@ function pump(source, sink) {
 }
 function throughCommand(command, args, what) {
   return async function* (source) {
-    const child2 = spawn6(command, args, { env: scrubbedEnv(process.env), stdio: ["pipe", "pipe", "pipe"] });
+    const child2 = spawn7(command, args, { env: scrubbedEnv(process.env), stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     child2.stderr.on("data", (d) => {
       stderr = (stderr + d.toString()).slice(-2e3);
@@ -73509,11 +73970,11 @@ async function* fixedBlocks(input, size, ring) {
 }
 async function compressLayer(raw, opts) {
   if (opts.compression?.algorithm === "zstd") return compressZstd(raw, opts, opts.compression.level);
-  const file = join14(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.gz`);
+  const file = join15(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.gz`);
   const level = opts.compression?.level ?? DEFAULT_LEVEL;
   const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash7("sha256");
-  const digest = createHash7("sha256");
+  const diffID = createHash8("sha256");
+  const digest = createHash8("sha256");
   let crc = 0;
   let uncompressedSize = 0;
   let size = 0;
@@ -73560,7 +74021,7 @@ async function compressLayer(raw, opts) {
   };
 }
 function spoolFile(file) {
-  const digest = createHash7("sha256");
+  const digest = createHash8("sha256");
   let size = 0;
   const out = createWriteStream4(file);
   const failed = once2(out, "error").then(([e]) => Promise.reject(e));
@@ -73580,9 +74041,9 @@ function spoolFile(file) {
   };
 }
 async function compressZstd(raw, opts, level) {
-  const file = join14(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.zst`);
+  const file = join15(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.zst`);
   const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash7("sha256");
+  const diffID = createHash8("sha256");
   let uncompressedSize = 0;
   const out = spoolFile(file);
   let written;
@@ -73606,295 +74067,8 @@ async function compressZstd(raw, opts, level) {
   return { diffID: `sha256:${diffID.digest("hex")}`, digest: written.digest, size: written.size, uncompressedSize, file };
 }
 
-// src/image/archive.ts
-var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { spawn as spawn7 } from "node:child_process";
-import { createReadStream as createReadStream4 } from "node:fs";
-import { open as open2 } from "node:fs/promises";
-import { posix } from "node:path";
-import { Readable as Readable6 } from "node:stream";
-import * as zlib4 from "node:zlib";
-import { createHash as createHash8 } from "node:crypto";
-var ArchiveError = class extends Error {
-  name = "ArchiveError";
-};
-var SMALL_ENTRY = 8 * 1024 * 1024;
-var HEX64 = /^[0-9a-f]{64}$/;
-var warnedSameUser = false;
-function runProducer(command, args, what, stranger = false) {
-  const run = stranger ? asStranger(command, args) : { command, args, env: scrubbedEnv(process.env) };
-  if (stranger && "sameUser" in run && run.sameUser && !warnedSameUser) {
-    warnedSameUser = true;
-    warning(`the image stream script: ${run.sameUser}`);
-  }
-  const ids = "uid" in run && run.uid !== void 0 ? { uid: run.uid, gid: run.gid } : {};
-  const child2 = spawn7(run.command, run.args, { env: run.env, stdio: ["ignore", "pipe", "pipe"], ...ids });
-  let stderr = "";
-  child2.stderr.on("data", (d) => {
-    stderr = (stderr + d.toString()).slice(-2e3);
-  });
-  const done = new Promise((resolve4, reject) => {
-    child2.on("error", (e) => reject(new ArchiveError(`${what}: ${e.message}`)));
-    child2.on("close", (code, signal) => {
-      if (code === 0) resolve4();
-      else {
-        const last = stderr.trim().split("\n").slice(-3).join(" / ");
-        reject(new ArchiveError(`${what} exited with ${signal ?? `code ${code}`}${last ? `: ${last}` : ""}`));
-      }
-    });
-  });
-  done.catch(() => void 0);
-  return { stream: child2.stdout, done, kill: () => void child2.kill("SIGKILL") };
-}
-var CHUNK2 = 1024 * 1024;
-function zstdDecompressor() {
-  const make = zlib4.createZstdDecompress;
-  return make?.({ chunkSize: CHUNK2 });
-}
-function openArchive(source) {
-  switch (source.format) {
-    case "stream":
-      return runProducer(source.path, [], `the image stream script ${source.path}`, true);
-    case "docker-archive":
-      return { stream: createReadStream4(source.path, { highWaterMark: CHUNK2 }), done: Promise.resolve() };
-    case "docker-archive+gzip": {
-      const out = createReadStream4(source.path, { highWaterMark: CHUNK2 }).pipe(zlib4.createGunzip({ chunkSize: CHUNK2 }));
-      return { stream: out, done: Promise.resolve() };
-    }
-    case "docker-archive+zstd": {
-      const native = zstdDecompressor();
-      if (native) return { stream: createReadStream4(source.path, { highWaterMark: CHUNK2 }).pipe(native), done: Promise.resolve() };
-      return runProducer("zstd", ["-d", "-c", "-q", source.path], `zstd -d ${source.path}`);
-    }
-  }
-}
-function parseManifest(bytes, where2) {
-  let parsed;
-  try {
-    parsed = JSON.parse(bytes.toString("utf8"));
-  } catch {
-    throw new ArchiveError(`${where2}: manifest.json is not valid JSON`);
-  }
-  const first2 = Array.isArray(parsed) ? parsed[0] : void 0;
-  if (!Array.isArray(parsed) || parsed.length !== 1 || !first2) {
-    throw new ArchiveError(`${where2}: manifest.json must describe exactly one image, found ${Array.isArray(parsed) ? parsed.length : "no list"}`);
-  }
-  const config = first2.Config;
-  const layers = first2.Layers;
-  if (typeof config !== "string" || !Array.isArray(layers) || !layers.every((l) => typeof l === "string")) {
-    throw new ArchiveError(`${where2}: manifest.json lacks Config or Layers`);
-  }
-  const repoTags = Array.isArray(first2.RepoTags) ? first2.RepoTags.filter((t) => typeof t === "string") : [];
-  return { config, layers, repoTags };
-}
-function normalise2(name) {
-  return posix.normalize(name).replace(/^(\.\/)+/, "").replace(/^\/+/, "");
-}
-function parseConfig(bytes, manifest, where2) {
-  let config;
-  try {
-    config = JSON.parse(bytes.toString("utf8"));
-  } catch {
-    throw new ArchiveError(`${where2}: the image config ${manifest.config} is not valid JSON`);
-  }
-  const diffIDs = config.rootfs?.diff_ids;
-  if (!Array.isArray(diffIDs) || !diffIDs.every((d) => typeof d === "string" && /^sha256:[0-9a-f]{64}$/.test(d))) {
-    throw new ArchiveError(`${where2}: the image config ${manifest.config} has no valid rootfs.diff_ids`);
-  }
-  if (diffIDs.length !== manifest.layers.length) {
-    throw new ArchiveError(
-      `${where2}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`
-    );
-  }
-  const digest = `sha256:${createHash8("sha256").update(bytes).digest("hex")}`;
-  return { bytes, digest, diffIDs };
-}
-function tarNumber(field) {
-  if (field[0] & 128) {
-    let n = field[0] & 127;
-    for (let i = 1; i < field.length; i++) n = n * 256 + field[i];
-    return n;
-  }
-  const text = field.toString("latin1").replace(/\0.*$/s, "").trim();
-  return text === "" ? 0 : parseInt(text, 8);
-}
-function tarString(field) {
-  const end = field.indexOf(0);
-  return field.subarray(0, end < 0 ? field.length : end).toString("utf8");
-}
-function paxRecords(body2) {
-  const out = {};
-  let i = 0;
-  while (i < body2.length) {
-    const space = body2.indexOf(32, i);
-    if (space < 0) break;
-    const len = parseInt(body2.subarray(i, space).toString("latin1"), 10);
-    if (!(len > 0)) break;
-    const record = body2.subarray(space + 1, i + len - 1).toString("utf8");
-    const eq = record.indexOf("=");
-    if (eq > 0) out[record.slice(0, eq)] = record.slice(eq + 1);
-    i += len;
-  }
-  return out;
-}
-var TYPES = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink" };
-async function walkTarFile(path14, visit) {
-  const small = /* @__PURE__ */ new Map();
-  const aliases = {};
-  const fh = await open2(path14, "r");
-  try {
-    const { size: total } = await fh.stat();
-    const header = Buffer.alloc(512);
-    let pos = 0;
-    let pax = {};
-    let longName;
-    let longLink;
-    const readAt = async (buf, at) => {
-      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
-      if (bytesRead !== buf.length) throw new ArchiveError(`${path14} is not a valid tar archive: it ends inside an entry at byte ${at}`);
-    };
-    while (pos + 512 <= total) {
-      await readAt(header, pos);
-      if (header.every((b) => b === 0)) break;
-      const size = pax.size !== void 0 ? Number(pax.size) : tarNumber(header.subarray(124, 136));
-      const flag = String.fromCharCode(header[156]);
-      const magic = header.subarray(257, 262).toString("latin1");
-      const prefix2 = magic === "ustar" ? tarString(header.subarray(345, 500)) : "";
-      const rawName = longName ?? pax.path ?? (prefix2 ? `${prefix2}/${tarString(header.subarray(0, 100))}` : tarString(header.subarray(0, 100)));
-      const linkname = longLink ?? pax.linkpath ?? tarString(header.subarray(157, 257));
-      const start = pos + 512;
-      pos = start + Math.ceil(size / 512) * 512;
-      if (pos > total) throw new ArchiveError(`${path14} is not a valid tar archive: entry ${rawName} runs past the end of the file`);
-      if (flag === "x" || flag === "L" || flag === "K") {
-        const body2 = Buffer.alloc(size);
-        await readAt(body2, start);
-        if (flag === "x") pax = paxRecords(body2);
-        else if (flag === "L") longName = tarString(body2);
-        else longLink = tarString(body2);
-        continue;
-      }
-      pax = {};
-      longName = void 0;
-      longLink = void 0;
-      if (flag === "g") continue;
-      const name = normalise2(rawName);
-      const type = TYPES[flag];
-      if ((type === "link" || type === "symlink") && name.endsWith("layer.tar")) {
-        aliases[name] = linkTarget(name, type, linkname);
-      } else if (type === "file" && posix.basename(name) === "layer.tar") {
-        const end = start + size - 1;
-        await visit(
-          layerEntry(name, size, true),
-          () => size === 0 ? Readable6.from([]) : createReadStream4(path14, { start, end, highWaterMark: CHUNK2 })
-        );
-      } else if (type === "file" && isSmall(name, size)) {
-        const body2 = Buffer.alloc(size);
-        await readAt(body2, start);
-        small.set(name, body2);
-      }
-    }
-  } finally {
-    await fh.close();
-  }
-  return { small, aliases };
-}
-async function readLayers(source, visit) {
-  const found = source.format === "docker-archive" ? await walkTarFile(source.path, visit) : await walkTarStream(source, visit);
-  return finish(source.path, found);
-}
-function layerEntry(name, size, seekable) {
-  const dir = name.split("/")[0] ?? "";
-  return { name, size, seekable, ...HEX64.test(dir) ? { diffIDHint: `sha256:${dir}` } : {} };
-}
-function isSmall(name, size) {
-  return size <= SMALL_ENTRY && name.endsWith(".json");
-}
-function linkTarget(name, type, linkname) {
-  return normalise2(type === "symlink" ? posix.join(posix.dirname(name), linkname) : linkname);
-}
-async function walkTarStream(source, visit) {
-  const where2 = source.path;
-  const opened = openArchive(source);
-  const small = /* @__PURE__ */ new Map();
-  const aliases = {};
-  const ex = (0, import_tar_stream.extract)();
-  let visitorFailed = false;
-  const reading = new Promise((resolve4, reject) => {
-    ex.on("entry", (header, entryStream, next) => {
-      const body2 = Readable6.from(entryStream, { objectMode: false });
-      const name = normalise2(header.name);
-      const handle = async () => {
-        if ((header.type === "symlink" || header.type === "link") && header.linkname && name.endsWith("layer.tar")) {
-          aliases[name] = linkTarget(name, header.type, header.linkname);
-          body2.resume();
-          return;
-        }
-        if (header.type !== "file" && header.type !== "contiguous-file") {
-          body2.resume();
-          return;
-        }
-        if (posix.basename(name) === "layer.tar") {
-          await visit(layerEntry(name, header.size ?? 0, false), () => body2);
-          if (!body2.readableEnded && !body2.destroyed) {
-            body2.resume();
-            await new Promise((resolve5, reject2) => {
-              body2.once("end", resolve5);
-              body2.once("error", reject2);
-            });
-          }
-          return;
-        }
-        if (isSmall(name, header.size ?? 0)) {
-          const chunks = [];
-          for await (const c of body2) chunks.push(c);
-          small.set(name, Buffer.concat(chunks));
-          return;
-        }
-        body2.resume();
-      };
-      handle().then(
-        () => next(),
-        (e) => {
-          visitorFailed = true;
-          const error2 = e instanceof Error ? e : new Error(String(e));
-          reject(error2);
-          next(error2);
-        }
-      );
-    });
-    ex.on("finish", resolve4);
-    ex.on("error", reject);
-    ex.on("close", () => reject(new ArchiveError(`${where2}: reading stopped`)));
-    opened.stream.on("error", (e) => reject(new ArchiveError(`${where2}: ${e.message}`)));
-  });
-  opened.stream.pipe(ex);
-  try {
-    await reading;
-  } catch (e) {
-    opened.stream.destroy();
-    if (visitorFailed || e instanceof ArchiveError) {
-      opened.kill?.();
-      throw e;
-    }
-    await Promise.race([opened.done, new Promise((r) => setTimeout(r, 2e3).unref())]);
-    opened.kill?.();
-    throw e instanceof Error && /Unexpected end|unexpected end|invalid header/i.test(e.message) ? new ArchiveError(`${where2} is not a valid tar archive: ${e.message}`) : e;
-  }
-  await opened.done;
-  return { small, aliases };
-}
-function finish(where2, { small, aliases }) {
-  const manifestBytes = small.get("manifest.json");
-  if (!manifestBytes) throw new ArchiveError(`${where2} is not a docker-archive: it has no manifest.json`);
-  const manifest = parseManifest(manifestBytes, where2);
-  manifest.layers = manifest.layers.map(normalise2);
-  const configBytes = small.get(normalise2(manifest.config));
-  if (!configBytes) throw new ArchiveError(`${where2}: manifest.json names the config ${manifest.config}, which the archive lacks`);
-  const config = parseConfig(configBytes, manifest, where2);
-  return { manifest, config, aliases };
-}
-
 // src/image/input.ts
+import { pipeline as pipeline3 } from "node:stream";
 var ImageMismatchError = class extends Error {
   name = "ImageMismatchError";
 };
@@ -73915,12 +74089,15 @@ function archiveInput(source, opts = {}) {
   return {
     description: `${source.format} ${source.path}`,
     async readLayers(visit) {
+      const scanned = /* @__PURE__ */ new Map();
+      const tapped = (name, open3) => () => pipeline3(open3(), storePathsTap((paths) => scanned.set(name, paths)), () => void 0);
       const meta = await readLayers(
         source,
-        (entry, open3) => visit({ name: entry.name, seekable: entry.seekable, ...entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {} }, open3)
+        (entry, open3) => visit({ name: entry.name, seekable: entry.seekable, ...entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {} }, opts.scanStorePaths ? tapped(entry.name, open3) : open3)
       );
       const order = meta.manifest.layers.map((name) => meta.aliases?.[name] ?? name);
       const keys = opts.keys;
+      const history = historyStorePaths(meta.config.bytes);
       if (keys && keys.length !== order.length) {
         throw new ArchiveError(`${source.path} has ${order.length} layers, but its derivation's plan has ${keys.length}`);
       }
@@ -73935,7 +74112,7 @@ function archiveInput(source, opts = {}) {
           return meta.config.bytes;
         },
         ...keys ? { keys } : {},
-        storePaths: historyStorePaths(meta.config.bytes)
+        storePaths: order.map((name, i) => history[i] ?? scanned.get(name))
       };
     }
   };
@@ -74137,7 +74314,7 @@ function knownLayers(manifestBytes, configBytes) {
 // src/registry/verify.ts
 import { createHash as createHash10 } from "node:crypto";
 import { Readable as Readable7 } from "node:stream";
-import { pipeline as pipeline3 } from "node:stream/promises";
+import { pipeline as pipeline4 } from "node:stream/promises";
 import { createGunzip as createGunzip2 } from "node:zlib";
 var inflated = /* @__PURE__ */ new Map();
 function blobDiffID(client, blob, opts = {}) {
@@ -74164,7 +74341,7 @@ async function hashInflated(client, blob, opts) {
   const hash = createHash10("sha256");
   const limit = inflationLimit(blob.size);
   let total = 0;
-  await pipeline3(
+  await pipeline4(
     Readable7.from(client.blobPieces(blob.digest, blob.size, opts)),
     blob.mediaType === MediaTypes2.ociLayerZstd ? zstdInflate : createGunzip2(),
     async (source) => {
@@ -74180,7 +74357,7 @@ async function hashInflated(client, blob, opts) {
 }
 async function layerDiffID(raw, signal) {
   const hash = createHash10("sha256");
-  await pipeline3(
+  await pipeline4(
     raw,
     async (source) => {
       for await (const chunk of source) hash.update(chunk);
@@ -74345,7 +74522,7 @@ async function pushImage(opts) {
   if (!input) throw new Error("pushImage needs an input or a source");
   const compression = opts.compression ?? DEFAULT_COMPRESSION;
   if (compression.algorithm === "zstd") logger8.info(`layers compressed with zstd level ${compression.level}, by ${zstdDescription()}`);
-  const work = await mkdtemp3(join15(opts.tmpDir ?? tmpdir4(), "nix-image-push-"));
+  const work = await mkdtemp3(join16(opts.tmpDir ?? tmpdir4(), "nix-image-push-"));
   const uploads = opts.uploads ?? UPLOADS2;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
@@ -74460,7 +74637,7 @@ async function pushImage(opts) {
               run.check();
               progress.start(made.size);
               await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
-                const body2 = createReadStream5(made.file, { highWaterMark: UPLOAD_CHUNK });
+                const body2 = createReadStream6(made.file, { highWaterMark: UPLOAD_CHUNK });
                 body2.on("data", (chunk) => progress.sent(chunk.length));
                 opened.add(body2);
                 body2.once("close", () => opened.delete(body2));
@@ -74582,7 +74759,7 @@ function formatBytes(n) {
 
 // src/report/documents.ts
 import { mkdir as mkdir5, readFile as readFile6, writeFile as writeFile8 } from "node:fs/promises";
-import { basename as basename6, join as join18 } from "node:path";
+import { basename as basename6, join as join19 } from "node:path";
 
 // src/nix/derivation.ts
 import { readFile as readFile5 } from "node:fs/promises";
@@ -74958,12 +75135,12 @@ async function fetchReferrerDocuments(client, subject, artifactTypes) {
 
 // src/report/provenance.ts
 import { writeFile as writeFile7 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { join as join18 } from "node:path";
 
 // src/report/sbom.ts
 import { createHash as createHash11, randomUUID as randomUUID5 } from "node:crypto";
 import { writeFile as writeFile6 } from "node:fs/promises";
-import { join as join16 } from "node:path";
+import { join as join17 } from "node:path";
 
 // src/version.ts
 var VERSION = "1.0.0";
@@ -75107,7 +75284,7 @@ function sbomComponents(doc) {
   return 0;
 }
 async function writeSbom(dir, format, doc) {
-  const file = join16(dir, SBOM_FILE_NAMES[format]);
+  const file = join17(dir, SBOM_FILE_NAMES[format]);
   await writeFile6(file, `${JSON.stringify(doc, null, 2)}
 `);
   return file;
@@ -75226,7 +75403,7 @@ function provenanceStatement(i) {
   };
 }
 async function writeProvenance(dir, statement) {
-  const paths = { statement: join17(dir, PROVENANCE_FILE), predicate: join17(dir, PREDICATE_FILE) };
+  const paths = { statement: join18(dir, PROVENANCE_FILE), predicate: join18(dir, PREDICATE_FILE) };
   await writeFile7(paths.statement, `${JSON.stringify(statement, null, 2)}
 `);
   await writeFile7(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
@@ -75289,7 +75466,7 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   const out = { notes: [] };
   const sbomDoc = formats.map((f) => ({ f, d: documents.find((d) => d.artifactType === SBOM_MEDIA_TYPES[f]) })).find((x) => x.d);
   if (sbomDoc?.d && opts.format !== false) {
-    const path14 = join18(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
+    const path14 = join19(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
     await writeFile8(path14, sbomDoc.d.bytes);
     let components = 0;
     try {
@@ -75301,8 +75478,8 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   }
   const prov = documents.find((d) => d.artifactType === PROVENANCE_MEDIA_TYPE);
   if (prov) {
-    const statement = join18(tmpDir, PROVENANCE_FILE);
-    const predicate = join18(tmpDir, PREDICATE_FILE);
+    const statement = join19(tmpDir, PROVENANCE_FILE);
+    const predicate = join19(tmpDir, PREDICATE_FILE);
     await writeFile8(statement, prov.bytes);
     let pred = null;
     try {
@@ -75592,8 +75769,7 @@ export {
   substitutedFrom,
   uploadToBinaryCache,
   readDerivation,
-  require_tar_stream,
-  readLayers,
+  imageStorePaths,
   ImageMismatchError,
   archiveInput,
   MediaTypes2 as MediaTypes,
