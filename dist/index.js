@@ -43,6 +43,7 @@ import {
   notice,
   openBinaryCache,
   proxyOptions,
+  proxyWarning,
   publicKeyOf,
   pushImage,
   readDerivation,
@@ -66,7 +67,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-S2DJDUSR.js";
+} from "./chunks/chunk-RCH5WMFY.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -4259,6 +4260,8 @@ async function attachedDocuments(inputs, to, pushed) {
 async function run2() {
   const started = Date.now();
   const inputs = readInputs();
+  const unproxied = proxyWarning();
+  if (unproxied) warning(unproxied);
   const to = await connectRegistries(inputs, { logger, onSecret: (s) => setSecret(s) });
   try {
     await (inputs.merge.length > 0 && to.targets.length > 0 ? merge(inputs, to, started) : buildAndPush(inputs, to, started));

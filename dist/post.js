@@ -13,7 +13,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-S2DJDUSR.js";
+} from "./chunks/chunk-RCH5WMFY.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

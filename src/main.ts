@@ -26,6 +26,7 @@ import { retagIfPushed } from './registry/shortcut.js';
 import { report, reportMerge, type RunDocuments as Documents, type RunReport } from './report/index.js';
 import { attachImageDocuments, fetchAttachedDocuments, writeImageDocuments } from './report/documents.js';
 import { PhaseClock } from './report/phases.js';
+import { proxyWarning } from './proxy.js';
 import { savePostState, stepTempDir, type PostState } from './state.js';
 import { stopOnCancel } from './cancel.js';
 import { actionLogger, errorLine } from './log.js';
@@ -287,6 +288,8 @@ async function attachedDocuments(inputs: ActionInputs, to: Destinations, pushed:
 async function run(): Promise<void> {
   const started = Date.now();
   const inputs = readInputs();
+  const unproxied = proxyWarning();
+  if (unproxied) core.warning(unproxied);
   const to = await connectRegistries(inputs, { logger, onSecret: (s) => core.setSecret(s) });
   try {
     await (inputs.merge.length > 0 && to.targets.length > 0 ? merge(inputs, to, started) : buildAndPush(inputs, to, started));

@@ -42,3 +42,15 @@ export function bypassFor(host: string, env: NodeJS.ProcessEnv = process.env): R
   const value = list.includes(host) || list.includes('*') ? current : [...list, host].join(',');
   return { NO_PROXY: value, no_proxy: value };
 }
+
+/** Whether this Node's agents take `proxyEnv` (Node 24.5 on). */
+export function nodeProxies(version: string = process.versions.node): boolean {
+  const [major, minor] = version.split('.').map(Number) as [number, number];
+  return major > 24 || (major === 24 && minor >= 5);
+}
+
+/** A warning for a proxy this Node cannot use, else undefined. */
+export function proxyWarning(env: NodeJS.ProcessEnv = process.env, version: string = process.versions.node): string | undefined {
+  if (!proxyEnv(env) || nodeProxies(version)) return undefined;
+  return `HTTPS_PROXY or HTTP_PROXY is set, but Node ${version} has no built-in proxy support (24.5 and later have it): the action's own requests go direct`;
+}

@@ -18,7 +18,7 @@ import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js
 import { detectSource } from '../../src/image/format.js';
 import { openBinaryCache } from '../../src/nix/remote-cache.js';
 import { purgeSuperseded } from '../../src/nix/purge.js';
-import { bypassFor, proxyEnv } from '../../src/proxy.js';
+import { bypassFor, proxyEnv, proxyWarning } from '../../src/proxy.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { pushImage } from '../../src/registry/push.js';
 
@@ -161,5 +161,13 @@ describe('the runner proxy', () => {
     expect(bypassFor('127.0.0.1', {})).toEqual({});
     expect(bypassFor('127.0.0.1', { HTTP_PROXY: 'http://p:3128', no_proxy: 'a,127.0.0.1' })).toEqual({ NO_PROXY: 'a,127.0.0.1', no_proxy: 'a,127.0.0.1' });
     expect(bypassFor('127.0.0.1', { HTTP_PROXY: 'http://p:3128' })).toEqual({ NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' });
+  });
+
+  it('warns once when a proxy is set but the Node running the action cannot use it', () => {
+    expect(proxyWarning({ HTTPS_PROXY: 'http://p:3128' }, '24.21.0')).toBeUndefined();
+    expect(proxyWarning({}, '20.20.2')).toBeUndefined();
+    expect(proxyWarning({ HTTPS_PROXY: 'http://p:3128' }, '24.4.1')).toBe(
+      'HTTPS_PROXY or HTTP_PROXY is set, but Node 24.4.1 has no built-in proxy support (24.5 and later have it): the action\'s own requests go direct',
+    );
   });
 });

@@ -71910,6 +71910,42 @@ async function runCacheCall() {
   process.exit(0);
 }
 
+// src/proxy.ts
+import * as http3 from "node:http";
+import * as https3 from "node:https";
+var NAMES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
+function proxyEnv(env = process.env) {
+  const set = Object.fromEntries(NAMES.filter((n) => env[n]).map((n) => [n, env[n]]));
+  return set.HTTPS_PROXY || set.https_proxy || set.HTTP_PROXY || set.http_proxy ? set : void 0;
+}
+function proxyOptions(env = process.env) {
+  const p = proxyEnv(env);
+  return p ? { proxyEnv: p } : {};
+}
+var agents;
+function agentFor(url2) {
+  const p = proxyEnv();
+  if (!p) return void 0;
+  const key = JSON.stringify(p);
+  if (agents?.key !== key) agents = { key, http: new http3.Agent({ keepAlive: true, proxyEnv: p }), https: new https3.Agent({ keepAlive: true, proxyEnv: p }) };
+  return url2.protocol === "https:" ? agents.https : agents.http;
+}
+function bypassFor(host, env = process.env) {
+  if (!proxyEnv(env)) return {};
+  const current = env.no_proxy || env.NO_PROXY || "";
+  const list = current.split(",").map((s) => s.trim()).filter(Boolean);
+  const value = list.includes(host) || list.includes("*") ? current : [...list, host].join(",");
+  return { NO_PROXY: value, no_proxy: value };
+}
+function nodeProxies(version3 = process.versions.node) {
+  const [major, minor] = version3.split(".").map(Number);
+  return major > 24 || major === 24 && minor >= 5;
+}
+function proxyWarning(env = process.env, version3 = process.versions.node) {
+  if (!proxyEnv(env) || nodeProxies(version3)) return void 0;
+  return `HTTPS_PROXY or HTTP_PROXY is set, but Node ${version3} has no built-in proxy support (24.5 and later have it): the action's own requests go direct`;
+}
+
 // src/nix/cache.ts
 import { createHash as createHash5 } from "node:crypto";
 import { existsSync as existsSync6, readFileSync as readFileSync3 } from "node:fs";
@@ -72282,36 +72318,6 @@ import { createHash as createHash4, createHmac as createHmac4, randomBytes as ra
 import { readFileSync as readFileSync2 } from "node:fs";
 import { request as httpRequest, createServer } from "node:http";
 import { request as httpsRequest } from "node:https";
-
-// src/proxy.ts
-import * as http3 from "node:http";
-import * as https3 from "node:https";
-var NAMES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
-function proxyEnv(env = process.env) {
-  const set = Object.fromEntries(NAMES.filter((n) => env[n]).map((n) => [n, env[n]]));
-  return set.HTTPS_PROXY || set.https_proxy || set.HTTP_PROXY || set.http_proxy ? set : void 0;
-}
-function proxyOptions(env = process.env) {
-  const p = proxyEnv(env);
-  return p ? { proxyEnv: p } : {};
-}
-var agents;
-function agentFor(url2) {
-  const p = proxyEnv();
-  if (!p) return void 0;
-  const key = JSON.stringify(p);
-  if (agents?.key !== key) agents = { key, http: new http3.Agent({ keepAlive: true, proxyEnv: p }), https: new https3.Agent({ keepAlive: true, proxyEnv: p }) };
-  return url2.protocol === "https:" ? agents.https : agents.http;
-}
-function bypassFor(host, env = process.env) {
-  if (!proxyEnv(env)) return {};
-  const current = env.no_proxy || env.NO_PROXY || "";
-  const list = current.split(",").map((s) => s.trim()).filter(Boolean);
-  const value = list.includes(host) || list.includes("*") ? current : [...list, host].join(",");
-  return { NO_PROXY: value, no_proxy: value };
-}
-
-// src/nix/cache-http.ts
 import { homedir as homedir2 } from "node:os";
 import { join as join11 } from "node:path";
 
@@ -75760,6 +75766,7 @@ export {
   readLayerRecord,
   recordLayers,
   proxyOptions,
+  proxyWarning,
   untrustedCacheWarning,
   localFlakeDir,
   restoreStoreCache,
