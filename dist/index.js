@@ -43,6 +43,8 @@ import {
   notice,
   openBinaryCache,
   proxyOptions,
+  proxyProblem,
+  proxySecrets,
   proxyWarning,
   publicKeyOf,
   pushImage,
@@ -63,11 +65,12 @@ import {
   stepTempDir,
   substitutedFrom,
   tagAll,
+  tunnelRefusal,
   untrustedCacheWarning,
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-RCH5WMFY.js";
+} from "./chunks/chunk-JFHCVDPK.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -2543,12 +2546,17 @@ var HttpTransport = class {
       if (!registryHost) return new TlsError(`${url.host}, where registry ${this.opts.registry} sent us, does not speak HTTPS (${e.message.split("\n")[0]})`);
       return new TlsError(`${url.host} does not speak HTTPS (${e.message.split("\n")[0]}): set insecure: true for a plain-HTTP registry`);
     }
+    const refused = tunnelRefusal(url.host, e);
+    if (refused) return new TunnelError(refused);
     const reaching = CONNECT_CODES.has(code);
     return new NetworkError(`${reaching ? "cannot reach" : "lost the connection to"} ${registryHost ? "registry " : ""}${url.host}: ${e.message}`);
   }
 };
 var TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/;
 var CONNECT_CODES = /* @__PURE__ */ new Set(["ECONNREFUSED", "ENOTFOUND", "EAI_AGAIN", "EHOSTUNREACH", "ENETUNREACH", "EADDRNOTAVAIL"]);
+var TunnelError = class extends RegistryError {
+  name = "TunnelError";
+};
 var TlsError = class extends RegistryError {
   name = "TlsError";
 };
@@ -2614,7 +2622,7 @@ async function pickScheme(host, insecure, probe) {
   try {
     return { base: https2, response: await probe(https2) };
   } catch (error) {
-    if (!insecure || !(error instanceof TlsError)) throw error;
+    if (!insecure || !(error instanceof TlsError || error instanceof TunnelError)) throw error;
   }
   const http2 = new URL(`http://${host}/`);
   return { base: http2, response: await probe(http2) };
@@ -4259,6 +4267,9 @@ async function attachedDocuments(inputs, to, pushed) {
 }
 async function run2() {
   const started = Date.now();
+  for (const secret of proxySecrets()) setSecret(secret);
+  const badProxy = proxyProblem();
+  if (badProxy) throw new Error(badProxy);
   const inputs = readInputs();
   const unproxied = proxyWarning();
   if (unproxied) warning(unproxied);

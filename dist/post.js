@@ -4,6 +4,7 @@ import {
   getInput,
   info,
   isCacheCall,
+  proxySecrets,
   readPostState,
   readTempFiles,
   reportBinaryCacheUpload,
@@ -13,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-RCH5WMFY.js";
+} from "./chunks/chunk-JFHCVDPK.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";
@@ -37,6 +38,7 @@ async function saveCache() {
     return;
   }
   if (!state.storePath) info("store cache: the build failed; saving what it built");
+  for (const secret of proxySecrets()) setSecret(secret);
   const secretKey = getInput("binary-cache-key");
   if (secretKey) {
     setSecret(secretKey);

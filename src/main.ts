@@ -26,7 +26,7 @@ import { retagIfPushed } from './registry/shortcut.js';
 import { report, reportMerge, type RunDocuments as Documents, type RunReport } from './report/index.js';
 import { attachImageDocuments, fetchAttachedDocuments, writeImageDocuments } from './report/documents.js';
 import { PhaseClock } from './report/phases.js';
-import { proxyWarning } from './proxy.js';
+import { proxyProblem, proxySecrets, proxyWarning } from './proxy.js';
 import { savePostState, stepTempDir, type PostState } from './state.js';
 import { stopOnCancel } from './cancel.js';
 import { actionLogger, errorLine } from './log.js';
@@ -287,6 +287,10 @@ async function attachedDocuments(inputs: ActionInputs, to: Destinations, pushed:
 
 async function run(): Promise<void> {
   const started = Date.now();
+  // The runner's proxy: its password masked, a URL the action cannot use refused in one line.
+  for (const secret of proxySecrets()) core.setSecret(secret);
+  const badProxy = proxyProblem();
+  if (badProxy) throw new Error(badProxy);
   const inputs = readInputs();
   const unproxied = proxyWarning();
   if (unproxied) core.warning(unproxied);

@@ -6,6 +6,7 @@
 // for main's restore and for the save here: with NIA_CACHE_CALL set it runs that call and nothing else.
 import './heap.js'; // first: buffers in V8's heap budget, as in main
 import * as core from '@actions/core';
+import { proxySecrets } from './proxy.js';
 import { rm } from 'node:fs/promises';
 import { saveStoreCache } from './nix/cache.js';
 import { isCacheCall, runCacheCall } from './nix/cache-call.js';
@@ -37,6 +38,7 @@ async function saveCache(): Promise<void> {
     return;
   }
   if (!state.storePath) core.info('store cache: the build failed; saving what it built');
+  for (const secret of proxySecrets()) core.setSecret(secret);
   // The signing key is read again from the input (never written to state or a file), masked first.
   const secretKey = core.getInput('binary-cache-key');
   if (secretKey) {

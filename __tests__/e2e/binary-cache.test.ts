@@ -16,7 +16,7 @@ import { expectSucceeded, expectNoSecret } from '../support/expect-run.js';
 import { makeImageArchive } from '../support/archives.js';
 import { startBinaryCache, type TestBinaryCache } from '../support/binary-cache.js';
 import { startCacheServer, type CacheServer } from '../support/cache-server.js';
-import { startProxy } from '../support/proxy.js';
+import { startProxy, viaProxy } from '../support/proxy.js';
 import { builtSoFar, forgetOutputs, makeClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
@@ -155,26 +155,42 @@ describe('behind the runner proxy (HTTP_PROXY for the action and for Nix)', () =
     const flake = await makeClosureFlake('1', 0);
     const proxy = await startProxy();
     try {
+      // Names only the proxy resolves: loopback itself is never proxied.
+      const registryName = viaProxy(registry.host);
+      const cacheName = viaProxy(new URL(http.url).host, 'cache');
+      const cacheUrl = `http://${cacheName}`;
+      const netrc = `machine ${cacheName.split(':')[0]} login ${http.user} password ${http.password}\n`;
       const proxied = { HTTP_PROXY: proxy.url, http_proxy: proxy.url, HTTPS_PROXY: proxy.url, https_proxy: proxy.url };
-      const writer = await job(flake, { 'binary-cache': http.url, 'binary-cache-key': ours.secret }, { HOME: await home(http.netrc()), ...proxied });
+      const viaName = (inputs: Record<string, string>) => ({ registry: registryName, ...inputs });
+      const writer = await job(flake, viaName({ 'binary-cache': cacheUrl, 'binary-cache-key': ours.secret }), { HOME: await home(netrc), ...proxied });
       expectSucceeded(writer);
       expect(await builtSoFar(flake)).toEqual(['base', 'app']);
       await forgetOutputs(flake, ['docker', 'app', 'base']);
-      const reader = await job(flake, { 'binary-cache': http.url, 'binary-cache-public-key': ours.pub }, { HOME: await home(), ...proxied });
+      const reader = await job(flake, viaName({ 'binary-cache': cacheUrl, 'binary-cache-public-key': ours.pub }), { HOME: await home(), ...proxied });
       expectSucceeded(reader);
       expect(reader.main.warnings).toEqual([]);
       expect(await builtSoFar(flake)).toEqual(['base', 'app']); // nothing built: Nix reached the front
       expect(reader.outputs.digest).toBe(writer.outputs.digest);
       // Everything the action sent went to the registry or the cache through the proxy; nothing to the front.
       const hosts = new Set(proxy.seen.map((s) => new URL(s.split(' ')[1]!.replace(/^(?!http)/, 'http://')).host));
-      expect(hosts).toEqual(new Set([registry.host, new URL(http.url).host]));
+      expect(hosts).toEqual(new Set([registryName, cacheName]));
       // The writer's post uploaded through it (NARs, then narinfos); the reader's front asked upstream through it.
-      expect(proxy.seen.filter((s) => s.startsWith(`PUT ${http.url}/`) && s.endsWith('.narinfo')).length).toBe(2);
-      expect(proxy.seen.filter((s) => s.startsWith(`GET ${http.url}/`) && s.endsWith('.narinfo')).length).toBeGreaterThanOrEqual(2);
-      expect(proxy.seen.some((s) => s.startsWith(`PUT http://${registry.host}/v2/bincache/`))).toBe(true);
+      expect(proxy.seen.filter((s) => s.startsWith(`PUT ${cacheUrl}/`) && s.endsWith('.narinfo')).length).toBe(2);
+      expect(proxy.seen.filter((s) => s.startsWith(`GET ${cacheUrl}/`) && s.endsWith('.narinfo')).length).toBeGreaterThanOrEqual(2);
+      expect(proxy.seen.some((s) => s.startsWith(`PUT http://${registryName}/v2/bincache/`))).toBe(true);
     } finally {
       await proxy.stop();
     }
+  });
+
+  it('a proxy URL the action cannot use fails the step in one line, its password masked and never printed', async () => {
+    const flake = await makeClosureFlake('1', 0);
+    const run = await job(flake, {}, { HOME: await home(), HTTPS_PROXY: 'http://ci:pr0xy-s3cret@proxy.corp:99999' });
+    expect(run.main.code).not.toBe(0);
+    expect(run.main.errors).toEqual(['HTTPS_PROXY is not a proxy URL (expected http://host:port)']);
+    // Masked (from then on the runner shows ***), and never printed at all.
+    expect(run.rawLog.split('\n')).toContain('::add-mask::pr0xy-s3cret');
+    await expectNoSecret(run, ['pr0xy-s3cret'], [], { unprinted: true });
   });
 });
 

@@ -1,9 +1,11 @@
 // The runner's proxy (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) for the requests the action makes itself: a push
 // to a TLS registry with basic auth goes through a CONNECT tunnel in which the proxy reads neither the
-// password nor a header; a plain-HTTP registry through the proxy in absolute form; NO_PROXY keeps a host
-// off it; a binary cache's upstream and cache-purge's REST API go through it too, while the loopback front
-// Nix reads the cache through is put in Nix's NO_PROXY. The proxy is support/proxy.ts; the registry and
-// the binary cache are Debian's docker-registry and nginx.
+// password nor a header; a plain-HTTP registry through the proxy in absolute form; NO_PROXY as curl reads
+// it (a bare domain covers its subdomains) and loopback never proxied; a proxy that will not tunnel fails
+// in one line, or sends an insecure registry to plain HTTP; a binary cache's upstream and cache-purge's
+// REST API go through it too, while the loopback front Nix reads the cache through is put in Nix's
+// NO_PROXY. The proxy is support/proxy.ts (servers named under nia.test, which only it resolves); the
+// registry and the binary cache are Debian's docker-registry and nginx.
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,17 +15,18 @@ import { makeImageArchive, type MadeArchive } from '../support/archives.js';
 import { startBinaryCache } from '../support/binary-cache.js';
 import { startCacheServer } from '../support/cache-server.js';
 import { generateCacheKey } from '../support/nix.js';
-import { startProxy, type TestProxy } from '../support/proxy.js';
+import { startProxy, viaProxy, type ProxyOptions, type TestProxy } from '../support/proxy.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
 import { detectSource } from '../../src/image/format.js';
 import { openBinaryCache } from '../../src/nix/remote-cache.js';
 import { purgeSuperseded } from '../../src/nix/purge.js';
-import { bypassFor, proxyEnv, proxyWarning } from '../../src/proxy.js';
+import { bypassFor, noProxyList, proxyEnv, proxyProblem, proxySecrets, proxyWarning } from '../../src/proxy.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { pushImage } from '../../src/registry/push.js';
 
 const quiet = { debug: () => {}, info: () => {}, warning: () => {} };
 const saved = { ...process.env };
+const fast = { attempts: 2, baseMs: 10, maxMs: 100, budgetMs: 2_000 };
 let proxy: TestProxy;
 let archive: MadeArchive;
 let work: string;
@@ -41,24 +44,28 @@ afterEach(async () => {
 });
 
 /** The runner's proxy variables, set as the runner sets them before the action starts. */
-async function behindProxy(vars: Record<string, string> = {}): Promise<TestProxy> {
-  proxy = await startProxy();
+async function behindProxy(vars: Record<string, string> = {}, opts: ProxyOptions = {}): Promise<TestProxy> {
+  proxy = await startProxy(opts);
   for (const name of ['HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy']) delete process.env[name];
   Object.assign(process.env, { HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url }, vars);
   return proxy;
 }
 
-async function push(registry: TestRegistry, repository: string, opts: Partial<RegistryClientOptions> = {}): Promise<string> {
-  const client = new RegistryClient({ registry: registry.host, repository, logger: quiet, ...opts });
+function client(host: string, repository: string, opts: Partial<RegistryClientOptions> = {}): RegistryClient {
+  return new RegistryClient({ registry: host, repository, logger: quiet, retry: fast, ...opts });
+}
+
+async function push(host: string, repository: string, opts: Partial<RegistryClientOptions> = {}): Promise<string> {
+  const c = client(host, repository, opts);
   try {
-    await client.ping();
-    return (await pushImage({ source: await detectSource(archive.path), client, tags: ['latest'], logger: quiet, tmpDir: work })).digest;
+    await c.ping();
+    return (await pushImage({ source: await detectSource(archive.path), client: c, tags: ['latest'], logger: quiet, tmpDir: work })).digest;
   } finally {
-    client.close();
+    c.close();
   }
 }
 
-/** The digest the registry holds under the tag, read by skopeo without the proxy. */
+/** The digest the registry holds under the tag, read by skopeo directly. */
 async function held(registry: TestRegistry, repository: string): Promise<string> {
   const env = { ...process.env };
   process.env = { ...saved };
@@ -75,9 +82,10 @@ describe('the runner proxy', () => {
     const registry = await startRegistry({ tls: true, auth: 'htpasswd' });
     try {
       await behindProxy();
-      const digest = await push(registry, 'proxied/tls', { credentials: { username: 'tester', password: 's3cret-pass' }, ca: [readFileSync(registry.caFile!, 'utf8')] });
+      const named = viaProxy(registry.host);
+      const digest = await push(named, 'proxied/tls', { credentials: { username: 'tester', password: 's3cret-pass' }, ca: [readFileSync(registry.caFile!, 'utf8')] });
       expect(proxy.seen.length).toBeGreaterThan(0);
-      expect(new Set(proxy.seen)).toEqual(new Set([`CONNECT ${registry.host}`]));
+      expect(new Set(proxy.seen)).toEqual(new Set([`CONNECT ${named}`]));
       const carried = proxy.carried();
       expect(carried.length).toBeGreaterThan(100_000); // the layers went through it...
       expect(carried).not.toContain('s3cret-pass'); // ...encrypted: no password, no header, no path in clear
@@ -93,24 +101,44 @@ describe('the runner proxy', () => {
     const registry = await startRegistry({});
     try {
       await behindProxy();
-      const digest = await push(registry, 'proxied/plain', { insecure: true });
-      expect(proxy.seen).toContain(`GET http://${registry.host}/v2/`);
-      expect(proxy.seen).toContain(`PUT http://${registry.host}/v2/proxied/plain/manifests/latest`);
+      const named = viaProxy(registry.host);
+      const digest = await push(named, 'proxied/plain', { insecure: true });
+      expect(proxy.seen).toContain(`GET http://${named}/v2/`);
+      expect(proxy.seen).toContain(`PUT http://${named}/v2/proxied/plain/manifests/latest`);
       // insecure: HTTPS is tried first (a tunnel to the same host), then plain HTTP.
-      expect(proxy.seen.every((s) => s === `CONNECT ${registry.host}` || s.includes(` http://${registry.host}/v2/`)), proxy.seen.join('\n')).toBe(true);
+      expect(proxy.seen.every((s) => s === `CONNECT ${named}` || s.includes(` http://${named}/v2/`)), proxy.seen.join('\n')).toBe(true);
       expect(await held(registry, 'proxied/plain')).toBe(digest);
     } finally {
       await registry.stop();
     }
   });
 
-  it('keeps a host NO_PROXY names off the proxy', async () => {
+  it('reaches loopback directly, and a host NO_PROXY covers (a bare domain covers its subdomains, as in curl)', async () => {
     const registry = await startRegistry({});
     try {
-      await behindProxy({ NO_PROXY: `example.com,${registry.host.split(':')[0]}` });
-      const digest = await push(registry, 'proxied/bypassed', { insecure: true });
+      await behindProxy({ NO_PROXY: 'example.com,nia.test' });
+      expect(await held(registry, 'proxied/direct').catch(() => 'none')).toBe('none');
+      const digest = await push(registry.host, 'proxied/direct', { insecure: true });
+      expect(await held(registry, 'proxied/direct')).toBe(digest);
+      // registry.nia.test is covered by nia.test: it is looked up directly, and only the proxy knows it.
+      await expect(client(viaProxy(registry.host), 'proxied/direct', { insecure: true }).ping()).rejects.toThrow(/cannot reach registry registry\.nia\.test:\d+: getaddrinfo ENOTFOUND/);
       expect(proxy.seen).toEqual([]);
-      expect(await held(registry, 'proxied/bypassed')).toBe(digest);
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  it('a proxy that will not tunnel fails in one line (not retried); an insecure registry is then tried over plain HTTP', async () => {
+    const registry = await startRegistry({});
+    try {
+      await behindProxy({}, { refuseConnect: 407 });
+      const named = viaProxy(registry.host);
+      await expect(client(named, 'proxied/refused').ping()).rejects.toThrow(
+        `the proxy (HTTPS_PROXY) did not open a tunnel to ${named}: 407 Proxy Authentication Required (the proxy wants credentials: put them in its URL, http://user:password@host:port)`,
+      );
+      expect(proxy.seen).toEqual([`CONNECT ${named}`]);
+      const digest = await push(named, 'proxied/refused', { insecure: true });
+      expect(await held(registry, 'proxied/refused')).toBe(digest);
     } finally {
       await registry.stop();
     }
@@ -121,7 +149,8 @@ describe('the runner proxy', () => {
     try {
       await behindProxy({ NO_PROXY: 'example.com' });
       const { pub } = await generateCacheKey('nia-proxy-1');
-      const opened = await openBinaryCache({ url: cache.url, trustedKeys: [pub], nix: 'nix', nixVersion: '2.8.0' });
+      const url = `http://${viaProxy(new URL(cache.url).host, 'cache')}`;
+      const opened = await openBinaryCache({ url, trustedKeys: [pub], nix: 'nix', nixVersion: '2.8.0' });
       try {
         const front = /extra-substituters = (\S+)\?/.exec(opened.nixConf)?.[1];
         expect(front).toMatch(/^http:\/\/127\.0\.0\.1:\d+\//);
@@ -131,8 +160,8 @@ describe('the runner proxy', () => {
         const before = proxy.seen.length;
         const answer = await fetch(`${front}/${'0'.repeat(32)}.narinfo`);
         expect(answer.status).toBe(404);
-        expect(proxy.seen.slice(before)).toEqual([`GET ${cache.url}/${'0'.repeat(32)}.narinfo`]);
-        expect(proxy.seen[0]).toBe(`GET ${cache.url}/nix-cache-info`);
+        expect(proxy.seen.slice(before)).toEqual([`GET ${url}/${'0'.repeat(32)}.narinfo`]);
+        expect(proxy.seen[0]).toBe(`GET ${url}/nix-cache-info`);
       } finally {
         await opened.close();
       }
@@ -141,23 +170,51 @@ describe('the runner proxy', () => {
     }
   });
 
-  it("sends cache-purge's REST API requests through the proxy", async () => {
+  it("sends cache-purge's REST API requests, its token included, through the proxy", async () => {
     const server = await startCacheServer();
     try {
       await behindProxy();
-      Object.assign(process.env, server.env('v2', { ref: 'refs/heads/main' }), { GITHUB_REPOSITORY: 'owner/app' });
+      const api = `http://${viaProxy(new URL(server.url).host, 'api')}`;
+      Object.assign(process.env, server.env('v2', { ref: 'refs/heads/main' }), { GITHUB_REPOSITORY: 'owner/app', GITHUB_API_URL: api });
       const keyBase = 'nix-store-test-';
-      const result = await purgeSuperseded(`${keyBase}${'a'.repeat(16)}`, keyBase, 'gh-token', `${keyBase}${'b'.repeat(16)}`);
-      expect(result).toEqual({ deleted: [], bytes: 0 });
-      expect(proxy.seen).toEqual([expect.stringMatching(new RegExp(`^GET ${server.url.replace(/[.]/g, '\\.')}/repos/owner/app/actions/caches\\?key=nix-store-test-a{16}&ref=refs%2Fheads%2Fmain`))]);
+      const [oldBase, newBase] = [`${keyBase}${'a'.repeat(16)}`, `${keyBase}${'b'.repeat(16)}`];
+      server.entries.push({ id: 9001, key: oldBase, version: 'v', size: 10, committed: true, seq: 9001, file: '', ref: 'refs/heads/main' });
+      const result = await purgeSuperseded(oldBase, keyBase, 'gh-token-value', newBase);
+      expect(result).toEqual({ deleted: [oldBase], bytes: 10 });
+      expect(server.entries.some((e) => e.key === oldBase)).toBe(false);
+      expect(proxy.seen).toEqual([
+        `GET ${api}/repos/owner/app/actions/caches?key=${oldBase}&ref=refs%2Fheads%2Fmain&per_page=100&page=1`,
+        `DELETE ${api}/repos/owner/app/actions/caches?key=${oldBase}&ref=refs%2Fheads%2Fmain`,
+      ]);
+      expect(proxy.carried()).toContain('gh-token-value'); // plain HTTP here: the proxy read the token
     } finally {
       await server.stop();
     }
   });
+});
 
-  it('reads the variables as curl does, and adds to NO_PROXY only behind a proxy', () => {
+describe('the proxy variables', () => {
+  it('are read as @actions/http-client reads them (lower case first), NO_PROXY as curl reads it, loopback always direct', () => {
     expect(proxyEnv({ NO_PROXY: 'x' })).toBeUndefined();
-    expect(proxyEnv({ https_proxy: 'http://p:3128', NO_PROXY: 'x' })).toEqual({ https_proxy: 'http://p:3128', NO_PROXY: 'x' });
+    expect(proxyEnv({ https_proxy: 'http://a:1', HTTPS_PROXY: 'http://b:2', NO_PROXY: 'Corp.Example, .svc ,*.internal,10.0.0.0/8,10.1.2.3,reg:5000,*' })).toEqual({
+      HTTPS_PROXY: 'http://a:1',
+      NO_PROXY: 'corp.example,.corp.example,svc,.svc,internal,.internal,10.0.0.0-10.255.255.255,10.1.2.3,reg:5000,*,localhost,.localhost,127.0.0.0-127.255.255.255,::1',
+    });
+    expect(noProxyList('192.168.4.7/22')).toBe('192.168.4.0-192.168.7.255,localhost,.localhost,127.0.0.0-127.255.255.255,::1');
+  });
+
+  it('refuses a proxy URL it cannot use, in one line without its credentials, and masks its password', () => {
+    const bad = { HTTPS_PROXY: 'http://user:s3cret@proxy:99999' };
+    expect(proxyProblem(bad)).toBe('HTTPS_PROXY is not a proxy URL (expected http://host:port)');
+    expect(proxyEnv(bad)).toBeUndefined();
+    expect(proxyProblem({ http_proxy: 'socks5://p:1080' })).toBe('http_proxy names a socks5 proxy; only http:// and https:// proxies are supported');
+    expect(proxyProblem({ HTTPS_PROXY: 'proxy.corp:3128' })).toBeUndefined(); // scheme-less, as curl takes it
+    expect(proxySecrets({ HTTPS_PROXY: 'http://ci:p%40ss@proxy:3128' })).toEqual(['p%40ss', 'p@ss']);
+    expect(proxySecrets(bad)).toEqual(['s3cret']);
+    expect(proxySecrets({ http_proxy: 'ci:pw@proxy:3128' })).toEqual(['pw']);
+  });
+
+  it('adds to NO_PROXY only behind a proxy', () => {
     expect(bypassFor('127.0.0.1', {})).toEqual({});
     expect(bypassFor('127.0.0.1', { HTTP_PROXY: 'http://p:3128', no_proxy: 'a,127.0.0.1' })).toEqual({ NO_PROXY: 'a,127.0.0.1', no_proxy: 'a,127.0.0.1' });
     expect(bypassFor('127.0.0.1', { HTTP_PROXY: 'http://p:3128' })).toEqual({ NO_PROXY: '127.0.0.1', no_proxy: '127.0.0.1' });
@@ -167,7 +224,7 @@ describe('the runner proxy', () => {
     expect(proxyWarning({ HTTPS_PROXY: 'http://p:3128' }, '24.21.0')).toBeUndefined();
     expect(proxyWarning({}, '20.20.2')).toBeUndefined();
     expect(proxyWarning({ HTTPS_PROXY: 'http://p:3128' }, '24.4.1')).toBe(
-      'HTTPS_PROXY or HTTP_PROXY is set, but Node 24.4.1 has no built-in proxy support (24.5 and later have it): the action\'s own requests go direct',
+      "HTTPS_PROXY or HTTP_PROXY is set, but Node 24.4.1 has no built-in proxy support (24.5 and later have it): the action's own requests go direct",
     );
   });
 });

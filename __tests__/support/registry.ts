@@ -72,7 +72,8 @@ async function selfSignedCert(dir: string, name: string, cn: string): Promise<{ 
   const key = join(dir, `${name}.key`);
   await run('openssl', [
     'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', `/CN=${cn}`,
-    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', key, '-out', cert,
+    // *.nia.test: names only the test proxy resolves (support/proxy.ts), for requests that must take it.
+    '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:*.nia.test', '-keyout', key, '-out', cert,
   ]);
   return { cert, key };
 }

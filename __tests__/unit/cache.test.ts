@@ -7,7 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheKeys, cacheProblem, deltaKey, flakeIdentity, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
+import { cacheKeys, cacheProblem, deltaKey, flakeIdentity, supersedes, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
 import { inChain, supersededKeys } from '../../src/nix/purge.js';
 import { cacheCall, phaseOf, type CacheCallRequest } from '../../src/nix/cache-call.js';
 import { narinfo } from '../../src/nix/binary-cache.js';
@@ -312,6 +312,18 @@ describe('what cache-purge deletes', () => {
     expect(supersededKeys(listed, 'nix-store-v3-', keyBase, ref, newBase)).toEqual([]);
     expect(supersededKeys(listed, newBase, keyBase, ref, newBase)).toEqual([]);
     expect(supersededKeys(listed, pathSetKey('other-prefix-', paths('a')), keyBase, ref, newBase)).toEqual([]);
+  });
+
+  it('a new base supersedes the restored chain only: not one restored from another prefix, nor another chain a manifest names', () => {
+    expect(supersedes({ keyBase, restoredKey: d2 }, oldBase, newBase)).toBe(true);
+    expect(supersedes({ keyBase, restoredKey: oldBase }, oldBase, newBase)).toBe(true);
+    // Restored by a fallback prefix (flake.lock changed): its chain is another prefix's, left alone.
+    const fallback = pathSetKey('nix-store-v3-linux-x64-', paths('a'));
+    expect(supersedes({ keyBase, restoredKey: fallback }, fallback, newBase)).toBe(false);
+    // A manifest in the restored entry naming some other base.
+    expect(supersedes({ keyBase, restoredKey: d2 }, otherBase, newBase)).toBe(false);
+    expect(supersedes({ keyBase, restoredKey: undefined }, oldBase, newBase)).toBe(false);
+    expect(supersedes({ keyBase, restoredKey: newBase }, newBase, newBase)).toBe(false);
   });
 
   it('purges after a new base only when the entry restored is the chain the manifest names', () => {

@@ -13,7 +13,7 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { request as httpRequest, createServer, type IncomingHttpHeaders, type IncomingMessage, type Server } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { agentFor } from '../proxy.js';
+import { agentFor, tunnelRefusal } from '../proxy.js';
 import type { AddressInfo, Socket } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -216,7 +216,7 @@ export function send(url: URL, opts: { method: string; headers?: Record<string, 
     req.on('error', (e) => {
       answered = true;
       clearTimeout(head);
-      reject(e instanceof CacheUnreachable ? e : new CacheUnreachable(`${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
+      reject(e instanceof CacheUnreachable ? e : new CacheUnreachable(tunnelRefusal(url.host, e) ?? `${url.host}: ${(e as NodeJS.ErrnoException).code ?? e.message}`));
     });
     req.on('response', (res) => {
       answered = true;

@@ -44,7 +44,7 @@ import { cacheCall, type CacheCallOutcome, type RestoreValue, type SaveValue } f
 import { keyName, parseSecretKey } from './signing.js';
 import { layerRecordFile, layerRecordTrusted, recordDigest, signLayerRecord } from './layer-record.js';
 import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
-import { inChain, purgeSuperseded, type PurgeResult } from './purge.js';
+import { inChain, isBaseKey, purgeSuperseded, type PurgeResult } from './purge.js';
 
 /** The chain manifest every entry carries (not trusted for anything a signature guards: it only names entries to fetch). */
 export const CHAIN_MANIFEST = 'nix-image-action-chain.json';
@@ -384,6 +384,13 @@ export function deltaKey(baseKey: string, n: number, setKey: string): string {
   return `${baseKey}-d${n}-${setKey.slice(-16)}`;
 }
 
+/** Whether a new base `entryKey` supersedes the chain based on `base` that the job restored: a base entry
+ *  of this key prefix, the entry restored being that base or a delta on it (an entry restored from another
+ *  prefix, or a manifest naming another chain, supersedes nothing). */
+export function supersedes(state: Pick<CacheState, 'keyBase' | 'restoredKey'>, base: string, entryKey: string): boolean {
+  return state.restoredKey !== undefined && isBaseKey(base, state.keyBase) && inChain(state.restoredKey, base) && base !== entryKey;
+}
+
 /** Why the save writes a new base rather than a delta on the restored chain (undefined: a delta will do). */
 export function newBaseReason(state: CacheState, signer: string | undefined): string | undefined {
   const chain = state.chain;
@@ -489,7 +496,7 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
   if (id <= 0) return summary({ ...base, skipped: 'the cache service did not take it (see the log above)' });
   // A new base supersedes the chain it was restored from (this key prefix only): the entry restored is that
   // chain's base or a delta on it, so a manifest naming some other base is not taken at its word.
-  if (!asDelta && opts.purge && chain && state.restoredKey && inChain(state.restoredKey, chain.base) && chain.base !== entryKey) {
+  if (!asDelta && opts.purge && chain && supersedes(state, chain.base, entryKey)) {
     const purge = await purgeSuperseded(chain.base, state.keyBase, opts.purge.token, entryKey);
     return summary({ ...base, purge });
   }

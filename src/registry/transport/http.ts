@@ -13,7 +13,7 @@ import { rootCertificates } from 'node:tls';
 import { AbortError } from './abort.js';
 import { NetworkError, RegistryError, StallError } from './error.js';
 import { originOf } from './origin.js';
-import { proxyOptions } from '../../proxy.js';
+import { proxyOptions, tunnelRefusal } from '../../proxy.js';
 
 export interface HttpRequest {
   method: string;
@@ -159,6 +159,8 @@ export class HttpTransport {
       if (!registryHost) return new TlsError(`${url.host}, where registry ${this.opts.registry} sent us, does not speak HTTPS (${e.message.split('\n')[0]})`);
       return new TlsError(`${url.host} does not speak HTTPS (${e.message.split('\n')[0]}): set insecure: true for a plain-HTTP registry`);
     }
+    const refused = tunnelRefusal(url.host, e);
+    if (refused) return new TunnelError(refused);
     // Before a connection exists the host cannot be reached; after, the connection was lost.
     const reaching = CONNECT_CODES.has(code);
     return new NetworkError(`${reaching ? 'cannot reach' : 'lost the connection to'} ${registryHost ? 'registry ' : ''}${url.host}: ${e.message}`);
@@ -167,6 +169,12 @@ export class HttpTransport {
 
 const TLS_CODES = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|HOSTNAME/;
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+
+/** The proxy would not open a tunnel to the host (403, 407, …): not retried. For an insecure registry's
+ *  HTTPS probe, a reason to try plain HTTP (a proxy may tunnel only to port 443). */
+export class TunnelError extends RegistryError {
+  override name = 'TunnelError';
+}
 
 export class TlsError extends RegistryError {
   override name = 'TlsError';

@@ -29558,19 +29558,19 @@ function getProxyUrl(reqUrl) {
   if (checkBypass(reqUrl)) {
     return void 0;
   }
-  const proxyVar = (() => {
+  const proxyVar2 = (() => {
     if (usingSsl) {
       return process.env["https_proxy"] || process.env["HTTPS_PROXY"];
     } else {
       return process.env["http_proxy"] || process.env["HTTP_PROXY"];
     }
   })();
-  if (proxyVar) {
+  if (proxyVar2) {
     try {
-      return new DecodedURL(proxyVar);
+      return new DecodedURL(proxyVar2);
     } catch (_a2) {
-      if (!proxyVar.startsWith("http://") && !proxyVar.startsWith("https://"))
-        return new DecodedURL(`http://${proxyVar}`);
+      if (!proxyVar2.startsWith("http://") && !proxyVar2.startsWith("https://"))
+        return new DecodedURL(`http://${proxyVar2}`);
     }
   } else {
     return void 0;
@@ -36299,8 +36299,8 @@ function loadEnvironmentProxyValue() {
   const httpProxy = getEnvironmentValue(HTTP_PROXY);
   return httpsProxy || allProxy || httpProxy;
 }
-function isBypassed(uri, noProxyList, bypassedMap) {
-  if (noProxyList.length === 0) {
+function isBypassed(uri, noProxyList2, bypassedMap) {
+  if (noProxyList2.length === 0) {
     return false;
   }
   const host = new URL(uri).hostname;
@@ -36308,7 +36308,7 @@ function isBypassed(uri, noProxyList, bypassedMap) {
     return bypassedMap.get(host);
   }
   let isBypassedFlag = false;
-  for (const pattern of noProxyList) {
+  for (const pattern of noProxyList2) {
     if (pattern[0] === ".") {
       if (host.endsWith(pattern)) {
         isBypassedFlag = true;
@@ -71913,10 +71913,77 @@ async function runCacheCall() {
 // src/proxy.ts
 import * as http3 from "node:http";
 import * as https3 from "node:https";
-var NAMES = ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"];
+import { isIPv4 } from "node:net";
+var LOOPBACK = ["localhost", ".localhost", "127.0.0.0-127.255.255.255", "::1"];
+var proxyVar = (env, name) => {
+  const lower = env[name];
+  if (lower) return [name, lower];
+  const upper = env[name.toUpperCase()];
+  return upper ? [name.toUpperCase(), upper] : void 0;
+};
+function badProxy(name, value) {
+  let url2;
+  try {
+    url2 = new URL(value.includes("://") ? value : `http://${value}`);
+  } catch {
+    return `${name} is not a proxy URL (expected http://host:port)`;
+  }
+  if (url2.protocol !== "http:" && url2.protocol !== "https:") return `${name} names a ${url2.protocol.replace(/:$/, "")} proxy; only http:// and https:// proxies are supported`;
+  if (!url2.hostname) return `${name} names no proxy host (expected http://host:port)`;
+  return void 0;
+}
+function proxyProblem(env = process.env) {
+  for (const v of [proxyVar(env, "https_proxy"), proxyVar(env, "http_proxy")]) {
+    const problem = v && badProxy(...v);
+    if (problem) return problem;
+  }
+  return void 0;
+}
+function proxySecrets(env = process.env) {
+  const out = [];
+  for (const v of [proxyVar(env, "https_proxy"), proxyVar(env, "http_proxy")]) {
+    const password = v ? /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^/@:]*:([^/@]+)@/i.exec(v[1])?.[1] : void 0;
+    if (!password) continue;
+    out.push(password);
+    try {
+      out.push(decodeURIComponent(password));
+    } catch {
+    }
+  }
+  return [...new Set(out)];
+}
+function cidrRange(entry) {
+  const m = /^(\d+\.\d+\.\d+\.\d+)\/(\d+)$/.exec(entry);
+  if (!m || !isIPv4(m[1]) || Number(m[2]) > 32) return void 0;
+  const ip = m[1].split(".").reduce((n, o) => n * 256 + Number(o), 0);
+  const size = 2 ** (32 - Number(m[2]));
+  const start = Math.floor(ip / size) * size;
+  const dotted = (n) => [24, 16, 8, 0].map((s) => Math.floor(n / 2 ** s) % 256).join(".");
+  return `${dotted(start)}-${dotted(start + size - 1)}`;
+}
+function noProxyList(value) {
+  const out = [];
+  for (const raw of value.split(",").map((s) => s.trim()).filter(Boolean)) {
+    const entry = raw.toLowerCase();
+    const range3 = cidrRange(entry);
+    if (range3) out.push(range3);
+    else if (entry === "*" || isIPv4(entry) || entry.includes(":") || /^[\d.]+-[\d.]+$/.test(entry)) out.push(entry);
+    else {
+      const domain = entry.replace(/^\*?\./, "");
+      out.push(domain, `.${domain}`);
+    }
+  }
+  return [.../* @__PURE__ */ new Set([...out, ...LOOPBACK])].join(",");
+}
 function proxyEnv(env = process.env) {
-  const set = Object.fromEntries(NAMES.filter((n) => env[n]).map((n) => [n, env[n]]));
-  return set.HTTPS_PROXY || set.https_proxy || set.HTTP_PROXY || set.http_proxy ? set : void 0;
+  const https4 = proxyVar(env, "https_proxy");
+  const http4 = proxyVar(env, "http_proxy");
+  const set = {};
+  if (https4 && !badProxy(...https4)) set.HTTPS_PROXY = https4[1];
+  if (http4 && !badProxy(...http4)) set.HTTP_PROXY = http4[1];
+  if (!set.HTTPS_PROXY && !set.HTTP_PROXY) return void 0;
+  set.NO_PROXY = noProxyList(env.no_proxy || env.NO_PROXY || "");
+  return set;
 }
 function proxyOptions(env = process.env) {
   const p = proxyEnv(env);
@@ -71944,6 +72011,11 @@ function nodeProxies(version3 = process.versions.node) {
 function proxyWarning(env = process.env, version3 = process.versions.node) {
   if (!proxyEnv(env) || nodeProxies(version3)) return void 0;
   return `HTTPS_PROXY or HTTP_PROXY is set, but Node ${version3} has no built-in proxy support (24.5 and later have it): the action's own requests go direct`;
+}
+function tunnelRefusal(host, e) {
+  if (e.code !== "ERR_PROXY_TUNNEL") return void 0;
+  const status = /HTTP\/[\d.]+ (\d{3}[^\r\n]*)/.exec(e.message)?.[1] ?? (e.statusCode ? String(e.statusCode) : "no answer");
+  return `the proxy (HTTPS_PROXY) did not open a tunnel to ${host}: ${status}${e.statusCode === 407 ? " (the proxy wants credentials: put them in its URL, http://user:password@host:port)" : ""}`;
 }
 
 // src/nix/cache.ts
@@ -72514,7 +72586,7 @@ function send(url2, opts, redirects = 5) {
     req.on("error", (e) => {
       answered = true;
       clearTimeout(head);
-      reject(e instanceof CacheUnreachable ? e : new CacheUnreachable(`${url2.host}: ${e.code ?? e.message}`));
+      reject(e instanceof CacheUnreachable ? e : new CacheUnreachable(tunnelRefusal(url2.host, e) ?? `${url2.host}: ${e.code ?? e.message}`));
     });
     req.on("response", (res) => {
       answered = true;
@@ -72884,6 +72956,9 @@ var SERVICE_DOWN = /\(5\d\d\)|responded with 5\d\d|status code 5\d\d|\b(ECONN\w+
 function deltaKey(baseKey, n, setKey) {
   return `${baseKey}-d${n}-${setKey.slice(-16)}`;
 }
+function supersedes(state3, base, entryKey) {
+  return state3.restoredKey !== void 0 && isBaseKey(base, state3.keyBase) && inChain(state3.restoredKey, base) && base !== entryKey;
+}
 function newBaseReason(state3, signer) {
   const chain = state3.chain;
   if (!state3.restoredKey) return "nothing restored";
@@ -72975,7 +73050,7 @@ async function saveStoreCache(raw, built, opts = {}) {
   }
   const id = call.value?.id ?? -1;
   if (id <= 0) return summary2({ ...base, skipped: "the cache service did not take it (see the log above)" });
-  if (!asDelta && opts.purge && chain && state3.restoredKey && inChain(state3.restoredKey, chain.base) && chain.base !== entryKey) {
+  if (!asDelta && opts.purge && chain && supersedes(state3, chain.base, entryKey)) {
     const purge = await purgeSuperseded(chain.base, state3.keyBase, opts.purge.token, entryKey);
     return summary2({ ...base, purge });
   }
@@ -75765,8 +75840,11 @@ export {
   runCacheCall,
   readLayerRecord,
   recordLayers,
+  proxyProblem,
+  proxySecrets,
   proxyOptions,
   proxyWarning,
+  tunnelRefusal,
   untrustedCacheWarning,
   localFlakeDir,
   restoreStoreCache,
