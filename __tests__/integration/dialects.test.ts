@@ -422,6 +422,39 @@ describe('5. credentials', () => {
       }
     });
 
+    it('basic auth: the helper is asked again once when the registry stops taking its password, and the push goes on', async () => {
+      // Distribution reads its htpasswd once: the proxy plays the registry whose password changes mid-job.
+      const basicRegistry = await startRegistry({ auth: 'htpasswd', users: { tester: 'first-pass' } });
+      const basic = (password: string) => `Basic ${Buffer.from(`tester:${password}`).toString('base64')}`;
+      let rotated = false;
+      const rules: FaultRule[] = [
+        // After the change, the old password is refused as Distribution refuses a wrong one...
+        { when: (req) => rotated && req.headers.authorization === basic('first-pass'), status: 401, code: 'UNAUTHORIZED', addHeaders: { 'www-authenticate': 'Basic realm="basic-realm"' }, times: 1e9 },
+        // ...and the new one taken (sent on to the registry as the password it knows).
+        { when: (req) => req.headers.authorization === basic('second-pass'), rewriteHeaders: (h) => ({ ...h, authorization: basic('first-pass') }), times: 1e9 },
+      ];
+      await writeFile(join(bin, 'secret.txt'), 'first-pass');
+      const proxy = await startFaultProxy(basicRegistry, rules);
+      try {
+        const { lines, logger } = recorder();
+        const c = await helperClient(proxy, 'helper/basic', logger);
+        await c.ping();
+        const before = await calls();
+        const seenBefore = proxy.log.length;
+        rotated = true;
+        await writeFile(join(bin, 'secret.txt'), 'second-pass');
+        const result = await push(c, image([noise(25_000, 'helper-basic')]), ['latest'], { logger });
+        expect((await calls()) - before).toBe(1);
+        expect(count(lines, /rejected the credentials that had worked \(401\): asked their credential helper again$/)).toBe(1);
+        // After the change, one request was refused; every other one carried the new password.
+        expect(proxy.log.slice(seenBefore).filter((l) => l.endsWith('→ 401'))).toHaveLength(1);
+        await pulls('helper/basic', 'latest', result.digest, { creds: 'tester:first-pass', host: basicRegistry.host });
+      } finally {
+        await proxy.stop();
+        await basicRegistry.stop();
+      }
+    });
+
     it('a helper that still answers what the registry rejects is asked once, and the push fails in one line', async () => {
       await writeFile(join(bin, 'secret.txt'), tokenRegistry.users.tester!);
       const proxy = await startFaultProxy(tokenRegistry, [{ method: 'HEAD', path: /\/blobs\/sha256:/, status: 401, times: 1 }]);

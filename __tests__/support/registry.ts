@@ -299,6 +299,8 @@ export interface FaultRule {
   dropAnswer?: boolean;
   /** Forward the request to another path (and query) of the registry. */
   rewritePath?: (path: string) => string;
+  /** Forward the request with these headers instead (e.g. credentials the registry knows for ones it does not). */
+  rewriteHeaders?: (headers: http.IncomingHttpHeaders) => http.IncomingHttpHeaders;
   /** Forward the request body at this many bytes per second (a slow link). */
   throttle?: number;
 }
@@ -472,7 +474,7 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
       return;
     }
     const upstream = http.request(
-      { host: '127.0.0.1', port: upstreamPort, method, path: rule?.rewritePath ? rule.rewritePath(req.url ?? '/') : req.url, headers: { ...req.headers, host: target.host } },
+      { host: '127.0.0.1', port: upstreamPort, method, path: rule?.rewritePath ? rule.rewritePath(req.url ?? '/') : req.url, headers: { ...(rule?.rewriteHeaders ? rule.rewriteHeaders(req.headers) : req.headers), host: target.host } },
       (up) => {
         if (rule?.dropAnswer) {
           up.resume();
