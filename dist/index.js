@@ -70,7 +70,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-JFHCVDPK.js";
+} from "./chunks/chunk-HQEYTPPW.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-JFHCVDPK.js";
+} from "./chunks/chunk-HQEYTPPW.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -3,7 +3,8 @@
 // password nor a header; a plain-HTTP registry through the proxy in absolute form; NO_PROXY as curl reads
 // it (a bare domain covers its subdomains) and loopback never proxied; a proxy that will not tunnel fails
 // in one line, or sends an insecure registry to plain HTTP; a binary cache's upstream and cache-purge's
-// REST API go through it too, while the loopback front Nix reads the cache through is put in Nix's
+// REST API go through it too (and a listing too large to read is said so, not taken for an outage),
+// while the loopback front Nix reads the cache through is put in Nix's
 // NO_PROXY. The proxy is support/proxy.ts (servers named under nia.test, which only it resolves); the
 // registry and the binary cache are Debian's docker-registry and nginx.
 import { readFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { startBinaryCache } from '../support/binary-cache.js';
 import { startCacheServer } from '../support/cache-server.js';
 import { generateCacheKey } from '../support/nix.js';
 import { startProxy, viaProxy, type ProxyOptions, type TestProxy } from '../support/proxy.js';
-import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+import { skopeo, startOrigin, startRegistry, type TestRegistry } from '../support/registry.js';
 import { detectSource } from '../../src/image/format.js';
 import { openBinaryCache } from '../../src/nix/remote-cache.js';
 import { purgeSuperseded } from '../../src/nix/purge.js';
@@ -189,6 +190,25 @@ describe('the runner proxy', () => {
       expect(proxy.carried()).toContain('gh-token-value'); // plain HTTP here: the proxy read the token
     } finally {
       await server.stop();
+    }
+  });
+});
+
+describe('cache-purge against a listing it will not read', () => {
+  it('says the list is too large instead of taking a cut-off answer for an unreachable API', async () => {
+    const origin = await startOrigin({
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(`{"total_count":1,"actions_caches":[${'{"key":"x","ref":"y","size_in_bytes":1},'.repeat(500_000)}{}]}`);
+      },
+    });
+    try {
+      Object.assign(process.env, { GITHUB_API_URL: origin.origin, GITHUB_REPOSITORY: 'owner/app', GITHUB_REF: 'refs/heads/main' });
+      const keyBase = 'nix-store-test-';
+      const result = await purgeSuperseded(`${keyBase}${'a'.repeat(16)}`, keyBase, 'gh-token', `${keyBase}${'b'.repeat(16)}`);
+      expect(result).toEqual({ deleted: [], bytes: 0, problem: 'the list of caches is over 16 MiB' });
+    } finally {
+      await origin.stop();
     }
   });
 });

@@ -240,8 +240,9 @@ export function send(url: URL, opts: { method: string; headers?: Record<string, 
   });
 }
 
-/** A request whose body is small (a narinfo, nix-cache-info, an error page): read whole, at most `max` bytes. */
-export async function fetchSmall(url: URL, opts: { method: string; headers?: Record<string, string>; answerMs?: number }, max = 1 << 20): Promise<{ status: number; text: string }> {
+/** A request whose body is small (a narinfo, nix-cache-info, an error page): read whole, at most `max`
+ *  bytes (`truncated` when there were more). */
+export async function fetchSmall(url: URL, opts: { method: string; headers?: Record<string, string>; answerMs?: number }, max = 1 << 20): Promise<{ status: number; text: string; truncated?: true }> {
   const answer = await send(url, opts);
   const chunks: Buffer[] = [];
   let size = 0;
@@ -249,7 +250,7 @@ export async function fetchSmall(url: URL, opts: { method: string; headers?: Rec
     size += (chunk as Buffer).length;
     if (size > max) {
       answer.body.destroy();
-      break;
+      return { status: answer.status, text: Buffer.concat(chunks).toString('utf8'), truncated: true };
     }
     chunks.push(chunk as Buffer);
   }

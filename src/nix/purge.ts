@@ -76,6 +76,10 @@ export async function purgeSuperseded(oldBase: string, keyBase: string, token: s
     for (let page = 1; page <= 10; page++) {
       const res = await fetchSmall(new URL(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: '100', page: String(page) })}`), { method: 'GET', headers, answerMs: 10_000 }, 16 << 20);
       if (!ok(res.status)) return fail(res.status, 'listing caches');
+      if (res.truncated) {
+        core.warning('cache-purge: the list of caches is over 16 MiB; superseded store cache entries stay until GitHub evicts them');
+        return { ...result, problem: 'the list of caches is over 16 MiB' };
+      }
       const body = JSON.parse(res.text) as { actions_caches?: ListedCache[] };
       const got = body.actions_caches ?? [];
       listed.push(...got);

@@ -72618,7 +72618,7 @@ async function fetchSmall(url2, opts, max = 1 << 20) {
     size += chunk.length;
     if (size > max) {
       answer.body.destroy();
-      break;
+      return { status: answer.status, text: Buffer.concat(chunks).toString("utf8"), truncated: true };
     }
     chunks.push(chunk);
   }
@@ -72756,6 +72756,10 @@ async function purgeSuperseded(oldBase, keyBase, token, keep) {
     for (let page = 1; page <= 10; page++) {
       const res = await fetchSmall(new URL(`${base}?${new URLSearchParams({ key: oldBase, ref, per_page: "100", page: String(page) })}`), { method: "GET", headers, answerMs: 1e4 }, 16 << 20);
       if (!ok2(res.status)) return fail(res.status, "listing caches");
+      if (res.truncated) {
+        warning("cache-purge: the list of caches is over 16 MiB; superseded store cache entries stay until GitHub evicts them");
+        return { ...result, problem: "the list of caches is over 16 MiB" };
+      }
       const body2 = JSON.parse(res.text);
       const got = body2.actions_caches ?? [];
       listed.push(...got);
