@@ -2,6 +2,7 @@ import { createRequire as __nia_createRequire } from 'node:module'; const requir
 import {
   AuthError,
   COMPRESSION_LEVELS,
+  DEFAULT_NIX_VERSION,
   HttpClient,
   ImageMismatchError,
   LAYERS_AT_ONCE,
@@ -70,7 +71,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-HQEYTPPW.js";
+} from "./chunks/chunk-3F7K3U6H.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -228,7 +229,7 @@ function parseInputs(get, env = process.env) {
     cachePurge: parseBoolean("cache-purge", get("cache-purge"), false),
     cacheMaxSize: parseSize("cache-max-size", get("cache-max-size") || "4GiB"),
     installNix: oneOf("install-nix", get("install-nix") || "auto", ["auto", "true", "false"]),
-    nixVersion: get("nix-version"),
+    nixVersion: get("nix-version") || DEFAULT_NIX_VERSION,
     nixInstallUrl,
     nixSha256,
     extraNixConf: get("extra-nix-conf"),
@@ -950,7 +951,7 @@ async function setupNix(opts) {
   const config = nixConfig({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf, impure: opts.impure }, env.NIX_CONFIG);
   if (config.withheld) {
     notice(
-      "build-args evaluate impurely (--impure), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself"
+      "the evaluation is impure (build-args or Nix settings), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself"
     );
   }
   const version = await nixVersion(nix, { ...env, NIX_CONFIG: config.env });

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-HQEYTPPW.js";
+} from "./chunks/chunk-3F7K3U6H.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

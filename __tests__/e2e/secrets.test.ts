@@ -107,7 +107,7 @@ function expectWithheldFromNix(run: ActionRun, secrets: string[]): void {
     expect(printed.filter((l) => l.includes(secret)), `${secret} reached the log unmasked`).toEqual([]);
     expect(run.masks, `${secret} was not masked`).toContain(secret);
   }
-  expect(run.rawLog).toMatch(/::notice::build-args evaluate impurely \(--impure\).*Nix gets no github-token/);
+  expect(run.rawLog).toMatch(/::notice::the evaluation is impure \(build-args or Nix settings\).*Nix gets no github-token/);
 }
 
 /** Nix ran the probe's (impure) evaluation without the action's inputs: each traced INPUT_* is empty. */

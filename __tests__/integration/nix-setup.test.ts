@@ -120,7 +120,7 @@ describe('flake code under --impure', () => {
     const env = { ...(await userHome('')), NIX_CONFIG: testNixConfig };
     const { nix, commands } = await setup({ env, githubToken: TOKEN, extraNixConf: 'access-tokens = gitlab.com=glpat-extra-secret', impure: evaluatesImpurely(buildArgs) });
     expect(commands).toEqual([
-      '::notice::build-args evaluate impurely (--impure), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself',
+      '::notice::the evaluation is impure (build-args or Nix settings), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself',
     ]);
     // As main.ts runs Nix: the runner's environment without its credentials, and setupNix's.
     const buildEnv = { ...withoutSecrets({ ...env, GITHUB_TOKEN: TOKEN, 'INPUT_GITHUB-TOKEN': TOKEN }), ...nix.env };

@@ -1,9 +1,15 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULT_NIX_VERSION } from '../../src/nix/version.js';
 import { envInputReader, InputError, isOfficialReleaseUrl, parseInputs, parseSize, splitList } from '../../src/inputs/index.js';
 
 const reader = (values: Record<string, string>) => (name: string) => values[name] ?? '';
 
 describe('parseInputs', () => {
+  it('takes an empty nix-version for the default one, as action.yml gives it', () => {
+    expect(parseInputs(reader({ attr: 'docker', 'nix-version': '' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe(DEFAULT_NIX_VERSION);
+    expect(parseInputs(reader({ attr: 'docker', 'nix-version': '2.24.9' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe('2.24.9');
+  });
+
   it('applies defaults and takes the image from the repository, lower-cased', () => {
     const inputs = parseInputs(reader({ attr: 'docker' }), { GITHUB_REPOSITORY: 'Octo-Org/My-App' });
     expect(inputs).toMatchObject({

@@ -2,6 +2,7 @@
 // Everything here is syntax: a bad value fails in the first second, before Nix builds anything.
 // Registry-specific grammar (image path, tags) is checked by registry/reference.ts from main.ts.
 import { cacheUrlProblem } from '../nix/cache-url.js';
+import { DEFAULT_NIX_VERSION } from '../nix/version.js';
 import { COMPRESSION_LEVELS, type Compression } from '../image/compress.js';
 
 export type InstallNix = 'auto' | 'true' | 'false';
@@ -250,7 +251,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     cachePurge: parseBoolean('cache-purge', get('cache-purge'), false),
     cacheMaxSize: parseSize('cache-max-size', get('cache-max-size') || '4GiB'),
     installNix: oneOf('install-nix', get('install-nix') || 'auto', ['auto', 'true', 'false'] as const),
-    nixVersion: get('nix-version'),
+    nixVersion: get('nix-version') || DEFAULT_NIX_VERSION,
     nixInstallUrl,
     nixSha256,
     extraNixConf: get('extra-nix-conf'),

@@ -363,7 +363,7 @@ export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   const config = nixConfig({ githubToken: opts.githubToken, extraNixConf: opts.extraNixConf, impure: opts.impure }, env.NIX_CONFIG);
   if (config.withheld) {
     core.notice(
-      'build-args evaluate impurely (--impure), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself',
+      'the evaluation is impure (build-args or Nix settings), so flake code can read what Nix reads: Nix gets no github-token and none of the secret lines of extra-nix-conf; evaluate purely, or configure those credentials on the runner yourself',
     );
   }
   const version = await nixVersion(nix, { ...env, NIX_CONFIG: config.env });
