@@ -2457,6 +2457,7 @@ var HttpTransport = class {
   /** host[:port] as URL#host spells it, for messages. */
   registryHost;
   stallMs;
+  warnedCleartext = false;
   agent(url) {
     if (url.protocol !== "https:") return this.httpAgent;
     return this.registryAgent && url.origin === this.registryOrigin ? this.registryAgent : this.httpsAgent;
@@ -2516,6 +2517,12 @@ var HttpTransport = class {
         r.destroy(error);
       });
       r.on("error", (e) => finish(() => reject(this.classify(req.url, e))));
+      if (!secure && headers.authorization && /^http:\/\//.test(r.path) && !this.warnedCleartext) {
+        this.warnedCleartext = true;
+        this.opts.warn?.(
+          `${req.url.host} is plain HTTP and reached through the runner's proxy (HTTP_PROXY): its credentials cross the proxy unencrypted; add the host to NO_PROXY, or serve it over HTTPS`
+        );
+      }
       r.on("close", () => body?.destroy());
       if (req.body === void 0) r.end();
       else if (Buffer.isBuffer(req.body)) r.end(req.body);
@@ -2693,7 +2700,7 @@ var RegistryClient = class {
   constructor(opts) {
     this.opts = opts;
     this.credentials = opts.credentials;
-    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs });
+    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs, warn: (m) => opts.logger.warning(m) });
     this.retry = { ...defaultRetry, ...opts.retry };
     this.budget = new RetryBudget(this.retry.budgetMs);
     for (const r of opts.pullFrom ?? []) if (r !== opts.repository) this.pullFrom.add(r);

@@ -71,7 +71,8 @@ async function held(registry: TestRegistry, repository: string): Promise<string>
   const env = { ...process.env };
   process.env = { ...saved };
   try {
-    const tls = registry.scheme === 'https' ? ['--tls-verify=false', '--creds', 'tester:s3cret-pass'] : ['--tls-verify=false'];
+    const authenticated = registry.scheme === 'https' || registry.realm !== undefined;
+    const tls = authenticated ? ['--tls-verify=false', '--creds', 'tester:s3cret-pass'] : ['--tls-verify=false'];
     return (JSON.parse(await skopeo(['inspect', ...tls, `docker://${registry.host}/${repository}:latest`])) as { Digest: string }).Digest;
   } finally {
     process.env = env;
@@ -109,6 +110,24 @@ describe('the runner proxy', () => {
       // insecure: HTTPS is tried first (a tunnel to the same host), then plain HTTP.
       expect(proxy.seen.every((s) => s === `CONNECT ${named}` || s.includes(` http://${named}/v2/`)), proxy.seen.join('\n')).toBe(true);
       expect(await held(registry, 'proxied/plain')).toBe(digest);
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  it('warns once when a plain-HTTP registry\'s credentials cross the proxy unencrypted', async () => {
+    const registry = await startRegistry({ auth: 'token' });
+    try {
+      await behindProxy();
+      const named = viaProxy(registry.host);
+      const warnings: string[] = [];
+      const logger = { ...quiet, warning: (m: string) => void warnings.push(m) };
+      const digest = await push(named, 'proxied/clear', { insecure: true, credentials: { username: 'tester', password: 's3cret-pass' }, logger });
+      expect(proxy.carried()).toContain('Bearer '); // what the warning is about
+      expect(warnings).toEqual([
+        `${named} is plain HTTP and reached through the runner's proxy (HTTP_PROXY): its credentials cross the proxy unencrypted; add the host to NO_PROXY, or serve it over HTTPS`,
+      ]);
+      expect(await held(registry, 'proxied/clear')).toBe(digest);
     } finally {
       await registry.stop();
     }

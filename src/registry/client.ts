@@ -123,7 +123,7 @@ export class RegistryClient {
 
   constructor(private readonly opts: RegistryClientOptions) {
     this.credentials = opts.credentials;
-    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs });
+    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs, warn: (m) => opts.logger.warning(m) });
     this.retry = { ...defaultRetry, ...opts.retry };
     this.budget = new RetryBudget(this.retry.budgetMs);
     for (const r of opts.pullFrom ?? []) if (r !== opts.repository) this.pullFrom.add(r);

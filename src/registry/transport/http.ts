@@ -39,6 +39,8 @@ export interface HttpTransportOptions {
   ca?: string[];
   /** A connection that moves no bytes for this long (uploading, waiting, downloading) is dropped. */
   stallMs?: number;
+  /** Hears, once, that credentials went to a plain-HTTP host through the runner's proxy. */
+  warn?: (message: string) => void;
 }
 
 /** Responses we read are JSON documents and configs; anything larger is a misbehaving server. */
@@ -55,6 +57,7 @@ export class HttpTransport {
   private readonly registryHost: string;
 
   private readonly stallMs: number;
+  private warnedCleartext = false;
 
   constructor(private readonly opts: HttpTransportOptions) {
     this.stallMs = opts.stallMs ?? STALL_MS;
@@ -125,6 +128,14 @@ export class HttpTransport {
         r.destroy(error);
       });
       r.on('error', (e: NodeJS.ErrnoException) => finish(() => reject(this.classify(req.url, e))));
+      // Node writes a request it sends through an HTTP proxy in absolute form: credentials in it cross the
+      // proxy unencrypted.
+      if (!secure && headers.authorization && /^http:\/\//.test(r.path) && !this.warnedCleartext) {
+        this.warnedCleartext = true;
+        this.opts.warn?.(
+          `${req.url.host} is plain HTTP and reached through the runner's proxy (HTTP_PROXY): its credentials cross the proxy unencrypted; add the host to NO_PROXY, or serve it over HTTPS`,
+        );
+      }
       // A request that ends early (an answer before the whole body, a reset) leaves no file open.
       r.on('close', () => body?.destroy());
       if (req.body === undefined) r.end();
