@@ -13,6 +13,7 @@ import {
   RateLimitError,
   RegistryError,
   StallError,
+  UPLOAD_CHUNK,
   __toESM,
   actionLogger,
   addPath,
@@ -71,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-3F7K3U6H.js";
+} from "./chunks/chunk-SKABK3EB.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -793,7 +794,7 @@ function releaseUrl(version, system) {
 }
 async function sha256File(path2) {
   const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path2)) hash.update(chunk);
+  for await (const chunk of createReadStream(path2, { highWaterMark: 1 << 20 })) hash.update(chunk);
   return hash.digest("hex");
 }
 async function publishedSha256(url, temp) {
@@ -3857,7 +3858,7 @@ function blobPlacer(source, target, before, logger2) {
           return "mounted";
         }
       }
-      await target.uploadBlob(blob, () => file ? createReadStream3(file) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
+      await target.uploadBlob(blob, () => file ? createReadStream3(file, { highWaterMark: UPLOAD_CHUNK }) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
       bytes.uploaded += blob.size;
       logger2.info(`${file ? "uploaded" : "copied"} ${blob.digest} (${blob.size} bytes) ${file ? "as made" : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return "uploaded";

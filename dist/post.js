@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-3F7K3U6H.js";
+} from "./chunks/chunk-SKABK3EB.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -218,7 +218,7 @@ function putRefusal(status: number, path: string): string | undefined {
 
 async function put(upstream: Upstream, path: string, body: { file: string; size: number } | { text: string }, type: string): Promise<void> {
   const size = 'file' in body ? body.size : Buffer.byteLength(body.text);
-  const payload = (): Readable => ('file' in body ? createReadStream(body.file) : Readable.from([Buffer.from(body.text)]));
+  const payload = (): Readable => ('file' in body ? createReadStream(body.file, { highWaterMark: 1 << 20 }) : Readable.from([Buffer.from(body.text)]));
   const { url, headers } = upstream.target(path, 'PUT', { headers: { 'content-type': type, 'content-length': String(size) } });
   const answer = await send(url, { method: 'PUT', headers, body: payload });
   answer.body.resume();

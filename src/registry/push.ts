@@ -38,7 +38,7 @@ import { MediaTypes, type Descriptor, type Logger } from './types.js';
 import { blobDiffID, layerDiffID, recalledDiffID, rememberDiffID } from './verify.js';
 
 /** Read size of a compressed layer going out: fewer, larger socket writes than the 64 KiB default. */
-const UPLOAD_CHUNK = 1024 * 1024;
+export const UPLOAD_CHUNK = 1024 * 1024;
 /** How often a long push says how far its uploads are. */
 const PROGRESS_MS = 10_000;
 /** Uploads in flight at once. */

@@ -73208,7 +73208,7 @@ function putRefusal(status, path14) {
 }
 async function put(upstream, path14, body2, type) {
   const size = "file" in body2 ? body2.size : Buffer.byteLength(body2.text);
-  const payload = () => "file" in body2 ? createReadStream3(body2.file) : Readable5.from([Buffer.from(body2.text)]);
+  const payload = () => "file" in body2 ? createReadStream3(body2.file, { highWaterMark: 1 << 20 }) : Readable5.from([Buffer.from(body2.text)]);
   const { url: url2, headers } = upstream.target(path14, "PUT", { headers: { "content-type": type, "content-length": String(size) } });
   const answer = await send(url2, { method: "PUT", headers, body: payload });
   answer.body.resume();
@@ -75874,6 +75874,7 @@ export {
   describeBody,
   isRetryableStatus,
   httpError,
+  UPLOAD_CHUNK,
   pushImage,
   tagAll,
   writeImageDocuments,
