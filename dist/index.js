@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-SKABK3EB.js";
+} from "./chunks/chunk-WN5VZNXQ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

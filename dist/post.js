@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-SKABK3EB.js";
+} from "./chunks/chunk-WN5VZNXQ.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

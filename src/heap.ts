@@ -6,15 +6,15 @@
 // peak RSS, which no longer grows with the image (it stays near 250 MiB for a 2 GiB one; see
 // docs/benchmarks.md). Imported first by main.ts and post.ts, next to threadpool.ts.
 //
-// The flag exists from V8 13 (Node 24, the runtime action.yml names); an older V8 would print an
-// "unrecognized flag" error for it, so it is set only there.
+// The flag is set on V8 13 only, the V8 of Node 24 (the runtime action.yml names): a V8 without it
+// prints an "unrecognized flag" error, so a later runtime is checked for it before this is widened.
 import { setFlagsFromString } from 'node:v8';
 
 export const ONE_BUDGET_FLAG = '--external-memory-accounted-in-global-limit';
 
-/** Whether this V8 has the flag. */
+/** Whether this V8 is one the flag is known on (13, Node 24's). */
 export function hasOneBudget(v8Version: string = process.versions.v8): boolean {
-  return Number(v8Version.split('.')[0]) >= 13;
+  return Number(v8Version.split('.')[0]) === 13;
 }
 
 if (hasOneBudget()) setFlagsFromString(ONE_BUDGET_FLAG);

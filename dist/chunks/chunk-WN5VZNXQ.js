@@ -29405,7 +29405,7 @@ function asStranger(command, args, env = process.env) {
 import { setFlagsFromString } from "node:v8";
 var ONE_BUDGET_FLAG = "--external-memory-accounted-in-global-limit";
 function hasOneBudget(v8Version = process.versions.v8) {
-  return Number(v8Version.split(".")[0]) >= 13;
+  return Number(v8Version.split(".")[0]) === 13;
 }
 if (hasOneBudget()) setFlagsFromString(ONE_BUDGET_FLAG);
 
