@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-WN5VZNXQ.js";
+} from "./chunks/chunk-OMPIWFCF.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -4241,7 +4241,7 @@ async function documents(inputs, nix, job, to, built, startedOn) {
   const first = built.pushed[0];
   const target = to.groups[0].target;
   try {
-    const storePaths = inputs.sbom === false ? void 0 : await imageStorePaths({ layers: first.layers.map((l) => l.storePaths), ...built.image.source ? { archive: built.image.source } : {} });
+    const storePaths = inputs.sbom === false ? void 0 : await imageStorePaths({ layers: first.layers.map((l) => l.storePaths), diffIDs: first.layers.map((l) => l.diffID), ...built.image.source ? { archive: built.image.source } : {} });
     const docs = await writeImageDocuments({
       nix: nix.nix,
       env: job.env,

@@ -249,7 +249,7 @@ async function documents(inputs: ActionInputs, nix: NixSetup, job: Job, to: Dest
   const first = built.pushed[0]!;
   const target = to.groups[0]!.target;
   try {
-    const storePaths = inputs.sbom === false ? undefined : await imageStorePaths({ layers: first.layers.map((l) => l.storePaths), ...(built.image.source ? { archive: built.image.source } : {}) });
+    const storePaths = inputs.sbom === false ? undefined : await imageStorePaths({ layers: first.layers.map((l) => l.storePaths), diffIDs: first.layers.map((l) => l.diffID), ...(built.image.source ? { archive: built.image.source } : {}) });
     const docs = await writeImageDocuments({
       nix: nix.nix,
       env: job.env,

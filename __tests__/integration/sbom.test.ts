@@ -190,6 +190,14 @@ describe('an archive without store paths in its history', () => {
     const paths = await imageStorePaths({ layers: pushed.layers.map((l) => l.storePaths) });
     expect(paths).toEqual([await build(`${flake.flake}#base`), await build(`${flake.flake}#app`)].sort());
     expect(await archiveStorePaths(source)).toEqual(paths);
+    // A layer the push did not read (the registry held it) is read alone from the archive, by its diff id.
+    expect(pushed.layers.length).toBeGreaterThanOrEqual(2);
+    for (const [k, layer] of pushed.layers.entries()) {
+      expect(await archiveStorePaths(source, undefined, new Set([layer.diffID]))).toEqual(layer.storePaths);
+      const layers = pushed.layers.map((l, i) => (i === k ? undefined : l.storePaths));
+      expect(await imageStorePaths({ layers, diffIDs: pushed.layers.map((l) => l.diffID), archive: source })).toEqual(paths);
+      expect(await imageStorePaths({ layers })).toBeUndefined(); // no archive to read it from
+    }
     // Without scanStorePaths the listing stays unknown (the action's sbom: false reads nothing for it).
     const plain = await pushImage({ input: archiveInput(source), tags: ['latest'], logger: { debug: () => {}, info: () => {}, warning: () => {} } });
     expect(plain.layers.map((l) => l.storePaths)).toEqual(plain.layers.map(() => undefined));

@@ -83,10 +83,13 @@ async function customisationLayer(path: string): Promise<{ readable: boolean } |
   }
 }
 
-/** The store paths in every layer of an archive, read from the layers themselves. */
-export async function archiveStorePaths(source: ImageSource, storeDir = DEFAULT_STORE_DIR): Promise<string[]> {
+/** The store paths in the layers of an archive, read from the layers themselves: every layer, or with
+ *  `only`, those whose diff id (their directory's name) is in it, and those whose diff id the name does
+ *  not give. A layer left out is never opened (a plain .tar is seeked past it). */
+export async function archiveStorePaths(source: ImageSource, storeDir = DEFAULT_STORE_DIR, only?: Set<string>): Promise<string[]> {
   const found = new Set<string>();
-  await readLayers(source, async (_entry, open) => {
+  await readLayers(source, async (entry, open) => {
+    if (only && entry.diffIDHint && !only.has(entry.diffIDHint)) return;
     const { held, linked } = await scanLayerTar(open(), storeDir);
     for (const p of [...held, ...linked]) found.add(p);
   });
@@ -96,6 +99,8 @@ export async function archiveStorePaths(source: ImageSource, storeDir = DEFAULT_
 export interface ImageStorePathsOptions {
   /** Per layer, the store paths it holds where known (the push result's layers, the plan's layers). */
   layers: (string[] | undefined)[];
+  /** Per layer, its diff id: with it, only the layers whose paths are not known are read from the archive. */
+  diffIDs?: string[];
   /** The archive, read when a layer's store paths are not known. */
   archive?: ImageSource;
   storeDir?: string;
@@ -104,27 +109,33 @@ export interface ImageStorePathsOptions {
 /**
  * The store paths of the image, sorted. A customisation layer named as a layer's store path stands for
  * what its layer.tar holds in the store and links to, not for itself (its files are not in the image).
- * Undefined when some layer's store paths are unknown (or its customisation layer is not in this store)
- * and there is no archive to read.
+ * A layer whose paths are not known (or whose customisation layer is not in this store) is read from the
+ * archive: only that layer when `diffIDs` says which it is, else the whole archive. Undefined when such a
+ * layer has no archive to be read from.
  */
 export async function imageStorePaths(opts: ImageStorePathsOptions): Promise<string[] | undefined> {
   const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
-  if (opts.layers.length === 0 || opts.layers.some((l) => l === undefined)) {
-    return opts.archive ? archiveStorePaths(opts.archive, storeDir) : undefined;
-  }
+  if (opts.layers.length === 0) return opts.archive ? archiveStorePaths(opts.archive, storeDir) : undefined;
   const found = new Set<string>();
-  for (const paths of opts.layers as string[][]) {
-    const custom = paths.length === 1 ? await customisationLayer(paths[0]!) : undefined;
-    if (!custom) {
+  const unknown = new Set<string>();
+  let unnamed = false;
+  for (const [i, paths] of opts.layers.entries()) {
+    const custom = paths?.length === 1 ? await customisationLayer(paths[0]!) : undefined;
+    if (paths && !custom) {
       for (const path of paths) found.add(path);
-    } else if (custom.readable) {
-      const { held, linked } = await scanLayerTar(createReadStream(join(paths[0]!, 'layer.tar')), storeDir);
+    } else if (custom?.readable) {
+      const { held, linked } = await scanLayerTar(createReadStream(join(paths![0]!, 'layer.tar')), storeDir);
       for (const p of [...held, ...linked]) found.add(p);
-    } else if (opts.archive) {
-      return archiveStorePaths(opts.archive, storeDir);
     } else {
-      return undefined;
+      const diffID = opts.diffIDs?.[i];
+      if (diffID) unknown.add(diffID);
+      else unnamed = true;
     }
+  }
+  if (unknown.size > 0 || unnamed) {
+    if (!opts.archive) return undefined;
+    if (unnamed) return archiveStorePaths(opts.archive, storeDir);
+    for (const p of await archiveStorePaths(opts.archive, storeDir, unknown)) found.add(p);
   }
   return [...found].sort();
 }

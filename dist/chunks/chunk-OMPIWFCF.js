@@ -73814,9 +73814,10 @@ async function customisationLayer(path14) {
     return path14.endsWith("-customisation-layer") ? { readable: false } : void 0;
   }
 }
-async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR) {
+async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR, only) {
   const found = /* @__PURE__ */ new Set();
-  await readLayers(source, async (_entry, open3) => {
+  await readLayers(source, async (entry, open3) => {
+    if (only && entry.diffIDHint && !only.has(entry.diffIDHint)) return;
     const { held, linked } = await scanLayerTar(open3(), storeDir);
     for (const p of [...held, ...linked]) found.add(p);
   });
@@ -73824,22 +73825,27 @@ async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR) {
 }
 async function imageStorePaths(opts) {
   const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
-  if (opts.layers.length === 0 || opts.layers.some((l) => l === void 0)) {
-    return opts.archive ? archiveStorePaths(opts.archive, storeDir) : void 0;
-  }
+  if (opts.layers.length === 0) return opts.archive ? archiveStorePaths(opts.archive, storeDir) : void 0;
   const found = /* @__PURE__ */ new Set();
-  for (const paths of opts.layers) {
-    const custom2 = paths.length === 1 ? await customisationLayer(paths[0]) : void 0;
-    if (!custom2) {
+  const unknown = /* @__PURE__ */ new Set();
+  let unnamed = false;
+  for (const [i, paths] of opts.layers.entries()) {
+    const custom2 = paths?.length === 1 ? await customisationLayer(paths[0]) : void 0;
+    if (paths && !custom2) {
       for (const path14 of paths) found.add(path14);
-    } else if (custom2.readable) {
+    } else if (custom2?.readable) {
       const { held, linked } = await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar")), storeDir);
       for (const p of [...held, ...linked]) found.add(p);
-    } else if (opts.archive) {
-      return archiveStorePaths(opts.archive, storeDir);
     } else {
-      return void 0;
+      const diffID = opts.diffIDs?.[i];
+      if (diffID) unknown.add(diffID);
+      else unnamed = true;
     }
+  }
+  if (unknown.size > 0 || unnamed) {
+    if (!opts.archive) return void 0;
+    if (unnamed) return archiveStorePaths(opts.archive, storeDir);
+    for (const p of await archiveStorePaths(opts.archive, storeDir, unknown)) found.add(p);
   }
   return [...found].sort();
 }
