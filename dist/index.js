@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-NF5YBUBT.js";
+} from "./chunks/chunk-OMPIWFCF.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

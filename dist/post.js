@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-NF5YBUBT.js";
+} from "./chunks/chunk-OMPIWFCF.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -2,9 +2,8 @@
 // (support/registry.ts) in front of the real Distribution 2.8 registry, one test per behaviour: a refused
 // cross-repository mount, ECR's immutable tags, a repository that does not exist (ECR, a Harbor project),
 // ghcr.io's 403 secondary rate limit and Docker Hub's spent pull quota, ACR identity tokens and a credential
-// helper asked again (token and basic auth), Quay's refusal of Docker manifests in an OCI index, a
-// referrers API answering 405 for an index, ECR's 405 for a referrer whose subject is an index, and
-// OCI-Chunk-Min-Length. Every result is checked in the registry itself (skopeo, plain HTTP
+// helper asked again, Quay's refusal of Docker manifests in an OCI index, a referrers API answering 405 for
+// an index, and OCI-Chunk-Min-Length. Every result is checked in the registry itself (skopeo, plain HTTP
 // reads) and in the proxy's request log.
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,7 +21,7 @@ import { sha256Digest } from '../../src/registry/manifest.js';
 import { MergeError, mergeToAll } from '../../src/registry/merge.js';
 import { pushImage, type PushResult } from '../../src/registry/push.js';
 import { parseImageName, parseReuseTags } from '../../src/registry/reference.js';
-import { addToFallbackIndex, artifactManifest, attachToRepository, fallbackTag, fetchReferrerDocuments, listReferrers } from '../../src/registry/referrers.js';
+import { attachToRepository, fallbackTag, listReferrers } from '../../src/registry/referrers.js';
 import { retagIfPushed } from '../../src/registry/shortcut.js';
 import type { PushTarget } from '../../src/registry/targets.js';
 import { QuotaSpentError } from '../../src/registry/transport/error.js';
@@ -559,44 +558,6 @@ describe('7. referrers: a registry answering 405 for an index subject', () => {
       expect(referrer.subject).toEqual(subject);
       expect((await listReferrers(c, subject)).map((r) => r.digest)).toEqual([attached!.digest]);
     });
-  });
-});
-
-describe('7b. ECR: a referrer whose subject is an index refused (405)', () => {
-  it('attaches it without the subject field, through the fallback tag, and reads it back; an image\'s referrer keeps the API', async () => {
-    const home = client(registry.host, 'refs/ecr');
-    const amd = await push(home, image([noise(9_000, 'ecr-amd')], 'amd64'), []);
-    const arm = await push(home, image([noise(9_000, 'ecr-arm')], 'arm64'), []);
-    const merged = await mergeToAll([{ client: home, tags: ['latest'], reuse: [], known: [] }], [amd.digest, arm.digest], undefined, quiet);
-    const index = { mediaType: merged.index.mediaType, digest: merged.index.digest, size: merged.index.bytes.length };
-    const sbom = Buffer.from('{"bomFormat":"CycloneDX","specVersion":"1.6"}');
-    const docs = [{ artifactType: 'application/vnd.cyclonedx+json', bytes: sbom, title: 'sbom.cdx.json' }];
-    await withProxy(dialect(registry, 'ecr-index-referrer'), async (proxy) => {
-      const { lines, logger } = recorder();
-      const c = client(proxy.host, 'refs/ecr');
-      const [attached] = await attachToRepository(c, index, docs, logger);
-      expect(attached?.via).toBe('fallback tag');
-      expect(count(proxy.log, /^PUT \/v2\/refs\/ecr\/manifests\/sha256:[0-9a-f]{64} → 405$/)).toBe(1);
-      expect(count(lines, /refused a referrer whose subject is an index \(405\): sbom\.cdx\.json is attached through the fallback tag/)).toBe(1);
-      // What the registry holds: the referrer without a subject, listed by the index's fallback tag.
-      const referrer = JSON.parse((await home.getManifest(attached!.digest))!.bytes.toString('utf8')) as { subject?: unknown; artifactType: string };
-      expect(referrer.subject).toBeUndefined();
-      expect(referrer.artifactType).toBe('application/vnd.cyclonedx+json');
-      const listed = JSON.parse((await manifestAt('refs/ecr', fallbackTag(index.digest))).bytes.toString('utf8')) as { manifests: { digest: string }[] };
-      expect(listed.manifests.map((m) => m.digest)).toEqual([attached!.digest]);
-      // Read back (an unchanged image's outputs): the document, byte for byte.
-      const { documents } = await fetchReferrerDocuments(c, index, ['application/vnd.cyclonedx+json']);
-      expect(documents.map((d) => d.bytes.equals(sbom))).toEqual([true]);
-      // The same document attached to one platform's image keeps its subject and the referrers API.
-      const [forImage] = await attachToRepository(c, { mediaType: MediaTypes.ociManifest, digest: amd.digest, size: amd.manifest.bytes.length }, docs);
-      expect(forImage?.via).toBe('referrers API');
-    });
-    // A subject-less referrer is taken only through the index's own fallback tag: not for an image.
-    const image1 = { mediaType: MediaTypes.ociManifest, digest: arm.digest, size: arm.manifest.bytes.length };
-    const stray = artifactManifest(undefined, { artifactType: 'application/vnd.cyclonedx+json', digest: await home.uploadBlobBytes(sbom), size: sbom.length, title: 'sbom.cdx.json' });
-    await home.putManifest(stray.digest, stray.bytes, stray.mediaType);
-    await addToFallbackIndex(home, image1.digest, { mediaType: stray.mediaType, digest: stray.digest, size: stray.bytes.length, artifactType: 'application/vnd.cyclonedx+json' });
-    expect((await fetchReferrerDocuments(home, image1, ['application/vnd.cyclonedx+json'])).documents).toEqual([]);
   });
 });
 

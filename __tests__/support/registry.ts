@@ -270,8 +270,6 @@ export interface FaultRule {
   retryAfter?: string;
   /** The error code of the answer's body (default UNKNOWN), e.g. MANIFEST_BLOB_UNKNOWN. */
   code?: string;
-  /** With `status`: this body and content type instead of an error document (a registry's own answer). */
-  body?: { contentType: string; text: string };
   /** The error message of the answer's body (default "injected fault <status>"), or made from the request. */
   message?: string | ((req: http.IncomingMessage) => string);
   /** Only every n-th request the rule matches (the n-th, 2n-th, …) gets the fault. */
@@ -464,9 +462,9 @@ export async function startFaultProxy(target: TestRegistry, rules: FaultRule[]):
     if (rule && !rule.forward && rule.status !== undefined && !rule.drop) {
       log.push(`${entry} → ${rule.status}`);
       req.resume();
-      res.writeHead(rule.status, { 'content-type': rule.body?.contentType ?? 'application/json', ...(rule.retryAfter ? { 'retry-after': rule.retryAfter } : {}), ...rule.addHeaders });
+      res.writeHead(rule.status, { 'content-type': 'application/json', ...(rule.retryAfter ? { 'retry-after': rule.retryAfter } : {}), ...rule.addHeaders });
       const message = typeof rule.message === 'function' ? rule.message(req) : (rule.message ?? `injected fault ${rule.status}`);
-      res.end(method === 'HEAD' ? undefined : (rule.body?.text ?? JSON.stringify({ errors: [{ code: rule.code ?? 'UNKNOWN', message }] })));
+      res.end(method === 'HEAD' ? undefined : JSON.stringify({ errors: [{ code: rule.code ?? 'UNKNOWN', message }] }));
       return;
     }
     if (rule?.drop) {
@@ -610,7 +608,6 @@ export type Dialect =
   | 'hub-rate-limit'
   | 'quay-index'
   | 'referrers-405'
-  | 'ecr-index-referrer'
   | 'chunk-min-length';
 
 export interface DialectOptions {
@@ -722,22 +719,6 @@ export function dialect(registry: TestRegistry, name: Dialect, opts: DialectOpti
       ];
     case 'referrers-405':
       return [{ method: 'GET', path: /\/referrers\//, status: 405, code: 'UNSUPPORTED', message: 'The operation is unsupported.', times: ALWAYS }];
-    case 'ecr-index-referrer':
-      // ECR serves the referrers API, and refuses (405) a manifest whose subject is an index
-      // (aws/containers-roadmap#2783). Its API answer here lists nothing: what ECR lists is not played.
-      return [
-        { method: 'GET', path: /\/referrers\//, status: 200, body: { contentType: 'application/vnd.oci.image.index.v1+json', text: JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }) }, times: ALWAYS },
-        {
-          method: 'PUT',
-          path: /\/manifests\//,
-          readBody: true,
-          check: (_req, body) => /"subject":\{"mediaType":"application\/vnd\.(oci\.image\.index\.v1|docker\.distribution\.manifest\.list\.v2)\+json"/.test(body?.toString('utf8') ?? ''),
-          status: 405,
-          code: 'UNSUPPORTED',
-          message: 'The operation is unsupported.',
-          times: ALWAYS,
-        },
-      ];
     case 'chunk-min-length':
       return [{ method: 'POST', path: /\/blobs\/uploads\/$/, forward: true, addHeaders: { 'oci-chunk-min-length': String(opts.min ?? 1024) }, times: ALWAYS }];
   }

@@ -6,7 +6,6 @@
 // while another writer's update lost ours. The image is never touched: attaching leaves its digest as it is.
 import type { RegistryClient } from './client.js';
 import { sha256Digest, type BuiltManifest } from './manifest.js';
-import { RegistryError } from './transport/error.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 
 /** The OCI 1.1 empty descriptor: the 2-byte `{}` config of an artifact. */
@@ -48,28 +47,22 @@ export interface Attached {
 /** An entry of a referrers index. */
 export interface ReferrerDescriptor extends Descriptor {
   artifactType?: string;
-  /** Listed by the image's fallback tag (read, never written back). */
-  fromTag?: true;
 }
-
-/** An image index, OCI's or Docker's manifest list. */
-const INDEX_TYPES = new Set<string>([MediaTypes.ociIndex, MediaTypes.dockerManifestList]);
 
 /** The fallback tag of an image digest: `sha256-<hex>`. */
 export function fallbackTag(digest: string): string {
   return digest.replace(':', '-');
 }
 
-/** The referrer manifest of a document: artifactType, the empty config, the document as its one layer, and
- *  the subject (left out only where the registry refuses it: then the fallback tag alone binds them). */
-export function artifactManifest(subject: Descriptor | undefined, doc: { artifactType: string; digest: string; size: number; title: string }): BuiltManifest {
+/** The referrer manifest of a document: artifactType, the empty config, the document as its one layer. */
+export function artifactManifest(subject: Descriptor, doc: { artifactType: string; digest: string; size: number; title: string }): BuiltManifest {
   const body = {
     schemaVersion: 2,
     mediaType: MediaTypes.ociManifest,
     artifactType: doc.artifactType,
     config: EMPTY_CONFIG,
     layers: [{ mediaType: doc.artifactType, digest: doc.digest, size: doc.size, annotations: { 'org.opencontainers.image.title': doc.title } }],
-    ...(subject ? { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size } } : {}),
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size },
   };
   const bytes = Buffer.from(JSON.stringify(body));
   return { mediaType: MediaTypes.ociManifest, bytes, digest: sha256Digest(bytes) };
@@ -151,23 +144,11 @@ export async function attachToRepository(client: ReferrerStore, subject: Descrip
   const attached: Attached[] = [];
   for (const doc of docs) {
     const digest = await ensureBlob(client, doc.bytes);
-    const described = { artifactType: doc.artifactType, digest, size: doc.bytes.length, title: doc.title };
-    let manifest = artifactManifest(subject, described);
-    let viaTag = !api;
-    try {
-      await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
-    } catch (error) {
-      // ECR refuses (405) a manifest whose subject is an index (aws/containers-roadmap#2783): the document
-      // goes without the subject field, and the fallback tag, which names the index, lists it.
-      if (!(error instanceof RegistryError && error.status === 405 && INDEX_TYPES.has(subject.mediaType))) throw error;
-      logger?.info(`${where} refused a referrer whose subject is an index (405): ${doc.title} is attached through the fallback tag ${fallbackTag(subject.digest)} instead`);
-      manifest = artifactManifest(undefined, described);
-      await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
-      viaTag = true;
-    }
-    if (viaTag) await addToFallbackIndex(client, subject.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, artifactType: doc.artifactType });
-    attached.push({ registry: client.registry, repository: client.repository, artifactType: doc.artifactType, digest: manifest.digest, via: viaTag ? 'fallback tag' : 'referrers API' });
-    logger?.info(`attached ${doc.title} to ${where}@${subject.digest} as ${manifest.digest} (${viaTag ? `fallback tag ${fallbackTag(subject.digest)}` : 'referrers API'})`);
+    const manifest = artifactManifest(subject, { artifactType: doc.artifactType, digest, size: doc.bytes.length, title: doc.title });
+    await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
+    if (!api) await addToFallbackIndex(client, subject.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, artifactType: doc.artifactType });
+    attached.push({ registry: client.registry, repository: client.repository, artifactType: doc.artifactType, digest: manifest.digest, via: api ? 'referrers API' : 'fallback tag' });
+    logger?.info(`attached ${doc.title} to ${where}@${subject.digest} as ${manifest.digest} (${api ? 'referrers API' : `fallback tag ${fallbackTag(subject.digest)}`})`);
   }
   return attached;
 }
@@ -179,21 +160,17 @@ export async function attachDocuments(targets: { client: ReferrerStore }[], subj
   return out;
 }
 
-/** The image's referrers: those the referrers API lists where it is served, then those of the fallback tag
- *  (where the API is not served, or a referrer of an index went there: see attachToRepository). */
+/** The image's referrers: from the referrers API where served, else from the fallback tag (none: empty). */
 export async function listReferrers(client: ReferrerStore, subject: Descriptor): Promise<ReferrerDescriptor[]> {
-  const got = client.getReferrers ? await client.getReferrers(subject.digest) : undefined;
-  let api: ReferrerDescriptor[] = [];
-  if (got) {
+  const api = client.getReferrers ? await client.getReferrers(subject.digest) : undefined;
+  if (api) {
     try {
-      api = parseIndex(got.bytes, 'the referrers API answer').manifests;
+      return parseIndex(api.bytes, 'the referrers API answer').manifests;
     } catch {
       // Not an index after all: the fallback tag is what there is.
     }
   }
-  const listed = new Set(api.map((m) => m.digest));
-  const tagged = (await readFallback(client, fallbackTag(subject.digest))).manifests.filter((m) => !listed.has(m.digest)).map((m) => ({ ...m, fromTag: true as const }));
-  return [...api, ...tagged];
+  return (await readFallback(client, fallbackTag(subject.digest))).manifests;
 }
 
 interface ReferrerManifest {
@@ -214,9 +191,7 @@ async function readReferrer(client: ReferrerStore, subject: Descriptor, entry: R
     return undefined;
   }
   const layer = m.layers?.[0];
-  // Its subject names the image; only one the image's own fallback tag lists may lack it (see attachToRepository).
-  const about = m.subject === undefined ? entry.fromTag === true && INDEX_TYPES.has(subject.mediaType) : m.subject.digest === subject.digest;
-  if (!about || !layer || m.layers!.length !== 1) return undefined;
+  if (m.subject?.digest !== subject.digest || !layer || m.layers!.length !== 1) return undefined;
   return { artifactType: m.artifactType ?? m.config?.mediaType ?? entry.artifactType ?? '', bytes: await client.getBlob(layer.digest) };
 }
 

@@ -75097,7 +75097,6 @@ var EMPTY_CONFIG = {
 };
 var EMPTY_BYTES = Buffer.from("{}");
 var FALLBACK_TRIES = 5;
-var INDEX_TYPES = /* @__PURE__ */ new Set([MediaTypes2.ociIndex, MediaTypes2.dockerManifestList]);
 function fallbackTag(digest) {
   return digest.replace(":", "-");
 }
@@ -75108,7 +75107,7 @@ function artifactManifest(subject, doc) {
     artifactType: doc.artifactType,
     config: EMPTY_CONFIG,
     layers: [{ mediaType: doc.artifactType, digest: doc.digest, size: doc.size, annotations: { "org.opencontainers.image.title": doc.title } }],
-    ...subject ? { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size } } : {}
+    subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.size }
   };
   const bytes = Buffer.from(JSON.stringify(body2));
   return { mediaType: MediaTypes2.ociManifest, bytes, digest: sha256Digest(bytes) };
@@ -75173,21 +75172,11 @@ async function attachToRepository(client, subject, docs, logger8) {
   const attached = [];
   for (const doc of docs) {
     const digest = await ensureBlob(client, doc.bytes);
-    const described = { artifactType: doc.artifactType, digest, size: doc.bytes.length, title: doc.title };
-    let manifest = artifactManifest(subject, described);
-    let viaTag = !api;
-    try {
-      await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
-    } catch (error2) {
-      if (!(error2 instanceof RegistryError && error2.status === 405 && INDEX_TYPES.has(subject.mediaType))) throw error2;
-      logger8?.info(`${where2} refused a referrer whose subject is an index (405): ${doc.title} is attached through the fallback tag ${fallbackTag(subject.digest)} instead`);
-      manifest = artifactManifest(void 0, described);
-      await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
-      viaTag = true;
-    }
-    if (viaTag) await addToFallbackIndex(client, subject.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, artifactType: doc.artifactType });
-    attached.push({ registry: client.registry, repository: client.repository, artifactType: doc.artifactType, digest: manifest.digest, via: viaTag ? "fallback tag" : "referrers API" });
-    logger8?.info(`attached ${doc.title} to ${where2}@${subject.digest} as ${manifest.digest} (${viaTag ? `fallback tag ${fallbackTag(subject.digest)}` : "referrers API"})`);
+    const manifest = artifactManifest(subject, { artifactType: doc.artifactType, digest, size: doc.bytes.length, title: doc.title });
+    await client.putManifest(manifest.digest, manifest.bytes, manifest.mediaType);
+    if (!api) await addToFallbackIndex(client, subject.digest, { mediaType: manifest.mediaType, digest: manifest.digest, size: manifest.bytes.length, artifactType: doc.artifactType });
+    attached.push({ registry: client.registry, repository: client.repository, artifactType: doc.artifactType, digest: manifest.digest, via: api ? "referrers API" : "fallback tag" });
+    logger8?.info(`attached ${doc.title} to ${where2}@${subject.digest} as ${manifest.digest} (${api ? "referrers API" : `fallback tag ${fallbackTag(subject.digest)}`})`);
   }
   return attached;
 }
@@ -75197,17 +75186,14 @@ async function attachDocuments(targets, subject, docs, logger8) {
   return out;
 }
 async function listReferrers(client, subject) {
-  const got = client.getReferrers ? await client.getReferrers(subject.digest) : void 0;
-  let api = [];
-  if (got) {
+  const api = client.getReferrers ? await client.getReferrers(subject.digest) : void 0;
+  if (api) {
     try {
-      api = parseIndex(got.bytes, "the referrers API answer").manifests;
+      return parseIndex(api.bytes, "the referrers API answer").manifests;
     } catch {
     }
   }
-  const listed = new Set(api.map((m) => m.digest));
-  const tagged = (await readFallback(client, fallbackTag(subject.digest))).manifests.filter((m) => !listed.has(m.digest)).map((m) => ({ ...m, fromTag: true }));
-  return [...api, ...tagged];
+  return (await readFallback(client, fallbackTag(subject.digest))).manifests;
 }
 async function readReferrer(client, subject, entry) {
   const got = await client.getManifest(entry.digest);
@@ -75219,8 +75205,7 @@ async function readReferrer(client, subject, entry) {
     return void 0;
   }
   const layer = m.layers?.[0];
-  const about = m.subject === void 0 ? entry.fromTag === true && INDEX_TYPES.has(subject.mediaType) : m.subject.digest === subject.digest;
-  if (!about || !layer || m.layers.length !== 1) return void 0;
+  if (m.subject?.digest !== subject.digest || !layer || m.layers.length !== 1) return void 0;
   return { artifactType: m.artifactType ?? m.config?.mediaType ?? entry.artifactType ?? "", bytes: await client.getBlob(layer.digest) };
 }
 async function fetchReferrerDocuments(client, subject, artifactTypes) {
