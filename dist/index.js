@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-OMPIWFCF.js";
+} from "./chunks/chunk-RXPBVLKY.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -2025,7 +2025,14 @@ function labelled(input, labels) {
     description: `${input.description}, with ${labels.length} label(s)`,
     async readLayers(visit) {
       const listing = await input.readLayers(visit);
-      return { ...listing, config: (diffIDs) => withLabels(listing.config(diffIDs), labels) };
+      return {
+        order: listing.order,
+        config: (diffIDs) => withLabels(listing.config(diffIDs), labels),
+        ...listing.keys ? { keys: listing.keys } : {},
+        get storePaths() {
+          return listing.storePaths;
+        }
+      };
     }
   };
 }

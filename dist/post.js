@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-OMPIWFCF.js";
+} from "./chunks/chunk-RXPBVLKY.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { makeImageArchive } from '../support/archives.js';
 import { makeClosureFlake, makeDockerToolsFlake, type DockerToolsFlake } from '../support/flakes.js';
 import { nixTestEnv } from '../support/nix.js';
 import { cyclonedxErrors, spdxErrors } from '../support/sbom-validate.js';
@@ -160,6 +161,32 @@ describe('a dockerTools image', () => {
   });
 });
 
+describe('the store paths of archives of every layout, as the push reads them', () => {
+  const quiet = { debug: () => {}, info: () => {}, warning: () => {} };
+  // Large enough that a plain .tar's layers are still compressing when the archive walk returns.
+  const layers = [0, 1, 2].map((i) => ({ size: 12 * 1024 * 1024, seed: `scan-${i}`, compressible: true }));
+
+  it.each([
+    ['layered', 'none'],
+    ['layered', 'gzip'],
+    ['buildImage', 'none'],
+  ] as const)('%s layout, %s: every layer read lists its paths, and a layer not read is found again even when its directory is not its diff id', async (layout, compression) => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-scan-'));
+    const made = await makeImageArchive({ dir, name: 'scan', compression, layout, layers, noHistoryPaths: true });
+    const source = await detectSource(made.path);
+    const pushed = await pushImage({ input: archiveInput(source, { scanStorePaths: true }), tags: ['latest'], logger: quiet, tmpDir: dir });
+    // Each layer holds one store path, <hash>-<seed> (support/archives.ts).
+    expect(pushed.layers.map((l) => l.storePaths)).toEqual(layers.map((l) => [expect.stringMatching(new RegExp(`^/nix/store/[0-9a-f]{32}-${l.seed}$`))]));
+    const expected = pushed.layers.flatMap((l) => l.storePaths!).sort();
+    expect(await archiveStorePaths(source)).toEqual(expected);
+    expect(await imageStorePaths({ layers: pushed.layers.map((l) => l.storePaths) })).toEqual(expected);
+    // The middle layer unknown (the registry held it): read again from the archive, whatever its directory's name.
+    const partial = pushed.layers.map((l, i) => (i === 1 ? undefined : l.storePaths));
+    expect(await imageStorePaths({ layers: partial, diffIDs: pushed.layers.map((l) => l.diffID), archive: source })).toEqual(expected);
+    expect(await imageStorePaths({ layers: pushed.layers.map(() => undefined), diffIDs: pushed.layers.map((l) => l.diffID), archive: source })).toEqual(expected);
+  });
+});
+
 describe('an archive without store paths in its history', () => {
   it('lists the top directories under /nix/store in its layers, with Nix\'s hashes and references', async () => {
     const flake = await makeClosureFlake('1', 0);
@@ -190,10 +217,12 @@ describe('an archive without store paths in its history', () => {
     const paths = await imageStorePaths({ layers: pushed.layers.map((l) => l.storePaths) });
     expect(paths).toEqual([await build(`${flake.flake}#base`), await build(`${flake.flake}#app`)].sort());
     expect(await archiveStorePaths(source)).toEqual(paths);
-    // A layer the push did not read (the registry held it) is read alone from the archive, by its diff id.
+    // A layer the push did not read (the registry held it) is read alone from the archive: the others,
+    // known by their diff ids, are skipped.
     expect(pushed.layers.length).toBeGreaterThanOrEqual(2);
     for (const [k, layer] of pushed.layers.entries()) {
-      expect(await archiveStorePaths(source, undefined, new Set([layer.diffID]))).toEqual(layer.storePaths);
+      const others = new Set(pushed.layers.filter((_, i) => i !== k).map((l) => l.diffID));
+      expect(await archiveStorePaths(source, undefined, others)).toEqual(layer.storePaths);
       const layers = pushed.layers.map((l, i) => (i === k ? undefined : l.storePaths));
       expect(await imageStorePaths({ layers, diffIDs: pushed.layers.map((l) => l.diffID), archive: source })).toEqual(paths);
       expect(await imageStorePaths({ layers })).toBeUndefined(); // no archive to read it from

@@ -38,6 +38,8 @@ export interface ArchiveOptions {
   compression: Compression;
   layout?: ArchiveLayout;
   layers: LayerSpec[];
+  /** Leave out the history's `store paths: […]` comments (a hand-made or buildImage archive). */
+  noHistoryPaths?: boolean;
 }
 
 export interface MadeArchive {
@@ -138,7 +140,7 @@ export async function makeImageArchive(opts: ArchiveOptions): Promise<MadeArchiv
           os: 'linux',
           config: { Cmd: ['/bin/hello'], Env: ['PATH=/bin'] },
           rootfs: { diff_ids: diffIDs, type: 'layers' },
-          history: opts.layers.map((l) => ({ created: '1970-01-01T00:00:01+00:00', comment: `store paths: ['${l.seed}']` })),
+          history: opts.layers.map((l) => ({ created: '1970-01-01T00:00:01+00:00', ...(opts.noHistoryPaths ? {} : { comment: `store paths: ['${l.seed}']` }) })),
         },
         null,
         4,

@@ -3,7 +3,8 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { InputError, parseKeyValues } from '../../src/inputs/index.js';
-import { withLabels } from '../../src/image/labels.js';
+import { labelled, withLabels } from '../../src/image/labels.js';
+import type { ImageInput, LayerListing } from '../../src/image/types.js';
 import { manifestAnnotations, settingsDigest } from '../../src/image/settings.js';
 
 describe('parseKeyValues', () => {
@@ -52,5 +53,25 @@ describe('manifestAnnotations and settingsDigest', () => {
     // not the one a later job that makes the layers from the store would push, and the other way round.
     expect(settingsDigest({ labels: [['k', 'v']], layersFrom: 'auto' })).toBe(a);
     expect(settingsDigest({ labels: [['k', 'v']], layersFrom: 'archive' })).not.toBe(a);
+  });
+});
+
+describe('labelled', () => {
+  it('passes the store paths through as they stand when read, not when the layers were visited', async () => {
+    let paths: (string[] | undefined)[] = [undefined];
+    const input: ImageInput = {
+      description: 'test',
+      readLayers: async (): Promise<LayerListing> => ({
+        order: ['a'],
+        config: () => Buffer.from('{"config":{}}'),
+        get storePaths() {
+          return paths;
+        },
+      }),
+    };
+    const listing = await labelled(input, [['org.example', 'x']]).readLayers(async () => {});
+    paths = [['/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-app']];
+    expect(listing.storePaths).toEqual([['/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-app']]);
+    expect(JSON.parse(listing.config([]).toString()).config.Labels).toEqual({ 'org.example': 'x' });
   });
 });

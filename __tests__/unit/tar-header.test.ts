@@ -51,3 +51,38 @@ describe('TarNames', () => {
     });
   }
 });
+
+/** A ustar header block (checksum included). */
+function header(name: string, flag: string, size: number): Buffer {
+  const h = Buffer.alloc(512);
+  h.write(name, 0, 100, 'utf8');
+  h.write('0000644\0', 100);
+  h.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
+  h[156] = flag.charCodeAt(0);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  h.fill(0x20, 148, 156);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+  return h;
+}
+const body = (b: Buffer) => Buffer.concat([b, Buffer.alloc((512 - (b.length % 512)) % 512)]);
+
+describe('TarNames, records in a row', () => {
+  it('takes a pax size for the entry after the records, not for a GNU long-name record between them', () => {
+    const long = `nix/store/${'l'.repeat(32)}-${'long-'.repeat(30)}`;
+    const pax = Buffer.from('13 size=2048\n'); // a pax record's length counts the whole line
+    const tar = Buffer.concat([
+      header('././@PaxHeader', 'x', pax.length), body(pax),
+      header('././@LongLink', 'L', long.length + 1), body(Buffer.from(`${long}\0`)),
+      header('short', '0', 0), body(Buffer.alloc(2048, 7)),
+      header('after', '0', 3), body(Buffer.from('abc')),
+      Buffer.alloc(1024),
+    ]);
+    const seen: TarEntry[] = [];
+    const names = new TarNames((e) => seen.push(e));
+    names.write(tar);
+    expect(seen.map((e) => [e.name, e.size])).toEqual([[long, 2048], ['after', 3]]);
+  });
+});

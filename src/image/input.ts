@@ -61,7 +61,10 @@ export function archiveInput(source: ImageSource, opts: { keys?: (string | undef
           return meta.config.bytes;
         },
         ...(keys ? { keys } : {}),
-        storePaths: order.map((name, i) => history[i] ?? scanned.get(name)),
+        // A getter: a plain .tar's layers are compressed in the background, their scans ending after this returns.
+        get storePaths() {
+          return order.map((name, i) => history[i] ?? scanned.get(name));
+        },
       };
     },
   };

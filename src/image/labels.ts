@@ -31,7 +31,15 @@ export function labelled(input: ImageInput, labels: [string, string][]): ImageIn
     description: `${input.description}, with ${labels.length} label(s)`,
     async readLayers(visit) {
       const listing = await input.readLayers(visit);
-      return { ...listing, config: (diffIDs) => withLabels(listing.config(diffIDs), labels) };
+      // storePaths read through: an archive's may fill in after this returns (as its layers' reads end).
+      return {
+        order: listing.order,
+        config: (diffIDs) => withLabels(listing.config(diffIDs), labels),
+        ...(listing.keys ? { keys: listing.keys } : {}),
+        get storePaths() {
+          return listing.storePaths;
+        },
+      };
     },
   };
 }

@@ -60,6 +60,9 @@ export async function scanLayerTar(tar: AsyncIterable<Buffer>, storeDir = DEFAUL
 export function storePathsTap(onPaths: (paths: string[]) => void, storeDir = DEFAULT_STORE_DIR): Transform {
   const scan = new StorePathsOfTar(storeDir);
   return new Transform({
+    // 1 MiB pieces pass without a pause, as the readers feeding it read them.
+    readableHighWaterMark: 1 << 20,
+    writableHighWaterMark: 1 << 20,
     transform(chunk: Buffer, _enc, done) {
       scan.names.write(chunk);
       done(null, chunk);
@@ -83,13 +86,13 @@ async function customisationLayer(path: string): Promise<{ readable: boolean } |
   }
 }
 
-/** The store paths in the layers of an archive, read from the layers themselves: every layer, or with
- *  `only`, those whose diff id (their directory's name) is in it, and those whose diff id the name does
- *  not give. A layer left out is never opened (a plain .tar is seeked past it). */
-export async function archiveStorePaths(source: ImageSource, storeDir = DEFAULT_STORE_DIR, only?: Set<string>): Promise<string[]> {
+/** The store paths in the layers of an archive, read from the layers themselves: every layer but those whose
+ *  directory is named by a diff id in `skip` (their paths are known). A name is only a hint: a directory
+ *  named otherwise (a v1 layer id) is read. A layer skipped is never opened (a plain .tar is seeked past it). */
+export async function archiveStorePaths(source: ImageSource, storeDir = DEFAULT_STORE_DIR, skip?: Set<string>): Promise<string[]> {
   const found = new Set<string>();
   await readLayers(source, async (entry, open) => {
-    if (only && entry.diffIDHint && !only.has(entry.diffIDHint)) return;
+    if (skip && entry.diffIDHint && skip.has(entry.diffIDHint)) return;
     const { held, linked } = await scanLayerTar(open(), storeDir);
     for (const p of [...held, ...linked]) found.add(p);
   });
@@ -117,8 +120,8 @@ export async function imageStorePaths(opts: ImageStorePathsOptions): Promise<str
   const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
   if (opts.layers.length === 0) return opts.archive ? archiveStorePaths(opts.archive, storeDir) : undefined;
   const found = new Set<string>();
-  const unknown = new Set<string>();
-  let unnamed = false;
+  const known = new Set<string>();
+  let unknown = false;
   for (const [i, paths] of opts.layers.entries()) {
     const custom = paths?.length === 1 ? await customisationLayer(paths[0]!) : undefined;
     if (paths && !custom) {
@@ -127,15 +130,16 @@ export async function imageStorePaths(opts: ImageStorePathsOptions): Promise<str
       const { held, linked } = await scanLayerTar(createReadStream(join(paths![0]!, 'layer.tar')), storeDir);
       for (const p of [...held, ...linked]) found.add(p);
     } else {
-      const diffID = opts.diffIDs?.[i];
-      if (diffID) unknown.add(diffID);
-      else unnamed = true;
+      unknown = true;
+      continue;
     }
+    const diffID = opts.diffIDs?.[i];
+    if (diffID) known.add(diffID);
   }
-  if (unknown.size > 0 || unnamed) {
+  if (unknown) {
     if (!opts.archive) return undefined;
-    if (unnamed) return archiveStorePaths(opts.archive, storeDir);
-    for (const p of await archiveStorePaths(opts.archive, storeDir, unknown)) found.add(p);
+    // Every layer but those known by their diff id: a directory name that is not one is read all the same.
+    for (const p of await archiveStorePaths(opts.archive, storeDir, known)) found.add(p);
   }
   return [...found].sort();
 }

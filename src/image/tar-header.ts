@@ -61,8 +61,9 @@ export class TarHeaders {
 
   /** The entry a 512-byte header block describes. Any entry but a record consumes the waiting records. */
   entry(header: Buffer): TarEntry {
-    const size = this.pax.size !== undefined ? Number(this.pax.size) : tarNumber(header.subarray(124, 136));
     const flag = String.fromCharCode(header[156]!);
+    // A pax size is the next real entry's: a record's own size is its header's.
+    const size = this.pax.size !== undefined && !TarHeaders.extends(flag) ? Number(this.pax.size) : tarNumber(header.subarray(124, 136));
     const magic = header.subarray(257, 262).toString('latin1');
     const prefix = magic === 'ustar' ? tarString(header.subarray(345, 500)) : '';
     const name = this.longName ?? this.pax.path ?? (prefix ? `${prefix}/${tarString(header.subarray(0, 100))}` : tarString(header.subarray(0, 100)));

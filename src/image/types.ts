@@ -96,7 +96,8 @@ export interface LayerListing {
   config(diffIDs: string[]): Buffer;
   /** Per `order` entry: the key to annotate the layer with in the manifest (see LayerSource.key). */
   keys?: (string | undefined)[];
-  /** Per `order` entry: the store paths the layer holds, where known. */
+  /** Per `order` entry: the store paths the layer holds, where known. Read once every layer's read has
+   *  ended (an archive's fill in as the push's reads of its layers end, which may be after readLayers). */
   storePaths?: (string[] | undefined)[];
 }
 

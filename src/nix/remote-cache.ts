@@ -119,7 +119,7 @@ export async function openBinaryCache(opts: { url: string; trustedKeys: string[]
 
   const upstream = upstreamOf(cache);
   maskCredentials(upstream);
-  let probe: { status: number; text: string };
+  let probe: { status: number; text: string; truncated?: true };
   try {
     const { url, headers } = upstream.target('/nix-cache-info', 'GET');
     probe = await fetchSmall(url, { method: 'GET', headers, answerMs: PROBE_MS }, 64 * 1024);
@@ -133,6 +133,7 @@ export async function openBinaryCache(opts: { url: string; trustedKeys: string[]
   if (probe.status === 403) return leftOut(`nix-cache-info answered 403: access denied${cache.kind === 's3' ? ' (S3 also says 403 for a missing object without s3:ListBucket)' : ''}`);
   const refused = refusal(probe.status, 'nix-cache-info');
   if (refused) return leftOut(refused);
+  if (probe.truncated) return leftOut('its nix-cache-info is over 64 KiB, which no cache writes');
   if (!sameStore(probe.text)) return leftOut('its nix-cache-info names another StoreDir than /nix/store');
 
   let front: CacheFront;

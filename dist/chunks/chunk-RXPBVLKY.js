@@ -73151,6 +73151,7 @@ async function openBinaryCache(opts) {
   if (probe.status === 403) return leftOut(`nix-cache-info answered 403: access denied${cache.kind === "s3" ? " (S3 also says 403 for a missing object without s3:ListBucket)" : ""}`);
   const refused = refusal(probe.status, "nix-cache-info");
   if (refused) return leftOut(refused);
+  if (probe.truncated) return leftOut("its nix-cache-info is over 64 KiB, which no cache writes");
   if (!sameStore(probe.text)) return leftOut("its nix-cache-info names another StoreDir than /nix/store");
   let front;
   try {
@@ -73439,8 +73440,8 @@ var TarHeaders = class _TarHeaders {
   }
   /** The entry a 512-byte header block describes. Any entry but a record consumes the waiting records. */
   entry(header) {
-    const size = this.pax.size !== void 0 ? Number(this.pax.size) : tarNumber(header.subarray(124, 136));
     const flag = String.fromCharCode(header[156]);
+    const size = this.pax.size !== void 0 && !_TarHeaders.extends(flag) ? Number(this.pax.size) : tarNumber(header.subarray(124, 136));
     const magic = header.subarray(257, 262).toString("latin1");
     const prefix2 = magic === "ustar" ? tarString(header.subarray(345, 500)) : "";
     const name = this.longName ?? this.pax.path ?? (prefix2 ? `${prefix2}/${tarString(header.subarray(0, 100))}` : tarString(header.subarray(0, 100)));
@@ -73795,6 +73796,9 @@ async function scanLayerTar(tar, storeDir = DEFAULT_STORE_DIR) {
 function storePathsTap(onPaths, storeDir = DEFAULT_STORE_DIR) {
   const scan = new StorePathsOfTar(storeDir);
   return new Transform3({
+    // 1 MiB pieces pass without a pause, as the readers feeding it read them.
+    readableHighWaterMark: 1 << 20,
+    writableHighWaterMark: 1 << 20,
     transform(chunk, _enc, done) {
       scan.names.write(chunk);
       done(null, chunk);
@@ -73814,10 +73818,10 @@ async function customisationLayer(path14) {
     return path14.endsWith("-customisation-layer") ? { readable: false } : void 0;
   }
 }
-async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR, only) {
+async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR, skip) {
   const found = /* @__PURE__ */ new Set();
   await readLayers(source, async (entry, open3) => {
-    if (only && entry.diffIDHint && !only.has(entry.diffIDHint)) return;
+    if (skip && entry.diffIDHint && skip.has(entry.diffIDHint)) return;
     const { held, linked } = await scanLayerTar(open3(), storeDir);
     for (const p of [...held, ...linked]) found.add(p);
   });
@@ -73827,8 +73831,8 @@ async function imageStorePaths(opts) {
   const storeDir = opts.storeDir ?? DEFAULT_STORE_DIR;
   if (opts.layers.length === 0) return opts.archive ? archiveStorePaths(opts.archive, storeDir) : void 0;
   const found = /* @__PURE__ */ new Set();
-  const unknown = /* @__PURE__ */ new Set();
-  let unnamed = false;
+  const known = /* @__PURE__ */ new Set();
+  let unknown = false;
   for (const [i, paths] of opts.layers.entries()) {
     const custom2 = paths?.length === 1 ? await customisationLayer(paths[0]) : void 0;
     if (paths && !custom2) {
@@ -73837,15 +73841,15 @@ async function imageStorePaths(opts) {
       const { held, linked } = await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar")), storeDir);
       for (const p of [...held, ...linked]) found.add(p);
     } else {
-      const diffID = opts.diffIDs?.[i];
-      if (diffID) unknown.add(diffID);
-      else unnamed = true;
+      unknown = true;
+      continue;
     }
+    const diffID = opts.diffIDs?.[i];
+    if (diffID) known.add(diffID);
   }
-  if (unknown.size > 0 || unnamed) {
+  if (unknown) {
     if (!opts.archive) return void 0;
-    if (unnamed) return archiveStorePaths(opts.archive, storeDir);
-    for (const p of await archiveStorePaths(opts.archive, storeDir, unknown)) found.add(p);
+    for (const p of await archiveStorePaths(opts.archive, storeDir, known)) found.add(p);
   }
   return [...found].sort();
 }
@@ -74203,7 +74207,10 @@ function archiveInput(source, opts = {}) {
           return meta.config.bytes;
         },
         ...keys ? { keys } : {},
-        storePaths: order.map((name, i) => history[i] ?? scanned.get(name))
+        // A getter: a plain .tar's layers are compressed in the background, their scans ending after this returns.
+        get storePaths() {
+          return order.map((name, i) => history[i] ?? scanned.get(name));
+        }
       };
     }
   };
