@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-RXPBVLKY.js";
+} from "./chunks/chunk-43KVM3VM.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -128,8 +128,9 @@ describe('binary cache format', () => {
     const hash = `sha256:${nixBase32(sha(''))}`;
     const old = JSON.stringify([{ path: '/nix/store/a-x', narHash: `sha256-${sha('').toString('base64')}`, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'] }]);
     const current = JSON.stringify({ '/nix/store/a-x': { narHash: `sha256:${sha('').toString('hex')}`, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv', ultimate: true }, '/nix/store/missing': null });
-    expect(parsePathInfo(old)).toEqual([{ path: '/nix/store/a-x', narHash: hash, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], ultimate: false }]);
-    expect(parsePathInfo(current)).toEqual([{ path: '/nix/store/a-x', narHash: hash, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv', ultimate: true }]);
+    // narHash in Nix's base 32 whatever the form printed; printedNarHash as printed (what an SBOM reports).
+    expect(parsePathInfo(old)).toEqual([{ path: '/nix/store/a-x', narHash: hash, printedNarHash: `sha256-${sha('').toString('base64')}`, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], ultimate: false }]);
+    expect(parsePathInfo(current)).toEqual([{ path: '/nix/store/a-x', narHash: hash, printedNarHash: `sha256:${sha('').toString('hex')}`, narSize: 10, references: ['/nix/store/b-y'], signatures: ['cache.nixos.org-1:abc'], deriver: '/nix/store/d.drv', ultimate: true }]);
     expect(normaliseNarHash(hash)).toBe(hash);
     expect(normaliseNarHash('md5:abc')).toBeUndefined();
   });

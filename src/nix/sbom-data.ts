@@ -4,7 +4,7 @@
 // absent or has no pname), and the flake's locked inputs (`nix flake metadata --json`), for the provenance.
 // Commands and output shapes of Nix 2.8 up to current 2.3x.
 import { readDerivation, type Derivation } from './derivation.js';
-import { nixOutput, nixStoreBinary, parsePathInfo, pathInfoArgs } from './store.js';
+import { nixOutput, nixStoreBinary, parsePathInfo, pathInfoArgs, sha256Bytes } from './store.js';
 
 export interface StorePathFacts {
   path: string;
@@ -50,42 +50,9 @@ export function pathIdentity(path: string, drv?: Derivation): Pick<StorePathFact
   return { ...parseDrvName(storePathName(path)), nameFrom: 'store-path', ...named };
 }
 
-const NIX32 = '0123456789abcdfghijklmnpqrsvwxyz';
-
-/** Nix's base-32 (least significant digit last, its own alphabet) to bytes. */
-function nix32Bytes(s: string, size: number): Buffer | undefined {
-  const out = Buffer.alloc(size);
-  for (let n = 0; n < s.length; n++) {
-    const digit = NIX32.indexOf(s[s.length - n - 1]!);
-    if (digit < 0) return undefined;
-    const b = n * 5;
-    const i = b >> 3;
-    const j = b & 7;
-    out[i]! |= (digit << j) & 0xff;
-    const carry = digit >> (8 - j);
-    if (i + 1 < size) out[i + 1]! |= carry;
-    else if (carry) return undefined;
-  }
-  return out;
-}
-
 /** A SHA-256 as Nix writes it (SRI `sha256-<base64>`, `sha256:<nix32>` or `sha256:<hex>`) as 64 hex digits. */
 export function sha256Hex(hash: string): string | undefined {
-  const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(hash);
-  if (sri) return Buffer.from(sri[1]!, 'base64').toString('hex');
-  const hex = /^sha256:([0-9a-f]{64})$/.exec(hash);
-  if (hex) return hex[1];
-  const n32 = /^sha256:([0-9a-z]{52})$/.exec(hash);
-  return n32 ? nix32Bytes(n32[1]!, 32)?.toString('hex') : undefined;
-}
-
-/** `nix path-info --json` narHash by path, in either shape (an array in Nix 2.8, keyed by path since 2.19). */
-function narHashes(json: string): Map<string, string> {
-  const parsed = JSON.parse(json) as unknown;
-  const rows: [string, Record<string, unknown> | null][] = Array.isArray(parsed)
-    ? (parsed as Record<string, unknown>[]).map((r) => [String(r.path), r])
-    : Object.entries(parsed as Record<string, Record<string, unknown> | null>);
-  return new Map(rows.flatMap(([p, r]) => (r && typeof r.narHash === 'string' ? [[p, r.narHash] as [string, string]] : [])));
+  return sha256Bytes(hash)?.toString('hex');
 }
 
 async function invalidPaths(nix: string, paths: string[], env: NodeJS.ProcessEnv): Promise<Set<string>> {
@@ -112,8 +79,8 @@ export async function storePathFacts(nix: string, paths: string[], env: NodeJS.P
   const infos = new Map<string, { narHash?: string; narSize: number; references: string[]; deriver?: string }>();
   for (let i = 0; i < valid.length; i += 500) {
     const json = await nixOutput(nix, [...pathInfoArgs(nixVersion), ...valid.slice(i, i + 500)], env);
-    const hashes = narHashes(json);
-    for (const info of parsePathInfo(json)) infos.set(info.path, { ...info, narHash: hashes.get(info.path) });
+    // The NAR hash as Nix printed it, as the SBOM reports it.
+    for (const info of parsePathInfo(json)) infos.set(info.path, { ...info, narHash: info.printedNarHash });
   }
   const drvs = new Map<string, Derivation | undefined>();
   const facts: StorePathFacts[] = [];

@@ -6,6 +6,8 @@ export interface PathInfo {
   path: string;
   /** The NAR's SHA-256 as a narinfo and a signature fingerprint name it: `sha256:<Nix base32>`. */
   narHash: string;
+  /** The same, as this Nix printed it (SRI since 2.4): what an SBOM reports. */
+  printedNarHash?: string;
   narSize: number;
   references: string[];
   deriver?: string;
@@ -88,16 +90,20 @@ export function nixBase32(bytes: Buffer): string {
   return out;
 }
 
+/** Nix's base-32 (least significant digit last, its own alphabet) to `size` bytes; undefined for a digit
+ *  outside the alphabet or a value that does not fit. */
 function fromNixBase32(text: string, size: number): Buffer | undefined {
   const bytes = Buffer.alloc(size);
   for (let n = 0; n < text.length; n++) {
     const digit = NIX_BASE32.indexOf(text[text.length - n - 1]!);
     if (digit < 0) return undefined;
     const b = n * 5;
-    const i = Math.floor(b / 8);
-    const j = b % 8;
+    const i = b >> 3;
+    const j = b & 7;
     bytes[i]! |= (digit << j) & 0xff;
-    if (i + 1 < size) bytes[i + 1]! |= digit >> (8 - j);
+    const carry = digit >> (8 - j);
+    if (i + 1 < size) bytes[i + 1]! |= carry;
+    else if (carry) return undefined;
   }
   return bytes;
 }
@@ -107,20 +113,26 @@ function fromNixBase32(text: string, size: number): Buffer | undefined {
  * `sha256:<hex>`, or `{ algorithm, format, hash }` — as `sha256:<Nix base32>`; undefined for anything else.
  */
 export function normaliseNarHash(value: unknown): string | undefined {
-  let bytes: Buffer | undefined;
+  const bytes = sha256Bytes(value);
+  return bytes ? `sha256:${nixBase32(bytes)}` : undefined;
+}
+
+/** The 32 bytes of a SHA-256 in any of the forms normaliseNarHash takes; undefined for anything else. */
+export function sha256Bytes(value: unknown): Buffer | undefined {
   if (value && typeof value === 'object') {
     const o = value as Record<string, unknown>;
     const algorithm = o.algorithm ?? o.algo;
     if (algorithm !== 'sha256' || typeof o.hash !== 'string') return undefined;
-    return normaliseNarHash(o.format === 'base16' ? `sha256:${o.hash}` : o.format === 'nix32' || o.format === 'base32' ? `sha256:${o.hash}` : `sha256-${o.hash}`);
+    return sha256Bytes(o.format === 'base16' || o.format === 'nix32' || o.format === 'base32' ? `sha256:${o.hash}` : `sha256-${o.hash}`);
   }
   if (typeof value !== 'string') return undefined;
   const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(value);
   const colon = /^sha256:([0-9a-z]+)$/.exec(value);
+  let bytes: Buffer | undefined;
   if (sri) bytes = Buffer.from(sri[1]!, 'base64');
   else if (colon && colon[1]!.length === 64 && /^[0-9a-f]+$/.test(colon[1]!)) bytes = Buffer.from(colon[1]!, 'hex');
   else if (colon && colon[1]!.length === 52) bytes = fromNixBase32(colon[1]!, 32);
-  return bytes?.length === 32 ? `sha256:${nixBase32(bytes)}` : undefined;
+  return bytes?.length === 32 ? bytes : undefined;
 }
 
 /** `nix path-info --json`: an array of objects in Nix 2.8, an object keyed by path since 2.19. */
@@ -135,6 +147,7 @@ export function parsePathInfo(json: string): PathInfo[] {
     .map(([path, r]) => ({
       path: storePath(path),
       narHash: normaliseNarHash(r.narHash) ?? '',
+      ...(typeof r.narHash === 'string' ? { printedNarHash: r.narHash } : {}),
       narSize: Number(r.narSize),
       references: Array.isArray(r.references) ? (r.references as string[]).map(storePath) : [],
       ...(typeof r.deriver === 'string' ? { deriver: storePath(r.deriver) } : {}),

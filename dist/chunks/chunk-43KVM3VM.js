@@ -72139,28 +72139,34 @@ function fromNixBase32(text, size) {
     const digit = NIX_BASE32.indexOf(text[text.length - n - 1]);
     if (digit < 0) return void 0;
     const b = n * 5;
-    const i = Math.floor(b / 8);
-    const j = b % 8;
+    const i = b >> 3;
+    const j = b & 7;
     bytes[i] |= digit << j & 255;
-    if (i + 1 < size) bytes[i + 1] |= digit >> 8 - j;
+    const carry = digit >> 8 - j;
+    if (i + 1 < size) bytes[i + 1] |= carry;
+    else if (carry) return void 0;
   }
   return bytes;
 }
 function normaliseNarHash(value) {
-  let bytes;
+  const bytes = sha256Bytes(value);
+  return bytes ? `sha256:${nixBase32(bytes)}` : void 0;
+}
+function sha256Bytes(value) {
   if (value && typeof value === "object") {
     const o = value;
     const algorithm = o.algorithm ?? o.algo;
     if (algorithm !== "sha256" || typeof o.hash !== "string") return void 0;
-    return normaliseNarHash(o.format === "base16" ? `sha256:${o.hash}` : o.format === "nix32" || o.format === "base32" ? `sha256:${o.hash}` : `sha256-${o.hash}`);
+    return sha256Bytes(o.format === "base16" || o.format === "nix32" || o.format === "base32" ? `sha256:${o.hash}` : `sha256-${o.hash}`);
   }
   if (typeof value !== "string") return void 0;
   const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(value);
   const colon = /^sha256:([0-9a-z]+)$/.exec(value);
+  let bytes;
   if (sri) bytes = Buffer.from(sri[1], "base64");
   else if (colon && colon[1].length === 64 && /^[0-9a-f]+$/.test(colon[1])) bytes = Buffer.from(colon[1], "hex");
   else if (colon && colon[1].length === 52) bytes = fromNixBase32(colon[1], 32);
-  return bytes?.length === 32 ? `sha256:${nixBase32(bytes)}` : void 0;
+  return bytes?.length === 32 ? bytes : void 0;
 }
 function parsePathInfo(json) {
   const parsed = JSON.parse(json);
@@ -72169,6 +72175,7 @@ function parsePathInfo(json) {
   return rows.filter(([, r]) => r && typeof r === "object" && r.narSize !== void 0).map(([path14, r]) => ({
     path: storePath(path14),
     narHash: normaliseNarHash(r.narHash) ?? "",
+    ...typeof r.narHash === "string" ? { printedNarHash: r.narHash } : {},
     narSize: Number(r.narSize),
     references: Array.isArray(r.references) ? r.references.map(storePath) : [],
     ...typeof r.deriver === "string" ? { deriver: storePath(r.deriver) } : {},
@@ -74963,34 +74970,8 @@ function pathIdentity(path14, drv) {
   if (pname) return { name: pname, version: drv.env.version ?? "", nameFrom: "derivation", ...named };
   return { ...parseDrvName(storePathName(path14)), nameFrom: "store-path", ...named };
 }
-var NIX32 = "0123456789abcdfghijklmnpqrsvwxyz";
-function nix32Bytes(s, size) {
-  const out = Buffer.alloc(size);
-  for (let n = 0; n < s.length; n++) {
-    const digit = NIX32.indexOf(s[s.length - n - 1]);
-    if (digit < 0) return void 0;
-    const b = n * 5;
-    const i = b >> 3;
-    const j = b & 7;
-    out[i] |= digit << j & 255;
-    const carry = digit >> 8 - j;
-    if (i + 1 < size) out[i + 1] |= carry;
-    else if (carry) return void 0;
-  }
-  return out;
-}
 function sha256Hex2(hash) {
-  const sri = /^sha256-([A-Za-z0-9+/]{43}=)$/.exec(hash);
-  if (sri) return Buffer.from(sri[1], "base64").toString("hex");
-  const hex2 = /^sha256:([0-9a-f]{64})$/.exec(hash);
-  if (hex2) return hex2[1];
-  const n32 = /^sha256:([0-9a-z]{52})$/.exec(hash);
-  return n32 ? nix32Bytes(n32[1], 32)?.toString("hex") : void 0;
-}
-function narHashes(json) {
-  const parsed = JSON.parse(json);
-  const rows = Array.isArray(parsed) ? parsed.map((r) => [String(r.path), r]) : Object.entries(parsed);
-  return new Map(rows.flatMap(([p, r]) => r && typeof r.narHash === "string" ? [[p, r.narHash]] : []));
+  return sha256Bytes(hash)?.toString("hex");
 }
 async function invalidPaths(nix, paths, env) {
   const invalid = /* @__PURE__ */ new Set();
@@ -75011,8 +74992,7 @@ async function storePathFacts(nix, paths, env, nixVersion) {
   const infos = /* @__PURE__ */ new Map();
   for (let i = 0; i < valid2.length; i += 500) {
     const json = await nixOutput(nix, [...pathInfoArgs(nixVersion), ...valid2.slice(i, i + 500)], env);
-    const hashes = narHashes(json);
-    for (const info2 of parsePathInfo(json)) infos.set(info2.path, { ...info2, narHash: hashes.get(info2.path) });
+    for (const info2 of parsePathInfo(json)) infos.set(info2.path, { ...info2, narHash: info2.printedNarHash });
   }
   const drvs = /* @__PURE__ */ new Map();
   const facts = [];
