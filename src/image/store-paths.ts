@@ -45,11 +45,11 @@ class StorePathsOfTar {
   }
 }
 
-/** The store paths a layer tar holds (its entries under the store directory) and those its symlinks point into. */
-export async function scanLayerTar(tar: AsyncIterable<Buffer>, storeDir = DEFAULT_STORE_DIR): Promise<{ held: Set<string>; linked: Set<string> }> {
+/** The store paths a layer tar holds (its entries under the store directory) and those its symlinks point into, sorted. */
+export async function scanLayerTar(tar: AsyncIterable<Buffer>, storeDir = DEFAULT_STORE_DIR): Promise<string[]> {
   const scan = new StorePathsOfTar(storeDir);
   for await (const chunk of tar) scan.names.write(chunk);
-  return { held: scan.held, linked: scan.linked };
+  return scan.all();
 }
 
 /**
@@ -93,8 +93,7 @@ export async function archiveStorePaths(source: ImageSource, storeDir = DEFAULT_
   const found = new Set<string>();
   await readLayers(source, async (entry, open) => {
     if (skip && entry.diffIDHint && skip.has(entry.diffIDHint)) return;
-    const { held, linked } = await scanLayerTar(open(), storeDir);
-    for (const p of [...held, ...linked]) found.add(p);
+    for (const p of await scanLayerTar(open(), storeDir)) found.add(p);
   });
   return [...found].sort();
 }
@@ -127,8 +126,7 @@ export async function imageStorePaths(opts: ImageStorePathsOptions): Promise<str
     if (paths && !custom) {
       for (const path of paths) found.add(path);
     } else if (custom?.readable) {
-      const { held, linked } = await scanLayerTar(createReadStream(join(paths![0]!, 'layer.tar')), storeDir);
-      for (const p of [...held, ...linked]) found.add(p);
+      for (const p of await scanLayerTar(createReadStream(join(paths![0]!, 'layer.tar')), storeDir)) found.add(p);
     } else {
       unknown = true;
       continue;
