@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-43KVM3VM.js";
+} from "./chunks/chunk-2TK2WTH3.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-43KVM3VM.js";
+} from "./chunks/chunk-2TK2WTH3.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

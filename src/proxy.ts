@@ -105,15 +105,19 @@ export function proxyOptions(env: NodeJS.ProcessEnv = process.env): { proxyEnv?:
   return p ? { proxyEnv: p } : {};
 }
 
-let agents: { key: string; http: http.Agent; https: https.Agent } | undefined;
+/** The proxy variables as set, to tell whether they changed since the agents were made. */
+const VARIABLES = ['https_proxy', 'HTTPS_PROXY', 'http_proxy', 'HTTP_PROXY', 'no_proxy', 'NO_PROXY'] as const;
+let agents: { key: string; http?: http.Agent; https?: https.Agent } | undefined;
 
-/** The agent for a one-off request to `url`: undefined (Node's global agent) when no proxy is set. Idle
- *  kept-alive sockets hold no step open (Node unrefs them). */
+/** The agent for a one-off request to `url`: undefined (Node's global agent) when no proxy is set. Made
+ *  once for the variables as they stand (a binary cache's front asks for one per request). Idle kept-alive
+ *  sockets hold no step open (Node unrefs them). */
 export function agentFor(url: URL): http.Agent | undefined {
-  const p = proxyEnv();
-  if (!p) return undefined;
-  const key = JSON.stringify(p);
-  if (agents?.key !== key) agents = { key, http: new http.Agent({ keepAlive: true, proxyEnv: p }), https: new https.Agent({ keepAlive: true, proxyEnv: p }) };
+  const key = VARIABLES.map((n) => process.env[n] ?? '').join('\0');
+  if (agents?.key !== key) {
+    const p = proxyEnv();
+    agents = p ? { key, http: new http.Agent({ keepAlive: true, proxyEnv: p }), https: new https.Agent({ keepAlive: true, proxyEnv: p }) } : { key };
+  }
   return url.protocol === 'https:' ? agents.https : agents.http;
 }
 

@@ -71989,12 +71989,14 @@ function proxyOptions(env = process.env) {
   const p = proxyEnv(env);
   return p ? { proxyEnv: p } : {};
 }
+var VARIABLES = ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY"];
 var agents;
 function agentFor(url2) {
-  const p = proxyEnv();
-  if (!p) return void 0;
-  const key = JSON.stringify(p);
-  if (agents?.key !== key) agents = { key, http: new http3.Agent({ keepAlive: true, proxyEnv: p }), https: new https3.Agent({ keepAlive: true, proxyEnv: p }) };
+  const key = VARIABLES.map((n) => process.env[n] ?? "").join("\0");
+  if (agents?.key !== key) {
+    const p = proxyEnv();
+    agents = p ? { key, http: new http3.Agent({ keepAlive: true, proxyEnv: p }), https: new https3.Agent({ keepAlive: true, proxyEnv: p }) } : { key };
+  }
   return url2.protocol === "https:" ? agents.https : agents.http;
 }
 function bypassFor(host, env = process.env) {
@@ -72745,7 +72747,6 @@ async function purgeSuperseded(oldBase, keyBase, token, keep) {
   const api = (process.env.GITHUB_API_URL || "https://api.github.com").replace(/\/$/, "");
   const repo = process.env.GITHUB_REPOSITORY;
   const ref = process.env.GITHUB_REF;
-  if (!isBaseKey(oldBase, keyBase)) return { deleted: [], bytes: 0, problem: "the superseded chain does not name a base entry of this key prefix" };
   if (!repo || !ref || !token) return { deleted: [], bytes: 0, problem: "no GITHUB_REPOSITORY, GITHUB_REF or github-token" };
   const headers = { authorization: `Bearer ${token}`, accept: "application/vnd.github+json", "x-github-api-version": "2022-11-28", "user-agent": "nix-image-action" };
   const base = `${api}/repos/${repo}/actions/caches`;
@@ -73798,7 +73799,7 @@ var StorePathsOfTar = class {
 async function scanLayerTar(tar, storeDir = DEFAULT_STORE_DIR) {
   const scan = new StorePathsOfTar(storeDir);
   for await (const chunk of tar) scan.names.write(chunk);
-  return { held: scan.held, linked: scan.linked };
+  return scan.all();
 }
 function storePathsTap(onPaths, storeDir = DEFAULT_STORE_DIR) {
   const scan = new StorePathsOfTar(storeDir);
@@ -73829,8 +73830,7 @@ async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR, skip) {
   const found = /* @__PURE__ */ new Set();
   await readLayers(source, async (entry, open3) => {
     if (skip && entry.diffIDHint && skip.has(entry.diffIDHint)) return;
-    const { held, linked } = await scanLayerTar(open3(), storeDir);
-    for (const p of [...held, ...linked]) found.add(p);
+    for (const p of await scanLayerTar(open3(), storeDir)) found.add(p);
   });
   return [...found].sort();
 }
@@ -73845,8 +73845,7 @@ async function imageStorePaths(opts) {
     if (paths && !custom2) {
       for (const path14 of paths) found.add(path14);
     } else if (custom2?.readable) {
-      const { held, linked } = await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar")), storeDir);
-      for (const p of [...held, ...linked]) found.add(p);
+      for (const p of await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar")), storeDir)) found.add(p);
     } else {
       unknown = true;
       continue;
