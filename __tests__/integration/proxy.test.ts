@@ -213,7 +213,27 @@ describe('the runner proxy', () => {
   });
 });
 
+describe('answers too large to read', () => {
+  it('a nix-cache-info over 64 KiB leaves the binary cache out, instead of a verdict on its cut-off text', async () => {
+    const origin = await startOrigin({
+      handle: (_req, res) => {
+        res.writeHead(200, { 'content-type': 'text/x-nix-cache-info' });
+        res.end(`WantMassQuery: 1\n${'Comment: x\n'.repeat(10_000)}StoreDir: /somewhere/else\n`);
+      },
+    });
+    try {
+      const { pub } = await generateCacheKey('nia-big-info-1');
+      const opened = await openBinaryCache({ url: origin.origin, trustedKeys: [pub], nix: 'nix', nixVersion: '2.8.0' });
+      expect(opened.note).toBe('not used: its nix-cache-info is over 64 KiB, which no cache writes');
+      expect(opened.nixConf).toBe('');
+    } finally {
+      await origin.stop();
+    }
+  });
+});
+
 describe('cache-purge against a listing it will not read', () => {
+
   it('says the list is too large instead of taking a cut-off answer for an unreachable API', async () => {
     const origin = await startOrigin({
       handle: (_req, res) => {
