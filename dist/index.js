@@ -72,7 +72,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-2TK2WTH3.js";
+} from "./chunks/chunk-U3LS7EDL.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-2TK2WTH3.js";
+} from "./chunks/chunk-U3LS7EDL.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -482,13 +482,15 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
 
     // 3. Layers in config order; each must exist and match the config's diff ids.
     const layers: LayerReport[] = [];
+    // Read once, now that every layer's read has ended (an archive's store paths fill in as they end).
+    const storePaths = listing.storePaths;
     for (const [i, name] of listing.order.entries()) {
       const report = byName.get(name);
       if (!report) throw new ImageMismatchError(`the image names layer ${name}, but it has no such entry`);
       const layer = { ...(await report) };
       const key = listing.keys?.[i];
       if (key) layer.key = key;
-      const paths = listing.storePaths?.[i];
+      const paths = storePaths?.[i];
       if (paths) layer.storePaths = paths;
       layers.push(layer);
     }

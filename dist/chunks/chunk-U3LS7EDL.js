@@ -74781,13 +74781,14 @@ async function pushImage(opts) {
     }
     await run.settle();
     const layers = [];
+    const storePaths = listing.storePaths;
     for (const [i, name] of listing.order.entries()) {
       const report2 = byName.get(name);
       if (!report2) throw new ImageMismatchError(`the image names layer ${name}, but it has no such entry`);
       const layer = { ...await report2 };
       const key = listing.keys?.[i];
       if (key) layer.key = key;
-      const paths = listing.storePaths?.[i];
+      const paths = storePaths?.[i];
       if (paths) layer.storePaths = paths;
       layers.push(layer);
     }
