@@ -10,10 +10,10 @@ import {
   NetworkError,
   NixCommandError,
   QuotaSpentError,
+  READ_CHUNK,
   RateLimitError,
   RegistryError,
   StallError,
-  UPLOAD_CHUNK,
   __toESM,
   actionLogger,
   addPath,
@@ -63,6 +63,7 @@ import {
   setFailed,
   setSecret,
   sha256Digest,
+  sha256FileHex,
   startGroup,
   stepTempDir,
   substitutedFrom,
@@ -72,7 +73,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-U3LS7EDL.js";
+} from "./chunks/chunk-H6OERP3S.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -612,8 +613,8 @@ function _getGlobal(key, defaultValue) {
 
 // src/nix/install.ts
 import { spawn } from "node:child_process";
-import { createHash, randomUUID as randomUUID2 } from "node:crypto";
-import { accessSync, constants, createReadStream, existsSync as existsSync2, readdirSync as readdirSync2, writeFileSync as writeFileSync2 } from "node:fs";
+import { randomUUID as randomUUID2 } from "node:crypto";
+import { accessSync, constants, existsSync as existsSync2, readdirSync as readdirSync2, writeFileSync as writeFileSync2 } from "node:fs";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, homedir, tmpdir, userInfo } from "node:os";
 import { delimiter, join as join2 } from "node:path";
@@ -792,11 +793,6 @@ function runnerSystem(platform = process.platform, arch2 = process.arch) {
 function releaseUrl(version, system) {
   return `https://releases.nixos.org/nix/nix-${version}/nix-${version}-${system}.tar.xz`;
 }
-async function sha256File(path2) {
-  const hash = createHash("sha256");
-  for await (const chunk of createReadStream(path2, { highWaterMark: 1 << 20 })) hash.update(chunk);
-  return hash.digest("hex");
-}
 async function publishedSha256(url, temp) {
   const file = join2(temp, `nix-image-action-${randomUUID2()}.sha256`);
   recordTempFile(file);
@@ -847,7 +843,7 @@ async function unpackRelease(o) {
   } catch (e) {
     throw new NixInstallError(`cannot download the Nix tarball ${url}: ${e.message}`);
   }
-  const actual = await sha256File(file);
+  const actual = await sha256FileHex(file);
   if (actual !== expected) {
     throw new NixInstallError(`the Nix tarball ${url} has SHA-256 ${actual}, expected ${expected}: not installing it`);
   }
@@ -1473,7 +1469,6 @@ var UnsupportedImageError = class extends Error {
 };
 var BLOCK = 512;
 var RECORD = 20 * BLOCK;
-var CHUNK = 1024 * 1024;
 var ZEROS = Buffer.alloc(RECORD);
 var SLASH = Buffer.from("/");
 function isAscii(s) {
@@ -1665,7 +1660,7 @@ async function* readChunks(path2, size) {
   const fd = await openRead(path2);
   try {
     for (let left = size; left > 0; ) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
       await fill(fd, buf, path2);
       left -= buf.length;
       yield buf;
@@ -1695,7 +1690,7 @@ var Gather = class {
     this.offset += b.length;
   }
   get full() {
-    return this.pending >= CHUNK;
+    return this.pending >= READ_CHUNK;
   }
   get empty() {
     return this.pending === 0;
@@ -1752,7 +1747,7 @@ async function* layer(paths, tar) {
   yield out.take();
 }
 function storeLayerTar(paths, tar) {
-  return Readable.from(layer([...paths], { ...tar }), { objectMode: false, highWaterMark: CHUNK });
+  return Readable.from(layer([...paths], { ...tar }), { objectMode: false, highWaterMark: READ_CHUNK });
 }
 
 // src/image/pyjson.ts
@@ -2038,8 +2033,7 @@ function labelled(input, labels) {
 }
 
 // src/image/plan.ts
-import { createHash as createHash2 } from "node:crypto";
-import { createReadStream as createReadStream2 } from "node:fs";
+import { createReadStream } from "node:fs";
 import { readFile as readFile3 } from "node:fs/promises";
 import { join as join6 } from "node:path";
 
@@ -2122,7 +2116,7 @@ function configSource(plan) {
   return { created: plan.created, architecture: plan.architecture, config, storeLayers: plan.storeLayers, customisationLayer: plan.customisationLayer };
 }
 function digestOf(value) {
-  return `sha256:${createHash2("sha256").update(JSON.stringify(value)).digest("hex")}`;
+  return sha256Digest(JSON.stringify(value));
 }
 function storeLayerKey(paths, tar, compression) {
   return digestOf({ maker: `store-layer/${LAYER_MAKER_VERSION}`, compressor: compressorID(compression), paths, tar });
@@ -2155,7 +2149,7 @@ function planInput(plan, opts = {}) {
       const custTar = join6(plan.customisationLayer, "layer.tar");
       await visit(
         { name: custName, key: keys.at(-1), diffIDHint: await customisationDiffID(plan.customisationLayer), storePaths: [plan.customisationLayer], seekable: true },
-        () => createReadStream2(custTar, { highWaterMark: 1024 * 1024 })
+        () => createReadStream(custTar, { highWaterMark: READ_CHUNK })
       );
       return {
         order: [...names, custName],
@@ -2185,7 +2179,6 @@ async function imageToPush(built, labels, compression, opts = {}) {
 }
 
 // src/image/settings.ts
-import { createHash as createHash3 } from "node:crypto";
 var PRODUCER_ANNOTATIONS = {
   derivation: "io.github.nix-image-action.derivation",
   settings: "io.github.nix-image-action.settings"
@@ -2205,7 +2198,7 @@ function settingsDigest(s = {}) {
     labels: s.labels ?? [],
     annotations: s.annotations ?? []
   };
-  return `sha256:${createHash3("sha256").update(JSON.stringify(shaping)).digest("hex")}`;
+  return sha256Digest(JSON.stringify(shaping));
 }
 function producerAnnotations(drvPath, s = {}) {
   return { [PRODUCER_ANNOTATIONS.derivation]: drvPath, [PRODUCER_ANNOTATIONS.settings]: settingsDigest(s) };
@@ -2219,7 +2212,7 @@ function manifestAnnotations(user, env = process.env) {
 }
 
 // src/registry/client.ts
-import { createHash as createHash4 } from "node:crypto";
+import { createHash } from "node:crypto";
 import { Readable as Readable2 } from "node:stream";
 
 // src/registry/constants.ts
@@ -2989,7 +2982,7 @@ var RegistryClient = class {
    * hash to `digest` and be `size` bytes long, or the iteration throws.
    */
   async *blobPieces(digest, size, opts = {}) {
-    const hash = createHash4("sha256");
+    const hash = createHash("sha256");
     let at = 0;
     while (at < size) {
       const end = Math.min(size, at + BLOB_PIECE) - 1;
@@ -3728,7 +3721,7 @@ function repositoryTags(d, i, pushByDigest) {
 import { Readable as Readable4 } from "node:stream";
 
 // src/registry/targets.ts
-import { createReadStream as createReadStream3 } from "node:fs";
+import { createReadStream as createReadStream2 } from "node:fs";
 import { Readable as Readable3 } from "node:stream";
 
 // src/registry/existing.ts
@@ -3865,7 +3858,7 @@ function blobPlacer(source, target, before, logger2) {
           return "mounted";
         }
       }
-      await target.uploadBlob(blob, () => file ? createReadStream3(file, { highWaterMark: UPLOAD_CHUNK }) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
+      await target.uploadBlob(blob, () => file ? createReadStream2(file, { highWaterMark: READ_CHUNK }) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
       bytes.uploaded += blob.size;
       logger2.info(`${file ? "uploaded" : "copied"} ${blob.digest} (${blob.size} bytes) ${file ? "as made" : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return "uploaded";

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-U3LS7EDL.js";
+} from "./chunks/chunk-H6OERP3S.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -25,7 +25,7 @@ import {
 } from '../support/registry.js';
 import { detectSource } from '../../src/image/format.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
-import { sha256Digest } from '../../src/registry/manifest.js';
+import { sha256Digest } from '../../src/hash.js';
 import { pushImage } from '../../src/registry/push.js';
 
 const quiet = { debug: () => {}, info: () => {}, warning: () => {} };

@@ -17,7 +17,7 @@ import type { ImageInput } from '../../src/image/types.js';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.js';
 import { connectRegistries } from '../../src/registry/connect.js';
 import { resolveCredentialSource } from '../../src/registry/credentials.js';
-import { sha256Digest } from '../../src/registry/manifest.js';
+import { sha256Digest } from '../../src/hash.js';
 import { MergeError, mergeToAll } from '../../src/registry/merge.js';
 import { pushImage, type PushResult } from '../../src/registry/push.js';
 import { parseImageName, parseReuseTags } from '../../src/registry/reference.js';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { buildOciManifest, knownLayers, sha256Digest } from '../../src/registry/manifest.js';
+import { buildOciManifest, knownLayers } from '../../src/registry/manifest.js';
+import { sha256Digest } from '../../src/hash.js';
 import { limiter } from '../../src/registry/limit.js';
 import { MediaTypes } from '../../src/registry/types.js';
 

@@ -9,7 +9,7 @@ import { cyclonedxSbom, imagePurl, nixPurl, sbomComponents, spdxSbom, TOOL } fro
 import { provenanceStatement, SLSA_PROVENANCE_V1, STATEMENT_TYPE } from '../../src/report/provenance.js';
 import { documentsSummary } from '../../src/report/documents.js';
 import { addToFallbackIndex, artifactManifest, attachToRepository, EMPTY_CONFIG, fallbackTag, fetchReferrerDocuments, type ReferrerStore } from '../../src/registry/referrers.js';
-import { sha256Digest } from '../../src/registry/manifest.js';
+import { sha256Digest } from '../../src/hash.js';
 import { MediaTypes } from '../../src/registry/types.js';
 import { InputError, parseInputs } from '../../src/inputs/index.js';
 import { cyclonedxErrors, spdxErrors } from '../support/sbom-validate.js';

@@ -9,10 +9,10 @@ import { posix } from 'node:path';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { extract, type Header } from 'tar-stream';
-import { createHash } from 'node:crypto';
 import type { ArchiveManifest, ImageMetadata, ImageSource, LayerEntry } from './types.js';
 import { asStranger, scrubbedEnv } from './child-env.js';
 import { paddedSize, TarHeaders } from './tar-header.js';
+import { READ_CHUNK, sha256Digest } from '../hash.js';
 
 export class ArchiveError extends Error {
   override name = 'ArchiveError';
@@ -60,12 +60,10 @@ function runProducer(command: string, args: string[], what: string, stranger = f
   return { stream: child.stdout, done, kill: () => void child.kill('SIGKILL') };
 }
 
-/** Read and decompression size: one trip to the thread pool per MiB, not per 16 or 64 KiB. */
-const CHUNK = 1024 * 1024;
 
 function zstdDecompressor(): NodeJS.ReadWriteStream | undefined {
   const make = (zlib as unknown as { createZstdDecompress?: (o: { chunkSize: number }) => NodeJS.ReadWriteStream }).createZstdDecompress;
-  return make?.({ chunkSize: CHUNK });
+  return make?.({ chunkSize: READ_CHUNK });
 }
 
 /** The uncompressed tar stream of an image source. */
@@ -74,15 +72,15 @@ export function openArchive(source: ImageSource): Opened {
     case 'stream':
       return runProducer(source.path, [], `the image stream script ${source.path}`, true);
     case 'docker-archive':
-      return { stream: createReadStream(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
+      return { stream: createReadStream(source.path, { highWaterMark: READ_CHUNK }), done: Promise.resolve() };
     case 'docker-archive+gzip': {
-      const out = createReadStream(source.path, { highWaterMark: CHUNK }).pipe(zlib.createGunzip({ chunkSize: CHUNK }));
+      const out = createReadStream(source.path, { highWaterMark: READ_CHUNK }).pipe(zlib.createGunzip({ chunkSize: READ_CHUNK }));
       return { stream: out as unknown as Readable, done: Promise.resolve() };
     }
     case 'docker-archive+zstd': {
       // Node 24 decompresses zstd itself; older Node falls back to the zstd command.
       const native = zstdDecompressor();
-      if (native) return { stream: createReadStream(source.path, { highWaterMark: CHUNK }).pipe(native) as unknown as Readable, done: Promise.resolve() };
+      if (native) return { stream: createReadStream(source.path, { highWaterMark: READ_CHUNK }).pipe(native) as unknown as Readable, done: Promise.resolve() };
       return runProducer('zstd', ['-d', '-c', '-q', source.path], `zstd -d ${source.path}`);
     }
   }
@@ -129,7 +127,7 @@ function parseConfig(bytes: Buffer, manifest: ArchiveManifest, where: string): I
       `${where}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`,
     );
   }
-  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const digest = sha256Digest(bytes);
   return { bytes, digest, diffIDs: diffIDs as string[] };
 }
 
@@ -173,7 +171,7 @@ async function walkTarFile(path: string, visit: LayerVisitor): Promise<Found> {
       } else if (type === 'file' && posix.basename(name) === 'layer.tar') {
         const end = start + size - 1;
         await visit(layerEntry(name, size, true), () =>
-          size === 0 ? Readable.from([]) : createReadStream(path, { start, end, highWaterMark: CHUNK }),
+          size === 0 ? Readable.from([]) : createReadStream(path, { start, end, highWaterMark: READ_CHUNK }),
         );
       } else if (type === 'file' && isSmall(name, size)) {
         const body = Buffer.alloc(size);

@@ -3,7 +3,6 @@
 // stream_layered_image.py writes for it; the customisation layer is the layer.tar nixpkgs already built.
 // No archive is built, compressed or inflated. Each layer carries a key naming what fixes its bytes, so a
 // later push whose layer has the same key reuses the registry's blob without making the layer at all.
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { imageConfigBytes, parseTime, type ConfigSource } from './docker-config.
 import { isJsonObject, parsePythonJson, type JsonValue } from './pyjson.js';
 import { checkLayerInputs, LAYER_MAKER_VERSION, storeLayerTar, UnsupportedImageError, type TarParams } from './store-layer.js';
 import type { ImageInput, LayerListing, StorePlan } from './types.js';
+import { READ_CHUNK, sha256Digest } from '../hash.js';
 
 export type { StorePlan };
 
@@ -32,7 +32,7 @@ export function configSource(plan: StorePlan): ConfigSource {
 }
 
 function digestOf(value: unknown): string {
-  return `sha256:${createHash('sha256').update(JSON.stringify(value)).digest('hex')}`;
+  return sha256Digest(JSON.stringify(value));
 }
 
 /** The key of a store layer: its paths, the tar parameters, the layer maker's and the compressor's versions
@@ -77,7 +77,7 @@ export function planInput(plan: StorePlan, opts: { compression?: Compression } =
       const custTar = join(plan.customisationLayer, 'layer.tar');
       await visit(
         { name: custName, key: keys.at(-1)!, diffIDHint: await customisationDiffID(plan.customisationLayer), storePaths: [plan.customisationLayer], seekable: true },
-        () => createReadStream(custTar, { highWaterMark: 1024 * 1024 }),
+        () => createReadStream(custTar, { highWaterMark: READ_CHUNK }),
       );
       return {
         order: [...names, custName],

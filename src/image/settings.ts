@@ -4,9 +4,9 @@
 // digest and the derivation are recorded on every pushed manifest, so a later job that evaluates the same
 // derivation with the same settings finds the image in the registry and builds nothing
 // (registry/existing.ts); any change here must change the digest.
-import { createHash } from 'node:crypto';
 import { compressorID, type Compression } from './compress.js';
 import { LAYER_MAKER_VERSION } from './store-layer.js';
+import { sha256Digest } from '../hash.js';
 
 /** Manifest annotations naming what produced the image. */
 export const PRODUCER_ANNOTATIONS = {
@@ -42,7 +42,7 @@ export function settingsDigest(s: ImageSettings = {}): string {
     labels: s.labels ?? [],
     annotations: s.annotations ?? [],
   };
-  return `sha256:${createHash('sha256').update(JSON.stringify(shaping)).digest('hex')}`;
+  return sha256Digest(JSON.stringify(shaping));
 }
 
 export function producerAnnotations(drvPath: string, s: ImageSettings = {}): Record<string, string> {

@@ -21,6 +21,7 @@ import * as fs from 'node:fs';
 import type { Stats } from 'node:fs';
 import { readdir, readlink } from 'node:fs/promises';
 import { Readable } from 'node:stream';
+import { READ_CHUNK } from '../hash.js';
 
 /** Bump whenever the bytes storeLayerTar makes for the same inputs change: it is part of every layer key. */
 export const LAYER_MAKER_VERSION = '2';
@@ -42,7 +43,6 @@ export class UnsupportedImageError extends Error {
 
 const BLOCK = 512;
 const RECORD = 20 * BLOCK;
-const CHUNK = 1024 * 1024;
 const ZEROS = Buffer.alloc(RECORD);
 const SLASH = Buffer.from('/');
 
@@ -299,12 +299,12 @@ async function readExact(path: Buffer, size: number): Promise<Buffer> {
   }
 }
 
-/** A large file's first `size` bytes in CHUNK-sized reads. */
+/** A large file's first `size` bytes in READ_CHUNK-sized reads. */
 async function* readChunks(path: Buffer, size: number): AsyncGenerator<Buffer> {
   const fd = await openRead(path);
   try {
     for (let left = size; left > 0; ) {
-      const buf = Buffer.allocUnsafe(Math.min(CHUNK, left));
+      const buf = Buffer.allocUnsafe(Math.min(READ_CHUNK, left));
       await fill(fd, buf, path);
       left -= buf.length;
       yield buf;
@@ -326,7 +326,7 @@ async function member(n: Node, st: Stats, tar: TarParams): Promise<TarMember> {
   throw new UnsupportedImageError(`${n.path.toString()} is neither a regular file, a directory nor a symlink`);
 }
 
-/** Output gathered into ~CHUNK pieces: fewer, larger writes downstream. */
+/** Output gathered into ~READ_CHUNK pieces: fewer, larger writes downstream. */
 class Gather {
   private parts: Buffer[] = [];
   private pending = 0;
@@ -338,7 +338,7 @@ class Gather {
     this.offset += b.length;
   }
   get full(): boolean {
-    return this.pending >= CHUNK;
+    return this.pending >= READ_CHUNK;
   }
   get empty(): boolean {
     return this.pending === 0;
@@ -405,5 +405,5 @@ async function* layer(paths: string[], tar: TarParams): AsyncGenerator<Buffer> {
 
 /** The layer tar of these store paths, as a byte stream; walking or reading errors are stream errors. */
 export function storeLayerTar(paths: string[], tar: TarParams): Readable {
-  return Readable.from(layer([...paths], { ...tar }), { objectMode: false, highWaterMark: CHUNK });
+  return Readable.from(layer([...paths], { ...tar }), { objectMode: false, highWaterMark: READ_CHUNK });
 }

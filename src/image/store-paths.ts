@@ -9,6 +9,7 @@ import { Transform } from 'node:stream';
 import { readLayers } from './archive.js';
 import { TarNames } from './tar-header.js';
 import type { ImageSource } from './types.js';
+import { READ_CHUNK } from '../hash.js';
 
 export const DEFAULT_STORE_DIR = '/nix/store';
 
@@ -61,8 +62,8 @@ export function storePathsTap(onPaths: (paths: string[]) => void, storeDir = DEF
   const scan = new StorePathsOfTar(storeDir);
   return new Transform({
     // 1 MiB pieces pass without a pause, as the readers feeding it read them.
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
+    readableHighWaterMark: READ_CHUNK,
+    writableHighWaterMark: READ_CHUNK,
     transform(chunk: Buffer, _enc, done) {
       scan.names.write(chunk);
       done(null, chunk);
@@ -126,7 +127,7 @@ export async function imageStorePaths(opts: ImageStorePathsOptions): Promise<str
     if (paths && !custom) {
       for (const path of paths) found.add(path);
     } else if (custom?.readable) {
-      for (const p of await scanLayerTar(createReadStream(join(paths![0]!, 'layer.tar')), storeDir)) found.add(p);
+      for (const p of await scanLayerTar(createReadStream(join(paths![0]!, 'layer.tar'), { highWaterMark: READ_CHUNK }), storeDir)) found.add(p);
     } else {
       unknown = true;
       continue;

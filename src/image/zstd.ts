@@ -18,13 +18,13 @@ import { once } from 'node:events';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { scrubbedEnv } from './child-env.js';
+import { READ_CHUNK } from '../hash.js';
 
 /** The size of the blocks compressed as frames of their own: at level 3, 0.5% more bytes than one frame. */
 export const ZSTD_BLOCK = 4 * 1024 * 1024;
 /** Above ZSTD_compressBound(ZSTD_BLOCK): a frame always fits one output buffer with room to spare. */
 const OUT_CHUNK = ZSTD_BLOCK + ZSTD_BLOCK / 128 + 64 * 1024;
 /** Read size of a decompressed stream. */
-const CHUNK = 1024 * 1024;
 
 export class ZstdUnavailableError extends Error {
   override name = 'ZstdUnavailableError';
@@ -94,7 +94,7 @@ export function zstdFrame(block: Buffer, level: number): Promise<Buffer> {
 /** A zstd stream (any number of frames), decompressed as it comes: by Node, or by the `zstd` command. */
 export function zstdInflate(source: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
   if (nativeZstd()) {
-    const inflate = z.createZstdDecompress!({ chunkSize: CHUNK });
+    const inflate = z.createZstdDecompress!({ chunkSize: READ_CHUNK });
     pump(source, inflate);
     return inflate as unknown as AsyncIterable<Buffer>;
   }

@@ -6,13 +6,14 @@
 // written from what this store says of the path (nix path-info), never carried over from a restored
 // entry, and signed when there is a key.
 import { spawn } from 'node:child_process';
-import { createHash, createPublicKey, verify } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync } from 'node:fs';
+import { createPublicKey, verify } from 'node:crypto';
+import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fingerprint, signFingerprint, type SecretKey } from './signing.js';
 import { nixStoreBinary, normaliseNarHash, type PathInfo } from './store.js';
+import { sha256FileHex } from '../hash.js';
 
 /**
  * The store cache's substituter priority. Nix consults substituters by ascending priority (a store's
@@ -84,9 +85,7 @@ async function dumpNar(nix: string, info: PathInfo, file: string, env: NodeJS.Pr
 
 /** The NAR hash of a file, as Nix prints it (`sha256:<Nix base32>`). */
 async function narFileHash(file: string): Promise<string | undefined> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk as Buffer);
-  return normaliseNarHash(`sha256:${hash.digest('hex')}`);
+  return normaliseNarHash(`sha256:${await sha256FileHex(file)}`);
 }
 
 /**

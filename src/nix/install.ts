@@ -9,8 +9,8 @@
 import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
 import { spawn } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { accessSync, constants, createReadStream, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { accessSync, constants, existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir, tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -20,6 +20,7 @@ import { recordTempFile, stepTempDir } from '../state.js';
 import { knownSha256 } from './known-hashes.js';
 import { maskNixSecrets, nixConfSecrets } from './secrets.js';
 import { checkVersion } from './version.js';
+import { sha256FileHex } from '../hash.js';
 
 export { maskNixSecrets } from './secrets.js';
 
@@ -170,12 +171,6 @@ export function releaseUrl(version: string, system: string): string {
   return `https://releases.nixos.org/nix/nix-${version}/nix-${version}-${system}.tar.xz`;
 }
 
-async function sha256File(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 })) hash.update(chunk as Buffer);
-  return hash.digest('hex');
-}
-
 /** The published `<url>.sha256`, downloaded with tool-cache (the runner's proxy, retries) into `temp`. */
 export async function publishedSha256(url: string, temp: string): Promise<string> {
   const file = join(temp, `nix-image-action-${randomUUID()}.sha256`);
@@ -236,7 +231,7 @@ async function unpackRelease(o: { version: string; arch: string; url: string; ex
   } catch (e) {
     throw new NixInstallError(`cannot download the Nix tarball ${url}: ${(e as Error).message}`);
   }
-  const actual = await sha256File(file);
+  const actual = await sha256FileHex(file);
   if (actual !== expected) {
     throw new NixInstallError(`the Nix tarball ${url} has SHA-256 ${actual}, expected ${expected}: not installing it`);
   }

@@ -4,9 +4,10 @@
 // confirms each recorded blob with HEAD before trusting it. Like skopeo's blob-info cache, kept per job.
 // With binary-cache-key the post step signs the record as it signs the narinfos; a job that trusts keys
 // takes a record unread only with a valid signature by one of them (any other is checked blob by blob).
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createPublicKey, verify } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { sha256Digest } from '../hash.js';
 import { signFingerprint, type SecretKey } from './signing.js';
 
 export interface RecordedLayer {
@@ -49,12 +50,11 @@ async function load(dir: string): Promise<Record> {
 const valid = (l: RecordedLayer): boolean =>
   /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === undefined || typeof l.mediaType === 'string');
 
-const digestOf = (bytes: Buffer): string => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 /** The SHA-256 of the record's bytes (null: there is none). */
 export async function recordDigest(dir: string): Promise<string | null> {
   const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
-  return bytes ? digestOf(bytes) : null;
+  return bytes ? sha256Digest(bytes) : null;
 }
 
 /**
@@ -65,7 +65,7 @@ export async function recordDigest(dir: string): Promise<string | null> {
 export async function readLayerRecord(dir: string, target: string, pin?: string | null): Promise<RecordedLayer[]> {
   // Read once: the bytes checked against the pin are the bytes parsed.
   const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
-  if (pin !== undefined && (bytes ? digestOf(bytes) : null) !== pin) return [];
+  if (pin !== undefined && (bytes ? sha256Digest(bytes) : null) !== pin) return [];
   const record: Record = bytes ? parse(bytes) : { version: 2, repositories: {} };
   const layers = record.repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
@@ -87,13 +87,13 @@ export async function recordLayers(dir: string, target: string, layers: Recorded
   record.repositories[target] = merged.slice(0, KEEP);
   const bytes = Buffer.from(`${JSON.stringify(record)}\n`);
   await writeFile(layerRecordFile(dir), bytes);
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  return sha256Digest(bytes);
 }
 
 const SIG_FILE = `${FILE}.sig`;
 
 /** What the record's signature signs: its name and the SHA-256 of its bytes. */
-const recordFingerprint = (bytes: Buffer): string => `nix-image-action-layers;1;sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+const recordFingerprint = (bytes: Buffer): string => `nix-image-action-layers;1;${sha256Digest(bytes)}`;
 
 /**
  * Signs the record as it is now (post step, before the cache is saved); no record: nothing to sign. With
@@ -103,7 +103,7 @@ const recordFingerprint = (bytes: Buffer): string => `nix-image-action-layers;1;
 export async function signLayerRecord(dir: string, key: SecretKey, pin?: string | null): Promise<boolean> {
   const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
   if (!bytes) return true;
-  if (pin !== undefined && digestOf(bytes) !== pin) {
+  if (pin !== undefined && sha256Digest(bytes) !== pin) {
     await rm(layerRecordFile(dir), { force: true });
     return false;
   }

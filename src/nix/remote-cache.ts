@@ -37,6 +37,7 @@ import { bypassFor } from '../proxy.js';
 import { pathsToSave, type Built } from './cache.js';
 import { keyName, parseSecretKey, type SecretKey } from './signing.js';
 import { nixBase32, type PathInfo } from './store.js';
+import { READ_CHUNK } from '../hash.js';
 
 /** After cache.nixos.org (40), every other upstream cache and the GitHub store cache (1000, already on the
  *  runner's disk): the binary cache gives a path only when none of those has it. */
@@ -219,7 +220,7 @@ function putRefusal(status: number, path: string): string | undefined {
 
 async function put(upstream: Upstream, path: string, body: { file: string; size: number } | { text: string }, type: string): Promise<void> {
   const size = 'file' in body ? body.size : Buffer.byteLength(body.text);
-  const payload = (): Readable => ('file' in body ? createReadStream(body.file, { highWaterMark: 1 << 20 }) : Readable.from([Buffer.from(body.text)]));
+  const payload = (): Readable => ('file' in body ? createReadStream(body.file, { highWaterMark: READ_CHUNK }) : Readable.from([Buffer.from(body.text)]));
   const { url, headers } = upstream.target(path, 'PUT', { headers: { 'content-type': type, 'content-length': String(size) } });
   const answer = await send(url, { method: 'PUT', headers, body: payload });
   answer.body.resume();

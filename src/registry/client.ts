@@ -10,7 +10,7 @@
 // opened only when the registry has lost the one we had (see uploadBlob).
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { sha256Digest } from './manifest.js';
+import { sha256Digest } from '../hash.js';
 import { MAX_HOPS, REDIRECTS } from './constants.js';
 import { MediaTypes, type Credentials, type Logger } from './types.js';
 import { abortable } from './transport/abort.js';

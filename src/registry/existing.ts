@@ -4,7 +4,8 @@
 // config and every layer; then it is put under the target tags like a fresh push would, nothing else
 // being sent. This module never knows what the annotations mean.
 import type { RegistryClient } from './client.js';
-import { knownLayers, sha256Digest, type BuiltManifest } from './manifest.js';
+import { knownLayers, type BuiltManifest } from './manifest.js';
+import { sha256Digest } from '../hash.js';
 import { tagAll, type LayerReport, type PushResult } from './push.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 

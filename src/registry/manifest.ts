@@ -1,5 +1,5 @@
 // Builds the image manifest pushed under each tag. Pure: same inputs, same bytes, same digest.
-import { createHash } from 'node:crypto';
+import { sha256Digest } from '../hash.js';
 import { MediaTypes, type Descriptor } from './types.js';
 
 export interface BuiltManifest {
@@ -8,9 +8,6 @@ export interface BuiltManifest {
   digest: string;
 }
 
-export function sha256Digest(bytes: Buffer | string): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
-}
 
 /** The layer annotation naming what fixes a layer's bytes (see image/plan.ts): read back by later pushes,
  *  so a layer whose inputs did not change is neither made nor compressed again. */

@@ -32,13 +32,12 @@ import type { ImageInput, ImageSource, LayerListing, LayerSource } from '../imag
 import type { ClientStats, RegistryClient } from './client.js';
 import { AuthError } from './transport/error.js';
 import { limiter } from './limit.js';
-import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, layerMediaType, sha256Digest, type BuiltManifest, type KnownLayer } from './manifest.js';
+import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, layerMediaType, type BuiltManifest, type KnownLayer } from './manifest.js';
 import type { ReuseRef } from './reference.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
+import { READ_CHUNK, sha256Digest } from '../hash.js';
 import { blobDiffID, layerDiffID, recalledDiffID, rememberDiffID } from './verify.js';
 
-/** Read size of a compressed layer going out: fewer, larger socket writes than the 64 KiB default. */
-export const UPLOAD_CHUNK = 1024 * 1024;
 /** How often a long push says how far its uploads are. */
 const PROGRESS_MS = 10_000;
 /** Uploads in flight at once. */
@@ -433,7 +432,7 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
               run.check();
               progress.start(made.size);
               await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
-                const body = createReadStream(made.file, { highWaterMark: UPLOAD_CHUNK });
+                const body = createReadStream(made.file, { highWaterMark: READ_CHUNK });
                 body.on('data', (chunk: string | Buffer) => progress.sent(chunk.length));
                 opened.add(body);
                 body.once('close', () => opened.delete(body));

@@ -5,7 +5,8 @@
 // holding an index of the referrers, read, added to and written back, then read again, and written again
 // while another writer's update lost ours. The image is never touched: attaching leaves its digest as it is.
 import type { RegistryClient } from './client.js';
-import { sha256Digest, type BuiltManifest } from './manifest.js';
+import type { BuiltManifest } from './manifest.js';
+import { sha256Digest } from '../hash.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 
 /** The OCI 1.1 empty descriptor: the 2-byte `{}` config of an artifact. */

@@ -15,7 +15,8 @@ import { findExisting, retag, type Existing } from './existing.js';
 import { ImageMismatchError } from '../image/input.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 import type { KnownLayer } from './manifest.js';
-import { pushImage, tagAll, UPLOAD_CHUNK, type LayerReport, type PushOptions, type PushResult } from './push.js';
+import { READ_CHUNK } from '../hash.js';
+import { pushImage, tagAll, type LayerReport, type PushOptions, type PushResult } from './push.js';
 import { tagsOf, type ReuseRef } from './reference.js';
 
 export interface PushTarget {
@@ -121,7 +122,7 @@ function blobPlacer(source: RegistryClient, target: RegistryClient, before: Regi
         }
       }
       // The registry checks the digest of what it is sent, whichever copy it comes from.
-      await target.uploadBlob(blob, () => (file ? createReadStream(file, { highWaterMark: UPLOAD_CHUNK }) : Readable.from(source.blobPieces(blob.digest, blob.size))));
+      await target.uploadBlob(blob, () => (file ? createReadStream(file, { highWaterMark: READ_CHUNK }) : Readable.from(source.blobPieces(blob.digest, blob.size))));
       bytes.uploaded += blob.size;
       logger.info(`${file ? 'uploaded' : 'copied'} ${blob.digest} (${blob.size} bytes) ${file ? 'as made' : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return 'uploaded';

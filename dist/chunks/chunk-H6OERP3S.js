@@ -72021,7 +72021,7 @@ function tunnelRefusal(host, e) {
 }
 
 // src/nix/cache.ts
-import { createHash as createHash5 } from "node:crypto";
+import { createHash as createHash4 } from "node:crypto";
 import { existsSync as existsSync6, readFileSync as readFileSync3 } from "node:fs";
 import { mkdir as mkdir3, readFile as readFile3, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
 import { homedir as homedir3, userInfo } from "node:os";
@@ -72029,8 +72029,8 @@ import { isAbsolute, join as join12, relative as relative3, resolve as resolve3 
 
 // src/nix/binary-cache.ts
 import { spawn as spawn4 } from "node:child_process";
-import { createHash as createHash2, createPublicKey, verify } from "node:crypto";
-import { createReadStream as createReadStream2, createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
+import { createPublicKey, verify } from "node:crypto";
+import { createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
 import { mkdir as mkdir2, readdir as readdir3, readFile, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
 import { basename as basename5, join as join9 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
@@ -72196,6 +72196,19 @@ async function pathInfo(nix, paths, env, nixVersion) {
   return out;
 }
 
+// src/hash.ts
+import { createHash as createHash2 } from "node:crypto";
+import { createReadStream as createReadStream2 } from "node:fs";
+var READ_CHUNK = 1024 * 1024;
+function sha256Digest(bytes) {
+  return `sha256:${createHash2("sha256").update(bytes).digest("hex")}`;
+}
+async function sha256FileHex(path14) {
+  const hash = createHash2("sha256");
+  for await (const chunk of createReadStream2(path14, { highWaterMark: READ_CHUNK })) hash.update(chunk);
+  return hash.digest("hex");
+}
+
 // src/nix/binary-cache.ts
 var STORE_CACHE_PRIORITY = 1e3;
 function hashPart(storePath) {
@@ -72239,9 +72252,7 @@ async function dumpNar(nix, info2, file, env) {
   return out.bytesWritten;
 }
 async function narFileHash(file) {
-  const hash = createHash2("sha256");
-  for await (const chunk of createReadStream2(file, { highWaterMark: 1024 * 1024 })) hash.update(chunk);
-  return normaliseNarHash(`sha256:${hash.digest("hex")}`);
+  return normaliseNarHash(`sha256:${await sha256FileHex(file)}`);
 }
 async function restoredNarMatches(dir, info2, hashed = false) {
   const h = hashPart(info2.path);
@@ -72310,7 +72321,7 @@ async function describeBinaryCache(dir) {
 }
 
 // src/nix/layer-record.ts
-import { createHash as createHash3, createPublicKey as createPublicKey2, verify as verify2 } from "node:crypto";
+import { createPublicKey as createPublicKey2, verify as verify2 } from "node:crypto";
 import { readFile as readFile2, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
 import { join as join10 } from "node:path";
 var FILE = "nix-image-action-layers.json";
@@ -72331,14 +72342,13 @@ async function load(dir) {
   return bytes ? parse2(bytes) : { version: 2, repositories: {} };
 }
 var valid = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === void 0 || typeof l.mediaType === "string");
-var digestOf = (bytes) => `sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
 async function recordDigest(dir) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
-  return bytes ? digestOf(bytes) : null;
+  return bytes ? sha256Digest(bytes) : null;
 }
 async function readLayerRecord(dir, target, pin) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
-  if (pin !== void 0 && (bytes ? digestOf(bytes) : null) !== pin) return [];
+  if (pin !== void 0 && (bytes ? sha256Digest(bytes) : null) !== pin) return [];
   const record = bytes ? parse2(bytes) : { version: 2, repositories: {} };
   const layers = record.repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
@@ -72358,14 +72368,14 @@ async function recordLayers(dir, target, layers) {
   const bytes = Buffer.from(`${JSON.stringify(record)}
 `);
   await writeFile3(layerRecordFile(dir), bytes);
-  return `sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
+  return sha256Digest(bytes);
 }
 var SIG_FILE = `${FILE}.sig`;
-var recordFingerprint = (bytes) => `nix-image-action-layers;1;sha256:${createHash3("sha256").update(bytes).digest("hex")}`;
+var recordFingerprint = (bytes) => `nix-image-action-layers;1;${sha256Digest(bytes)}`;
 async function signLayerRecord(dir, key, pin) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
   if (!bytes) return true;
-  if (pin !== void 0 && digestOf(bytes) !== pin) {
+  if (pin !== void 0 && sha256Digest(bytes) !== pin) {
     await rm4(layerRecordFile(dir), { force: true });
     return false;
   }
@@ -72395,7 +72405,7 @@ async function layerRecordTrusted(dir, trustedKeys) {
 }
 
 // src/nix/cache-http.ts
-import { createHash as createHash4, createHmac as createHmac4, randomBytes as randomBytes2 } from "node:crypto";
+import { createHash as createHash3, createHmac as createHmac4, randomBytes as randomBytes2 } from "node:crypto";
 import { readFileSync as readFileSync2 } from "node:fs";
 import { request as httpRequest, createServer } from "node:http";
 import { request as httpsRequest } from "node:https";
@@ -72528,7 +72538,7 @@ function s3ObjectUrl(cache, key, env = process.env) {
   if (cache.base.includes(".")) return new URL(`${scheme}://s3.${region}.amazonaws.com/${cache.base}/${path14}`);
   return new URL(`${scheme}://${cache.base}.s3.${region}.amazonaws.com/${path14}`);
 }
-var sha256Hex = (data) => createHash4("sha256").update(data).digest("hex");
+var sha256Hex = (data) => createHash3("sha256").update(data).digest("hex");
 var hmac = (key, data) => createHmac4("sha256", key).update(data).digest();
 var EMPTY_SHA256 = sha256Hex("");
 function signS3(opts) {
@@ -72831,7 +72841,7 @@ function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || proces
   params.sort();
   return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ""}`;
 }
-var hex = (text, n) => createHash5("sha256").update(text).digest("hex").slice(0, n);
+var hex = (text, n) => createHash4("sha256").update(text).digest("hex").slice(0, n);
 async function lockHash(nix, flake, env, workspace) {
   try {
     const metadata2 = JSON.parse(await nixOutput(nix, ["flake", "metadata", "--json", "--no-write-lock-file", flake], env));
@@ -72955,7 +72965,7 @@ async function pathsToSave(nix, built, maxSize2, env, opts = {}) {
 }
 function pathSetKey(keyBase, paths, signer) {
   const set = [...paths.map((p) => p.path).sort(), ...signer ? [`signed-by:${signer}`] : []].join("\n");
-  return `${keyBase}${createHash5("sha256").update(set).digest("hex").slice(0, 16)}`;
+  return `${keyBase}${createHash4("sha256").update(set).digest("hex").slice(0, 16)}`;
 }
 function cacheProblem(call) {
   if (call.timedOut) return { reason: call.timedOut, unreachable: true };
@@ -73071,7 +73081,7 @@ async function saveStoreCache(raw, built, opts = {}) {
 
 // src/nix/remote-cache.ts
 import { spawn as spawn5 } from "node:child_process";
-import { createHash as createHash6, randomBytes as randomBytes3 } from "node:crypto";
+import { createHash as createHash5, randomBytes as randomBytes3 } from "node:crypto";
 import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
 import { chmod as chmod2, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
@@ -73200,8 +73210,8 @@ function counter(hash, count) {
 }
 async function packNar(nix, info2, file, env) {
   const { stream: stream2, compression, ext: ext2 } = compressor();
-  const narHash = createHash6("sha256");
-  const fileHash = createHash6("sha256");
+  const narHash = createHash5("sha256");
+  const fileHash = createHash5("sha256");
   const narSize = { n: 0 };
   const fileSize = { n: 0 };
   await dumpNarThrough(nix, info2.path, env, [counter(narHash, narSize), stream2(), counter(fileHash, fileSize), createWriteStream3(file, { mode: 384 })]);
@@ -73217,7 +73227,7 @@ function putRefusal(status, path14) {
 }
 async function put(upstream, path14, body2, type) {
   const size = "file" in body2 ? body2.size : Buffer.byteLength(body2.text);
-  const payload = () => "file" in body2 ? createReadStream3(body2.file, { highWaterMark: 1 << 20 }) : Readable5.from([Buffer.from(body2.text)]);
+  const payload = () => "file" in body2 ? createReadStream3(body2.file, { highWaterMark: READ_CHUNK }) : Readable5.from([Buffer.from(body2.text)]);
   const { url: url2, headers } = upstream.target(path14, "PUT", { headers: { "content-type": type, "content-length": String(size) } });
   const answer = await send(url2, { method: "PUT", headers, body: payload });
   answer.body.resume();
@@ -73406,7 +73416,6 @@ import { open as open2 } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable as Readable6 } from "node:stream";
 import * as zlib3 from "node:zlib";
-import { createHash as createHash7 } from "node:crypto";
 
 // src/image/tar-header.ts
 function tarNumber(field) {
@@ -73559,24 +73568,23 @@ function runProducer(command, args, what, stranger = false) {
   done.catch(() => void 0);
   return { stream: child2.stdout, done, kill: () => void child2.kill("SIGKILL") };
 }
-var CHUNK = 1024 * 1024;
 function zstdDecompressor() {
   const make = zlib3.createZstdDecompress;
-  return make?.({ chunkSize: CHUNK });
+  return make?.({ chunkSize: READ_CHUNK });
 }
 function openArchive(source) {
   switch (source.format) {
     case "stream":
       return runProducer(source.path, [], `the image stream script ${source.path}`, true);
     case "docker-archive":
-      return { stream: createReadStream4(source.path, { highWaterMark: CHUNK }), done: Promise.resolve() };
+      return { stream: createReadStream4(source.path, { highWaterMark: READ_CHUNK }), done: Promise.resolve() };
     case "docker-archive+gzip": {
-      const out = createReadStream4(source.path, { highWaterMark: CHUNK }).pipe(zlib3.createGunzip({ chunkSize: CHUNK }));
+      const out = createReadStream4(source.path, { highWaterMark: READ_CHUNK }).pipe(zlib3.createGunzip({ chunkSize: READ_CHUNK }));
       return { stream: out, done: Promise.resolve() };
     }
     case "docker-archive+zstd": {
       const native = zstdDecompressor();
-      if (native) return { stream: createReadStream4(source.path, { highWaterMark: CHUNK }).pipe(native), done: Promise.resolve() };
+      if (native) return { stream: createReadStream4(source.path, { highWaterMark: READ_CHUNK }).pipe(native), done: Promise.resolve() };
       return runProducer("zstd", ["-d", "-c", "-q", source.path], `zstd -d ${source.path}`);
     }
   }
@@ -73619,7 +73627,7 @@ function parseConfig(bytes, manifest, where2) {
       `${where2}: the config lists ${diffIDs.length} diff ids but manifest.json lists ${manifest.layers.length} layers`
     );
   }
-  const digest = `sha256:${createHash7("sha256").update(bytes).digest("hex")}`;
+  const digest = sha256Digest(bytes);
   return { bytes, digest, diffIDs };
 }
 var TYPES = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink" };
@@ -73658,7 +73666,7 @@ async function walkTarFile(path14, visit) {
         const end = start + size - 1;
         await visit(
           layerEntry(name, size, true),
-          () => size === 0 ? Readable6.from([]) : createReadStream4(path14, { start, end, highWaterMark: CHUNK })
+          () => size === 0 ? Readable6.from([]) : createReadStream4(path14, { start, end, highWaterMark: READ_CHUNK })
         );
       } else if (type === "file" && isSmall(name, size)) {
         const body2 = Buffer.alloc(size);
@@ -73805,8 +73813,8 @@ function storePathsTap(onPaths, storeDir = DEFAULT_STORE_DIR) {
   const scan = new StorePathsOfTar(storeDir);
   return new Transform3({
     // 1 MiB pieces pass without a pause, as the readers feeding it read them.
-    readableHighWaterMark: 1 << 20,
-    writableHighWaterMark: 1 << 20,
+    readableHighWaterMark: READ_CHUNK,
+    writableHighWaterMark: READ_CHUNK,
     transform(chunk, _enc, done) {
       scan.names.write(chunk);
       done(null, chunk);
@@ -73845,7 +73853,7 @@ async function imageStorePaths(opts) {
     if (paths && !custom2) {
       for (const path14 of paths) found.add(path14);
     } else if (custom2?.readable) {
-      for (const p of await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar")), storeDir)) found.add(p);
+      for (const p of await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar"), { highWaterMark: READ_CHUNK }), storeDir)) found.add(p);
     } else {
       unknown = true;
       continue;
@@ -73867,7 +73875,7 @@ import { tmpdir as tmpdir4 } from "node:os";
 import { join as join16 } from "node:path";
 
 // src/image/compress.ts
-import { createHash as createHash8, randomBytes as randomBytes4 } from "node:crypto";
+import { createHash as createHash6, randomBytes as randomBytes4 } from "node:crypto";
 import { createWriteStream as createWriteStream4 } from "node:fs";
 import { once as once2 } from "node:events";
 import { availableParallelism } from "node:os";
@@ -73882,7 +73890,6 @@ import { promisify as promisify3 } from "node:util";
 import * as zlib4 from "node:zlib";
 var ZSTD_BLOCK = 4 * 1024 * 1024;
 var OUT_CHUNK = ZSTD_BLOCK + ZSTD_BLOCK / 128 + 64 * 1024;
-var CHUNK2 = 1024 * 1024;
 var ZstdUnavailableError = class extends Error {
   name = "ZstdUnavailableError";
 };
@@ -73927,7 +73934,7 @@ function zstdFrame(block, level) {
 }
 function zstdInflate(source) {
   if (nativeZstd()) {
-    const inflate = z.createZstdDecompress({ chunkSize: CHUNK2 });
+    const inflate = z.createZstdDecompress({ chunkSize: READ_CHUNK });
     pump(source, inflate);
     return inflate;
   }
@@ -74074,8 +74081,8 @@ async function compressLayer(raw, opts) {
   const file = join15(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.gz`);
   const level = opts.compression?.level ?? DEFAULT_LEVEL;
   const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash8("sha256");
-  const digest = createHash8("sha256");
+  const diffID = createHash6("sha256");
+  const digest = createHash6("sha256");
   let crc = 0;
   let uncompressedSize = 0;
   let size = 0;
@@ -74122,7 +74129,7 @@ async function compressLayer(raw, opts) {
   };
 }
 function spoolFile(file) {
-  const digest = createHash8("sha256");
+  const digest = createHash6("sha256");
   let size = 0;
   const out = createWriteStream4(file);
   const failed = once2(out, "error").then(([e]) => Promise.reject(e));
@@ -74144,7 +74151,7 @@ function spoolFile(file) {
 async function compressZstd(raw, opts, level) {
   const file = join15(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.zst`);
   const parallel = opts.parallel ?? blocksInFlight();
-  const diffID = createHash8("sha256");
+  const diffID = createHash6("sha256");
   let uncompressedSize = 0;
   const out = spoolFile(file);
   let written;
@@ -74340,9 +74347,6 @@ function httpError(opts) {
   return new Kind(message, opts.status, code, retryAfterMs);
 }
 
-// src/registry/manifest.ts
-import { createHash as createHash9 } from "node:crypto";
-
 // src/registry/types.ts
 var MediaTypes2 = {
   ociManifest: "application/vnd.oci.image.manifest.v1+json",
@@ -74357,9 +74361,6 @@ var MediaTypes2 = {
 };
 
 // src/registry/manifest.ts
-function sha256Digest(bytes) {
-  return `sha256:${createHash9("sha256").update(bytes).digest("hex")}`;
-}
 var LAYER_KEY_ANNOTATION = "io.github.nix-image-action.layer.key";
 function buildOciManifest(config, layers, annotations) {
   const body2 = {
@@ -74416,7 +74417,7 @@ function knownLayers(manifestBytes, configBytes) {
 }
 
 // src/registry/verify.ts
-import { createHash as createHash10 } from "node:crypto";
+import { createHash as createHash7 } from "node:crypto";
 import { Readable as Readable7 } from "node:stream";
 import { pipeline as pipeline4 } from "node:stream/promises";
 import { createGunzip as createGunzip2 } from "node:zlib";
@@ -74442,7 +74443,7 @@ function inflationLimit(compressedSize) {
   return compressedSize * 1024 + 64 * 1024 * 1024;
 }
 async function hashInflated(client, blob, opts) {
-  const hash = createHash10("sha256");
+  const hash = createHash7("sha256");
   const limit = inflationLimit(blob.size);
   let total = 0;
   await pipeline4(
@@ -74460,7 +74461,7 @@ async function hashInflated(client, blob, opts) {
   return `sha256:${hash.digest("hex")}`;
 }
 async function layerDiffID(raw, signal) {
-  const hash = createHash10("sha256");
+  const hash = createHash7("sha256");
   await pipeline4(
     raw,
     async (source) => {
@@ -74472,7 +74473,6 @@ async function layerDiffID(raw, signal) {
 }
 
 // src/registry/push.ts
-var UPLOAD_CHUNK = 1024 * 1024;
 var PROGRESS_MS = 1e4;
 var UPLOADS2 = 4;
 function spoolLimit(uploads = UPLOADS2) {
@@ -74741,7 +74741,7 @@ async function pushImage(opts) {
               run.check();
               progress.start(made.size);
               await client.uploadBlob({ digest: made.digest, size: made.size }, () => {
-                const body2 = createReadStream6(made.file, { highWaterMark: UPLOAD_CHUNK });
+                const body2 = createReadStream6(made.file, { highWaterMark: READ_CHUNK });
                 body2.on("data", (chunk) => progress.sent(chunk.length));
                 opened.add(body2);
                 body2.once("close", () => opened.delete(body2));
@@ -75216,7 +75216,7 @@ import { writeFile as writeFile7 } from "node:fs/promises";
 import { join as join18 } from "node:path";
 
 // src/report/sbom.ts
-import { createHash as createHash11, randomUUID as randomUUID5 } from "node:crypto";
+import { createHash as createHash8, randomUUID as randomUUID5 } from "node:crypto";
 import { writeFile as writeFile6 } from "node:fs/promises";
 import { join as join17 } from "node:path";
 
@@ -75242,7 +75242,7 @@ function imagePurl(s) {
   return `pkg:oci/${encodeURIComponent(last)}@${encodeURIComponent(s.digest)}?repository_url=${encodeURIComponent(`${s.registry}/${s.repository}`)}`;
 }
 function uuidFrom(seed) {
-  const b = createHash11("sha256").update(seed).digest();
+  const b = createHash8("sha256").update(seed).digest();
   b[6] = b[6] & 15 | 80;
   b[8] = b[8] & 63 | 128;
   const h = b.subarray(0, 16).toString("hex");
@@ -75376,7 +75376,7 @@ var BUILD_TYPE = "https://github.com/nix-image-action/nix-image-action/buildtype
 var PROVENANCE_FILE = "provenance.intoto.json";
 var PREDICATE_FILE = "provenance.predicate.json";
 var time = (d) => d.toISOString().replace(/\.\d{3}Z$/, "Z");
-function digestOf2(narHash, rev) {
+function digestOf(narHash, rev) {
   const sha256 = narHash ? sha256Hex2(narHash) : void 0;
   const d = { ...sha256 ? { sha256 } : {}, ...rev ? { gitCommit: rev } : {} };
   return Object.keys(d).length ? d : void 0;
@@ -75416,7 +75416,7 @@ function resolvedDependencies(i, server) {
   if (repo && sha) deps.push({ name: "source", uri: `git+${server}/${repo}${ref ? `@${ref}` : ""}`, digest: { gitCommit: sha } });
   const m = i.metadata;
   if (m) {
-    const digest = digestOf2(m.narHash, m.revision);
+    const digest = digestOf(m.narHash, m.revision);
     deps.push({
       name: "flake",
       uri: publishable(m.url),
@@ -75424,7 +75424,7 @@ function resolvedDependencies(i, server) {
       annotations: { ...m.narHash ? { narHash: m.narHash } : {}, ...m.resolvedUrl ? { resolvedUrl: publishable(m.resolvedUrl) } : {}, ...m.lastModified !== void 0 ? { lastModified: m.lastModified } : {} }
     });
     for (const input of m.inputs) {
-      const d = digestOf2(input.narHash, input.rev);
+      const d = digestOf(input.narHash, input.rev);
       deps.push({
         name: `flake-input:${input.name}`,
         uri: publishable(input.url),
@@ -75798,6 +75798,9 @@ async function reportMerge(r) {
 export {
   __toESM,
   withoutSecrets,
+  READ_CHUNK,
+  sha256Digest,
+  sha256FileHex,
   COMPRESSION_LEVELS,
   compressorID,
   LAYERS_AT_ONCE,
@@ -75856,8 +75859,6 @@ export {
   ImageMismatchError,
   archiveInput,
   MediaTypes2 as MediaTypes,
-  sha256Digest,
-  knownLayers,
   RegistryError,
   NetworkError2 as NetworkError,
   StallError,
@@ -75867,7 +75868,7 @@ export {
   describeBody,
   isRetryableStatus,
   httpError,
-  UPLOAD_CHUNK,
+  knownLayers,
   pushImage,
   tagAll,
   writeImageDocuments,
