@@ -73,7 +73,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-H6OERP3S.js";
+} from "./chunks/chunk-7VBO4TUC.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -4226,7 +4226,7 @@ async function push(inputs, job, to, built) {
   const spool = stepTempDir("nix-image-push-");
   stopOnCancel(() => [spool]);
   const common = { logger, tmpDir: spool, compression: inputs.compression, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
-  const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : [await pushImage({ ...common, input: image.input, tags: to.groups[0].tags })];
+  const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : computedFor(to, await pushImage({ ...common, input: image.input, tags: to.groups[0].tags }));
   if (cache.state) {
     for (const [i, t] of to.targets.entries()) {
       const written = await recordPushed(cache.state.dir, t, pushed[i]);
@@ -4235,6 +4235,9 @@ async function push(inputs, job, to, built) {
     savePostState(postState);
   }
   return { pushed, image };
+}
+function computedFor(to, computed) {
+  return [computed, ...to.groups.slice(1).map(() => ({ ...computed, layersMade: 0, bytesUploaded: 0, bytesSkipped: 0 }))];
 }
 var subjectOf = (p) => ({ mediaType: p.manifest.mediaType, digest: p.digest, size: p.manifest.bytes.length });
 async function documents(inputs, nix, job, to, built, startedOn) {
@@ -4260,7 +4263,8 @@ async function documents(inputs, nix, job, to, built, startedOn) {
     const attached = inputs.sbomAttach ? await attachImageDocuments(to.targets, subjectOf(first), docs, logger) : [];
     return { docs, attached };
   } catch (error) {
-    const line = `the image is pushed (${target.registry}/${target.repository}@${first.digest}); ${inputs.sbomAttach ? "attaching" : "writing"} its SBOM and provenance failed: ${errorLine(error)}`;
+    const image = first.pushed ? `the image is pushed (${target.registry}/${target.repository}@${first.digest})` : `the image is built (${first.digest}, not pushed)`;
+    const line = `${image}; ${inputs.sbomAttach ? "attaching" : "writing"} its SBOM and provenance failed: ${errorLine(error)}`;
     if (inputs.sbomAttach) throw new Error(line);
     warning(line);
     return { docs: { notes: [`no SBOM or provenance: ${errorLine(error)}`] } };

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-H6OERP3S.js";
+} from "./chunks/chunk-7VBO4TUC.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -223,10 +223,7 @@ async function push(inputs: ActionInputs, job: Job, to: Destinations, built: { r
   const spool = stepTempDir('nix-image-push-');
   stopOnCancel(() => [spool]);
   const common = { logger, tmpDir: spool, compression: inputs.compression, annotations: { ...Object.fromEntries(job.settings.annotations ?? []), ...producer } };
-  const pushed =
-    to.targets.length > 0
-      ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest })
-      : [await pushImage({ ...common, input: image.input, tags: to.groups[0]!.tags })];
+  const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : computedFor(to, await pushImage({ ...common, input: image.input, tags: to.groups[0]!.tags }));
   if (cache.state) {
     for (const [i, t] of to.targets.entries()) {
       const written = await recordPushed(cache.state.dir, t, pushed[i]!);
@@ -235,6 +232,12 @@ async function push(inputs: ActionInputs, job: Job, to: Destinations, built: { r
     savePostState(postState); // the post step signs the record only if it is still the one written here
   }
   return { pushed, image };
+}
+
+/** push: false: the digest computed once stands for every repository `tags` names (each would get the
+ *  same image); the layers were made once, for the first. */
+function computedFor(to: Destinations, computed: PushResult): PushResult[] {
+  return [computed, ...to.groups.slice(1).map(() => ({ ...computed, layersMade: 0, bytesUploaded: 0, bytesSkipped: 0 }))];
 }
 
 /** The image's digest as a referrer's subject. */
@@ -268,7 +271,8 @@ async function documents(inputs: ActionInputs, nix: NixSetup, job: Job, to: Dest
     const attached = inputs.sbomAttach ? await attachImageDocuments(to.targets, subjectOf(first), docs, logger) : [];
     return { docs, attached };
   } catch (error) {
-    const line = `the image is pushed (${target.registry}/${target.repository}@${first.digest}); ${inputs.sbomAttach ? 'attaching' : 'writing'} its SBOM and provenance failed: ${errorLine(error)}`;
+    const image = first.pushed ? `the image is pushed (${target.registry}/${target.repository}@${first.digest})` : `the image is built (${first.digest}, not pushed)`;
+    const line = `${image}; ${inputs.sbomAttach ? 'attaching' : 'writing'} its SBOM and provenance failed: ${errorLine(error)}`;
     if (inputs.sbomAttach) throw new Error(line);
     core.warning(line);
     return { docs: { notes: [`no SBOM or provenance: ${errorLine(error)}`] } };

@@ -103,11 +103,18 @@ describe('pushes only what changed', () => {
     expect(third.summary).toContain('3 (0 uploaded, 3 already there, 3 of them known before reading, neither made nor compressed)');
     expect((await inspect(`${registry.host}/e2e/again:sha-3`)).Digest).toBe(first.outputs.digest);
 
-    const dry = await runAction({ runtime: 'node24', inputs: { ...inputs, image: 'e2e/never-pushed', push: 'false' }, env: nixTestEnv() });
+    // push: false with tags naming two repositories: one digest for both, nothing sent to either.
+    const dry = await runAction({ runtime: 'node24', inputs: { ...inputs, image: 'e2e/never-pushed', tags: `latest\n${registry.host}/e2e/never-pushed-2:1`, push: 'false' }, env: nixTestEnv() });
     expectSuccess(dry);
+    expect(dry.main.warnings).toEqual([]); // the SBOM of an image not pushed is written all the same
     expect(dry.outputs.digest).toBe(first.outputs.digest);
-    expect(JSON.parse(dry.outputs.metadata!).pushed).toBe(false);
+    const dryMeta = JSON.parse(dry.outputs.metadata!);
+    expect(dryMeta.pushed).toBe(false);
+    expect(dryMeta.tags).toEqual([`${registry.host}/e2e/never-pushed:latest`, `${registry.host}/e2e/never-pushed-2:1`]);
+    expect(dryMeta.repositories.map((r: { image: string }) => r.image)).toEqual([`${registry.host}/e2e/never-pushed@${first.outputs.digest}`, `${registry.host}/e2e/never-pushed-2@${first.outputs.digest}`]);
+    expect(dryMeta.layers.compressed).toBe(3);
     await expect(inspect(`${registry.host}/e2e/never-pushed:latest`)).rejects.toThrow();
+    await expect(inspect(`${registry.host}/e2e/never-pushed-2:1`)).rejects.toThrow();
   });
 });
 

@@ -15,6 +15,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack } from 'tar-stream';
 import { HashingStream } from '../../src/hash.js';
+import { nixBase32 } from '../../src/nix/store.js';
 import './tmp.js'; // temporary directories go with the process (support/tmp.ts)
 
 export type Compression = 'none' | 'gzip' | 'zstd';
@@ -99,12 +100,17 @@ export function layerContent(spec: LayerSpec): Readable {
   });
 }
 
-/** Writes one layer.tar (a tar holding nix/store/<seed>/data) to a file; returns its sha256 and size. */
+/** The store path a fixture layer holds: `/nix/store/<32 characters of Nix's base-32>-<seed>`. */
+export function fixtureStorePath(seed: string): string {
+  return `/nix/store/${nixBase32(createHash('sha256').update(seed).digest()).slice(0, 32)}-${seed.replace(/[^a-zA-Z0-9._-]/g, '_')}`;
+}
+
+/** Writes one layer.tar (a tar holding nix/store/<hash>-<seed>/data) to a file; returns its sha256 and size. */
 async function writeLayerTar(spec: LayerSpec, file: string): Promise<{ hex: string; size: number }> {
   const p = pack();
   const hasher = new HashingStream();
   const written = pipeline(p, hasher, createWriteStream(file));
-  const dir = `nix/store/${sha256(spec.seed).slice(0, 32)}-${spec.seed.replace(/[^a-zA-Z0-9._-]/g, '_')}`;
+  const dir = fixtureStorePath(spec.seed).slice(1);
   for (const d of ['nix/', 'nix/store/', `${dir}/`]) p.entry({ name: d, type: 'directory', mode: 0o555, mtime: MTIME, uid: 0, gid: 0 });
   const entry = p.entry({ name: `${dir}/data`, size: spec.size, mode: 0o444, mtime: MTIME, uid: 0, gid: 0 });
   await pipeline(layerContent(spec), entry);
@@ -140,7 +146,7 @@ export async function makeImageArchive(opts: ArchiveOptions): Promise<MadeArchiv
           os: 'linux',
           config: { Cmd: ['/bin/hello'], Env: ['PATH=/bin'] },
           rootfs: { diff_ids: diffIDs, type: 'layers' },
-          history: opts.layers.map((l) => ({ created: '1970-01-01T00:00:01+00:00', ...(opts.noHistoryPaths ? {} : { comment: `store paths: ['${l.seed}']` }) })),
+          history: opts.layers.map((l) => ({ created: '1970-01-01T00:00:01+00:00', ...(opts.noHistoryPaths ? {} : { comment: `store paths: ['${fixtureStorePath(l.seed)}']` }) })),
         },
         null,
         4,

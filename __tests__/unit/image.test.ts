@@ -12,6 +12,8 @@ import { makeImageArchive, type Compression } from '../support/archives.js';
 import { detectSource } from '../../src/image/format.js';
 import { readLayers } from '../../src/image/archive.js';
 import { compressLayer } from '../../src/image/compress.js';
+import { historyStorePaths } from '../../src/image/input.js';
+import { scanLayerTar } from '../../src/image/store-paths.js';
 
 const layers = [
   { size: 70_000, seed: 'a', compressible: true },
@@ -111,5 +113,36 @@ describe('compressLayer', () => {
     expect(a.digest).toBe(`sha256:${createHash('sha256').update(gz).digest('hex')}`);
     expect(gunzipSync(gz).equals(raw)).toBe(true);
     expect(a.uncompressedSize).toBe(raw.length);
+  });
+});
+
+describe("the store paths dockerTools' history comments list", () => {
+  const config = (...comments: string[]) => Buffer.from(JSON.stringify({ history: comments.map((comment) => ({ created: '1970-01-01T00:00:01+00:00', comment })) }));
+  const a = '/nix/store/0123456789abcdfghijklmnpqrsvwxyz-hello-2.12';
+  const b = '/nix/store/zyxwvsrqpnmlkjihgfdcba9876543210-glibc-2.40';
+
+  it('are taken as listed when every entry is a store path', () => {
+    expect(historyStorePaths(config(`store paths: ['${a}', '${b}']`, `store paths: ['${b}']`))).toEqual([[a, b], [b]]);
+  });
+
+  it('are not taken from a comment naming anything else: that layer is read for its paths instead', () => {
+    // Relative names would reach nix-store resolved against the working directory; an option-like one as a flag.
+    const listed = historyStorePaths(
+      config(`store paths: ['app']`, `store paths: ['${a}', '--delete']`, `store paths: ['/nix/store/../etc/x']`, `store paths: ['/nix/store/eeee${'0'.repeat(28)}-bad-hash']`, `store paths: ['${a}']`),
+    );
+    expect(listed).toEqual([undefined, undefined, undefined, undefined, [a]]);
+  });
+});
+
+describe('the store paths a layer tar holds', () => {
+  it('are the top directories under the store with store names; other directories there are not store paths', async () => {
+    const good = '0123456789abcdfghijklmnpqrsvwxyz-hello-2.12';
+    const tar = pack();
+    tar.entry({ name: `nix/store/${good}/bin/hello` }, 'x');
+    tar.entry({ name: 'nix/store/76b5a357391276b282a516f54f48ef3c-lib/libx.so' }, 'y'); // hex, not Nix's base-32
+    tar.entry({ name: 'nix/store/.links/abc' }, 'z');
+    tar.entry({ name: 'etc/link', type: 'symlink', linkname: `/nix/store/${good}/etc/hello.conf` });
+    tar.finalize();
+    expect(await scanLayerTar(tar as unknown as AsyncIterable<Buffer>)).toEqual([`/nix/store/${good}`]);
   });
 });

@@ -3,14 +3,16 @@
 // never which one it reads.
 import { pipeline, type Readable } from 'node:stream';
 import { ArchiveError, readLayers } from './archive.js';
-import { storePathsTap } from './store-paths.js';
+import { isStorePath, storePathsTap } from './store-paths.js';
 import type { ImageInput, ImageSource, LayerListing } from './types.js';
 
 export class ImageMismatchError extends Error {
   override name = 'ImageMismatchError';
 }
 
-/** The store paths of each layer from dockerTools' history comments (`store paths: ['/nix/store/…']`). */
+/** The store paths of each layer from dockerTools' history comments (`store paths: ['/nix/store/…']`). The
+ *  archive's word: a comment naming anything but store paths (a relative name, an option-like string)
+ *  lists nothing, and the layer is read for its paths like one without a comment. */
 export function historyStorePaths(configBytes: Buffer): (string[] | undefined)[] {
   let config: { history?: { comment?: unknown; empty_layer?: unknown }[] };
   try {
@@ -23,7 +25,8 @@ export function historyStorePaths(configBytes: Buffer): (string[] | undefined)[]
     .map((h) => {
       const m = typeof h.comment === 'string' ? /^store paths: \[(.*)\]$/.exec(h.comment) : null;
       if (!m) return undefined;
-      return [...m[1]!.matchAll(/'([^'\\]*)'/g)].map((p) => p[1]!);
+      const paths = [...m[1]!.matchAll(/'([^'\\]*)'/g)].map((p) => p[1]!);
+      return paths.every(isStorePath) ? paths : undefined;
     });
 }
 

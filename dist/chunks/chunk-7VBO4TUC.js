@@ -73777,12 +73777,17 @@ function finish(where2, { small, aliases }) {
 
 // src/image/store-paths.ts
 var DEFAULT_STORE_DIR = "/nix/store";
+var STORE_NAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
+function isStorePath(path14) {
+  const parts2 = path14.split("/");
+  return path14.startsWith("/") && parts2.length > 2 && parts2.slice(1).every((p) => p !== "" && p !== "." && p !== ".." && !p.includes("\0")) && STORE_NAME.test(parts2.at(-1));
+}
 function storePathOf(path14, storeDir) {
   const rel = posix2.normalize(`/${path14}`);
   const prefix2 = `${storeDir}/`;
   if (!rel.startsWith(prefix2)) return void 0;
   const top = rel.slice(prefix2.length).split("/")[0];
-  return top ? `${storeDir}/${top}` : void 0;
+  return top && STORE_NAME.test(top) ? `${storeDir}/${top}` : void 0;
 }
 var StorePathsOfTar = class {
   held = /* @__PURE__ */ new Set();
@@ -74190,7 +74195,8 @@ function historyStorePaths(configBytes) {
   return (config.history ?? []).filter((h) => h.empty_layer !== true).map((h) => {
     const m = typeof h.comment === "string" ? /^store paths: \[(.*)\]$/.exec(h.comment) : null;
     if (!m) return void 0;
-    return [...m[1].matchAll(/'([^'\\]*)'/g)].map((p) => p[1]);
+    const paths = [...m[1].matchAll(/'([^'\\]*)'/g)].map((p) => p[1]);
+    return paths.every(isStorePath) ? paths : void 0;
   });
 }
 function archiveInput(source, opts = {}) {
