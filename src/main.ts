@@ -226,7 +226,8 @@ async function push(inputs: ActionInputs, job: Job, to: Destinations, built: { r
   const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : computedFor(to, await pushImage({ ...common, input: image.input, tags: to.groups[0]!.tags }));
   if (cache.state) {
     for (const [i, t] of to.targets.entries()) {
-      const written = await recordPushed(cache.state.dir, t, pushed[i]!);
+      // Pinned (trusted keys): entries written into the file since this job verified it are not kept.
+      const written = await recordPushed(cache.state.dir, t, pushed[i]!, cache.state.layerRecord);
       if (cache.state.layerRecord !== undefined) cache.state.layerRecord = written;
     }
     savePostState(postState); // the post step signs the record only if it is still the one written here

@@ -203,6 +203,24 @@ describe('the layer record, pinned', () => {
     expect(await readLayerRecord(dir, 'r.example/app', null)).toEqual([]);
     expect((await readLayerRecord(dir, 'r.example/app')).length).toBe(2);
   });
+
+  it('is written from the pinned record only: a mapping planted after the job verified it is dropped, not signed into the next job', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-pin-'));
+    const key = parseSecretKey(secret);
+    const pin = await recordLayers(dir, 'r.example/app', [layer('a')]);
+    const raw = JSON.parse(await readFile(join(dir, 'nix-image-action-layers.json'), 'utf8')) as { repositories: Record<string, unknown[]> };
+    raw.repositories['r.example/app']!.unshift(layer('b'));
+    await writeFile(join(dir, 'nix-image-action-layers.json'), JSON.stringify(raw));
+    // What recordPushed does after the push, then what the post step does before saving.
+    const written = await recordLayers(dir, 'r.example/app', [layer('c')], pin);
+    expect(await signLayerRecord(dir, key, written)).toBe(true);
+    expect(await layerRecordTrusted(dir, [pub])).toBe(true);
+    expect(await readLayerRecord(dir, 'r.example/app', await recordDigest(dir))).toEqual([layer('c')]);
+    // Unpinned (no trusted keys: the whole cache is taken as it is), the file is merged as before.
+    expect(await readLayerRecord(dir, 'r.example/app')).toEqual([layer('c')]);
+    expect(await recordLayers(dir, 'r.example/app', [layer('d')])).toBe(await recordDigest(dir));
+    expect(await readLayerRecord(dir, 'r.example/app')).toEqual([layer('d'), layer('c')]);
+  });
 });
 
 describe('a restored NAR under binary-cache-key', () => {

@@ -42,8 +42,11 @@ function parse(bytes: Buffer): Record {
   return { version: 2, repositories: {} };
 }
 
-async function load(dir: string): Promise<Record> {
+/** The record on disk; with `pin` (see readLayerRecord), an empty one unless the file is those bytes. */
+async function load(dir: string, pin?: string | null): Promise<Record> {
+  // Read once: the bytes checked against the pin are the bytes parsed.
   const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
+  if (pin !== undefined && (bytes ? sha256Digest(bytes) : null) !== pin) return { version: 2, repositories: {} };
   return bytes ? parse(bytes) : { version: 2, repositories: {} };
 }
 
@@ -63,18 +66,16 @@ export async function recordDigest(dir: string): Promise<string | null> {
  * script of the same user) gives nothing.
  */
 export async function readLayerRecord(dir: string, target: string, pin?: string | null): Promise<RecordedLayer[]> {
-  // Read once: the bytes checked against the pin are the bytes parsed.
-  const bytes = await readFile(layerRecordFile(dir)).catch(() => undefined);
-  if (pin !== undefined && (bytes ? sha256Digest(bytes) : null) !== pin) return [];
-  const record: Record = bytes ? parse(bytes) : { version: 2, repositories: {} };
-  const layers = record.repositories[target];
+  const layers = (await load(dir, pin)).repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
 }
 
 /** Adds `layers` (just pushed or confirmed) to the record of `target`, newest first; returns the digest of
- *  the record written. */
-export async function recordLayers(dir: string, target: string, layers: RecordedLayer[]): Promise<string> {
-  const record = await load(dir);
+ *  the record written. With `pin`, what the file holds is kept only when it is the pinned record: entries
+ *  added since (by a build or a stream script of the same user) are dropped, never merged into a record
+ *  the post step then signs. */
+export async function recordLayers(dir: string, target: string, layers: RecordedLayer[], pin?: string | null): Promise<string> {
+  const record = await load(dir, pin);
   const seen = new Set<string>();
   const merged: RecordedLayer[] = [];
   for (const l of [...layers, ...(record.repositories[target] ?? [])]) {

@@ -51,12 +51,14 @@ export async function knownFromRecord(dir: string | undefined, target: Pick<Push
 }
 
 /** Adds the layers of a push (made, trusted, or checked by hashing) to the record of the target's
- *  repository; returns the digest of the record written. */
-export async function recordPushed(dir: string, target: Pick<PushTarget, 'client'>, result: PushResult): Promise<string> {
+ *  repository; returns the digest of the record written. `pin`: as knownFromRecord's (the record kept
+ *  only if it is still the one this job verified or wrote). */
+export async function recordPushed(dir: string, target: Pick<PushTarget, 'client'>, result: PushResult, pin?: string | null): Promise<string> {
   return recordLayers(
     dir,
     recordKey(target),
     result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...(l.key ? { key: l.key } : {}), ...(l.mediaType === MediaTypes.ociLayerGzip ? {} : { mediaType: l.mediaType }) })),
+    pin,
   );
 }
 
