@@ -38,7 +38,7 @@ function readInputs(): ActionInputs {
   const inputs = parseInputs(envInputReader());
   if (inputs.password) core.setSecret(inputs.password);
   if (inputs.githubToken) core.setSecret(inputs.githubToken);
-  maskNixSecrets(inputs);
+  maskNixSecrets({ ...inputs, args: splitArgs(inputs.buildArgs) });
   if (inputs.binaryCacheKey) {
     core.setSecret(inputs.binaryCacheKey);
     core.setSecret(inputs.binaryCacheKey.slice(inputs.binaryCacheKey.indexOf(':') + 1));

@@ -47,10 +47,19 @@ export function proxyProblem(env: NodeJS.ProcessEnv = process.env): string | und
 export function proxySecrets(env: NodeJS.ProcessEnv = process.env): string[] {
   const out: string[] = [];
   for (const v of [proxyVar(env, 'https_proxy'), proxyVar(env, 'http_proxy')]) {
-    // Also from a URL the action refuses: the user's password is masked all the same.
-    const password = v ? /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^/@:]*:([^/@]+)@/i.exec(v[1])?.[1] : undefined;
+    // Also from a URL the action refuses: the user's password is masked all the same. The userinfo runs to
+    // the authority's last @, as the URL parser (and so Node's proxy support) reads it: `user:p@ss@host`.
+    const userinfo = v ? /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^/?#]*)@/i.exec(v[1])?.[1] : undefined;
+    const colon = userinfo?.indexOf(':') ?? -1;
+    const password = colon >= 0 ? userinfo!.slice(colon + 1) : undefined;
     if (!password) continue;
     out.push(password);
+    try {
+      const parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v![1]) ? v![1] : `http://${v![1]}`).password;
+      if (parsed) out.push(parsed); // as the URL parser encodes it (p%40ss)
+    } catch {
+      // not a URL: the raw form is masked
+    }
     try {
       out.push(decodeURIComponent(password));
     } catch {

@@ -271,6 +271,9 @@ describe('the proxy variables', () => {
     expect(proxySecrets({ HTTPS_PROXY: 'http://ci:p%40ss@proxy:3128' })).toEqual(['p%40ss', 'p@ss']);
     expect(proxySecrets(bad)).toEqual(['s3cret']);
     expect(proxySecrets({ http_proxy: 'ci:pw@proxy:3128' })).toEqual(['pw']);
+    // A raw @ in the password: the userinfo runs to the last @, as the URL parser (and Node) read it.
+    expect(proxySecrets({ HTTPS_PROXY: 'http://user:p@ss@proxy:3128' })).toEqual(['p@ss', 'p%40ss']);
+    expect(new URL('http://user:p@ss@proxy:3128').host).toBe('proxy:3128');
   });
 
   it('adds to NO_PROXY only behind a proxy', () => {

@@ -1,7 +1,9 @@
 // Secret hygiene at the unit level: which values of the Nix inputs are masked, and the environment that
 // code from the flake (a stream script) and the installer get, and which build-args make evaluation impure.
 import { describe, expect, it } from 'vitest';
-import { evaluatesImpurely, maskNixSecrets, nixConfSecrets, urlSecrets } from '../../src/nix/secrets.js';
+import { buildArgSecrets, evaluatesImpurely, maskNixSecrets, nixConfSecrets, urlSecrets } from '../../src/nix/secrets.js';
+import { nixConfig } from '../../src/nix/install.js';
+import { publishableArgs } from '../../src/report/provenance.js';
 import { isSecretVariable, scrubbedEnv, withoutSecrets } from '../../src/image/child-env.js';
 
 describe('nix-install-url userinfo', () => {
@@ -41,6 +43,33 @@ describe('extra-nix-conf secrets', () => {
     const masked: string[] = [];
     maskNixSecrets({ nixInstallUrl: 'https://u:pw-123@m.example/n.tar.xz', extraNixConf: 'access-tokens = github.com=ghp_x1' }, (v) => masked.push(v));
     expect(masked).toEqual(['u:pw-123', 'pw-123', 'ghp_x1']);
+  });
+});
+
+describe('credentials in a URL of extra-nix-conf', () => {
+  const line = 'extra-substituters = https://cache.nixos.org https://deploy:s3cr3t-pw@cache.example.com';
+  it('are masked (Nix prints substituter URLs)', () => {
+    expect(nixConfSecrets(line)).toContain('s3cr3t-pw');
+  });
+  it('keep their line out of NIX_CONFIG: it goes to the secret conf Nix reads, which flake code cannot', () => {
+    const config = nixConfig({ extraNixConf: `${line}\nmax-jobs = 4` });
+    expect(config.env).not.toContain('s3cr3t-pw');
+    expect(config.env).toContain('max-jobs = 4');
+    expect(config.secret).toContain('s3cr3t-pw');
+  });
+});
+
+describe('secrets in build-args', () => {
+  const args = ['--extra-access-tokens', 'github.com=ghp_ONE', '--access-tokens', 'gitlab.example=PAT:glpat-two', '--option', 'netrc-password', 'pw3', '--override-input', 'x', 'git+https://user:tok4@git.example/x', '--max-jobs', '4'];
+  it('are masked: every secret setting as a flag or --option, and URL credentials', () => {
+    const secrets = buildArgSecrets(args);
+    for (const s of ['github.com=ghp_ONE', 'ghp_ONE', 'PAT:glpat-two', 'glpat-two', 'pw3', 'tok4']) expect(secrets).toContain(s);
+    expect(secrets).not.toContain('4');
+  });
+  it('are redacted in the provenance, whichever spelling gave them', () => {
+    const published = publishableArgs(args);
+    expect(published.join(' ')).not.toMatch(/ghp_ONE|glpat-two|pw3|tok4/);
+    expect(published).toEqual(['--extra-access-tokens', '<redacted>', '--access-tokens', '<redacted>', '--option', 'netrc-password', '<redacted>', '--override-input', 'x', 'git+https://git.example/x', '--max-jobs', '4']);
   });
 });
 

@@ -25,6 +25,55 @@ export function urlSecrets(url: string): string[] {
 /** A nix.conf setting whose value is a secret (not a path to one: secret-key-files names files). */
 const SECRET_SETTING = /(password|passwd|token|secret)/i;
 
+/** Whether a setting's value is a secret: access-tokens, or a password/token/secret setting that does
+ *  not name files. `extra-` settings are their base setting's. */
+export function isSecretSetting(name: string): boolean {
+  const base = name.replace(/^extra-/, '');
+  return base === 'access-tokens' || (SECRET_SETTING.test(base) && !/-files?$/.test(base));
+}
+
+/** The tokens of an access-tokens value (`host=token …`; a GitLab token may carry a type: PAT:xxxx). */
+function accessTokens(value: string): string[] {
+  const out: string[] = [];
+  for (const item of value.split(/\s+/)) {
+    const eq = item.indexOf('=');
+    if (eq < 0 || eq === item.length - 1) continue;
+    const token = item.slice(eq + 1);
+    out.push(token);
+    const typed = /^(?:PAT|OAuth2):(.+)$/i.exec(token);
+    if (typed) out.push(typed[1]!);
+  }
+  return out;
+}
+
+/** The credentials of every URL in a value (a substituter `https://user:pass@host`, a flake URL with a token). */
+function valueUrlSecrets(value: string): string[] {
+  return value.split(/\s+/).flatMap((item) => urlSecrets(item));
+}
+
+/**
+ * The secrets in build-args, for masking: the value of a secret setting given as `--option NAME VALUE`,
+ * `--NAME VALUE` or `--extra-NAME VALUE` (Nix takes every setting as a flag), and the credentials of any
+ * URL an argument holds.
+ */
+export function buildArgSecrets(args: string[]): string[] {
+  const out: string[] = [];
+  for (const [i, arg] of args.entries()) {
+    const setting = secretSettingOf(args, i);
+    if (setting !== undefined) out.push(arg, ...(setting.replace(/^extra-/, '') === 'access-tokens' ? accessTokens(arg) : []));
+    out.push(...valueUrlSecrets(arg));
+  }
+  return unique(out);
+}
+
+/** The secret setting whose value `args[i]` is (`--option NAME args[i]`, `--NAME args[i]`), if any. */
+export function secretSettingOf(args: string[], i: number): string | undefined {
+  if (args[i - 2] === '--option' && isSecretSetting(args[i - 1] ?? '')) return args[i - 1];
+  if (args[i - 1] === '--option' || args[i - 2] === '--option') return undefined;
+  const flag = /^--([a-z][a-z0-9-]*)$/.exec(args[i - 1] ?? '')?.[1];
+  return flag !== undefined && isSecretSetting(flag) ? flag : undefined;
+}
+
 /** Secret values in nix.conf lines. */
 export function nixConfSecrets(conf: string): string[] {
   const out: string[] = [];
@@ -32,18 +81,12 @@ export function nixConfSecrets(conf: string): string[] {
     const line = raw.replace(/#.*$/, ''); // Nix ignores everything after '#'
     const setting = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$/.exec(line);
     if (setting && /^(extra-)?access-tokens$/.test(setting[1]!)) {
-      // host=token pairs; a GitLab token may carry a type: gitlab.com=PAT:xxxx, OAuth2:xxxx
-      for (const item of setting[2]!.split(/\s+/)) {
-        const eq = item.indexOf('=');
-        if (eq < 0 || eq === item.length - 1) continue;
-        const token = item.slice(eq + 1);
-        out.push(token);
-        const typed = /^(?:PAT|OAuth2):(.+)$/i.exec(token);
-        if (typed) out.push(typed[1]!);
-      }
-    } else if (setting && SECRET_SETTING.test(setting[1]!) && !/-files?$/.test(setting[1]!) && setting[2] !== '') {
+      out.push(...accessTokens(setting[2]!));
+    } else if (setting && isSecretSetting(setting[1]!) && setting[2] !== '') {
       out.push(setting[2]!);
     }
+    // Credentials in a URL (extra-substituters = https://user:pass@cache…): Nix prints substituter URLs.
+    if (setting) out.push(...valueUrlSecrets(setting[2]!));
     for (const pair of line.matchAll(/\b(?:password|passwd)\s+([^\s=]\S*)/gi)) out.push(pair[1]!);
   }
   return unique(out);
@@ -81,9 +124,9 @@ export function evaluatesImpurely(buildArgs: string[], nixConf: string[] = []): 
   return args || nixConf.some((conf) => conf.split(/\r?\n/).some(impureSetting));
 }
 
-/** Masks the secrets of nix-install-url and extra-nix-conf in the job's log; returns them. */
-export function maskNixSecrets(inputs: { nixInstallUrl?: string; extraNixConf?: string }, setSecret: (v: string) => void = core.setSecret): string[] {
-  const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ''), ...nixConfSecrets(inputs.extraNixConf ?? '')]);
+/** Masks the secrets of nix-install-url, extra-nix-conf and build-args (`args`, split) in the job's log; returns them. */
+export function maskNixSecrets(inputs: { nixInstallUrl?: string; extraNixConf?: string; args?: string[] }, setSecret: (v: string) => void = core.setSecret): string[] {
+  const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ''), ...nixConfSecrets(inputs.extraNixConf ?? ''), ...buildArgSecrets(inputs.args ?? [])]);
   for (const s of secrets) setSecret(s);
   return secrets;
 }

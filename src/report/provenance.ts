@@ -7,6 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FlakeMetadata } from '../nix/sbom-data.js';
 import { sha256Hex } from '../nix/sbom-data.js';
+import { secretSettingOf } from '../nix/secrets.js';
 import { TOOL, type SbomSubject } from './sbom.js';
 
 export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
@@ -79,12 +80,7 @@ export function publishable(value: string): string {
 
 /** build-args as they may be published: URLs without credentials, the value of a secret setting redacted. */
 export function publishableArgs(args: string[]): string[] {
-  return args.map((arg, i) => {
-    const setting = args[i - 1] === '--option' ? undefined : args[i - 2] === '--option' ? args[i - 1] : undefined;
-    if (setting !== undefined && /access-tokens|netrc|password|secret|token/i.test(setting)) return '<redacted>';
-    if (args[i - 1] === '--access-tokens') return '<redacted>';
-    return publishable(arg);
-  });
+  return args.map((arg, i) => (secretSettingOf(args, i) !== undefined ? '<redacted>' : publishable(arg)));
 }
 
 /** A locked input's attributes, published: its URL-like values without credentials. */
