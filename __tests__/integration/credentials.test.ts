@@ -109,16 +109,17 @@ describe('basic auth: upload sessions and blob reads on other origins', () => {
     });
   });
 
-  it('sends the credentials again on a hop that comes back to the registry origin', async () => {
+  it('sends no credentials on a hop that comes back to the registry origin after the chain left it', async () => {
     const bytes = randomBytes(20_000);
     await client(registry.host, 'cred/back').uploadBlobBytes(bytes);
     await split(['a', 'front'], async (s) => {
       const c = client(s.host, 'cred/back');
+      // The front serves the end of the chain by itself, as a presigned URL would.
       expect(sha256Digest(await c.getBlob(sha256Digest(bytes)))).toBe(sha256Digest(bytes));
       expect(withAuth(s.a.seen)).toEqual([]);
       const back = s.front.seen.filter((r) => r.url.includes('nia-hop=1'));
       expect(back).toHaveLength(1);
-      expect(back[0]!.authorization).toMatch(/^Basic /);
+      expect(back[0]!.authorization).toBeUndefined();
       c.close();
     });
   });

@@ -16,7 +16,7 @@ import { makeImageArchive, type MadeArchive } from '../support/archives.js';
 import { startBinaryCache } from '../support/binary-cache.js';
 import { startCacheServer } from '../support/cache-server.js';
 import { generateCacheKey } from '../support/nix.js';
-import { startProxy, viaProxy, type ProxyOptions, type TestProxy } from '../support/proxy.js';
+import { PROXIED_DOMAIN, startProxy, viaProxy, type ProxyOptions, type TestProxy } from '../support/proxy.js';
 import { skopeo, startOrigin, startRegistry, type TestRegistry } from '../support/registry.js';
 import { detectSource } from '../../src/image/format.js';
 import { openBinaryCache } from '../../src/nix/remote-cache.js';
@@ -67,9 +67,10 @@ async function push(host: string, repository: string, opts: Partial<RegistryClie
 }
 
 /** The digest the registry holds under the tag, read by skopeo directly. */
-async function held(registry: TestRegistry, repository: string): Promise<string> {
+async function held(registry: TestRegistry, repository: string, opts: { keepProxy?: boolean } = {}): Promise<string> {
   const env = { ...process.env };
-  process.env = { ...saved };
+  // skopeo goes to the registry directly (loopback is never proxied); keepProxy: a realm only the proxy resolves.
+  if (!opts.keepProxy) process.env = { ...saved };
   try {
     const authenticated = registry.scheme === 'https' || registry.realm !== undefined;
     const tls = authenticated ? ['--tls-verify=false', '--creds', 'tester:s3cret-pass'] : ['--tls-verify=false'];
@@ -116,18 +117,21 @@ describe('the runner proxy', () => {
   });
 
   it('warns once when a plain-HTTP registry\'s credentials cross the proxy unencrypted', async () => {
-    const registry = await startRegistry({ auth: 'token' });
+    // The realm is on the registry's own host name: a plain-HTTP realm elsewhere is refused outright.
+    const registry = await startRegistry({ auth: 'token', realmHost: `registry.${PROXIED_DOMAIN}` });
     try {
       await behindProxy();
       const named = viaProxy(registry.host);
+      const realm = new URL(registry.realm!).host;
       const warnings: string[] = [];
       const logger = { ...quiet, warning: (m: string) => void warnings.push(m) };
       const digest = await push(named, 'proxied/clear', { insecure: true, credentials: { username: 'tester', password: 's3cret-pass' }, logger });
       expect(proxy.carried()).toContain('Bearer '); // what the warning is about
+      // The token request is the first to carry credentials through the proxy.
       expect(warnings).toEqual([
-        `${named} is plain HTTP and reached through the runner's proxy (HTTP_PROXY): its credentials cross the proxy unencrypted; add the host to NO_PROXY, or serve it over HTTPS`,
+        `${realm} is plain HTTP and reached through the runner's proxy (HTTP_PROXY): its credentials cross the proxy unencrypted; add the host to NO_PROXY, or serve it over HTTPS`,
       ]);
-      expect(await held(registry, 'proxied/clear')).toBe(digest);
+      expect(await held(registry, 'proxied/clear', { keepProxy: true })).toBe(digest);
     } finally {
       await registry.stop();
     }

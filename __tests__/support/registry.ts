@@ -31,6 +31,9 @@ export interface RegistryOptions {
   /** Token auth: refuse (401) a token request with any scope matching this, as some token servers do
    *  rather than grant less. */
   refuseScope?: RegExp;
+  /** Token auth: the host name the realm names (default 127.0.0.1; the token server listens there), e.g. a
+   *  name only the test proxy resolves, so that a plain-HTTP realm is on the registry's own host name. */
+  realmHost?: string;
 }
 
 /** A token the test token server issued. */
@@ -192,7 +195,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
       ...(opts.refuseScope ? { refuseScope: opts.refuseScope } : {}),
       issued,
     });
-    realm = `http://127.0.0.1:${tokenPort}/token`;
+    realm = `http://${opts.realmHost ?? '127.0.0.1'}:${tokenPort}/token`;
     config.auth = { token: { realm, service: 'nia-registry', issuer: 'nia-issuer', rootcertbundle: signing.cert } };
   }
   const configFile = join(dir, 'config.yml');

@@ -2,8 +2,10 @@
 // blob mounts) from other repositories of the same registry. Transport concerns live in transport/
 // (scheme, challenge, basic, bearer, token, retry, budget, error, http, origin, abort); this file says
 // which requests to make, and which carry the registry's credentials: only those to the registry's own
-// origin (scheme, host and port chosen at ping), never upload sessions or redirects elsewhere. Every call
-// takes an optional AbortSignal.
+// origin (scheme, host and port chosen at ping), never upload sessions or redirects elsewhere, nor the rest
+// of a redirect chain once it has left that origin. Where the registry sends us (a redirect, an upload
+// session) may be plain HTTP only when the client is insecure and it is the registry's own host (any port);
+// anything else is refused in one line. Every call takes an optional AbortSignal.
 //
 // Every request is retried on its own (transport/retry.ts), within one retry budget for the whole client
 // (transport/budget.ts). An upload is three requests, each retried by itself; a new upload session is
@@ -19,9 +21,9 @@ import { exchangeAadToken, fetchToken, type Token } from './transport/bearer.js'
 import { RetryBudget } from './transport/budget.js';
 import { parseChallenge, type Challenge } from './transport/challenge.js';
 import { AuthError, NetworkError, RateLimitError, RegistryError, StallError, describeBody, httpError, isRetryableStatus } from './transport/error.js';
-import { HttpTransport, type HttpRequest, type HttpResponse } from './transport/http.js';
+import { CleartextError, HttpTransport, type HttpRequest, type HttpResponse } from './transport/http.js';
 import { defaultRetry, isRetryable, retryCause, withRetry, type RetryOptions, type RetryPolicy } from './transport/retry.js';
-import { sameOrigin } from './transport/origin.js';
+import { cleartextAllowed, cleartextRule, sameOrigin } from './transport/origin.js';
 import { pickScheme } from './transport/scheme.js';
 import { TokenHolder } from './transport/token.js';
 
@@ -311,7 +313,9 @@ export class RegistryClient {
    * registry under a bearer token (revoked, or short of a scope its challenge names) fetches a fresh token
    * once; under basic auth that had worked, asks the credential helper again once. Follows redirects for
    * reads, each hop judged against the registry's origin (not the previous hop): blob storage gets no
-   * credentials.
+   * credentials, and once a hop has left the registry's origin no later hop of the chain gets them, one
+   * back at the registry included (the other origin chose where it sends us). A hop to plain HTTP that
+   * insecure does not cover is refused (sentTo).
    */
   private async send(req: HttpRequest): Promise<HttpResponse> {
     await abortable(this.ping(), req.signal, `${req.method} ${req.url.pathname}`);
@@ -332,13 +336,38 @@ export class RegistryClient {
       res = await this.transport.request(await withAuth(req));
       if (res.status !== 401) this.reasked = false;
     }
+    let left = !this.toRegistry(req.url);
     for (let hops = 0; (req.method === 'GET' || req.method === 'HEAD') && REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = header(res, 'location');
       if (!location) break;
-      req = { ...req, url: new URL(location, req.url) };
-      res = await this.transport.request(await withAuth(req));
+      req = { ...req, url: this.sentTo(location, req.url, `redirected ${req.method} ${req.url.pathname} to`) };
+      left ||= !this.toRegistry(req.url);
+      res = await this.transport.request(left ? req : await withAuth(req));
     }
     return res;
+  }
+
+  /**
+   * A Location the registry sent (a redirect, an upload session), resolved against `from`. Refused in one
+   * line when it is plain HTTP that insecure does not cover (another host, or a registry not insecure) or
+   * not HTTP at all: layers and secrets never cross in cleartext where the user did not allow it.
+   * `how` reads "registry <host> <how> <where>", e.g. "sent the upload of sha256:… to".
+   */
+  private sentTo(location: string, from: URL, how: string): URL {
+    const url = new URL(location, from);
+    const { registry } = this.opts;
+    if (cleartextAllowed(url, registry, this.opts.insecure ?? false)) return url;
+    if (url.protocol !== 'http:') throw new CleartextError(`registry ${registry} ${how} ${url.protocol}//${url.host}${url.pathname}, which is not HTTP(S): refused`);
+    throw new CleartextError(`registry ${registry} ${how} plain-HTTP ${url.origin}: refused, bytes and credentials go ${cleartextRule(registry)}`);
+  }
+
+  /** Cancels an upload session we will not use: best effort, once (a registry purges abandoned sessions anyway). */
+  private async cancelUpload(location: string, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await this.send({ method: 'DELETE', url: this.sentTo(location, this.base!, 'sent an upload session to cancel to'), signal });
+    } catch {
+      // best effort
+    }
   }
 
   private fail(what: string, res: HttpResponse): RegistryError {
@@ -599,10 +628,7 @@ export class RegistryClient {
       return false;
     }
     const location = header(res, 'location');
-    if (location) {
-      // Best effort, once: a registry purges abandoned sessions anyway.
-      await this.send({ method: 'DELETE', url: new URL(location, this.base), signal: opts.signal }).catch(() => undefined);
-    }
+    if (location) await this.cancelUpload(location, opts.signal);
     return false;
   }
 
@@ -622,8 +648,7 @@ export class RegistryClient {
     );
     if (res.status === 201 || res.status === 202) {
       const location = header(res, 'location');
-      // Best effort, once: a registry purges abandoned sessions anyway.
-      if (location) await this.send({ method: 'DELETE', url: new URL(location, this.base), signal: opts.signal }).catch(() => undefined);
+      if (location) await this.cancelUpload(location, opts.signal);
       return;
     }
     const { code, text } = describeBody(res.body);
@@ -670,7 +695,8 @@ export class RegistryClient {
    * registry asks for chunks (OCI-Chunk-Min-Length on the POST's answer): then the body goes in ranged
    * PATCHes of the largest size the registry takes in one chunk (chunkLimit; ghcr.io's 4 MiB), never
    * under its minimum (the last excepted), or as one ranged chunk when no limit is known. The session's
-   * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials.
+   * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials;
+   * on plain HTTP only as insecure allows it (sentTo), or the upload fails before a byte is sent.
    *
    * Each request retries on its own: the POST; the PATCH on the same session, with the body opened
    * afresh (a chunk: the same bytes), when the registry answered 408, 429 or 5xx; the PUT. A new session
@@ -774,7 +800,7 @@ export class RegistryClient {
   private location(res: HttpResponse, digest: string): URL {
     const loc = header(res, 'location');
     if (!loc) throw new RegistryError(`registry ${this.opts.registry} opened an upload for ${digest} without a Location`);
-    return new URL(loc, this.base);
+    return this.sentTo(loc, this.base!, `sent the upload of ${digest} to`);
   }
 
   close(): void {

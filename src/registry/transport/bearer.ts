@@ -2,15 +2,17 @@
 // sending the credentials (if any) with basic auth, or an identity token (an OAuth2 refresh token) in a
 // POSTed refresh_token grant; an Azure AD token for ACR is first exchanged for an ACR refresh token. The answer says how long the token lives
 // (`expires_in`; 60 s when it does not say, per the token spec): token.ts keeps it that long.
-// The credentials go to the realm's origin only (not to where it redirects), and never over plain
-// HTTP unless the client is insecure: a plain-HTTP realm, or a redirect to one, is refused.
+// The credentials go to the realm's origin only: not to where it redirects, nor back to the realm once a
+// redirect has left its origin (for the rest of that chain). Never over plain HTTP unless the client is
+// insecure and the realm is on the registry's own host (any port): a plain-HTTP realm, a redirect to one
+// or an Azure AD exchange at one is refused otherwise.
 import type { Credentials } from '../types.js';
 import { MAX_HOPS, REDIRECTS } from '../constants.js';
 import { basicHeader } from './basic.js';
 import type { Challenge } from './challenge.js';
 import { AuthError, httpError } from './error.js';
 import type { HttpResponse, HttpTransport } from './http.js';
-import { isPlainHttp, sameOrigin } from './origin.js';
+import { cleartextAllowed, cleartextRule, hostnameOf, sameOrigin } from './origin.js';
 
 export interface TokenRequest {
   challenge: Challenge;
@@ -35,7 +37,7 @@ export interface Token {
 /** The token spec's lifetime of a token whose answer gives no expires_in. */
 export const DEFAULT_TOKEN_SECONDS = 60;
 
-/** The realm of a challenge as a URL, checked: HTTP(S), and not plain HTTP unless insecure. */
+/** The realm of a challenge as a URL, checked: HTTP(S), and plain HTTP only as refusePlain allows. */
 function realmOf(t: Pick<TokenRequest, 'challenge' | 'registry' | 'insecure'>): URL {
   const { challenge, registry } = t;
   const realm = challenge.params.realm;
@@ -51,10 +53,14 @@ function realmOf(t: Pick<TokenRequest, 'challenge' | 'registry' | 'insecure'>): 
   return url;
 }
 
+/** A plain-HTTP hop (the realm, where it redirects, the exchange) is refused unless the client is insecure
+ *  and the hop is on the registry's own host: the credentials and the token would cross in cleartext. */
 function refusePlain(hop: URL, t: Pick<TokenRequest, 'registry' | 'insecure'>, how: string): void {
-  if (isPlainHttp(hop) && !t.insecure) {
-    throw new AuthError(`registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP: set insecure: true to get a token there`);
-  }
+  if (cleartextAllowed(hop, t.registry, t.insecure)) return;
+  if (hop.protocol !== 'http:') throw new AuthError(`registry ${t.registry} ${how} ${hop.protocol}//${hop.host}${hop.pathname}, which is not HTTP(S)`);
+  const where = `registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP`;
+  if (hop.hostname === hostnameOf(t.registry)) throw new AuthError(`${where}: set insecure: true to get a token there`);
+  throw new AuthError(`${where}: refused, credentials go ${cleartextRule(t.registry)}`);
 }
 
 const FORM = 'application/x-www-form-urlencoded';
@@ -76,12 +82,16 @@ export async function fetchToken(transport: HttpTransport, t: TokenRequest): Pro
     const realmUrl = url;
     const auth: Record<string, string> = credentials ? { authorization: basicHeader(credentials) } : {};
     res = await transport.request({ method: 'GET', url, headers: auth, signal: t.signal });
+    // Once a hop has left the realm's origin, no hop of the chain gets the credentials, back there included:
+    // the other origin chose where it sends us.
+    let left = false;
     for (let hops = 0; REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = res.headers.location;
       if (!location) break;
       url = new URL(location, url);
       refusePlain(url, t, 'sent the token request on to');
-      res = await transport.request({ method: 'GET', url, headers: sameOrigin(url, realmUrl) ? auth : {}, signal: t.signal });
+      left ||= !sameOrigin(url, realmUrl);
+      res = await transport.request({ method: 'GET', url, headers: left ? {} : auth, signal: t.signal });
     }
   }
   const failure = () => httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers['retry-after'], headers: res.headers });

@@ -3,7 +3,9 @@
 // connection moves no bytes, up or down, for `stallMs` (default 60 s) is dropped as a StallError, a
 // NetworkError like any other dropped connection. TLS is verified
 // for every host; `insecure` relaxes it for the registry's own origin only, never for the hosts the
-// registry sends us to (token realm, blob storage, redirects). An AbortSignal destroys the request,
+// registry sends us to (token realm, blob storage, redirects). Plain HTTP goes only to the registry's own
+// host (any port) of an insecure registry: any other plain-HTTP request is refused here, whatever asked
+// for it (the callers refuse first, saying why). An AbortSignal destroys the request,
 // its response and its body stream. Requests go through the runner's HTTPS_PROXY / HTTP_PROXY unless
 // NO_PROXY names the host (proxy.ts).
 import * as http from 'node:http';
@@ -12,7 +14,7 @@ import type { Readable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import { AbortError } from './abort.js';
 import { NetworkError, RegistryError, StallError } from './error.js';
-import { originOf } from './origin.js';
+import { cleartextAllowed, cleartextRule, originOf } from './origin.js';
 import { proxyOptions, tunnelRefusal } from '../../proxy.js';
 
 export interface HttpRequest {
@@ -80,6 +82,10 @@ export class HttpTransport {
     const what = `${req.method} ${req.url.host}${req.url.pathname}`;
     const { signal } = req;
     if (signal?.aborted) return Promise.reject(new AbortError(what, signal.reason));
+    if (!cleartextAllowed(req.url, this.opts.registry, this.opts.insecure)) {
+      const over = req.url.protocol === 'http:' ? 'plain HTTP' : `${req.url.protocol} (not HTTP(S))`;
+      return Promise.reject(new CleartextError(`refused to send ${what} over ${over}: requests go ${cleartextRule(this.opts.registry)}`));
+    }
     return new Promise((resolve, reject) => {
       let body: Readable | undefined;
       let response: http.IncomingMessage | undefined;
@@ -189,4 +195,9 @@ export class TunnelError extends RegistryError {
 
 export class TlsError extends RegistryError {
   override name = 'TlsError';
+}
+
+/** A request that would go over plain HTTP where insecure does not allow it (or over no HTTP at all): not sent, not retried. */
+export class CleartextError extends RegistryError {
+  override name = 'CleartextError';
 }
