@@ -9,6 +9,7 @@ import {
   MediaTypes,
   NetworkError,
   NixCommandError,
+  OLDEST_NIX,
   QuotaSpentError,
   READ_CHUNK,
   RateLimitError,
@@ -18,6 +19,7 @@ import {
   actionLogger,
   addPath,
   archiveInput,
+  atLeast,
   attachImageDocuments,
   blocksInFlight,
   cacheUrlProblem,
@@ -29,17 +31,22 @@ import {
   describeBody,
   endGroup,
   errorLine,
+  evaluatesImpurely,
   exec,
   fetchAttachedDocuments,
+  forgetSecretSettings,
   httpError,
   imageStorePaths,
   info,
   isDebug,
   isRetryableStatus,
+  keepSecretSettings,
   knownLayers,
   limiter,
   localFlakeDir,
+  maskNixSecrets,
   mkdirP,
+  nixConfSecrets,
   nixOutput,
   nixStoreBinary,
   notice,
@@ -64,6 +71,7 @@ import {
   setSecret,
   sha256Digest,
   sha256FileHex,
+  spawnNix,
   startGroup,
   stepTempDir,
   substitutedFrom,
@@ -73,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-7VBO4TUC.js";
+} from "./chunks/chunk-JPH2NPBL.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -81,9 +89,6 @@ function threadPoolSize(env) {
   return env.UV_THREADPOOL_SIZE || String(LAYERS_AT_ONCE * blocksInFlight() + IO_THREADS);
 }
 process.env.UV_THREADPOOL_SIZE = threadPoolSize(process.env);
-
-// src/main.ts
-import { rmSync as rmSync2 } from "node:fs";
 
 // src/inputs/index.ts
 var InputError = class extends Error {
@@ -166,6 +171,52 @@ function parseCompression(value) {
   if (level < min || level > max) throw new InputError("compression", `${algorithm} levels go from ${min} to ${max}, got "${value}"`);
   return { algorithm, level };
 }
+function parseNixVersion(value) {
+  if (value === "") return DEFAULT_NIX_VERSION;
+  if (!/^\d+\.\d+(\.\d+)?$/.test(value)) {
+    throw new InputError("nix-version", `expected a Nix release version such as ${DEFAULT_NIX_VERSION} (digits and dots), got "${value}"`);
+  }
+  if (!atLeast(value, OLDEST_NIX)) throw new InputError("nix-version", `expected Nix ${OLDEST_NIX} or newer (the oldest this action supports), got "${value}"`);
+  return value;
+}
+function splitArgs(value) {
+  const args = [];
+  let cur = "";
+  let inArg = false;
+  let quote;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i];
+    if (quote === "'") {
+      if (c === "'") quote = void 0;
+      else cur += c;
+    } else if (quote === '"') {
+      if (c === '"') quote = void 0;
+      else if (c === "\\" && i + 1 < value.length && '"\\$`'.includes(value[i + 1])) cur += value[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inArg = true;
+    } else if (c === "\\" && i + 1 < value.length) {
+      if (value[i + 1] !== "\n") cur += value[i + 1];
+      i++;
+      inArg = true;
+    } else if (/\s/.test(c)) {
+      if (inArg) args.push(cur);
+      cur = "";
+      inArg = false;
+    } else {
+      cur += c;
+      inArg = true;
+    }
+  }
+  if (quote) throw new InputError("build-args", `unterminated ${quote} quote in "${value.replace(/\r?\n/g, "\\n")}"`);
+  if (inArg) args.push(cur);
+  return args;
+}
+function checkBuildArgs(value) {
+  splitArgs(value);
+  return value;
+}
 function parseInputs(get, env = process.env) {
   const attr = get("attr");
   if (attr === "") throw new InputError("attr", "expected the flake attribute that builds the image, e.g. docker");
@@ -202,6 +253,10 @@ function parseInputs(get, env = process.env) {
   const sbom = sbomValue === "cyclonedx" || sbomValue === "spdx" ? sbomValue : false;
   const sbomAttach = parseBoolean("sbom-attach", get("sbom-attach"), false);
   if (sbomAttach && !push2) throw new InputError("sbom-attach", "needs push: true (the documents are attached to the pushed image)");
+  if (sbomAttach && get("merge") !== "") {
+    throw new InputError("sbom-attach", "true and merge do not go together (a merge builds nothing and attaches nothing to the index: attach in the jobs that build the images)");
+  }
+  const merge2 = get("merge").split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   const binaryCache = get("binary-cache");
   if (binaryCache !== "") {
     const problem = cacheUrlProblem(binaryCache);
@@ -213,7 +268,7 @@ function parseInputs(get, env = process.env) {
   return {
     flake,
     attr,
-    buildArgs: get("build-args"),
+    buildArgs: checkBuildArgs(get("build-args")),
     registry: get("registry") || "ghcr.io",
     image,
     tags,
@@ -225,18 +280,19 @@ function parseInputs(get, env = process.env) {
     githubToken: get("github-token"),
     push: push2,
     insecure: parseBoolean("insecure", get("insecure"), false),
-    insecureRegistries: splitList(get("insecure-registries")),
+    // Host names are case-insensitive; registry/reference.ts lower-cases the hosts tags name.
+    insecureRegistries: splitList(get("insecure-registries").toLowerCase()),
     cache: parseBoolean("cache", get("cache"), true),
     cacheKey: get("cache-key"),
     cachePurge: parseBoolean("cache-purge", get("cache-purge"), false),
     cacheMaxSize: parseSize("cache-max-size", get("cache-max-size") || "4GiB"),
     installNix: oneOf("install-nix", get("install-nix") || "auto", ["auto", "true", "false"]),
-    nixVersion: get("nix-version") || DEFAULT_NIX_VERSION,
+    nixVersion: parseNixVersion(get("nix-version")),
     nixInstallUrl,
     nixSha256,
     extraNixConf: get("extra-nix-conf"),
     pushByDigest: parseBoolean("push-by-digest", get("push-by-digest"), false),
-    merge: get("merge").split(/\r?\n/).map((l) => l.trim()).filter(Boolean),
+    merge: merge2,
     labels: parseKeyValues("labels", get("labels")),
     annotations: parseKeyValues("annotations", get("annotations")),
     sbom,
@@ -614,7 +670,7 @@ function _getGlobal(key, defaultValue) {
 // src/nix/install.ts
 import { spawn } from "node:child_process";
 import { randomUUID as randomUUID2 } from "node:crypto";
-import { accessSync, constants, existsSync as existsSync2, readdirSync as readdirSync2, writeFileSync as writeFileSync2 } from "node:fs";
+import { accessSync, constants, existsSync as existsSync2, readdirSync as readdirSync2 } from "node:fs";
 import { appendFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { availableParallelism, homedir, tmpdir, userInfo } from "node:os";
 import { delimiter, join as join2 } from "node:path";
@@ -642,66 +698,6 @@ function knownSha256(url) {
   const m = OFFICIAL.exec(url);
   if (!m) return void 0;
   return KNOWN[m[1]]?.[m[2]];
-}
-
-// src/nix/secrets.ts
-function decoded(s) {
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
-function urlSecrets(url) {
-  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url.trim());
-  if (!m || m[1] === "") return [];
-  const userinfo = m[1];
-  const colon = userinfo.indexOf(":");
-  const secret = colon >= 0 && colon < userinfo.length - 1 ? userinfo.slice(colon + 1) : colon >= 0 ? userinfo.slice(0, colon) : userinfo;
-  return unique([userinfo, secret, decoded(secret)]);
-}
-var SECRET_SETTING = /(password|passwd|token|secret)/i;
-function nixConfSecrets(conf) {
-  const out = [];
-  for (const raw of conf.split(/\r?\n/)) {
-    const line = raw.replace(/#.*$/, "");
-    const setting = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$/.exec(line);
-    if (setting && /^(extra-)?access-tokens$/.test(setting[1])) {
-      for (const item of setting[2].split(/\s+/)) {
-        const eq = item.indexOf("=");
-        if (eq < 0 || eq === item.length - 1) continue;
-        const token = item.slice(eq + 1);
-        out.push(token);
-        const typed = /^(?:PAT|OAuth2):(.+)$/i.exec(token);
-        if (typed) out.push(typed[1]);
-      }
-    } else if (setting && SECRET_SETTING.test(setting[1]) && !/-files?$/.test(setting[1]) && setting[2] !== "") {
-      out.push(setting[2]);
-    }
-    for (const pair of line.matchAll(/\b(?:password|passwd)\s+([^\s=]\S*)/gi)) out.push(pair[1]);
-  }
-  return unique(out);
-}
-function unique(values) {
-  return [...new Set(values.filter((v) => v.trim() !== ""))];
-}
-var FALSE = /^(false|0|no)$/i;
-var TRUE = /^(true|1|yes)$/i;
-function impureSetting(line) {
-  const m = /^\s*(?:extra-)?([A-Za-z0-9-]+)\s*=\s*(\S*)/.exec(line.replace(/#.*$/, ""));
-  if (!m) return false;
-  return m[1] === "pure-eval" && FALSE.test(m[2]) || m[1] === "allow-unsafe-native-code-during-evaluation" && TRUE.test(m[2]);
-}
-function evaluatesImpurely(buildArgs, nixConf = []) {
-  const args = buildArgs.some(
-    (arg, i) => arg === "--impure" || arg === "--no-pure-eval" || arg === "--allow-unsafe-native-code-during-evaluation" || arg === "--option" && buildArgs[i + 1] === "pure-eval" && FALSE.test(buildArgs[i + 2] ?? "") || arg === "--option" && buildArgs[i + 1] === "allow-unsafe-native-code-during-evaluation" && TRUE.test(buildArgs[i + 2] ?? "")
-  );
-  return args || nixConf.some((conf) => conf.split(/\r?\n/).some(impureSetting));
-}
-function maskNixSecrets(inputs, setSecret2 = setSecret) {
-  const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ""), ...nixConfSecrets(inputs.extraNixConf ?? "")]);
-  for (const s of secrets) setSecret2(s);
-  return secrets;
 }
 
 // src/nix/install.ts
@@ -917,13 +913,6 @@ function multiUserNix(env = process.env) {
   const nix = executable(profileNix) ? profileNix : findNix(env);
   return nix ? { nix, why } : void 0;
 }
-function secretConfFile(text) {
-  const file = join2(stepTempDir("nix-image-action-nix-"), "nix.conf");
-  if (/\s/.test(file)) throw new NixInstallError(`cannot give Nix its access tokens: the temporary path ${file} has whitespace (RUNNER_TEMP)`);
-  recordTempFile(file);
-  writeFileSync2(file, text, { mode: 384 });
-  return file;
-}
 async function setupNix(opts) {
   const env = opts.env ?? process.env;
   if (opts.githubToken) setSecret(opts.githubToken);
@@ -955,15 +944,17 @@ async function setupNix(opts) {
   const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
   if (said?.level === "error") throw new NixInstallError(said.message);
   if (said) core_exports[said.level](said.message);
-  const secretFile = config.secret === "" ? void 0 : secretConfFile(config.secret);
-  const nixEnv = { NIX_CONFIG: secretFile ? `${config.env}
-!include ${secretFile}` : config.env };
+  const include = config.secret === "" ? void 0 : keepSecretSettings(config.secret, stepTempDir("nix-image-action-nix-"));
+  if (config.secret !== "" && !include) {
+    warning("cannot give Nix its secret settings (github-token, the secret lines of extra-nix-conf) without a file flake code could read: this system has no mkfifo; Nix gets none of them");
+  }
+  const nixEnv = { NIX_CONFIG: include ? `${config.env}
+${include}` : config.env };
   info(`${installed ? "installed" : "using"} Nix ${version} (${nix})`);
-  return { nix, version, installed, env: nixEnv, ...secretFile ? { secretFile } : {} };
+  return { nix, version, installed, env: nixEnv };
 }
 
 // src/nix/build.ts
-import { spawn as spawn2 } from "node:child_process";
 import { existsSync as existsSync3 } from "node:fs";
 import { basename, dirname as dirname2, join as join3 } from "node:path";
 var BuildError = class extends Error {
@@ -972,40 +963,6 @@ var BuildError = class extends Error {
 var EvaluationError = class extends BuildError {
   name = "EvaluationError";
 };
-function splitArgs(value) {
-  const args = [];
-  let cur = "";
-  let inArg = false;
-  let quote;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i];
-    if (quote === "'") {
-      if (c === "'") quote = void 0;
-      else cur += c;
-    } else if (quote === '"') {
-      if (c === '"') quote = void 0;
-      else if (c === "\\" && i + 1 < value.length && '"\\$`'.includes(value[i + 1])) cur += value[++i];
-      else cur += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      inArg = true;
-    } else if (c === "\\" && i + 1 < value.length) {
-      if (value[i + 1] !== "\n") cur += value[i + 1];
-      i++;
-      inArg = true;
-    } else if (/\s/.test(c)) {
-      if (inArg) args.push(cur);
-      cur = "";
-      inArg = false;
-    } else {
-      cur += c;
-      inArg = true;
-    }
-  }
-  if (quote) throw new InputError("build-args", `unterminated ${quote} quote in "${value}"`);
-  if (inArg) args.push(cur);
-  return args;
-}
 var ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
 function describeFailure(installable, code, stderr) {
   const lines = stderr.replace(ANSI, "").split("\n").map((l) => l.trimEnd());
@@ -1110,7 +1067,7 @@ async function runLogged(command, args, env, onLine) {
   let partial = "";
   try {
     const code = await new Promise((resolve, reject) => {
-      const child = spawn2(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+      const child = spawnNix(command, args, env);
       child.stdout.on("data", (d) => stdout += d.toString());
       child.stderr.on("data", (d) => {
         const text = d.toString();
@@ -2285,8 +2242,15 @@ function originOf(url) {
 function sameOrigin(a, b) {
   return originOf(a) === originOf(b);
 }
-function isPlainHttp(url) {
-  return url.protocol === "http:";
+function hostnameOf(registry) {
+  return new URL(`https://${registry}/`).hostname;
+}
+function cleartextAllowed(url, registry, insecure) {
+  if (url.protocol === "https:") return true;
+  return url.protocol === "http:" && insecure && url.hostname === hostnameOf(registry);
+}
+function cleartextRule(registry) {
+  return `over plain HTTP only to the registry's own host (${hostnameOf(registry)}), with insecure: true`;
 }
 
 // src/registry/transport/bearer.ts
@@ -2306,9 +2270,11 @@ function realmOf(t) {
   return url;
 }
 function refusePlain(hop, t, how) {
-  if (isPlainHttp(hop) && !t.insecure) {
-    throw new AuthError(`registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP: set insecure: true to get a token there`);
-  }
+  if (cleartextAllowed(hop, t.registry, t.insecure)) return;
+  if (hop.protocol !== "http:") throw new AuthError(`registry ${t.registry} ${how} ${hop.protocol}//${hop.host}${hop.pathname}, which is not HTTP(S)`);
+  const where = `registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP`;
+  if (hop.hostname === hostnameOf(t.registry)) throw new AuthError(`${where}: set insecure: true to get a token there`);
+  throw new AuthError(`${where}: refused, credentials go ${cleartextRule(t.registry)}`);
 }
 var FORM = "application/x-www-form-urlencoded";
 async function fetchToken(transport, t) {
@@ -2326,12 +2292,14 @@ async function fetchToken(transport, t) {
     const realmUrl = url;
     const auth = credentials ? { authorization: basicHeader(credentials) } : {};
     res = await transport.request({ method: "GET", url, headers: auth, signal: t.signal });
+    let left = false;
     for (let hops = 0; REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = res.headers.location;
       if (!location) break;
       url = new URL(location, url);
       refusePlain(url, t, "sent the token request on to");
-      res = await transport.request({ method: "GET", url, headers: sameOrigin(url, realmUrl) ? auth : {}, signal: t.signal });
+      left ||= !sameOrigin(url, realmUrl);
+      res = await transport.request({ method: "GET", url, headers: left ? {} : auth, signal: t.signal });
     }
   }
   const failure = () => httpError({ registry, what: `a token request (${url.host})`, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"], headers: res.headers });
@@ -2470,6 +2438,10 @@ var HttpTransport = class {
     const what = `${req.method} ${req.url.host}${req.url.pathname}`;
     const { signal } = req;
     if (signal?.aborted) return Promise.reject(new AbortError(what, signal.reason));
+    if (!cleartextAllowed(req.url, this.opts.registry, this.opts.insecure)) {
+      const over = req.url.protocol === "http:" ? "plain HTTP" : `${req.url.protocol} (not HTTP(S))`;
+      return Promise.reject(new CleartextError(`refused to send ${what} over ${over}: requests go ${cleartextRule(this.opts.registry)}`));
+    }
     return new Promise((resolve, reject) => {
       let body;
       let response;
@@ -2568,6 +2540,9 @@ var TunnelError = class extends RegistryError {
 };
 var TlsError = class extends RegistryError {
   name = "TlsError";
+};
+var CleartextError = class extends RegistryError {
+  name = "CleartextError";
 };
 
 // src/registry/transport/retry.ts
@@ -2896,7 +2871,9 @@ var RegistryClient = class {
    * registry under a bearer token (revoked, or short of a scope its challenge names) fetches a fresh token
    * once; under basic auth that had worked, asks the credential helper again once. Follows redirects for
    * reads, each hop judged against the registry's origin (not the previous hop): blob storage gets no
-   * credentials.
+   * credentials, and once a hop has left the registry's origin no later hop of the chain gets them, one
+   * back at the registry included (the other origin chose where it sends us). A hop to plain HTTP that
+   * insecure does not cover is refused (sentTo).
    */
   async send(req) {
     await abortable(this.ping(), req.signal, `${req.method} ${req.url.pathname}`);
@@ -2917,13 +2894,35 @@ var RegistryClient = class {
       res = await this.transport.request(await withAuth(req));
       if (res.status !== 401) this.reasked = false;
     }
+    let left = !this.toRegistry(req.url);
     for (let hops = 0; (req.method === "GET" || req.method === "HEAD") && REDIRECTS.includes(res.status) && hops < MAX_HOPS; hops++) {
       const location = header(res, "location");
       if (!location) break;
-      req = { ...req, url: new URL(location, req.url) };
-      res = await this.transport.request(await withAuth(req));
+      req = { ...req, url: this.sentTo(location, req.url, `redirected ${req.method} ${req.url.pathname} to`) };
+      left ||= !this.toRegistry(req.url);
+      res = await this.transport.request(left ? req : await withAuth(req));
     }
     return res;
+  }
+  /**
+   * A Location the registry sent (a redirect, an upload session), resolved against `from`. Refused in one
+   * line when it is plain HTTP that insecure does not cover (another host, or a registry not insecure) or
+   * not HTTP at all: layers and secrets never cross in cleartext where the user did not allow it.
+   * `how` reads "registry <host> <how> <where>", e.g. "sent the upload of sha256:… to".
+   */
+  sentTo(location, from, how) {
+    const url = new URL(location, from);
+    const { registry } = this.opts;
+    if (cleartextAllowed(url, registry, this.opts.insecure ?? false)) return url;
+    if (url.protocol !== "http:") throw new CleartextError(`registry ${registry} ${how} ${url.protocol}//${url.host}${url.pathname}, which is not HTTP(S): refused`);
+    throw new CleartextError(`registry ${registry} ${how} plain-HTTP ${url.origin}: refused, bytes and credentials go ${cleartextRule(registry)}`);
+  }
+  /** Cancels an upload session we will not use: best effort, once (a registry purges abandoned sessions anyway). */
+  async cancelUpload(location, signal) {
+    try {
+      await this.send({ method: "DELETE", url: this.sentTo(location, this.base, "sent an upload session to cancel to"), signal });
+    } catch {
+    }
   }
   fail(what, res) {
     return httpError({ registry: this.opts.registry, what, status: res.status, statusText: res.statusText, body: res.body, retryAfter: res.headers["retry-after"], headers: res.headers });
@@ -3157,9 +3156,7 @@ var RegistryClient = class {
       return false;
     }
     const location = header(res, "location");
-    if (location) {
-      await this.send({ method: "DELETE", url: new URL(location, this.base), signal: opts.signal }).catch(() => void 0);
-    }
+    if (location) await this.cancelUpload(location, opts.signal);
     return false;
   }
   /**
@@ -3178,7 +3175,7 @@ var RegistryClient = class {
     );
     if (res.status === 201 || res.status === 202) {
       const location = header(res, "location");
-      if (location) await this.send({ method: "DELETE", url: new URL(location, this.base), signal: opts.signal }).catch(() => void 0);
+      if (location) await this.cancelUpload(location, opts.signal);
       return;
     }
     const { code, text } = describeBody(res.body);
@@ -3217,7 +3214,8 @@ var RegistryClient = class {
    * registry asks for chunks (OCI-Chunk-Min-Length on the POST's answer): then the body goes in ranged
    * PATCHes of the largest size the registry takes in one chunk (chunkLimit; ghcr.io's 4 MiB), never
    * under its minimum (the last excepted), or as one ranged chunk when no limit is known. The session's
-   * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials.
+   * Location may be on another host (blob storage): the PATCH and PUT then carry no registry credentials;
+   * on plain HTTP only as insecure allows it (sentTo), or the upload fails before a byte is sent.
    *
    * Each request retries on its own: the POST; the PATCH on the same session, with the body opened
    * afresh (a chunk: the same bytes), when the registry answered 408, 429 or 5xx; the PUT. A new session
@@ -3315,7 +3313,7 @@ var RegistryClient = class {
   location(res, digest) {
     const loc = header(res, "location");
     if (!loc) throw new RegistryError(`registry ${this.opts.registry} opened an upload for ${digest} without a Location`);
-    return new URL(loc, this.base);
+    return this.sentTo(loc, this.base, `sent the upload of ${digest} to`);
   }
   close() {
     this.transport.close();
@@ -3444,9 +3442,9 @@ function dockerConfigSource(registry, env) {
     let user;
     let password;
     if (entry.auth) {
-      const decoded2 = Buffer.from(entry.auth, "base64").toString("utf8");
-      const at = decoded2.indexOf(":");
-      if (at > 0) [user, password] = [decoded2.slice(0, at), decoded2.slice(at + 1)];
+      const decoded = Buffer.from(entry.auth, "base64").toString("utf8");
+      const at = decoded.indexOf(":");
+      if (at > 0) [user, password] = [decoded.slice(0, at), decoded.slice(at + 1)];
     }
     user ??= entry.username;
     password ||= entry.password;
@@ -3663,20 +3661,25 @@ async function connectRegistries(inputs, opts) {
   const primary = parseImageName(inputs.registry, inputs.image);
   const groups = parseTagTargets(inputs.tags, () => primary);
   const targets = [];
-  for (const host of inputs.insecureRegistries) checkHost(host);
-  const insecure = (t) => inputs.insecure && t.apiHost === primary.apiHost || inputs.insecureRegistries.some((h) => h === t.registry || h === t.apiHost);
-  if (!inputs.push) {
-    parseReuseTags(inputs.reuseTags, groups[0].target);
-    return { primary, groups, targets };
+  const names = (h, t) => sameRegistry(h, t.registry) || sameRegistry(h, t.apiHost);
+  for (const host of inputs.insecureRegistries) {
+    checkHost(host);
+    if (!groups.some((g) => names(host, g.target))) {
+      throw new InputError("insecure-registries", `${host} is not a registry that tags names (${[...new Set(groups.map((g) => g.target.registry))].join(", ")})`);
+    }
   }
+  const insecure = (t) => inputs.insecure && t.apiHost === primary.apiHost || inputs.insecureRegistries.some((h) => names(h, t));
+  const reuse = groups.map((g) => parseReuseTags(inputs.reuseTags, g.target));
+  for (const entry of inputs.merge ?? []) parseMergeEntry(entry, groups[0].target);
+  if (!inputs.push) return { primary, groups, targets };
   try {
-    for (const group of groups) await connectGroup(group);
+    for (const [i, group] of groups.entries()) await connectGroup(group, reuse[i]);
   } catch (error) {
     for (const t of targets) t.client.close();
     throw error;
   }
   return { primary, groups, targets };
-  async function connectGroup(group) {
+  async function connectGroup(group, reuseRefs) {
     const ours = group.target.apiHost === primary.apiHost;
     const { credentials, reload } = resolveCredentialSource({
       registry: group.target.registry,
@@ -3698,7 +3701,7 @@ async function connectRegistries(inputs, opts) {
     try {
       await client.ping();
       await client.checkPush();
-      targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+      targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: reuseRefs, known: [] });
     } catch (error) {
       client.close();
       throw error;
@@ -3809,11 +3812,12 @@ async function knownFromRecord(dir, target, pin) {
     recordedFor
   }));
 }
-async function recordPushed(dir, target, result) {
+async function recordPushed(dir, target, result, pin) {
   return recordLayers(
     dir,
     recordKey(target),
-    result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {}, ...l.mediaType === MediaTypes.ociLayerGzip ? {} : { mediaType: l.mediaType } }))
+    result.layers.map((l) => ({ diffID: l.diffID, digest: l.digest, size: l.size, ...l.key ? { key: l.key } : {}, ...l.mediaType === MediaTypes.ociLayerGzip ? {} : { mediaType: l.mediaType } })),
+    pin
   );
 }
 async function pushToAll(input, targets, opts) {
@@ -4088,7 +4092,7 @@ function readInputs() {
   const inputs = parseInputs(envInputReader());
   if (inputs.password) setSecret(inputs.password);
   if (inputs.githubToken) setSecret(inputs.githubToken);
-  maskNixSecrets(inputs);
+  maskNixSecrets({ ...inputs, args: splitArgs(inputs.buildArgs) });
   if (inputs.binaryCacheKey) {
     setSecret(inputs.binaryCacheKey);
     setSecret(inputs.binaryCacheKey.slice(inputs.binaryCacheKey.indexOf(":") + 1));
@@ -4229,7 +4233,7 @@ async function push(inputs, job, to, built) {
   const pushed = to.targets.length > 0 ? await pushToAll(image.input, to.targets, { ...common, byDigest: inputs.pushByDigest }) : computedFor(to, await pushImage({ ...common, input: image.input, tags: to.groups[0].tags }));
   if (cache.state) {
     for (const [i, t] of to.targets.entries()) {
-      const written = await recordPushed(cache.state.dir, t, pushed[i]);
+      const written = await recordPushed(cache.state.dir, t, pushed[i], cache.state.layerRecord);
       if (cache.state.layerRecord !== void 0) cache.state.layerRecord = written;
     }
     savePostState(postState);
@@ -4309,7 +4313,7 @@ async function buildAndPush(inputs, to, started) {
   try {
     await pushWithNix(inputs, to, started, nix, clock);
   } finally {
-    if (nix.secretFile) rmSync2(nix.secretFile, { force: true });
+    forgetSecretSettings();
   }
 }
 async function pushWithNix(inputs, to, started, nix, clock) {

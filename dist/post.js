@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-7VBO4TUC.js";
+} from "./chunks/chunk-JPH2NPBL.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

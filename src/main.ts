@@ -4,15 +4,15 @@
 import './threadpool.js'; // first: sizes the thread pool before anything starts it
 import './heap.js'; // and counts buffers in V8's heap budget (fewer full collections)
 import * as core from '@actions/core';
-import { rmSync } from 'node:fs';
-import { envInputReader, parseInputs, type ActionInputs } from './inputs/index.js';
+import { envInputReader, parseInputs, splitArgs, type ActionInputs } from './inputs/index.js';
 import { maskNixSecrets, setupNix, type NixSetup } from './nix/install.js';
+import { forgetSecretSettings } from './nix/secret-settings.js';
 import { evaluatesImpurely } from './nix/secrets.js';
 import { publicKeyOf } from './nix/signing.js';
 import { withoutSecrets } from './image/child-env.js';
 import { restoreStoreCache, untrustedCacheWarning, type RestoreResult } from './nix/cache.js';
 import { openBinaryCache, substitutedFrom } from './nix/remote-cache.js';
-import { evaluateDerivation, splitArgs, type Evaluation } from './nix/build.js';
+import { evaluateDerivation, type Evaluation } from './nix/build.js';
 import { resolveImage, type ResolvedImage } from './nix/resolve.js';
 import { producerDerivation } from './nix/dockertools.js';
 import { imageToPush, planRefusal, type ImageToPush } from './image/from-build.js';
@@ -324,7 +324,7 @@ async function buildAndPush(inputs: ActionInputs, to: Destinations, started: num
   try {
     await pushWithNix(inputs, to, started, nix, clock);
   } finally {
-    if (nix.secretFile) rmSync(nix.secretFile, { force: true }); // later steps of the job must not find the token
+    forgetSecretSettings(); // no later Nix process of this step gets the token
   }
 }
 

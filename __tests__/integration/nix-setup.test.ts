@@ -3,16 +3,17 @@
 // impure evaluation gets no token at all, the version used is reported or refused, and a multi-user Nix
 // is kept rather than installed over.
 import { execFile } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withoutSecrets } from '../../src/image/child-env.js';
 import { setupNix, type SetupOptions } from '../../src/nix/install.js';
 import { evaluatesImpurely } from '../../src/nix/secrets.js';
+import { nixOutput } from '../../src/nix/store.js';
 import { DEFAULT_NIX_VERSION } from '../../src/nix/version.js';
 import { pathWithoutNix, testNixConfig } from '../support/nix.js';
 
@@ -54,8 +55,9 @@ async function userHome(conf: string): Promise<NodeJS.ProcessEnv> {
   return { PATH: process.env.PATH, HOME: home, XDG_CONFIG_HOME: join(home, '.config') };
 }
 
+/** Nix's settings, as a Nix process the action starts sees them (nixOutput: secret settings included). */
 async function showConfig(env: NodeJS.ProcessEnv): Promise<Record<string, string>> {
-  const { stdout } = await run('nix', ['show-config'], { env });
+  const stdout = await nixOutput('nix', ['show-config'], env);
   return Object.fromEntries(stdout.split('\n').filter((l) => l.includes(' = ')).map((l) => [l.slice(0, l.indexOf(' = ')), l.slice(l.indexOf(' = ') + 3)]));
 }
 
@@ -80,14 +82,55 @@ describe("the user's Nix settings", () => {
     expect(config['experimental-features']!.split(' ').sort()).toEqual(['ca-derivations', 'flakes', 'nix-command']);
     expect(config.substituters).toBe('');
     expect(config.cores).toBe('1');
-    // No secret is in the environment: NIX_CONFIG names a file that only this user can read.
+    // No secret is in the environment, nor in any file: NIX_CONFIG's include names nothing that exists (each
+    // Nix process reads the settings from a FIFO of its own, gone once read).
     expect(nix.env.NIX_CONFIG).not.toContain(TOKEN);
     expect(nix.env.NIX_CONFIG).not.toContain('tok-extra');
     const include = /^!include (\S+)$/m.exec(nix.env.NIX_CONFIG!)?.[1];
-    expect(include && dirname(include).startsWith(runnerTemp)).toBe(true);
-    expect(statSync(include!).mode & 0o777).toBe(0o600);
-    expect(statSync(dirname(include!)).mode & 0o777).toBe(0o700);
-    expect(await readFile(include!, 'utf8')).toBe(`extra-access-tokens = git.example=tok-extra\nextra-access-tokens = github.com=${TOKEN}\n`);
+    expect(include && include.startsWith(runnerTemp)).toBe(true);
+    expect(existsSync(include!)).toBe(false);
+    expect(await filesHolding(runnerTemp, [TOKEN, 'tok-extra'])).toEqual([]);
+    // A Nix process started otherwise (the runner's own nix) gets none of them, and does not wait for them.
+    const { stdout } = await run('nix', ['show-config'], { env: { ...env, ...nix.env }, timeout: 30_000 });
+    expect(stdout).not.toContain(TOKEN);
+  });
+});
+
+/** Regular files under `dir` holding any of `needles` (FIFOs and other special files are not opened). */
+async function filesHolding(dir: string, needles: string[]): Promise<string[]> {
+  const found: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    const path = join(entry.parentPath, entry.name);
+    if (!entry.isFile()) continue;
+    const text = await readFile(path, 'utf8').catch(() => '');
+    if (needles.some((n) => text.includes(n))) found.push(path);
+  }
+  return found;
+}
+
+describe('flake code in a pure evaluation', () => {
+  it('finds no token in the folders it can copy into the store (a path: input of RUNNER_TEMP)', async () => {
+    const env = { ...(await userHome('')), NIX_CONFIG: testNixConfig };
+    const { nix } = await setup({ env, githubToken: TOKEN });
+    const flake = await mkdtemp(join(tmpdir(), 'nia-pathinput-'));
+    // Every regular file of the copied folder, read in the evaluation.
+    await writeFile(
+      join(flake, 'flake.nix'),
+      [
+        '{',
+        `  inputs.temp = { url = "path:${runnerTemp}"; flake = false; };`,
+        '  outputs = { self, temp }: let',
+        '    walk = dir: builtins.concatLists (map (n: let t = (builtins.readDir dir).${n}; p = dir + "/${n}"; in',
+        '      if t == "directory" then walk p else if t == "regular" then [ (builtins.readFile p) ] else [ ]) (builtins.attrNames (builtins.readDir dir)));',
+        '  in { seen = builtins.concatStringsSep "\n" (walk temp); };',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    // The token does work for this Nix process (it reaches the settings), yet the copy holds none of it.
+    expect((await showConfig({ ...env, ...nix.env }))['access-tokens']).toBe(`github.com=${TOKEN}`);
+    const seen = await nixOutput('nix', ['eval', '--raw', `path:${flake}#seen`], { ...env, ...nix.env });
+    expect(seen).not.toContain(TOKEN);
   });
 });
 

@@ -8,6 +8,7 @@ describe('parseInputs', () => {
   it('takes an empty nix-version for the default one, as action.yml gives it', () => {
     expect(parseInputs(reader({ attr: 'docker', 'nix-version': '' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe(DEFAULT_NIX_VERSION);
     expect(parseInputs(reader({ attr: 'docker', 'nix-version': '2.24.9' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe('2.24.9');
+    expect(parseInputs(reader({ attr: 'docker', 'nix-version': '2.4' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe('2.4'); // released as 2.4
   });
 
   it('applies defaults and takes the image from the repository, lower-cased', () => {
@@ -70,6 +71,31 @@ describe('parseInputs', () => {
     const official = 'https://releases.nixos.org/nix/nix-2.31.2/nix-2.31.2-aarch64-linux.tar.xz';
     expect(parse({ 'nix-install-url': official })().nixInstallUrl).toBe(official);
     expect(isOfficialReleaseUrl(official)).toBe(true);
+  });
+
+  it.each(['v2.35.2', '2.35.x', 'latest', '2.35.2pre', '2.35.2 ', '2.3.16', '1.0.0'])('refuses nix-version %j in one line, before any download', (version) => {
+    const parse = () => parseInputs(reader({ attr: 'docker', 'nix-version': version }), { GITHUB_REPOSITORY: 'o/r' });
+    expect(parse).toThrow(InputError);
+    expect(parse).toThrow(/^input nix-version: expected (a Nix release version such as \d+\.\d+\.\d+ \(digits and dots\)|Nix 2\.4 or newer \(the oldest this action supports\)), got "[^"\n]*"$/);
+  });
+
+  it('lower-cases insecure-registries, as the hosts tags name are', () => {
+    const parsed = parseInputs(reader({ attr: 'docker', 'insecure-registries': 'LOCALHOST:5001, Registry.Example:5000' }), { GITHUB_REPOSITORY: 'o/r' });
+    expect(parsed.insecureRegistries).toEqual(['localhost:5001', 'registry.example:5000']);
+  });
+
+  it('refuses sbom-attach: true with merge (a merge attaches nothing to the index)', () => {
+    const parse = () => parseInputs(reader({ attr: 'docker', merge: `sha256:${'a'.repeat(64)}`, 'sbom-attach': 'true' }), { GITHUB_REPOSITORY: 'o/r' });
+    expect(parse).toThrow(InputError);
+    expect(parse).toThrow(/^input sbom-attach: true and merge do not go together \([^\n]*\)$/);
+  });
+
+  it('refuses build-args with a quote left open, in one line, and keeps good ones as given', () => {
+    const parse = (args: string) => () => parseInputs(reader({ attr: 'docker', 'build-args': args }), { GITHUB_REPOSITORY: 'o/r' });
+    expect(parse('--arg x "unclosed')).toThrow(InputError);
+    expect(parse('--arg x "unclosed')).toThrow(/^input build-args: unterminated " quote in "--arg x "unclosed"$/);
+    expect(parse("--impure\n--arg x 'y")).toThrow(/^input build-args: unterminated ' quote in "--impure\\n--arg x 'y"$/);
+    expect(parse('--arg x "a b" -L')().buildArgs).toBe('--arg x "a b" -L');
   });
 
   it('needs an image when there is no repository to default to', () => {

@@ -1,7 +1,8 @@
 // Pieces of the Nix side: build-args splitting, build failure lines, runner systems, settings, the
 // version check, and where the tarball's checksum comes from.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { describeFailure, ignoredSubstituters, splitArgs } from '../../src/nix/build.js';
+import { describeFailure, ignoredSubstituters } from '../../src/nix/build.js';
+import { splitArgs } from '../../src/inputs/index.js';
 import { appendMissingLines, expectedSha256, nixConfig, nixSettings, publishedSha256, releaseUrl, runnerSystem } from '../../src/nix/install.js';
 import { knownSha256, knownVersions } from '../../src/nix/known-hashes.js';
 import { atLeast, checkVersion, DEFAULT_NIX_VERSION, OLDEST_NIX } from '../../src/nix/version.js';

@@ -1,8 +1,9 @@
 // Parses the action's inputs once into a typed object (like docker/build-push-action's context.ts).
 // Everything here is syntax: a bad value fails in the first second, before Nix builds anything.
-// Registry-specific grammar (image path, tags) is checked by registry/reference.ts from main.ts.
+// Registry-specific grammar (image path, tags, reuse-tags, insecure-registries, merge entries) is checked
+// by registry/reference.ts from registry/connect.ts, before any request.
 import { cacheUrlProblem } from '../nix/cache-url.js';
-import { DEFAULT_NIX_VERSION } from '../nix/version.js';
+import { atLeast, DEFAULT_NIX_VERSION, OLDEST_NIX } from '../nix/version.js';
 import { COMPRESSION_LEVELS, type Compression } from '../image/compress.js';
 
 export type InstallNix = 'auto' | 'true' | 'false';
@@ -175,6 +176,60 @@ export function parseCompression(value: string): Compression {
   return { algorithm, level };
 }
 
+/** `nix-version`: a release version MAJOR.MINOR.PATCH, not older than OLDEST_NIX; empty: the default. */
+export function parseNixVersion(value: string): string {
+  if (value === '') return DEFAULT_NIX_VERSION;
+  // MAJOR.MINOR alone is a release too (Nix 2.4 was released as 2.4).
+  if (!/^\d+\.\d+(\.\d+)?$/.test(value)) {
+    throw new InputError('nix-version', `expected a Nix release version such as ${DEFAULT_NIX_VERSION} (digits and dots), got "${value}"`);
+  }
+  if (!atLeast(value, OLDEST_NIX)) throw new InputError('nix-version', `expected Nix ${OLDEST_NIX} or newer (the oldest this action supports), got "${value}"`);
+  return value;
+}
+
+/** Splits build-args like a shell would (quotes and backslashes; no expansion, no shell). */
+export function splitArgs(value: string): string[] {
+  const args: string[] = [];
+  let cur = '';
+  let inArg = false;
+  let quote: '"' | "'" | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const c = value[i]!;
+    if (quote === "'") {
+      if (c === "'") quote = undefined;
+      else cur += c;
+    } else if (quote === '"') {
+      if (c === '"') quote = undefined;
+      else if (c === '\\' && i + 1 < value.length && '"\\$`'.includes(value[i + 1]!)) cur += value[++i];
+      else cur += c;
+    } else if (c === "'" || c === '"') {
+      quote = c;
+      inArg = true;
+    } else if (c === '\\' && i + 1 < value.length) {
+      if (value[i + 1] !== '\n') cur += value[i + 1];
+      i++;
+      inArg = true;
+    } else if (/\s/.test(c)) {
+      if (inArg) args.push(cur);
+      cur = '';
+      inArg = false;
+    } else {
+      cur += c;
+      inArg = true;
+    }
+  }
+  // One line, whatever the value's line breaks.
+  if (quote) throw new InputError('build-args', `unterminated ${quote} quote in "${value.replace(/\r?\n/g, '\\n')}"`);
+  if (inArg) args.push(cur);
+  return args;
+}
+
+/** `build-args`, checked: split as main.ts splits them, so a quote left open fails here, in one line. */
+function checkBuildArgs(value: string): string {
+  splitArgs(value);
+  return value;
+}
+
 export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.env): ActionInputs {
   const attr = get('attr');
   if (attr === '') throw new InputError('attr', 'expected the flake attribute that builds the image, e.g. docker');
@@ -219,6 +274,11 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
   const sbom: SbomInput = sbomValue === 'cyclonedx' || sbomValue === 'spdx' ? sbomValue : false;
   const sbomAttach = parseBoolean('sbom-attach', get('sbom-attach'), false);
   if (sbomAttach && !push) throw new InputError('sbom-attach', 'needs push: true (the documents are attached to the pushed image)');
+  if (sbomAttach && get('merge') !== '') {
+    throw new InputError('sbom-attach', 'true and merge do not go together (a merge builds nothing and attaches nothing to the index: attach in the jobs that build the images)');
+  }
+
+  const merge = get('merge').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 
   const binaryCache = get('binary-cache');
   if (binaryCache !== '') {
@@ -233,7 +293,7 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
   return {
     flake,
     attr,
-    buildArgs: get('build-args'),
+    buildArgs: checkBuildArgs(get('build-args')),
     registry: get('registry') || 'ghcr.io',
     image,
     tags,
@@ -245,18 +305,19 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
     githubToken: get('github-token'),
     push,
     insecure: parseBoolean('insecure', get('insecure'), false),
-    insecureRegistries: splitList(get('insecure-registries')),
+    // Host names are case-insensitive; registry/reference.ts lower-cases the hosts tags name.
+    insecureRegistries: splitList(get('insecure-registries').toLowerCase()),
     cache: parseBoolean('cache', get('cache'), true),
     cacheKey: get('cache-key'),
     cachePurge: parseBoolean('cache-purge', get('cache-purge'), false),
     cacheMaxSize: parseSize('cache-max-size', get('cache-max-size') || '4GiB'),
     installNix: oneOf('install-nix', get('install-nix') || 'auto', ['auto', 'true', 'false'] as const),
-    nixVersion: get('nix-version') || DEFAULT_NIX_VERSION,
+    nixVersion: parseNixVersion(get('nix-version')),
     nixInstallUrl,
     nixSha256,
     extraNixConf: get('extra-nix-conf'),
     pushByDigest: parseBoolean('push-by-digest', get('push-by-digest'), false),
-    merge: get('merge').split(/\r?\n/).map((l) => l.trim()).filter(Boolean),
+    merge,
     labels: parseKeyValues('labels', get('labels')),
     annotations: parseKeyValues('annotations', get('annotations')),
     sbom,

@@ -5,13 +5,13 @@
 // NARs are stored uncompressed: the GitHub cache archive is zstd-compressed as a whole. Every narinfo is
 // written from what this store says of the path (nix path-info), never carried over from a restored
 // entry, and signed when there is a key.
-import { spawn } from 'node:child_process';
 import { createPublicKey, verify } from 'node:crypto';
 import { createWriteStream, existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fingerprint, signFingerprint, type SecretKey } from './signing.js';
+import { spawnNix } from './secret-settings.js';
 import { nixStoreBinary, normaliseNarHash, type PathInfo } from './store.js';
 import { sha256FileHex } from '../hash.js';
 
@@ -58,7 +58,7 @@ export function narinfo(info: PathInfo, key?: SecretKey, file?: NarFile): string
  * never an unhandled rejection that would fail the post step. Throws when nix-store fails.
  */
 export async function dumpNarThrough(nix: string, path: string, env: NodeJS.ProcessEnv, stages: [NodeJS.WritableStream, ...NodeJS.WritableStream[]]): Promise<void> {
-  const child = spawn(nixStoreBinary(nix), ['--dump', path], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnNix(nixStoreBinary(nix), ['--dump', path], env);
   let err = '';
   child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
   const exited = new Promise<number | null>((resolve, reject) => {

@@ -2,11 +2,10 @@
 // to current 2.3x), logs in a collapsible group, and on failure one line naming the failing derivation
 // and the last lines of its log.
 import * as core from '@actions/core';
-import { spawn } from 'node:child_process';
-import { InputError } from '../inputs/index.js';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { localFlakeDir } from './cache.js';
+import { spawnNix } from './secret-settings.js';
 import { readDerivation } from './derivation.js';
 import { NixCommandError, nixOutput, nixStoreBinary } from './store.js';
 import { evaluatesImpurely } from './secrets.js';
@@ -18,42 +17,6 @@ export class BuildError extends Error {
 /** The flake does not evaluate: Nix's own message, once. */
 export class EvaluationError extends BuildError {
   override name = 'EvaluationError';
-}
-
-/** Splits build-args like a shell would (quotes and backslashes; no expansion, no shell). */
-export function splitArgs(value: string): string[] {
-  const args: string[] = [];
-  let cur = '';
-  let inArg = false;
-  let quote: '"' | "'" | undefined;
-  for (let i = 0; i < value.length; i++) {
-    const c = value[i]!;
-    if (quote === "'") {
-      if (c === "'") quote = undefined;
-      else cur += c;
-    } else if (quote === '"') {
-      if (c === '"') quote = undefined;
-      else if (c === '\\' && i + 1 < value.length && '"\\$`'.includes(value[i + 1]!)) cur += value[++i];
-      else cur += c;
-    } else if (c === "'" || c === '"') {
-      quote = c;
-      inArg = true;
-    } else if (c === '\\' && i + 1 < value.length) {
-      if (value[i + 1] !== '\n') cur += value[i + 1];
-      i++;
-      inArg = true;
-    } else if (/\s/.test(c)) {
-      if (inArg) args.push(cur);
-      cur = '';
-      inArg = false;
-    } else {
-      cur += c;
-      inArg = true;
-    }
-  }
-  if (quote) throw new InputError('build-args', `unterminated ${quote} quote in "${value}"`);
-  if (inArg) args.push(cur);
-  return args;
 }
 
 export interface BuildOptions {
@@ -223,7 +186,7 @@ async function runLogged(command: string, args: string[], env: NodeJS.ProcessEnv
   let partial = '';
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnNix(command, args, env);
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       child.stderr.on('data', (d: Buffer) => {
         const text = d.toString();

@@ -10,7 +10,7 @@ import * as core from '@actions/core';
 import * as tc from '@actions/tool-cache';
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants, existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, homedir, tmpdir, userInfo } from 'node:os';
 import { delimiter, join } from 'node:path';
@@ -20,6 +20,7 @@ import { recordTempFile, stepTempDir } from '../state.js';
 import { knownSha256 } from './known-hashes.js';
 import { maskNixSecrets, nixConfSecrets } from './secrets.js';
 import { checkVersion } from './version.js';
+import { keepSecretSettings } from './secret-settings.js';
 import { sha256FileHex } from '../hash.js';
 
 export { maskNixSecrets } from './secrets.js';
@@ -48,11 +49,9 @@ export interface NixSetup {
   /** e.g. 2.31.2 */
   version: string;
   installed: boolean;
-  /** Environment for this action's Nix invocations (NIX_CONFIG). */
+  /** Environment for this action's Nix invocations (NIX_CONFIG; its secret settings reach only the Nix
+   *  processes started with spawnNix, through a FIFO each: secret-settings.ts). */
   env: Record<string, string>;
-  /** The 0600 file of secret settings NIX_CONFIG includes: removed by main once it has done with Nix
-   *  (later steps of the job must not find the token), and by post again should main stop first. */
-  secretFile?: string;
 }
 
 const PROFILE_BINS = ['/nix/var/nix/profiles/default/bin', join(homedir(), '.nix-profile', 'bin')];
@@ -324,16 +323,6 @@ export function multiUserNix(env: NodeJS.ProcessEnv = process.env): { nix: strin
   return nix ? { nix, why } : undefined;
 }
 
-/** Writes the secret nix.conf text to a 0600 file in a fresh 0700 step directory (removed by post). */
-function secretConfFile(text: string): string {
-  const file = join(stepTempDir('nix-image-action-nix-'), 'nix.conf');
-  // Nix splits an include line at whitespace.
-  if (/\s/.test(file)) throw new NixInstallError(`cannot give Nix its access tokens: the temporary path ${file} has whitespace (RUNNER_TEMP)`);
-  recordTempFile(file);
-  writeFileSync(file, text, { mode: 0o600 });
-  return file;
-}
-
 export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   const env = opts.env ?? process.env;
   if (opts.githubToken) core.setSecret(opts.githubToken);
@@ -365,8 +354,12 @@ export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
   if (said?.level === 'error') throw new NixInstallError(said.message);
   if (said) core[said.level](said.message);
-  const secretFile = config.secret === '' ? undefined : secretConfFile(config.secret);
-  const nixEnv = { NIX_CONFIG: secretFile ? `${config.env}\n!include ${secretFile}` : config.env };
+  // The secret settings reach each Nix process through a FIFO of its own (secret-settings.ts), never a file.
+  const include = config.secret === '' ? undefined : keepSecretSettings(config.secret, stepTempDir('nix-image-action-nix-'));
+  if (config.secret !== '' && !include) {
+    core.warning('cannot give Nix its secret settings (github-token, the secret lines of extra-nix-conf) without a file flake code could read: this system has no mkfifo; Nix gets none of them');
+  }
+  const nixEnv = { NIX_CONFIG: include ? `${config.env}\n${include}` : config.env };
   core.info(`${installed ? 'installed' : 'using'} Nix ${version} (${nix})`);
-  return { nix, version, installed, env: nixEnv, ...(secretFile ? { secretFile } : {}) };
+  return { nix, version, installed, env: nixEnv };
 }

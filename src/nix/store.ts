@@ -1,6 +1,6 @@
 // Queries of the local Nix store, through commands both Nix 2.8 and current 2.3x understand.
-import { spawn } from 'node:child_process';
 import { atLeast } from './version.js';
+import { spawnNix } from './secret-settings.js';
 
 export interface PathInfo {
   path: string;
@@ -36,7 +36,7 @@ export interface NixRunOptions {
 /** Runs a Nix command and returns stdout; a failure is one line with the command and its last error line. */
 export function nixOutput(command: string, args: string[], env: NodeJS.ProcessEnv, opts: NixRunOptions = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnNix(command, args, env);
     const out: Buffer[] = [];
     let err = '';
     let partial = '';

@@ -8,11 +8,11 @@
 import { InputError, type ActionInputs } from '../inputs/index.js';
 import { RegistryClient } from './client.js';
 import { resolveCredentialSource } from './credentials.js';
-import { parseImageName, parseReuseTags, parseTagTargets, validateRegistry, type ImageName, type TagTarget } from './reference.js';
+import { parseImageName, parseMergeEntry, parseReuseTags, parseTagTargets, sameRegistry, validateRegistry, type ImageName, type ReuseRef, type TagTarget } from './reference.js';
 import type { PushTarget } from './targets.js';
 import type { Logger } from './types.js';
 
-export type DestinationInputs = Pick<ActionInputs, 'registry' | 'image' | 'tags' | 'reuseTags' | 'username' | 'password' | 'githubToken' | 'push' | 'insecure' | 'insecureRegistries' | 'pushByDigest'>;
+export type DestinationInputs = Pick<ActionInputs, 'registry' | 'image' | 'tags' | 'reuseTags' | 'username' | 'password' | 'githubToken' | 'push' | 'insecure' | 'insecureRegistries' | 'pushByDigest'> & Partial<Pick<ActionInputs, 'merge'>>;
 
 export interface Destinations {
   /** The repository of the registry and image inputs (bare tags go there). */
@@ -33,15 +33,22 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
   const primary = parseImageName(inputs.registry, inputs.image);
   const groups = parseTagTargets(inputs.tags, () => primary);
   const targets: PushTarget[] = [];
-  for (const host of inputs.insecureRegistries) checkHost(host);
-  const insecure = (t: ImageName): boolean =>
-    (inputs.insecure && t.apiHost === primary.apiHost) || inputs.insecureRegistries.some((h) => h === t.registry || h === t.apiHost);
-  if (!inputs.push) {
-    parseReuseTags(inputs.reuseTags, groups[0]!.target); // checked all the same
-    return { primary, groups, targets };
+  // Host names compare case-insensitively (reference.ts lower-cases the hosts tags name).
+  const names = (h: string, t: ImageName): boolean => sameRegistry(h, t.registry) || sameRegistry(h, t.apiHost);
+  for (const host of inputs.insecureRegistries) {
+    checkHost(host);
+    if (!groups.some((g) => names(host, g.target))) {
+      throw new InputError('insecure-registries', `${host} is not a registry that tags names (${[...new Set(groups.map((g) => g.target.registry))].join(', ')})`);
+    }
   }
+  const insecure = (t: ImageName): boolean => (inputs.insecure && t.apiHost === primary.apiHost) || inputs.insecureRegistries.some((h) => names(h, t));
+  // reuse-tags read against every repository, and merge entries against the index's home (the first
+  // repository), before any request: a typo fails in one line, not after the pings.
+  const reuse = groups.map((g) => parseReuseTags(inputs.reuseTags, g.target));
+  for (const entry of inputs.merge ?? []) parseMergeEntry(entry, groups[0]!.target);
+  if (!inputs.push) return { primary, groups, targets };
   try {
-    for (const group of groups) await connectGroup(group);
+    for (const [i, group] of groups.entries()) await connectGroup(group, reuse[i]!);
   } catch (error) {
     // A later repository that cannot be reached closes the clients already made: no idle connection
     // holds the failed step open.
@@ -50,7 +57,7 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
   }
   return { primary, groups, targets };
 
-  async function connectGroup(group: TagTarget): Promise<void> {
+  async function connectGroup(group: TagTarget, reuseRefs: ReuseRef[]): Promise<void> {
     const ours = group.target.apiHost === primary.apiHost;
     const { credentials, reload } = resolveCredentialSource({
       registry: group.target.registry,
@@ -74,7 +81,7 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
       // The repository takes pushes (it exists; its project does): an upload session opened and cancelled.
       await client.checkPush();
       // reuse-tags: tags of this repository, or repository:tag of another in the same registry (mounted).
-      targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: parseReuseTags(inputs.reuseTags, group.target), known: [] });
+      targets.push({ client, tags: inputs.pushByDigest ? [] : group.tags, reuse: reuseRefs, known: [] });
     } catch (error) {
       client.close();
       throw error;

@@ -5789,7 +5789,7 @@ var require_client_h1 = __commonJS({
       kResume,
       kHTTPContext
     } = require_symbols();
-    var constants7 = require_constants2();
+    var constants8 = require_constants2();
     var EMPTY_BUF = Buffer.alloc(0);
     var FastBuffer = Buffer[Symbol.species];
     var addListener = util5.addListener;
@@ -5864,7 +5864,7 @@ var require_client_h1 = __commonJS({
       constructor(client, socket, { exports: exports3 }) {
         assert4(Number.isFinite(client[kMaxHeadersSize]) && client[kMaxHeadersSize] > 0);
         this.llhttp = exports3;
-        this.ptr = this.llhttp.llhttp_alloc(constants7.TYPE.RESPONSE);
+        this.ptr = this.llhttp.llhttp_alloc(constants8.TYPE.RESPONSE);
         this.client = client;
         this.socket = socket;
         this.timeout = null;
@@ -5959,11 +5959,11 @@ var require_client_h1 = __commonJS({
             currentBufferRef = null;
           }
           const offset = llhttp.llhttp_get_error_pos(this.ptr) - currentBufferPtr;
-          if (ret !== constants7.ERROR.OK) {
+          if (ret !== constants8.ERROR.OK) {
             const body2 = data.subarray(offset);
-            if (ret === constants7.ERROR.PAUSED_UPGRADE) {
+            if (ret === constants8.ERROR.PAUSED_UPGRADE) {
               this.onUpgrade(body2);
-            } else if (ret === constants7.ERROR.PAUSED) {
+            } else if (ret === constants8.ERROR.PAUSED) {
               this.paused = true;
               socket.unshift(body2);
             } else {
@@ -5986,10 +5986,10 @@ var require_client_h1 = __commonJS({
         } finally {
           currentParser = null;
         }
-        if (ret === constants7.ERROR.OK) {
+        if (ret === constants8.ERROR.OK) {
           return null;
         }
-        if (ret === constants7.ERROR.PAUSED || ret === constants7.ERROR.PAUSED_UPGRADE) {
+        if (ret === constants8.ERROR.PAUSED || ret === constants8.ERROR.PAUSED_UPGRADE) {
           this.paused = true;
           return null;
         }
@@ -6006,7 +6006,7 @@ var require_client_h1 = __commonJS({
           const len = new Uint8Array(llhttp.memory.buffer, ptr).indexOf(0);
           message = "Response does not match the HTTP/1.1 protocol (" + Buffer.from(llhttp.memory.buffer, ptr, len).toString() + ")";
         }
-        return new HTTPParserError(message, constants7.ERROR[ret], data);
+        return new HTTPParserError(message, constants8.ERROR[ret], data);
       }
       destroy() {
         assert4(this.ptr != null);
@@ -6186,7 +6186,7 @@ var require_client_h1 = __commonJS({
           socket[kBlocking] = false;
           client[kResume]();
         }
-        return pause ? constants7.ERROR.PAUSED : 0;
+        return pause ? constants8.ERROR.PAUSED : 0;
       }
       onBody(buf) {
         const { client, socket, statusCode, maxResponseSize } = this;
@@ -6208,7 +6208,7 @@ var require_client_h1 = __commonJS({
         }
         this.bytesRead += buf.length;
         if (request.onData(buf) === false) {
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         }
       }
       onMessageComplete() {
@@ -6244,13 +6244,13 @@ var require_client_h1 = __commonJS({
         if (socket[kWriting]) {
           assert4(client[kRunning] === 0);
           util5.destroy(socket, new InformationalError("reset"));
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (!shouldKeepAlive) {
           util5.destroy(socket, new InformationalError("reset"));
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (socket[kReset] && client[kRunning] === 0) {
           util5.destroy(socket, new InformationalError("reset"));
-          return constants7.ERROR.PAUSED;
+          return constants8.ERROR.PAUSED;
         } else if (client[kPipelining] == null || client[kPipelining] === 1) {
           setImmediate(() => client[kResume]());
         } else {
@@ -20031,10 +20031,10 @@ var require_truncate = __commonJS({
   "node_modules/semver/functions/truncate.js"(exports2, module) {
     "use strict";
     var parse3 = require_parse2();
-    var constants7 = require_constants6();
+    var constants8 = require_constants6();
     var SemVer = require_semver();
     var truncate = (version3, truncation, options) => {
-      if (!constants7.RELEASE_TYPES.includes(truncation)) {
+      if (!constants8.RELEASE_TYPES.includes(truncation)) {
         return null;
       }
       const clonedVersion = cloneInputVersion(version3, options);
@@ -21274,7 +21274,7 @@ var require_semver2 = __commonJS({
   "node_modules/semver/index.js"(exports2, module) {
     "use strict";
     var internalRe = require_re();
-    var constants7 = require_constants6();
+    var constants8 = require_constants6();
     var SemVer = require_semver();
     var identifiers = require_identifiers();
     var parse3 = require_parse2();
@@ -21358,8 +21358,8 @@ var require_semver2 = __commonJS({
       re: internalRe.re,
       src: internalRe.src,
       tokens: internalRe.t,
-      SEMVER_SPEC_VERSION: constants7.SEMVER_SPEC_VERSION,
-      RELEASE_TYPES: constants7.RELEASE_TYPES,
+      SEMVER_SPEC_VERSION: constants8.SEMVER_SPEC_VERSION,
+      RELEASE_TYPES: constants8.RELEASE_TYPES,
       compareIdentifiers: identifiers.compareIdentifiers,
       rcompareIdentifiers: identifiers.rcompareIdentifiers
     };
@@ -29113,7 +29113,7 @@ var require_extract = __commonJS({
 // node_modules/tar-stream/constants.js
 var require_constants7 = __commonJS({
   "node_modules/tar-stream/constants.js"(exports2, module) {
-    var constants7 = {
+    var constants8 = {
       // just for envs without fs
       S_IFMT: 61440,
       S_IFDIR: 16384,
@@ -29123,9 +29123,9 @@ var require_constants7 = __commonJS({
       S_IFLNK: 40960
     };
     try {
-      module.exports = __require("fs").constants || constants7;
+      module.exports = __require("fs").constants || constants8;
     } catch {
-      module.exports = constants7;
+      module.exports = constants8;
     }
   }
 });
@@ -29135,7 +29135,7 @@ var require_pack = __commonJS({
   "node_modules/tar-stream/pack.js"(exports2, module) {
     var { Readable: Readable8, Writable, getStreamError } = require_streamx();
     var b4a = require_b4a();
-    var constants7 = require_constants7();
+    var constants8 = require_constants7();
     var headers = require_headers2();
     var DMODE = 493;
     var FMODE = 420;
@@ -29338,16 +29338,16 @@ var require_pack = __commonJS({
       return new Pack(opts);
     };
     function modeToType(mode) {
-      switch (mode & constants7.S_IFMT) {
-        case constants7.S_IFBLK:
+      switch (mode & constants8.S_IFMT) {
+        case constants8.S_IFBLK:
           return "block-device";
-        case constants7.S_IFCHR:
+        case constants8.S_IFCHR:
           return "character-device";
-        case constants7.S_IFDIR:
+        case constants8.S_IFDIR:
           return "directory";
-        case constants7.S_IFIFO:
+        case constants8.S_IFIFO:
           return "fifo";
-        case constants7.S_IFLNK:
+        case constants8.S_IFLNK:
           return "symlink";
       }
       return "file";
@@ -31681,8 +31681,8 @@ function exportVariable(name, val) {
   }
   issueCommand("set-env", { name }, convertedVal);
 }
-function setSecret(secret) {
-  issueCommand("add-mask", {}, secret);
+function setSecret(secret2) {
+  issueCommand("add-mask", {}, secret2);
 }
 function addPath(inputPath) {
   const filePath = process.env["GITHUB_PATH"] || "";
@@ -31829,6 +31829,149 @@ function stepTempDir(prefix2 = "nix-image-action-") {
   recordTempFile(dir);
   mkdirSync(dir, { recursive: true, mode: 448 });
   return dir;
+}
+
+// src/nix/secrets.ts
+function decoded(s) {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+function urlSecrets(url2) {
+  const m = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)@/i.exec(url2.trim());
+  if (!m || m[1] === "") return [];
+  const userinfo = m[1];
+  const colon = userinfo.indexOf(":");
+  const secret2 = colon >= 0 && colon < userinfo.length - 1 ? userinfo.slice(colon + 1) : colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+  return unique([userinfo, secret2, decoded(secret2)]);
+}
+var SECRET_SETTING = /(password|passwd|token|secret)/i;
+function isSecretSetting(name) {
+  const base = name.replace(/^extra-/, "");
+  return base === "access-tokens" || SECRET_SETTING.test(base) && !/-files?$/.test(base);
+}
+function accessTokens(value) {
+  const out = [];
+  for (const item of value.split(/\s+/)) {
+    const eq = item.indexOf("=");
+    if (eq < 0 || eq === item.length - 1) continue;
+    const token = item.slice(eq + 1);
+    out.push(token);
+    const typed = /^(?:PAT|OAuth2):(.+)$/i.exec(token);
+    if (typed) out.push(typed[1]);
+  }
+  return out;
+}
+function valueUrlSecrets(value) {
+  return value.split(/\s+/).flatMap((item) => urlSecrets(item));
+}
+function buildArgSecrets(args) {
+  const out = [];
+  for (const [i, arg] of args.entries()) {
+    const setting = secretSettingOf(args, i);
+    if (setting !== void 0) out.push(arg, ...setting.replace(/^extra-/, "") === "access-tokens" ? accessTokens(arg) : []);
+    out.push(...valueUrlSecrets(arg));
+  }
+  return unique(out);
+}
+function secretSettingOf(args, i) {
+  if (args[i - 2] === "--option" && isSecretSetting(args[i - 1] ?? "")) return args[i - 1];
+  if (args[i - 1] === "--option" || args[i - 2] === "--option") return void 0;
+  const flag = /^--([a-z][a-z0-9-]*)$/.exec(args[i - 1] ?? "")?.[1];
+  return flag !== void 0 && isSecretSetting(flag) ? flag : void 0;
+}
+function nixConfSecrets(conf) {
+  const out = [];
+  for (const raw of conf.split(/\r?\n/)) {
+    const line = raw.replace(/#.*$/, "");
+    const setting = /^\s*([A-Za-z0-9_-]+)\s*=\s*(.*?)\s*$/.exec(line);
+    if (setting && /^(extra-)?access-tokens$/.test(setting[1])) {
+      out.push(...accessTokens(setting[2]));
+    } else if (setting && isSecretSetting(setting[1]) && setting[2] !== "") {
+      out.push(setting[2]);
+    }
+    if (setting) out.push(...valueUrlSecrets(setting[2]));
+    for (const pair of line.matchAll(/\b(?:password|passwd)\s+([^\s=]\S*)/gi)) out.push(pair[1]);
+  }
+  return unique(out);
+}
+function unique(values) {
+  return [...new Set(values.filter((v) => v.trim() !== ""))];
+}
+var FALSE = /^(false|0|no)$/i;
+var TRUE = /^(true|1|yes)$/i;
+function impureSetting(line) {
+  const m = /^\s*(?:extra-)?([A-Za-z0-9-]+)\s*=\s*(\S*)/.exec(line.replace(/#.*$/, ""));
+  if (!m) return false;
+  return m[1] === "pure-eval" && FALSE.test(m[2]) || m[1] === "allow-unsafe-native-code-during-evaluation" && TRUE.test(m[2]);
+}
+function evaluatesImpurely(buildArgs, nixConf = []) {
+  const args = buildArgs.some(
+    (arg, i) => arg === "--impure" || arg === "--no-pure-eval" || arg === "--allow-unsafe-native-code-during-evaluation" || arg === "--option" && buildArgs[i + 1] === "pure-eval" && FALSE.test(buildArgs[i + 2] ?? "") || arg === "--option" && buildArgs[i + 1] === "allow-unsafe-native-code-during-evaluation" && TRUE.test(buildArgs[i + 2] ?? "")
+  );
+  return args || nixConf.some((conf) => conf.split(/\r?\n/).some(impureSetting));
+}
+function maskNixSecrets(inputs, setSecret2 = setSecret) {
+  const secrets = unique([...urlSecrets(inputs.nixInstallUrl ?? ""), ...nixConfSecrets(inputs.extraNixConf ?? ""), ...buildArgSecrets(inputs.args ?? [])]);
+  for (const s of secrets) setSecret2(s);
+  return secrets;
+}
+
+// src/nix/secret-settings.ts
+import { execFileSync, spawn as spawn2 } from "node:child_process";
+import { randomBytes as randomBytes2 } from "node:crypto";
+import { closeSync, constants as constants3, openSync, rmSync } from "node:fs";
+import { open as open2 } from "node:fs/promises";
+import { join as join4 } from "node:path";
+var secret;
+function keepSecretSettings(text, dir) {
+  try {
+    const probe = join4(dir, "probe");
+    execFileSync("mkfifo", ["-m", "600", probe], { stdio: "ignore", timeout: 1e4 });
+    rmSync(probe, { force: true });
+  } catch {
+    return void 0;
+  }
+  const include2 = `!include ${join4(dir, "settings")}`;
+  secret = { text, dir, include: include2 };
+  return include2;
+}
+function forgetSecretSettings() {
+  secret = void 0;
+}
+function spawnNix(command, args, env) {
+  const s = secret;
+  const conf = env.NIX_CONFIG;
+  if (!s || conf === void 0 || !conf.split("\n").includes(s.include)) return spawn2(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+  const fifo = join4(s.dir, `settings-${randomBytes2(12).toString("hex")}`);
+  execFileSync("mkfifo", ["-m", "600", fifo], { stdio: "ignore", timeout: 1e4 });
+  const child2 = spawn2(command, args, { env: { ...env, NIX_CONFIG: conf.split("\n").map((l) => l === s.include ? `!include ${fifo}` : l).join("\n") }, stdio: ["ignore", "pipe", "pipe"] });
+  void feed(fifo, s.text, child2);
+  return child2;
+}
+async function feed(fifo, text, child2) {
+  let connected = false;
+  const release = () => {
+    if (connected) return;
+    try {
+      closeSync(openSync(fifo, constants3.O_RDONLY | constants3.O_NONBLOCK));
+    } catch {
+    }
+  };
+  child2.once("exit", release);
+  child2.once("error", release);
+  const writer = await open2(fifo, constants3.O_WRONLY).catch(() => void 0);
+  connected = true;
+  rmSync(fifo, { force: true });
+  if (!writer) return;
+  try {
+    await writer.writeFile(text);
+  } catch {
+  } finally {
+    await writer.close().catch(() => void 0);
+  }
 }
 
 // src/nix/signing.ts
@@ -32163,19 +32306,19 @@ function balancedWithBudget(str, masked, budget) {
 }
 function maskUnmatchedOpens(masked, budget) {
   budget.remaining -= masked.length;
-  const open3 = [];
+  const open4 = [];
   for (let i = 0; i < masked.length; i++) {
     const c = masked.charCodeAt(i);
     if (c === 123) {
-      open3.push(i);
-    } else if (c === 125 && open3.length) {
-      open3.pop();
+      open4.push(i);
+    } else if (c === 125 && open4.length) {
+      open4.pop();
     }
   }
   let out = "";
   let last = 0;
-  for (let i = 0; i < open3.length; i++) {
-    const at = open3[i];
+  for (let i = 0; i < open4.length; i++) {
+    const at = open4[i];
     out += masked.slice(last, at) + "\0";
     last = at + 1;
   }
@@ -33959,10 +34102,10 @@ var Minimatch = class {
       }
       return filtered.join("/");
     }).join("|");
-    const [open3, close] = set.length > 1 ? ["(?:", ")"] : ["", ""];
-    re = "^" + open3 + re + close + "$";
+    const [open4, close] = set.length > 1 ? ["(?:", ")"] : ["", ""];
+    re = "^" + open4 + re + close + "$";
     if (this.partial) {
-      re = "^(?:\\/|" + open3 + re.slice(1, -1) + close + ")$";
+      re = "^(?:\\/|" + open4 + re.slice(1, -1) + close + ")$";
     }
     if (this.negate)
       re = "^(?!" + re + ").+$";
@@ -42965,14 +43108,14 @@ function normalise(context3) {
 }
 function decodedCopy(value, list) {
   if (!list.decodeEntities) return null;
-  const decoded = decodeEntities(value);
-  return decoded === value ? null : decoded;
+  const decoded2 = decodeEntities(value);
+  return decoded2 === value ? null : decoded2;
 }
 function matchList(value, list) {
   const label = list.label ?? "CUSTOM";
-  const decoded = decodedCopy(value, list);
+  const decoded2 = decodedCopy(value, list);
   for (const rule of list) {
-    if (rule.pattern.test(value) || decoded !== null && rule.pattern.test(decoded)) {
+    if (rule.pattern.test(value) || decoded2 !== null && rule.pattern.test(decoded2)) {
       return { context: label, id: rule.id, description: rule.description, pattern: rule.pattern };
     }
   }
@@ -71699,11 +71842,11 @@ function saveCacheV2(paths_1, key_1, options_1) {
 }
 
 // src/nix/cache-call.ts
-import { spawn as spawn2 } from "node:child_process";
-import { existsSync as existsSync4, readFileSync, rmSync, writeFileSync as writeFileSync3, writeSync } from "node:fs";
+import { spawn as spawn3 } from "node:child_process";
+import { existsSync as existsSync4, readFileSync, rmSync as rmSync2, writeFileSync as writeFileSync3, writeSync } from "node:fs";
 import { mkdtemp, readdir as readdir2, rm as rm2, stat as stat2 } from "node:fs/promises";
 import { tmpdir as tmpdir2 } from "node:os";
-import { dirname as dirname6, join as join8 } from "node:path";
+import { dirname as dirname6, join as join9 } from "node:path";
 var CACHE_CALL_ENV = "NIA_CACHE_CALL";
 var CALL_MS = 5e3;
 var STALL_MS = 8e3;
@@ -71729,7 +71872,7 @@ async function treeBytes(dirs) {
   for (const dir of dirs) {
     const names = await readdir2(dir, { recursive: true }).catch(() => []);
     for (const name of names) {
-      const s = await stat2(join8(dir, name)).catch(() => void 0);
+      const s = await stat2(join9(dir, name)).catch(() => void 0);
       if (s?.isFile()) total += s.size;
     }
   }
@@ -71737,7 +71880,7 @@ async function treeBytes(dirs) {
 }
 var decode = (s) => s.replace(/%0D/g, "").replace(/%0A/g, " \u2014 ").replace(/%25/g, "%");
 function defaultScript() {
-  return join8(dirname6(process.argv[1] ?? "."), "post.js");
+  return join9(dirname6(process.argv[1] ?? "."), "post.js");
 }
 async function cacheCall(request, opts = {}) {
   const started = Date.now();
@@ -71748,8 +71891,8 @@ async function cacheCall(request, opts = {}) {
   const messages = [];
   const outcome = (o) => ({ ...o, messages, seconds: (Date.now() - started) / 1e3 });
   if (!existsSync4(script)) return outcome({ failure: { message: `cannot run the cache call: ${script} not found`, level: "error" } });
-  const temp = await mkdtemp(join8(process.env.RUNNER_TEMP || tmpdir2(), "nia-cache-call-"));
-  const child2 = spawn2(process.execPath, [script], {
+  const temp = await mkdtemp(join9(process.env.RUNNER_TEMP || tmpdir2(), "nia-cache-call-"));
+  const child2 = spawn3(process.execPath, [script], {
     env: { ...process.env, [CACHE_CALL_ENV]: JSON.stringify(request), RUNNER_TEMP: temp },
     stdio: ["ignore", "pipe", "pipe", "pipe"],
     detached: true
@@ -71869,13 +72012,13 @@ async function followChain(paths, matched, follow) {
   const dir = paths[0];
   let listed = [];
   try {
-    const m = JSON.parse(readFileSync(join8(dir, follow.manifest), "utf8"));
+    const m = JSON.parse(readFileSync(join9(dir, follow.manifest), "utf8"));
     if (m.key !== matched) return { restored: [], missing: [] };
     listed = [m.base, ...Array.isArray(m.deltas) ? m.deltas : []].filter((k) => typeof k === "string" && k !== matched);
   } catch {
     return { restored: [], missing: [] };
   }
-  const kept = new Map(follow.keep.map((name) => [name, existsSync4(join8(dir, name)) ? readFileSync(join8(dir, name)) : void 0]));
+  const kept = new Map(follow.keep.map((name) => [name, existsSync4(join9(dir, name)) ? readFileSync(join9(dir, name)) : void 0]));
   const restored = [];
   const missing = [];
   for (const key of listed) {
@@ -71883,8 +72026,8 @@ async function followChain(paths, matched, follow) {
     (got === key ? restored : missing).push(key);
   }
   for (const [name, bytes] of kept) {
-    if (bytes) writeFileSync3(join8(dir, name), bytes);
-    else rmSync(join8(dir, name), { force: true });
+    if (bytes) writeFileSync3(join9(dir, name), bytes);
+    else rmSync2(join9(dir, name), { force: true });
   }
   return { restored, missing };
 }
@@ -71942,9 +72085,16 @@ function proxyProblem(env = process.env) {
 function proxySecrets(env = process.env) {
   const out = [];
   for (const v of [proxyVar(env, "https_proxy"), proxyVar(env, "http_proxy")]) {
-    const password = v ? /^(?:[a-z][a-z0-9+.-]*:\/\/)?[^/@:]*:([^/@]+)@/i.exec(v[1])?.[1] : void 0;
+    const userinfo = v ? /^(?:[a-z][a-z0-9+.-]*:\/\/)?([^/?#]*)@/i.exec(v[1])?.[1] : void 0;
+    const colon = userinfo?.indexOf(":") ?? -1;
+    const password = colon >= 0 ? userinfo.slice(colon + 1) : void 0;
     if (!password) continue;
     out.push(password);
+    try {
+      const parsed = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v[1]) ? v[1] : `http://${v[1]}`).password;
+      if (parsed) out.push(parsed);
+    } catch {
+    }
     try {
       out.push(decodeURIComponent(password));
     } catch {
@@ -72025,18 +72175,14 @@ import { createHash as createHash4 } from "node:crypto";
 import { existsSync as existsSync6, readFileSync as readFileSync3 } from "node:fs";
 import { mkdir as mkdir3, readFile as readFile3, rm as rm5, writeFile as writeFile4 } from "node:fs/promises";
 import { homedir as homedir3, userInfo } from "node:os";
-import { isAbsolute, join as join12, relative as relative3, resolve as resolve3 } from "node:path";
+import { isAbsolute, join as join13, relative as relative3, resolve as resolve3 } from "node:path";
 
 // src/nix/binary-cache.ts
-import { spawn as spawn4 } from "node:child_process";
 import { createPublicKey, verify } from "node:crypto";
 import { createWriteStream as createWriteStream2, existsSync as existsSync5 } from "node:fs";
 import { mkdir as mkdir2, readdir as readdir3, readFile, rm as rm3, stat as stat3, writeFile as writeFile2 } from "node:fs/promises";
-import { basename as basename5, join as join9 } from "node:path";
+import { basename as basename5, join as join10 } from "node:path";
 import { pipeline as pipeline2 } from "node:stream/promises";
-
-// src/nix/store.ts
-import { spawn as spawn3 } from "node:child_process";
 
 // src/nix/version.ts
 var DEFAULT_NIX_VERSION = "2.35.2";
@@ -72089,7 +72235,7 @@ var NixCommandError = class extends Error {
 };
 function nixOutput(command, args, env, opts = {}) {
   return new Promise((resolve4, reject) => {
-    const child2 = spawn3(command, args, { env, stdio: ["ignore", "pipe", "pipe"] });
+    const child2 = spawnNix(command, args, env);
     const out = [];
     let err = "";
     let partial = "";
@@ -72229,7 +72375,7 @@ function narinfo(info2, key, file) {
   ].join("\n");
 }
 async function dumpNarThrough(nix, path14, env, stages) {
-  const child2 = spawn4(nixStoreBinary(nix), ["--dump", path14], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child2 = spawnNix(nixStoreBinary(nix), ["--dump", path14], env);
   let err = "";
   child2.stderr.on("data", (d) => err = (err + d.toString()).slice(-2e3));
   const exited = new Promise((resolve4, reject) => {
@@ -72256,8 +72402,8 @@ async function narFileHash(file) {
 }
 async function restoredNarMatches(dir, info2, hashed = false) {
   const h = hashPart(info2.path);
-  const nar = join9(dir, "nar", `${h}.nar`);
-  const meta = join9(dir, `${h}.narinfo`);
+  const nar = join10(dir, "nar", `${h}.nar`);
+  const meta = join10(dir, `${h}.narinfo`);
   if (!existsSync5(nar) || !existsSync5(meta)) return false;
   const text = await readFile(meta, "utf8");
   const field = (name) => new RegExp(`^${name}: (.*)$`, "m").exec(text)?.[1]?.trim();
@@ -72265,7 +72411,7 @@ async function restoredNarMatches(dir, info2, hashed = false) {
   return described && (!hashed || await narFileHash(nar) === normaliseNarHash(info2.narHash));
 }
 async function narinfoSignedBy(dir, info2, publicKey) {
-  const text = await readFile(join9(dir, `${hashPart(info2.path)}.narinfo`), "utf8").catch(() => "");
+  const text = await readFile(join10(dir, `${hashPart(info2.path)}.narinfo`), "utf8").catch(() => "");
   const name = publicKey.slice(0, publicKey.indexOf(":"));
   let key;
   try {
@@ -72280,8 +72426,8 @@ async function narinfoSignedBy(dir, info2, publicKey) {
   return false;
 }
 async function writeBinaryCache(dir, paths, nix, env, key) {
-  await mkdir2(join9(dir, "nar"), { recursive: true });
-  await writeFile2(join9(dir, "nix-cache-info"), `StoreDir: /nix/store
+  await mkdir2(join10(dir, "nar"), { recursive: true });
+  await writeFile2(join10(dir, "nix-cache-info"), `StoreDir: /nix/store
 WantMassQuery: 1
 Priority: ${STORE_CACHE_PRIORITY}
 `);
@@ -72289,12 +72435,12 @@ Priority: ${STORE_CACHE_PRIORITY}
   let removed = 0;
   for (const name of await readdir3(dir)) {
     if (name.endsWith(".narinfo") && !wanted.has(name.slice(0, -".narinfo".length))) {
-      await rm3(join9(dir, name));
+      await rm3(join10(dir, name));
       removed++;
     }
   }
-  for (const name of await readdir3(join9(dir, "nar"))) {
-    if (!wanted.has(name.replace(/\.nar$/, ""))) await rm3(join9(dir, "nar", name));
+  for (const name of await readdir3(join10(dir, "nar"))) {
+    if (!wanted.has(name.replace(/\.nar$/, ""))) await rm3(join10(dir, "nar", name));
   }
   let written = 0;
   let kept = 0;
@@ -72304,11 +72450,11 @@ Priority: ${STORE_CACHE_PRIORITY}
     const h = hashPart(info2.path);
     if (await restoredNarMatches(dir, info2, key !== void 0)) kept++;
     else {
-      await dumpNar(nix, info2, join9(dir, "nar", `${h}.nar`), env);
+      await dumpNar(nix, info2, join10(dir, "nar", `${h}.nar`), env);
       written++;
     }
     bytes += info2.narSize;
-    await writeFile2(join9(dir, `${h}.narinfo`), narinfo(info2, key));
+    await writeFile2(join10(dir, `${h}.narinfo`), narinfo(info2, key));
   }
   return { written, kept, removed, bytes };
 }
@@ -72316,18 +72462,18 @@ async function describeBinaryCache(dir) {
   if (!existsSync5(dir)) return { paths: 0, bytes: 0 };
   const names = await readdir3(dir);
   let bytes = 0;
-  if (existsSync5(join9(dir, "nar"))) for (const n of await readdir3(join9(dir, "nar"))) bytes += (await stat3(join9(dir, "nar", n))).size;
+  if (existsSync5(join10(dir, "nar"))) for (const n of await readdir3(join10(dir, "nar"))) bytes += (await stat3(join10(dir, "nar", n))).size;
   return { paths: names.filter((n) => n.endsWith(".narinfo")).length, bytes };
 }
 
 // src/nix/layer-record.ts
 import { createPublicKey as createPublicKey2, verify as verify2 } from "node:crypto";
 import { readFile as readFile2, rm as rm4, writeFile as writeFile3 } from "node:fs/promises";
-import { join as join10 } from "node:path";
+import { join as join11 } from "node:path";
 var FILE = "nix-image-action-layers.json";
 var KEEP2 = 1e3;
 function layerRecordFile(dir) {
-  return join10(dir, FILE);
+  return join11(dir, FILE);
 }
 function parse2(bytes) {
   try {
@@ -72337,8 +72483,9 @@ function parse2(bytes) {
   }
   return { version: 2, repositories: {} };
 }
-async function load(dir) {
+async function load(dir, pin) {
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
+  if (pin !== void 0 && (bytes ? sha256Digest(bytes) : null) !== pin) return { version: 2, repositories: {} };
   return bytes ? parse2(bytes) : { version: 2, repositories: {} };
 }
 var valid = (l) => /^sha256:[0-9a-f]{64}$/.test(l.diffID) && /^sha256:[0-9a-f]{64}$/.test(l.digest) && Number.isInteger(l.size) && l.size >= 0 && (l.mediaType === void 0 || typeof l.mediaType === "string");
@@ -72347,14 +72494,11 @@ async function recordDigest(dir) {
   return bytes ? sha256Digest(bytes) : null;
 }
 async function readLayerRecord(dir, target, pin) {
-  const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
-  if (pin !== void 0 && (bytes ? sha256Digest(bytes) : null) !== pin) return [];
-  const record = bytes ? parse2(bytes) : { version: 2, repositories: {} };
-  const layers = record.repositories[target];
+  const layers = (await load(dir, pin)).repositories[target];
   return Array.isArray(layers) ? layers.filter(valid) : [];
 }
-async function recordLayers(dir, target, layers) {
-  const record = await load(dir);
+async function recordLayers(dir, target, layers, pin) {
+  const record = await load(dir, pin);
   const seen = /* @__PURE__ */ new Set();
   const merged = [];
   for (const l of [...layers, ...record.repositories[target] ?? []]) {
@@ -72379,7 +72523,7 @@ async function signLayerRecord(dir, key, pin) {
     await rm4(layerRecordFile(dir), { force: true });
     return false;
   }
-  await writeFile3(join10(dir, SIG_FILE), `${signFingerprint(key, recordFingerprint(bytes))}
+  await writeFile3(join11(dir, SIG_FILE), `${signFingerprint(key, recordFingerprint(bytes))}
 `);
   return true;
 }
@@ -72387,7 +72531,7 @@ async function layerRecordTrusted(dir, trustedKeys) {
   if (trustedKeys.length === 0) return true;
   const bytes = await readFile2(layerRecordFile(dir)).catch(() => void 0);
   if (!bytes) return true;
-  const sig = (await readFile2(join10(dir, SIG_FILE), "utf8").catch(() => "")).trim();
+  const sig = (await readFile2(join11(dir, SIG_FILE), "utf8").catch(() => "")).trim();
   const colon = sig.indexOf(":");
   const name = sig.slice(0, colon);
   const signature = Buffer.from(sig.slice(colon + 1), "base64");
@@ -72405,12 +72549,12 @@ async function layerRecordTrusted(dir, trustedKeys) {
 }
 
 // src/nix/cache-http.ts
-import { createHash as createHash3, createHmac as createHmac4, randomBytes as randomBytes2 } from "node:crypto";
+import { createHash as createHash3, createHmac as createHmac4, randomBytes as randomBytes3 } from "node:crypto";
 import { readFileSync as readFileSync2 } from "node:fs";
 import { request as httpRequest, createServer } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { homedir as homedir2 } from "node:os";
-import { join as join11 } from "node:path";
+import { join as join12 } from "node:path";
 
 // src/nix/cache-url.ts
 var S3_PARAMS = /* @__PURE__ */ new Set([
@@ -72506,7 +72650,7 @@ function parseNetrc(text) {
   return entries;
 }
 function netrcPath(env = process.env) {
-  return env.NETRC || join11(env.HOME || homedir2(), ".netrc");
+  return env.NETRC || join12(env.HOME || homedir2(), ".netrc");
 }
 function netrcCredentials(host, env = process.env) {
   let text;
@@ -72658,7 +72802,7 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
     failed = reason;
     onFailure(reason);
   };
-  const token = randomBytes2(16).toString("hex");
+  const token = randomBytes3(16).toString("hex");
   const server = createServer((req, res) => {
     const raw = (req.url ?? "/").split("?")[0];
     const method = req.method ?? "GET";
@@ -72806,14 +72950,14 @@ var DELTA_SHARE = 0.5;
 var MAX_DELTAS = 8;
 async function readManifest(dir) {
   try {
-    const m = JSON.parse(await readFile3(join12(dir, CHAIN_MANIFEST), "utf8"));
+    const m = JSON.parse(await readFile3(join13(dir, CHAIN_MANIFEST), "utf8"));
     if (m?.version === 1 && typeof m.key === "string" && typeof m.base === "string" && Array.isArray(m.deltas) && Array.isArray(m.paths)) return m;
   } catch {
   }
   return void 0;
 }
 function cacheDir(home = homedir3()) {
-  return join12(home, ".cache", "nix-image-action", "binary-cache");
+  return join13(home, ".cache", "nix-image-action", "binary-cache");
 }
 function untrustedCacheWarning(ignored, dir = cacheDir(), user = userInfo().username) {
   const url2 = `file://${dir}`;
@@ -72834,7 +72978,7 @@ function flakeSubdir(flake) {
 }
 function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || process.cwd()) {
   const dir = localFlakeDir(flake, workspace);
-  if (dir) return `local:${relative3(resolve3(workspace), join12(dir, flakeSubdir(flake))).split("\\").join("/") || "."}`;
+  if (dir) return `local:${relative3(resolve3(workspace), join13(dir, flakeSubdir(flake))).split("\\").join("/") || "."}`;
   const [base, query] = flake.split("?");
   const params = new URLSearchParams(query ?? "");
   for (const name of [...params.keys()]) if (!["dir", "ref", "rev", "host"].includes(name)) params.delete(name);
@@ -72850,7 +72994,7 @@ async function lockHash(nix, flake, env, workspace) {
     info(`store cache: nix flake metadata ${flake} failed (${error2.message}); keyed by flake.lock`);
   }
   const dir = localFlakeDir(flake, workspace);
-  const lock = dir ? join12(dir, flakeSubdir(flake), "flake.lock") : void 0;
+  const lock = dir ? join13(dir, flakeSubdir(flake), "flake.lock") : void 0;
   return hex(lock && existsSync6(lock) ? readFileSync3(lock) : Buffer.from(`no-lock:${flake}`), 16);
 }
 var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
@@ -73050,7 +73194,7 @@ async function saveStoreCache(raw, built, opts = {}) {
     deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
     ...key ? { signer: key.name } : {}
   };
-  await writeFile4(join12(state3.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}
+  await writeFile4(join13(state3.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}
 `);
   if (key) {
     if (!await signLayerRecord(state3.dir, key, state3.layerRecord)) {
@@ -73080,12 +73224,12 @@ async function saveStoreCache(raw, built, opts = {}) {
 }
 
 // src/nix/remote-cache.ts
-import { spawn as spawn5 } from "node:child_process";
-import { createHash as createHash5, randomBytes as randomBytes3 } from "node:crypto";
+import { spawn as spawn4 } from "node:child_process";
+import { createHash as createHash5, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
 import { chmod as chmod2, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
 import { tmpdir as tmpdir3 } from "node:os";
-import { join as join13 } from "node:path";
+import { join as join14 } from "node:path";
 import { PassThrough, Readable as Readable5, Transform as Transform2 } from "node:stream";
 import * as zlib2 from "node:zlib";
 
@@ -73148,7 +73292,7 @@ async function openBinaryCache(opts) {
     return { state: state3, nixConf: "", note: "empty (no nix-cache-info yet)", close: async () => void 0 };
   };
   if (cache.kind === "file") {
-    const info2 = join13(cache.base, "nix-cache-info");
+    const info2 = join14(cache.base, "nix-cache-info");
     if (!existsSync7(info2)) return empty();
     if (!sameStore(await readFile4(info2, "utf8").catch(() => ""))) return leftOut("its nix-cache-info names another StoreDir than /nix/store");
     const nixName = `file://${cache.base}`;
@@ -73236,7 +73380,7 @@ async function put(upstream, path14, body2, type) {
 }
 async function holds(cache, upstream, info2) {
   const name = `${hashPart(info2.path)}.narinfo`;
-  if (cache.kind === "file") return existsSync7(join13(cache.base, name));
+  if (cache.kind === "file") return existsSync7(join14(cache.base, name));
   const { url: url2, headers } = upstream.target(`/${name}`, "HEAD");
   const answer = await send(url2, { method: "HEAD", headers });
   answer.body.resume();
@@ -73248,7 +73392,7 @@ async function holds(cache, upstream, info2) {
 async function scratchDir() {
   const parent = process.env.RUNNER_TEMP || tmpdir3();
   await mkdir4(parent, { recursive: true });
-  return mkdtemp2(join13(parent, "nix-image-binary-cache-"));
+  return mkdtemp2(join14(parent, "nix-image-binary-cache-"));
 }
 function s3CopyUrl(cache, keyFile, env = process.env) {
   const params = new URLSearchParams(cache.params);
@@ -73263,13 +73407,13 @@ function nixCopyEnv(env = process.env) {
 var COPY_DEADLINE_MS = 15 * 6e4;
 async function nixCopyWithKey(nix, withKey, secretKey, paths, env) {
   const dir = await scratchDir();
-  const keyFile = join13(dir, "signing-key");
+  const keyFile = join14(dir, "signing-key");
   if (/\s/.test(keyFile)) throw new Error(`cannot give Nix the signing key: the temporary path ${keyFile} has whitespace (RUNNER_TEMP)`);
   try {
     await writeFile5(keyFile, secretKey, { mode: 384 });
     const args = ["copy", "--to", withKey(keyFile), ...paths];
     await new Promise((resolve4, reject) => {
-      const child2 = spawn5(nix, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+      const child2 = spawn4(nix, args, { env, stdio: ["ignore", "ignore", "pipe"] });
       let err = "";
       const deadline = setTimeout(() => {
         err += `
@@ -73352,7 +73496,7 @@ async function sendPaths(cache, upstream, state3, signing, paths, env) {
   const uploaded = [];
   let bytes = 0;
   let stopped;
-  const work = cache.kind === "file" ? join13(cache.base, `.nix-image-action-upload-${randomBytes3(6).toString("hex")}`) : await scratchDir();
+  const work = cache.kind === "file" ? join14(cache.base, `.nix-image-action-upload-${randomBytes4(6).toString("hex")}`) : await scratchDir();
   try {
     await mkdir4(work, { recursive: true, mode: 448 });
     const cacheInfo = `StoreDir: /nix/store
@@ -73360,8 +73504,8 @@ WantMassQuery: 1
 Priority: ${BINARY_CACHE_PRIORITY}
 `;
     if (cache.kind === "file") {
-      await mkdir4(join13(cache.base, "nar"), { recursive: true });
-      if (!existsSync7(join13(cache.base, "nix-cache-info"))) await writeFile5(join13(cache.base, "nix-cache-info"), cacheInfo);
+      await mkdir4(join14(cache.base, "nar"), { recursive: true });
+      if (!existsSync7(join14(cache.base, "nix-cache-info"))) await writeFile5(join14(cache.base, "nix-cache-info"), cacheInfo);
     } else if (state3.fresh) {
       await put(upstream, "/nix-cache-info", { text: cacheInfo }, "text/x-nix-cache-info");
     }
@@ -73370,16 +73514,16 @@ Priority: ${BINARY_CACHE_PRIORITY}
       paths.map(
         (info2, i) => slot(async () => {
           if (stopped) return;
-          const temp = join13(work, `${i}-${hashPart(info2.path)}.nar`);
+          const temp = join14(work, `${i}-${hashPart(info2.path)}.nar`);
           try {
             const nar = await packNar(state3.nix, info2, temp, env);
             const text = narinfo(info2, key, nar);
             if (cache.kind === "file") {
               await chmod2(temp, 420);
-              await rename2(temp, join13(cache.base, nar.url));
-              const meta = join13(work, `${hashPart(info2.path)}.narinfo`);
+              await rename2(temp, join14(cache.base, nar.url));
+              const meta = join14(work, `${hashPart(info2.path)}.narinfo`);
               await writeFile5(meta, text, { mode: 420 });
-              await rename2(meta, join13(cache.base, `${hashPart(info2.path)}.narinfo`));
+              await rename2(meta, join14(cache.base, `${hashPart(info2.path)}.narinfo`));
             } else {
               await put(upstream, `/${nar.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
               await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
@@ -73405,14 +73549,14 @@ Priority: ${BINARY_CACHE_PRIORITY}
 // src/image/store-paths.ts
 import { createReadStream as createReadStream5 } from "node:fs";
 import { access as access3 } from "node:fs/promises";
-import { join as join14, posix as posix2 } from "node:path";
+import { join as join15, posix as posix2 } from "node:path";
 import { Transform as Transform3 } from "node:stream";
 
 // src/image/archive.ts
 var import_tar_stream = __toESM(require_tar_stream(), 1);
-import { spawn as spawn6 } from "node:child_process";
+import { spawn as spawn5 } from "node:child_process";
 import { createReadStream as createReadStream4 } from "node:fs";
-import { open as open2 } from "node:fs/promises";
+import { open as open3 } from "node:fs/promises";
 import { posix } from "node:path";
 import { Readable as Readable6 } from "node:stream";
 import * as zlib3 from "node:zlib";
@@ -73550,7 +73694,7 @@ function runProducer(command, args, what, stranger = false) {
     warning(`the image stream script: ${run.sameUser}`);
   }
   const ids = "uid" in run && run.uid !== void 0 ? { uid: run.uid, gid: run.gid } : {};
-  const child2 = spawn6(run.command, run.args, { env: run.env, stdio: ["ignore", "pipe", "pipe"], ...ids });
+  const child2 = spawn5(run.command, run.args, { env: run.env, stdio: ["ignore", "pipe", "pipe"], ...ids });
   let stderr = "";
   child2.stderr.on("data", (d) => {
     stderr = (stderr + d.toString()).slice(-2e3);
@@ -73634,7 +73778,7 @@ var TYPES = { "0": "file", "\0": "file", "7": "file", "1": "link", "2": "symlink
 async function walkTarFile(path14, visit) {
   const small = /* @__PURE__ */ new Map();
   const aliases = {};
-  const fh = await open2(path14, "r");
+  const fh = await open3(path14, "r");
   try {
     const { size: total } = await fh.stat();
     const header = Buffer.alloc(512);
@@ -73832,8 +73976,8 @@ function storePathsTap(onPaths, storeDir = DEFAULT_STORE_DIR) {
 }
 async function customisationLayer(path14) {
   try {
-    await access3(join14(path14, "layer.tar"));
-    await access3(join14(path14, "checksum"));
+    await access3(join15(path14, "layer.tar"));
+    await access3(join15(path14, "checksum"));
     return { readable: true };
   } catch {
     return path14.endsWith("-customisation-layer") ? { readable: false } : void 0;
@@ -73841,9 +73985,9 @@ async function customisationLayer(path14) {
 }
 async function archiveStorePaths(source, storeDir = DEFAULT_STORE_DIR, skip) {
   const found = /* @__PURE__ */ new Set();
-  await readLayers(source, async (entry, open3) => {
+  await readLayers(source, async (entry, open4) => {
     if (skip && entry.diffIDHint && skip.has(entry.diffIDHint)) return;
-    for (const p of await scanLayerTar(open3(), storeDir)) found.add(p);
+    for (const p of await scanLayerTar(open4(), storeDir)) found.add(p);
   });
   return [...found].sort();
 }
@@ -73858,7 +74002,7 @@ async function imageStorePaths(opts) {
     if (paths && !custom2) {
       for (const path14 of paths) found.add(path14);
     } else if (custom2?.readable) {
-      for (const p of await scanLayerTar(createReadStream5(join14(paths[0], "layer.tar"), { highWaterMark: READ_CHUNK }), storeDir)) found.add(p);
+      for (const p of await scanLayerTar(createReadStream5(join15(paths[0], "layer.tar"), { highWaterMark: READ_CHUNK }), storeDir)) found.add(p);
     } else {
       unknown = true;
       continue;
@@ -73877,19 +74021,19 @@ async function imageStorePaths(opts) {
 import { createReadStream as createReadStream6 } from "node:fs";
 import { mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
 import { tmpdir as tmpdir4 } from "node:os";
-import { join as join16 } from "node:path";
+import { join as join17 } from "node:path";
 
 // src/image/compress.ts
-import { createHash as createHash6, randomBytes as randomBytes4 } from "node:crypto";
+import { createHash as createHash6, randomBytes as randomBytes5 } from "node:crypto";
 import { createWriteStream as createWriteStream4 } from "node:fs";
 import { once as once2 } from "node:events";
 import { availableParallelism } from "node:os";
-import { join as join15 } from "node:path";
+import { join as join16 } from "node:path";
 import { promisify as promisify4 } from "node:util";
-import { constants as constants6, crc32, deflateRaw } from "node:zlib";
+import { constants as constants7, crc32, deflateRaw } from "node:zlib";
 
 // src/image/zstd.ts
-import { execFileSync, spawn as spawn7 } from "node:child_process";
+import { execFileSync as execFileSync2, spawn as spawn6 } from "node:child_process";
 import { once } from "node:events";
 import { promisify as promisify3 } from "node:util";
 import * as zlib4 from "node:zlib";
@@ -73899,7 +74043,7 @@ var ZstdUnavailableError = class extends Error {
   name = "ZstdUnavailableError";
 };
 var z = zlib4;
-var constants5 = zlib4.constants;
+var constants6 = zlib4.constants;
 function nativeZstd() {
   return typeof z.zstdCompress === "function" && typeof z.createZstdDecompress === "function";
 }
@@ -73909,7 +74053,7 @@ function zstdCommandVersion() {
   if (version3 === void 0) {
     let out;
     try {
-      out = execFileSync("zstd", ["--version"], { encoding: "utf8", env: scrubbedEnv(process.env), stdio: ["ignore", "pipe", "pipe"], timeout: 3e4 });
+      out = execFileSync2("zstd", ["--version"], { encoding: "utf8", env: scrubbedEnv(process.env), stdio: ["ignore", "pipe", "pipe"], timeout: 3e4 });
     } catch (error2) {
       const why = error2.code === "ENOENT" ? "no zstd command on PATH" : `zstd --version failed: ${error2.message.split("\n")[0]}`;
       throw new ZstdUnavailableError(`compression zstd: Node ${process.version} has no zstd in node:zlib and ${why}; run on Node 24 (as the action does) or install zstd`);
@@ -73931,7 +74075,7 @@ function zstdCompressorID(level) {
 var compressNative = z.zstdCompress ? promisify3(z.zstdCompress) : void 0;
 function zstdFrame(block, level) {
   if (compressNative && nativeZstd()) {
-    const params = { [constants5.ZSTD_c_compressionLevel]: level, [constants5.ZSTD_c_checksumFlag]: 1, [constants5.ZSTD_c_contentSizeFlag]: 0 };
+    const params = { [constants6.ZSTD_c_compressionLevel]: level, [constants6.ZSTD_c_checksumFlag]: 1, [constants6.ZSTD_c_contentSizeFlag]: 0 };
     return compressNative(block, { chunkSize: OUT_CHUNK, params });
   }
   zstdCommandVersion();
@@ -73970,7 +74114,7 @@ function pump(source, sink) {
 }
 function throughCommand(command, args, what) {
   return async function* (source) {
-    const child2 = spawn7(command, args, { env: scrubbedEnv(process.env), stdio: ["pipe", "pipe", "pipe"] });
+    const child2 = spawn6(command, args, { env: scrubbedEnv(process.env), stdio: ["pipe", "pipe", "pipe"] });
     let stderr = "";
     child2.stderr.on("data", (d) => {
       stderr = (stderr + d.toString()).slice(-2e3);
@@ -74083,7 +74227,7 @@ async function* fixedBlocks(input, size, ring) {
 }
 async function compressLayer(raw, opts) {
   if (opts.compression?.algorithm === "zstd") return compressZstd(raw, opts, opts.compression.level);
-  const file = join15(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.gz`);
+  const file = join16(opts.dir, `layer-${randomBytes5(8).toString("hex")}.tar.gz`);
   const level = opts.compression?.level ?? DEFAULT_LEVEL;
   const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash6("sha256");
@@ -74108,7 +74252,7 @@ async function compressLayer(raw, opts) {
       crc = crc32(block, crc);
       uncompressedSize += block.length;
       const stored = block.length >= SAMPLE && sampledEntropy(block) > INCOMPRESSIBLE_BITS;
-      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK2, finishFlush: constants6.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
+      const task = stored ? Promise.resolve(storedBlocks(block)) : deflate(block, { level, chunkSize: OUT_CHUNK2, finishFlush: constants7.Z_SYNC_FLUSH, ...previousTail ? { dictionary: previousTail } : {} });
       task.catch(() => void 0);
       inFlight.push(task);
       previousTail = Buffer.from(block.subarray(Math.max(0, block.length - WINDOW)));
@@ -74154,7 +74298,7 @@ function spoolFile(file) {
   };
 }
 async function compressZstd(raw, opts, level) {
-  const file = join15(opts.dir, `layer-${randomBytes4(8).toString("hex")}.tar.zst`);
+  const file = join16(opts.dir, `layer-${randomBytes5(8).toString("hex")}.tar.zst`);
   const parallel = opts.parallel ?? blocksInFlight();
   const diffID = createHash6("sha256");
   let uncompressedSize = 0;
@@ -74204,10 +74348,10 @@ function archiveInput(source, opts = {}) {
     description: `${source.format} ${source.path}`,
     async readLayers(visit) {
       const scanned = /* @__PURE__ */ new Map();
-      const tapped = (name, open3) => () => pipeline3(open3(), storePathsTap((paths) => scanned.set(name, paths)), () => void 0);
+      const tapped = (name, open4) => () => pipeline3(open4(), storePathsTap((paths) => scanned.set(name, paths)), () => void 0);
       const meta = await readLayers(
         source,
-        (entry, open3) => visit({ name: entry.name, seekable: entry.seekable, ...entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {} }, opts.scanStorePaths ? tapped(entry.name, open3) : open3)
+        (entry, open4) => visit({ name: entry.name, seekable: entry.seekable, ...entry.diffIDHint ? { diffIDHint: entry.diffIDHint } : {} }, opts.scanStorePaths ? tapped(entry.name, open4) : open4)
       );
       const order = meta.manifest.layers.map((name) => meta.aliases?.[name] ?? name);
       const keys = opts.keys;
@@ -74632,7 +74776,7 @@ async function pushImage(opts) {
   if (!input) throw new Error("pushImage needs an input or a source");
   const compression = opts.compression ?? DEFAULT_COMPRESSION;
   if (compression.algorithm === "zstd") logger8.info(`layers compressed with zstd level ${compression.level}, by ${zstdDescription()}`);
-  const work = await mkdtemp3(join16(opts.tmpDir ?? tmpdir4(), "nix-image-push-"));
+  const work = await mkdtemp3(join17(opts.tmpDir ?? tmpdir4(), "nix-image-push-"));
   const uploads = opts.uploads ?? UPLOADS2;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
@@ -74656,12 +74800,12 @@ async function pushImage(opts) {
     }
     const byDiffID = /* @__PURE__ */ new Map();
     const byName = /* @__PURE__ */ new Map();
-    const confirm = async (claim, layer, open3) => {
+    const confirm = async (claim, layer, open4) => {
       const where2 = claim.mountFrom ? ` of ${claim.mountFrom}` : "";
       let own = layer.diffIDHint;
       if (own === void 0) {
         if (!layer.seekable) return false;
-        const raw = open3();
+        const raw = open4();
         opened.add(raw);
         try {
           own = await layerDiffID(raw, run.signal);
@@ -74687,7 +74831,7 @@ async function pushImage(opts) {
       }
       return true;
     };
-    const reading = input.readLayers(async (layer, open3) => {
+    const reading = input.readLayers(async (layer, open4) => {
       run.check();
       const same = layer.diffIDHint ? byDiffID.get(layer.diffIDHint) : void 0;
       if (same) {
@@ -74696,7 +74840,7 @@ async function pushImage(opts) {
       }
       let known;
       for (const claim of /* @__PURE__ */ new Set([layer.key ? reuse.byKey.get(layer.key) : void 0, layer.diffIDHint ? reuse.byDiffID.get(layer.diffIDHint) : void 0])) {
-        if (!claim || !claim.trusted && !await confirm(claim, layer, open3)) continue;
+        if (!claim || !claim.trusted && !await confirm(claim, layer, open4)) continue;
         known = claim;
         break;
       }
@@ -74719,7 +74863,7 @@ async function pushImage(opts) {
           run.check();
           const compress2 = async () => {
             run.check();
-            const raw = open3();
+            const raw = open4();
             opened.add(raw);
             try {
               return await compressLayer(raw, { dir: work, compression });
@@ -74870,7 +75014,7 @@ function formatBytes(n) {
 
 // src/report/documents.ts
 import { mkdir as mkdir5, readFile as readFile6, writeFile as writeFile8 } from "node:fs/promises";
-import { basename as basename6, join as join19 } from "node:path";
+import { basename as basename6, join as join20 } from "node:path";
 
 // src/nix/derivation.ts
 import { readFile as readFile5 } from "node:fs/promises";
@@ -74992,9 +75136,9 @@ async function derivationOrNone(path14) {
   return readDerivation(path14).catch(() => void 0);
 }
 async function storePathFacts(nix, paths, env, nixVersion) {
-  const unique = [...new Set(paths)].sort();
-  const invalid = await invalidPaths(nix, unique, env);
-  const valid2 = unique.filter((p) => !invalid.has(p));
+  const unique2 = [...new Set(paths)].sort();
+  const invalid = await invalidPaths(nix, unique2, env);
+  const valid2 = unique2.filter((p) => !invalid.has(p));
   const infos = /* @__PURE__ */ new Map();
   for (let i = 0; i < valid2.length; i += 500) {
     const json = await nixOutput(nix, [...pathInfoArgs(nixVersion), ...valid2.slice(i, i + 500)], env);
@@ -75002,7 +75146,7 @@ async function storePathFacts(nix, paths, env, nixVersion) {
   }
   const drvs = /* @__PURE__ */ new Map();
   const facts = [];
-  for (const path14 of unique) {
+  for (const path14 of unique2) {
     const info2 = infos.get(path14);
     if (info2?.deriver && !drvs.has(info2.deriver)) drvs.set(info2.deriver, await derivationOrNone(info2.deriver));
     const drv = info2?.deriver ? drvs.get(info2.deriver) : void 0;
@@ -75219,12 +75363,12 @@ async function fetchReferrerDocuments(client, subject, artifactTypes) {
 
 // src/report/provenance.ts
 import { writeFile as writeFile7 } from "node:fs/promises";
-import { join as join18 } from "node:path";
+import { join as join19 } from "node:path";
 
 // src/report/sbom.ts
 import { createHash as createHash8, randomUUID as randomUUID5 } from "node:crypto";
 import { writeFile as writeFile6 } from "node:fs/promises";
-import { join as join17 } from "node:path";
+import { join as join18 } from "node:path";
 
 // src/version.ts
 var VERSION = "1.0.0";
@@ -75368,7 +75512,7 @@ function sbomComponents(doc) {
   return 0;
 }
 async function writeSbom(dir, format, doc) {
-  const file = join17(dir, SBOM_FILE_NAMES[format]);
+  const file = join18(dir, SBOM_FILE_NAMES[format]);
   await writeFile6(file, `${JSON.stringify(doc, null, 2)}
 `);
   return file;
@@ -75403,12 +75547,7 @@ function publishable(value) {
   return value.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, "$1").replace(/([?&][^=&\s]*(?:token|password|secret|key)[^=&\s]*=)[^&\s]*/gi, "$1<redacted>");
 }
 function publishableArgs(args) {
-  return args.map((arg, i) => {
-    const setting = args[i - 1] === "--option" ? void 0 : args[i - 2] === "--option" ? args[i - 1] : void 0;
-    if (setting !== void 0 && /access-tokens|netrc|password|secret|token/i.test(setting)) return "<redacted>";
-    if (args[i - 1] === "--access-tokens") return "<redacted>";
-    return publishable(arg);
-  });
+  return args.map((arg, i) => secretSettingOf(args, i) !== void 0 ? "<redacted>" : publishable(arg));
 }
 function publishableLocked(locked) {
   if (typeof locked === "string") return publishable(locked);
@@ -75487,7 +75626,7 @@ function provenanceStatement(i) {
   };
 }
 async function writeProvenance(dir, statement) {
-  const paths = { statement: join18(dir, PROVENANCE_FILE), predicate: join18(dir, PREDICATE_FILE) };
+  const paths = { statement: join19(dir, PROVENANCE_FILE), predicate: join19(dir, PREDICATE_FILE) };
   await writeFile7(paths.statement, `${JSON.stringify(statement, null, 2)}
 `);
   await writeFile7(paths.predicate, `${JSON.stringify(statement.predicate, null, 2)}
@@ -75550,7 +75689,7 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   const out = { notes: [] };
   const sbomDoc = formats.map((f) => ({ f, d: documents.find((d) => d.artifactType === SBOM_MEDIA_TYPES[f]) })).find((x) => x.d);
   if (sbomDoc?.d && opts.format !== false) {
-    const path14 = join19(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
+    const path14 = join20(tmpDir, SBOM_FILE_NAMES[sbomDoc.f]);
     await writeFile8(path14, sbomDoc.d.bytes);
     let components = 0;
     try {
@@ -75562,8 +75701,8 @@ async function fetchAttachedDocuments(client, subject, tmpDir, opts = {}) {
   }
   const prov = documents.find((d) => d.artifactType === PROVENANCE_MEDIA_TYPE);
   if (prov) {
-    const statement = join19(tmpDir, PROVENANCE_FILE);
-    const predicate = join19(tmpDir, PREDICATE_FILE);
+    const statement = join20(tmpDir, PROVENANCE_FILE);
+    const predicate = join20(tmpDir, PREDICATE_FILE);
     await writeFile8(statement, prov.bytes);
     let pred = null;
     try {
@@ -75830,6 +75969,8 @@ export {
   core_exports,
   cacheUrlProblem,
   DEFAULT_NIX_VERSION,
+  OLDEST_NIX,
+  atLeast,
   checkVersion,
   require_semver2 as require_semver,
   savePostState,
@@ -75837,6 +75978,12 @@ export {
   recordTempFile,
   readTempFiles,
   stepTempDir,
+  nixConfSecrets,
+  evaluatesImpurely,
+  maskNixSecrets,
+  keepSecretSettings,
+  forgetSecretSettings,
+  spawnNix,
   publicKeyOf,
   NixCommandError,
   nixOutput,
