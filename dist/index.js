@@ -3010,7 +3010,12 @@ var RegistryClient = class {
       opts.signal
     );
     if (res.status === 404) return void 0;
-    return { mediaType: header(res, "content-type") ?? "", digest: sha256Digest(res.body), bytes: res.body };
+    const digest = sha256Digest(res.body);
+    const asked = /^(sha256|sha512):[0-9a-f]+$/.exec(ref);
+    if (asked && (asked[1] === "sha256" ? digest : `sha512:${createHash("sha512").update(res.body).digest("hex")}`) !== ref) {
+      throw new RegistryError(`registry ${this.opts.registry} answered GET manifest ${ref}${this.from(opts)} with other bytes (${digest})`);
+    }
+    return { mediaType: header(res, "content-type") ?? "", digest, bytes: res.body };
   }
   /**
    * HEAD of a manifest: whether `ref` exists and the digest the registry gives for it

@@ -116,6 +116,21 @@ describe('one registry', () => {
     expect(raw.annotations).toEqual({ 'org.opencontainers.image.version': '1' });
   });
 
+  it('refuses an image the registry answers with other bytes than the digest asked for: nothing is indexed or tagged', async () => {
+    const amd = await push(registry.host, 'm/swap', 'amd64', 'swap');
+    const arm = await push(registry.host, 'm/swap', 'arm64', 'swap');
+    // A mirror or proxy that answers GET manifests/<amd> with another manifest (arm's).
+    const proxy = await startFaultProxy(registry, [{ method: 'GET', path: new RegExp(`/manifests/${amd}$`), rewritePath: (p) => p.replace(amd, arm), times: 100 }]);
+    try {
+      const error = await rejection(mergeToAll([target(proxy.host, 'm/swap', ['latest'])], [amd], undefined, quiet));
+      expect(error.message).toBe(`registry ${proxy.host} answered GET manifest ${amd} with other bytes (${arm})`);
+      expect(proxy.log.filter((l) => /^PUT /.test(l))).toEqual([]);
+    } finally {
+      await proxy.stop();
+    }
+    expect(await indexAt(registry.host, 'm/swap', 'latest')).toBeUndefined();
+  });
+
   it('(b) takes other/app:v1 and other/app@sha256:… from that repository, mounting the images into this one', async () => {
     // Both repositories have a v1, of different platforms: `m/b-other:v1` is not this repository's v1.
     const amd = await push(registry.host, 'm/b', 'amd64', 'b', ['v1']);
