@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-JPH2NPBL.js";
+} from "./chunks/chunk-NAATE7MN.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -173,8 +173,8 @@ function parseCompression(value) {
 }
 function parseNixVersion(value) {
   if (value === "") return DEFAULT_NIX_VERSION;
-  if (!/^\d+\.\d+(\.\d+)?$/.test(value)) {
-    throw new InputError("nix-version", `expected a Nix release version such as ${DEFAULT_NIX_VERSION} (digits and dots), got "${value}"`);
+  if (!/^\d+\.\d+(\.\d+)?(pre[0-9A-Za-z_.]*)?$/.test(value)) {
+    throw new InputError("nix-version", `expected a Nix version such as ${DEFAULT_NIX_VERSION}, got "${value}"`);
   }
   if (!atLeast(value, OLDEST_NIX)) throw new InputError("nix-version", `expected Nix ${OLDEST_NIX} or newer (the oldest this action supports), got "${value}"`);
   return value;
@@ -184,6 +184,7 @@ function splitArgs(value) {
   let cur = "";
   let inArg = false;
   let quote;
+  let opened = 0;
   for (let i = 0; i < value.length; i++) {
     const c = value[i];
     if (quote === "'") {
@@ -195,6 +196,7 @@ function splitArgs(value) {
       else cur += c;
     } else if (c === "'" || c === '"') {
       quote = c;
+      opened = i;
       inArg = true;
     } else if (c === "\\" && i + 1 < value.length) {
       if (value[i + 1] !== "\n") cur += value[i + 1];
@@ -209,7 +211,7 @@ function splitArgs(value) {
       inArg = true;
     }
   }
-  if (quote) throw new InputError("build-args", `unterminated ${quote} quote in "${value.replace(/\r?\n/g, "\\n")}"`);
+  if (quote) throw new InputError("build-args", `unterminated ${quote} quote (opened at character ${opened + 1} of ${value.length})`);
   if (inArg) args.push(cur);
   return args;
 }
@@ -944,10 +946,11 @@ async function setupNix(opts) {
   const said = checkVersion({ used: version, nix, asked: opts.nixVersion, installed });
   if (said?.level === "error") throw new NixInstallError(said.message);
   if (said) core_exports[said.level](said.message);
-  const include = config.secret === "" ? void 0 : keepSecretSettings(config.secret, stepTempDir("nix-image-action-nix-"));
-  if (config.secret !== "" && !include) {
-    warning("cannot give Nix its secret settings (github-token, the secret lines of extra-nix-conf) without a file flake code could read: this system has no mkfifo; Nix gets none of them");
+  const kept = config.secret === "" ? void 0 : keepSecretSettings(config.secret, stepTempDir("nix-image-action-nix-"));
+  if (kept && "problem" in kept) {
+    warning(`cannot give Nix its secret settings (github-token, the secret lines of extra-nix-conf) but through a file flake code could read: ${kept.problem}; Nix gets none of them`);
   }
+  const include = kept && "include" in kept ? kept.include : void 0;
   const nixEnv = { NIX_CONFIG: include ? `${config.env}
 ${include}` : config.env };
   info(`${installed ? "installed" : "using"} Nix ${version} (${nix})`);
@@ -3012,9 +3015,8 @@ var RegistryClient = class {
     if (res.status === 404) return void 0;
     const digest = sha256Digest(res.body);
     const asked = /^(sha256|sha512):[0-9a-f]+$/.exec(ref);
-    if (asked && (asked[1] === "sha256" ? digest : `sha512:${createHash("sha512").update(res.body).digest("hex")}`) !== ref) {
-      throw new RegistryError(`registry ${this.opts.registry} answered GET manifest ${ref}${this.from(opts)} with other bytes (${digest})`);
-    }
+    const got = asked?.[1] === "sha512" ? `sha512:${createHash("sha512").update(res.body).digest("hex")}` : digest;
+    if (asked && got !== ref) throw new RegistryError(`registry ${this.opts.registry} answered GET manifest ${ref}${this.from(opts)} with other bytes (${got})`);
     return { mediaType: header(res, "content-type") ?? "", digest, bytes: res.body };
   }
   /**

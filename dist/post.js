@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-JPH2NPBL.js";
+} from "./chunks/chunk-NAATE7MN.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -9,6 +9,7 @@ describe('parseInputs', () => {
     expect(parseInputs(reader({ attr: 'docker', 'nix-version': '' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe(DEFAULT_NIX_VERSION);
     expect(parseInputs(reader({ attr: 'docker', 'nix-version': '2.24.9' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe('2.24.9');
     expect(parseInputs(reader({ attr: 'docker', 'nix-version': '2.4' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe('2.4'); // released as 2.4
+    expect(parseInputs(reader({ attr: 'docker', 'nix-version': '2.26.0pre20241111_3df2c41' }), { GITHUB_REPOSITORY: 'o/r' }).nixVersion).toBe('2.26.0pre20241111_3df2c41');
   });
 
   it('applies defaults and takes the image from the repository, lower-cased', () => {
@@ -73,10 +74,10 @@ describe('parseInputs', () => {
     expect(isOfficialReleaseUrl(official)).toBe(true);
   });
 
-  it.each(['v2.35.2', '2.35.x', 'latest', '2.35.2pre', '2.35.2 ', '2.3.16', '1.0.0'])('refuses nix-version %j in one line, before any download', (version) => {
+  it.each(['v2.35.2', '2.35.x', 'latest', '2.35.2-rc1', '2.3.16', '1.0.0'])('refuses nix-version %j in one line, before any download', (version) => {
     const parse = () => parseInputs(reader({ attr: 'docker', 'nix-version': version }), { GITHUB_REPOSITORY: 'o/r' });
     expect(parse).toThrow(InputError);
-    expect(parse).toThrow(/^input nix-version: expected (a Nix release version such as \d+\.\d+\.\d+ \(digits and dots\)|Nix 2\.4 or newer \(the oldest this action supports\)), got "[^"\n]*"$/);
+    expect(parse).toThrow(/^input nix-version: expected (a Nix version such as \d+\.\d+\.\d+|Nix 2\.4 or newer \(the oldest this action supports\)), got "[^"\n]*"$/);
   });
 
   it('lower-cases insecure-registries, as the hosts tags name are', () => {
@@ -93,8 +94,10 @@ describe('parseInputs', () => {
   it('refuses build-args with a quote left open, in one line, and keeps good ones as given', () => {
     const parse = (args: string) => () => parseInputs(reader({ attr: 'docker', 'build-args': args }), { GITHUB_REPOSITORY: 'o/r' });
     expect(parse('--arg x "unclosed')).toThrow(InputError);
-    expect(parse('--arg x "unclosed')).toThrow(/^input build-args: unterminated " quote in "--arg x "unclosed"$/);
-    expect(parse("--impure\n--arg x 'y")).toThrow(/^input build-args: unterminated ' quote in "--impure\\n--arg x 'y"$/);
+    expect(parse('--arg x "unclosed')).toThrow(/^input build-args: unterminated " quote \(opened at character 9 of 17\)$/);
+    expect(parse("--impure\n--arg x 'y")).toThrow(/^input build-args: unterminated ' quote \(opened at character 18 of 19\)$/);
+    // A token after the open quote is not printed (the inputs are masked only once they are read).
+    expect(parse('--access-tokens "github.com=ghp_secretToken')).toThrow(/^input build-args: unterminated " quote \(opened at character 17 of \d+\)$/);
     expect(parse('--arg x "a b" -L')().buildArgs).toBe('--arg x "a b" -L');
   });
 

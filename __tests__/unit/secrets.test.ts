@@ -51,6 +51,12 @@ describe('credentials in a URL of extra-nix-conf', () => {
   it('are masked (Nix prints substituter URLs)', () => {
     expect(nixConfSecrets(line)).toContain('s3cr3t-pw');
   });
+  it('are passwords and token-long HTTP(S) user names, not the user names of ssh:// URLs (masking "nix" would hide every /nix/store)', () => {
+    expect(nixConfSecrets('builders = ssh://nix@builder.example x86_64-linux')).toEqual([]);
+    expect(buildArgSecrets(['--override-input', 'x', 'git+ssh://git@github.com/o/r'])).toEqual([]);
+    expect(buildArgSecrets(['--override-input', 'x', 'git+https://ghp_abcdefghijklmnopqrstuvwxyz0123@github.com/o/r'])).toEqual(['ghp_abcdefghijklmnopqrstuvwxyz0123']);
+    expect(nixConfig({ extraNixConf: 'builders = ssh://nix@builder.example x86_64-linux' }).env).toContain('builders = ssh://nix@builder.example');
+  });
   it('keep their line out of NIX_CONFIG: it goes to the secret conf Nix reads, which flake code cannot', () => {
     const config = nixConfig({ extraNixConf: `${line}\nmax-jobs = 4` });
     expect(config.env).not.toContain('s3cr3t-pw');

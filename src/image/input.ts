@@ -26,7 +26,7 @@ export function historyStorePaths(configBytes: Buffer): (string[] | undefined)[]
       const m = typeof h.comment === 'string' ? /^store paths: \[(.*)\]$/.exec(h.comment) : null;
       if (!m) return undefined;
       const paths = [...m[1]!.matchAll(/'([^'\\]*)'/g)].map((p) => p[1]!);
-      return paths.every(isStorePath) ? paths : undefined;
+      return paths.every((p) => isStorePath(p)) ? paths : undefined;
     });
 }
 

@@ -16,12 +16,11 @@ export const DEFAULT_STORE_DIR = '/nix/store';
 /** A store path's last part as Nix makes it: 32 characters of Nix's base-32, a dash, a name. */
 const STORE_NAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 
-/** A store path: absolute, no `.` or `..` part, its last part a store name. What an image's files or
- *  history claim to be a store path goes to Nix only when it is one (Nix refuses a whole query over one
- *  malformed path, and would resolve a relative one against the working directory). */
-export function isStorePath(path: string): boolean {
-  const parts = path.split('/');
-  return path.startsWith('/') && parts.length > 2 && parts.slice(1).every((p) => p !== '' && p !== '.' && p !== '..' && !p.includes('\0')) && STORE_NAME.test(parts.at(-1)!);
+/** A store path: directly in the store directory, a store name. What an image's files or history claim to
+ *  be a store path goes to Nix only when it is one (Nix refuses a whole query over one malformed path or
+ *  one outside its store, and would resolve a relative one against the working directory). */
+export function isStorePath(path: string, storeDir = DEFAULT_STORE_DIR): boolean {
+  return path.startsWith(`${storeDir}/`) && STORE_NAME.test(path.slice(storeDir.length + 1));
 }
 
 /** The store path holding `path` (a path in the image, absolute or relative to its root), if it is in the store. */

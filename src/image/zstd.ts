@@ -24,8 +24,6 @@ import { READ_CHUNK } from '../hash.js';
 export const ZSTD_BLOCK = 4 * 1024 * 1024;
 /** Above ZSTD_compressBound(ZSTD_BLOCK): a frame always fits one output buffer with room to spare. */
 const OUT_CHUNK = ZSTD_BLOCK + ZSTD_BLOCK / 128 + 64 * 1024;
-/** Read size of a decompressed stream. */
-
 export class ZstdUnavailableError extends Error {
   override name = 'ZstdUnavailableError';
 }

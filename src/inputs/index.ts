@@ -176,12 +176,13 @@ export function parseCompression(value: string): Compression {
   return { algorithm, level };
 }
 
-/** `nix-version`: a release version MAJOR.MINOR.PATCH, not older than OLDEST_NIX; empty: the default. */
+/** `nix-version`: a Nix version (MAJOR.MINOR[.PATCH], a `pre…` suffix for a pre-release a nix-install-url
+ *  gives), not older than OLDEST_NIX; empty: the default. */
 export function parseNixVersion(value: string): string {
   if (value === '') return DEFAULT_NIX_VERSION;
   // MAJOR.MINOR alone is a release too (Nix 2.4 was released as 2.4).
-  if (!/^\d+\.\d+(\.\d+)?$/.test(value)) {
-    throw new InputError('nix-version', `expected a Nix release version such as ${DEFAULT_NIX_VERSION} (digits and dots), got "${value}"`);
+  if (!/^\d+\.\d+(\.\d+)?(pre[0-9A-Za-z_.]*)?$/.test(value)) {
+    throw new InputError('nix-version', `expected a Nix version such as ${DEFAULT_NIX_VERSION}, got "${value}"`);
   }
   if (!atLeast(value, OLDEST_NIX)) throw new InputError('nix-version', `expected Nix ${OLDEST_NIX} or newer (the oldest this action supports), got "${value}"`);
   return value;
@@ -193,6 +194,7 @@ export function splitArgs(value: string): string[] {
   let cur = '';
   let inArg = false;
   let quote: '"' | "'" | undefined;
+  let opened = 0;
   for (let i = 0; i < value.length; i++) {
     const c = value[i]!;
     if (quote === "'") {
@@ -204,6 +206,7 @@ export function splitArgs(value: string): string[] {
       else cur += c;
     } else if (c === "'" || c === '"') {
       quote = c;
+      opened = i;
       inArg = true;
     } else if (c === '\\' && i + 1 < value.length) {
       if (value[i + 1] !== '\n') cur += value[i + 1];
@@ -218,8 +221,8 @@ export function splitArgs(value: string): string[] {
       inArg = true;
     }
   }
-  // One line, whatever the value's line breaks.
-  if (quote) throw new InputError('build-args', `unterminated ${quote} quote in "${value.replace(/\r?\n/g, '\\n')}"`);
+  // Where, not what: the value may hold a token (masked only once the inputs are read).
+  if (quote) throw new InputError('build-args', `unterminated ${quote} quote (opened at character ${opened + 1} of ${value.length})`);
   if (inArg) args.push(cur);
   return args;
 }

@@ -355,10 +355,11 @@ export async function setupNix(opts: SetupOptions): Promise<NixSetup> {
   if (said?.level === 'error') throw new NixInstallError(said.message);
   if (said) core[said.level](said.message);
   // The secret settings reach each Nix process through a FIFO of its own (secret-settings.ts), never a file.
-  const include = config.secret === '' ? undefined : keepSecretSettings(config.secret, stepTempDir('nix-image-action-nix-'));
-  if (config.secret !== '' && !include) {
-    core.warning('cannot give Nix its secret settings (github-token, the secret lines of extra-nix-conf) without a file flake code could read: this system has no mkfifo; Nix gets none of them');
+  const kept = config.secret === '' ? undefined : keepSecretSettings(config.secret, stepTempDir('nix-image-action-nix-'));
+  if (kept && 'problem' in kept) {
+    core.warning(`cannot give Nix its secret settings (github-token, the secret lines of extra-nix-conf) but through a file flake code could read: ${kept.problem}; Nix gets none of them`);
   }
+  const include = kept && 'include' in kept ? kept.include : undefined;
   const nixEnv = { NIX_CONFIG: include ? `${config.env}\n${include}` : config.env };
   core.info(`${installed ? 'installed' : 'using'} Nix ${version} (${nix})`);
   return { nix, version, installed, env: nixEnv };

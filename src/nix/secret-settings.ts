@@ -18,20 +18,21 @@ let secret: { text: string; dir: string; include: string } | undefined;
 
 /**
  * Keeps `text` for the Nix processes spawnNix starts, FIFOs made in `dir` (a private step folder); returns the
- * `!include` line for NIX_CONFIG, or undefined when this system cannot make a FIFO (no `mkfifo`): then Nix
- * gets no secret setting at all.
+ * `!include` line for NIX_CONFIG, or why it cannot be given (then Nix gets no secret setting at all).
  */
-export function keepSecretSettings(text: string, dir: string): string | undefined {
+export function keepSecretSettings(text: string, dir: string): { include: string } | { problem: string } {
+  // Nix splits an include line at whitespace.
+  if (/\s/.test(dir)) return { problem: `the temporary path ${dir} has whitespace (RUNNER_TEMP)` };
   try {
     const probe = join(dir, 'probe');
     execFileSync('mkfifo', ['-m', '600', probe], { stdio: 'ignore', timeout: 10_000 });
     rmSync(probe, { force: true });
-  } catch {
-    return undefined;
+  } catch (error) {
+    return { problem: `mkfifo failed (${error instanceof Error ? error.message.split('\n')[0] : String(error)})` };
   }
   const include = `!include ${join(dir, 'settings')}`;
   secret = { text, dir, include };
-  return include;
+  return { include };
 }
 
 /** Main is done with Nix: no later process gets the settings. */
@@ -52,14 +53,16 @@ export function spawnNix(command: string, args: string[], env: NodeJS.ProcessEnv
   return child;
 }
 
-/** Writes the settings into the FIFO once Nix has opened it; a Nix that ends (or never starts) without
- *  opening it leaves nothing waiting: the FIFO is opened for reading here, and discarded. */
+/** Writes the settings into the FIFO once Nix has opened it. Nothing is left waiting either way: a Nix that
+ *  ends (or never starts) without opening it gets a reader here, held until the writer's open returns; a
+ *  writer that cannot open gives a Nix already waiting an empty FIFO (no settings) instead of none. */
 async function feed(fifo: string, text: string, child: { once(event: 'exit' | 'error', f: () => void): unknown }): Promise<void> {
   let connected = false;
+  let standIn: number | undefined;
   const release = (): void => {
-    if (connected) return;
+    if (connected || standIn !== undefined) return;
     try {
-      closeSync(openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK)); // lets the waiting open return
+      standIn = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK); // the waiting open returns, now or when it starts
     } catch {
       // removed already
     }
@@ -68,7 +71,15 @@ async function feed(fifo: string, text: string, child: { once(event: 'exit' | 'e
   child.once('error', release);
   const writer = await open(fifo, constants.O_WRONLY).catch(() => undefined);
   connected = true;
+  if (!writer) {
+    try {
+      closeSync(openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)); // a reader waiting: it reads nothing
+    } catch {
+      // no reader
+    }
+  }
   rmSync(fifo, { force: true });
+  if (standIn !== undefined) closeSync(standIn);
   if (!writer) return;
   try {
     await writer.writeFile(text);

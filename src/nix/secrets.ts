@@ -46,9 +46,22 @@ function accessTokens(value: string): string[] {
   return out;
 }
 
-/** The credentials of every URL in a value (a substituter `https://user:pass@host`, a flake URL with a token). */
+/** A user name alone in a URL taken for a token: over HTTP(S), and as long as tokens are (`git@`, `nix@`
+ *  of an ssh:// URL are user names, and masking them would hide every "nix" in the job's log). */
+const TOKEN_AS_USER = 20;
+
+/** The credentials of every URL in a value: a password (`https://user:pass@cache`), or an HTTP(S) user name
+ *  long enough to be a token (`https://ghp_…@github.com/…`). */
 function valueUrlSecrets(value: string): string[] {
-  return value.split(/\s+/).flatMap((item) => urlSecrets(item));
+  return value.split(/\s+/).flatMap((item) => {
+    const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)@/i.exec(item);
+    if (!m) return [];
+    const [, scheme, userinfo] = m as unknown as [string, string, string];
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0 && colon < userinfo.length - 1) return urlSecrets(item).filter((s) => s !== userinfo);
+    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+    return /(^|\+)https?$/i.test(scheme) && user.length >= TOKEN_AS_USER ? [user] : [];
+  });
 }
 
 /**

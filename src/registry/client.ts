@@ -474,9 +474,8 @@ export class RegistryClient {
     // Asked for by digest: the bytes must be those (a mirror, a proxy or a registry that converts manifests
     // may answer with others), or a merge indexes, and a referrer credits, a manifest nobody asked for.
     const asked = /^(sha256|sha512):[0-9a-f]+$/.exec(ref);
-    if (asked && (asked[1] === 'sha256' ? digest : `sha512:${createHash('sha512').update(res.body).digest('hex')}`) !== ref) {
-      throw new RegistryError(`registry ${this.opts.registry} answered GET manifest ${ref}${this.from(opts)} with other bytes (${digest})`);
-    }
+    const got = asked?.[1] === 'sha512' ? `sha512:${createHash('sha512').update(res.body).digest('hex')}` : digest;
+    if (asked && got !== ref) throw new RegistryError(`registry ${this.opts.registry} answered GET manifest ${ref}${this.from(opts)} with other bytes (${got})`);
     return { mediaType: header(res, 'content-type') ?? '', digest, bytes: res.body };
   }
 

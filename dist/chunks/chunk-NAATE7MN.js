@@ -31864,8 +31864,17 @@ function accessTokens(value) {
   }
   return out;
 }
+var TOKEN_AS_USER = 20;
 function valueUrlSecrets(value) {
-  return value.split(/\s+/).flatMap((item) => urlSecrets(item));
+  return value.split(/\s+/).flatMap((item) => {
+    const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)@/i.exec(item);
+    if (!m) return [];
+    const [, scheme, userinfo] = m;
+    const colon = userinfo.indexOf(":");
+    if (colon >= 0 && colon < userinfo.length - 1) return urlSecrets(item).filter((s) => s !== userinfo);
+    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
+    return /(^|\+)https?$/i.test(scheme) && user.length >= TOKEN_AS_USER ? [user] : [];
+  });
 }
 function buildArgSecrets(args) {
   const out = [];
@@ -31927,16 +31936,17 @@ import { open as open2 } from "node:fs/promises";
 import { join as join4 } from "node:path";
 var secret;
 function keepSecretSettings(text, dir) {
+  if (/\s/.test(dir)) return { problem: `the temporary path ${dir} has whitespace (RUNNER_TEMP)` };
   try {
     const probe = join4(dir, "probe");
     execFileSync("mkfifo", ["-m", "600", probe], { stdio: "ignore", timeout: 1e4 });
     rmSync(probe, { force: true });
-  } catch {
-    return void 0;
+  } catch (error2) {
+    return { problem: `mkfifo failed (${error2 instanceof Error ? error2.message.split("\n")[0] : String(error2)})` };
   }
   const include2 = `!include ${join4(dir, "settings")}`;
   secret = { text, dir, include: include2 };
-  return include2;
+  return { include: include2 };
 }
 function forgetSecretSettings() {
   secret = void 0;
@@ -31953,10 +31963,11 @@ function spawnNix(command, args, env) {
 }
 async function feed(fifo, text, child2) {
   let connected = false;
+  let standIn;
   const release = () => {
-    if (connected) return;
+    if (connected || standIn !== void 0) return;
     try {
-      closeSync(openSync(fifo, constants3.O_RDONLY | constants3.O_NONBLOCK));
+      standIn = openSync(fifo, constants3.O_RDONLY | constants3.O_NONBLOCK);
     } catch {
     }
   };
@@ -31964,7 +31975,14 @@ async function feed(fifo, text, child2) {
   child2.once("error", release);
   const writer = await open2(fifo, constants3.O_WRONLY).catch(() => void 0);
   connected = true;
+  if (!writer) {
+    try {
+      closeSync(openSync(fifo, constants3.O_WRONLY | constants3.O_NONBLOCK));
+    } catch {
+    }
+  }
   rmSync(fifo, { force: true });
+  if (standIn !== void 0) closeSync(standIn);
   if (!writer) return;
   try {
     await writer.writeFile(text);
@@ -73922,9 +73940,8 @@ function finish(where2, { small, aliases }) {
 // src/image/store-paths.ts
 var DEFAULT_STORE_DIR = "/nix/store";
 var STORE_NAME = /^[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
-function isStorePath(path14) {
-  const parts2 = path14.split("/");
-  return path14.startsWith("/") && parts2.length > 2 && parts2.slice(1).every((p) => p !== "" && p !== "." && p !== ".." && !p.includes("\0")) && STORE_NAME.test(parts2.at(-1));
+function isStorePath(path14, storeDir = DEFAULT_STORE_DIR) {
+  return path14.startsWith(`${storeDir}/`) && STORE_NAME.test(path14.slice(storeDir.length + 1));
 }
 function storePathOf(path14, storeDir) {
   const rel = posix2.normalize(`/${path14}`);
@@ -74340,7 +74357,7 @@ function historyStorePaths(configBytes) {
     const m = typeof h.comment === "string" ? /^store paths: \[(.*)\]$/.exec(h.comment) : null;
     if (!m) return void 0;
     const paths = [...m[1].matchAll(/'([^'\\]*)'/g)].map((p) => p[1]);
-    return paths.every(isStorePath) ? paths : void 0;
+    return paths.every((p) => isStorePath(p)) ? paths : void 0;
   });
 }
 function archiveInput(source, opts = {}) {
