@@ -2248,12 +2248,14 @@ function sameOrigin(a, b) {
 function hostnameOf(registry) {
   return new URL(`https://${registry}/`).hostname;
 }
-function cleartextAllowed(url, registry, insecure) {
+function cleartextAllowed(url, registry, insecure, plainHosts = []) {
   if (url.protocol === "https:") return true;
-  return url.protocol === "http:" && insecure && url.hostname === hostnameOf(registry);
+  if (url.protocol !== "http:") return false;
+  if (plainHosts.some((h) => h === url.host || h === url.hostname)) return true;
+  return insecure && url.hostname === hostnameOf(registry);
 }
 function cleartextRule(registry) {
-  return `over plain HTTP only to the registry's own host (${hostnameOf(registry)}), with insecure: true`;
+  return `over plain HTTP only to the registry's own host (${hostnameOf(registry)}), with insecure: true, or to a host insecure-registries names`;
 }
 
 // src/registry/transport/bearer.ts
@@ -2273,7 +2275,7 @@ function realmOf(t) {
   return url;
 }
 function refusePlain(hop, t, how) {
-  if (cleartextAllowed(hop, t.registry, t.insecure)) return;
+  if (cleartextAllowed(hop, t.registry, t.insecure, t.plainHosts)) return;
   if (hop.protocol !== "http:") throw new AuthError(`registry ${t.registry} ${how} ${hop.protocol}//${hop.host}${hop.pathname}, which is not HTTP(S)`);
   const where = `registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP`;
   if (hop.hostname === hostnameOf(t.registry)) throw new AuthError(`${where}: set insecure: true to get a token there`);
@@ -2441,7 +2443,7 @@ var HttpTransport = class {
     const what = `${req.method} ${req.url.host}${req.url.pathname}`;
     const { signal } = req;
     if (signal?.aborted) return Promise.reject(new AbortError(what, signal.reason));
-    if (!cleartextAllowed(req.url, this.opts.registry, this.opts.insecure)) {
+    if (!cleartextAllowed(req.url, this.opts.registry, this.opts.insecure, this.opts.plainHosts)) {
       const over = req.url.protocol === "http:" ? "plain HTTP" : `${req.url.protocol} (not HTTP(S))`;
       return Promise.reject(new CleartextError(`refused to send ${what} over ${over}: requests go ${cleartextRule(this.opts.registry)}`));
     }
@@ -2679,7 +2681,7 @@ var RegistryClient = class {
   constructor(opts) {
     this.opts = opts;
     this.credentials = opts.credentials;
-    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs, warn: (m) => opts.logger.warning(m) });
+    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, plainHosts: opts.plainHosts, ca: opts.ca, stallMs: opts.stallMs, warn: (m) => opts.logger.warning(m) });
     this.retry = { ...defaultRetry, ...opts.retry };
     this.budget = new RetryBudget(this.retry.budgetMs);
     for (const r of opts.pullFrom ?? []) if (r !== opts.repository) this.pullFrom.add(r);
@@ -2834,7 +2836,7 @@ var RegistryClient = class {
   async scopedToken(challenge) {
     const { registry, insecure } = this.opts;
     if (!this.exchanged) {
-      const refresh = await exchangeAadToken(this.transport, { challenge, credentials: this.credentials, registry, insecure: insecure ?? false });
+      const refresh = await exchangeAadToken(this.transport, { challenge, credentials: this.credentials, registry, insecure: insecure ?? false, plainHosts: this.opts.plainHosts });
       this.exchanged = true;
       if (refresh) {
         this.opts.onSecret?.(refresh);
@@ -2844,7 +2846,7 @@ var RegistryClient = class {
     }
     const credentials = this.credentials;
     const scopes = this.scopes();
-    const request = (s) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false });
+    const request = (s) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false, plainHosts: this.opts.plainHosts });
     try {
       return await request(scopes);
     } catch (error) {
@@ -2916,7 +2918,7 @@ var RegistryClient = class {
   sentTo(location, from, how) {
     const url = new URL(location, from);
     const { registry } = this.opts;
-    if (cleartextAllowed(url, registry, this.opts.insecure ?? false)) return url;
+    if (cleartextAllowed(url, registry, this.opts.insecure ?? false, this.opts.plainHosts)) return url;
     if (url.protocol !== "http:") throw new CleartextError(`registry ${registry} ${how} ${url.protocol}//${url.host}${url.pathname}, which is not HTTP(S): refused`);
     throw new CleartextError(`registry ${registry} ${how} plain-HTTP ${url.origin}: refused, bytes and credentials go ${cleartextRule(registry)}`);
   }
@@ -3669,12 +3671,8 @@ async function connectRegistries(inputs, opts) {
   const groups = parseTagTargets(inputs.tags, () => primary);
   const targets = [];
   const names = (h, t) => sameRegistry(h, t.registry) || sameRegistry(h, t.apiHost);
-  for (const host of inputs.insecureRegistries) {
-    checkHost(host);
-    if (!groups.some((g) => names(host, g.target))) {
-      throw new InputError("insecure-registries", `${host} is not a registry that tags names (${[...new Set(groups.map((g) => g.target.registry))].join(", ")})`);
-    }
-  }
+  for (const host of inputs.insecureRegistries) checkHost(host);
+  const plainHosts = inputs.insecureRegistries.filter((h) => !groups.some((g) => names(h, g.target)));
   const insecure = (t) => inputs.insecure && t.apiHost === primary.apiHost || inputs.insecureRegistries.some((h) => names(h, t));
   const reuse = groups.map((g) => parseReuseTags(inputs.reuseTags, g.target));
   for (const entry of inputs.merge ?? []) parseMergeEntry(entry, groups[0].target);
@@ -3699,6 +3697,7 @@ async function connectRegistries(inputs, opts) {
       registry: group.target.apiHost,
       repository: group.target.repository,
       insecure: insecure(group.target),
+      plainHosts,
       credentials,
       ...reload ? { reloadCredentials: reload } : {},
       logger: opts.logger,

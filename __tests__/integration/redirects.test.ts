@@ -155,9 +155,21 @@ describe('the token realm', () => {
     await split(registry, { realm: () => `${elsewhere(tokens)}/token` }, async (s) => {
       const c = client(s.host, 'redir/token', { insecure: true });
       await expect(c.ping()).rejects.toThrow(
-        /^registry 127\.0\.0\.1:\d+ names the token realm http:\/\/localhost:\d+\/token over plain HTTP: refused, credentials go over plain HTTP only to the registry's own host \(127\.0\.0\.1\), with insecure: true$/,
+        /^registry 127\.0\.0\.1:\d+ names the token realm http:\/\/localhost:\d+\/token over plain HTTP: refused, credentials go over plain HTTP only to the registry's own host \(127\.0\.0\.1\), with insecure: true, or to a host insecure-registries names$/,
       );
       expect(tokens.seen).toEqual([]);
+      c.close();
+    });
+  });
+
+  it('takes a plain-HTTP realm on another host that insecure-registries names (a token server beside the registry)', async () => {
+    tokens.seen.length = 0;
+    await split(registry, { realm: () => `${elsewhere(tokens)}/token` }, async (s) => {
+      const realmHost = new URL(elsewhere(tokens)).host;
+      const c = client(s.host, 'redir/token', { insecure: true, plainHosts: [realmHost] });
+      await c.ping();
+      expect(await c.hasBlob(`sha256:${'0'.repeat(64)}`)).toBe(false); // a token was fetched there and used
+      expect(tokens.seen.length).toBeGreaterThan(0);
       c.close();
     });
   });
@@ -169,7 +181,7 @@ describe('the token realm', () => {
       await split(registry, { realm: () => `${realm.origin}/token` }, async (s) => {
         const c = client(s.host, 'redir/token', { insecure: true, ca: [realm.cert!] });
         await expect(c.ping()).rejects.toThrow(
-          /^registry 127\.0\.0\.1:\d+ sent the token request on to http:\/\/localhost:\d+\/token over plain HTTP: refused, credentials go over plain HTTP only to the registry's own host \(127\.0\.0\.1\), with insecure: true$/,
+          /^registry 127\.0\.0\.1:\d+ sent the token request on to http:\/\/localhost:\d+\/token over plain HTTP: refused, credentials go over plain HTTP only to the registry's own host \(127\.0\.0\.1\), with insecure: true, or to a host insecure-registries names$/,
         );
         expect(realm.seen).toHaveLength(1);
         expect(tokens.seen).toEqual([]);
@@ -215,7 +227,7 @@ describe('plain-HTTP places a TLS registry sends us to', () => {
       const bytes = randomBytes(20_000);
       await expect(c.uploadBlobBytes(bytes)).rejects.toThrow(
         new RegExp(
-          `^registry 127\\.0\\.0\\.1:\\d+ sent the upload of ${sha256Digest(bytes)} to plain-HTTP http://127\\.0\\.0\\.1:\\d+: refused, bytes and credentials go over plain HTTP only to the registry's own host \\(127\\.0\\.0\\.1\\), with insecure: true$`,
+          `^registry 127\\.0\\.0\\.1:\\d+ sent the upload of ${sha256Digest(bytes)} to plain-HTTP http://127\\.0\\.0\\.1:\\d+: refused, bytes and credentials go over plain HTTP only to the registry's own host \\(127\\.0\\.0\\.1\\), with insecure: true, or to a host insecure-registries names$`,
         ),
       );
       expect(s.a.seen).toEqual([]);
@@ -254,7 +266,7 @@ describe('plain-HTTP places a TLS registry sends us to', () => {
     await split(registry, { blobReads: ['front-http'] }, async (s) => {
       const c = client(s.host, 'redir/read', { insecure: false, ca: [s.front.cert!] });
       await expect(c.getBlob(sha256Digest(bytes))).rejects.toThrow(
-        /^registry 127\.0\.0\.1:\d+ redirected GET \/v2\/redir\/read\/blobs\/sha256:[0-9a-f]{64} to plain-HTTP http:\/\/127\.0\.0\.1:\d+: refused, bytes and credentials go over plain HTTP only to the registry's own host \(127\.0\.0\.1\), with insecure: true$/,
+        /^registry 127\.0\.0\.1:\d+ redirected GET \/v2\/redir\/read\/blobs\/sha256:[0-9a-f]{64} to plain-HTTP http:\/\/127\.0\.0\.1:\d+: refused, bytes and credentials go over plain HTTP only to the registry's own host \(127\.0\.0\.1\), with insecure: true, or to a host insecure-registries names$/,
       );
       expect(s.front.seen.filter((r) => r.scheme === 'http')).toEqual([]);
       c.close();

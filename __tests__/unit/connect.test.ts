@@ -1,13 +1,13 @@
 // connectRegistries: what it refuses before any request (the registry client is a fake that records).
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 
-const made: { registry: string; insecure: boolean; pinged: boolean }[] = [];
+const made: { registry: string; insecure: boolean; pinged: boolean; plainHosts?: readonly string[] }[] = [];
 
 vi.mock('../../src/registry/client.js', () => ({
   RegistryClient: class {
-    readonly made: { registry: string; insecure: boolean; pinged: boolean };
-    constructor(o: { registry: string; insecure?: boolean }) {
-      this.made = { registry: o.registry, insecure: o.insecure === true, pinged: false };
+    readonly made: { registry: string; insecure: boolean; pinged: boolean; plainHosts?: readonly string[] };
+    constructor(o: { registry: string; insecure?: boolean; plainHosts?: readonly string[] }) {
+      this.made = { registry: o.registry, insecure: o.insecure === true, pinged: false, plainHosts: o.plainHosts };
       made.push(this.made);
     }
     async ping(): Promise<void> {
@@ -38,11 +38,12 @@ describe('connectRegistries', () => {
     ]);
   });
 
-  it('refuses an insecure-registries entry that no tag names, before any request', async () => {
-    const run = connect({ attr: 'docker', tags: 'latest,localhost:5001/app:v1', 'insecure-registries': 'localhost:5001\nlocalhost:5002' });
-    await expect(run).rejects.toThrow(InputError);
-    await expect(run).rejects.toThrow(/^input insecure-registries: localhost:5002 is not a registry that tags names \(ghcr\.io, localhost:5001\)$/);
-    expect(made).toEqual([]);
+  it('gives an insecure-registries entry no tag names to every client as a host plain HTTP may go to, and to none as insecure', async () => {
+    await connect({ attr: 'docker', tags: 'latest,localhost:5001/app:v1', 'insecure-registries': 'localhost:5001\nAuth.Local:5002' });
+    expect(made.map((m) => [m.registry, m.insecure, m.plainHosts])).toEqual([
+      ['ghcr.io', false, ['auth.local:5002']],
+      ['localhost:5001', true, ['auth.local:5002']],
+    ]);
   });
 
   it('refuses a bad reuse-tags entry before any request', async () => {

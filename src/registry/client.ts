@@ -33,6 +33,8 @@ export interface RegistryClientOptions {
   repository: string;
   /** Plain HTTP and unverified TLS, for the registry's own host only (not its token realm or blob storage). */
   insecure?: boolean;
+  /** Other hosts plain HTTP may go to: insecure-registries entries no tag names (a token server, blob storage). */
+  plainHosts?: readonly string[];
   credentials?: Credentials;
   logger: Logger;
   /** Tries per request, backoff, and the client's retry budget (budgetMs). */
@@ -125,7 +127,7 @@ export class RegistryClient {
 
   constructor(private readonly opts: RegistryClientOptions) {
     this.credentials = opts.credentials;
-    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, ca: opts.ca, stallMs: opts.stallMs, warn: (m) => opts.logger.warning(m) });
+    this.transport = new HttpTransport({ registry: opts.registry, insecure: opts.insecure ?? false, plainHosts: opts.plainHosts, ca: opts.ca, stallMs: opts.stallMs, warn: (m) => opts.logger.warning(m) });
     this.retry = { ...defaultRetry, ...opts.retry };
     this.budget = new RetryBudget(this.retry.budgetMs);
     for (const r of opts.pullFrom ?? []) if (r !== opts.repository) this.pullFrom.add(r);
@@ -269,7 +271,7 @@ export class RegistryClient {
   private async scopedToken(challenge: Challenge): Promise<Token> {
     const { registry, insecure } = this.opts;
     if (!this.exchanged) {
-      const refresh = await exchangeAadToken(this.transport, { challenge, credentials: this.credentials, registry, insecure: insecure ?? false });
+      const refresh = await exchangeAadToken(this.transport, { challenge, credentials: this.credentials, registry, insecure: insecure ?? false, plainHosts: this.opts.plainHosts });
       this.exchanged = true;
       if (refresh) {
         this.opts.onSecret?.(refresh);
@@ -279,7 +281,7 @@ export class RegistryClient {
     }
     const credentials = this.credentials;
     const scopes = this.scopes();
-    const request = (s: string[]) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false });
+    const request = (s: string[]) => fetchToken(this.transport, { challenge, scopes: s, credentials, registry, insecure: insecure ?? false, plainHosts: this.opts.plainHosts });
     try {
       return await request(scopes);
     } catch (error) {
@@ -356,7 +358,7 @@ export class RegistryClient {
   private sentTo(location: string, from: URL, how: string): URL {
     const url = new URL(location, from);
     const { registry } = this.opts;
-    if (cleartextAllowed(url, registry, this.opts.insecure ?? false)) return url;
+    if (cleartextAllowed(url, registry, this.opts.insecure ?? false, this.opts.plainHosts)) return url;
     if (url.protocol !== 'http:') throw new CleartextError(`registry ${registry} ${how} ${url.protocol}//${url.host}${url.pathname}, which is not HTTP(S): refused`);
     throw new CleartextError(`registry ${registry} ${how} plain-HTTP ${url.origin}: refused, bytes and credentials go ${cleartextRule(registry)}`);
   }

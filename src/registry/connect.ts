@@ -35,12 +35,10 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
   const targets: PushTarget[] = [];
   // Host names compare case-insensitively (reference.ts lower-cases the hosts tags name).
   const names = (h: string, t: ImageName): boolean => sameRegistry(h, t.registry) || sameRegistry(h, t.apiHost);
-  for (const host of inputs.insecureRegistries) {
-    checkHost(host);
-    if (!groups.some((g) => names(host, g.target))) {
-      throw new InputError('insecure-registries', `${host} is not a registry that tags names (${[...new Set(groups.map((g) => g.target.registry))].join(', ')})`);
-    }
-  }
+  for (const host of inputs.insecureRegistries) checkHost(host);
+  // An entry no tag names is a host a registry sends the action to (its token server, its blob storage),
+  // allowed plain HTTP by name; TLS to it is verified all the same.
+  const plainHosts = inputs.insecureRegistries.filter((h) => !groups.some((g) => names(h, g.target)));
   const insecure = (t: ImageName): boolean => (inputs.insecure && t.apiHost === primary.apiHost) || inputs.insecureRegistries.some((h) => names(h, t));
   // reuse-tags read against every repository, and merge entries against the index's home (the first
   // repository), before any request: a typo fails in one line, not after the pings.
@@ -70,6 +68,7 @@ export async function connectRegistries(inputs: DestinationInputs, opts: Connect
       registry: group.target.apiHost,
       repository: group.target.repository,
       insecure: insecure(group.target),
+      plainHosts,
       credentials,
       ...(reload ? { reloadCredentials: reload } : {}),
       logger: opts.logger,

@@ -21,6 +21,8 @@ export interface TokenRequest {
   credentials: Credentials | undefined;
   registry: string;
   insecure: boolean;
+  /** Other hosts plain HTTP may go to (insecure-registries). */
+  plainHosts?: readonly string[];
   signal?: AbortSignal;
 }
 
@@ -38,7 +40,7 @@ export interface Token {
 export const DEFAULT_TOKEN_SECONDS = 60;
 
 /** The realm of a challenge as a URL, checked: HTTP(S), and plain HTTP only as refusePlain allows. */
-function realmOf(t: Pick<TokenRequest, 'challenge' | 'registry' | 'insecure'>): URL {
+function realmOf(t: Pick<TokenRequest, 'challenge' | 'registry' | 'insecure' | 'plainHosts'>): URL {
   const { challenge, registry } = t;
   const realm = challenge.params.realm;
   if (!realm) throw new AuthError(`registry ${registry} asked for a bearer token but named no realm to get it from`);
@@ -55,8 +57,8 @@ function realmOf(t: Pick<TokenRequest, 'challenge' | 'registry' | 'insecure'>): 
 
 /** A plain-HTTP hop (the realm, where it redirects, the exchange) is refused unless the client is insecure
  *  and the hop is on the registry's own host: the credentials and the token would cross in cleartext. */
-function refusePlain(hop: URL, t: Pick<TokenRequest, 'registry' | 'insecure'>, how: string): void {
-  if (cleartextAllowed(hop, t.registry, t.insecure)) return;
+function refusePlain(hop: URL, t: Pick<TokenRequest, 'registry' | 'insecure' | 'plainHosts'>, how: string): void {
+  if (cleartextAllowed(hop, t.registry, t.insecure, t.plainHosts)) return;
   if (hop.protocol !== 'http:') throw new AuthError(`registry ${t.registry} ${how} ${hop.protocol}//${hop.host}${hop.pathname}, which is not HTTP(S)`);
   const where = `registry ${t.registry} ${how} ${hop.origin}${hop.pathname} over plain HTTP`;
   if (hop.hostname === hostnameOf(t.registry)) throw new AuthError(`${where}: set insecure: true to get a token there`);

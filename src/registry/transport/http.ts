@@ -37,6 +37,8 @@ export interface HttpTransportOptions {
   /** host[:port] of the registry: the one host whose TLS certificate `insecure` stops verifying. */
   registry: string;
   insecure: boolean;
+  /** Other hosts plain HTTP may go to (insecure-registries entries no tag names: a token server, blob storage). */
+  plainHosts?: readonly string[];
   /** Extra trusted certificates (PEM), on top of Node's roots, for every host. */
   ca?: string[];
   /** A connection that moves no bytes for this long (uploading, waiting, downloading) is dropped. */
@@ -82,7 +84,7 @@ export class HttpTransport {
     const what = `${req.method} ${req.url.host}${req.url.pathname}`;
     const { signal } = req;
     if (signal?.aborted) return Promise.reject(new AbortError(what, signal.reason));
-    if (!cleartextAllowed(req.url, this.opts.registry, this.opts.insecure)) {
+    if (!cleartextAllowed(req.url, this.opts.registry, this.opts.insecure, this.opts.plainHosts)) {
       const over = req.url.protocol === 'http:' ? 'plain HTTP' : `${req.url.protocol} (not HTTP(S))`;
       return Promise.reject(new CleartextError(`refused to send ${what} over ${over}: requests go ${cleartextRule(this.opts.registry)}`));
     }

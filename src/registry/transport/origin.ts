@@ -28,12 +28,15 @@ export function hostnameOf(registry: string): string {
  * port of it). Anything else (plain HTTP elsewhere, another scheme) is refused: secrets and layers never
  * cross the network in cleartext to a host insecure was not given for.
  */
-export function cleartextAllowed(url: URL, registry: string, insecure: boolean): boolean {
+export function cleartextAllowed(url: URL, registry: string, insecure: boolean, plainHosts: readonly string[] = []): boolean {
   if (url.protocol === 'https:') return true;
-  return url.protocol === 'http:' && insecure && url.hostname === hostnameOf(registry);
+  if (url.protocol !== 'http:') return false;
+  // Hosts insecure-registries names beside the registries (its token server, its blob storage): by name.
+  if (plainHosts.some((h) => h === url.host || h === url.hostname)) return true;
+  return insecure && url.hostname === hostnameOf(registry);
 }
 
 /** The rule cleartextAllowed applies, for messages: "<what> go over plain HTTP only to …". */
 export function cleartextRule(registry: string): string {
-  return `over plain HTTP only to the registry's own host (${hostnameOf(registry)}), with insecure: true`;
+  return `over plain HTTP only to the registry's own host (${hostnameOf(registry)}), with insecure: true, or to a host insecure-registries names`;
 }
