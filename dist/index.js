@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-NAATE7MN.js";
+} from "./chunks/chunk-C3W6XJ6R.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -3836,8 +3836,8 @@ async function pushToAll(input, targets, opts) {
   opts.logger.info(`pushing to ${recordKey(first)} (by digest; tags once every repository has the image)`);
   const placers = targets.slice(1).map((t, i) => blobPlacer(first.client, t.client, targets.slice(0, i + 1).map((x) => x.client), opts.logger));
   const sameAsFirst = targets.slice(1).map((t) => t.client.registry === first.client.registry);
-  const onMade = async (desc, file, inFirst) => {
-    await Promise.all(placers.map(async (p, i) => sameAsFirst[i] ? inFirst.then(() => p.place(desc, file)) : p.place(desc, file)));
+  const onMade = async (desc, file, inFirst, signal) => {
+    await Promise.all(placers.map(async (p, i) => sameAsFirst[i] ? inFirst.then(() => p.place(desc, file, signal)) : p.place(desc, file, signal)));
   };
   const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known, onMade });
   const results = [made];
@@ -3854,21 +3854,22 @@ function blobPlacer(source, target, before, logger2) {
   const slots = limiter(COPIES);
   const bytes = { uploaded: 0, skipped: 0 };
   const placed = /* @__PURE__ */ new Map();
-  const place = (blob, file) => {
+  const place = (blob, file, signal) => {
     const known = placed.get(blob.digest);
     if (known) return known;
     const action = slots(async () => {
-      if (await target.hasBlob(blob.digest)) {
+      signal?.throwIfAborted();
+      if (await target.hasBlob(blob.digest, { signal })) {
         bytes.skipped += blob.size;
         return "reused";
       }
       for (const from of mountFrom) {
-        if (await target.mountBlob(blob.digest, from)) {
+        if (await target.mountBlob(blob.digest, from, { signal })) {
           bytes.skipped += blob.size;
           return "mounted";
         }
       }
-      await target.uploadBlob(blob, () => file ? createReadStream2(file, { highWaterMark: READ_CHUNK }) : Readable3.from(source.blobPieces(blob.digest, blob.size)));
+      await target.uploadBlob(blob, () => file ? createReadStream2(file, { highWaterMark: READ_CHUNK }) : Readable3.from(source.blobPieces(blob.digest, blob.size, { signal })), { signal });
       bytes.uploaded += blob.size;
       logger2.info(`${file ? "uploaded" : "copied"} ${blob.digest} (${blob.size} bytes) ${file ? "as made" : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return "uploaded";
@@ -3882,10 +3883,19 @@ function blobPlacer(source, target, before, logger2) {
 async function copyImage(made, source, target, before, logger2, placer = blobPlacer(source, target, before, logger2)) {
   const started = Date.now();
   const actions = /* @__PURE__ */ new Map();
-  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, placer.place(blob));
-  const settled = await Promise.allSettled(actions.values());
-  const failed = settled.find((r) => r.status === "rejected");
-  if (failed) throw failed.reason;
+  const stop = new AbortController();
+  let first;
+  for (const blob of [made.config, ...made.layers]) {
+    if (actions.has(blob.digest)) continue;
+    const action = placer.place(blob, void 0, stop.signal);
+    action.catch((reason) => {
+      first ??= { reason };
+      stop.abort(reason);
+    });
+    actions.set(blob.digest, action);
+  }
+  await Promise.allSettled(actions.values());
+  if (first) throw first.reason;
   const layers = [];
   for (const l of made.layers) layers.push({ ...l, action: await actions.get(l.digest) });
   const digest = await target.putManifest(made.digest, made.manifest.bytes, made.manifest.mediaType);

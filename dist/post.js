@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-NAATE7MN.js";
+} from "./chunks/chunk-C3W6XJ6R.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

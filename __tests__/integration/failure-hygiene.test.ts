@@ -15,6 +15,8 @@ import { detectSource } from '../../src/image/format.js';
 import type { ImageSource } from '../../src/image/types.js';
 import { RegistryClient } from '../../src/registry/client.js';
 import { pushImage, spoolLimit, type PushResult } from '../../src/registry/push.js';
+import { pushToAll } from '../../src/registry/targets.js';
+import { archiveInput } from '../../src/image/input.js';
 
 const MiB = 2 ** 20;
 /** Request bodies through the slow proxy, per request. */
@@ -375,6 +377,56 @@ describe('an archive whose upload of one layer the registry refuses', () => {
       await expectCleanFailure(r, repository);
     });
   }
+});
+
+describe('a push to two registries whose first refuses a layer', () => {
+  it('rejects with that one failure at once, aborts the uploads to the second registry, and tags nothing in either', async () => {
+    const layers: LayerSpec[] = [
+      { size: 8 * MiB, seed: 'two-0', compressible: false },
+      { size: 8 * MiB, seed: 'two-1', compressible: false },
+      { size: 100_000, seed: 'two-refused', compressible: true },
+    ];
+    const archive = await makeImageArchive({ dir: work, name: 'two-registries', compression: 'none', layers });
+    const source = await detectSource(archive.path);
+    const refused = (await dryRun(source)).layers[2]!;
+    // The first registry refuses the small layer (403: not retried); the second takes uploads slowly (4 s a
+    // layer), so its uploads are in flight when the first refuses.
+    const first = await startFaultProxy(registry, [{ method: 'PATCH', path: /\/blobs\/uploads\//, when: (req) => req.headers['content-length'] === String(refused.size), status: 403, times: 1000 }]);
+    const other = await startRegistry({});
+    const slow = await startSlowProxy(other.host, RATE);
+    const tmp = await emptyDir('two-registries');
+    const log = logged();
+    const stray = unhandled();
+    const targets = [
+      { client: client(first.host, 'hygiene/two', log.logger), tags: ['latest'], reuse: [], known: [] },
+      { client: client(slow.host, 'hygiene/two', log.logger), tags: ['latest'], reuse: [], known: [] },
+    ];
+    try {
+      const started = Date.now();
+      const error = await outcome(pushToAll(archiveInput(source), targets, { logger: log.logger, tmpDir: tmp }));
+      const elapsed = Date.now() - started;
+      expect(error.message).toBe(`registry ${first.host} answered 403 Forbidden to PATCH blob ${refused.digest}: UNKNOWN: injected fault 403 (the credentials were accepted but may not push to this repository)`);
+      expect(elapsed).toBeLessThan(3000); // not after the second registry's 4 s uploads
+      const requestsAtFailure = slow.seen.length;
+      await settle(500);
+      expect(slow.seen.length, 'requests to the second registry after the push rejected').toBe(requestsAtFailure);
+      // The second registry's uploads of the large layers were under way and cut off: neither finished (the
+      // small one may have, before the first registry refused it).
+      expect(slow.seen.filter((r) => r.method === 'PATCH').length).toBeGreaterThanOrEqual(1);
+      const closed = slow.seen.filter((r) => r.method === 'PUT' && /[?&]digest=/.test(r.url)).map((r) => decodeURIComponent(r.url));
+      expect(closed.filter((u) => !u.includes(refused.digest))).toEqual([]);
+      expect(stray.stop(), 'unhandled rejections').toEqual([]);
+      expect(await readdir(tmp)).toEqual([]);
+      expect(await tagged('hygiene/two')).toBe(false);
+      await expect(skopeo(['inspect', `docker://${other.host}/hygiene/two:latest`])).rejects.toThrow();
+    } finally {
+      stray.stop();
+      for (const t of targets) t.client.close();
+      await slow.stop();
+      await first.stop();
+      await other.stop();
+    }
+  });
 });
 
 describe('temp disk', () => {

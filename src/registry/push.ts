@@ -84,9 +84,10 @@ export interface PushOptions {
   byDigest?: boolean;
   /** Annotations of the manifest itself (what produced the image: a later job finds it by them). */
   annotations?: Record<string, string>;
-  /** Hears each layer blob made here, with its compressed file (kept until what it returns settles) and a
-   *  promise of the registry holding it: a push to several registries sends it on from the file. */
-  onMade?: (desc: Descriptor, file: string, inRegistry: Promise<void>) => Promise<void>;
+  /** Hears each layer blob made here, with its compressed file (kept until what it returns settles), a
+   *  promise of the registry holding it, and the push's signal (aborted at its first failure): a push to
+   *  several registries sends it on from the file, and stops when the push does. */
+  onMade?: (desc: Descriptor, file: string, inRegistry: Promise<void>, signal: AbortSignal) => Promise<void>;
 }
 
 export interface PushResult {
@@ -445,7 +446,9 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
               return { ...desc, diffID: made.diffID, action: 'uploaded' as const };
             });
             // The later registries get it from the same file, beside this registry's upload.
-            mirrored = opts.onMade?.(desc, made.file, upload.then(() => undefined));
+            const inRegistry = upload.then(() => undefined);
+            inRegistry.catch(() => undefined); // the upload's own failure is the task's; a listener may not wait on it
+            mirrored = opts.onMade?.(desc, made.file, inRegistry, run.signal);
             mirrored?.catch(() => undefined);
             const report = await upload;
             await mirrored;

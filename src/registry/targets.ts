@@ -76,8 +76,8 @@ export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: 
   const placers = targets.slice(1).map((t, i) => blobPlacer(first.client, t.client, targets.slice(0, i + 1).map((x) => x.client), opts.logger));
   // A repository in the first one's registry waits for it, then mounts the blob (nothing sent again).
   const sameAsFirst = targets.slice(1).map((t) => t.client.registry === first.client.registry);
-  const onMade = async (desc: Descriptor, file: string, inFirst: Promise<void>): Promise<void> => {
-    await Promise.all(placers.map(async (p, i) => (sameAsFirst[i] ? inFirst.then(() => p.place(desc, file)) : p.place(desc, file))));
+  const onMade = async (desc: Descriptor, file: string, inFirst: Promise<void>, signal: AbortSignal): Promise<void> => {
+    await Promise.all(placers.map(async (p, i) => (sameAsFirst[i] ? inFirst.then(() => p.place(desc, file, signal)) : p.place(desc, file, signal))));
   };
   // Pushed by digest, the layers under its tags are still the first to look at.
   const made = await pushImage({ ...common, input, client: first.client, tags: [], byDigest: true, reuseTags: [...first.tags, ...first.reuse], known: first.known, onMade });
@@ -99,7 +99,8 @@ export async function pushToAll(input: ImageInput, targets: PushTarget[], opts: 
 /** Places blobs in one later repository, each once: left where it is, mounted from an earlier repository
  *  of the same registry, uploaded from a local file when there is one, else streamed from the source. */
 interface BlobPlacer {
-  place(blob: Descriptor, file?: string): Promise<LayerReport['action']>;
+  /** `signal`: the placement stops (its requests aborted) when the push or copy it serves fails. */
+  place(blob: Descriptor, file?: string, signal?: AbortSignal): Promise<LayerReport['action']>;
   bytes: { uploaded: number; skipped: number };
 }
 
@@ -109,22 +110,23 @@ function blobPlacer(source: RegistryClient, target: RegistryClient, before: Regi
   const slots = limiter(COPIES);
   const bytes = { uploaded: 0, skipped: 0 };
   const placed = new Map<string, Promise<LayerReport['action']>>();
-  const place = (blob: Descriptor, file?: string): Promise<LayerReport['action']> => {
+  const place = (blob: Descriptor, file?: string, signal?: AbortSignal): Promise<LayerReport['action']> => {
     const known = placed.get(blob.digest);
     if (known) return known;
     const action = slots(async (): Promise<LayerReport['action']> => {
-      if (await target.hasBlob(blob.digest)) {
+      signal?.throwIfAborted();
+      if (await target.hasBlob(blob.digest, { signal })) {
         bytes.skipped += blob.size;
         return 'reused';
       }
       for (const from of mountFrom) {
-        if (await target.mountBlob(blob.digest, from)) {
+        if (await target.mountBlob(blob.digest, from, { signal })) {
           bytes.skipped += blob.size;
           return 'mounted';
         }
       }
       // The registry checks the digest of what it is sent, whichever copy it comes from.
-      await target.uploadBlob(blob, () => (file ? createReadStream(file, { highWaterMark: READ_CHUNK }) : Readable.from(source.blobPieces(blob.digest, blob.size))));
+      await target.uploadBlob(blob, () => (file ? createReadStream(file, { highWaterMark: READ_CHUNK }) : Readable.from(source.blobPieces(blob.digest, blob.size, { signal }))), { signal });
       bytes.uploaded += blob.size;
       logger.info(`${file ? 'uploaded' : 'copied'} ${blob.digest} (${blob.size} bytes) ${file ? 'as made' : `from ${source.registry}/${source.repository}`} to ${target.registry}/${target.repository}`);
       return 'uploaded';
@@ -140,10 +142,20 @@ export async function copyImage(made: PushResult, source: RegistryClient, target
   const started = Date.now();
   // Distinct blobs once each (an image may hold one layer twice), the config with them.
   const actions = new Map<string, Promise<LayerReport['action']>>();
-  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, placer.place(blob));
-  const settled = await Promise.allSettled(actions.values());
-  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  // The first failure stops the other copies (their requests aborted) and is the one reported.
+  const stop = new AbortController();
+  let first: { reason: unknown } | undefined;
+  for (const blob of [made.config, ...made.layers]) {
+    if (actions.has(blob.digest)) continue;
+    const action = placer.place(blob, undefined, stop.signal);
+    action.catch((reason: unknown) => {
+      first ??= { reason };
+      stop.abort(reason);
+    });
+    actions.set(blob.digest, action);
+  }
+  await Promise.allSettled(actions.values());
+  if (first) throw first.reason;
   const layers: LayerReport[] = [];
   for (const l of made.layers) layers.push({ ...l, action: await actions.get(l.digest)! });
   const digest = await target.putManifest(made.digest, made.manifest.bytes, made.manifest.mediaType);

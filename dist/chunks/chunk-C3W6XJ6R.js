@@ -74920,7 +74920,9 @@ async function pushImage(opts) {
               logger8.info(`uploaded ${made.digest} (${formatBytes(made.size)}, ${layer.name})`);
               return { ...desc, diffID: made.diffID, action: "uploaded" };
             });
-            mirrored = opts.onMade?.(desc, made.file, upload.then(() => void 0));
+            const inRegistry = upload.then(() => void 0);
+            inRegistry.catch(() => void 0);
+            mirrored = opts.onMade?.(desc, made.file, inRegistry, run.signal);
             mirrored?.catch(() => void 0);
             const report2 = await upload;
             await mirrored;
