@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-C3W6XJ6R.js";
+} from "./chunks/chunk-HES7S2LX.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -3076,6 +3076,8 @@ var RegistryClient = class {
       return await this.putManifest(tag, manifest.bytes, manifest.mediaType, opts);
     } catch (error) {
       if (error instanceof RegistryError && isImmutableTag(error)) {
+        const now = await this.tagDigest(tag, opts.signal).catch(() => void 0);
+        if (now === manifest.digest) return now;
         throw new RegistryError(
           `registry ${this.opts.registry} will not move tag ${tag} of ${this.opts.repository} to ${manifest.digest}: the repository has tag immutability on${held ? `, and ${tag} holds ${held}` : ""} (push under a tag not used yet, or turn tag immutability off; ${error.status}${error.code ? ` ${error.code}` : ""})`,
           error.status,
@@ -3922,7 +3924,9 @@ async function inTurn(targets, step) {
     } catch (error) {
       if (error instanceof Error && targets.length > 1) {
         const moved = targets.slice(0, i).map((t) => `${recordKey(t)} (${t.tags.length ? t.tags.join(", ") : "no tag"})`);
-        error.message += ` (repositories tagged already: ${moved.length ? moved.join("; ") : "none"}; not tagged: ${targets.slice(i).map((t) => recordKey(t)).join(", ")})`;
+        const partly = error.tagsMoved;
+        const rest = targets.slice(partly ? i + 1 : i).map((t) => recordKey(t));
+        error.message += ` (repositories tagged already: ${moved.length ? moved.join("; ") : "none"};` + (partly ? ` partly tagged: ${recordKey(targets[i])} (${partly.join(", ")});` : "") + ` not tagged: ${rest.length ? rest.join(", ") : "none"})`;
       }
       throw error;
     }

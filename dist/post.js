@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-C3W6XJ6R.js";
+} from "./chunks/chunk-HES7S2LX.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -158,6 +158,15 @@ describe('2. ECR immutable tags', () => {
     });
   });
 
+  it('a tag PUT whose answer was lost is sent again and refused as immutable: the tag already names the image, so the push succeeds', async () => {
+    const rules = [{ method: 'PUT', path: /\/manifests\/v7$/, dropAnswer: true, times: 1 }, ...dialect(registry, 'ecr-immutable')];
+    await withProxy(rules, async (proxy) => {
+      const pushed = await push(client(proxy.host, 'ecr/lost'), image([noise(20_000, 'ecr-lost')]), ['v7']);
+      expect(count(proxy.log, /^PUT \/v2\/ecr\/lost\/manifests\/v7 /)).toBe(2); // the first's answer lost, the second refused
+      expect(await digestAt('ecr/lost', 'v7')).toBe(pushed.digest);
+    });
+  });
+
   it('a push-only policy (HEAD of a manifest refused with 403, no body): the tag is PUT at once, nothing retried', async () => {
     await withProxy([{ method: 'HEAD', path: /\/manifests\//, status: 403, times: 1000 }], async (proxy) => {
       const pushed = await push(client(proxy.host, 'ecr/push-only'), image([noise(20_000, 'ecr-push-only')]), ['latest']);

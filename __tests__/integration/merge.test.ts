@@ -224,6 +224,17 @@ describe('one registry', () => {
     } finally {
       await proxy.stop();
     }
+    // The second repository refuses its second tag only: it is partly tagged, and said to be.
+    const partial = await startFaultProxy(registry, [{ method: 'PUT', path: /^\/v2\/m\/f-three\/manifests\/v2$/, status: 503, times: 1_000_000 }]);
+    try {
+      const targets = [target(partial.host, 'm/f', ['latest']), target(partial.host, 'm/f-three', ['v1', 'v2'])];
+      const error = await rejection(mergeToAll(targets, [amd, arm], undefined, quiet));
+      expect(error.message).toContain(`(repositories tagged already: ${partial.host}/m/f (latest); partly tagged: ${partial.host}/m/f-three (v1); not tagged: none)`);
+      expect(await client(registry.host, 'm/f-three').getManifest('v1')).toBeDefined();
+      expect(await client(registry.host, 'm/f-three').getManifest('v2')).toBeUndefined();
+    } finally {
+      await partial.stop();
+    }
   });
 });
 

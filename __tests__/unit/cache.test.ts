@@ -194,6 +194,24 @@ describe('the watchdog around a cache call', () => {
     expect(cacheProblem(call)).toEqual({ reason: call.timedOut, unreachable: true });
   });
 
+  it('records its temporary folder for the post step before the child writes there (a step cancelled mid-call leaves it to post)', async () => {
+    const stateFile = join(await mkdtemp(join(tmpdir(), 'nia-state-')), 'state');
+    await writeFile(stateFile, '');
+    const saved = process.env.GITHUB_STATE;
+    process.env.GITHUB_STATE = stateFile;
+    try {
+      const script = await child(`say('temp=' + process.env.RUNNER_TEMP); result({ key: 'k-1' });`);
+      const lines: string[] = [];
+      await cacheCall(restore, { script, write: (t) => lines.push(t) });
+      const temp = /temp=(\S+)/.exec(lines.join(''))?.[1];
+      expect(temp).toMatch(/nia-cache-call-[0-9a-f]+$/);
+      expect(await readFile(stateFile, 'utf8')).toContain(temp!);
+    } finally {
+      if (saved === undefined) delete process.env.GITHUB_STATE;
+      else process.env.GITHUB_STATE = saved;
+    }
+  });
+
   it('names a call that got no answer, and a retry of the same call buys it no time', async () => {
     const script = await child(`
       say('::debug::Resource Url: http://127.0.0.1:1/_apis/artifactcache/cache?keys=k-&version=1');

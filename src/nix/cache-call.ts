@@ -28,10 +28,10 @@
 import * as cache from '@actions/cache';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errorLine } from '../log.js';
+import { stepTempDir } from '../state.js';
 
 export const CACHE_CALL_ENV = 'NIA_CACHE_CALL';
 /** Time for one service call (lookup, reserve, commit) to succeed, retries included. */
@@ -137,7 +137,8 @@ export async function cacheCall<T>(request: CacheCallRequest, opts: CacheCallOpt
   const outcome = (o: Partial<CacheCallOutcome<T>>): CacheCallOutcome<T> => ({ ...o, messages, seconds: (Date.now() - started) / 1000 });
   if (!existsSync(script)) return outcome({ failure: { message: `cannot run the cache call: ${script} not found`, level: 'error' } });
 
-  const temp = await mkdtemp(join(process.env.RUNNER_TEMP || tmpdir(), 'nia-cache-call-'));
+  // Recorded for the post step: a step cancelled mid-call leaves its partial archive to be removed there.
+  const temp = stepTempDir('nia-cache-call-');
   const child = spawn(process.execPath, [script], {
     env: { ...process.env, [CACHE_CALL_ENV]: JSON.stringify(request), RUNNER_TEMP: temp },
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],

@@ -539,6 +539,9 @@ export class RegistryClient {
       return await this.putManifest(tag, manifest.bytes, manifest.mediaType, opts);
     } catch (error) {
       if (error instanceof RegistryError && isImmutableTag(error)) {
+        // A PUT whose answer was lost and was sent again finds the tag moved already (by itself): done.
+        const now = await this.tagDigest(tag, opts.signal).catch(() => undefined);
+        if (now === manifest.digest) return now;
         throw new RegistryError(
           `registry ${this.opts.registry} will not move tag ${tag} of ${this.opts.repository} to ${manifest.digest}: the repository has tag immutability on` +
             `${held ? `, and ${tag} holds ${held}` : ''} (push under a tag not used yet, or turn tag immutability off; ${error.status}${error.code ? ` ${error.code}` : ''})`,

@@ -552,6 +552,8 @@ export async function tagAll(client: RegistryClient, tags: string[], manifest: B
         error.message +=
           ` (tags moved to ${manifest.digest}: ${moved.length ? moved.join(', ') : 'none'};` +
           ` not moved: ${tags.slice(i).join(', ')})`;
+        // For a caller tagging several repositories: this one is partly tagged.
+        if (moved.length > 0) (error as Error & { tagsMoved?: string[] }).tagsMoved = moved;
       }
       throw error;
     }

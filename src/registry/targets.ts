@@ -185,9 +185,13 @@ export async function inTurn<T>(targets: PushTarget[], step: (target: PushTarget
     } catch (error) {
       if (error instanceof Error && targets.length > 1) {
         const moved = targets.slice(0, i).map((t) => `${recordKey(t)} (${t.tags.length ? t.tags.join(', ') : 'no tag'})`);
+        // The repository that failed may be partly tagged (tagAll says which of its tags moved).
+        const partly = (error as Error & { tagsMoved?: string[] }).tagsMoved;
+        const rest = targets.slice(partly ? i + 1 : i).map((t) => recordKey(t));
         error.message +=
           ` (repositories tagged already: ${moved.length ? moved.join('; ') : 'none'};` +
-          ` not tagged: ${targets.slice(i).map((t) => recordKey(t)).join(', ')})`;
+          (partly ? ` partly tagged: ${recordKey(targets[i]!)} (${partly.join(', ')});` : '') +
+          ` not tagged: ${rest.length ? rest.join(', ') : 'none'})`;
       }
       throw error;
     }

@@ -71862,8 +71862,7 @@ function saveCacheV2(paths_1, key_1, options_1) {
 // src/nix/cache-call.ts
 import { spawn as spawn3 } from "node:child_process";
 import { existsSync as existsSync4, readFileSync, rmSync as rmSync2, writeFileSync as writeFileSync3, writeSync } from "node:fs";
-import { mkdtemp, readdir as readdir2, rm as rm2, stat as stat2 } from "node:fs/promises";
-import { tmpdir as tmpdir2 } from "node:os";
+import { readdir as readdir2, rm as rm2, stat as stat2 } from "node:fs/promises";
 import { dirname as dirname6, join as join9 } from "node:path";
 var CACHE_CALL_ENV = "NIA_CACHE_CALL";
 var CALL_MS = 5e3;
@@ -71909,7 +71908,7 @@ async function cacheCall(request, opts = {}) {
   const messages = [];
   const outcome = (o) => ({ ...o, messages, seconds: (Date.now() - started) / 1e3 });
   if (!existsSync4(script)) return outcome({ failure: { message: `cannot run the cache call: ${script} not found`, level: "error" } });
-  const temp = await mkdtemp(join9(process.env.RUNNER_TEMP || tmpdir2(), "nia-cache-call-"));
+  const temp = stepTempDir("nia-cache-call-");
   const child2 = spawn3(process.execPath, [script], {
     env: { ...process.env, [CACHE_CALL_ENV]: JSON.stringify(request), RUNNER_TEMP: temp },
     stdio: ["ignore", "pipe", "pipe", "pipe"],
@@ -73245,8 +73244,8 @@ async function saveStoreCache(raw, built, opts = {}) {
 import { spawn as spawn4 } from "node:child_process";
 import { createHash as createHash5, randomBytes as randomBytes4 } from "node:crypto";
 import { createReadStream as createReadStream3, createWriteStream as createWriteStream3, existsSync as existsSync7 } from "node:fs";
-import { chmod as chmod2, mkdir as mkdir4, mkdtemp as mkdtemp2, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
-import { tmpdir as tmpdir3 } from "node:os";
+import { chmod as chmod2, mkdir as mkdir4, mkdtemp, readFile as readFile4, rename as rename2, rm as rm6, stat as stat4, writeFile as writeFile5 } from "node:fs/promises";
+import { tmpdir as tmpdir2 } from "node:os";
 import { join as join14 } from "node:path";
 import { PassThrough, Readable as Readable5, Transform as Transform2 } from "node:stream";
 import * as zlib2 from "node:zlib";
@@ -73408,9 +73407,9 @@ async function holds(cache, upstream, info2) {
   return false;
 }
 async function scratchDir() {
-  const parent = process.env.RUNNER_TEMP || tmpdir3();
+  const parent = process.env.RUNNER_TEMP || tmpdir2();
   await mkdir4(parent, { recursive: true });
-  return mkdtemp2(join14(parent, "nix-image-binary-cache-"));
+  return mkdtemp(join14(parent, "nix-image-binary-cache-"));
 }
 function s3CopyUrl(cache, keyFile, env = process.env) {
   const params = new URLSearchParams(cache.params);
@@ -74036,8 +74035,8 @@ async function imageStorePaths(opts) {
 
 // src/registry/push.ts
 import { createReadStream as createReadStream6 } from "node:fs";
-import { mkdtemp as mkdtemp3, rm as rm7 } from "node:fs/promises";
-import { tmpdir as tmpdir4 } from "node:os";
+import { mkdtemp as mkdtemp2, rm as rm7 } from "node:fs/promises";
+import { tmpdir as tmpdir3 } from "node:os";
 import { join as join17 } from "node:path";
 
 // src/image/compress.ts
@@ -74793,7 +74792,7 @@ async function pushImage(opts) {
   if (!input) throw new Error("pushImage needs an input or a source");
   const compression = opts.compression ?? DEFAULT_COMPRESSION;
   if (compression.algorithm === "zstd") logger8.info(`layers compressed with zstd level ${compression.level}, by ${zstdDescription()}`);
-  const work = await mkdtemp3(join17(opts.tmpDir ?? tmpdir4(), "nix-image-push-"));
+  const work = await mkdtemp2(join17(opts.tmpDir ?? tmpdir3(), "nix-image-push-"));
   const uploads = opts.uploads ?? UPLOADS2;
   const compressSlots = limiter(LAYERS_AT_ONCE);
   const uploadSlots = limiter(uploads);
@@ -75006,6 +75005,7 @@ async function tagAll(client, tags2, manifest, held = {}) {
       if (tags2.length > 1 && error2 instanceof Error) {
         const moved = tags2.slice(0, i);
         error2.message += ` (tags moved to ${manifest.digest}: ${moved.length ? moved.join(", ") : "none"}; not moved: ${tags2.slice(i).join(", ")})`;
+        if (moved.length > 0) error2.tagsMoved = moved;
       }
       throw error2;
     }
