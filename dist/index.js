@@ -258,6 +258,9 @@ function parseInputs(get, env = process.env) {
   if (sbomAttach && get("merge") !== "") {
     throw new InputError("sbom-attach", "true and merge do not go together (a merge builds nothing and attaches nothing to the index: attach in the jobs that build the images)");
   }
+  if (get("labels") !== "" && get("merge") !== "") {
+    throw new InputError("labels", "and merge do not go together (an index has no image config to hold labels: give them to the jobs that build the images; annotations go on the index)");
+  }
   const merge2 = get("merge").split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   const binaryCache = get("binary-cache");
   if (binaryCache !== "") {
