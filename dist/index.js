@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-HES7S2LX.js";
+} from "./chunks/chunk-OR6AD7ZZ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -4134,13 +4134,15 @@ async function merge(inputs, to, started) {
   });
   info(`merged ${merged.images.length} image(s) into ${to.groups.map((g) => `${g.target.registry}/${g.target.repository}`).join(", ")} as ${merged.index.digest}`);
 }
+var withStats = (p, stats) => stats ? { ...p, retries: stats } : p;
 function reporter(inputs, to, clock) {
   return (pushed, r) => report({
     registry: to.groups[0].target.registry,
     repository: to.groups[0].target.repository,
     tags: repositoryTags(to, 0, inputs.pushByDigest),
-    push: pushed[0],
-    others: to.groups.slice(1).map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: repositoryTags(to, i + 1, inputs.pushByDigest), push: pushed[i + 1] })),
+    // Each repository's requests sent again as its client counts them now, its tags included.
+    push: withStats(pushed[0], to.targets[0]?.client.stats),
+    others: to.groups.slice(1).map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: repositoryTags(to, i + 1, inputs.pushByDigest), push: withStats(pushed[i + 1], to.targets[i + 1]?.client.stats) })),
     phases: clock.phases,
     ...r
   });
@@ -4154,13 +4156,13 @@ async function evaluate(inputs, nix) {
   const wanted = "drvPath" in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : void 0;
   return { installable, buildArgs, env, evaluation, settings, ...wanted ? { wanted } : {} };
 }
-async function pushedBefore(inputs, job, to, reportPush, nix, started) {
+async function pushedBefore(inputs, job, to, reportPush, nix) {
   if (!("drvPath" in job.evaluation)) {
     info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
     return false;
   }
   if (!job.wanted) return false;
-  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, started);
+  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, Date.now());
   if (!shortcut.results) {
     if (to.targets.length > 0) info(`image: building, ${shortcut.reason}`);
     return false;
@@ -4343,10 +4345,12 @@ async function pushWithNix(inputs, to, started, nix, clock) {
   const job = await evaluate(inputs, nix);
   clock.lap("evaluate");
   const reportPush = reporter(inputs, to, clock);
-  if (await pushedBefore(inputs, job, to, reportPush, nix, started)) return;
+  if (await pushedBefore(inputs, job, to, reportPush, nix)) return;
   clock.lap();
   const { cache, resolved, binaryCache, state } = await build(inputs, nix, job, clock);
+  clock.lap();
   const { pushed, image } = await push(inputs, job, to, { resolved, cache, state });
+  clock.lap("push");
   const docs = await documents(inputs, nix, job, to, { resolved, image, pushed }, new Date(started));
   const metadata = await reportPush(pushed, {
     documents: docs,

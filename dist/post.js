@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-HES7S2LX.js";
+} from "./chunks/chunk-OR6AD7ZZ.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -62,6 +62,8 @@ async function merge(inputs: ActionInputs, to: Destinations, started: number): P
   core.info(`merged ${merged.images.length} image(s) into ${to.groups.map((g) => `${g.target.registry}/${g.target.repository}`).join(', ')} as ${merged.index.digest}`);
 }
 
+const withStats = (p: PushResult, stats: PushResult['retries']): PushResult => (stats ? { ...p, retries: stats } : p);
+
 /** The outputs and summary of a push (or of a re-tag), for every repository the image went to. */
 function reporter(inputs: ActionInputs, to: Destinations, clock: PhaseClock) {
   return (pushed: PushResult[], r: Omit<RunReport, 'registry' | 'repository' | 'tags' | 'push' | 'others' | 'phases'>) =>
@@ -69,8 +71,9 @@ function reporter(inputs: ActionInputs, to: Destinations, clock: PhaseClock) {
       registry: to.groups[0]!.target.registry,
       repository: to.groups[0]!.target.repository,
       tags: repositoryTags(to, 0, inputs.pushByDigest),
-      push: pushed[0]!,
-      others: to.groups.slice(1).map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: repositoryTags(to, i + 1, inputs.pushByDigest), push: pushed[i + 1]! })),
+      // Each repository's requests sent again as its client counts them now, its tags included.
+      push: withStats(pushed[0]!, to.targets[0]?.client.stats),
+      others: to.groups.slice(1).map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: repositoryTags(to, i + 1, inputs.pushByDigest), push: withStats(pushed[i + 1]!, to.targets[i + 1]?.client.stats) })),
       phases: clock.phases,
       ...r,
     });
@@ -99,13 +102,13 @@ async function evaluate(inputs: ActionInputs, nix: NixSetup): Promise<Job> {
 }
 
 /** The registry as the image's binary cache: the same derivation and settings pushed before is the image. */
-async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup, started: number): Promise<boolean> {
+async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup): Promise<boolean> {
   if (!('drvPath' in job.evaluation)) {
     core.info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
     return false;
   }
   if (!job.wanted) return false;
-  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, started);
+  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, Date.now()); // the push's time: the lookup and the re-tag
   if (!shortcut.results) {
     if (to.targets.length > 0) core.info(`image: building, ${shortcut.reason}`);
     return false;
@@ -333,11 +336,13 @@ async function pushWithNix(inputs: ActionInputs, to: Destinations, started: numb
   const job = await evaluate(inputs, nix);
   clock.lap('evaluate');
   const reportPush = reporter(inputs, to, clock);
-  if (await pushedBefore(inputs, job, to, reportPush, nix, started)) return;
+  if (await pushedBefore(inputs, job, to, reportPush, nix)) return;
   clock.lap(); // the registry lookup is not the restore's time
 
   const { cache, resolved, binaryCache, state } = await build(inputs, nix, job, clock);
+  clock.lap(); // the build's own time is the build's (resolved.seconds)
   const { pushed, image } = await push(inputs, job, to, { resolved, cache, state });
+  clock.lap('push'); // every repository, its copies and its tags
   const docs = await documents(inputs, nix, job, to, { resolved, image, pushed }, new Date(started));
   const metadata = await reportPush(pushed, {
     documents: docs,

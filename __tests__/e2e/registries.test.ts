@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAction } from '../support/action.js';
 import { makeDockerToolsFlake, type DockerToolsFlake } from '../support/flakes.js';
 import { nixTestEnv } from '../support/nix.js';
-import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
+import { skopeo, startFaultProxy, startRegistry, type TestRegistry } from '../support/registry.js';
 
 let open: TestRegistry;
 let locked: TestRegistry;
@@ -38,23 +38,27 @@ const digestOf = async (ref: string, creds?: string) => (JSON.parse(await skopeo
 
 describe('tags naming several registries and repositories', () => {
   it('builds once and pushes one digest to every reference: mounted within a registry, uploaded to another', async () => {
-    const dockerConfig = await dockerConfigFor(locked.host, 'hub', 'hub-Pa55-word');
-    const tags = ['latest', `${open.host}/multi/app:v1`, `${open.host}/multi/other:v1`, `${locked.host}/mirror/app:v1`].join('\n');
+    // The other registry answers one blob upload with a 500: sent again, and counted in the metadata.
+    const hub = await startFaultProxy(locked, [{ method: 'PUT', path: /\/blobs\/uploads\//, status: 500, times: 1, retryAfter: '0' }]);
+    const dockerConfig = await dockerConfigFor(hub.host, 'hub', 'hub-Pa55-word');
+    const tags = ['latest', `${open.host}/multi/app:v1`, `${open.host}/multi/other:v1`, `${hub.host}/mirror/app:v1`].join('\n');
     const run = await runAction({
       runtime: 'node24',
-      inputs: { cache: 'false', insecure: 'true', 'insecure-registries': locked.host, flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'multi/app', tags },
+      inputs: { cache: 'false', insecure: 'true', 'insecure-registries': hub.host, flake: flake.flake, attr: flake.attrs.tarGz, registry: open.host, image: 'multi/app', tags },
       env: nixTestEnv({ DOCKER_CONFIG: dockerConfig }),
-    });
+    }).finally(() => hub.stop());
     expect(run.main.errors, run.log).toEqual([]);
     expect(run.main.code).toBe(0);
     const digest = run.outputs.digest!;
     expect(run.outputs.image).toBe(`${open.host}/multi/app@${digest}`);
-    expect(run.outputs.tags!.split('\n')).toEqual([`${open.host}/multi/app:latest`, `${open.host}/multi/app:v1`, `${open.host}/multi/other:v1`, `${locked.host}/mirror/app:v1`]);
+    expect(run.outputs.tags!.split('\n')).toEqual([`${open.host}/multi/app:latest`, `${open.host}/multi/app:v1`, `${open.host}/multi/other:v1`, `${hub.host}/mirror/app:v1`]);
     for (const ref of [`${open.host}/multi/app:latest`, `${open.host}/multi/app:v1`, `${open.host}/multi/other:v1`]) expect(await digestOf(ref)).toBe(digest);
     expect(await digestOf(`${locked.host}/mirror/app:v1`, 'hub:hub-Pa55-word')).toBe(digest);
 
-    const m = JSON.parse(run.outputs.metadata!) as { repositories: { image: string; layers: { uploaded: number; mounted: number }; bytes: { uploaded: number } }[] };
-    expect(m.repositories.map((r) => r.image)).toEqual([`${open.host}/multi/app@${digest}`, `${open.host}/multi/other@${digest}`, `${locked.host}/mirror/app@${digest}`]);
+    const m = JSON.parse(run.outputs.metadata!) as { repositories: { image: string; layers: { uploaded: number; mounted: number }; bytes: { uploaded: number } }[]; retries: { total: number; causes: Record<string, number> } };
+    expect(m.repositories.map((r) => r.image)).toEqual([`${open.host}/multi/app@${digest}`, `${open.host}/multi/other@${digest}`, `${hub.host}/mirror/app@${digest}`]);
+    // Requests sent again to any repository are counted, not only the first's.
+    expect(m.retries).toMatchObject({ total: 1, causes: { '500': 1 } });
     // Within the first registry the second repository mounts every layer; the other registry gets them uploaded.
     expect(m.repositories[0]!.layers.uploaded).toBe(3);
     expect(m.repositories[1]!.layers).toMatchObject({ uploaded: 0, mounted: 3 });

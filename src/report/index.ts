@@ -22,7 +22,7 @@ export interface RunReport {
   /** The other repositories the image went to (tags naming other registries or repositories). */
   others?: { registry: string; repository: string; tags: string[]; push: PushResult }[];
   /** Seconds of the phases before the build (main measures them). */
-  phases?: { install?: number; evaluate?: number; restore?: number };
+  phases?: { install?: number; evaluate?: number; restore?: number; push?: number };
   /** The image's SBOM and provenance (absent: none, the outputs are empty). */
   documents?: RunDocuments;
 }
@@ -81,6 +81,19 @@ export interface Metadata {
   seconds: { install?: number; evaluate?: number; restore?: number; build: number; push: number };
 }
 
+/** Requests sent again, over every repository the image went to. */
+function retriesOf(pushes: PushResult[]): Metadata['retries'] {
+  const total = { total: 0, causes: {} as Record<string, number>, tokens: 0, sessions: 0 };
+  for (const s of pushes.map((x) => x.retries)) {
+    if (!s) continue;
+    total.total += s.retries;
+    total.tokens += s.tokens;
+    total.sessions += s.sessions;
+    for (const [cause, n] of Object.entries(s.causes)) total.causes[cause] = (total.causes[cause] ?? 0) + n;
+  }
+  return total;
+}
+
 export function metadataOf(r: RunReport): Metadata {
   const p = r.push;
   const count = (...actions: string[]) => p.layers.filter((l) => actions.includes(l.action)).length;
@@ -110,7 +123,7 @@ export function metadataOf(r: RunReport): Metadata {
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...(l.storePaths ? { storePaths: l.storePaths } : {}) })),
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
-    retries: { total: p.retries?.retries ?? 0, causes: { ...(p.retries?.causes ?? {}) }, tokens: p.retries?.tokens ?? 0, sessions: p.retries?.sessions ?? 0 },
+    retries: retriesOf([p, ...(r.others ?? []).map((o) => o.push)]),
     repositories: [{ registry: r.registry, repository: r.repository, tags: r.tags, push: p }, ...(r.others ?? [])].map((o) => ({
       image: `${o.registry}/${o.repository}@${o.push.digest}`,
       tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
@@ -126,7 +139,7 @@ export function metadataOf(r: RunReport): Metadata {
       ...(r.phases?.evaluate !== undefined ? { evaluate: round(r.phases.evaluate) } : {}),
       ...(r.phases?.restore !== undefined ? { restore: round(r.phases.restore) } : {}),
       build: round(r.buildSeconds),
-      push: round(p.seconds),
+      push: round(r.phases?.push ?? p.seconds),
     },
   };
 }

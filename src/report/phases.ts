@@ -1,5 +1,5 @@
 // Seconds each phase of the main step took, for the metadata output and the job summary.
-export type Phase = 'install' | 'evaluate' | 'restore';
+export type Phase = 'install' | 'evaluate' | 'restore' | 'push';
 
 export class PhaseClock {
   readonly phases: Partial<Record<Phase, number>> = {};

@@ -75762,6 +75762,17 @@ function documentsSummary(docs, r = {}) {
 }
 
 // src/report/index.ts
+function retriesOf(pushes) {
+  const total = { total: 0, causes: {}, tokens: 0, sessions: 0 };
+  for (const s of pushes.map((x) => x.retries)) {
+    if (!s) continue;
+    total.total += s.retries;
+    total.tokens += s.tokens;
+    total.sessions += s.sessions;
+    for (const [cause, n] of Object.entries(s.causes)) total.causes[cause] = (total.causes[cause] ?? 0) + n;
+  }
+  return total;
+}
 function metadataOf(r) {
   const p = r.push;
   const count = (...actions) => p.layers.filter((l) => actions.includes(l.action)).length;
@@ -75789,7 +75800,7 @@ function metadataOf(r) {
       list: p.layers.map((l) => ({ digest: l.digest, size: l.size, diffID: l.diffID, action: l.action, ...l.storePaths ? { storePaths: l.storePaths } : {} }))
     },
     bytes: { uploaded: p.bytesUploaded, skipped: p.bytesSkipped },
-    retries: { total: p.retries?.retries ?? 0, causes: { ...p.retries?.causes ?? {} }, tokens: p.retries?.tokens ?? 0, sessions: p.retries?.sessions ?? 0 },
+    retries: retriesOf([p, ...(r.others ?? []).map((o) => o.push)]),
     repositories: [{ registry: r.registry, repository: r.repository, tags: r.tags, push: p }, ...r.others ?? []].map((o) => ({
       image: `${o.registry}/${o.repository}@${o.push.digest}`,
       tags: o.tags.map((t) => `${o.registry}/${o.repository}:${t}`),
@@ -75805,7 +75816,7 @@ function metadataOf(r) {
       ...r.phases?.evaluate !== void 0 ? { evaluate: round(r.phases.evaluate) } : {},
       ...r.phases?.restore !== void 0 ? { restore: round(r.phases.restore) } : {},
       build: round(r.buildSeconds),
-      push: round(p.seconds)
+      push: round(r.phases?.push ?? p.seconds)
     }
   };
 }
