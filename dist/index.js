@@ -3740,6 +3740,7 @@ import { Readable as Readable3 } from "node:stream";
 
 // src/registry/existing.ts
 async function findExisting(client, tags, wanted, logger2) {
+  const alternatives = Array.isArray(wanted) ? wanted : [wanted];
   const misses = [];
   const held = {};
   for (const tag of [...new Set(tags)]) {
@@ -3763,8 +3764,8 @@ async function findExisting(client, tags, wanted, logger2) {
       misses.push(`${tag}: not JSON`);
       continue;
     }
-    const differs = Object.entries(wanted).filter(([k, v]) => parsed.annotations?.[k] !== v).map(([k]) => k);
-    if (parsed.mediaType !== MediaTypes.ociManifest || !parsed.config?.digest || !Array.isArray(parsed.layers) || differs.length > 0) {
+    const matches = alternatives.some((w) => Object.entries(w).every(([k, v]) => parsed.annotations?.[k] === v));
+    if (parsed.mediaType !== MediaTypes.ociManifest || !parsed.config?.digest || !Array.isArray(parsed.layers) || !matches) {
       misses.push(`${tag}: made from something else`);
       continue;
     }
@@ -4153,7 +4154,8 @@ async function evaluate(inputs, nix) {
   const env = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env });
   const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom, compression: inputs.compression };
-  const wanted = "drvPath" in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : void 0;
+  const producer = "drvPath" in evaluation ? await producerDerivation(evaluation.drvPath, inputs.layersFrom) : void 0;
+  const wanted = producer && "drvPath" in evaluation ? [producer, ...producer !== evaluation.drvPath ? [evaluation.drvPath] : []].map((d) => producerAnnotations(d, settings)) : void 0;
   return { installable, buildArgs, env, evaluation, settings, ...wanted ? { wanted } : {} };
 }
 async function pushedBefore(inputs, job, to, reportPush, nix) {

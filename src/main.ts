@@ -87,7 +87,7 @@ interface Job {
   evaluation: Evaluation;
   settings: ImageSettings;
   /** The producer annotations an image made from this evaluation carries (absent: it cannot be known). */
-  wanted?: Record<string, string>;
+  wanted?: Record<string, string>[];
 }
 
 /** Evaluates the image's derivation without building anything. */
@@ -97,7 +97,11 @@ async function evaluate(inputs: ActionInputs, nix: NixSetup): Promise<Job> {
   const env = { ...withoutSecrets(process.env), ...nix.env };
   const evaluation = await evaluateDerivation({ nix: nix.nix, installable, buildArgs, env });
   const settings = { labels: inputs.labels, annotations: manifestAnnotations(inputs.annotations), layersFrom: inputs.layersFrom, compression: inputs.compression };
-  const wanted = 'drvPath' in evaluation ? producerAnnotations(await producerDerivation(evaluation.drvPath, inputs.layersFrom), settings) : undefined;
+  // An image recognised as dockerTools' is recorded under its conf's derivation when its layers are made from
+  // the store; under its own when its plan was refused after the build (a fromImage base, a conf of an
+  // unknown shape) and its archive read: either is this image.
+  const producer = 'drvPath' in evaluation ? await producerDerivation(evaluation.drvPath, inputs.layersFrom) : undefined;
+  const wanted = producer && 'drvPath' in evaluation ? [producer, ...(producer !== evaluation.drvPath ? [evaluation.drvPath] : [])].map((d) => producerAnnotations(d, settings)) : undefined;
   return { installable, buildArgs, env, evaluation, settings, ...(wanted ? { wanted } : {}) };
 }
 

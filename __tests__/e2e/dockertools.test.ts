@@ -236,6 +236,21 @@ describe('the registry as the image binary cache', () => {
     expect(changed.outputs.digest).not.toBe(first.outputs.digest);
     expect(await builds()).toEqual(['base', 'app', 'app']);
   });
+
+  it('an unchanged image whose plan was refused (its archive read) is found again in the registry, by its own derivation', async () => {
+    const flake = await makeDockerToolsFlake({ unknownConfKey: true });
+    const job = () => runAction({ runtime: 'node24', inputs: { flake: flake.flake, attr: flake.attrs.tarGz, registry: registry.host, image: 'dt/refused-plan', insecure: 'true', cache: 'false' }, env: nixTestEnv() });
+    const first = await job();
+    expectSuccess(first);
+    expect(first.main.stdout).toMatch(/the conf has a shape this action does not know \(unknown: a_future_key\)/);
+    const raw = await inspectRaw(`docker://${registry.host}/dt/refused-plan:latest`);
+    expect(raw.annotations?.['io.github.nix-image-action.derivation']).toMatch(/\.drv$/); // the image's own derivation
+    expect(raw.annotations?.['io.github.nix-image-action.derivation']).not.toMatch(/-conf\.json\.drv$/);
+    const second = await job();
+    expectSuccess(second);
+    expect(second.main.stdout).toMatch(/image: already in the registry, nothing to build/);
+    expect(second.outputs.digest).toBe(first.outputs.digest);
+  });
 });
 
 describe('labels and annotations', () => {

@@ -178,6 +178,9 @@ export interface DockerToolsOptions {
   /** More packages, each a store layer between base and app, holding copies of these host files or
    *  directories (real machine code and source trees, for benchmarks): `cp -a` into `$out/<basename>`. */
   packages?: { name: string; sources: string[] }[];
+  /** A conf key this action does not know (as a newer nixpkgs might add): its plan is refused, and the
+   *  image's archive is built and read. */
+  unknownConfKey?: boolean;
 }
 
 export async function makeDockerToolsFlake(opts: DockerToolsOptions = {}): Promise<DockerToolsFlake> {
@@ -235,7 +238,8 @@ export async function makeDockerToolsFlake(opts: DockerToolsOptions = {}): Promi
       '  "uid": "0",',
       '  "gid": 0,',
       '  "uname": "root",',
-      '  "gname": "root"',
+      `  "gname": "root"${opts.unknownConfKey ? ',' : ''}`,
+      ...(opts.unknownConfKey ? ['  "a_future_key": 1'] : []),
       '}',
       'JSON',
     ].join('\n');

@@ -33,8 +33,13 @@ interface Parsed {
   annotations?: Record<string, string>;
 }
 
-/** Looks under `tags` (in order) for a manifest carrying every `wanted` annotation, with all its blobs present. */
-export async function findExisting(client: RegistryClient, tags: string[], wanted: Record<string, string>, logger: Logger): Promise<FindResult> {
+/** Producer annotations a manifest must carry: one set, or several alternatives (any one, whole, will do). */
+export type Wanted = Record<string, string> | Record<string, string>[];
+
+/** Looks under `tags` (in order) for a manifest carrying every `wanted` annotation (of one alternative), with
+ *  all its blobs present. */
+export async function findExisting(client: RegistryClient, tags: string[], wanted: Wanted, logger: Logger): Promise<FindResult> {
+  const alternatives = Array.isArray(wanted) ? wanted : [wanted];
   const misses: string[] = [];
   const held: Record<string, string | null> = {};
   for (const tag of [...new Set(tags)]) {
@@ -58,8 +63,8 @@ export async function findExisting(client: RegistryClient, tags: string[], wante
       misses.push(`${tag}: not JSON`);
       continue;
     }
-    const differs = Object.entries(wanted).filter(([k, v]) => parsed.annotations?.[k] !== v).map(([k]) => k);
-    if (parsed.mediaType !== MediaTypes.ociManifest || !parsed.config?.digest || !Array.isArray(parsed.layers) || differs.length > 0) {
+    const matches = alternatives.some((w) => Object.entries(w).every(([k, v]) => parsed.annotations?.[k] === v));
+    if (parsed.mediaType !== MediaTypes.ociManifest || !parsed.config?.digest || !Array.isArray(parsed.layers) || !matches) {
       misses.push(`${tag}: made from something else`);
       continue;
     }

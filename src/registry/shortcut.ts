@@ -4,11 +4,12 @@
 import type { PushResult } from './push.js';
 import { findEverywhere, retagEverywhere, type PushTarget } from './targets.js';
 import type { Logger } from './types.js';
+import type { Wanted } from './existing.js';
 
 export type Shortcut = { results: PushResult[]; foundUnder: string; reason: string } | { results?: undefined; reason: string };
 
 /** Looks for the image in every target and, when all hold it, re-tags it there. */
-export async function retagIfPushed(targets: PushTarget[], producer: Record<string, string>, logger: Logger, started = Date.now()): Promise<Shortcut> {
+export async function retagIfPushed(targets: PushTarget[], producer: Wanted, logger: Logger, started = Date.now()): Promise<Shortcut> {
   if (targets.length === 0) return { reason: 'nothing is pushed' };
   const found = await findEverywhere(targets, producer, logger);
   if (!found.existing) return { reason: found.reason };

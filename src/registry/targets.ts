@@ -11,7 +11,7 @@ import { limiter } from './limit.js';
 import { readLayerRecord, recordLayers } from '../nix/layer-record.js';
 import type { ImageInput } from '../image/types.js';
 import type { RegistryClient } from './client.js';
-import { findExisting, retag, type Existing } from './existing.js';
+import { findExisting, retag, type Existing, type Wanted } from './existing.js';
 import { ImageMismatchError } from '../image/input.js';
 import { MediaTypes, type Descriptor, type Logger } from './types.js';
 import type { KnownLayer } from './manifest.js';
@@ -210,7 +210,7 @@ export interface FoundEverywhere {
 }
 
 /** The image in every repository already (made from the same derivation and settings): one digest, every blob there. */
-export async function findEverywhere(targets: PushTarget[], wanted: Record<string, string>, logger: Logger): Promise<FoundEverywhere> {
+export async function findEverywhere(targets: PushTarget[], wanted: Wanted, logger: Logger): Promise<FoundEverywhere> {
   const found: Existing[] = [];
   for (const target of targets) {
     const r = await findExisting(target.client, [...target.tags, ...tagsOf(target.reuse, target.client.repository)], wanted, logger);
