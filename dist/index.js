@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-OR6AD7ZZ.js";
+} from "./chunks/chunk-GL4SKLPQ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -4201,7 +4201,8 @@ async function build(inputs, nix, job, clock) {
     nix: nix.nix,
     nixVersion: nix.version,
     trustedKeys,
-    env: nix.env
+    env: nix.env,
+    buildArgs: job.buildArgs
   });
   state.cache = cache.state;
   const binary = inputs.binaryCache ? await openBinaryCache({ url: inputs.binaryCache, trustedKeys, nix: nix.nix, nixVersion: nix.version, onFailure: () => savePostState(state) }) : void 0;

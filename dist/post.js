@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-OR6AD7ZZ.js";
+} from "./chunks/chunk-GL4SKLPQ.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -162,6 +162,7 @@ async function build(inputs: ActionInputs, nix: NixSetup, job: Job, clock: Phase
     nixVersion: nix.version,
     trustedKeys,
     env: nix.env,
+    buildArgs: job.buildArgs,
   });
   state.cache = cache.state;
   // The binary cache: a substituter after the upstream caches and the store cache; a failure mid-build

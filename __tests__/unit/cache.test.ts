@@ -43,6 +43,14 @@ describe('keys', () => {
     expect(api.keyBase).not.toBe(worker.keyBase);
     expect(api.restoreKeys).toEqual([api.keyBase, api.keyBase.slice(0, -17), 'nix-image-linux-x64-docker-', 'nix-image-linux-x64-']);
     expect(cacheKeys({ keyPrefix: 'my key,v1', attr: 'docker', flakeId: 'x', lock })).toEqual({ keyBase: 'my_key_v1-', restoreKeys: ['my_key_v1-'] });
+    // Matrix legs that differ only in build-args keep entries of their own (one would restore and purge the
+    // other's); no build-args: the key is the flake's alone, as before; the same ones: the same key.
+    const leg = (buildArgs?: string[]) => cacheKeys({ attr: 'docker', flakeId: 'local:services/api', lock, platform: 'linux', arch: 'x64', ...(buildArgs ? { buildArgs } : {}) });
+    expect(leg([]).keyBase).toBe(api.keyBase);
+    expect(leg(['--system', 'aarch64-linux']).keyBase).not.toBe(api.keyBase);
+    expect(leg(['--system', 'aarch64-linux']).keyBase).toBe(leg(['--system', 'aarch64-linux']).keyBase);
+    expect(leg(['--system', 'aarch64-linux']).keyBase).not.toBe(leg(['--system', 'x86_64-linux']).keyBase);
+    expect(leg(['--system', 'aarch64-linux']).restoreKeys.slice(2)).toEqual(api.restoreKeys.slice(2)); // same attr, same system
     expect(localFlakeDir('github:owner/repo')).toBeUndefined();
     expect(localFlakeDir('.', '/work')).toBe('/work');
     expect(localFlakeDir('./sub?dir=x', '/work')).toBe('/work/sub');

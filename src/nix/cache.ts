@@ -98,6 +98,8 @@ export interface RestoreOptions {
   env: Record<string, string>;
   /** Where a local flake's path is taken relative to (GITHUB_WORKSPACE, else the working directory). */
   workspace?: string;
+  /** build-args, split: part of the key (see cacheKeys). */
+  buildArgs?: string[];
 }
 
 export interface CacheState {
@@ -199,14 +201,20 @@ export async function lockHash(nix: string, flake: string, env: NodeJS.ProcessEn
 
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
 
-export function cacheKeys(opts: { keyPrefix?: string; attr: string; flakeId: string; lock: string; platform?: string; arch?: string }): { keyBase: string; restoreKeys: string[] } {
+/**
+ * The key up to its path set, and the prefixes to restore from. `buildArgs` (split) name the build as much
+ * as the flake does (`--system`, `--override-input`, `--arg`): matrix legs that differ only there keep
+ * entries of their own. None: the key is the flake's alone.
+ */
+export function cacheKeys(opts: { keyPrefix?: string; attr: string; flakeId: string; lock: string; buildArgs?: string[]; platform?: string; arch?: string }): { keyBase: string; restoreKeys: string[] } {
   if (opts.keyPrefix) {
     const keyBase = `${safe(opts.keyPrefix)}-`;
     return { keyBase, restoreKeys: [keyBase] };
   }
   const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
   const withAttr = `${system}${safe(opts.attr)}-`;
-  const withFlake = `${withAttr}${hex(opts.flakeId, 8)}-`;
+  const build = opts.buildArgs?.length ? `${opts.flakeId}\0${opts.buildArgs.join('\0')}` : opts.flakeId;
+  const withFlake = `${withAttr}${hex(build, 8)}-`;
   const keyBase = `${withFlake}${opts.lock}-`;
   return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
 }
@@ -240,6 +248,7 @@ export async function restoreStoreCache(opts: RestoreOptions): Promise<RestoreRe
     keyPrefix: opts.keyPrefix,
     attr: opts.attr,
     flakeId: flakeIdentity(opts.flake, workspace),
+    ...(opts.buildArgs?.length ? { buildArgs: opts.buildArgs } : {}),
     lock: opts.keyPrefix ? '' : await lockHash(opts.nix, opts.flake, nixEnv, workspace),
   });
   const trustedKeys = opts.trustedKeys ?? [];

@@ -73022,7 +73022,8 @@ function cacheKeys(opts) {
   }
   const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
   const withAttr = `${system}${safe(opts.attr)}-`;
-  const withFlake = `${withAttr}${hex(opts.flakeId, 8)}-`;
+  const build = opts.buildArgs?.length ? `${opts.flakeId}\0${opts.buildArgs.join("\0")}` : opts.flakeId;
+  const withFlake = `${withAttr}${hex(build, 8)}-`;
   const keyBase = `${withFlake}${opts.lock}-`;
   return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
 }
@@ -73048,6 +73049,7 @@ async function restoreStoreCache(opts) {
     keyPrefix: opts.keyPrefix,
     attr: opts.attr,
     flakeId: flakeIdentity(opts.flake, workspace),
+    ...opts.buildArgs?.length ? { buildArgs: opts.buildArgs } : {},
     lock: opts.keyPrefix ? "" : await lockHash(opts.nix, opts.flake, nixEnv, workspace)
   });
   const trustedKeys = opts.trustedKeys ?? [];
