@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-GL4SKLPQ.js";
+} from "./chunks/chunk-TP4Y72KP.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-GL4SKLPQ.js";
+} from "./chunks/chunk-TP4Y72KP.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

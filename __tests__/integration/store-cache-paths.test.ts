@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { nixTestEnv } from '../support/nix.js';
-import { cacheJob, cacheJobEnv, forgetPaths } from '../support/store-cache-job.js';
+import { cacheJob, cacheJobEnv, forgetPaths, nixBuild } from '../support/store-cache-job.js';
+import { pathsToSave } from '../../src/nix/cache.js';
+import { pathInfo } from '../../src/nix/store.js';
 
 const run = promisify(execFile);
 const runners = cacheJobEnv('nia-paths-');
@@ -96,3 +98,39 @@ describe('what the store cache saves', () => {
     expect(await built(records)).toEqual(['api', 'worker']);
   });
 });
+
+describe('cache-max-size', () => {
+  it('leaves out a path that does not fit and every path referring to it: what is kept can be substituted', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'nia-flake-size-'));
+    const salt = dir;
+    // big (1 MB) <- small (refers to big) ; other (small, refers to nothing): built in that order of closure.
+    await writeFile(
+      join(dir, 'flake.nix'),
+      [
+        '{ outputs = { self }: rec {',
+        `  big = ${drv('big', salt, '', 'mkdir $out; head -c 1000000 /dev/urandom > $out/blob')};`,
+        `  small = ${drv('small', salt, 'inherit big;', 'mkdir $out; echo $big > $out/ref')};`,
+        `  other = ${drv('other', salt, '', 'mkdir $out; echo other > $out/x')};`,
+        `  top = ${drv('top', salt, 'inherit small other;', 'mkdir $out; echo $small $other > $out/refs')};`,
+        '}; }',
+        '',
+      ].join('\n'),
+    );
+    const env = nixTestEnv();
+    const top = await nixBuild(`path:${dir}#top`, env);
+    const closureOf = (await run('nix-store', ['-qR', top.out], { env: { ...process.env, ...env } })).stdout.trim().split('\n');
+    const all = await pathInfo('nix', closureOf, env);
+    const byName = (n: string) => all.find((i) => i.path.endsWith(`-${n}`))!;
+    expect(byName('small').references).toContain(byName('big').path);
+    // Room for everything but big.
+    const room = all.filter((i) => !i.path.endsWith('-big')).reduce((n, i) => n + i.narSize, 0);
+    const { keep, dropped } = await pathsToSave('nix', { drvPath: top.drvPath, storePath: top.out }, room, env);
+    const kept = keep.map((i) => i.path);
+    expect(kept).not.toContain(byName('big').path);
+    expect(kept).not.toContain(byName('small').path); // it refers to big
+    expect(kept).toContain(byName('other').path);
+    expect(dropped).toBeGreaterThanOrEqual(2);
+    for (const k of keep) for (const r of k.references) if (r !== k.path && closureOf.includes(r)) expect(kept, `${k.path} refers to ${r}`).toContain(r);
+  });
+});
+

@@ -346,13 +346,16 @@ export async function pathsToSave(nix: string, built: Built, maxSize: number, en
   const infos = new Map((await pathInfo(nix, ordered, env, opts.nixVersion)).map((i) => [i.path, i]));
   const own = new Set((opts.ownKeys ?? []).map(keyName));
   const keep: PathInfo[] = [];
+  // Left out for size: a path referring to one is left out too (Nix could not substitute it without it).
+  const over = new Set<string>();
   let total = 0;
   let dropped = 0;
   for (const path of ordered) {
     const info = infos.get(path);
     if (!info) continue;
     if (!info.ultimate && !info.signatures.every((s) => own.has(keyName(s)))) continue;
-    if (total + info.narSize > maxSize) {
+    if (total + info.narSize > maxSize || info.references.some((r) => r !== path && over.has(r))) {
+      over.add(path);
       dropped++;
       continue;
     }

@@ -73111,13 +73111,15 @@ async function pathsToSave(nix, built, maxSize2, env, opts = {}) {
   const infos = new Map((await pathInfo(nix, ordered, env, opts.nixVersion)).map((i) => [i.path, i]));
   const own = new Set((opts.ownKeys ?? []).map(keyName));
   const keep = [];
+  const over = /* @__PURE__ */ new Set();
   let total = 0;
   let dropped = 0;
   for (const path14 of ordered) {
     const info2 = infos.get(path14);
     if (!info2) continue;
     if (!info2.ultimate && !info2.signatures.every((s) => own.has(keyName(s)))) continue;
-    if (total + info2.narSize > maxSize2) {
+    if (total + info2.narSize > maxSize2 || info2.references.some((r) => r !== path14 && over.has(r))) {
+      over.add(path14);
       dropped++;
       continue;
     }
