@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-TP4Y72KP.js";
+} from "./chunks/chunk-MKRHPBLD.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

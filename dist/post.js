@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-TP4Y72KP.js";
+} from "./chunks/chunk-MKRHPBLD.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -271,6 +271,37 @@ describe('the front Nix reads a cache through', () => {
     expect(failures).toEqual([]);
   });
 
+  it('ends the upstream download when Nix drops its own, and stays in use (a dropped download is not the cache failing)', async () => {
+    let upstreamClosed = false;
+    const server = createServer((req, res) => {
+      // A NAR that comes slowly: 64 KiB every 50 ms.
+      res.writeHead(200, { 'content-type': 'application/x-nix-nar' });
+      const timer = setInterval(() => res.write(Buffer.alloc(64 * 1024)), 50);
+      res.on('close', () => {
+        clearInterval(timer);
+        upstreamClosed = true;
+      });
+      if (req.url?.endsWith('.narinfo')) {
+        clearInterval(timer);
+        res.end('StorePath: /nix/store/x\n');
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    stop = () => new Promise<void>((r) => server.close(() => r()));
+    const failures: string[] = [];
+    front = await startCacheFront(upstreamOf(parseCacheUrl(`http://127.0.0.1:${(server.address() as AddressInfo).port}/cache`), {}), 'StoreDir: /nix/store\n', (r) => failures.push(r));
+    const drop = new AbortController();
+    const nar = await fetch(`${front.url}/nar/${'a'.repeat(52)}.nar`, { signal: drop.signal });
+    const reader = nar.body!.getReader();
+    await reader.read(); // one piece, then Nix goes away
+    drop.abort();
+    for (let i = 0; i < 60 && !upstreamClosed; i++) await new Promise((r) => setTimeout(r, 50));
+    expect(upstreamClosed).toBe(true); // not left paused until the stall timeout turns it into a failure
+    expect(failures).toEqual([]);
+    expect(front.failure()).toBeUndefined();
+    expect((await fetch(`${front.url}/${'b'.repeat(32)}.narinfo`)).status).toBe(200);
+  });
+
   it('after the first failure answers 404 to everything at once, and says so once', async () => {
     const up = await upstreamServer(() => ({ status: 503 }));
     const failures: string[] = [];

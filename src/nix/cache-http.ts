@@ -338,7 +338,16 @@ export async function startCacheFront(upstream: Upstream, cacheInfo: string, onF
           return;
         }
         inflight.add(answer.body);
+        // Nix dropping a download (it has the path after all, or it stops) is not the cache failing: the
+        // upstream request ends with it, and the cache stays in use.
+        let dropped = false;
+        res.on('close', () => {
+          if (res.writableFinished) return;
+          dropped = true;
+          answer.body.destroy();
+        });
         answer.body.on('error', (e) => {
+          if (dropped) return;
           fail(e.message);
           res.destroy();
         });

@@ -72865,7 +72865,14 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
           return;
         }
         inflight.add(answer.body);
+        let dropped = false;
+        res.on("close", () => {
+          if (res.writableFinished) return;
+          dropped = true;
+          answer.body.destroy();
+        });
         answer.body.on("error", (e) => {
+          if (dropped) return;
           fail(e.message);
           res.destroy();
         });
