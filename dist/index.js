@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-MKRHPBLD.js";
+} from "./chunks/chunk-PPTZVKVJ.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

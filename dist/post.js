@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-MKRHPBLD.js";
+} from "./chunks/chunk-PPTZVKVJ.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

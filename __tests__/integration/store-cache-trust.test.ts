@@ -186,6 +186,26 @@ describe('the layer record under binary-cache-key', () => {
   });
 });
 
+describe('a signing key made again under the same name', () => {
+  it('is not taken for the old one: the entry is saved anew, signed by it, and a later runner builds nothing', async () => {
+    const flake = await makeClosureFlake('1', 0);
+    await freshHome();
+    const a = await generateCacheKey('nia-rotated-1');
+    const b = await generateCacheKey('nia-rotated-1');
+    expect(b.pub).not.toBe(a.pub);
+    const first = await job(flake, { trustedKeys: [a.pub], secretKey: a.secret });
+    expect(first.summary?.skipped, first.printed).toBeUndefined();
+    // The key is replaced (same name): the restored narinfos carry the old key's signatures, which Nix refuses.
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    const second = await job(flake, { trustedKeys: [b.pub], secretKey: b.secret });
+    expect(await builtSoFar(flake)).toEqual(['base', 'app', 'base', 'app']);
+    expect(second.summary?.skipped, second.printed).toBeUndefined(); // not "unchanged": saved anew
+    await forgetOutputs(flake, ['docker', 'app', 'base']);
+    await job(flake, { trustedKeys: [b.pub], secretKey: b.secret });
+    expect(await builtSoFar(flake)).toEqual(['base', 'app', 'base', 'app']);
+  });
+});
+
 describe('the layer record, pinned', () => {
   const layer = (n: string) => ({ diffID: `sha256:${n.repeat(64)}`, digest: `sha256:${n.repeat(63)}f`, size: 10 });
 

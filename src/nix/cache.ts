@@ -66,7 +66,7 @@ export interface ChainManifest {
   /** NAR bytes in the base, and in the deltas up to and including this one. */
   baseBytes: number;
   deltaBytes: number;
-  /** The key name the narinfos are signed by (absent: unsigned). */
+  /** The public key (`name:base64`) the narinfos are signed by (absent: unsigned). */
   signer?: string;
 }
 
@@ -365,7 +365,8 @@ export async function pathsToSave(nix: string, built: Built, maxSize: number, en
   return { keep, dropped };
 }
 
-/** The key of a path set; a signed set (`signer`: the key's name) is another set than the same paths unsigned. */
+/** The key of a path set; a signed set (`signer`: the public key, `name:base64`) is another set than the same
+ *  paths unsigned or signed by another key. */
 export function pathSetKey(keyBase: string, paths: PathInfo[], signer?: string): string {
   const set = [...paths.map((p) => p.path).sort(), ...(signer ? [`signed-by:${signer}`] : [])].join('\n');
   return `${keyBase}${createHash('sha256').update(set).digest('hex').slice(0, 16)}`;
@@ -435,7 +436,8 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
   }
   const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, 'extra-experimental-features = nix-command flakes'].filter(Boolean).join('\n') };
   const { keep, dropped } = await pathsToSave(state.nix, built, state.maxSize, env, { ownKeys, nixVersion: state.nixVersion });
-  const cacheKey = pathSetKey(state.keyBase, keep, key?.name);
+  // The signer is its public key, not its name: a key made again under the same name signs another set.
+  const cacheKey = pathSetKey(state.keyBase, keep, key?.publicKey);
   const summary = (s: Omit<SaveSummary, 'seconds'>): SaveSummary => ({ ...s, seconds: (Date.now() - started) / 1000 });
   if (keep.length === 0) {
     core.info('store cache: nothing built here that an upstream cache does not serve; nothing to save');
@@ -449,7 +451,7 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
   if (dropped > 0) core.warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
   // What the restored chain lacks: a path is there when its NAR is the path's (hashed when signing) and,
   // signed, its narinfo carries a valid signature by this key.
-  let reason = newBaseReason(state, key?.name);
+  let reason = newBaseReason(state, key?.publicKey);
   let fresh: PathInfo[] = keep;
   if (!reason) {
     fresh = [];
@@ -476,7 +478,7 @@ export async function saveStoreCache(raw: unknown, built: Built, opts: SaveOptio
     paths: keep.map((p) => p.path).sort(),
     baseBytes: asDelta ? chain.baseBytes : written.bytes,
     deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
-    ...(key ? { signer: key.name } : {}),
+    ...(key ? { signer: key.publicKey } : {}),
   };
   await writeFile(join(state.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}\n`);
   if (key) {

@@ -73181,7 +73181,7 @@ async function saveStoreCache(raw, built, opts = {}) {
   }
   const env = { ...withoutSecrets(process.env), NIX_CONFIG: [process.env.NIX_CONFIG, "extra-experimental-features = nix-command flakes"].filter(Boolean).join("\n") };
   const { keep, dropped } = await pathsToSave(state3.nix, built, state3.maxSize, env, { ownKeys, nixVersion: state3.nixVersion });
-  const cacheKey = pathSetKey(state3.keyBase, keep, key?.name);
+  const cacheKey = pathSetKey(state3.keyBase, keep, key?.publicKey);
   const summary2 = (s) => ({ ...s, seconds: (Date.now() - started) / 1e3 });
   if (keep.length === 0) {
     info("store cache: nothing built here that an upstream cache does not serve; nothing to save");
@@ -73193,7 +73193,7 @@ async function saveStoreCache(raw, built, opts = {}) {
     return summary2({ key: state3.restoredKey, paths: keep.length, bytes: 0, skipped: "unchanged" });
   }
   if (dropped > 0) warning(`store cache: ${dropped} path(s) left out to stay under cache-max-size`);
-  let reason = newBaseReason(state3, key?.name);
+  let reason = newBaseReason(state3, key?.publicKey);
   let fresh = keep;
   if (!reason) {
     fresh = [];
@@ -73220,7 +73220,7 @@ async function saveStoreCache(raw, built, opts = {}) {
     paths: keep.map((p) => p.path).sort(),
     baseBytes: asDelta ? chain.baseBytes : written.bytes,
     deltaBytes: asDelta ? chain.deltaBytes + written.bytes : 0,
-    ...key ? { signer: key.name } : {}
+    ...key ? { signer: key.publicKey } : {}
   };
   await writeFile4(join13(state3.dir, CHAIN_MANIFEST), `${JSON.stringify(manifest)}
 `);
