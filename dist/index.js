@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-PPTZVKVJ.js";
+} from "./chunks/chunk-ZXYJQNAF.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-PPTZVKVJ.js";
+} from "./chunks/chunk-ZXYJQNAF.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -19,6 +19,7 @@ import { startCacheServer, type CacheServer } from '../support/cache-server.js';
 import { startProxy, viaProxy } from '../support/proxy.js';
 import { builtSoFar, forgetOutputs, makeClosureFlake } from '../support/flakes.js';
 import { generateCacheKey, nixTestEnv } from '../support/nix.js';
+import { nixBuild } from '../support/store-cache-job.js';
 import { skopeo, startRegistry, type TestRegistry } from '../support/registry.js';
 
 let registry: TestRegistry;
@@ -254,6 +255,27 @@ describe('a binary cache that is down or stalls', () => {
       expect(inspected.Digest).toBe(r.outputs.digest);
     } finally {
       await broken.stop();
+    }
+  });
+});
+
+describe('a binary cache that refuses one narinfo', () => {
+  it('publishes no narinfo of a path whose reference it failed to take: the cache never names a path it cannot complete', async () => {
+    const key = await generateCacheKey('nia-bincache-partial-1');
+    const flake = await makeClosureFlake('1', 0);
+    // base is built first, to know which narinfo the cache will refuse.
+    const base = await nixBuild(`${flake.flake}#base`, {});
+    const refuse = await startBinaryCache({ fault: { status: 500, on: new RegExp(`^PUT /${basename(base.out).slice(0, 32)}\\.narinfo$`) } });
+    try {
+      const r = await job(flake, { 'binary-cache': refuse.url, 'binary-cache-key': key.secret }, { HOME: await home(refuse.netrc()) });
+      expectSucceeded(r);
+      expect(r.post?.warnings.join('\n')).toMatch(/answered 500/);
+      // app refers to base: with base's narinfo refused, app's is not published either (its NAR may be).
+      const names = Object.values(await refuse.narinfos()).map((t) => basename(field(t, 'StorePath')).slice(33));
+      expect(names).not.toContain('cache-base');
+      expect(names).not.toContain('cache-app');
+    } finally {
+      await refuse.stop();
     }
   });
 });

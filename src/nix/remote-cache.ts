@@ -392,34 +392,59 @@ async function sendPaths(
       await put(upstream!, '/nix-cache-info', { text: cacheInfo }, 'text/x-nix-cache-info');
     }
     const slot = limiter(UPLOADS);
+    // A narinfo is published only once those of the paths it refers to (of this upload) are: a cache never
+    // names a path whose references it lacks. The wait is outside the upload slots, so nothing waits on a
+    // queued upload while holding one.
+    const published = new Map<string, Promise<boolean>>();
+    const settle = new Map<string, (ok: boolean) => void>();
+    for (const info of paths) published.set(info.path, new Promise<boolean>((resolve) => settle.set(info.path, resolve)));
     await Promise.all(
-      paths.map((info, i) =>
-        slot(async () => {
-          if (stopped) return;
-          const temp = join(work, `${i}-${hashPart(info.path)}.nar`);
+      paths.map(async (info, i) => {
+        let ok = false;
+        try {
+          const nar = await slot(async () => {
+            if (stopped) return undefined;
+            const temp = join(work, `${i}-${hashPart(info.path)}.nar`);
+            try {
+              const packed = await packNar(state.nix, info, temp, env);
+              if (cache.kind === 'file') {
+                // Readable by whoever reads the directory (another user's Nix), as its narinfo is.
+                await chmod(temp, 0o644);
+                await rename(temp, join(cache.base, packed.url));
+              } else {
+                await put(upstream!, `/${packed.url}`, { file: temp, size: (await stat(temp)).size }, 'application/x-nix-nar');
+              }
+              return packed;
+            } catch (error) {
+              stopped ??= (error as Error).message;
+              return undefined;
+            } finally {
+              await rm(temp, { force: true });
+            }
+          });
+          if (!nar) return;
+          const refs = info.references.filter((r) => r !== info.path && published.has(r));
+          if (!(await Promise.all(refs.map((r) => published.get(r)!))).every(Boolean)) return;
+          const text = narinfo(info, key, nar);
           try {
-            const nar = await packNar(state.nix, info, temp, env);
-            const text = narinfo(info, key, nar);
             if (cache.kind === 'file') {
-              // Readable by whoever reads the directory (another user's Nix), as its narinfo is.
-              await chmod(temp, 0o644);
-              await rename(temp, join(cache.base, nar.url));
               const meta = join(work, `${hashPart(info.path)}.narinfo`);
               await writeFile(meta, text, { mode: 0o644 });
               await rename(meta, join(cache.base, `${hashPart(info.path)}.narinfo`));
             } else {
-              await put(upstream!, `/${nar.url}`, { file: temp, size: (await stat(temp)).size }, 'application/x-nix-nar');
               await put(upstream!, `/${hashPart(info.path)}.narinfo`, { text }, 'text/x-nix-narinfo');
             }
-            uploaded.push(info.path);
-            bytes += nar.fileSize;
           } catch (error) {
             stopped ??= (error as Error).message;
-          } finally {
-            await rm(temp, { force: true });
+            return;
           }
-        }),
-      ),
+          uploaded.push(info.path);
+          bytes += nar.fileSize;
+          ok = true;
+        } finally {
+          settle.get(info.path)!(ok);
+        }
+      }),
     );
   } catch (error) {
     stopped ??= (error as Error).message;

@@ -73538,33 +73538,55 @@ Priority: ${BINARY_CACHE_PRIORITY}
       await put(upstream, "/nix-cache-info", { text: cacheInfo }, "text/x-nix-cache-info");
     }
     const slot = limiter(UPLOADS);
+    const published = /* @__PURE__ */ new Map();
+    const settle = /* @__PURE__ */ new Map();
+    for (const info2 of paths) published.set(info2.path, new Promise((resolve4) => settle.set(info2.path, resolve4)));
     await Promise.all(
-      paths.map(
-        (info2, i) => slot(async () => {
-          if (stopped) return;
-          const temp = join14(work, `${i}-${hashPart(info2.path)}.nar`);
+      paths.map(async (info2, i) => {
+        let ok3 = false;
+        try {
+          const nar = await slot(async () => {
+            if (stopped) return void 0;
+            const temp = join14(work, `${i}-${hashPart(info2.path)}.nar`);
+            try {
+              const packed = await packNar(state3.nix, info2, temp, env);
+              if (cache.kind === "file") {
+                await chmod2(temp, 420);
+                await rename2(temp, join14(cache.base, packed.url));
+              } else {
+                await put(upstream, `/${packed.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
+              }
+              return packed;
+            } catch (error2) {
+              stopped ??= error2.message;
+              return void 0;
+            } finally {
+              await rm6(temp, { force: true });
+            }
+          });
+          if (!nar) return;
+          const refs = info2.references.filter((r) => r !== info2.path && published.has(r));
+          if (!(await Promise.all(refs.map((r) => published.get(r)))).every(Boolean)) return;
+          const text = narinfo(info2, key, nar);
           try {
-            const nar = await packNar(state3.nix, info2, temp, env);
-            const text = narinfo(info2, key, nar);
             if (cache.kind === "file") {
-              await chmod2(temp, 420);
-              await rename2(temp, join14(cache.base, nar.url));
               const meta = join14(work, `${hashPart(info2.path)}.narinfo`);
               await writeFile5(meta, text, { mode: 420 });
               await rename2(meta, join14(cache.base, `${hashPart(info2.path)}.narinfo`));
             } else {
-              await put(upstream, `/${nar.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
               await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
             }
-            uploaded.push(info2.path);
-            bytes += nar.fileSize;
           } catch (error2) {
             stopped ??= error2.message;
-          } finally {
-            await rm6(temp, { force: true });
+            return;
           }
-        })
-      )
+          uploaded.push(info2.path);
+          bytes += nar.fileSize;
+          ok3 = true;
+        } finally {
+          settle.get(info2.path)(ok3);
+        }
+      })
     );
   } catch (error2) {
     stopped ??= error2.message;
