@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-ZXYJQNAF.js";
+} from "./chunks/chunk-C77ETUSW.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

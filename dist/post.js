@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-ZXYJQNAF.js";
+} from "./chunks/chunk-C77ETUSW.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

@@ -36,6 +36,12 @@ describe('keys', () => {
     expect(flakeIdentity('.', '/ws')).toBe('local:.');
     expect(flakeIdentity('github:o/r?dir=services/api', '/ws')).toBe('remote:github:o/r?dir=services%2Fapi');
     expect(flakeIdentity('github:o/r', '/ws')).not.toBe(flakeIdentity('github:o/r?dir=x', '/ws'));
+    // Every commit of a remote flake is the same flake, as with a local one: the rev is not in its name.
+    const rev = (c: string) => c.repeat(40);
+    expect(flakeIdentity(`github:o/r/${rev('a')}`, '/ws')).toBe('remote:github:o/r');
+    expect(flakeIdentity(`github:o/r/${rev('b')}?dir=x`, '/ws')).toBe(flakeIdentity('github:o/r?dir=x', '/ws'));
+    expect(flakeIdentity(`git+https://example.com/r.git?ref=main&rev=${rev('c')}`, '/ws')).toBe('remote:git+https://example.com/r.git?ref=main');
+    expect(flakeIdentity('github:o/r/release-1', '/ws')).toBe('remote:github:o/r/release-1'); // a branch is another flake
 
     const api = cacheKeys({ attr: 'docker', flakeId: 'local:services/api', lock, platform: 'linux', arch: 'x64' });
     const worker = cacheKeys({ attr: 'docker', flakeId: 'local:services/worker', lock, platform: 'linux', arch: 'x64' });

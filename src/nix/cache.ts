@@ -175,9 +175,11 @@ export function flakeIdentity(flake: string, workspace = process.env.GITHUB_WORK
   if (dir) return `local:${relative(resolve(workspace), join(dir, flakeSubdir(flake))).split('\\').join('/') || '.'}`;
   const [base, query] = flake.split('?');
   const params = new URLSearchParams(query ?? '');
-  for (const name of [...params.keys()]) if (!['dir', 'ref', 'rev', 'host'].includes(name)) params.delete(name);
+  // Not the rev (`?rev=`, `github:o/r/<rev>`): every commit of a flake is the same flake, as a local one is.
+  for (const name of [...params.keys()]) if (!['dir', 'ref', 'host'].includes(name)) params.delete(name);
   params.sort();
-  return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ''}`;
+  const source = base!.replace(/^((?:github|gitlab|sourcehut):[^/]+\/[^/]+)\/[0-9a-f]{40}$/, '$1');
+  return `remote:${source}${params.size > 0 ? `?${params.toString()}` : ''}`;
 }
 
 const hex = (text: string | Buffer, n: number) => createHash('sha256').update(text).digest('hex').slice(0, n);

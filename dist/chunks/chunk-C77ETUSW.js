@@ -73005,9 +73005,10 @@ function flakeIdentity(flake, workspace = process.env.GITHUB_WORKSPACE || proces
   if (dir) return `local:${relative3(resolve3(workspace), join13(dir, flakeSubdir(flake))).split("\\").join("/") || "."}`;
   const [base, query] = flake.split("?");
   const params = new URLSearchParams(query ?? "");
-  for (const name of [...params.keys()]) if (!["dir", "ref", "rev", "host"].includes(name)) params.delete(name);
+  for (const name of [...params.keys()]) if (!["dir", "ref", "host"].includes(name)) params.delete(name);
   params.sort();
-  return `remote:${base}${params.size > 0 ? `?${params.toString()}` : ""}`;
+  const source = base.replace(/^((?:github|gitlab|sourcehut):[^/]+\/[^/]+)\/[0-9a-f]{40}$/, "$1");
+  return `remote:${source}${params.size > 0 ? `?${params.toString()}` : ""}`;
 }
 var hex = (text, n) => createHash4("sha256").update(text).digest("hex").slice(0, n);
 async function lockHash(nix, flake, env, workspace) {
