@@ -185,12 +185,16 @@ describe('secrets on a runner with Nix', () => {
     for (const secret of [PASSWORD, GITHUB_TOKEN, NIX_TOKEN, RUNTIME_TOKEN, ID_TOKEN]) expect(parent).not.toContain(secret);
   });
 
-  it('a pure evaluation: Nix gets the tokens through a file only it reads, and the file is gone when the main step ends', async () => {
+  it('a pure evaluation: Nix gets the secret settings through a FIFO of its own, and no file holds them', async () => {
     const { home, env } = await runner();
-    const run = await runAction({ runtime: 'node24', inputs: inputs({ image: 'secrets/pure', 'build-args': '' }), github: { token: GITHUB_TOKEN }, env, post: false });
+    // A secret line Nix does not know: its warning shows Nix read the secret settings (the name, not the value).
+    const probe = 'x-nia-probe-secret';
+    const run = await runAction({ runtime: 'node24', inputs: inputs({ image: 'secrets/pure', 'build-args': '', 'extra-nix-conf': `${extraNixConf}\n${probe} = probe-value-31337` }), github: { token: GITHUB_TOKEN }, env, post: false });
     expect(run.main.errors, run.log).toEqual([]);
+    expect(run.rawLog).toContain(`unknown setting '${probe}'`);
+    expect(run.rawLog.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n')).not.toContain('probe-value-31337');
     expect(run.outputs.digest).toMatch(/^sha256:[0-9a-f]{64}$/);
-    // The probe saw NIX_CONFIG name the include file, never the tokens themselves.
+    // The probe saw NIX_CONFIG name the include, never the tokens themselves.
     const traced = run.rawLog.split('\n').filter((l) => /probe NIX_CONFIG=/.test(l));
     for (const line of traced) expect(line).not.toMatch(new RegExp(`${GITHUB_TOKEN}|${NIX_TOKEN}`));
     // Later steps of the job (no post step has run yet) find the tokens in no file.
