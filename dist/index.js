@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-C77ETUSW.js";
+} from "./chunks/chunk-RLUOYBY5.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-C77ETUSW.js";
+} from "./chunks/chunk-RLUOYBY5.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

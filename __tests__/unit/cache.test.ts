@@ -238,6 +238,16 @@ describe('the watchdog around a cache call', () => {
     expect(call.seconds).toBeLessThan(0.5 + 1);
   });
 
+  it('gives each of a chain\'s lookups (v2: one request marker per call) a bound of its own', async () => {
+    const script = await child(`
+      for (let i = 0; i < 3; i++) { say('::debug::[Request] GetCacheEntryDownloadURL http://127.0.0.1:1/twirp/x'); await sleep(600); say('::debug::[Response] - 200'); }
+      result({ key: null });
+    `);
+    const call = await cacheCall(restore, { script, callMs: 1000, write: () => {} });
+    expect(call.timedOut).toBeUndefined();
+    expect(call.seconds).toBeGreaterThan(1.5); // three lookups of 0.6 s each, none over the bound
+  });
+
   it('lets a transfer run while its bytes grow, and stops one that stalls', async () => {
     const moving = await child(`
       say('::debug::Starting download of archive to: /tmp/x/cache.tzst');
@@ -311,8 +321,8 @@ describe('cache problems', () => {
     expect(phaseOf('::debug::[Request] GetCacheEntryDownloadURL https://results/twirp/x', 'restore')).toEqual({ name: 'lookup', kind: 'call' });
     expect(phaseOf('::debug::[Request] CreateCacheEntry https://results/twirp/x', 'save')).toEqual({ name: 'reserve', kind: 'call' });
     expect(phaseOf('::debug::[Request] FinalizeCacheEntryUpload https://results/twirp/x', 'save')).toEqual({ name: 'commit', kind: 'call' });
-    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/cache?keys=a&version=b', 'restore')).toEqual({ name: 'lookup', kind: 'call' });
-    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/caches', 'save')).toEqual({ name: 'reserve', kind: 'call' });
+    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/cache?keys=a&version=b', 'restore')).toEqual({ name: 'lookup', kind: 'call', retried: true });
+    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/caches', 'save')).toEqual({ name: 'reserve', kind: 'call', retried: true });
     expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/caches/4', 'save')).toBeUndefined();
     expect(phaseOf('::debug::Commiting cache', 'save')).toEqual({ name: 'commit', kind: 'call' });
     expect(phaseOf('::debug::Starting download of archive to: /t/cache.tzst', 'restore')).toEqual({ name: 'download', kind: 'work' });

@@ -71876,7 +71876,7 @@ function phaseOf(line, op) {
   let m = /^::debug::\[Request\] (\w+) /.exec(line);
   if (m) return { name: RPC[m[1]] ?? m[1], kind: "call" };
   m = /^::debug::Resource Url: \S*\/_apis\/artifactcache\/(cache\?|caches$)/.exec(line);
-  if (m) return { name: m[1] === "caches" ? "reserve" : "lookup", kind: "call" };
+  if (m) return { name: m[1] === "caches" ? "reserve" : "lookup", kind: "call", retried: true };
   if (/^::debug::Commiting cache/.test(line)) return { name: "commit", kind: "call" };
   if (/^::debug::Starting download of archive to: /.test(line)) return { name: "download", kind: "work" };
   if (/^::debug::Archive Path: /.test(line)) return { name: op === "restore" ? "download" : "archive", kind: "work" };
@@ -71939,7 +71939,7 @@ async function cacheCall(request, opts = {}) {
     }, ms);
   };
   const enter = (next) => {
-    if (next.kind === "call" && phase.kind === "call" && next.name === phase.name) return;
+    if (next.kind === "call" && next.retried && phase.kind === "call" && next.name === phase.name) return;
     phase = next;
     lastError = void 0;
     arm();
