@@ -15,6 +15,7 @@ import {
   forward,
   skopeo,
   startOrigin,
+  startRecordedTokenRegistry,
   startRegistry,
   startSplitRegistry,
   type Hop,
@@ -152,14 +153,9 @@ describe('token realm', () => {
   let registry: TestRegistry;
   /** Records what reaches the token server. */
   let tokens: TestOrigin;
-  beforeAll(async () => {
-    registry = await startRegistry({ tls: true, auth: 'token' });
-    tokens = await startOrigin({ handle: (req, res) => forward(new URL(registry.realm!).origin, req, res) });
-  });
-  afterAll(async () => {
-    await tokens?.stop();
-    await registry?.stop();
-  });
+  let stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ registry, tokens, stop } = await startRecordedTokenRegistry()));
+  afterAll(async () => stop?.());
 
   /** The registry behind a front whose challenge names `realm` (given the recording token server's URL). */
   async function withRealm(realm: (tokenUrl: string) => string, run: (s: SplitRegistry) => Promise<void>): Promise<void> {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   forward,
   startOrigin,
+  startRecordedTokenRegistry,
   startRegistry,
   startSplitRegistry,
   type SeenRequest,
@@ -110,14 +111,9 @@ describe('the token realm', () => {
   let registry: TestRegistry;
   /** Records what reaches the token server (plain HTTP, on 127.0.0.1). */
   let tokens: TestOrigin;
-  beforeAll(async () => {
-    registry = await startRegistry({ tls: true, auth: 'token' });
-    tokens = await startOrigin({ handle: (req, res) => forward(new URL(registry.realm!).origin, req, res) });
-  });
-  afterAll(async () => {
-    await tokens?.stop();
-    await registry?.stop();
-  });
+  let stop: (() => Promise<void>) | undefined;
+  beforeAll(async () => void ({ registry, tokens, stop } = await startRecordedTokenRegistry()));
+  afterAll(async () => stop?.());
 
   it('sends no credentials on a redirect back to the realm (realm → other origin → realm)', async () => {
     let other = '';

@@ -852,6 +852,21 @@ export function forward(
   req.pipe(upstream);
 }
 
+/** A TLS registry with token auth, and a recording origin in front of its token server (plain HTTP, on
+ *  127.0.0.1): what reaches the token server, with which headers. */
+export async function startRecordedTokenRegistry(): Promise<{ registry: TestRegistry; tokens: TestOrigin; stop(): Promise<void> }> {
+  const registry = await startRegistry({ tls: true, auth: 'token' });
+  const tokens = await startOrigin({ handle: (req, res) => forward(new URL(registry.realm!).origin, req, res) });
+  return {
+    registry,
+    tokens,
+    async stop() {
+      await tokens.stop();
+      await registry.stop();
+    },
+  };
+}
+
 /** Where a blob GET goes after the registry's front: other origins ('a', 'b'), the front again, or the front's plain-HTTP side. */
 export type Hop = 'a' | 'b' | 'front' | 'front-http';
 
