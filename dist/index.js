@@ -81,7 +81,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-RLUOYBY5.js";
+} from "./chunks/chunk-XLW4HNCB.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -257,9 +257,6 @@ function parseInputs(get, env = process.env) {
   if (sbomAttach && !push2) throw new InputError("sbom-attach", "needs push: true (the documents are attached to the pushed image)");
   if (sbomAttach && get("merge") !== "") {
     throw new InputError("sbom-attach", "true and merge do not go together (a merge builds nothing and attaches nothing to the index: attach in the jobs that build the images)");
-  }
-  if (get("labels") !== "" && get("merge") !== "") {
-    throw new InputError("labels", "and merge do not go together (an index has no image config to hold labels: give them to the jobs that build the images; annotations go on the index)");
   }
   const merge2 = get("merge").split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
   const binaryCache = get("binary-cache");
@@ -4124,6 +4121,7 @@ function readInputs() {
   return inputs;
 }
 async function merge(inputs, to, started) {
+  if (inputs.labels.length > 0) warning("labels: a merge puts them nowhere (an index has no image config); they belong to the jobs that build the images, and annotations go on the index");
   const merged = await mergeToAll(to.targets, inputs.merge, Object.fromEntries(manifestAnnotations(inputs.annotations)), logger);
   const [home, ...others] = to.groups.map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: g.tags, placed: merged.repositories[i].images }));
   await reportMerge({
@@ -4158,13 +4156,14 @@ async function evaluate(inputs, nix) {
   const wanted = producer && "drvPath" in evaluation ? [producer, ...producer !== evaluation.drvPath ? [evaluation.drvPath] : []].map((d) => producerAnnotations(d, settings)) : void 0;
   return { installable, buildArgs, env, evaluation, settings, ...wanted ? { wanted } : {} };
 }
-async function pushedBefore(inputs, job, to, reportPush, nix) {
+async function pushedBefore(inputs, job, to, reportPush, nix, clock) {
   if (!("drvPath" in job.evaluation)) {
     info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
     return false;
   }
   if (!job.wanted) return false;
   const shortcut = await retagIfPushed(to.targets, job.wanted, logger, Date.now());
+  if (shortcut.results) clock.lap("push");
   if (!shortcut.results) {
     if (to.targets.length > 0) info(`image: building, ${shortcut.reason}`);
     return false;
@@ -4348,7 +4347,7 @@ async function pushWithNix(inputs, to, started, nix, clock) {
   const job = await evaluate(inputs, nix);
   clock.lap("evaluate");
   const reportPush = reporter(inputs, to, clock);
-  if (await pushedBefore(inputs, job, to, reportPush, nix)) return;
+  if (await pushedBefore(inputs, job, to, reportPush, nix, clock)) return;
   clock.lap();
   const { cache, resolved, binaryCache, state } = await build(inputs, nix, job, clock);
   clock.lap();

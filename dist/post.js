@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-RLUOYBY5.js";
+} from "./chunks/chunk-XLW4HNCB.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

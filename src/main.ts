@@ -49,6 +49,8 @@ function readInputs(): ActionInputs {
 /** A merge job builds nothing: the images are in the registry already, pushed by digest by the matrix.
  *  Every repository `tags` names gets the index (and the images it lists), or none is tagged. */
 async function merge(inputs: ActionInputs, to: Destinations, started: number): Promise<void> {
+  // A workflow may hand every job the same labels (docker/metadata-action's): said, not refused.
+  if (inputs.labels.length > 0) core.warning('labels: a merge puts them nowhere (an index has no image config); they belong to the jobs that build the images, and annotations go on the index');
   const merged = await mergeToAll(to.targets, inputs.merge, Object.fromEntries(manifestAnnotations(inputs.annotations)), logger);
   // The registries as written (docker.io, not its API host), with each repository's tags and what it got.
   const [home, ...others] = to.groups.map((g, i) => ({ registry: g.target.registry, repository: g.target.repository, tags: g.tags, placed: merged.repositories[i]!.images }));
@@ -106,13 +108,14 @@ async function evaluate(inputs: ActionInputs, nix: NixSetup): Promise<Job> {
 }
 
 /** The registry as the image's binary cache: the same derivation and settings pushed before is the image. */
-async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup): Promise<boolean> {
+async function pushedBefore(inputs: ActionInputs, job: Job, to: Destinations, reportPush: ReturnType<typeof reporter>, nix: NixSetup, clock: PhaseClock): Promise<boolean> {
   if (!('drvPath' in job.evaluation)) {
     core.info(`image: building, the registry cannot stand in for the build: ${job.evaluation.reason}`);
     return false;
   }
   if (!job.wanted) return false;
-  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, Date.now()); // the push's time: the lookup and the re-tag
+  const shortcut = await retagIfPushed(to.targets, job.wanted, logger, Date.now());
+  if (shortcut.results) clock.lap('push'); // the lookup and the re-tag, in every repository
   if (!shortcut.results) {
     if (to.targets.length > 0) core.info(`image: building, ${shortcut.reason}`);
     return false;
@@ -341,7 +344,7 @@ async function pushWithNix(inputs: ActionInputs, to: Destinations, started: numb
   const job = await evaluate(inputs, nix);
   clock.lap('evaluate');
   const reportPush = reporter(inputs, to, clock);
-  if (await pushedBefore(inputs, job, to, reportPush, nix)) return;
+  if (await pushedBefore(inputs, job, to, reportPush, nix, clock)) return;
   clock.lap(); // the registry lookup is not the restore's time
 
   const { cache, resolved, binaryCache, state } = await build(inputs, nix, job, clock);

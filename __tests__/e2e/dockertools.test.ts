@@ -325,10 +325,12 @@ describe('a multi-platform image: matrix jobs push by digest, a merge job makes 
     const noNix = await pathWithoutNix();
     const merge = await runAction({
       runtime: 'node24',
-      inputs: { ...base, registry: registry.host, image, tags: 'latest\nv1', merge: `${a.outputs.digest}\n${registry.host}/${image}@${b.outputs.digest}`, 'install-nix': 'false' },
+      // The same labels as every job of the workflow: ignored, said once.
+      inputs: { ...base, registry: registry.host, image, tags: 'latest\nv1', merge: `${a.outputs.digest}\n${registry.host}/${image}@${b.outputs.digest}`, 'install-nix': 'false', labels: 'org.opencontainers.image.title=mp' },
       env: { ...nixTestEnv(), PATH: noNix },
     });
     expectSuccess(merge);
+    expect(merge.main.warnings).toEqual(['labels: a merge puts them nowhere (an index has no image config); they belong to the jobs that build the images, and annotations go on the index']);
     const index = JSON.parse(await skopeo(['inspect', '--raw', `docker://${registry.host}/${image}:latest`])) as {
       mediaType: string;
       manifests: { digest: string; platform: { os: string; architecture: string } }[];

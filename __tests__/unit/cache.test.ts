@@ -7,7 +7,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cacheKeys, cacheProblem, deltaKey, flakeIdentity, supersedes, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
+import { cacheKeys, keyArgs, cacheProblem, deltaKey, flakeIdentity, supersedes, localFlakeDir, lockHash, pathSetKey, substituterLine, untrustedCacheWarning } from '../../src/nix/cache.js';
 import { inChain, supersededKeys } from '../../src/nix/purge.js';
 import { cacheCall, phaseOf, type CacheCallRequest } from '../../src/nix/cache-call.js';
 import { narinfo } from '../../src/nix/binary-cache.js';
@@ -57,6 +57,13 @@ describe('keys', () => {
     expect(leg(['--system', 'aarch64-linux']).keyBase).toBe(leg(['--system', 'aarch64-linux']).keyBase);
     expect(leg(['--system', 'aarch64-linux']).keyBase).not.toBe(leg(['--system', 'x86_64-linux']).keyBase);
     expect(leg(['--system', 'aarch64-linux']).restoreKeys.slice(2)).toEqual(api.restoreKeys.slice(2)); // same attr, same system
+    // What names the build, not how it is logged, nor a secret's value, nor the rev of an overridden input.
+    expect(leg(['-L', '--show-trace']).keyBase).toBe(api.keyBase);
+    expect(leg(['--system', 'aarch64-linux', '-L']).keyBase).toBe(leg(['--system', 'aarch64-linux']).keyBase);
+    expect(leg(['--extra-access-tokens', 'github.com=ghp_one']).keyBase).toBe(leg(['--extra-access-tokens', 'github.com=ghp_two']).keyBase);
+    expect(keyArgs(['--extra-access-tokens', 'github.com=ghp_one'])).toEqual(['--extra-access-tokens', '<secret>']);
+    expect(leg(['--override-input', 'app', `github:o/app/${'a'.repeat(40)}`]).keyBase).toBe(leg(['--override-input', 'app', `github:o/app/${'b'.repeat(40)}`]).keyBase);
+    expect(leg(['--override-input', 'app', 'github:o/app']).keyBase).not.toBe(leg(['--override-input', 'app', 'github:o/other']).keyBase);
     expect(localFlakeDir('github:owner/repo')).toBeUndefined();
     expect(localFlakeDir('.', '/work')).toBe('/work');
     expect(localFlakeDir('./sub?dir=x', '/work')).toBe('/work/sub');
@@ -321,8 +328,8 @@ describe('cache problems', () => {
     expect(phaseOf('::debug::[Request] GetCacheEntryDownloadURL https://results/twirp/x', 'restore')).toEqual({ name: 'lookup', kind: 'call' });
     expect(phaseOf('::debug::[Request] CreateCacheEntry https://results/twirp/x', 'save')).toEqual({ name: 'reserve', kind: 'call' });
     expect(phaseOf('::debug::[Request] FinalizeCacheEntryUpload https://results/twirp/x', 'save')).toEqual({ name: 'commit', kind: 'call' });
-    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/cache?keys=a&version=b', 'restore')).toEqual({ name: 'lookup', kind: 'call', retried: true });
-    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/caches', 'save')).toEqual({ name: 'reserve', kind: 'call', retried: true });
+    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/cache?keys=a&version=b', 'restore')).toMatchObject({ name: 'lookup', kind: 'call', retried: true });
+    expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/caches', 'save')).toMatchObject({ name: 'reserve', kind: 'call', retried: true });
     expect(phaseOf('::debug::Resource Url: https://ghes/_apis/artifactcache/caches/4', 'save')).toBeUndefined();
     expect(phaseOf('::debug::Commiting cache', 'save')).toEqual({ name: 'commit', kind: 'call' });
     expect(phaseOf('::debug::Starting download of archive to: /t/cache.tzst', 'restore')).toEqual({ name: 'download', kind: 'work' });

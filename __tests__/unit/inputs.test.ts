@@ -85,12 +85,6 @@ describe('parseInputs', () => {
     expect(parsed.insecureRegistries).toEqual(['localhost:5001', 'registry.example:5000']);
   });
 
-  it('refuses labels with merge (an index has no config to hold them)', () => {
-    const parse = () => parseInputs(reader({ attr: 'docker', merge: `sha256:${'a'.repeat(64)}`, labels: 'org.opencontainers.image.title=app' }), { GITHUB_REPOSITORY: 'o/r' });
-    expect(parse).toThrow(/^input labels: and merge do not go together \([^\n]*\)$/);
-    expect(parseInputs(reader({ attr: 'docker', merge: `sha256:${'a'.repeat(64)}`, annotations: 'org.opencontainers.image.title=app' }), { GITHUB_REPOSITORY: 'o/r' }).annotations).toHaveLength(1);
-  });
-
   it('refuses sbom-attach: true with merge (a merge attaches nothing to the index)', () => {
     const parse = () => parseInputs(reader({ attr: 'docker', merge: `sha256:${'a'.repeat(64)}`, 'sbom-attach': 'true' }), { GITHUB_REPOSITORY: 'o/r' });
     expect(parse).toThrow(InputError);

@@ -280,9 +280,6 @@ export function parseInputs(get: InputReader, env: NodeJS.ProcessEnv = process.e
   if (sbomAttach && get('merge') !== '') {
     throw new InputError('sbom-attach', 'true and merge do not go together (a merge builds nothing and attaches nothing to the index: attach in the jobs that build the images)');
   }
-  if (get('labels') !== '' && get('merge') !== '') {
-    throw new InputError('labels', 'and merge do not go together (an index has no image config to hold labels: give them to the jobs that build the images; annotations go on the index)');
-  }
 
   const merge = get('merge').split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
 

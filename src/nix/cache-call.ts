@@ -85,7 +85,7 @@ export interface CacheCallOptions {
 
 /** `retried`: the marker is printed again for each retry of the call (v1's Resource Url), so a repeat is
  *  the same call; v2 prints its `[Request]` once per call, so a repeat is the next call (a chain's lookups). */
-type Phase = { name: string; kind: 'call' | 'work'; retried?: true };
+type Phase = { name: string; kind: 'call' | 'work'; retried?: true; marker?: string };
 
 const RPC: Record<string, string> = {
   GetCacheEntryDownloadURL: 'lookup',
@@ -98,7 +98,7 @@ export function phaseOf(line: string, op: CacheCallRequest['op']): Phase | undef
   let m = /^::debug::\[Request\] (\w+) /.exec(line);
   if (m) return { name: RPC[m[1]!] ?? m[1]!, kind: 'call' };
   m = /^::debug::Resource Url: \S*\/_apis\/artifactcache\/(cache\?|caches$)/.exec(line);
-  if (m) return { name: m[1] === 'caches' ? 'reserve' : 'lookup', kind: 'call', retried: true };
+  if (m) return { name: m[1] === 'caches' ? 'reserve' : 'lookup', kind: 'call', retried: true, marker: line };
   if (/^::debug::Commiting cache/.test(line)) return { name: 'commit', kind: 'call' };
   if (/^::debug::Starting download of archive to: /.test(line)) return { name: 'download', kind: 'work' };
   // v1 restore logs it before the download; both saves before making the archive.
@@ -173,7 +173,8 @@ export async function cacheCall<T>(request: CacheCallRequest, opts: CacheCallOpt
   };
   const enter = (next: Phase): void => {
     // A call's retries repeat its marker (v1): they do not buy it more time. v2's markers are one per call.
-    if (next.kind === 'call' && next.retried && phase.kind === 'call' && next.name === phase.name) return;
+    // A v1 lookup of other keys (the next entry of a chain) is another call.
+    if (next.kind === 'call' && next.retried && phase.kind === 'call' && next.name === phase.name && next.marker === phase.marker) return;
     phase = next;
     lastError = undefined;
     arm();

@@ -337,9 +337,13 @@ export async function startCacheFront(upstream: Upstream, cacheInfo: string, onF
           res.end();
           return;
         }
-        inflight.add(answer.body);
         // Nix dropping a download (it has the path after all, or it stops) is not the cache failing: the
-        // upstream request ends with it, and the cache stays in use.
+        // upstream request ends with it, and the cache stays in use; also when it went before the answer came.
+        if (res.destroyed || req.socket.destroyed) {
+          answer.body.destroy();
+          return;
+        }
+        inflight.add(answer.body);
         let dropped = false;
         res.on('close', () => {
           if (res.writableFinished) return;

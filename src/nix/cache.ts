@@ -45,6 +45,7 @@ import { keyName, parseSecretKey } from './signing.js';
 import { layerRecordFile, layerRecordTrusted, recordDigest, signLayerRecord } from './layer-record.js';
 import { closure, nixOutput, pathInfo, type PathInfo } from './store.js';
 import { inChain, isBaseKey, purgeSuperseded, type PurgeResult } from './purge.js';
+import { secretSettingOf } from './secrets.js';
 
 /** The chain manifest every entry carries (not trusted for anything a signature guards: it only names entries to fetch). */
 export const CHAIN_MANIFEST = 'nix-image-action-chain.json';
@@ -203,6 +204,21 @@ export async function lockHash(nix: string, flake: string, env: NodeJS.ProcessEn
 
 const safe = (s: string): string => s.replace(/[^A-Za-z0-9._-]/g, '_');
 
+/** Flags that change what Nix prints, not what it builds. */
+const LOG_FLAGS = new Set(['-L', '--print-build-logs', '--show-trace', '-v', '--verbose', '--quiet', '--debug', '--no-link', '--json', '--keep-going', '-k']);
+
+/** build-args as they name the build in a key: no log flags, no secret values (a key is listed to anyone
+ *  who can read the repository's caches), and an input overridden to a flake's rev named without the rev
+ *  (`--override-input app github:o/app/<sha>` is the same input on every commit). */
+export function keyArgs(args: string[]): string[] {
+  return args.flatMap((arg, i) => {
+    if (LOG_FLAGS.has(arg)) return [];
+    if (secretSettingOf(args, i) !== undefined) return ['<secret>'];
+    if (args[i - 2] === '--override-input') return [flakeIdentity(arg).replace(/^local:/, 'path:')];
+    return [arg];
+  });
+}
+
 /**
  * The key up to its path set, and the prefixes to restore from. `buildArgs` (split) name the build as much
  * as the flake does (`--system`, `--override-input`, `--arg`): matrix legs that differ only there keep
@@ -215,7 +231,8 @@ export function cacheKeys(opts: { keyPrefix?: string; attr: string; flakeId: str
   }
   const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
   const withAttr = `${system}${safe(opts.attr)}-`;
-  const build = opts.buildArgs?.length ? `${opts.flakeId}\0${opts.buildArgs.join('\0')}` : opts.flakeId;
+  const args = keyArgs(opts.buildArgs ?? []);
+  const build = args.length ? `${opts.flakeId}\0${args.join('\0')}` : opts.flakeId;
   const withFlake = `${withAttr}${hex(build, 8)}-`;
   const keyBase = `${withFlake}${opts.lock}-`;
   return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };

@@ -392,6 +392,7 @@ async function sendPaths(
       await put(upstream!, '/nix-cache-info', { text: cacheInfo }, 'text/x-nix-cache-info');
     }
     const slot = limiter(UPLOADS);
+    const narinfoSlot = limiter(UPLOADS);
     // A narinfo is published only once those of the paths it refers to (of this upload) are: a cache never
     // names a path whose references it lacks. The wait is outside the upload slots, so nothing waits on a
     // queued upload while holding one.
@@ -425,19 +426,24 @@ async function sendPaths(
           if (!nar) return;
           const refs = info.references.filter((r) => r !== info.path && published.has(r));
           if (!(await Promise.all(refs.map((r) => published.get(r)!))).every(Boolean)) return;
-          const text = narinfo(info, key, nar);
-          try {
-            if (cache.kind === 'file') {
-              const meta = join(work, `${hashPart(info.path)}.narinfo`);
-              await writeFile(meta, text, { mode: 0o644 });
-              await rename(meta, join(cache.base, `${hashPart(info.path)}.narinfo`));
-            } else {
-              await put(upstream!, `/${hashPart(info.path)}.narinfo`, { text }, 'text/x-nix-narinfo');
+          // Narinfos go out a few at a time too: a path many refer to, done last, frees them all at once.
+          const done = await narinfoSlot(async () => {
+            try {
+              const text = narinfo(info, key, nar);
+              if (cache.kind === 'file') {
+                const meta = join(work, `${hashPart(info.path)}.narinfo`);
+                await writeFile(meta, text, { mode: 0o644 });
+                await rename(meta, join(cache.base, `${hashPart(info.path)}.narinfo`));
+              } else {
+                await put(upstream!, `/${hashPart(info.path)}.narinfo`, { text }, 'text/x-nix-narinfo');
+              }
+              return true;
+            } catch (error) {
+              stopped ??= (error as Error).message;
+              return false;
             }
-          } catch (error) {
-            stopped ??= (error as Error).message;
-            return;
-          }
+          });
+          if (!done) return;
           uploaded.push(info.path);
           bytes += nar.fileSize;
           ok = true;

@@ -449,7 +449,10 @@ export async function pushImage(opts: PushOptions): Promise<PushResult> {
             const inRegistry = upload.then(() => undefined);
             inRegistry.catch(() => undefined); // the upload's own failure is the task's; a listener may not wait on it
             mirrored = opts.onMade?.(desc, made.file, inRegistry, run.signal);
-            mirrored?.catch(() => undefined);
+            // Either failing fails the push at once: the other (this layer's copy elsewhere, or its upload
+            // here) is aborted, not waited for.
+            upload.catch((e: unknown) => run.fail(e));
+            mirrored?.catch((e: unknown) => run.fail(e));
             const report = await upload;
             await mirrored;
             return report;

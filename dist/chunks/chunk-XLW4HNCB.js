@@ -71876,7 +71876,7 @@ function phaseOf(line, op) {
   let m = /^::debug::\[Request\] (\w+) /.exec(line);
   if (m) return { name: RPC[m[1]] ?? m[1], kind: "call" };
   m = /^::debug::Resource Url: \S*\/_apis\/artifactcache\/(cache\?|caches$)/.exec(line);
-  if (m) return { name: m[1] === "caches" ? "reserve" : "lookup", kind: "call", retried: true };
+  if (m) return { name: m[1] === "caches" ? "reserve" : "lookup", kind: "call", retried: true, marker: line };
   if (/^::debug::Commiting cache/.test(line)) return { name: "commit", kind: "call" };
   if (/^::debug::Starting download of archive to: /.test(line)) return { name: "download", kind: "work" };
   if (/^::debug::Archive Path: /.test(line)) return { name: op === "restore" ? "download" : "archive", kind: "work" };
@@ -71939,7 +71939,7 @@ async function cacheCall(request, opts = {}) {
     }, ms);
   };
   const enter = (next) => {
-    if (next.kind === "call" && next.retried && phase.kind === "call" && next.name === phase.name) return;
+    if (next.kind === "call" && next.retried && phase.kind === "call" && next.name === phase.name && next.marker === phase.marker) return;
     phase = next;
     lastError = void 0;
     arm();
@@ -72864,6 +72864,10 @@ async function startCacheFront(upstream, cacheInfo, onFailure) {
           res.end();
           return;
         }
+        if (res.destroyed || req.socket.destroyed) {
+          answer.body.destroy();
+          return;
+        }
         inflight.add(answer.body);
         let dropped = false;
         res.on("close", () => {
@@ -73023,6 +73027,15 @@ async function lockHash(nix, flake, env, workspace) {
   return hex(lock && existsSync6(lock) ? readFileSync3(lock) : Buffer.from(`no-lock:${flake}`), 16);
 }
 var safe = (s) => s.replace(/[^A-Za-z0-9._-]/g, "_");
+var LOG_FLAGS = /* @__PURE__ */ new Set(["-L", "--print-build-logs", "--show-trace", "-v", "--verbose", "--quiet", "--debug", "--no-link", "--json", "--keep-going", "-k"]);
+function keyArgs(args) {
+  return args.flatMap((arg, i) => {
+    if (LOG_FLAGS.has(arg)) return [];
+    if (secretSettingOf(args, i) !== void 0) return ["<secret>"];
+    if (args[i - 2] === "--override-input") return [flakeIdentity(arg).replace(/^local:/, "path:")];
+    return [arg];
+  });
+}
 function cacheKeys(opts) {
   if (opts.keyPrefix) {
     const keyBase2 = `${safe(opts.keyPrefix)}-`;
@@ -73030,7 +73043,8 @@ function cacheKeys(opts) {
   }
   const system = `nix-image-${opts.platform ?? process.platform}-${opts.arch ?? process.arch}-`;
   const withAttr = `${system}${safe(opts.attr)}-`;
-  const build = opts.buildArgs?.length ? `${opts.flakeId}\0${opts.buildArgs.join("\0")}` : opts.flakeId;
+  const args = keyArgs(opts.buildArgs ?? []);
+  const build = args.length ? `${opts.flakeId}\0${args.join("\0")}` : opts.flakeId;
   const withFlake = `${withAttr}${hex(build, 8)}-`;
   const keyBase = `${withFlake}${opts.lock}-`;
   return { keyBase, restoreKeys: [keyBase, withFlake, withAttr, system] };
@@ -73539,6 +73553,7 @@ Priority: ${BINARY_CACHE_PRIORITY}
       await put(upstream, "/nix-cache-info", { text: cacheInfo }, "text/x-nix-cache-info");
     }
     const slot = limiter(UPLOADS);
+    const narinfoSlot = limiter(UPLOADS);
     const published = /* @__PURE__ */ new Map();
     const settle = /* @__PURE__ */ new Map();
     for (const info2 of paths) published.set(info2.path, new Promise((resolve4) => settle.set(info2.path, resolve4)));
@@ -73568,19 +73583,23 @@ Priority: ${BINARY_CACHE_PRIORITY}
           if (!nar) return;
           const refs = info2.references.filter((r) => r !== info2.path && published.has(r));
           if (!(await Promise.all(refs.map((r) => published.get(r)))).every(Boolean)) return;
-          const text = narinfo(info2, key, nar);
-          try {
-            if (cache.kind === "file") {
-              const meta = join14(work, `${hashPart(info2.path)}.narinfo`);
-              await writeFile5(meta, text, { mode: 420 });
-              await rename2(meta, join14(cache.base, `${hashPart(info2.path)}.narinfo`));
-            } else {
-              await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
+          const done = await narinfoSlot(async () => {
+            try {
+              const text = narinfo(info2, key, nar);
+              if (cache.kind === "file") {
+                const meta = join14(work, `${hashPart(info2.path)}.narinfo`);
+                await writeFile5(meta, text, { mode: 420 });
+                await rename2(meta, join14(cache.base, `${hashPart(info2.path)}.narinfo`));
+              } else {
+                await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
+              }
+              return true;
+            } catch (error2) {
+              stopped ??= error2.message;
+              return false;
             }
-          } catch (error2) {
-            stopped ??= error2.message;
-            return;
-          }
+          });
+          if (!done) return;
           uploaded.push(info2.path);
           bytes += nar.fileSize;
           ok3 = true;
@@ -74956,7 +74975,8 @@ async function pushImage(opts) {
             const inRegistry = upload.then(() => void 0);
             inRegistry.catch(() => void 0);
             mirrored = opts.onMade?.(desc, made.file, inRegistry, run.signal);
-            mirrored?.catch(() => void 0);
+            upload.catch((e) => run.fail(e));
+            mirrored?.catch((e) => run.fail(e));
             const report2 = await upload;
             await mirrored;
             return report2;
