@@ -3,6 +3,7 @@ import {
   AuthError,
   COMPRESSION_LEVELS,
   DEFAULT_NIX_VERSION,
+  FailFast,
   HttpClient,
   ImageMismatchError,
   LAYERS_AT_ONCE,
@@ -81,7 +82,7 @@ import {
   warning,
   withoutSecrets,
   writeImageDocuments
-} from "./chunks/chunk-XLW4HNCB.js";
+} from "./chunks/chunk-3I4GD6SW.js";
 
 // src/threadpool.ts
 var IO_THREADS = 4;
@@ -3886,19 +3887,9 @@ function blobPlacer(source, target, before, logger2) {
 async function copyImage(made, source, target, before, logger2, placer = blobPlacer(source, target, before, logger2)) {
   const started = Date.now();
   const actions = /* @__PURE__ */ new Map();
-  const stop = new AbortController();
-  let first;
-  for (const blob of [made.config, ...made.layers]) {
-    if (actions.has(blob.digest)) continue;
-    const action = placer.place(blob, void 0, stop.signal);
-    action.catch((reason) => {
-      first ??= { reason };
-      stop.abort(reason);
-    });
-    actions.set(blob.digest, action);
-  }
-  await Promise.allSettled(actions.values());
-  if (first) throw first.reason;
+  const run3 = new FailFast();
+  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, run3.track(placer.place(blob, void 0, run3.signal)));
+  await run3.settle();
   const layers = [];
   for (const l of made.layers) layers.push({ ...l, action: await actions.get(l.digest) });
   const digest = await target.putManifest(made.digest, made.manifest.bytes, made.manifest.mediaType);

@@ -14,7 +14,7 @@ import {
   setSecret,
   uploadToBinaryCache,
   warning
-} from "./chunks/chunk-XLW4HNCB.js";
+} from "./chunks/chunk-3I4GD6SW.js";
 
 // src/post.ts
 import { rm } from "node:fs/promises";

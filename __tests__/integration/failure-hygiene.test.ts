@@ -415,6 +415,8 @@ describe('a push to two registries whose first refuses a layer', () => {
       const small = (await dryRun(source)).layers[2]!.digest;
       const closed = slow.seen.filter((r) => r.method === 'PUT' && /[?&]digest=/.test(r.url)).map((r) => decodeURIComponent(r.url));
       expect(closed.filter((u) => !u.includes(small))).toEqual([]);
+      // Of the two large layers' 16 MiB, less than one layer's worth reached the second registry.
+      expect(slow.seen.filter((r) => r.method === 'PATCH').reduce((n, r) => n + r.bytes, 0)).toBeLessThan(8 * MiB);
       expect(stray.stop(), 'unhandled rejections').toEqual([]);
       expect(await readdir(tmp)).toEqual([]);
       expect(await tagged('hygiene/two')).toBe(false);

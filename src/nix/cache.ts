@@ -214,7 +214,7 @@ export function keyArgs(args: string[]): string[] {
   return args.flatMap((arg, i) => {
     if (LOG_FLAGS.has(arg)) return [];
     if (secretSettingOf(args, i) !== undefined) return ['<secret>'];
-    if (args[i - 2] === '--override-input') return [flakeIdentity(arg).replace(/^local:/, 'path:')];
+    if (args[i - 2] === '--override-input') return [flakeIdentity(arg)];
     return [arg];
   });
 }

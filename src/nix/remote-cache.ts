@@ -395,63 +395,58 @@ async function sendPaths(
     const narinfoSlot = limiter(UPLOADS);
     // A narinfo is published only once those of the paths it refers to (of this upload) are: a cache never
     // names a path whose references it lacks. The wait is outside the upload slots, so nothing waits on a
-    // queued upload while holding one.
+    // queued upload while holding one. Each path's promise says whether it was published.
     const published = new Map<string, Promise<boolean>>();
-    const settle = new Map<string, (ok: boolean) => void>();
-    for (const info of paths) published.set(info.path, new Promise<boolean>((resolve) => settle.set(info.path, resolve)));
-    await Promise.all(
-      paths.map(async (info, i) => {
-        let ok = false;
+    const publish = async (info: PathInfo, i: number): Promise<boolean> => {
+      const nar = await slot(async () => {
+        if (stopped) return undefined;
+        const temp = join(work, `${i}-${hashPart(info.path)}.nar`);
         try {
-          const nar = await slot(async () => {
-            if (stopped) return undefined;
-            const temp = join(work, `${i}-${hashPart(info.path)}.nar`);
-            try {
-              const packed = await packNar(state.nix, info, temp, env);
-              if (cache.kind === 'file') {
-                // Readable by whoever reads the directory (another user's Nix), as its narinfo is.
-                await chmod(temp, 0o644);
-                await rename(temp, join(cache.base, packed.url));
-              } else {
-                await put(upstream!, `/${packed.url}`, { file: temp, size: (await stat(temp)).size }, 'application/x-nix-nar');
-              }
-              return packed;
-            } catch (error) {
-              stopped ??= (error as Error).message;
-              return undefined;
-            } finally {
-              await rm(temp, { force: true });
-            }
-          });
-          if (!nar) return;
-          const refs = info.references.filter((r) => r !== info.path && published.has(r));
-          if (!(await Promise.all(refs.map((r) => published.get(r)!))).every(Boolean)) return;
-          // Narinfos go out a few at a time too: a path many refer to, done last, frees them all at once.
-          const done = await narinfoSlot(async () => {
-            try {
-              const text = narinfo(info, key, nar);
-              if (cache.kind === 'file') {
-                const meta = join(work, `${hashPart(info.path)}.narinfo`);
-                await writeFile(meta, text, { mode: 0o644 });
-                await rename(meta, join(cache.base, `${hashPart(info.path)}.narinfo`));
-              } else {
-                await put(upstream!, `/${hashPart(info.path)}.narinfo`, { text }, 'text/x-nix-narinfo');
-              }
-              return true;
-            } catch (error) {
-              stopped ??= (error as Error).message;
-              return false;
-            }
-          });
-          if (!done) return;
-          uploaded.push(info.path);
-          bytes += nar.fileSize;
-          ok = true;
+          const packed = await packNar(state.nix, info, temp, env);
+          if (cache.kind === 'file') {
+            // Readable by whoever reads the directory (another user's Nix), as its narinfo is.
+            await chmod(temp, 0o644);
+            await rename(temp, join(cache.base, packed.url));
+          } else {
+            await put(upstream!, `/${packed.url}`, { file: temp, size: (await stat(temp)).size }, 'application/x-nix-nar');
+          }
+          return packed;
+        } catch (error) {
+          stopped ??= (error as Error).message;
+          return undefined;
         } finally {
-          settle.get(info.path)!(ok);
+          await rm(temp, { force: true });
         }
-      }),
-    );
+      });
+      if (!nar) return false;
+      // Every task is in the map before any resumes from its first await.
+      const refs = info.references.filter((r) => r !== info.path && published.has(r));
+      if (!(await Promise.all(refs.map((r) => published.get(r)!))).every(Boolean)) return false;
+      // Narinfos go out a few at a time too: a path many refer to, done last, frees them all at once.
+      const done = await narinfoSlot(async () => {
+        try {
+          const text = narinfo(info, key, nar);
+          if (cache.kind === 'file') {
+            const meta = join(work, `${hashPart(info.path)}.narinfo`);
+            await writeFile(meta, text, { mode: 0o644 });
+            await rename(meta, join(cache.base, `${hashPart(info.path)}.narinfo`));
+          } else {
+            await put(upstream!, `/${hashPart(info.path)}.narinfo`, { text }, 'text/x-nix-narinfo');
+          }
+          return true;
+        } catch (error) {
+          stopped ??= (error as Error).message;
+          return false;
+        }
+      });
+      if (done) {
+        uploaded.push(info.path);
+        bytes += nar.fileSize;
+      }
+      return done;
+    };
+    for (const [i, info] of paths.entries()) published.set(info.path, publish(info, i));
+    await Promise.all(published.values());
   } catch (error) {
     stopped ??= (error as Error).message;
   } finally {

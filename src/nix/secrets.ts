@@ -54,13 +54,11 @@ const TOKEN_AS_USER = 20;
  *  long enough to be a token (`https://ghp_…@github.com/…`). */
 function valueUrlSecrets(value: string): string[] {
   return value.split(/\s+/).flatMap((item) => {
-    const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)@/i.exec(item);
-    if (!m) return [];
-    const [, scheme, userinfo] = m as unknown as [string, string, string];
-    const colon = userinfo.indexOf(':');
-    if (colon >= 0 && colon < userinfo.length - 1) return urlSecrets(item).filter((s) => s !== userinfo);
-    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
-    return /(^|\+)https?$/i.test(scheme) && user.length >= TOKEN_AS_USER ? [user] : [];
+    const [userinfo, ...secret] = urlSecrets(item);
+    if (userinfo === undefined) return [];
+    const user = userinfo.replace(/:$/, '');
+    if (user.includes(':')) return secret; // a password: as written and decoded
+    return /^(?:[a-z0-9.-]+\+)?https?:\/\//i.test(item) && user.length >= TOKEN_AS_USER ? [user] : [];
   });
 }
 

@@ -31,6 +31,7 @@ import { zstdDescription } from '../image/zstd.js';
 import type { ImageInput, ImageSource, LayerListing, LayerSource } from '../image/types.js';
 import type { ClientStats, RegistryClient } from './client.js';
 import { AuthError } from './transport/error.js';
+import { FailFast } from './fail-fast.js';
 import { limiter } from './limit.js';
 import { buildOciManifest, knownLayers, LAYER_KEY_ANNOTATION, layerMediaType, type BuiltManifest, type KnownLayer } from './manifest.js';
 import type { ReuseRef } from './reference.js';
@@ -253,48 +254,6 @@ export class UploadProgress {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-  }
-}
-
-/** Runs tasks; the first failure aborts the rest (through `signal`) and is the one reported. */
-class FailFast {
-  readonly controller = new AbortController();
-  private first?: unknown;
-  private readonly tasks: Promise<unknown>[] = [];
-  /** Rejects with the first failure, the moment it happens. */
-  readonly failed: Promise<never>;
-  private rejectFailed!: (error: unknown) => void;
-
-  constructor() {
-    this.failed = new Promise<never>((_, reject) => (this.rejectFailed = reject));
-    this.failed.catch(() => undefined);
-  }
-
-  get signal(): AbortSignal {
-    return this.controller.signal;
-  }
-
-  fail(error: unknown): void {
-    if (this.first !== undefined) return;
-    this.first = error;
-    this.controller.abort(error);
-    this.rejectFailed(error);
-  }
-
-  /** Throws the first failure, if any. */
-  check(): void {
-    if (this.first !== undefined) throw this.first;
-  }
-
-  track<T>(task: Promise<T>): Promise<T> {
-    task.catch((e: unknown) => this.fail(e));
-    this.tasks.push(task);
-    return task;
-  }
-
-  async settle(): Promise<void> {
-    await Promise.allSettled(this.tasks);
-    this.check();
   }
 }
 

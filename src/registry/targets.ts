@@ -7,6 +7,7 @@
 // repository this is exactly pushImage.
 import { createReadStream } from 'node:fs';
 import { Readable } from 'node:stream';
+import { FailFast } from './fail-fast.js';
 import { limiter } from './limit.js';
 import { readLayerRecord, recordLayers } from '../nix/layer-record.js';
 import type { ImageInput } from '../image/types.js';
@@ -143,19 +144,9 @@ export async function copyImage(made: PushResult, source: RegistryClient, target
   // Distinct blobs once each (an image may hold one layer twice), the config with them.
   const actions = new Map<string, Promise<LayerReport['action']>>();
   // The first failure stops the other copies (their requests aborted) and is the one reported.
-  const stop = new AbortController();
-  let first: { reason: unknown } | undefined;
-  for (const blob of [made.config, ...made.layers]) {
-    if (actions.has(blob.digest)) continue;
-    const action = placer.place(blob, undefined, stop.signal);
-    action.catch((reason: unknown) => {
-      first ??= { reason };
-      stop.abort(reason);
-    });
-    actions.set(blob.digest, action);
-  }
-  await Promise.allSettled(actions.values());
-  if (first) throw first.reason;
+  const run = new FailFast();
+  for (const blob of [made.config, ...made.layers]) if (!actions.has(blob.digest)) actions.set(blob.digest, run.track(placer.place(blob, undefined, run.signal)));
+  await run.settle();
   const layers: LayerReport[] = [];
   for (const l of made.layers) layers.push({ ...l, action: await actions.get(l.digest)! });
   const digest = await target.putManifest(made.digest, made.manifest.bytes, made.manifest.mediaType);

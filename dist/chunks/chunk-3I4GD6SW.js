@@ -31867,13 +31867,11 @@ function accessTokens(value) {
 var TOKEN_AS_USER = 20;
 function valueUrlSecrets(value) {
   return value.split(/\s+/).flatMap((item) => {
-    const m = /^([a-z][a-z0-9+.-]*):\/\/([^/?#]*)@/i.exec(item);
-    if (!m) return [];
-    const [, scheme, userinfo] = m;
-    const colon = userinfo.indexOf(":");
-    if (colon >= 0 && colon < userinfo.length - 1) return urlSecrets(item).filter((s) => s !== userinfo);
-    const user = colon >= 0 ? userinfo.slice(0, colon) : userinfo;
-    return /(^|\+)https?$/i.test(scheme) && user.length >= TOKEN_AS_USER ? [user] : [];
+    const [userinfo, ...secret2] = urlSecrets(item);
+    if (userinfo === void 0) return [];
+    const user = userinfo.replace(/:$/, "");
+    if (user.includes(":")) return secret2;
+    return /^(?:[a-z0-9.-]+\+)?https?:\/\//i.test(item) && user.length >= TOKEN_AS_USER ? [user] : [];
   });
 }
 function buildArgSecrets(args) {
@@ -73032,7 +73030,7 @@ function keyArgs(args) {
   return args.flatMap((arg, i) => {
     if (LOG_FLAGS.has(arg)) return [];
     if (secretSettingOf(args, i) !== void 0) return ["<secret>"];
-    if (args[i - 2] === "--override-input") return [flakeIdentity(arg).replace(/^local:/, "path:")];
+    if (args[i - 2] === "--override-input") return [flakeIdentity(arg)];
     return [arg];
   });
 }
@@ -73555,59 +73553,53 @@ Priority: ${BINARY_CACHE_PRIORITY}
     const slot = limiter(UPLOADS);
     const narinfoSlot = limiter(UPLOADS);
     const published = /* @__PURE__ */ new Map();
-    const settle = /* @__PURE__ */ new Map();
-    for (const info2 of paths) published.set(info2.path, new Promise((resolve4) => settle.set(info2.path, resolve4)));
-    await Promise.all(
-      paths.map(async (info2, i) => {
-        let ok3 = false;
+    const publish = async (info2, i) => {
+      const nar = await slot(async () => {
+        if (stopped) return void 0;
+        const temp = join14(work, `${i}-${hashPart(info2.path)}.nar`);
         try {
-          const nar = await slot(async () => {
-            if (stopped) return void 0;
-            const temp = join14(work, `${i}-${hashPart(info2.path)}.nar`);
-            try {
-              const packed = await packNar(state3.nix, info2, temp, env);
-              if (cache.kind === "file") {
-                await chmod2(temp, 420);
-                await rename2(temp, join14(cache.base, packed.url));
-              } else {
-                await put(upstream, `/${packed.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
-              }
-              return packed;
-            } catch (error2) {
-              stopped ??= error2.message;
-              return void 0;
-            } finally {
-              await rm6(temp, { force: true });
-            }
-          });
-          if (!nar) return;
-          const refs = info2.references.filter((r) => r !== info2.path && published.has(r));
-          if (!(await Promise.all(refs.map((r) => published.get(r)))).every(Boolean)) return;
-          const done = await narinfoSlot(async () => {
-            try {
-              const text = narinfo(info2, key, nar);
-              if (cache.kind === "file") {
-                const meta = join14(work, `${hashPart(info2.path)}.narinfo`);
-                await writeFile5(meta, text, { mode: 420 });
-                await rename2(meta, join14(cache.base, `${hashPart(info2.path)}.narinfo`));
-              } else {
-                await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
-              }
-              return true;
-            } catch (error2) {
-              stopped ??= error2.message;
-              return false;
-            }
-          });
-          if (!done) return;
-          uploaded.push(info2.path);
-          bytes += nar.fileSize;
-          ok3 = true;
+          const packed = await packNar(state3.nix, info2, temp, env);
+          if (cache.kind === "file") {
+            await chmod2(temp, 420);
+            await rename2(temp, join14(cache.base, packed.url));
+          } else {
+            await put(upstream, `/${packed.url}`, { file: temp, size: (await stat4(temp)).size }, "application/x-nix-nar");
+          }
+          return packed;
+        } catch (error2) {
+          stopped ??= error2.message;
+          return void 0;
         } finally {
-          settle.get(info2.path)(ok3);
+          await rm6(temp, { force: true });
         }
-      })
-    );
+      });
+      if (!nar) return false;
+      const refs = info2.references.filter((r) => r !== info2.path && published.has(r));
+      if (!(await Promise.all(refs.map((r) => published.get(r)))).every(Boolean)) return false;
+      const done = await narinfoSlot(async () => {
+        try {
+          const text = narinfo(info2, key, nar);
+          if (cache.kind === "file") {
+            const meta = join14(work, `${hashPart(info2.path)}.narinfo`);
+            await writeFile5(meta, text, { mode: 420 });
+            await rename2(meta, join14(cache.base, `${hashPart(info2.path)}.narinfo`));
+          } else {
+            await put(upstream, `/${hashPart(info2.path)}.narinfo`, { text }, "text/x-nix-narinfo");
+          }
+          return true;
+        } catch (error2) {
+          stopped ??= error2.message;
+          return false;
+        }
+      });
+      if (done) {
+        uploaded.push(info2.path);
+        bytes += nar.fileSize;
+      }
+      return done;
+    };
+    for (const [i, info2] of paths.entries()) published.set(info2.path, publish(info2, i));
+    await Promise.all(published.values());
   } catch (error2) {
     stopped ??= error2.message;
   } finally {
@@ -74566,6 +74558,42 @@ function httpError(opts) {
   return new Kind(message, opts.status, code, retryAfterMs);
 }
 
+// src/registry/fail-fast.ts
+var FailFast = class {
+  controller = new AbortController();
+  first;
+  tasks = [];
+  /** Rejects with the first failure, the moment it happens. */
+  failed;
+  rejectFailed;
+  constructor() {
+    this.failed = new Promise((_, reject) => this.rejectFailed = reject);
+    this.failed.catch(() => void 0);
+  }
+  get signal() {
+    return this.controller.signal;
+  }
+  fail(error2) {
+    if (this.first !== void 0) return;
+    this.first = error2;
+    this.controller.abort(error2);
+    this.rejectFailed(error2);
+  }
+  /** Throws the first failure, if any. */
+  check() {
+    if (this.first !== void 0) throw this.first;
+  }
+  track(task) {
+    task.catch((e) => this.fail(e));
+    this.tasks.push(task);
+    return task;
+  }
+  async settle() {
+    await Promise.allSettled(this.tasks);
+    this.check();
+  }
+};
+
 // src/registry/types.ts
 var MediaTypes2 = {
   ociManifest: "application/vnd.oci.image.manifest.v1+json",
@@ -74802,40 +74830,6 @@ var UploadProgress2 = class {
   }
   stop() {
     if (this.timer) clearInterval(this.timer);
-  }
-};
-var FailFast = class {
-  controller = new AbortController();
-  first;
-  tasks = [];
-  /** Rejects with the first failure, the moment it happens. */
-  failed;
-  rejectFailed;
-  constructor() {
-    this.failed = new Promise((_, reject) => this.rejectFailed = reject);
-    this.failed.catch(() => void 0);
-  }
-  get signal() {
-    return this.controller.signal;
-  }
-  fail(error2) {
-    if (this.first !== void 0) return;
-    this.first = error2;
-    this.controller.abort(error2);
-    this.rejectFailed(error2);
-  }
-  /** Throws the first failure, if any. */
-  check() {
-    if (this.first !== void 0) throw this.first;
-  }
-  track(task) {
-    task.catch((e) => this.fail(e));
-    this.tasks.push(task);
-    return task;
-  }
-  async settle() {
-    await Promise.allSettled(this.tasks);
-    this.check();
   }
 };
 async function pushImage(opts) {
@@ -76105,6 +76099,7 @@ export {
   describeBody,
   isRetryableStatus,
   httpError,
+  FailFast,
   knownLayers,
   pushImage,
   tagAll,
